@@ -1,0 +1,2 @@
+//! idpctl (being written).
+fn main() {}

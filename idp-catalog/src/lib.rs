@@ -1,0 +1,1 @@
+//! idp-catalog (being written).

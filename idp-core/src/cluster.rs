@@ -1,0 +1,1 @@
+//! Kubernetes plumbing (being written).

@@ -1,0 +1,1 @@
+//! idp-deploy (being written).

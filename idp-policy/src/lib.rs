@@ -1,0 +1,1 @@
+//! idp-policy (being written).

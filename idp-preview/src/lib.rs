@@ -1,0 +1,1 @@
+//! idp-preview (being written).
