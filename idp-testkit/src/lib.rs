@@ -1,1 +1,3 @@
 //! idp-testkit (being written).
+
+pub mod fixtures;

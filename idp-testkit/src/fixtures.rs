@@ -1,0 +1,1 @@
+//! Git fixtures (being written).
