@@ -41,18 +41,29 @@ impl Object {
                         )));
                     }
                 }
-                Ok(Self { value: map, source: None })
+                Ok(Self {
+                    value: map,
+                    source: None,
+                })
             }
-            _ => Err(Error::invalid_input("a Kubernetes object must be a mapping")),
+            _ => Err(Error::invalid_input(
+                "a Kubernetes object must be a mapping",
+            )),
         }
     }
     /// `apiVersion`.
     pub fn api_version(&self) -> &str {
-        self.value.get("apiVersion").and_then(Value::as_str).unwrap_or_default()
+        self.value
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
     }
     /// `kind`.
     pub fn kind(&self) -> &str {
-        self.value.get("kind").and_then(Value::as_str).unwrap_or_default()
+        self.value
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
     }
     /// `metadata.name` (empty when absent).
     pub fn name(&self) -> &str {
@@ -87,7 +98,12 @@ impl Object {
     }
     /// The identity of this object.
     pub fn object_ref(&self) -> ObjectRef {
-        ObjectRef::new(self.api_version(), self.kind(), self.namespace(), self.name())
+        ObjectRef::new(
+            self.api_version(),
+            self.kind(),
+            self.namespace(),
+            self.name(),
+        )
     }
     /// The JSON mapping.
     pub fn as_map(&self) -> &Map<String, Value> {
@@ -156,7 +172,9 @@ impl ManifestSet {
 
 impl FromIterator<Object> for ManifestSet {
     fn from_iter<T: IntoIterator<Item = Object>>(iter: T) -> Self {
-        Self { objects: iter.into_iter().collect() }
+        Self {
+            objects: iter.into_iter().collect(),
+        }
     }
 }
 
