@@ -2,6 +2,8 @@
 //! hostile YAML is refused.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::fmt::Write as _;
+
 use idp_core::manifest::{ManifestSet, Object, ParseLimits};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
@@ -264,7 +266,7 @@ fn billion_laughs(levels: usize) -> String {
     );
     for level in 1..levels {
         let refs = vec![format!("*l{}", level - 1); 10].join(",");
-        yaml.push_str(&format!("  l{level}: &l{level} [{refs}]\n"));
+        writeln!(yaml, "  l{level}: &l{level} [{refs}]").unwrap();
     }
     yaml
 }

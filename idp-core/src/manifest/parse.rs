@@ -294,12 +294,10 @@ pub(super) fn parse(
     let text = match std::str::from_utf8(input) {
         Ok(text) => text,
         Err(e) => {
-            let valid = &input[..e.valid_up_to()];
-            let line = 1 + valid.iter().filter(|b| **b == b'\n').count();
-            // The prefix is valid UTF-8; it tells which document the bad byte is in.
-            let document = std::str::from_utf8(valid)
-                .ok()
-                .and_then(|prefix| document_starts(prefix, file, limits).ok())
+            // The prefix is valid UTF-8; it tells the line and the document.
+            let prefix = std::str::from_utf8(&input[..e.valid_up_to()]).unwrap_or_default();
+            let line = 1 + prefix.matches('\n').count();
+            let document = document_starts(prefix, file, limits)
                 .map_or(0, |starts| starts.len().saturating_sub(1));
             return Err(ParseError::new(
                 here(document, line),

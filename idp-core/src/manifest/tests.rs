@@ -1,6 +1,7 @@
 //! Unit tests for the manifest module.
 
 use std::error::Error as _;
+use std::fmt::Write as _;
 use std::path::Path;
 
 use serde_json::json;
@@ -340,7 +341,7 @@ fn alias_bomb_is_rejected() {
     for level in 1..10 {
         let prev = level - 1;
         let refs = vec![format!("*x{prev}"); 10].join(", ");
-        yaml.push_str(&format!("x{level}: &x{level} [{refs}]\n"));
+        writeln!(yaml, "x{level}: &x{level} [{refs}]").unwrap();
     }
     assert!(yaml.len() < 1500);
     let err = ManifestSet::parse(yaml.as_bytes(), Some(Path::new("bomb.yaml"))).unwrap_err();
@@ -362,9 +363,10 @@ fn deep_nesting_is_rejected() {
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     let json = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
     assert!(ManifestSet::parse(json.as_bytes(), Some(Path::new("deep.json"))).is_err());
-    let block: String = (0..500)
-        .map(|i| format!("{}k{i}:\n", " ".repeat(i)))
-        .collect();
+    let mut block = String::new();
+    for i in 0..500 {
+        writeln!(block, "{}k{i}:", " ".repeat(i)).unwrap();
+    }
     assert!(ManifestSet::parse(block.as_bytes(), None).is_err());
 }
 
