@@ -48,7 +48,9 @@ pub struct ParseLimits {
     /// Most parser events YAML aliases may replay in total — the bound on alias
     /// expansion. Default: 100,000.
     pub max_alias_expansion: usize,
-    /// Most nodes (scalars, mappings, sequences) in one YAML input. Default: 4,000,000.
+    /// Most nodes (scalars, mappings, sequences) in one input, which bounds the memory
+    /// the parsed values take. Default: 2,000,000 (far more than a 32 MiB file of real
+    /// manifests holds).
     pub max_nodes: usize,
 }
 
@@ -60,7 +62,7 @@ impl Default for ParseLimits {
             max_documents: 10_000,
             max_aliases: 10_000,
             max_alias_expansion: 100_000,
-            max_nodes: 4_000_000,
+            max_nodes: 2_000_000,
         }
     }
 }
@@ -342,6 +344,7 @@ fn parse_json(
     file: Option<&Path>,
     limits: &ParseLimits,
 ) -> Result<Vec<Document>, ParseError> {
+    check_json_nodes(text, file, limits)?;
     let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
     let mut documents = Vec::new();
     // Line counting is incremental so a long stream of values stays linear.
@@ -383,6 +386,49 @@ fn parse_json(
         }
     }
     Ok(documents)
+}
+
+/// Refuse JSON with more than [`ParseLimits::max_nodes`] values before building any:
+/// every value but the first of a document follows a `,`, `[` or `{` outside a string,
+/// so counting those bounds the number of values.
+fn check_json_nodes(
+    text: &str,
+    file: Option<&Path>,
+    limits: &ParseLimits,
+) -> Result<(), ParseError> {
+    let (mut nodes, mut line) = (0usize, 1usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for byte in text.bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                b'\n' => line += 1,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'\n' => line += 1,
+            b',' | b'[' | b'{' => {
+                nodes += 1;
+                if nodes > limits.max_nodes {
+                    return Err(ParseError::new(
+                        Source::new(file.map(Path::to_path_buf), 0, line),
+                        format!(
+                            "more than {} values (ParseLimits::max_nodes); split the \
+                             input or raise the limit",
+                            limits.max_nodes
+                        ),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn strip_json_location(e: &serde_json::Error) -> String {

@@ -383,6 +383,31 @@ fn limits_are_enforced() {
         ManifestSet::parse_with(b"[]\n[]\n[]\n", Some(Path::new("a.json")), &limits).unwrap_err();
     assert!(err.to_string().contains("max_documents"), "{err}");
 
+    let limits = ParseLimits::default().with_max_nodes(10);
+    let many = format!("[{}0]", "0,".repeat(20));
+    let err =
+        ManifestSet::parse_with(many.as_bytes(), Some(Path::new("a.json")), &limits).unwrap_err();
+    assert!(err.to_string().contains("max_nodes"), "{err}");
+    let yaml = format!("a: [{}0]", "0,".repeat(20));
+    let err = ManifestSet::parse_with(yaml.as_bytes(), None, &limits).unwrap_err();
+    assert!(err.to_string().contains("limit"), "{err}");
+    // Commas inside strings are not values.
+    let quoted = format!(
+        r#"{{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {{"name": "a"}}, "data": {{"a": "{}\\\""}}}}"#,
+        ",".repeat(50)
+    );
+    let set = ManifestSet::parse_with(quoted.as_bytes(), Some(Path::new("a.json")), &limits)
+        .unwrap_or_else(|e| panic!("{e}: {quoted}"));
+    assert_eq!(
+        set.objects()[0]
+            .pointer("/data/a")
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .len(),
+        52
+    );
+
     let limits = ParseLimits::default().with_max_depth(3);
     let json = br#"{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"a": {"b": {}}}}"#;
     let err = ManifestSet::parse_with(json, Some(Path::new("a.json")), &limits).unwrap_err();
