@@ -370,25 +370,48 @@ fn push_once(
         .to_owned();
     let named = open_remote(repo, ctx, remote)?.name_bytes().is_some();
     let tracking = tracking_ref(remote, named, &short);
-    // Is the branch on the remote at all? (Fetching a missing ref is an error.)
-    let exists = {
-        let mut r = open_remote(repo, ctx, remote)?;
-        let state = CallbackState::default();
-        let conn = r
-            .connect_auth(Direction::Fetch, Some(callbacks(&state)), None)
-            .map_err(ctx.git(format_args!("connect to {remote}")))?;
-        let heads = conn
-            .list()
-            .map_err(ctx.git(format_args!("list refs of {remote}")))?;
-        heads.iter().any(|h| h.name() == refname)
-    };
-    if exists {
-        do_fetch(repo, ctx, remote, &[format!("+{refname}:{tracking}")])?;
-    }
-    let base = if exists {
-        ref_commit(repo, ctx, &tracking)?
-    } else {
-        None
+    let local = local_remote_path(repo, remote);
+    let base = match &local {
+        // A local remote: read its branch directly and copy the objects we lack.
+        Some(remote_path) => {
+            let target = Repository::open(remote_path)
+                .map_err(ctx.git(format_args!("open remote {remote}")))?;
+            match target.refname_to_id(&refname) {
+                Ok(tip) => {
+                    copy_objects(&target, repo, tip)
+                        .map_err(ctx.git(format_args!("fetch {refname} from {remote}")))?;
+                    let _ = repo.reference(&tracking, tip, true, "idp: fetched");
+                    Some(repo.find_commit(tip).map_err(ctx.git(&tracking))?)
+                }
+                Err(e) if e.code() == git2::ErrorCode::NotFound => None,
+                Err(e) => return Err(ctx.from_git(&format!("{refname} in {remote}"), e)),
+            }
+        }
+        None => {
+            // Is the branch on the remote at all? (Fetching a missing ref is an error.)
+            let exists = {
+                let mut r = open_remote(repo, ctx, remote)?;
+                let state = CallbackState::default();
+                let conn = r
+                    .connect_auth(Direction::Fetch, Some(callbacks(&state)), None)
+                    .map_err(ctx.git(format_args!("connect to {remote}")))?;
+                let heads = conn
+                    .list()
+                    .map_err(ctx.git(format_args!("list refs of {remote}")))?;
+                heads.iter().any(|h| h.name() == refname)
+            };
+            if exists {
+                match do_fetch(repo, ctx, remote, &[format!("+{refname}:{tracking}")]) {
+                    Ok(()) => {}
+                    // Another task in this process is fetching into the same repository.
+                    Err(e) if e.kind() == ErrorKind::Conflict => return Ok(Step::Moved(e)),
+                    Err(e) => return Err(e),
+                }
+                ref_commit(repo, ctx, &tracking)?
+            } else {
+                None
+            }
+        }
     };
     let base_id = base.as_ref().map(git2::Commit::id);
     let message = req.full_message()?;
@@ -413,14 +436,22 @@ fn push_once(
             )));
         }
     };
-    // libgit2 pushes refs, not bare commits: park the commit under a private ref.
-    let temp = format!("refs/idp/push/{}", rand::random::<u64>());
-    repo.reference(&temp, oid, true, "idp: commit to push")
-        .map_err(ctx.git(&temp))?;
-    let pushed = do_push(repo, ctx, remote, &[format!("{temp}:{refname}")]);
-    if let Ok(mut r) = repo.find_reference(&temp) {
-        let _ = r.delete();
-    }
+    let pushed = match &local {
+        Some(remote_path) => {
+            push_local_cas(repo, ctx, remote, &remote_path, &refname, oid, base_id)
+        }
+        None => {
+            // libgit2 pushes refs, not bare commits: park the commit under a private ref.
+            let temp = format!("refs/idp/push/{}", rand::random::<u64>());
+            repo.reference(&temp, oid, true, "idp: commit to push")
+                .map_err(ctx.git(&temp))?;
+            let pushed = do_push(repo, ctx, remote, &[format!("{temp}:{refname}")]);
+            if let Ok(mut r) = repo.find_reference(&temp) {
+                let _ = r.delete();
+            }
+            pushed
+        }
+    };
     match pushed? {
         Step::Moved(e) => Ok(Step::Moved(e)),
         Step::Done(()) => {
@@ -435,6 +466,97 @@ fn push_once(
             )))
         }
     }
+}
+
+/// The filesystem path of a remote reached by the local transport (`file://` or a path).
+fn local_remote_path(repo: &Repository, remote: &str) -> Option<std::path::PathBuf> {
+    let url = match repo.find_remote(remote) {
+        Ok(r) => r.url().ok()?.to_owned(),
+        Err(_) => remote.to_owned(),
+    };
+    if transport_of(&url) != Transport::Local {
+        return None;
+    }
+    Some(std::path::PathBuf::from(
+        url.strip_prefix("file://").unwrap_or(&url),
+    ))
+}
+
+/// Push to a local remote with a real compare-and-swap.
+///
+/// libgit2's local transport checks fast-forward against the remote ref it read when
+/// connecting, then overwrites the ref without re-checking it, so two concurrent local
+/// pushes could both "win" and one commit would be lost. Instead we copy the new
+/// objects into the remote's object database and move the branch there ourselves, only
+/// if it still points at `base`.
+fn push_local_cas(
+    repo: &Repository,
+    ctx: Ctx<'_>,
+    remote: &str,
+    remote_path: &std::path::Path,
+    refname: &str,
+    oid: git2::Oid,
+    base: Option<git2::Oid>,
+) -> Result<Step<()>> {
+    let what = format!("push {refname} to {remote}");
+    let target = Repository::open(remote_path).map_err(ctx.git(&what))?;
+    copy_objects(repo, &target, oid).map_err(ctx.git(&what))?;
+    update_ref_cas(
+        &target,
+        Ctx::new(ctx.op, remote_path),
+        refname,
+        oid,
+        base,
+        "idp: push",
+    )
+}
+
+/// Copy `commit` and every object it needs that `dst` lacks from `src` to `dst`.
+///
+/// Objects are written children first, so that whenever an object exists in `dst`
+/// everything it references exists too — concurrent copies into the same repository
+/// rely on that to stop early.
+fn copy_objects(
+    src: &Repository,
+    dst: &Repository,
+    commit: git2::Oid,
+) -> std::result::Result<(), git2::Error> {
+    let src_odb = src.odb()?;
+    let dst_odb = dst.odb()?;
+    let mut seen = std::collections::HashSet::new();
+    let mut order = Vec::new();
+    let mut stack = vec![(commit, false)];
+    while let Some((oid, children_done)) = stack.pop() {
+        if children_done {
+            order.push(oid);
+            continue;
+        }
+        if !seen.insert(oid) || dst_odb.exists(oid) {
+            continue;
+        }
+        stack.push((oid, true));
+        match src_odb.read_header(oid)?.1 {
+            git2::ObjectType::Commit => {
+                let c = src.find_commit(oid)?;
+                stack.push((c.tree_id(), false));
+                stack.extend(c.parent_ids().map(|p| (p, false)));
+            }
+            git2::ObjectType::Tree => {
+                let t = src.find_tree(oid)?;
+                stack.extend(
+                    t.iter()
+                        .filter(|e| e.kind() != Some(git2::ObjectType::Commit))
+                        .map(|e| (e.id(), false)),
+                );
+            }
+            _ => {}
+        }
+    }
+    for oid in order {
+        let object = src_odb.read(oid)?;
+        dst_odb.write(object.kind(), object.data())?;
+    }
+    Ok(())
 }
 
 /// Move the local branch to `to` if that is a fast-forward (or it does not exist).
