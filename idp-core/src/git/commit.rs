@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use git2::{ObjectType, Oid, Repository};
@@ -204,7 +205,7 @@ impl Meta {
                         "invalid value {value:?} for trailer {key:?}: it must be one non-empty line"
                     )));
                 }
-                out.push_str(&format!("{key}: {value}\n"));
+                let _ = writeln!(out, "{key}: {value}");
             }
         }
         Ok(out)
@@ -750,7 +751,7 @@ impl GitRepo {
                         attempts: attempt,
                         ..out
                     }),
-                    moved => moved,
+                    moved @ Step::Moved(_) => moved,
                 })
             })
         })
@@ -820,7 +821,7 @@ impl GitRepo {
                         attempts: attempt,
                         ..out
                     }),
-                    moved => moved,
+                    moved @ Step::Moved(_) => moved,
                 })
             })
         })
@@ -837,7 +838,7 @@ pub(crate) fn ref_commit<'r>(
     match repo.find_reference(refname) {
         Ok(r) => r.peel_to_commit().map(Some).map_err(ctx.git(refname)),
         Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
-        Err(e) => Err(ctx.from_git(refname, e)),
+        Err(e) => Err(ctx.git_error(refname, e)),
     }
 }
 
@@ -887,7 +888,7 @@ pub(crate) fn update_ref_cas(
                 moved(ctx, refname, expected, actual).with_source(e),
             ))
         }
-        Err(e) => Err(ctx.from_git(refname, e)),
+        Err(e) => Err(ctx.git_error(refname, e)),
     }
 }
 
@@ -1037,19 +1038,18 @@ fn revert_once(
             attempts: 1,
         }));
     }
-    let message = match &req.message {
-        Some(m) => req.meta.full_message(m)?,
-        None => {
-            let summary = String::from_utf8_lossy(target.message_bytes())
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .to_owned();
-            req.meta.full_message(&format!(
-                "Revert \"{summary}\"\n\nThis reverts commit {}.",
-                target.id()
-            ))?
-        }
+    let message = if let Some(m) = &req.message {
+        req.meta.full_message(m)?
+    } else {
+        let summary = String::from_utf8_lossy(target.message_bytes())
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        req.meta.full_message(&format!(
+            "Revert \"{summary}\"\n\nThis reverts commit {}.",
+            target.id()
+        ))?
     };
     let tree = repo.find_tree(tree_id).map_err(ctx.git(&what))?;
     let (author, committer) = req.meta.signatures()?;

@@ -25,10 +25,10 @@ impl<'a> Ctx<'a> {
     /// names the repository, the operation and `what` (a ref, a path, a revision).
     pub(crate) fn git(self, what: impl fmt::Display) -> impl FnOnce(git2::Error) -> Error {
         let what = what.to_string();
-        move |e| self.from_git(&what, e)
+        move |e| self.git_error(&what, e)
     }
 
-    pub(crate) fn from_git(self, what: &str, e: git2::Error) -> Error {
+    pub(crate) fn git_error(self, what: &str, e: git2::Error) -> Error {
         let kind = kind_of(&e);
         let hint = match kind {
             ErrorKind::Conflict => "; someone else changed it first, re-read and retry",

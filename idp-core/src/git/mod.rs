@@ -647,8 +647,7 @@ impl GitRepo {
     /// ```
     #[instrument(skip_all, fields(repo = %self.path.display()))]
     pub async fn head_branch(&self) -> Result<Option<String>> {
-        self.with_repo("head", |repo, ctx| head_branch(repo, ctx))
-            .await
+        self.with_repo("head", head_branch).await
     }
 
     /// Resolve a revision (`main`, `v1.2`, a sha, `HEAD~2`, `main^{commit}`) to the
@@ -833,12 +832,12 @@ impl GitRepo {
                         git2::TreeWalkResult::Ok
                     }
                     Err(e) => {
-                        failure = Some(ctx.from_git(&full, e));
+                        failure = Some(ctx.git_error(&full, e));
                         git2::TreeWalkResult::Abort
                     }
                 }
             })
-            .map_err(|e| failure.take().unwrap_or_else(|| ctx.from_git(&prefix, e)))?;
+            .map_err(|e| failure.take().unwrap_or_else(|| ctx.git_error(&prefix, e)))?;
             if let Some(e) = failure {
                 return Err(e);
             }
@@ -1108,7 +1107,7 @@ pub(crate) fn entry_at(
     match tree.get_path(Path::new(path)) {
         Ok(entry) => Ok(Some(entry)),
         Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
-        Err(e) => Err(ctx.from_git(path, e)),
+        Err(e) => Err(ctx.git_error(path, e)),
     }
 }
 

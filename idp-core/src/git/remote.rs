@@ -151,7 +151,7 @@ fn open_remote<'r>(repo: &'r Repository, ctx: Ctx<'_>, remote: &str) -> Result<g
                     ));
                 }
             }
-            Err(e) => return Err(ctx.from_git(remote, e)),
+            Err(e) => return Err(ctx.git_error(remote, e)),
         }
     }
     check_transport(remote, ctx)?;
@@ -203,7 +203,7 @@ fn do_push(repo: &Repository, ctx: Ctx<'_>, remote: &str, refspecs: &[String]) -
                 )
                 .with_source(e)));
             }
-            return Err(ctx.from_git(&what, e));
+            return Err(ctx.git_error(&what, e));
         }
     }
     let rejected = state.rejected.into_inner();
@@ -348,7 +348,7 @@ impl GitRepo {
                         attempts: attempt,
                         ..out
                     }),
-                    moved => moved,
+                    moved @ Step::Moved(_) => moved,
                 })
             })
         })
@@ -371,46 +371,43 @@ fn push_once(
     let named = open_remote(repo, ctx, remote)?.name_bytes().is_some();
     let tracking = tracking_ref(remote, named, &short);
     let local = local_remote_path(repo, remote);
-    let base = match &local {
-        // A local remote: read its branch directly and copy the objects we lack.
-        Some(remote_path) => {
-            let target = Repository::open(remote_path)
-                .map_err(ctx.git(format_args!("open remote {remote}")))?;
-            match target.refname_to_id(&refname) {
-                Ok(tip) => {
-                    copy_objects(&target, repo, tip)
-                        .map_err(ctx.git(format_args!("fetch {refname} from {remote}")))?;
-                    let _ = repo.reference(&tracking, tip, true, "idp: fetched");
-                    Some(repo.find_commit(tip).map_err(ctx.git(&tracking))?)
-                }
-                Err(e) if e.code() == git2::ErrorCode::NotFound => None,
-                Err(e) => return Err(ctx.from_git(&format!("{refname} in {remote}"), e)),
+    // A local remote: read its branch directly and copy the objects we lack.
+    let base = if let Some(remote_path) = &local {
+        let target =
+            Repository::open(remote_path).map_err(ctx.git(format_args!("open remote {remote}")))?;
+        match target.refname_to_id(&refname) {
+            Ok(tip) => {
+                copy_objects(&target, repo, tip)
+                    .map_err(ctx.git(format_args!("fetch {refname} from {remote}")))?;
+                let _ = repo.reference(&tracking, tip, true, "idp: fetched");
+                Some(repo.find_commit(tip).map_err(ctx.git(&tracking))?)
             }
+            Err(e) if e.code() == git2::ErrorCode::NotFound => None,
+            Err(e) => return Err(ctx.git_error(&format!("{refname} in {remote}"), e)),
         }
-        None => {
-            // Is the branch on the remote at all? (Fetching a missing ref is an error.)
-            let exists = {
-                let mut r = open_remote(repo, ctx, remote)?;
-                let state = CallbackState::default();
-                let conn = r
-                    .connect_auth(Direction::Fetch, Some(callbacks(&state)), None)
-                    .map_err(ctx.git(format_args!("connect to {remote}")))?;
-                let heads = conn
-                    .list()
-                    .map_err(ctx.git(format_args!("list refs of {remote}")))?;
-                heads.iter().any(|h| h.name() == refname)
-            };
-            if exists {
-                match do_fetch(repo, ctx, remote, &[format!("+{refname}:{tracking}")]) {
-                    Ok(()) => {}
-                    // Another task in this process is fetching into the same repository.
-                    Err(e) if e.kind() == ErrorKind::Conflict => return Ok(Step::Moved(e)),
-                    Err(e) => return Err(e),
-                }
-                ref_commit(repo, ctx, &tracking)?
-            } else {
-                None
+    } else {
+        // Is the branch on the remote at all? (Fetching a missing ref is an error.)
+        let exists = {
+            let mut r = open_remote(repo, ctx, remote)?;
+            let state = CallbackState::default();
+            let conn = r
+                .connect_auth(Direction::Fetch, Some(callbacks(&state)), None)
+                .map_err(ctx.git(format_args!("connect to {remote}")))?;
+            let heads = conn
+                .list()
+                .map_err(ctx.git(format_args!("list refs of {remote}")))?;
+            heads.iter().any(|h| h.name() == refname)
+        };
+        if exists {
+            match do_fetch(repo, ctx, remote, &[format!("+{refname}:{tracking}")]) {
+                Ok(()) => {}
+                // Another task in this process is fetching into the same repository.
+                Err(e) if e.kind() == ErrorKind::Conflict => return Ok(Step::Moved(e)),
+                Err(e) => return Err(e),
             }
+            ref_commit(repo, ctx, &tracking)?
+        } else {
+            None
         }
     };
     let base_id = base.as_ref().map(git2::Commit::id);
@@ -436,21 +433,18 @@ fn push_once(
             )));
         }
     };
-    let pushed = match &local {
-        Some(remote_path) => {
-            push_local_cas(repo, ctx, remote, &remote_path, &refname, oid, base_id)
+    let pushed = if let Some(remote_path) = &local {
+        push_local_cas(repo, ctx, remote, remote_path, &refname, oid, base_id)
+    } else {
+        // libgit2 pushes refs, not bare commits: park the commit under a private ref.
+        let temp = format!("refs/idp/push/{}", rand::random::<u64>());
+        repo.reference(&temp, oid, true, "idp: commit to push")
+            .map_err(ctx.git(&temp))?;
+        let pushed = do_push(repo, ctx, remote, &[format!("{temp}:{refname}")]);
+        if let Ok(mut r) = repo.find_reference(&temp) {
+            let _ = r.delete();
         }
-        None => {
-            // libgit2 pushes refs, not bare commits: park the commit under a private ref.
-            let temp = format!("refs/idp/push/{}", rand::random::<u64>());
-            repo.reference(&temp, oid, true, "idp: commit to push")
-                .map_err(ctx.git(&temp))?;
-            let pushed = do_push(repo, ctx, remote, &[format!("{temp}:{refname}")]);
-            if let Ok(mut r) = repo.find_reference(&temp) {
-                let _ = r.delete();
-            }
-            pushed
-        }
+        pushed
     };
     match pushed? {
         Step::Moved(e) => Ok(Step::Moved(e)),
