@@ -979,3 +979,46 @@ async fn concurrent_pushers_from_two_clones_lose_nothing() {
         "expected non-fast-forward retries, got {attempts} attempts"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_cas_commits_on_the_same_parent_have_exactly_one_winner() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = bare(dir.path(), "r.git").await;
+    let base = repo
+        .commit(CommitRequest::new("main", "base", me()).put("base", "b"))
+        .await
+        .unwrap();
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(10));
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let repo = repo.clone();
+        let barrier = barrier.clone();
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let req = CommitRequest::new("main", format!("w{i}"), me())
+                .put(format!("w{i}"), "x")
+                .parent(base.id);
+            repo.commit(req).await
+        }));
+    }
+    let mut winners = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(out) => winners.push(out.id),
+            Err(e) => assert_eq!(e.kind(), ErrorKind::Conflict, "{e}"),
+        }
+    }
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one writer may move the branch from the same parent"
+    );
+    assert_eq!(repo.resolve("main").await.unwrap(), winners[0]);
+    assert_eq!(
+        repo.log("main", &LogOptions::default())
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}

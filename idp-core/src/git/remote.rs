@@ -279,6 +279,12 @@ impl GitRepo {
     /// [`ErrorKind::Conflict`] naming the ref; other refusals (hooks, permissions) are
     /// [`ErrorKind::Denied`].
     ///
+    /// A plain push is only as atomic as the transport: real Git servers update the ref
+    /// with a compare-and-swap, but libgit2's local (`file://`) transport checks for a
+    /// fast-forward and then overwrites the ref, so two pushes racing to one local remote
+    /// can lose a commit. [`commit_and_push`](Self::commit_and_push) does a true
+    /// compare-and-swap on local remotes; prefer it for machine writers.
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> idp_core::Result<()> {
     /// use idp_core::git::*;
