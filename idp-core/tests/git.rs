@@ -1022,3 +1022,102 @@ async fn concurrent_cas_commits_on_the_same_parent_have_exactly_one_winner() {
         2
     );
 }
+
+/// A `git daemon` on loopback serving `base` with push enabled, killed on drop.
+struct Daemon {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start `git daemon`, or `None` when the git command-line tool is not installed.
+fn git_daemon(base: &Path) -> Option<Daemon> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new("git")
+        .args([
+            "daemon",
+            "--reuseaddr",
+            "--export-all",
+            "--enable=receive-pack",
+            "--listen=127.0.0.1",
+        ])
+        .arg(format!("--port={port}"))
+        .arg(format!("--base-path={}", base.display()))
+        .arg(base)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let daemon = Daemon { child, port };
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some(daemon);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("git daemon did not start listening on port {port}");
+}
+
+/// The network path of `commit_and_push` (ls-remote, fetch, push, server-side
+/// rejection) against a real `git daemon` over `git://` on loopback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn commit_and_push_over_the_git_protocol_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = dir.path().join("served");
+    let remote = GitRepo::init(served.join("remote.git"), InitOptions::bare("main"))
+        .await
+        .unwrap();
+    let Some(daemon) = git_daemon(&served) else {
+        eprintln!("skipping: the git command-line tool is not installed");
+        return;
+    };
+    let url = format!("git://127.0.0.1:{}/remote.git", daemon.port);
+    let a = bare(dir.path(), "a.git").await;
+    let b = bare(dir.path(), "b.git").await;
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(10));
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let repo = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let url = url.clone();
+        let barrier = barrier.clone();
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let req = CommitRequest::new("main", format!("net {i}"), me())
+                .put(format!("n/{i}"), i.to_string());
+            repo.commit_and_push(&url, req, &generous()).await
+        }));
+    }
+    for t in tasks {
+        assert!(t.await.unwrap().unwrap().created);
+    }
+    assert_eq!(remote.read_tree("main", "n").await.unwrap().len(), 10);
+    assert_eq!(
+        remote
+            .log("main", &LogOptions::default())
+            .await
+            .unwrap()
+            .len(),
+        10
+    );
+    // A stale plain push over the network is a Conflict.
+    let c = bare(dir.path(), "c.git").await;
+    c.commit(CommitRequest::new("main", "stale", me()).put("stale", "s"))
+        .await
+        .unwrap();
+    let err = c
+        .push(&url, &["refs/heads/main:refs/heads/main"])
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    drop(daemon);
+}

@@ -82,6 +82,12 @@ pub(crate) fn kind_of(e: &git2::Error) -> ErrorKind {
         ErrorCode::Auth | ErrorCode::Owner => ErrorKind::Denied,
         ErrorCode::Certificate => ErrorKind::Unavailable,
         ErrorCode::Timeout => ErrorKind::Timeout,
+        // libgit2 reports a held lock file as a generic OS error.
+        _ if e.message().contains("failed to lock")
+            || e.message().contains("failed to create locked file") =>
+        {
+            ErrorKind::Conflict
+        }
         _ => match e.class() {
             ErrorClass::Net
             | ErrorClass::Ssh

@@ -221,6 +221,8 @@ fn do_push(repo: &Repository, ctx: Ctx<'_>, remote: &str, refspecs: &[String]) -
             || why.contains("fetch first")
             || why.contains("stale")
             || why.contains("already exists")
+            || why.contains("lock")
+            || why.contains("failed to update ref")
     });
     if stale {
         Ok(Step::Moved(ctx.error(
