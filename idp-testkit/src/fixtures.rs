@@ -274,7 +274,7 @@ impl GitFixture {
 
     fn change(&self, files: &[(&str, &str)], deletes: &[&str], message: &str) -> Result<String> {
         let repo = Repository::open(&self.work).map_err(git_err("open work clone"))?;
-        self.sync(&repo)?;
+        Self::sync(&repo)?;
         let id = commit_to_ref(&repo, "refs/heads/main", files, deletes, message)?;
         let commit = repo.find_object(id, None).map_err(git_err("new commit"))?;
         repo.reset(&commit, git2::ResetType::Hard, None)
@@ -287,7 +287,7 @@ impl GitFixture {
     }
 
     /// Fetch the remote and hard-reset the working clone's `main` to it.
-    fn sync(&self, repo: &Repository) -> Result<()> {
+    fn sync(repo: &Repository) -> Result<()> {
         let mut origin = repo.find_remote("origin").map_err(git_err("origin"))?;
         origin
             .fetch(&["+refs/heads/main:refs/remotes/origin/main"], None, None)
@@ -311,7 +311,7 @@ impl GitFixture {
     /// ```
     pub fn pull(&self) -> Result<()> {
         let repo = Repository::open(&self.work).map_err(git_err("open work clone"))?;
-        self.sync(&repo)
+        Self::sync(&repo)
     }
 
     /// The content of `path` at revision `rev` of the remote, `None` if absent.
