@@ -15,7 +15,11 @@ pub(crate) enum Route {
     Resources { group: String, version: String },
     /// A resource or collection.
     Object(ObjectPath),
-    /// Anything else (including `/openapi/*`): 404.
+    /// `/openapi/v3`
+    OpenApiRoot,
+    /// `/openapi/v3/api/v1` or `/openapi/v3/apis/{group}/{version}`
+    OpenApi { group: String, version: String },
+    /// Anything else (including `/openapi/v2`): 404.
     Unknown,
 }
 
@@ -40,6 +44,15 @@ pub(crate) fn parse(path: &str) -> Route {
         ["api"] => Route::CoreVersions,
         ["apis"] => Route::Groups,
         ["apis", g] => Route::Group((*g).to_owned()),
+        ["openapi", "v3"] => Route::OpenApiRoot,
+        ["openapi", "v3", "api", v] => Route::OpenApi {
+            group: String::new(),
+            version: (*v).to_owned(),
+        },
+        ["openapi", "v3", "apis", g, v] => Route::OpenApi {
+            group: (*g).to_owned(),
+            version: (*v).to_owned(),
+        },
         ["api", v] => Route::Resources {
             group: String::new(),
             version: (*v).to_owned(),

@@ -14,13 +14,13 @@ use tokio::net::TcpListener;
 use tracing::Instrument;
 
 use crate::api::{self, PatchKind, Query, Target, WriteOpts};
-use crate::discovery;
 use crate::faults::RequestInfo;
 use crate::requests::{Request, Verb};
 use crate::route::{self, ObjectPath, Route};
 use crate::shared::Shared;
 use crate::status::ApiError;
 use crate::watch::{self, BoxError, WatchParams};
+use crate::{discovery, openapi, protobuf};
 
 type Body = BoxBody<Bytes, BoxError>;
 
@@ -124,6 +124,24 @@ async fn handle(shared: Arc<Shared>, req: http::Request<Incoming>) -> Response<B
                     "could not read the request body: {e}"
                 )));
             }
+        };
+        let body = if content_type
+            .as_deref()
+            .is_some_and(|c| c.starts_with(protobuf::MEDIA_TYPE))
+        {
+            match protobuf::decode(&body) {
+                Ok(v) => Bytes::from(v.to_string()),
+                Err(e) => {
+                    let err =
+                        ApiError::unsupported_media_type(content_type.as_deref().unwrap_or(""));
+                    return error_response(&ApiError {
+                        message: format!("{e} ({})", err.message),
+                        ..err
+                    });
+                }
+            }
+        } else {
+            body
         };
         let q = Query::parse(Some(&raw_query));
         let route = route::parse(&path);
@@ -240,6 +258,20 @@ fn dispatch(
             get_only()?;
             shared
                 .read(|s| discovery::resource_list(&s.registry, group, version))
+                .map(|v| json_response(200, &v))
+                .ok_or_else(ApiError::path_not_found)
+        }
+        Route::OpenApiRoot => {
+            get_only()?;
+            Ok(json_response(
+                200,
+                &shared.read(|s| openapi::root(&s.registry)),
+            ))
+        }
+        Route::OpenApi { group, version } => {
+            get_only()?;
+            shared
+                .read(|s| openapi::group_version(&s.registry, group, version))
                 .map(|v| json_response(200, &v))
                 .ok_or_else(ApiError::path_not_found)
         }
