@@ -218,12 +218,12 @@ fn validate_name(rt: &ResourceType, name: &str) -> ApiResult<()> {
 // ---------------------------------------------------------------- read verbs
 
 pub(crate) fn get(store: &Store, t: &Target) -> ApiResult<Value> {
-    check_namespace(store, t, false).or_else(|e| {
-        // The real server answers a get in a missing namespace with the object's 404.
+    // The real server answers a get in a missing namespace with the object's 404.
+    check_namespace(store, t, false).map_err(|e| {
         if e.code == 404 {
-            Err(ApiError::not_found(&t.rt, t.name()))
+            ApiError::not_found(&t.rt, t.name())
         } else {
-            Err(e)
+            e
         }
     })?;
     store
@@ -254,12 +254,16 @@ impl Filters {
 }
 
 fn encode_continue(rv: u64, key: &ObjKey) -> String {
+    use std::fmt::Write;
     let raw = format!("{rv}\n{}\n{}", key.2, key.3);
-    raw.bytes().map(|b| format!("{b:02x}")).collect()
+    raw.bytes().fold(String::new(), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
 }
 
 fn decode_continue(token: &str) -> Option<(String, String)> {
-    if token.len() % 2 != 0 {
+    if !token.len().is_multiple_of(2) {
         return None;
     }
     let bytes: Option<Vec<u8>> = (0..token.len())
@@ -763,13 +767,12 @@ fn apply(
         ApiError::new(409, "Conflict", ssa::conflict_message(&conflicts))
             .with_details(json!({"causes": causes}))
     };
-    match store.get(&t.key(t.name())).cloned() {
-        Some(old) => {
-            check_rv(t, &old, &applied)?;
-            let merged = ssa::apply(&old, &applied, &writer, force).map_err(to_conflict)?;
-            Ok((200, commit(store, t, &old, merged, &opts, true)?))
-        }
-        None => {
+    if let Some(old) = store.get(&t.key(t.name())).cloned() {
+        check_rv(t, &old, &applied)?;
+        let merged = ssa::apply(&old, &applied, &writer, force).map_err(to_conflict)?;
+        Ok((200, commit(store, t, &old, merged, &opts, true)?))
+    } else {
+        {
             if t.status {
                 return Err(ApiError::not_found(&t.rt, t.name()));
             }
@@ -963,7 +966,7 @@ mod tests {
 
     #[test]
     fn continue_token_round_trip() {
-        let key: ObjKey = ("".into(), "configmaps".into(), "ns".into(), "a".into());
+        let key: ObjKey = (String::new(), "configmaps".into(), "ns".into(), "a".into());
         let tok = encode_continue(5, &key);
         assert_eq!(decode_continue(&tok), Some(("ns".into(), "a".into())));
         assert_eq!(decode_continue("zz"), None);

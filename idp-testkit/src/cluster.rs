@@ -96,7 +96,7 @@ impl FakeClusterBuilder {
     /// Images matching this glob (`*` matches anything) never become ready
     /// (default `*:broken`).
     pub fn broken_image_pattern(mut self, pattern: &str) -> Self {
-        self.options.rollout.broken_image = pattern.to_owned();
+        pattern.clone_into(&mut self.options.rollout.broken_image);
         self
     }
 

@@ -31,8 +31,8 @@
 //! deployments.patch("web", &PatchParams::apply("my-deployer"), &Patch::Apply(&manifest)).await?;
 //! assert_eq!(cluster.requests().count(|r| r.is_apply()), 1);
 //!
-//! // The next write fails once with 503.
-//! cluster.faults().inject(Fault::status(503).verb(Verb::Patch).times(1));
+//! // The next write fails once with 500 (kube::Client itself retries 429/503/504).
+//! cluster.faults().inject(Fault::status(500).verb(Verb::Patch).times(1));
 //! assert!(deployments.patch("web", &PatchParams::apply("my-deployer"), &Patch::Apply(&manifest)).await.is_err());
 //! # Ok(()) }
 //! ```

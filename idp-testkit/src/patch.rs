@@ -91,12 +91,11 @@ pub(crate) fn strategic_merge_patch(target: &mut Value, patch: &Value) {
                         .and_then(|e| list_map_key(k, e))
                         .filter(|key| patch_items.iter().all(|i| i.get(*key).is_some()))
                 });
-                match (key, existing) {
-                    (Some(key), Some(mut items)) => {
-                        merge_list_map(&mut items, patch_items, key);
-                        target_map.insert(k.clone(), Value::Array(items));
-                    }
-                    _ => {
+                if let (Some(key), Some(mut items)) = (key, existing) {
+                    merge_list_map(&mut items, patch_items, key);
+                    target_map.insert(k.clone(), Value::Array(items));
+                } else {
+                    {
                         let cleaned: Vec<Value> = patch_items
                             .iter()
                             .filter(|i| i.get("$patch").is_none())

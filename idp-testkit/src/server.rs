@@ -177,9 +177,10 @@ async fn handle(shared: Arc<Shared>, req: http::Request<Incoming>) -> Response<B
         if !decision.latency.is_zero() {
             tokio::time::sleep(decision.latency).await;
         }
-        let response = match decision.error {
-            Some(e) => error_response(&e),
-            None => {
+        let response = if let Some(e) = decision.error {
+            error_response(&e)
+        } else {
+            {
                 let ctx = Ctx {
                     method: &method,
                     q: &q,

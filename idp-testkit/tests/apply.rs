@@ -8,7 +8,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 
-fn deployment(replicas: i64, labels: Value) -> Value {
+fn deployment(replicas: i64, labels: &Value) -> Value {
     json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "web", "labels": labels},
@@ -32,7 +32,7 @@ async fn apply_creates_and_records_managed_fields() {
         .patch(
             "web",
             &PatchParams::apply("alice"),
-            &Patch::Apply(deployment(2, json!({"a": "1"}))),
+            &Patch::Apply(deployment(2, &json!({"a": "1"}))),
         )
         .await
         .unwrap();
@@ -57,7 +57,7 @@ async fn conflicting_apply_is_409_until_forced() {
     api.patch(
         "web",
         &PatchParams::apply("alice"),
-        &Patch::Apply(deployment(2, json!({}))),
+        &Patch::Apply(deployment(2, &json!({}))),
     )
     .await
     .unwrap();
@@ -85,7 +85,7 @@ async fn conflicting_apply_is_409_until_forced() {
         .unwrap();
     assert_eq!(forced.spec.replicas, Some(5));
     // Alice no longer owns replicas: her next apply without replicas does not remove it.
-    let mut without = deployment(2, json!({}));
+    let mut without = deployment(2, &json!({}));
     without["spec"].as_object_mut().unwrap().remove("replicas");
     let after = api
         .patch("web", &PatchParams::apply("alice"), &Patch::Apply(without))
@@ -101,7 +101,7 @@ async fn same_value_is_shared_and_update_managers_conflict_too() {
     api.patch(
         "web",
         &PatchParams::apply("alice"),
-        &Patch::Apply(deployment(2, json!({}))),
+        &Patch::Apply(deployment(2, &json!({}))),
     )
     .await
     .unwrap();
@@ -114,8 +114,10 @@ async fn same_value_is_shared_and_update_managers_conflict_too() {
     .await
     .unwrap();
     // A merge patch by another manager takes replicas over (operation Update).
-    let mut pp = PatchParams::default();
-    pp.field_manager = Some("scaler".into());
+    let pp = PatchParams {
+        field_manager: Some("scaler".into()),
+        ..PatchParams::default()
+    };
     api.patch("web", &pp, &Patch::Merge(json!({"spec": {"replicas": 7}})))
         .await
         .unwrap();
@@ -123,7 +125,7 @@ async fn same_value_is_shared_and_update_managers_conflict_too() {
         api.patch(
             "web",
             &PatchParams::apply("alice"),
-            &Patch::Apply(deployment(2, json!({}))),
+            &Patch::Apply(deployment(2, &json!({}))),
         )
         .await
         .unwrap_err(),
@@ -148,11 +150,11 @@ async fn identical_apply_is_a_no_op() {
     let api: Api<Deployment> = Api::namespaced(c.client(), "default");
     let pp = PatchParams::apply("alice");
     let first = api
-        .patch("web", &pp, &Patch::Apply(deployment(2, json!({"a": "1"}))))
+        .patch("web", &pp, &Patch::Apply(deployment(2, &json!({"a": "1"}))))
         .await
         .unwrap();
     let second = api
-        .patch("web", &pp, &Patch::Apply(deployment(2, json!({"a": "1"}))))
+        .patch("web", &pp, &Patch::Apply(deployment(2, &json!({"a": "1"}))))
         .await
         .unwrap();
     assert_eq!(
@@ -170,12 +172,12 @@ async fn fields_dropped_from_the_config_are_removed() {
     api.patch(
         "web",
         &pp,
-        &Patch::Apply(deployment(2, json!({"a": "1", "b": "2"}))),
+        &Patch::Apply(deployment(2, &json!({"a": "1", "b": "2"}))),
     )
     .await
     .unwrap();
     let d = api
-        .patch("web", &pp, &Patch::Apply(deployment(2, json!({"a": "1"}))))
+        .patch("web", &pp, &Patch::Apply(deployment(2, &json!({"a": "1"}))))
         .await
         .unwrap();
     let labels = d.metadata.labels.unwrap();

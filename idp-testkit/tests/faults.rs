@@ -31,6 +31,24 @@ async fn next_n_requests_fail_then_recover() {
 }
 
 #[tokio::test]
+async fn kube_client_retries_a_503() {
+    let c = FakeCluster::start().await.unwrap();
+    let api: Api<DynamicObject> = Api::namespaced_with(c.client(), "default", &cm_resource());
+    c.faults()
+        .inject(Fault::status(503).verb(Verb::Create).times(1));
+    api.create(&PostParams::default(), &configmap("a", &[]))
+        .await
+        .unwrap();
+    let creates: Vec<u16> = c
+        .requests()
+        .iter()
+        .filter(|r| r.verb == Verb::Create)
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(creates, [503, 201]);
+}
+
+#[tokio::test]
 async fn too_many_requests_carries_retry_after() {
     let c = FakeCluster::start().await.unwrap();
     c.faults().inject(Fault::too_many_requests(3).times(1));

@@ -84,7 +84,7 @@ async fn kubectl_create_apply_get_delete() {
     assert_eq!(d["metadata"]["name"], "web");
     assert_eq!(d["status"]["readyReplicas"], 2);
     assert_eq!(d["status"]["observedGeneration"], 1);
-    assert!(cluster.requests().count(|r| r.is_apply()) >= 1);
+    assert!(cluster.requests().count(idp_testkit::Request::is_apply) >= 1);
 
     let kc = kubeconfig.clone();
     tokio::task::spawn_blocking(move || {

@@ -73,7 +73,7 @@ async fn status_subresource_separates_spec_and_status_writes() {
         .await
         .unwrap();
     let api: Api<Deployment> = Api::namespaced(c.client(), "default");
-    let d: Deployment = serde_json::from_value(json!({
+    let deploy: Deployment = serde_json::from_value(json!({
         "metadata": {"name": "web"},
         "spec": {"selector": {"matchLabels": {"app": "web"}},
                  "template": {"metadata": {"labels": {"app": "web"}},
@@ -81,10 +81,10 @@ async fn status_subresource_separates_spec_and_status_writes() {
         "status": {"replicas": 99}
     }))
     .unwrap();
-    let created = api.create(&PostParams::default(), &d).await.unwrap();
+    let created = api.create(&PostParams::default(), &deploy).await.unwrap();
     assert!(created.status.is_none(), "status is dropped on create");
     // A main-resource write cannot change status.
-    let p = api
+    let main_write = api
         .patch(
             "web",
             &PatchParams::default(),
@@ -92,9 +92,9 @@ async fn status_subresource_separates_spec_and_status_writes() {
         )
         .await
         .unwrap();
-    assert!(p.status.is_none());
+    assert!(main_write.status.is_none());
     // A status write changes only status (and not generation).
-    let s = api
+    let status_write = api
         .patch_status(
             "web",
             &PatchParams::default(),
@@ -102,13 +102,13 @@ async fn status_subresource_separates_spec_and_status_writes() {
         )
         .await
         .unwrap();
-    assert_eq!(s.status.unwrap().replicas, Some(3));
-    assert_eq!(s.spec.replicas, Some(1));
-    assert_eq!(s.metadata.generation, Some(1));
+    assert_eq!(status_write.status.unwrap().replicas, Some(3));
+    assert_eq!(status_write.spec.replicas, Some(1));
+    assert_eq!(status_write.metadata.generation, Some(1));
     let got = api.get_status("web").await.unwrap();
     assert_eq!(got.status.unwrap().replicas, Some(3));
     // Spec changes bump generation.
-    let g = api
+    let spec_write = api
         .patch(
             "web",
             &PatchParams::default(),
@@ -116,8 +116,8 @@ async fn status_subresource_separates_spec_and_status_writes() {
         )
         .await
         .unwrap();
-    assert_eq!(g.metadata.generation, Some(2));
-    let l = api
+    assert_eq!(spec_write.metadata.generation, Some(2));
+    let label_write = api
         .patch(
             "web",
             &PatchParams::default(),
@@ -125,7 +125,7 @@ async fn status_subresource_separates_spec_and_status_writes() {
         )
         .await
         .unwrap();
-    assert_eq!(l.metadata.generation, Some(2));
+    assert_eq!(label_write.metadata.generation, Some(2));
 }
 
 #[tokio::test]
