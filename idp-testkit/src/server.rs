@@ -117,13 +117,14 @@ async fn handle(shared: Arc<Shared>, req: http::Request<Incoming>) -> Response<B
     async move {
         let content_type = header_str(&req, header::CONTENT_TYPE);
         let user_agent = header_str(&req, header::USER_AGENT);
-        let body = match req.into_body().collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(e) => {
-                return error_response(&ApiError::bad_request(format!(
+        let (body, mut early_error) = match req.into_body().collect().await {
+            Ok(b) => (b.to_bytes(), None),
+            Err(e) => (
+                Bytes::new(),
+                Some(ApiError::bad_request(format!(
                     "could not read the request body: {e}"
-                )));
-            }
+                ))),
+            ),
         };
         let body = if content_type
             .as_deref()
@@ -134,10 +135,11 @@ async fn handle(shared: Arc<Shared>, req: http::Request<Incoming>) -> Response<B
                 Err(e) => {
                     let err =
                         ApiError::unsupported_media_type(content_type.as_deref().unwrap_or(""));
-                    return error_response(&ApiError {
+                    early_error.get_or_insert(ApiError {
                         message: format!("{e} ({})", err.message),
                         ..err
                     });
+                    Bytes::new()
                 }
             }
         } else {
@@ -177,7 +179,7 @@ async fn handle(shared: Arc<Shared>, req: http::Request<Incoming>) -> Response<B
         if !decision.latency.is_zero() {
             tokio::time::sleep(decision.latency).await;
         }
-        let response = if let Some(e) = decision.error {
+        let response = if let Some(e) = early_error.or(decision.error) {
             error_response(&e)
         } else {
             {

@@ -37,6 +37,8 @@ pub(crate) struct Event {
     pub(crate) namespace: String,
     pub(crate) kind: EventType,
     pub(crate) object: Value,
+    /// The object before a MODIFIED change (for selector transitions in watches).
+    pub(crate) previous: Option<Value>,
 }
 
 /// Follow-up work a write asks for, run outside the lock.
@@ -130,8 +132,8 @@ impl Store {
             "resourceVersion".to_owned(),
             Value::String(self.rv.to_string()),
         );
-        self.record(&key, kind, obj.clone());
-        self.objects.insert(key, obj.clone());
+        let previous = self.objects.insert(key.clone(), obj.clone());
+        self.record(&key, kind, obj.clone(), previous);
         obj
     }
 
@@ -143,11 +145,11 @@ impl Store {
             "resourceVersion".to_owned(),
             Value::String(self.rv.to_string()),
         );
-        self.record(key, EventType::Deleted, obj.clone());
+        self.record(key, EventType::Deleted, obj.clone(), None);
         Some(obj)
     }
 
-    fn record(&mut self, key: &ObjKey, kind: EventType, object: Value) {
+    fn record(&mut self, key: &ObjKey, kind: EventType, object: Value, previous: Option<Value>) {
         self.events.push_back(Event {
             rv: self.rv,
             group: key.0.clone(),
@@ -155,6 +157,7 @@ impl Store {
             namespace: key.2.clone(),
             kind,
             object,
+            previous,
         });
         while self.events.len() > self.window {
             if let Some(old) = self.events.pop_front() {

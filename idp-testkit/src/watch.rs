@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use crate::api::{Filters, Target, present};
 use crate::shared::Shared;
 use crate::status::ApiError;
+use crate::store::{Event, EventType};
 
 /// The error type of streamed bodies.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -127,9 +128,8 @@ async fn step(mut st: State) -> Option<(Result<Frame<Bytes>, BoxError>, State)> 
             }
             Ok((events, head)) => {
                 for e in events {
-                    if st.p.filters.matches(&e.object) {
-                        st.queue
-                            .push_back(line(e.kind.as_str(), &present(&t.rt, &e.object)));
+                    if let Some(kind) = visible_as(&st.p.filters, &e) {
+                        st.queue.push_back(line(kind, &present(&t.rt, &e.object)));
                     }
                 }
                 st.last_rv = st.last_rv.max(head);
@@ -159,6 +159,22 @@ async fn step(mut st: State) -> Option<(Result<Frame<Bytes>, BoxError>, State)> 
                 st.queue.push_back(line("BOOKMARK", &bookmark));
             }
         }
+    }
+}
+
+/// How a change looks through a selector: an object that starts matching is ADDED, one
+/// that stops matching is DELETED (what the real server does), others pass or vanish.
+fn visible_as(filters: &Filters, e: &Event) -> Option<&'static str> {
+    let now = filters.matches(&e.object);
+    if e.kind != EventType::Modified {
+        return now.then(|| e.kind.as_str());
+    }
+    let before = e.previous.as_ref().is_some_and(|p| filters.matches(p));
+    match (before, now) {
+        (true, true) => Some("MODIFIED"),
+        (false, true) => Some("ADDED"),
+        (true, false) => Some("DELETED"),
+        (false, false) => None,
     }
 }
 

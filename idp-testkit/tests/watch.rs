@@ -78,6 +78,39 @@ async fn watch_sees_changes_in_order_with_selectors() {
 }
 
 #[tokio::test]
+async fn objects_moving_in_and_out_of_a_selector_are_added_and_deleted() {
+    let c = cluster().await;
+    let api: Api<DynamicObject> = Api::namespaced_with(c.client(), "default", &cm_resource());
+    api.create(&PostParams::default(), &configmap("a", &[("app", "db")]))
+        .await
+        .unwrap();
+    let rv = c.resource_version().to_string();
+    let mut stream = api
+        .watch(
+            &WatchParams::default().labels("app=web").disable_bookmarks(),
+            &rv,
+        )
+        .await
+        .unwrap()
+        .boxed();
+    let relabel = |app: &str| Patch::Merge(json!({"metadata": {"labels": {"app": app}}}));
+    api.patch("a", &PatchParams::default(), &relabel("web"))
+        .await
+        .unwrap();
+    api.patch("a", &PatchParams::default(), &relabel("db"))
+        .await
+        .unwrap();
+    assert_eq!(
+        name_of(&next_event(&mut stream).await),
+        ("ADDED".into(), "a".into())
+    );
+    assert_eq!(
+        name_of(&next_event(&mut stream).await),
+        ("DELETED".into(), "a".into())
+    );
+}
+
+#[tokio::test]
 async fn watch_from_zero_lists_current_objects_first() {
     let c = cluster().await;
     let api: Api<DynamicObject> = Api::namespaced_with(c.client(), "default", &cm_resource());
