@@ -132,8 +132,9 @@ impl Store {
             "resourceVersion".to_owned(),
             Value::String(self.rv.to_string()),
         );
-        let previous = self.objects.insert(key.clone(), obj.clone());
+        let previous = self.objects.remove(&key);
         self.record(&key, kind, obj.clone(), previous);
+        self.objects.insert(key, obj.clone());
         obj
     }
 
