@@ -795,6 +795,102 @@ fn apply(
     }
 }
 
+// ---------------------------------------------------------------- scale
+
+fn scale_of(obj: &Value) -> Value {
+    let selector = obj
+        .pointer("/spec/selector/matchLabels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    let mut metadata = json!({});
+    for k in [
+        "name",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+    ] {
+        if let Some(v) = obj.pointer(&format!("/metadata/{k}")) {
+            metadata[k] = v.clone();
+        }
+    }
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": metadata,
+        "spec": {"replicas": obj.pointer("/spec/replicas").cloned().unwrap_or(json!(1))},
+        "status": {
+            "replicas": obj.pointer("/status/replicas").cloned().unwrap_or(json!(0)),
+            "selector": selector,
+        },
+    })
+}
+
+/// `GET …/scale`: the `autoscaling/v1` Scale view of a workload.
+pub(crate) fn get_scale(store: &Store, t: &Target) -> ApiResult<Value> {
+    let obj = existing(store, t)?;
+    Ok(scale_of(&obj))
+}
+
+/// `PUT`/`PATCH …/scale`: changes only `spec.replicas` of the workload.
+pub(crate) fn write_scale(
+    store: &mut Store,
+    t: &Target,
+    body: &[u8],
+    patch_kind: Option<PatchKind>,
+    opts: &WriteOpts,
+) -> ApiResult<Value> {
+    check_namespace(store, t, false)?;
+    let old = existing(store, t)?;
+    let current = scale_of(&old);
+    let p = parse_json(body)?;
+    let scale = match patch_kind {
+        None => p,
+        Some(kind) => {
+            let mut s = current.clone();
+            match kind {
+                PatchKind::Json => patch::json_patch(&mut s, &p).map_err(|e| {
+                    ApiError::new(
+                        422,
+                        "Invalid",
+                        format!("the JSON patch could not be applied: {e}"),
+                    )
+                })?,
+                _ => patch::merge_patch(&mut s, &p),
+            }
+            s
+        }
+    };
+    check_rv(t, &old, &scale)?;
+    let replicas = scale
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .filter(|r| *r >= 0)
+        .ok_or_else(|| {
+            ApiError::invalid(
+                &t.rt,
+                t.name(),
+                "spec.replicas",
+                "FieldValueInvalid",
+                "Invalid value: must be a non-negative integer",
+            )
+        })?;
+    let mut new = old.clone();
+    new["spec"]["replicas"] = json!(replicas);
+    let main = Target {
+        status: false,
+        ..t.clone()
+    };
+    let updated = commit(store, &main, &old, new, opts, false)?;
+    Ok(scale_of(&updated))
+}
+
 // ---------------------------------------------------------------- delete
 
 /// Removes an object for good, then cascades: CRDs take their custom resources along,

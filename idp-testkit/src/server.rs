@@ -297,9 +297,10 @@ fn object(
     {
         return Err(ApiError::path_not_found());
     }
-    let status = match op.subresource.as_deref() {
-        None => false,
-        Some("status") if rt.has_status => true,
+    let (status, scale) = match op.subresource.as_deref() {
+        None => (false, false),
+        Some("status") if rt.has_status => (true, false),
+        Some("scale") if rt.has_scale => (false, true),
         Some(_) => return Err(ApiError::path_not_found()),
     };
     let target = Target {
@@ -308,6 +309,30 @@ fn object(
         name: op.name.clone(),
         status,
     };
+    if scale {
+        let opts = WriteOpts {
+            manager: manager_for(ctx.q, ctx.user_agent),
+            dry_run: ctx.q.get("dryRun").is_some(),
+        };
+        let out = match verb {
+            Verb::Get => shared.read(|s| api::get_scale(s, &target))?,
+            Verb::Update => {
+                shared.write(|s| api::write_scale(s, &target, ctx.body, None, &opts))?
+            }
+            Verb::Patch => {
+                let kind = PatchKind::from_content_type(ctx.content_type)
+                    .filter(|k| *k != PatchKind::Apply)
+                    .ok_or_else(|| ApiError::unsupported_media_type(ctx.content_type))?;
+                shared.write(|s| api::write_scale(s, &target, ctx.body, Some(kind), &opts))?
+            }
+            _ => {
+                return Err(ApiError::method_not_allowed(
+                    "the scale subresource supports get, update and patch",
+                ));
+            }
+        };
+        return Ok(json_response(200, &out));
+    }
     let opts = WriteOpts {
         manager: manager_for(ctx.q, ctx.user_agent),
         dry_run: ctx.q.get("dryRun").is_some(),

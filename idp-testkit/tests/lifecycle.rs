@@ -227,3 +227,30 @@ async fn owner_references_cascade_on_delete() {
         .unwrap();
     assert!(api.get_opt("dep").await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn scale_subresource_changes_replicas() {
+    let c = cluster().await;
+    let api: Api<Deployment> = Api::namespaced(c.client(), "default");
+    let d: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}
+    }))
+    .unwrap();
+    api.create(&PostParams::default(), &d).await.unwrap();
+    let scale = api.get_scale("web").await.unwrap();
+    assert_eq!(scale.spec.unwrap().replicas, Some(1));
+    assert_eq!(scale.status.unwrap().selector.as_deref(), Some("app=web"));
+    api.patch_scale(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": 4}})),
+    )
+    .await
+    .unwrap();
+    let after = api.get("web").await.unwrap();
+    assert_eq!(after.spec.replicas, Some(4));
+    assert_eq!(after.metadata.generation, Some(2));
+}
