@@ -64,6 +64,7 @@ mod simulator;
 mod ssa;
 mod status;
 mod store;
+mod table;
 mod watch;
 
 pub use cluster::{FakeCluster, FakeClusterBuilder};

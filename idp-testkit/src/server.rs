@@ -20,7 +20,7 @@ use crate::route::{self, ObjectPath, Route};
 use crate::shared::Shared;
 use crate::status::ApiError;
 use crate::watch::{self, BoxError, WatchParams};
-use crate::{discovery, openapi, protobuf};
+use crate::{discovery, openapi, protobuf, table};
 
 type Body = BoxBody<Bytes, BoxError>;
 
@@ -116,6 +116,7 @@ async fn handle(shared: Arc<Shared>, req: http::Request<Incoming>) -> Response<B
     let span = tracing::debug_span!("fake_cluster.request", %method, %path);
     async move {
         let content_type = header_str(&req, header::CONTENT_TYPE);
+        let accept = header_str(&req, header::ACCEPT);
         let user_agent = header_str(&req, header::USER_AGENT);
         let (body, mut early_error) = match req.into_body().collect().await {
             Ok(b) => (b.to_bytes(), None),
@@ -189,6 +190,7 @@ async fn handle(shared: Arc<Shared>, req: http::Request<Incoming>) -> Response<B
                     body: &body,
                     content_type: content_type.as_deref().unwrap_or(""),
                     user_agent: user_agent.as_deref(),
+                    accept: accept.as_deref(),
                     drop_watch_after: decision.drop_watch_after,
                 };
                 match dispatch(&shared, &route, record.verb, &ctx) {
@@ -212,6 +214,7 @@ struct Ctx<'a> {
     body: &'a Bytes,
     content_type: &'a str,
     user_agent: Option<&'a str>,
+    accept: Option<&'a str>,
     drop_watch_after: Option<usize>,
 }
 
@@ -344,11 +347,47 @@ fn object(
         ))
     };
     match verb {
-        Verb::Get => Ok(json_response(200, &shared.read(|s| api::get(s, &target))?)),
-        Verb::List => Ok(json_response(
-            200,
-            &shared.read(|s| api::list(s, &target, ctx.q))?,
-        )),
+        Verb::Get => {
+            let obj = shared.read(|s| api::get(s, &target))?;
+            if table::wants_table(ctx.accept) {
+                let rv = obj
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                return Ok(json_response(
+                    200,
+                    &table::table(
+                        &target.rt,
+                        std::slice::from_ref(&obj),
+                        rv,
+                        None,
+                        ctx.q.get("includeObject"),
+                    ),
+                ));
+            }
+            Ok(json_response(200, &obj))
+        }
+        Verb::List => {
+            let list = shared.read(|s| api::list(s, &target, ctx.q))?;
+            if table::wants_table(ctx.accept) {
+                let items = list["items"].as_array().cloned().unwrap_or_default();
+                let rv = list
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                return Ok(json_response(
+                    200,
+                    &table::table(
+                        &target.rt,
+                        &items,
+                        rv,
+                        list.pointer("/metadata/continue"),
+                        ctx.q.get("includeObject"),
+                    ),
+                ));
+            }
+            Ok(json_response(200, &list))
+        }
         Verb::Watch => watch_response(shared, target, ctx),
         Verb::Create => Ok(json_response(
             201,
