@@ -202,7 +202,7 @@ impl FakeCluster {
     }
 
     /// A [`kube::Client`] for this cluster (plain HTTP, no auth, default namespace
-    /// `default`).
+    /// `default`). Call it inside a Tokio runtime, like any `kube::Client` construction.
     pub fn client(&self) -> kube::Client {
         let uri: http::Uri = self
             .url()

@@ -41,11 +41,13 @@
 //!
 //! Modules, one concept each: `server` (HTTP and routing), `route` (paths), `discovery`,
 //! `registry` (resource types and CRDs), `store` (objects, resourceVersions, events),
-//! `api` (the verbs), `selectors`, `patch`, `ssa` (managed fields), `watch`,
-//! `simulator` (rollouts), `faults`, `requests`, `kubeconfig`, and [`fixtures`] (Git).
+//! `api` (the verbs), `delete` (deletion and cascades), `selectors`, `patch`, `ssa` (managed fields), `watch`,
+//! `simulator` (rollouts), `faults`, `requests`, `kubeconfig`, `openapi`, `protobuf`
+//! (the few protobuf bodies kubectl sends), `table` (kubectl's table output), and [`fixtures`] (Git).
 
 mod api;
 mod cluster;
+mod delete;
 mod discovery;
 mod faults;
 pub mod fixtures;

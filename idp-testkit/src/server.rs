@@ -20,7 +20,7 @@ use crate::route::{self, ObjectPath, Route};
 use crate::shared::Shared;
 use crate::status::ApiError;
 use crate::watch::{self, BoxError, WatchParams};
-use crate::{discovery, openapi, protobuf, table};
+use crate::{delete, discovery, openapi, protobuf, table};
 
 type Body = BoxBody<Bytes, BoxError>;
 
@@ -406,11 +406,11 @@ fn object(
         }
         Verb::Delete => Ok(json_response(
             200,
-            &shared.write(|s| api::delete(s, &target, ctx.body, opts.dry_run))?,
+            &shared.write(|s| delete::delete(s, &target, ctx.body, opts.dry_run))?,
         )),
         Verb::DeleteCollection => Ok(json_response(
             200,
-            &shared.write(|s| api::delete_collection(s, &target, ctx.q))?,
+            &shared.write(|s| delete::delete_collection(s, &target, ctx.q))?,
         )),
         Verb::NonResource => Err(not_allowed()),
     }
