@@ -241,6 +241,16 @@ pub(crate) fn decode(body: &[u8]) -> Result<Value, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn decoder_never_panics(tail in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let mut body = MAGIC.to_vec();
+            body.extend(tail);
+            let _ = decode(&body);
+        }
+    }
 
     fn field(n: u64, payload: &[u8]) -> Vec<u8> {
         let mut out = vec![((n << 3) | 2) as u8, payload.len() as u8];

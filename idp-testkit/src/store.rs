@@ -95,7 +95,14 @@ impl Store {
         plural: &'a str,
         namespace: Option<&'a str>,
     ) -> impl Iterator<Item = (&'a ObjKey, &'a Value)> + 'a {
-        self.objects.iter().filter(move |(k, _)| {
+        // Keys sort by (group, plural, namespace, name): one range scan, no full walk.
+        let start: ObjKey = (
+            group.to_owned(),
+            plural.to_owned(),
+            namespace.unwrap_or_default().to_owned(),
+            String::new(),
+        );
+        self.objects.range(start..).take_while(move |(k, _)| {
             k.0 == group && k.1 == plural && namespace.is_none_or(|ns| k.2 == ns)
         })
     }
@@ -179,9 +186,11 @@ impl Store {
         if rv < self.compacted {
             return Err(self.compacted + 1);
         }
+        // Events are in resourceVersion order: skip the older ones by binary search.
+        let first = self.events.partition_point(|e| e.rv <= rv);
         Ok(self
             .events
-            .iter()
+            .range(first..)
             .filter(|e| {
                 e.rv > rv
                     && e.group == group
