@@ -211,3 +211,43 @@ async fn apply_requires_a_field_manager() {
     let out: Value = c.client().request(req).await.unwrap();
     assert_eq!(out["spec"]["replicas"], 3);
 }
+
+#[tokio::test]
+async fn apply_to_the_status_subresource_owns_only_status() {
+    let c = idp_testkit::FakeCluster::builder()
+        .rollout_simulation(false)
+        .start()
+        .await
+        .unwrap();
+    let api: Api<Deployment> = Api::namespaced(c.client(), "default");
+    api.patch(
+        "web",
+        &PatchParams::apply("alice"),
+        &Patch::Apply(deployment(2, &json!({}))),
+    )
+    .await
+    .unwrap();
+    let status = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+                        "status": {"replicas": 2, "readyReplicas": 1}});
+    let d = api
+        .patch_status(
+            "web",
+            &PatchParams::apply("my-controller"),
+            &Patch::Apply(status),
+        )
+        .await
+        .unwrap();
+    assert_eq!(d.status.unwrap().ready_replicas, Some(1));
+    assert_eq!(d.spec.replicas, Some(2));
+    let mf = d.metadata.managed_fields.unwrap();
+    let ctl = mf
+        .iter()
+        .find(|m| m.manager.as_deref() == Some("my-controller"))
+        .unwrap();
+    assert_eq!(ctl.subresource.as_deref(), Some("status"));
+    let fields = serde_json::to_value(ctl.fields_v1.as_ref().unwrap()).unwrap();
+    assert!(
+        fields.get("f:spec").is_none() && fields.get("f:status").is_some(),
+        "{fields}"
+    );
+}
