@@ -401,6 +401,60 @@ impl FakeCluster {
         &self.shared.faults
     }
 
+    /// The stored object `group`/`resource` `namespace`/`name`, read directly (no request
+    /// is made or counted). Use `""` for the core group and for cluster-scoped objects.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> idp_core::Result<()> {
+    /// let c = idp_testkit::FakeCluster::start().await?;
+    /// let ns = c.object("", "namespaces", "", "default").expect("default exists");
+    /// assert_eq!(ns["status"]["phase"], "Active");
+    /// assert!(c.object("apps", "deployments", "default", "nope").is_none());
+    /// assert!(c.requests().is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub fn object(
+        &self,
+        group: &str,
+        resource: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<serde_json::Value> {
+        let key: ObjKey = (
+            group.to_owned(),
+            resource.to_owned(),
+            namespace.to_owned(),
+            name.to_owned(),
+        );
+        self.shared.read(|s| s.get(&key).cloned())
+    }
+
+    /// All stored objects of `group`/`resource`, in one namespace or (with `None`) in all,
+    /// ordered by namespace and name; read directly without a request.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> idp_core::Result<()> {
+    /// let c = idp_testkit::FakeCluster::start().await?;
+    /// let namespaces = c.objects("", "namespaces", None);
+    /// assert!(namespaces.len() >= 3);
+    /// assert!(c.objects("", "configmaps", Some("default")).is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub fn objects(
+        &self,
+        group: &str,
+        resource: &str,
+        namespace: Option<&str>,
+    ) -> Vec<serde_json::Value> {
+        self.shared.read(|s| {
+            s.list(group, resource, namespace)
+                .map(|(_, o)| o.clone())
+                .collect()
+        })
+    }
+
     /// The current global resourceVersion.
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
