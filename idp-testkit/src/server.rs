@@ -441,6 +441,8 @@ fn watch_response(
         bookmarks: ctx.q.flag("allowWatchBookmarks"),
         timeout: watch::timeout_from(ctx.q.get("timeoutSeconds")),
         drop_after: ctx.drop_watch_after,
+        table: table::wants_table(ctx.accept)
+            .then(|| ctx.q.get("includeObject").map(ToOwned::to_owned)),
     };
     let body = StreamBody::new(watch::stream(shared.clone(), params));
     let mut resp = Response::new(BodyExt::boxed(body));

@@ -30,6 +30,28 @@ pub(crate) struct WatchParams {
     pub(crate) bookmarks: bool,
     pub(crate) timeout: Duration,
     pub(crate) drop_after: Option<usize>,
+    /// `Some(includeObject)` when the client asked for Table rows (`kubectl get -w`).
+    pub(crate) table: Option<Option<String>>,
+}
+
+impl WatchParams {
+    /// The event payload for an object: the object, or a one-row Table.
+    fn render(&self, obj: &Value) -> Value {
+        let shown = present(&self.target.rt, obj);
+        match &self.table {
+            None => shown,
+            Some(include) => {
+                let rv = crate::meta::str_at(&shown, "/metadata/resourceVersion").to_owned();
+                crate::table::table(
+                    &self.target.rt,
+                    std::slice::from_ref(&shown),
+                    &rv,
+                    None,
+                    include.as_deref(),
+                )
+            }
+        }
+    }
 }
 
 struct State {
@@ -68,7 +90,7 @@ pub(crate) fn stream(
                 p.target.namespace.as_deref(),
             ) {
                 if p.filters.matches(obj) {
-                    queue.push_back(line("ADDED", &present(&p.target.rt, obj)));
+                    queue.push_back(line("ADDED", &p.render(obj)));
                 }
             }
             s.rv()
@@ -129,7 +151,7 @@ async fn step(mut st: State) -> Option<(Result<Frame<Bytes>, BoxError>, State)> 
             Ok((events, head)) => {
                 for e in events {
                     if let Some(kind) = visible_as(&st.p.filters, &e) {
-                        st.queue.push_back(line(kind, &present(&t.rt, &e.object)));
+                        st.queue.push_back(line(kind, &st.p.render(&e.object)));
                     }
                 }
                 st.last_rv = st.last_rv.max(head);
