@@ -441,8 +441,11 @@ fn watch_response(
         bookmarks: ctx.q.flag("allowWatchBookmarks"),
         timeout: watch::timeout_from(ctx.q.get("timeoutSeconds")),
         drop_after: ctx.drop_watch_after,
-        table: table::wants_table(ctx.accept)
-            .then(|| ctx.q.get("includeObject").map(ToOwned::to_owned)),
+        render: if table::wants_table(ctx.accept) {
+            watch::Render::Table(ctx.q.get("includeObject").map(ToOwned::to_owned))
+        } else {
+            watch::Render::Object
+        },
     };
     let body = StreamBody::new(watch::stream(shared.clone(), params));
     let mut resp = Response::new(BodyExt::boxed(body));

@@ -30,17 +30,26 @@ pub(crate) struct WatchParams {
     pub(crate) bookmarks: bool,
     pub(crate) timeout: Duration,
     pub(crate) drop_after: Option<usize>,
-    /// `Some(includeObject)` when the client asked for Table rows (`kubectl get -w`).
-    pub(crate) table: Option<Option<String>>,
+    /// How objects are rendered in events.
+    pub(crate) render: Render,
+}
+
+/// Event payload format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Render {
+    /// The object itself.
+    Object,
+    /// A one-row Table (`kubectl get -w`), with the `includeObject` parameter.
+    Table(Option<String>),
 }
 
 impl WatchParams {
     /// The event payload for an object: the object, or a one-row Table.
     fn render(&self, obj: &Value) -> Value {
         let shown = present(&self.target.rt, obj);
-        match &self.table {
-            None => shown,
-            Some(include) => {
+        match &self.render {
+            Render::Object => shown,
+            Render::Table(include) => {
                 let rv = crate::meta::str_at(&shown, "/metadata/resourceVersion").to_owned();
                 crate::table::table(
                     &self.target.rt,
