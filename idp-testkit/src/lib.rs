@@ -8,7 +8,8 @@
 //! ownership and conflicts, delete with finalizers and namespace cascades, the status
 //! subresource, and watch (resume, bookmarks, `410 Gone`). A rollout simulator reports
 //! Deployment/StatefulSet/DaemonSet/Job status like the controllers would, every request
-//! is recorded ([`FakeCluster::requests`]) and faults can be injected
+//! is recorded ([`FakeCluster::requests`]), stored state can be read without a request
+//! ([`FakeCluster::object`], [`FakeCluster::objects`]) and faults can be injected
 //! ([`FakeCluster::faults`]).
 //!
 //! ```
