@@ -593,7 +593,8 @@ fn commit(
         };
         ssa::track_update(Some(old), &mut new, &writer);
     }
-    if meta::spec_part(old) != meta::spec_part(&new) && !t.status {
+    if meta::spec_part(old, t.rt.has_status) != meta::spec_part(&new, t.rt.has_status) && !t.status
+    {
         let generation = old
             .pointer("/metadata/generation")
             .and_then(Value::as_i64)
