@@ -1,6 +1,10 @@
 //! The PolicySet engine: enforcement actions, match rules, exceptions, bounded reports,
 //! the policy-set file, and plugging in any other `Policy`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::needless_pass_by_value
+)]
 
 use std::sync::Arc;
 
@@ -292,7 +296,7 @@ fn check_each_streams_every_object_and_accepts_a_manifest_set() {
 
 #[test]
 fn policy_set_file_round_trip_and_behaviour() {
-    let yaml = r#"
+    let yaml = r"
 apiVersion: idp.dev/v1alpha1
 kind: PolicySet
 name: production
@@ -315,7 +319,7 @@ exceptions:
     reason: migrating off NodePort in Q3
     policies: [{policy: restrict-service-types}]
     match: {names: [legacy-*]}
-"#;
+";
     let config = PolicySetConfig::from_yaml(yaml).unwrap();
     let again: PolicySetConfig =
         serde_json::from_value(serde_json::to_value(&config).unwrap()).unwrap();

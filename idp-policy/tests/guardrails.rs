@@ -1,5 +1,9 @@
 //! One test per guardrail: a violating and a passing fixture, paths, configuration.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::needless_pass_by_value
+)]
 
 use idp_core::{Object, Policy, PolicyContext};
 use idp_policy::guardrails::{

@@ -1,7 +1,11 @@
 //! Hostile input: arbitrary JSON in every field, deep nesting, huge objects. Policies
 //! and mutations must neither panic nor hang (no timing assertions: a hang fails the
 //! test run by never finishing).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::needless_pass_by_value
+)]
 
 use idp_core::ports::Mutation;
 use idp_core::{Object, Policy, PolicyContext};
@@ -9,7 +13,7 @@ use idp_policy::mutate::{
     CollectorSidecar, DefaultResources, Mutations, OtelInjection, StandardLabels,
 };
 use idp_policy::pss::PodSecurity;
-use idp_policy::{PolicySet, guardrails};
+use idp_policy::{PolicyOptions, PolicySet, guardrails};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -22,11 +26,11 @@ fn everything() -> PolicySet {
                 .named("pss-old"),
         );
     for g in guardrails::all() {
-        set.push(g, Default::default());
+        set.push(g, PolicyOptions::default());
     }
     set.push(
         std::sync::Arc::new(guardrails::AllowedRegistries::new(["ghcr.io/acme"])),
-        Default::default(),
+        PolicyOptions::default(),
     );
     set
 }
@@ -151,10 +155,10 @@ proptest! {
 
     #[test]
     fn arbitrary_json_bytes_never_panic_the_parse_then_check_path(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
-        if let Ok(value) = serde_json::from_slice::<Value>(&bytes) {
-            if let Ok(object) = Object::from_value(value) {
-                let _ = everything().check_object(&object, &ctx());
-            }
+        if let Ok(value) = serde_json::from_slice::<Value>(&bytes)
+            && let Ok(object) = Object::from_value(value)
+        {
+            let _ = everything().check_object(&object, &ctx());
         }
     }
 }

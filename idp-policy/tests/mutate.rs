@@ -1,6 +1,10 @@
 //! Mutations: what each one adds, that explicit values win, and that applying twice
 //! equals applying once (examples and a property test over generated pod specs).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::needless_pass_by_value
+)]
 
 use idp_core::ports::Mutation;
 use idp_core::{Object, Policy, PolicyContext};

@@ -1,7 +1,11 @@
 //! Pod Security Standards: one test per check and per version boundary. Fixtures follow
 //! the Kubernetes Pod Security Standards documentation (the "Restricted Fields" and
 //! "Allowed Values" of each control).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::needless_pass_by_value
+)]
 
 use idp_core::{Object, Policy, PolicyContext};
 use idp_policy::pss::{Level, PodSecurity, PssVersion};
