@@ -327,8 +327,10 @@ impl<'a> PodSpec<'a> {
                 .flatten()
                 .enumerate()
                 .filter_map(move |(index, v)| {
+                    let value = v.as_object()?;
                     Some(Container {
-                        value: v.as_object()?,
+                        value,
+                        security_context: value.get("securityContext").and_then(Value::as_object),
                         kind,
                         index,
                         prefix,
@@ -385,6 +387,7 @@ impl ContainerKind {
 #[derive(Debug, Clone, Copy)]
 pub struct Container<'a> {
     value: &'a Map<String, Value>,
+    security_context: Option<&'a Map<String, Value>>,
     kind: ContainerKind,
     index: usize,
     prefix: &'static str,
@@ -473,7 +476,7 @@ impl<'a> Container<'a> {
     /// assert!(pod.containers().next().unwrap().security_context().is_none());
     /// ```
     pub fn security_context(&self) -> Option<&'a Map<String, Value>> {
-        self.value.get("securityContext")?.as_object()
+        self.security_context
     }
 
     /// `image` (empty when absent).

@@ -75,49 +75,55 @@ impl Check {
         }
     }
 
-    pub(crate) fn run(self, pod: &PodSpec<'_>, minor: u32, out: &mut Vec<Finding>) {
+    pub(crate) fn run(
+        self,
+        pod: &PodSpec<'_>,
+        cs: &[Container<'_>],
+        minor: u32,
+        out: &mut Vec<Finding>,
+    ) {
         match self {
             Self::HostNamespaces => host_namespaces(pod, out),
-            Self::Privileged => privileged(pod, out),
-            Self::CapabilitiesBaseline => capabilities_baseline(pod, out),
+            Self::Privileged => privileged(cs, out),
+            Self::CapabilitiesBaseline => capabilities_baseline(cs, out),
             Self::HostPathVolumes => host_path_volumes(pod, out),
-            Self::HostPorts => host_ports(pod, out),
-            Self::AppArmorProfile => app_armor(pod, out),
-            Self::SeLinuxOptions => se_linux(pod, minor, out),
+            Self::HostPorts => host_ports(cs, out),
+            Self::AppArmorProfile => app_armor(pod, cs, out),
+            Self::SeLinuxOptions => se_linux(pod, cs, minor, out),
             Self::ProcMount => {
                 if !(minor >= 35 && pod.user_namespaced()) {
-                    proc_mount(pod, self.id(), out);
+                    proc_mount(cs, self.id(), out);
                 }
             }
-            Self::ProcMountRestricted => proc_mount(pod, self.id(), out),
-            Self::SeccompProfileBaseline => seccomp_baseline(pod, minor, out),
+            Self::ProcMountRestricted => proc_mount(cs, self.id(), out),
+            Self::SeccompProfileBaseline => seccomp_baseline(pod, cs, minor, out),
             Self::Sysctls => sysctls(pod, minor, out),
-            Self::WindowsHostProcess => windows_host_process(pod, out),
-            Self::HostProbesAndHostLifecycle => host_probes(pod, out),
+            Self::WindowsHostProcess => windows_host_process(pod, cs, out),
+            Self::HostProbesAndHostLifecycle => host_probes(cs, out),
             Self::RestrictedVolumes => restricted_volumes(pod, out),
             Self::AllowPrivilegeEscalation => {
                 if !(minor >= 25 && pod.is_windows()) {
-                    allow_privilege_escalation(pod, out);
+                    allow_privilege_escalation(cs, out);
                 }
             }
             Self::RunAsNonRoot => {
                 if !(minor >= 35 && pod.user_namespaced()) {
-                    run_as_non_root(pod, out);
+                    run_as_non_root(pod, cs, out);
                 }
             }
             Self::RunAsUser => {
                 if !(minor >= 35 && pod.user_namespaced()) {
-                    run_as_user(pod, out);
+                    run_as_user(pod, cs, out);
                 }
             }
             Self::SeccompProfileRestricted => {
                 if !(minor >= 25 && pod.is_windows()) {
-                    seccomp_restricted(pod, out);
+                    seccomp_restricted(pod, cs, out);
                 }
             }
             Self::CapabilitiesRestricted => {
                 if !(minor >= 25 && pod.is_windows()) {
-                    capabilities_restricted(pod, out);
+                    capabilities_restricted(cs, out);
                 }
             }
         }
@@ -212,8 +218,8 @@ fn host_namespaces(pod: &PodSpec<'_>, out: &mut Vec<Finding>) {
     }
 }
 
-fn privileged(pod: &PodSpec<'_>, out: &mut Vec<Finding>) {
-    for c in pod.containers() {
+fn privileged(cs: &[Container<'_>], out: &mut Vec<Finding>) {
+    for c in cs {
         if flag(c.security_context(), "privileged") == Some(true) {
             push(
                 out,
@@ -272,10 +278,10 @@ fn forbidden_adds(
     }
 }
 
-fn capabilities_baseline(pod: &PodSpec<'_>, out: &mut Vec<Finding>) {
-    for c in pod.containers() {
+fn capabilities_baseline(cs: &[Container<'_>], out: &mut Vec<Finding>) {
+    for c in cs {
         forbidden_adds(
-            &c,
+            c,
             BASELINE_CAPABILITIES,
             "capabilities_baseline",
             "non-default capabilities",
@@ -284,12 +290,12 @@ fn capabilities_baseline(pod: &PodSpec<'_>, out: &mut Vec<Finding>) {
     }
 }
 
-fn capabilities_restricted(pod: &PodSpec<'_>, out: &mut Vec<Finding>) {
+fn capabilities_restricted(cs: &[Container<'_>], out: &mut Vec<Finding>) {
     const RULE: &str = "capabilities_restricted";
     const REASON: &str = "unrestricted capabilities";
-    for c in pod.containers() {
-        let drops_all = strings(capabilities(&c).and_then(|caps| caps.get("drop")))
-            .any(|(_, cap)| cap == "ALL");
+    for c in cs {
+        let drops_all =
+            strings(capabilities(c).and_then(|caps| caps.get("drop"))).any(|(_, cap)| cap == "ALL");
         if !drops_all {
             push(
                 out,
@@ -302,7 +308,7 @@ fn capabilities_restricted(pod: &PodSpec<'_>, out: &mut Vec<Finding>) {
                 c.field_path("securityContext.capabilities.drop"),
             );
         }
-        forbidden_adds(&c, &["NET_BIND_SERVICE"], RULE, REASON, out);
+        forbidden_adds(c, &["NET_BIND_SERVICE"], RULE, REASON, out);
     }
 }
 
@@ -353,8 +359,8 @@ fn restricted_volumes(pod: &PodSpec<'_>, out: &mut Vec<Finding>) {
     }
 }
 
-fn host_ports(pod: &PodSpec<'_>, out: &mut Vec<Finding>) {
-    for c in pod.containers() {
+fn host_ports(cs: &[Container<'_>], out: &mut Vec<Finding>) {
+    for c in cs {
         let ports = c.value().get("ports").and_then(Value::as_array);
         for (j, port) in ports.into_iter().flatten().enumerate() {
             let Some(host_port) = port.get("hostPort") else {
@@ -376,7 +382,7 @@ fn host_ports(pod: &PodSpec<'_>, out: &mut Vec<Finding>) {
 
 const APPARMOR_PREFIX: &str = "container.apparmor.security.beta.kubernetes.io/";
 
-fn app_armor(pod: &PodSpec<'_>, out: &mut Vec<Finding>) {
+fn app_armor(pod: &PodSpec<'_>, cs: &[Container<'_>], out: &mut Vec<Finding>) {
     fn bad_type(sc: Option<&Map<String, Value>>) -> Option<&str> {
         let profile = object(sc, "appArmorProfile")?;
         let t = string(Some(profile), "type").unwrap_or_default();
@@ -406,7 +412,7 @@ fn app_armor(pod: &PodSpec<'_>, out: &mut Vec<Finding>) {
             format!("{}.securityContext.appArmorProfile.type", pod.path()),
         );
     }
-    for c in pod.containers() {
+    for c in cs {
         if let Some(t) = bad_type(c.security_context()) {
             push(
                 out,
@@ -422,7 +428,7 @@ fn app_armor(pod: &PodSpec<'_>, out: &mut Vec<Finding>) {
     }
 }
 
-fn se_linux(pod: &PodSpec<'_>, minor: u32, out: &mut Vec<Finding>) {
+fn se_linux(pod: &PodSpec<'_>, cs: &[Container<'_>], minor: u32, out: &mut Vec<Finding>) {
     let allowed: &[&str] = if minor >= 31 {
         &[
             "",
@@ -456,7 +462,7 @@ fn se_linux(pod: &PodSpec<'_>, minor: u32, out: &mut Vec<Finding>) {
             format!("{}.securityContext.seLinuxOptions", pod.path()),
         );
     }
-    for c in pod.containers() {
+    for c in cs {
         if let Some(p) = problems(c.security_context()) {
             push(
                 out,
@@ -472,8 +478,8 @@ fn se_linux(pod: &PodSpec<'_>, minor: u32, out: &mut Vec<Finding>) {
     }
 }
 
-fn proc_mount(pod: &PodSpec<'_>, rule: &'static str, out: &mut Vec<Finding>) {
-    for c in pod.containers() {
+fn proc_mount(cs: &[Container<'_>], rule: &'static str, out: &mut Vec<Finding>) {
+    for c in cs {
         if let Some(m) = string(c.security_context(), "procMount")
             && !m.is_empty()
             && m != "Default"
@@ -500,7 +506,7 @@ fn seccomp_type(sc: Option<&Map<String, Value>>) -> Option<&str> {
     Some(string(Some(profile), "type").unwrap_or_default())
 }
 
-fn seccomp_baseline(pod: &PodSpec<'_>, minor: u32, out: &mut Vec<Finding>) {
+fn seccomp_baseline(pod: &PodSpec<'_>, cs: &[Container<'_>], minor: u32, out: &mut Vec<Finding>) {
     const RULE: &str = "seccompProfile_baseline";
     if minor < 19 {
         for (key, value) in pod.annotations() {
@@ -533,7 +539,7 @@ fn seccomp_baseline(pod: &PodSpec<'_>, minor: u32, out: &mut Vec<Finding>) {
             format!("{}.securityContext.seccompProfile.type", pod.path()),
         );
     }
-    for c in pod.containers() {
+    for c in cs {
         if seccomp_type(c.security_context()) == Some("Unconfined") {
             push(
                 out,
@@ -549,7 +555,7 @@ fn seccomp_baseline(pod: &PodSpec<'_>, minor: u32, out: &mut Vec<Finding>) {
     }
 }
 
-fn seccomp_restricted(pod: &PodSpec<'_>, out: &mut Vec<Finding>) {
+fn seccomp_restricted(pod: &PodSpec<'_>, cs: &[Container<'_>], out: &mut Vec<Finding>) {
     const RULE: &str = "seccompProfile_restricted";
     let valid = |t: &str| t == "RuntimeDefault" || t == "Localhost";
     let mut pod_set = false;
@@ -566,7 +572,7 @@ fn seccomp_restricted(pod: &PodSpec<'_>, out: &mut Vec<Finding>) {
             );
         }
     }
-    for c in pod.containers() {
+    for c in cs {
         match seccomp_type(c.security_context()) {
             Some(t) if !valid(t) => push(
                 out,
@@ -655,7 +661,7 @@ fn sysctls(pod: &PodSpec<'_>, minor: u32, out: &mut Vec<Finding>) {
     }
 }
 
-fn windows_host_process(pod: &PodSpec<'_>, out: &mut Vec<Finding>) {
+fn windows_host_process(pod: &PodSpec<'_>, cs: &[Container<'_>], out: &mut Vec<Finding>) {
     let host_process =
         |sc: Option<&Map<String, Value>>| flag(object(sc, "windowsOptions"), "hostProcess");
     if host_process(pod.security_context()) == Some(true) {
@@ -667,7 +673,7 @@ fn windows_host_process(pod: &PodSpec<'_>, out: &mut Vec<Finding>) {
             format!("{}.securityContext.windowsOptions.hostProcess", pod.path()),
         );
     }
-    for c in pod.containers() {
+    for c in cs {
         if host_process(c.security_context()) == Some(true) {
             push(
                 out,
@@ -683,7 +689,7 @@ fn windows_host_process(pod: &PodSpec<'_>, out: &mut Vec<Finding>) {
     }
 }
 
-fn host_probes(pod: &PodSpec<'_>, out: &mut Vec<Finding>) {
+fn host_probes(cs: &[Container<'_>], out: &mut Vec<Finding>) {
     const HANDLERS: &[(&str, Option<&str>, &str)] = &[
         ("livenessProbe", None, "probe"),
         ("readinessProbe", None, "probe"),
@@ -691,7 +697,7 @@ fn host_probes(pod: &PodSpec<'_>, out: &mut Vec<Finding>) {
         ("lifecycle", Some("postStart"), "lifecycle"),
         ("lifecycle", Some("preStop"), "lifecycle"),
     ];
-    for c in pod.containers() {
+    for c in cs {
         for (field, sub, what) in HANDLERS {
             let mut handler = c.value().get(*field);
             let mut path = (*field).to_owned();
@@ -718,8 +724,8 @@ fn host_probes(pod: &PodSpec<'_>, out: &mut Vec<Finding>) {
     }
 }
 
-fn allow_privilege_escalation(pod: &PodSpec<'_>, out: &mut Vec<Finding>) {
-    for c in pod.containers() {
+fn allow_privilege_escalation(cs: &[Container<'_>], out: &mut Vec<Finding>) {
+    for c in cs {
         if flag(c.security_context(), "allowPrivilegeEscalation") != Some(false) {
             push(
                 out,
@@ -735,7 +741,7 @@ fn allow_privilege_escalation(pod: &PodSpec<'_>, out: &mut Vec<Finding>) {
     }
 }
 
-fn run_as_non_root(pod: &PodSpec<'_>, out: &mut Vec<Finding>) {
+fn run_as_non_root(pod: &PodSpec<'_>, cs: &[Container<'_>], out: &mut Vec<Finding>) {
     const RULE: &str = "runAsNonRoot";
     const REASON: &str = "runAsNonRoot != true";
     let mut pod_non_root = false;
@@ -750,7 +756,7 @@ fn run_as_non_root(pod: &PodSpec<'_>, out: &mut Vec<Finding>) {
         Some(true) => pod_non_root = true,
         None => {}
     }
-    for c in pod.containers() {
+    for c in cs {
         match flag(c.security_context(), "runAsNonRoot") {
             Some(false) => push(
                 out,
@@ -777,7 +783,7 @@ fn run_as_non_root(pod: &PodSpec<'_>, out: &mut Vec<Finding>) {
     }
 }
 
-fn run_as_user(pod: &PodSpec<'_>, out: &mut Vec<Finding>) {
+fn run_as_user(pod: &PodSpec<'_>, cs: &[Container<'_>], out: &mut Vec<Finding>) {
     let is_root = |sc: Option<&Map<String, Value>>| {
         sc.and_then(|sc| sc.get("runAsUser"))
             .and_then(Value::as_i64)
@@ -792,7 +798,7 @@ fn run_as_user(pod: &PodSpec<'_>, out: &mut Vec<Finding>) {
             format!("{}.securityContext.runAsUser", pod.path()),
         );
     }
-    for c in pod.containers() {
+    for c in cs {
         if is_root(c.security_context()) {
             push(
                 out,

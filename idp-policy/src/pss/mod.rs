@@ -328,8 +328,10 @@ impl PodSecurity {
     pub fn evaluate_pod(&self, pod: &PodSpec<'_>) -> Vec<Violation> {
         let minor = self.version.minor();
         let mut findings = Vec::new();
+        // Collected once: every check walks the same containers.
+        let containers: Vec<_> = pod.containers().collect();
         for check in checks::active(self.level, minor) {
-            check.run(pod, minor, &mut findings);
+            check.run(pod, &containers, minor, &mut findings);
         }
         findings
             .into_iter()
