@@ -17,6 +17,7 @@
 //!   Ingress TLS, probes, replicas.
 //! - [`mutate`]: default resources, OpenTelemetry injection, standard labels.
 //! - [`config::PolicySetConfig`]: the YAML file a platform team writes.
+//! - [`set`]: the engine's module (what [`PolicySet`] re-exports), with its overview.
 //! - [`podspec`]: pod-controller autogen — how one pod-level rule covers Pods,
 //!   Deployments, StatefulSets, DaemonSets, ReplicaSets, ReplicationControllers, Jobs and
 //!   CronJobs with paths into the template.
@@ -49,6 +50,6 @@ pub mod mutate;
 pub mod podspec;
 pub mod pss;
 pub mod report;
-mod set;
+pub mod set;
 
 pub use set::{Action, PolicyOptions, PolicySet};
