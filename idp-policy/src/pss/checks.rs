@@ -211,7 +211,7 @@ fn host_namespaces(pod: &PodSpec<'_>, out: &mut Vec<Finding>) {
                 out,
                 "hostNamespaces",
                 "host namespaces",
-                format!("{field}=true"),
+                format_args!("{field}=true"),
                 format!("{}.{field}", pod.path()),
             );
         }
@@ -225,7 +225,7 @@ fn privileged(cs: &[Container<'_>], out: &mut Vec<Finding>) {
                 out,
                 "privileged",
                 "privileged",
-                format!(
+                format_args!(
                     "container \"{}\" must not set securityContext.privileged=true",
                     c.name()
                 ),
@@ -268,7 +268,7 @@ fn forbidden_adds(
                 out,
                 rule,
                 reason,
-                format!(
+                format_args!(
                     "container \"{}\" must not include \"{cap}\" in securityContext.capabilities.add",
                     c.name()
                 ),
@@ -301,7 +301,7 @@ fn capabilities_restricted(cs: &[Container<'_>], out: &mut Vec<Finding>) {
                 out,
                 RULE,
                 REASON,
-                format!(
+                format_args!(
                     "container \"{}\" must set securityContext.capabilities.drop=[\"ALL\"]",
                     c.name()
                 ),
@@ -319,7 +319,7 @@ fn host_path_volumes(pod: &PodSpec<'_>, out: &mut Vec<Finding>) {
                 out,
                 "hostPathVolumes",
                 "hostPath volumes",
-                format!("volume \"{}\"", string(Some(v), "name").unwrap_or_default()),
+                format_args!("volume \"{}\"", string(Some(v), "name").unwrap_or_default()),
                 format!("{}.volumes[{i}].hostPath", pod.path()),
             );
         }
@@ -349,7 +349,7 @@ fn restricted_volumes(pod: &PodSpec<'_>, out: &mut Vec<Finding>) {
                 out,
                 "restrictedVolumes",
                 "restricted volume types",
-                format!(
+                format_args!(
                     "volume \"{}\" uses restricted volume type \"{kind}\"",
                     string(Some(v), "name").unwrap_or_default()
                 ),
@@ -372,7 +372,7 @@ fn host_ports(cs: &[Container<'_>], out: &mut Vec<Finding>) {
                     out,
                     "hostPorts",
                     "hostPort",
-                    format!("container \"{}\" uses hostPort {host_port}", c.name()),
+                    format_args!("container \"{}\" uses hostPort {host_port}", c.name()),
                     c.field_path(&format!("ports[{j}].hostPort")),
                 );
             }
@@ -398,7 +398,7 @@ fn app_armor(pod: &PodSpec<'_>, cs: &[Container<'_>], out: &mut Vec<Finding>) {
                 out,
                 RULE,
                 REASON,
-                format!("{key}=\"{value}\""),
+                format_args!("{key}=\"{value}\""),
                 format!("{}.annotations[\"{key}\"]", pod.metadata_path()),
             );
         }
@@ -408,7 +408,7 @@ fn app_armor(pod: &PodSpec<'_>, cs: &[Container<'_>], out: &mut Vec<Finding>) {
             out,
             RULE,
             REASON,
-            format!("pod must not set securityContext.appArmorProfile.type to \"{t}\""),
+            format_args!("pod must not set securityContext.appArmorProfile.type to \"{t}\""),
             format!("{}.securityContext.appArmorProfile.type", pod.path()),
         );
     }
@@ -418,7 +418,7 @@ fn app_armor(pod: &PodSpec<'_>, cs: &[Container<'_>], out: &mut Vec<Finding>) {
                 out,
                 RULE,
                 REASON,
-                format!(
+                format_args!(
                     "container \"{}\" must not set securityContext.appArmorProfile.type to \"{t}\"",
                     c.name()
                 ),
@@ -458,7 +458,7 @@ fn se_linux(pod: &PodSpec<'_>, cs: &[Container<'_>], minor: u32, out: &mut Vec<F
             out,
             "seLinuxOptions",
             "seLinuxOptions",
-            format!("pod set forbidden securityContext.seLinuxOptions: {p}"),
+            format_args!("pod set forbidden securityContext.seLinuxOptions: {p}"),
             format!("{}.securityContext.seLinuxOptions", pod.path()),
         );
     }
@@ -468,7 +468,7 @@ fn se_linux(pod: &PodSpec<'_>, cs: &[Container<'_>], minor: u32, out: &mut Vec<F
                 out,
                 "seLinuxOptions",
                 "seLinuxOptions",
-                format!(
+                format_args!(
                     "container \"{}\" set forbidden securityContext.seLinuxOptions: {p}",
                     c.name()
                 ),
@@ -488,7 +488,7 @@ fn proc_mount(cs: &[Container<'_>], rule: &'static str, out: &mut Vec<Finding>) 
                 out,
                 rule,
                 "procMount",
-                format!(
+                format_args!(
                     "container \"{}\" must not set securityContext.procMount to \"{m}\"",
                     c.name()
                 ),
@@ -523,7 +523,7 @@ fn seccomp_baseline(pod: &PodSpec<'_>, cs: &[Container<'_>], minor: u32, out: &m
                     out,
                     RULE,
                     "seccompProfile",
-                    format!("{about} must not set {key}=\"unconfined\""),
+                    format_args!("{about} must not set {key}=\"unconfined\""),
                     format!("{}.annotations[\"{key}\"]", pod.metadata_path()),
                 );
             }
@@ -535,7 +535,7 @@ fn seccomp_baseline(pod: &PodSpec<'_>, cs: &[Container<'_>], minor: u32, out: &m
             out,
             RULE,
             "seccompProfile",
-            "pod must not set securityContext.seccompProfile.type to \"Unconfined\"".to_owned(),
+            "pod must not set securityContext.seccompProfile.type to \"Unconfined\"",
             format!("{}.securityContext.seccompProfile.type", pod.path()),
         );
     }
@@ -545,7 +545,7 @@ fn seccomp_baseline(pod: &PodSpec<'_>, cs: &[Container<'_>], minor: u32, out: &m
                 out,
                 RULE,
                 "seccompProfile",
-                format!(
+                format_args!(
                     "container \"{}\" must not set securityContext.seccompProfile.type to \"Unconfined\"",
                     c.name()
                 ),
@@ -567,7 +567,7 @@ fn seccomp_restricted(pod: &PodSpec<'_>, cs: &[Container<'_>], out: &mut Vec<Fin
                 out,
                 RULE,
                 "seccompProfile",
-                format!("pod must not set securityContext.seccompProfile.type to \"{t}\""),
+                format_args!("pod must not set securityContext.seccompProfile.type to \"{t}\""),
                 format!("{}.securityContext.seccompProfile.type", pod.path()),
             );
         }
@@ -578,7 +578,7 @@ fn seccomp_restricted(pod: &PodSpec<'_>, cs: &[Container<'_>], out: &mut Vec<Fin
                 out,
                 RULE,
                 "seccompProfile",
-                format!(
+                format_args!(
                     "container \"{}\" must not set securityContext.seccompProfile.type to \"{t}\"",
                     c.name()
                 ),
@@ -588,7 +588,7 @@ fn seccomp_restricted(pod: &PodSpec<'_>, cs: &[Container<'_>], out: &mut Vec<Fin
                 out,
                 RULE,
                 "seccompProfile",
-                format!(
+                format_args!(
                     "pod or container \"{}\" must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\"",
                     c.name()
                 ),
@@ -654,7 +654,7 @@ fn sysctls(pod: &PodSpec<'_>, minor: u32, out: &mut Vec<Finding>) {
                 out,
                 "sysctls",
                 "forbidden sysctls",
-                name.to_owned(),
+                name,
                 format!("{}.securityContext.sysctls[{i}].name", pod.path()),
             );
         }
@@ -669,7 +669,7 @@ fn windows_host_process(pod: &PodSpec<'_>, cs: &[Container<'_>], out: &mut Vec<F
             out,
             "windowsHostProcess",
             "hostProcess",
-            "pod must not set securityContext.windowsOptions.hostProcess=true".to_owned(),
+            "pod must not set securityContext.windowsOptions.hostProcess=true",
             format!("{}.securityContext.windowsOptions.hostProcess", pod.path()),
         );
     }
@@ -679,7 +679,7 @@ fn windows_host_process(pod: &PodSpec<'_>, cs: &[Container<'_>], out: &mut Vec<F
                 out,
                 "windowsHostProcess",
                 "hostProcess",
-                format!(
+                format_args!(
                     "container \"{}\" must not set securityContext.windowsOptions.hostProcess=true",
                     c.name()
                 ),
@@ -715,7 +715,7 @@ fn host_probes(cs: &[Container<'_>], out: &mut Vec<Finding>) {
                         out,
                         "hostProbesAndHostLifecycle",
                         "probe or lifecycle host",
-                        format!("container \"{}\" uses {what} host \"{host}\"", c.name()),
+                        format_args!("container \"{}\" uses {what} host \"{host}\"", c.name()),
                         c.field_path(&format!("{path}.{action}.host")),
                     );
                 }
@@ -731,7 +731,7 @@ fn allow_privilege_escalation(cs: &[Container<'_>], out: &mut Vec<Finding>) {
                 out,
                 "allowPrivilegeEscalation",
                 "allowPrivilegeEscalation != false",
-                format!(
+                format_args!(
                     "container \"{}\" must set securityContext.allowPrivilegeEscalation=false",
                     c.name()
                 ),
@@ -750,7 +750,7 @@ fn run_as_non_root(pod: &PodSpec<'_>, cs: &[Container<'_>], out: &mut Vec<Findin
             out,
             RULE,
             REASON,
-            "pod must not set securityContext.runAsNonRoot=false".to_owned(),
+            "pod must not set securityContext.runAsNonRoot=false",
             format!("{}.securityContext.runAsNonRoot", pod.path()),
         ),
         Some(true) => pod_non_root = true,
@@ -762,7 +762,7 @@ fn run_as_non_root(pod: &PodSpec<'_>, cs: &[Container<'_>], out: &mut Vec<Findin
                 out,
                 RULE,
                 REASON,
-                format!(
+                format_args!(
                     "container \"{}\" must not set securityContext.runAsNonRoot=false",
                     c.name()
                 ),
@@ -772,7 +772,7 @@ fn run_as_non_root(pod: &PodSpec<'_>, cs: &[Container<'_>], out: &mut Vec<Findin
                 out,
                 RULE,
                 REASON,
-                format!(
+                format_args!(
                     "pod or container \"{}\" must set securityContext.runAsNonRoot=true",
                     c.name()
                 ),
@@ -794,7 +794,7 @@ fn run_as_user(pod: &PodSpec<'_>, cs: &[Container<'_>], out: &mut Vec<Finding>) 
             out,
             "runAsUser",
             "runAsUser=0",
-            "pod must not set runAsUser=0".to_owned(),
+            "pod must not set runAsUser=0",
             format!("{}.securityContext.runAsUser", pod.path()),
         );
     }
@@ -804,7 +804,7 @@ fn run_as_user(pod: &PodSpec<'_>, cs: &[Container<'_>], out: &mut Vec<Finding>) 
                 out,
                 "runAsUser",
                 "runAsUser=0",
-                format!("container \"{}\" must not set runAsUser=0", c.name()),
+                format_args!("container \"{}\" must not set runAsUser=0", c.name()),
                 c.field_path("securityContext.runAsUser"),
             );
         }
