@@ -1,9 +1,55 @@
 //! # idp-policy
 //!
-//! Policy-as-code guardrails that run before commit and at admission: Pod Security Standards, guardrails, Rego and CEL policies, and mutations.
+//! Policy-as-code guardrails that run before commit, in CI and at admission: the Pod
+//! Security Standards (versioned like Kubernetes' own admission library), configurable
+//! guardrails, and mutations, all as in-process implementations of `idp_core`'s
+//! [`Policy`](idp_core::Policy) and [`Mutation`](idp_core::ports::Mutation) ports.
 //!
-//! Part of [idp](https://github.com/idp-rs/idp). It depends only on `idp-core` and
-//! implements its ports, so a platform can use it or replace it with its own
-//! implementation of the same trait.
+//! Where to start:
 //!
-//! **Status:** this crate is being built; this release has no public API yet.
+//! - [`PolicySet`]: the engine. Add policies with an [`Action`] (enforce, warn, audit)
+//!   and [match rules](matching), add [exceptions], then [`PolicySet::check`] a manifest
+//!   set into a bounded [`Report`](report::Report). A set is itself a `Policy`, so it
+//!   plugs into `idp_core::Platform`; any other `Policy` (Rego, CEL, your own) joins a set
+//!   the same way.
+//! - [`pss::PodSecurity`]: baseline and restricted at a pinned [`pss::PssVersion`].
+//! - [`guardrails`]: resources, sensitive ports, registries, tags, labels, Service types,
+//!   Ingress TLS, probes, replicas.
+//! - [`mutate`]: default resources, OpenTelemetry injection, standard labels.
+//! - [`config::PolicySetConfig`]: the YAML file a platform team writes.
+//! - [`set`]: the engine's module (what [`PolicySet`] re-exports), with its overview.
+//! - [`podspec`]: pod-controller autogen — how one pod-level rule covers Pods,
+//!   Deployments, StatefulSets, DaemonSets, ReplicaSets, ReplicationControllers, Jobs and
+//!   CronJobs with paths into the template.
+//!
+//! ```
+//! use idp_core::{Object, PolicyContext};
+//! use idp_policy::{Action, PolicyOptions, PolicySet, guardrails, pss::PodSecurity};
+//!
+//! let set = PolicySet::new()
+//!     .with_policy(PodSecurity::restricted().at("v1.30".parse().unwrap()))
+//!     .with_policy_options(guardrails::RequireResources::default(), PolicyOptions::new().action(Action::Warn));
+//!
+//! let deploy = Object::from_value(serde_json::json!({
+//!     "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "cart", "namespace": "shop"},
+//!     "spec": {"template": {"spec": {"containers": [{"name": "app", "image": "ghcr.io/acme/cart:1.4",
+//!         "securityContext": {"privileged": true}}]}}}
+//! })).unwrap();
+//! let report = set.check([&deploy], &PolicyContext::new());
+//! assert_eq!(report.denied, 1);
+//! let privileged = report.sample.iter().find(|v| v.rule == "privileged").unwrap();
+//! assert_eq!(privileged.path.as_deref(), Some("spec.template.spec.containers[0].securityContext.privileged"));
+//! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod config;
+pub mod exceptions;
+pub mod guardrails;
+pub mod matching;
+pub mod mutate;
+pub mod podspec;
+pub mod pss;
+pub mod report;
+pub mod set;
+
+pub use set::{Action, PolicyOptions, PolicySet};

@@ -1,0 +1,233 @@
+//! Image guardrails: a registry allowlist and pinned tags/digests.
+
+use idp_core::{Object, Policy, PolicyContext, Severity, Violation};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::podspec::PodSpec;
+
+/// A container image reference split into registry, repository, tag and digest, with
+/// Docker Hub defaults (`nginx` is `docker.io/library/nginx`).
+///
+/// ```
+/// use idp_policy::guardrails::ImageRef;
+/// let r = ImageRef::parse("ghcr.io/acme/cart:1.4@sha256:abcd");
+/// assert_eq!(r.registry, "ghcr.io");
+/// assert_eq!(r.repository, "acme/cart");
+/// assert_eq!(r.tag.as_deref(), Some("1.4"));
+/// assert_eq!(r.digest.as_deref(), Some("sha256:abcd"));
+/// let hub = ImageRef::parse("nginx");
+/// assert_eq!((hub.registry.as_str(), hub.repository.as_str(), hub.tag), ("docker.io", "library/nginx", None));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRef {
+    /// The registry host (with port), `docker.io` when none is named.
+    pub registry: String,
+    /// The repository path.
+    pub repository: String,
+    /// The tag, when there is one.
+    pub tag: Option<String>,
+    /// The digest (`sha256:…`), when there is one.
+    pub digest: Option<String>,
+}
+
+impl ImageRef {
+    /// Split an image reference. Never fails: odd input gives odd parts, which the
+    /// guardrails then reject.
+    ///
+    /// ```
+    /// let r = idp_policy::guardrails::ImageRef::parse("localhost:5000/app");
+    /// assert_eq!(r.registry, "localhost:5000");
+    /// assert_eq!(r.tag, None);
+    /// ```
+    pub fn parse(image: &str) -> Self {
+        let (rest, digest) = match image.split_once('@') {
+            Some((r, d)) => (r, Some(d.to_owned())),
+            None => (image, None),
+        };
+        let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+        let (name, tag) = match rest[last_slash..].rfind(':') {
+            Some(i) => (
+                &rest[..last_slash + i],
+                Some(rest[last_slash + i + 1..].to_owned()),
+            ),
+            None => (rest, None),
+        };
+        let (registry, repository) = match name.split_once('/') {
+            Some((first, path))
+                if first.contains('.') || first.contains(':') || first == "localhost" =>
+            {
+                (first.to_owned(), path.to_owned())
+            }
+            Some(_) => ("docker.io".to_owned(), name.to_owned()),
+            None => ("docker.io".to_owned(), format!("library/{name}")),
+        };
+        Self {
+            registry,
+            repository,
+            tag,
+            digest,
+        }
+    }
+
+    /// `registry/repository`, the part an allowlist entry is a prefix of.
+    ///
+    /// ```
+    /// assert_eq!(idp_policy::guardrails::ImageRef::parse("redis:7").name(), "docker.io/library/redis");
+    /// ```
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.registry, self.repository)
+    }
+}
+
+/// Images must come from one of the allowed registries (or registry paths).
+///
+/// An entry allows an image when it equals the image's registry, or is a path prefix of
+/// `registry/repository` (`ghcr.io/acme` allows `ghcr.io/acme/cart`, not
+/// `ghcr.io/acme-evil/x`). Docker Hub images without a registry count as `docker.io`.
+/// No entry: every registry is allowed.
+///
+/// ```
+/// use idp_core::{Object, Policy, PolicyContext};
+/// use idp_policy::guardrails::AllowedRegistries;
+/// let p = AllowedRegistries::new(["ghcr.io/acme", "registry.internal:5000"]);
+/// let pod = Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+///     "spec": {"containers": [{"name": "a", "image": "docker.io/library/nginx:1.27"}]}})).unwrap();
+/// assert_eq!(p.evaluate(&pod, &PolicyContext::new())[0].rule, "registry");
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AllowedRegistries {
+    /// Allowed registries or registry paths.
+    #[serde(default)]
+    pub registries: Vec<String>,
+}
+
+impl AllowedRegistries {
+    /// The policy name.
+    pub const NAME: &'static str = "allowed-registries";
+
+    /// Allow these registries.
+    ///
+    /// ```
+    /// assert_eq!(idp_policy::guardrails::AllowedRegistries::new(["ghcr.io"]).registries, ["ghcr.io"]);
+    /// ```
+    pub fn new<I: IntoIterator<Item = S>, S: Into<String>>(registries: I) -> Self {
+        Self {
+            registries: registries.into_iter().map(Into::into).collect(),
+        }
+    }
+
+    fn allows(&self, image: &ImageRef) -> bool {
+        let name = image.name();
+        self.registries.iter().any(|entry| {
+            let entry = entry.trim_end_matches('/');
+            entry == image.registry
+                || name == entry
+                || name
+                    .strip_prefix(entry)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        })
+    }
+}
+
+impl Policy for AllowedRegistries {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    fn evaluate(&self, object: &Object, _ctx: &PolicyContext) -> Vec<Violation> {
+        let Some(pod) = PodSpec::of(object) else {
+            return Vec::new();
+        };
+        if self.registries.is_empty() {
+            return Vec::new();
+        }
+        pod.containers()
+            .filter(|c| !self.allows(&ImageRef::parse(c.image())))
+            .map(|c| {
+                Violation::new(
+                    Self::NAME,
+                    "registry",
+                    format!(
+                        "container \"{}\" uses image \"{}\" from a registry that is not allowed; use one of: {}",
+                        c.name(),
+                        c.image(),
+                        self.registries.join(", ")
+                    ),
+                )
+                .with_path(c.field_path("image"))
+                .with_severity(Severity::High)
+            })
+            .collect()
+    }
+}
+
+/// Images must be pinned: no `:latest`, no missing tag, and optionally a digest.
+///
+/// ```
+/// use idp_core::{Object, Policy, PolicyContext};
+/// use idp_policy::guardrails::DisallowLatestTag;
+/// let pod = Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+///     "spec": {"containers": [{"name": "a", "image": "nginx"}, {"name": "b", "image": "nginx:latest"}]}})).unwrap();
+/// let v = DisallowLatestTag::default().evaluate(&pod, &PolicyContext::new());
+/// assert_eq!(v.iter().map(|v| v.rule.as_str()).collect::<Vec<_>>(), ["untagged", "latest-tag"]);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DisallowLatestTag {
+    /// Also require every image to name a digest (`@sha256:…`).
+    #[serde(default)]
+    pub require_digest: bool,
+}
+
+impl DisallowLatestTag {
+    /// The policy name.
+    pub const NAME: &'static str = "disallow-latest-tag";
+
+    /// Require digests as well.
+    ///
+    /// ```
+    /// assert!(idp_policy::guardrails::DisallowLatestTag::with_digests().require_digest);
+    /// ```
+    pub fn with_digests() -> Self {
+        Self {
+            require_digest: true,
+        }
+    }
+}
+
+impl Policy for DisallowLatestTag {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    fn evaluate(&self, object: &Object, _ctx: &PolicyContext) -> Vec<Violation> {
+        let Some(pod) = PodSpec::of(object) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for c in pod.containers() {
+            let image = ImageRef::parse(c.image());
+            let (rule, why) = if self.require_digest && image.digest.is_none() {
+                ("digest", "names no digest; pin it as image@sha256:…")
+            } else if image.digest.is_some() {
+                continue;
+            } else if image.tag.as_deref() == Some("latest") {
+                ("latest-tag", "uses the mutable tag :latest; pin a version")
+            } else if image.tag.is_none() {
+                ("untagged", "has no tag, which means :latest; pin a version")
+            } else {
+                continue;
+            };
+            out.push(
+                Violation::new(
+                    Self::NAME,
+                    rule,
+                    format!("container \"{}\" image \"{}\" {why}", c.name(), c.image()),
+                )
+                .with_path(c.field_path("image")),
+            );
+        }
+        out
+    }
+}

@@ -1,0 +1,98 @@
+//! Metadata guardrails: required labels.
+
+use idp_core::{Object, Policy, PolicyContext, Severity, Violation};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::podspec::POD_KINDS;
+
+fn owner() -> Vec<String> {
+    vec!["idp.dev/owner".to_owned()]
+}
+
+fn workload_kinds() -> Vec<String> {
+    POD_KINDS
+        .iter()
+        .chain(&["Service", "Ingress"])
+        .map(|k| (*k).to_owned())
+        .collect()
+}
+
+/// Objects must carry the required labels (default `idp.dev/owner`), with a non-empty
+/// value. Applies to the listed kinds (default: Pods, pod controllers, Services and
+/// Ingresses; empty list: every kind). Rule: `missing-label`.
+///
+/// ```
+/// use idp_core::{Object, Policy, PolicyContext};
+/// use idp_policy::guardrails::RequireLabels;
+/// let p = RequireLabels::new(["idp.dev/owner", "team"]);
+/// let d = Object::from_value(serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+///     "metadata": {"name": "d", "labels": {"team": "payments"}}})).unwrap();
+/// let v = p.evaluate(&d, &PolicyContext::new());
+/// assert_eq!(v.len(), 1);
+/// assert_eq!(v[0].path.as_deref(), Some("metadata.labels[\"idp.dev/owner\"]"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RequireLabels {
+    /// The label keys that must be present.
+    #[serde(default = "owner")]
+    pub labels: Vec<String>,
+    /// The kinds checked (empty: every kind).
+    #[serde(default = "workload_kinds")]
+    pub kinds: Vec<String>,
+}
+
+impl Default for RequireLabels {
+    fn default() -> Self {
+        Self {
+            labels: owner(),
+            kinds: workload_kinds(),
+        }
+    }
+}
+
+impl RequireLabels {
+    /// The policy name.
+    pub const NAME: &'static str = "require-labels";
+
+    /// Require these labels on the default kinds.
+    ///
+    /// ```
+    /// assert_eq!(idp_policy::guardrails::RequireLabels::new(["team"]).labels, ["team"]);
+    /// ```
+    pub fn new<I: IntoIterator<Item = S>, S: Into<String>>(labels: I) -> Self {
+        Self {
+            labels: labels.into_iter().map(Into::into).collect(),
+            kinds: workload_kinds(),
+        }
+    }
+}
+
+impl Policy for RequireLabels {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    fn evaluate(&self, object: &Object, _ctx: &PolicyContext) -> Vec<Violation> {
+        if !self.kinds.is_empty() && !self.kinds.iter().any(|k| k == object.kind()) {
+            return Vec::new();
+        }
+        let labels = object.labels();
+        self.labels
+            .iter()
+            .filter(|key| labels.get(*key).is_none_or(String::is_empty))
+            .map(|key| {
+                Violation::new(
+                    Self::NAME,
+                    "missing-label",
+                    format!(
+                        "{} has no label \"{key}\"; add it to metadata.labels",
+                        object.kind()
+                    ),
+                )
+                .with_path(format!("metadata.labels[\"{key}\"]"))
+                .with_severity(Severity::Low)
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,290 @@
+//! Network guardrails: sensitive ports, Service types, Ingress TLS.
+
+use idp_core::{Object, Policy, PolicyContext, Severity, Violation};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::podspec::PodSpec;
+
+/// The ports [`ForbidSensitivePorts`] forbids by default: SSH, Telnet, the Docker
+/// daemon, RDP, VNC, the Kubernetes API server, the kubelet and etcd.
+///
+/// ```
+/// assert!(idp_policy::guardrails::SENSITIVE_PORTS.contains(&10250));
+/// ```
+pub const SENSITIVE_PORTS: &[u16] = &[
+    22, 23, 2375, 2376, 3389, 5900, 6443, 10250, 10255, 2379, 2380,
+];
+
+fn default_ports() -> Vec<u16> {
+    SENSITIVE_PORTS.to_vec()
+}
+
+/// Containers must not expose, and Services must not forward, sensitive ports.
+///
+/// Rules: `container-port` (`containerPort`/`hostPort` of any container) and
+/// `service-port` (`port`, numeric `targetPort`, `nodePort` of a Service).
+///
+/// ```
+/// use idp_core::{Object, Policy, PolicyContext};
+/// use idp_policy::guardrails::ForbidSensitivePorts;
+/// let svc = Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Service",
+///     "spec": {"ports": [{"port": 80, "targetPort": 22}]}})).unwrap();
+/// let v = ForbidSensitivePorts::default().evaluate(&svc, &PolicyContext::new());
+/// assert_eq!(v[0].path.as_deref(), Some("spec.ports[0].targetPort"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ForbidSensitivePorts {
+    /// The forbidden ports (default [`SENSITIVE_PORTS`]).
+    #[serde(default = "default_ports")]
+    pub ports: Vec<u16>,
+}
+
+impl Default for ForbidSensitivePorts {
+    fn default() -> Self {
+        Self {
+            ports: default_ports(),
+        }
+    }
+}
+
+impl ForbidSensitivePorts {
+    /// The policy name.
+    pub const NAME: &'static str = "forbid-sensitive-ports";
+
+    /// Forbid these ports instead.
+    ///
+    /// ```
+    /// assert_eq!(idp_policy::guardrails::ForbidSensitivePorts::new([8081]).ports, [8081]);
+    /// ```
+    pub fn new(ports: impl IntoIterator<Item = u16>) -> Self {
+        Self {
+            ports: ports.into_iter().collect(),
+        }
+    }
+
+    fn forbidden(&self, value: Option<&Value>) -> Option<u64> {
+        let n = value?.as_u64()?;
+        self.ports.iter().any(|p| u64::from(*p) == n).then_some(n)
+    }
+}
+
+impl Policy for ForbidSensitivePorts {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    fn evaluate(&self, object: &Object, _ctx: &PolicyContext) -> Vec<Violation> {
+        let mut out = Vec::new();
+        if object.kind() == "Service" {
+            let ports = object
+                .as_map()
+                .get("spec")
+                .and_then(|s| s.get("ports"))
+                .and_then(Value::as_array);
+            for (i, port) in ports.into_iter().flatten().enumerate() {
+                for field in ["port", "targetPort", "nodePort"] {
+                    if let Some(n) = self.forbidden(port.get(field)) {
+                        out.push(
+                            Violation::new(
+                                Self::NAME,
+                                "service-port",
+                                format!(
+                                    "Service {field} {n} is a sensitive port; do not expose it"
+                                ),
+                            )
+                            .with_path(format!("spec.ports[{i}].{field}"))
+                            .with_severity(Severity::High),
+                        );
+                    }
+                }
+            }
+            return out;
+        }
+        let Some(pod) = PodSpec::of(object) else {
+            return out;
+        };
+        for c in pod.containers() {
+            let ports = c.value().get("ports").and_then(Value::as_array);
+            for (j, port) in ports.into_iter().flatten().enumerate() {
+                for field in ["containerPort", "hostPort"] {
+                    if let Some(n) = self.forbidden(port.get(field)) {
+                        out.push(
+                            Violation::new(
+                                Self::NAME,
+                                "container-port",
+                                format!(
+                                    "container \"{}\" {field} {n} is a sensitive port; do not expose it",
+                                    c.name()
+                                ),
+                            )
+                            .with_path(c.field_path(&format!("ports[{j}].{field}")))
+                            .with_severity(Severity::High),
+                        );
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+fn exposed_types() -> Vec<String> {
+    vec!["LoadBalancer".to_owned(), "NodePort".to_owned()]
+}
+
+/// Services must not be of the restricted types (default `LoadBalancer` and
+/// `NodePort`): expose through the platform's ingress instead. Rule: `service-type`.
+///
+/// ```
+/// use idp_core::{Object, Policy, PolicyContext};
+/// use idp_policy::guardrails::RestrictServiceTypes;
+/// let svc = Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Service", "spec": {"type": "NodePort"}})).unwrap();
+/// assert_eq!(RestrictServiceTypes::default().evaluate(&svc, &PolicyContext::new()).len(), 1);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RestrictServiceTypes {
+    /// The forbidden types (default `LoadBalancer`, `NodePort`).
+    #[serde(default = "exposed_types")]
+    pub forbidden: Vec<String>,
+}
+
+impl Default for RestrictServiceTypes {
+    fn default() -> Self {
+        Self {
+            forbidden: exposed_types(),
+        }
+    }
+}
+
+impl RestrictServiceTypes {
+    /// The policy name.
+    pub const NAME: &'static str = "restrict-service-types";
+}
+
+impl Policy for RestrictServiceTypes {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    fn evaluate(&self, object: &Object, _ctx: &PolicyContext) -> Vec<Violation> {
+        if object.kind() != "Service" {
+            return Vec::new();
+        }
+        let t = object
+            .as_map()
+            .get("spec")
+            .and_then(|s| s.get("type"))
+            .and_then(Value::as_str)
+            .unwrap_or("ClusterIP");
+        if self.forbidden.iter().any(|f| f == t) {
+            vec![
+                Violation::new(
+                    Self::NAME,
+                    "service-type",
+                    format!(
+                        "Service type {t} is not allowed; use ClusterIP behind the platform ingress"
+                    ),
+                )
+                .with_path("spec.type"),
+            ]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+/// Ingresses must terminate TLS for every host they route. Rules: `tls` (no `spec.tls`
+/// at all) and `host-without-tls` (a rule's host that no TLS entry covers; `*.example.com`
+/// covers one label).
+///
+/// ```
+/// use idp_core::{Object, Policy, PolicyContext};
+/// use idp_policy::guardrails::RequireIngressTls;
+/// let ing = Object::from_value(serde_json::json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+///     "spec": {"rules": [{"host": "shop.example.com"}]}})).unwrap();
+/// assert_eq!(RequireIngressTls::default().evaluate(&ing, &PolicyContext::new())[0].rule, "tls");
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RequireIngressTls {}
+
+impl RequireIngressTls {
+    /// The policy name.
+    pub const NAME: &'static str = "require-ingress-tls";
+}
+
+fn host_covered(pattern: &str, host: &str) -> bool {
+    match pattern.strip_prefix("*.") {
+        Some(suffix) => host
+            .split_once('.')
+            .is_some_and(|(first, rest)| !first.is_empty() && rest == suffix),
+        None => pattern == host,
+    }
+}
+
+impl Policy for RequireIngressTls {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    fn evaluate(&self, object: &Object, _ctx: &PolicyContext) -> Vec<Violation> {
+        if object.kind() != "Ingress" {
+            return Vec::new();
+        }
+        let spec = object.as_map().get("spec");
+        let tls = spec
+            .and_then(|s| s.get("tls"))
+            .and_then(Value::as_array)
+            .filter(|t| !t.is_empty());
+        let Some(tls) = tls else {
+            return vec![
+                Violation::new(
+                    Self::NAME,
+                    "tls",
+                    "Ingress has no spec.tls; serve it over HTTPS with a certificate",
+                )
+                .with_path("spec.tls")
+                .with_severity(Severity::High),
+            ];
+        };
+        let tls_hosts: Vec<&str> = tls
+            .iter()
+            .filter_map(|t| t.get("hosts").and_then(Value::as_array))
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let rules = spec.and_then(|s| s.get("rules")).and_then(Value::as_array);
+        let mut out = Vec::new();
+        for (i, rule) in rules.into_iter().flatten().enumerate() {
+            let Some(host) = rule.get("host").and_then(Value::as_str) else {
+                continue;
+            };
+            if !tls_hosts.iter().any(|p| host_covered(p, host)) {
+                out.push(
+                    Violation::new(
+                        Self::NAME,
+                        "host-without-tls",
+                        format!("Ingress host \"{host}\" is not listed in any spec.tls[].hosts"),
+                    )
+                    .with_path(format!("spec.rules[{i}].host")),
+                );
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_covered;
+
+    #[test]
+    fn tls_host_coverage() {
+        assert!(host_covered("a.example.com", "a.example.com"));
+        assert!(host_covered("*.example.com", "a.example.com"));
+        assert!(!host_covered("*.example.com", "a.b.example.com"));
+        assert!(!host_covered("*.example.com", "example.com"));
+        assert!(!host_covered("b.example.com", "a.example.com"));
+    }
+}

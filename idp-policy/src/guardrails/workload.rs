@@ -1,0 +1,288 @@
+//! Workload guardrails: resources, probes, replicas.
+
+use idp_core::{Object, Policy, PolicyContext, Severity, Violation};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::podspec::{ContainerKind, PodSpec};
+
+fn yes() -> bool {
+    true
+}
+
+fn cpu_memory() -> Vec<String> {
+    vec!["cpu".to_owned(), "memory".to_owned()]
+}
+
+/// Every container (init containers included) must request and limit resources.
+///
+/// Rules: `requests` and `limits`, one violation per missing resource with its path.
+/// Ephemeral containers cannot have resources and are skipped.
+///
+/// ```
+/// use idp_core::{Object, Policy, PolicyContext};
+/// use idp_policy::guardrails::RequireResources;
+/// let deploy = Object::from_value(serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+///     "spec": {"template": {"spec": {"containers": [{"name": "app",
+///         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1"}}}]}}}})).unwrap();
+/// let v = RequireResources::default().evaluate(&deploy, &PolicyContext::new());
+/// assert_eq!(v.len(), 1);
+/// assert_eq!(v[0].path.as_deref(), Some("spec.template.spec.containers[0].resources.limits.memory"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RequireResources {
+    /// The resources to require (default `cpu` and `memory`).
+    #[serde(default = "cpu_memory")]
+    pub resources: Vec<String>,
+    /// Require requests (default true).
+    #[serde(default = "yes")]
+    pub requests: bool,
+    /// Require limits (default true).
+    #[serde(default = "yes")]
+    pub limits: bool,
+    /// Also check init containers (default true).
+    #[serde(default = "yes")]
+    pub init_containers: bool,
+}
+
+impl Default for RequireResources {
+    fn default() -> Self {
+        Self {
+            resources: cpu_memory(),
+            requests: true,
+            limits: true,
+            init_containers: true,
+        }
+    }
+}
+
+impl RequireResources {
+    /// The policy name.
+    pub const NAME: &'static str = "require-resources";
+}
+
+impl Policy for RequireResources {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    fn evaluate(&self, object: &Object, _ctx: &PolicyContext) -> Vec<Violation> {
+        let Some(pod) = PodSpec::of(object) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for c in pod.containers() {
+            match c.kind() {
+                ContainerKind::Ephemeral => continue,
+                ContainerKind::Init if !self.init_containers => continue,
+                _ => {}
+            }
+            let resources = c.value().get("resources");
+            for (section, wanted, noun) in [
+                ("requests", self.requests, "request"),
+                ("limits", self.limits, "limit"),
+            ] {
+                if !wanted {
+                    continue;
+                }
+                let present = resources.and_then(|r| r.get(section));
+                for res in &self.resources {
+                    let set = present
+                        .and_then(|p| p.get(res))
+                        .is_some_and(|v| !v.is_null() && v.as_str() != Some(""));
+                    if !set {
+                        out.push(
+                            Violation::new(
+                                Self::NAME,
+                                section,
+                                format!(
+                                    "container \"{}\" has no {res} {noun}; set resources.{section}.{res}",
+                                    c.name()
+                                ),
+                            )
+                            .with_path(c.field_path(&format!("resources.{section}.{res}"))),
+                        );
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Long-running containers must have liveness and readiness probes.
+///
+/// Rules: `liveness`, `readiness`, `startup` (off by default). Only `containers` are
+/// checked (not init or ephemeral containers); Jobs and CronJobs are skipped unless
+/// `batch: true`, since their pods run to completion.
+///
+/// ```
+/// use idp_core::{Object, Policy, PolicyContext};
+/// use idp_policy::guardrails::RequireProbes;
+/// let pod = Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+///     "spec": {"containers": [{"name": "app", "readinessProbe": {"httpGet": {"port": 8080}}}]}})).unwrap();
+/// let v = RequireProbes::default().evaluate(&pod, &PolicyContext::new());
+/// assert_eq!(v[0].rule, "liveness");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RequireProbes {
+    /// Require `livenessProbe` (default true).
+    #[serde(default = "yes")]
+    pub liveness: bool,
+    /// Require `readinessProbe` (default true).
+    #[serde(default = "yes")]
+    pub readiness: bool,
+    /// Require `startupProbe` (default false).
+    #[serde(default)]
+    pub startup: bool,
+    /// Also check Jobs and CronJobs (default false).
+    #[serde(default)]
+    pub batch: bool,
+}
+
+impl Default for RequireProbes {
+    fn default() -> Self {
+        Self {
+            liveness: true,
+            readiness: true,
+            startup: false,
+            batch: false,
+        }
+    }
+}
+
+impl RequireProbes {
+    /// The policy name.
+    pub const NAME: &'static str = "require-probes";
+}
+
+impl Policy for RequireProbes {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    fn evaluate(&self, object: &Object, _ctx: &PolicyContext) -> Vec<Violation> {
+        if !self.batch && matches!(object.kind(), "Job" | "CronJob") {
+            return Vec::new();
+        }
+        let Some(pod) = PodSpec::of(object) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for c in pod
+            .containers()
+            .filter(|c| c.kind() == ContainerKind::Regular)
+        {
+            for (wanted, field, rule) in [
+                (self.liveness, "livenessProbe", "liveness"),
+                (self.readiness, "readinessProbe", "readiness"),
+                (self.startup, "startupProbe", "startup"),
+            ] {
+                if wanted && !c.value().get(field).is_some_and(Value::is_object) {
+                    out.push(
+                        Violation::new(
+                            Self::NAME,
+                            rule,
+                            format!("container \"{}\" has no {field}", c.name()),
+                        )
+                        .with_path(c.field_path(field))
+                        .with_severity(Severity::Low),
+                    );
+                }
+            }
+        }
+        out
+    }
+}
+
+fn two() -> u64 {
+    2
+}
+
+fn production() -> Vec<String> {
+    vec!["prod".to_owned(), "production".to_owned()]
+}
+
+/// Deployments, StatefulSets and ReplicaSets must run at least `min` replicas in the
+/// named environments (from [`PolicyContext::environment`]). A missing `spec.replicas`
+/// counts as 1, the API default; a workload scaled by a HorizontalPodAutoscaler should be
+/// excluded through the policy's match rules.
+///
+/// ```
+/// use idp_core::{Object, Policy, PolicyContext};
+/// use idp_policy::guardrails::MinReplicas;
+/// let d = Object::from_value(serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment", "spec": {"replicas": 1}})).unwrap();
+/// let prod = PolicyContext::new().with_environment("prod".parse().unwrap());
+/// assert_eq!(MinReplicas::default().evaluate(&d, &prod).len(), 1);
+/// let dev = PolicyContext::new().with_environment("dev".parse().unwrap());
+/// assert!(MinReplicas::default().evaluate(&d, &dev).is_empty());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct MinReplicas {
+    /// The minimum (default 2).
+    #[serde(default = "two")]
+    pub min: u64,
+    /// The environments it applies in (default `prod`, `production`); `*` for all.
+    #[serde(default = "production")]
+    pub environments: Vec<String>,
+}
+
+impl Default for MinReplicas {
+    fn default() -> Self {
+        Self {
+            min: two(),
+            environments: production(),
+        }
+    }
+}
+
+impl MinReplicas {
+    /// The policy name.
+    pub const NAME: &'static str = "min-replicas";
+}
+
+impl Policy for MinReplicas {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    fn evaluate(&self, object: &Object, ctx: &PolicyContext) -> Vec<Violation> {
+        if !matches!(object.kind(), "Deployment" | "StatefulSet" | "ReplicaSet") {
+            return Vec::new();
+        }
+        let Some(env) = ctx
+            .environment
+            .as_ref()
+            .map(idp_core::EnvironmentName::as_str)
+        else {
+            return Vec::new();
+        };
+        if !self.environments.iter().any(|e| e == "*" || e == env) {
+            return Vec::new();
+        }
+        let replicas = object
+            .as_map()
+            .get("spec")
+            .and_then(|s| s.get("replicas"))
+            .map_or(Some(1), Value::as_u64);
+        match replicas {
+            Some(n) if n >= self.min => Vec::new(),
+            _ => vec![
+                Violation::new(
+                    Self::NAME,
+                    "replicas",
+                    format!(
+                        "{} runs {} replica(s) in environment \"{env}\"; at least {} are required there",
+                        object.kind(),
+                        replicas.map_or_else(|| "an invalid number of".to_owned(), |n| n.to_string()),
+                        self.min
+                    ),
+                )
+                .with_path("spec.replicas"),
+            ],
+        }
+    }
+}

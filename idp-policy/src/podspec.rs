@@ -1,0 +1,509 @@
+//! Pod-controller autogen: find the pod spec inside any pod-bearing object, once.
+//!
+//! Every pod-level rule in this crate (Pod Security Standards, resources, probes, images,
+//! ports) is written against a [`PodSpec`], never against a kind. [`PodSpec::of`] finds
+//! the pod spec of a `Pod` (`spec`), of the template-bearing controllers `Deployment`,
+//! `StatefulSet`, `DaemonSet`, `ReplicaSet`, `ReplicationController` and `Job`
+//! (`spec.template.spec`) and of a `CronJob` (`spec.jobTemplate.spec.template.spec`),
+//! together with the path prefix to it and the pod's metadata (for annotations). So a
+//! rule written once reports `spec.template.spec.containers[0].securityContext.privileged`
+//! for a Deployment and `spec.containers[0].securityContext.privileged` for a Pod.
+//!
+//! ```
+//! use idp_core::Object;
+//! use idp_policy::podspec::PodSpec;
+//!
+//! let deploy = Object::from_value(serde_json::json!({
+//!     "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+//!     "spec": {"template": {"spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]}}}
+//! })).unwrap();
+//! let pod = PodSpec::of(&deploy).unwrap();
+//! assert_eq!(pod.path(), "spec.template.spec");
+//! let c = pod.containers().next().unwrap();
+//! assert_eq!(c.name(), "app");
+//! assert_eq!(c.path(), "spec.template.spec.containers[0]");
+//! ```
+
+use std::fmt;
+
+use idp_core::Object;
+use serde_json::{Map, Value};
+
+/// Kinds whose pod spec sits at `spec.template.spec`.
+pub const TEMPLATE_KINDS: &[&str] = &[
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "ReplicaSet",
+    "ReplicationController",
+    "Job",
+];
+
+/// Every kind that carries a pod spec: `Pod`, the [`TEMPLATE_KINDS`] and `CronJob`.
+///
+/// ```
+/// assert!(idp_policy::podspec::POD_KINDS.contains(&"CronJob"));
+/// ```
+pub const POD_KINDS: &[&str] = &[
+    "Pod",
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "ReplicaSet",
+    "ReplicationController",
+    "Job",
+    "CronJob",
+];
+
+/// Where the pod spec and pod metadata of `kind` live, as JSON keys from the root:
+/// `(spec keys, metadata keys, dotted spec path)`.
+fn layout(
+    kind: &str,
+) -> Option<(
+    &'static [&'static str],
+    &'static [&'static str],
+    &'static str,
+)> {
+    match kind {
+        "Pod" => Some((&["spec"], &["metadata"], "spec")),
+        "CronJob" => Some((
+            &["spec", "jobTemplate", "spec", "template", "spec"],
+            &["spec", "jobTemplate", "spec", "template", "metadata"],
+            "spec.jobTemplate.spec.template.spec",
+        )),
+        k if TEMPLATE_KINDS.contains(&k) => Some((
+            &["spec", "template", "spec"],
+            &["spec", "template", "metadata"],
+            "spec.template.spec",
+        )),
+        _ => None,
+    }
+}
+
+/// Whether objects of `kind` carry a pod spec.
+///
+/// ```
+/// assert!(idp_policy::podspec::is_pod_kind("StatefulSet"));
+/// assert!(!idp_policy::podspec::is_pod_kind("Service"));
+/// ```
+pub fn is_pod_kind(kind: &str) -> bool {
+    POD_KINDS.contains(&kind)
+}
+
+/// The dotted path of the pod metadata for `kind` (`metadata` for a Pod,
+/// `spec.template.metadata` for a Deployment, …).
+///
+/// ```
+/// assert_eq!(idp_policy::podspec::metadata_path("Job"), Some("spec.template.metadata"));
+/// ```
+pub fn metadata_path(kind: &str) -> Option<&'static str> {
+    match kind {
+        "Pod" => Some("metadata"),
+        "CronJob" => Some("spec.jobTemplate.spec.template.metadata"),
+        k if TEMPLATE_KINDS.contains(&k) => Some("spec.template.metadata"),
+        _ => None,
+    }
+}
+
+fn walk<'a>(root: &'a Map<String, Value>, keys: &[&str]) -> Option<&'a Map<String, Value>> {
+    let mut cur = root;
+    for key in keys {
+        cur = cur.get(*key)?.as_object()?;
+    }
+    Some(cur)
+}
+
+fn walk_mut<'a>(
+    root: &'a mut Map<String, Value>,
+    keys: &[&str],
+) -> Option<&'a mut Map<String, Value>> {
+    let mut cur = root;
+    for key in keys {
+        cur = cur.get_mut(*key)?.as_object_mut()?;
+    }
+    Some(cur)
+}
+
+/// Walk `keys` from `root`, creating empty mappings where they are missing. `None` when
+/// an existing value on the way is not a mapping (the object is left as it is).
+pub(crate) fn walk_create<'a>(
+    root: &'a mut Map<String, Value>,
+    keys: &[&str],
+) -> Option<&'a mut Map<String, Value>> {
+    let mut cur = root;
+    for key in keys {
+        cur = cur
+            .entry((*key).to_owned())
+            .or_insert_with(|| Value::Object(Map::new()))
+            .as_object_mut()?;
+    }
+    Some(cur)
+}
+
+/// The pod spec of one object, with its path and the pod's metadata.
+///
+/// ```
+/// use idp_core::Object;
+/// use idp_policy::podspec::PodSpec;
+/// let cron = Object::from_value(serde_json::json!({
+///     "apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "nightly"},
+///     "spec": {"jobTemplate": {"spec": {"template": {
+///         "metadata": {"annotations": {"a": "b"}},
+///         "spec": {"containers": [{"name": "job"}]}}}}}
+/// })).unwrap();
+/// let pod = PodSpec::of(&cron).unwrap();
+/// assert_eq!(pod.path(), "spec.jobTemplate.spec.template.spec");
+/// assert_eq!(pod.annotation("a"), Some("b"));
+/// ```
+#[derive(Clone, Copy)]
+pub struct PodSpec<'a> {
+    spec: &'a Map<String, Value>,
+    metadata: Option<&'a Map<String, Value>>,
+    path: &'static str,
+    metadata_path: &'static str,
+}
+
+impl fmt::Debug for PodSpec<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PodSpec")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> PodSpec<'a> {
+    /// The pod spec of `object`, when its kind carries one and the spec is a mapping.
+    ///
+    /// ```
+    /// let svc = idp_core::Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Service"})).unwrap();
+    /// assert!(idp_policy::podspec::PodSpec::of(&svc).is_none());
+    /// ```
+    pub fn of(object: &'a Object) -> Option<Self> {
+        let (spec_keys, meta_keys, path) = layout(object.kind())?;
+        let root = object.as_map();
+        Some(Self {
+            spec: walk(root, spec_keys)?,
+            metadata: walk(root, meta_keys),
+            path,
+            metadata_path: metadata_path(object.kind()).unwrap_or("metadata"),
+        })
+    }
+
+    /// The pod spec as JSON.
+    ///
+    /// ```
+    /// # let o = idp_core::Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod", "spec": {"hostPID": true}})).unwrap();
+    /// let pod = idp_policy::podspec::PodSpec::of(&o).unwrap();
+    /// assert_eq!(pod.spec()["hostPID"], true);
+    /// ```
+    pub fn spec(&self) -> &'a Map<String, Value> {
+        self.spec
+    }
+
+    /// The dotted path of the pod spec (`spec`, `spec.template.spec`, …).
+    ///
+    /// ```
+    /// # let o = idp_core::Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod", "spec": {}})).unwrap();
+    /// assert_eq!(idp_policy::podspec::PodSpec::of(&o).unwrap().path(), "spec");
+    /// ```
+    pub fn path(&self) -> &'static str {
+        self.path
+    }
+
+    /// The dotted path of the pod metadata (`metadata`, `spec.template.metadata`, …).
+    ///
+    /// ```
+    /// # let o = idp_core::Object::from_value(serde_json::json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "spec": {"template": {"spec": {}}}})).unwrap();
+    /// assert_eq!(idp_policy::podspec::PodSpec::of(&o).unwrap().metadata_path(), "spec.template.metadata");
+    /// ```
+    pub fn metadata_path(&self) -> &'static str {
+        self.metadata_path
+    }
+
+    /// The pod's metadata (the template's for controllers), when present.
+    ///
+    /// ```
+    /// # let o = idp_core::Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {}})).unwrap();
+    /// assert!(idp_policy::podspec::PodSpec::of(&o).unwrap().metadata().is_some());
+    /// ```
+    pub fn metadata(&self) -> Option<&'a Map<String, Value>> {
+        self.metadata
+    }
+
+    /// The pod's annotations as (key, string value) pairs; non-string values are skipped.
+    ///
+    /// ```
+    /// # let o = idp_core::Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"annotations": {"k": "v"}}, "spec": {}})).unwrap();
+    /// let pod = idp_policy::podspec::PodSpec::of(&o).unwrap();
+    /// assert_eq!(pod.annotations().collect::<Vec<_>>(), vec![("k", "v")]);
+    /// ```
+    pub fn annotations(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        self.metadata
+            .and_then(|m| m.get("annotations"))
+            .and_then(Value::as_object)
+            .into_iter()
+            .flat_map(|m| m.iter())
+            .filter_map(|(k, v)| Some((k.as_str(), v.as_str()?)))
+    }
+
+    /// One annotation of the pod.
+    ///
+    /// ```
+    /// # let o = idp_core::Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod", "spec": {}})).unwrap();
+    /// assert_eq!(idp_policy::podspec::PodSpec::of(&o).unwrap().annotation("x"), None);
+    /// ```
+    pub fn annotation(&self, key: &str) -> Option<&'a str> {
+        self.metadata?.get("annotations")?.get(key)?.as_str()
+    }
+
+    /// The pod-level `securityContext`, when it is a mapping.
+    ///
+    /// ```
+    /// # let o = idp_core::Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod", "spec": {"securityContext": {"runAsNonRoot": true}}})).unwrap();
+    /// let pod = idp_policy::podspec::PodSpec::of(&o).unwrap();
+    /// assert_eq!(pod.security_context().unwrap()["runAsNonRoot"], true);
+    /// ```
+    pub fn security_context(&self) -> Option<&'a Map<String, Value>> {
+        self.spec.get("securityContext")?.as_object()
+    }
+
+    /// Whether `spec.os.name` is `windows`.
+    ///
+    /// ```
+    /// # let o = idp_core::Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod", "spec": {"os": {"name": "windows"}}})).unwrap();
+    /// assert!(idp_policy::podspec::PodSpec::of(&o).unwrap().is_windows());
+    /// ```
+    pub fn is_windows(&self) -> bool {
+        self.spec
+            .get("os")
+            .and_then(|os| os.get("name"))
+            .and_then(Value::as_str)
+            == Some("windows")
+    }
+
+    /// Whether the pod runs in a user namespace (`spec.hostUsers: false`).
+    ///
+    /// ```
+    /// # let o = idp_core::Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod", "spec": {"hostUsers": false}})).unwrap();
+    /// assert!(idp_policy::podspec::PodSpec::of(&o).unwrap().user_namespaced());
+    /// ```
+    pub fn user_namespaced(&self) -> bool {
+        self.spec.get("hostUsers").and_then(Value::as_bool) == Some(false)
+    }
+
+    /// The pod's volumes with their index (non-mapping entries are skipped).
+    ///
+    /// ```
+    /// # let o = idp_core::Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod", "spec": {"volumes": [{"name": "v", "emptyDir": {}}]}})).unwrap();
+    /// assert_eq!(idp_policy::podspec::PodSpec::of(&o).unwrap().volumes().count(), 1);
+    /// ```
+    pub fn volumes(&self) -> impl Iterator<Item = (usize, &'a Map<String, Value>)> + 'a {
+        self.spec
+            .get("volumes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .filter_map(|(i, v)| Some((i, v.as_object()?)))
+    }
+
+    /// Every container: init containers, then containers, then ephemeral containers (the
+    /// order the pod-security-admission library visits them in).
+    ///
+    /// ```
+    /// # let o = idp_core::Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod", "spec": {
+    /// #   "containers": [{"name": "app"}], "initContainers": [{"name": "init"}]}})).unwrap();
+    /// let pod = idp_policy::podspec::PodSpec::of(&o).unwrap();
+    /// let names: Vec<_> = pod.containers().map(|c| c.name()).collect();
+    /// assert_eq!(names, ["init", "app"]);
+    /// ```
+    pub fn containers(&self) -> impl Iterator<Item = Container<'a>> + 'a {
+        let spec = self.spec;
+        let prefix = self.path;
+        ContainerKind::ALL.into_iter().flat_map(move |kind| {
+            spec.get(kind.field())
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+                .filter_map(move |(index, v)| {
+                    let value = v.as_object()?;
+                    Some(Container {
+                        value,
+                        security_context: value.get("securityContext").and_then(Value::as_object),
+                        kind,
+                        index,
+                        prefix,
+                    })
+                })
+        })
+    }
+}
+
+/// Which list of the pod spec a container is in.
+///
+/// ```
+/// use idp_policy::podspec::ContainerKind;
+/// assert_eq!(ContainerKind::Init.field(), "initContainers");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ContainerKind {
+    /// `initContainers` (including native sidecars).
+    Init,
+    /// `containers`.
+    Regular,
+    /// `ephemeralContainers`.
+    Ephemeral,
+}
+
+impl ContainerKind {
+    /// All kinds, in visiting order.
+    pub const ALL: [ContainerKind; 3] = [Self::Init, Self::Regular, Self::Ephemeral];
+
+    /// The pod-spec field holding this list.
+    ///
+    /// ```
+    /// assert_eq!(idp_policy::podspec::ContainerKind::Ephemeral.field(), "ephemeralContainers");
+    /// ```
+    pub fn field(self) -> &'static str {
+        match self {
+            Self::Init => "initContainers",
+            Self::Regular => "containers",
+            Self::Ephemeral => "ephemeralContainers",
+        }
+    }
+}
+
+/// One container of a pod spec, with its position.
+///
+/// ```
+/// # let o = idp_core::Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod", "spec": {
+/// #   "containers": [{"name": "app", "image": "nginx", "securityContext": {"privileged": true}}]}})).unwrap();
+/// let pod = idp_policy::podspec::PodSpec::of(&o).unwrap();
+/// let c = pod.containers().next().unwrap();
+/// assert_eq!(c.field_path("securityContext.privileged"), "spec.containers[0].securityContext.privileged");
+/// assert_eq!(c.security_context().unwrap()["privileged"], true);
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Container<'a> {
+    value: &'a Map<String, Value>,
+    security_context: Option<&'a Map<String, Value>>,
+    kind: ContainerKind,
+    index: usize,
+    prefix: &'static str,
+}
+
+impl<'a> Container<'a> {
+    /// The container as JSON.
+    ///
+    /// ```
+    /// # let o = idp_core::Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod", "spec": {"containers": [{"name": "a"}]}})).unwrap();
+    /// # let pod = idp_policy::podspec::PodSpec::of(&o).unwrap();
+    /// assert_eq!(pod.containers().next().unwrap().value()["name"], "a");
+    /// ```
+    pub fn value(&self) -> &'a Map<String, Value> {
+        self.value
+    }
+
+    /// `name` (empty when absent).
+    ///
+    /// ```
+    /// # let o = idp_core::Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod", "spec": {"containers": [{}]}})).unwrap();
+    /// # let pod = idp_policy::podspec::PodSpec::of(&o).unwrap();
+    /// assert_eq!(pod.containers().next().unwrap().name(), "");
+    /// ```
+    pub fn name(&self) -> &'a str {
+        self.value
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+
+    /// Which list it is in.
+    ///
+    /// ```
+    /// # let o = idp_core::Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod", "spec": {"containers": [{}]}})).unwrap();
+    /// # let pod = idp_policy::podspec::PodSpec::of(&o).unwrap();
+    /// assert_eq!(pod.containers().next().unwrap().kind(), idp_policy::podspec::ContainerKind::Regular);
+    /// ```
+    pub fn kind(&self) -> ContainerKind {
+        self.kind
+    }
+
+    /// Its index in that list.
+    ///
+    /// ```
+    /// # let o = idp_core::Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod", "spec": {"containers": [{}]}})).unwrap();
+    /// # let pod = idp_policy::podspec::PodSpec::of(&o).unwrap();
+    /// assert_eq!(pod.containers().next().unwrap().index(), 0);
+    /// ```
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The dotted path of the container (`spec.template.spec.initContainers[1]`).
+    ///
+    /// ```
+    /// # let o = idp_core::Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod", "spec": {"initContainers": [{}]}})).unwrap();
+    /// # let pod = idp_policy::podspec::PodSpec::of(&o).unwrap();
+    /// assert_eq!(pod.containers().next().unwrap().path(), "spec.initContainers[0]");
+    /// ```
+    pub fn path(&self) -> String {
+        format!("{}.{}[{}]", self.prefix, self.kind.field(), self.index)
+    }
+
+    /// The dotted path of a field below the container.
+    ///
+    /// ```
+    /// # let o = idp_core::Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod", "spec": {"containers": [{}]}})).unwrap();
+    /// # let pod = idp_policy::podspec::PodSpec::of(&o).unwrap();
+    /// assert_eq!(pod.containers().next().unwrap().field_path("image"), "spec.containers[0].image");
+    /// ```
+    pub fn field_path(&self, field: &str) -> String {
+        format!(
+            "{}.{}[{}].{field}",
+            self.prefix,
+            self.kind.field(),
+            self.index
+        )
+    }
+
+    /// The container's `securityContext`, when it is a mapping.
+    ///
+    /// ```
+    /// # let o = idp_core::Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod", "spec": {"containers": [{}]}})).unwrap();
+    /// # let pod = idp_policy::podspec::PodSpec::of(&o).unwrap();
+    /// assert!(pod.containers().next().unwrap().security_context().is_none());
+    /// ```
+    pub fn security_context(&self) -> Option<&'a Map<String, Value>> {
+        self.security_context
+    }
+
+    /// `image` (empty when absent).
+    ///
+    /// ```
+    /// # let o = idp_core::Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod", "spec": {"containers": [{"image": "nginx"}]}})).unwrap();
+    /// # let pod = idp_policy::podspec::PodSpec::of(&o).unwrap();
+    /// assert_eq!(pod.containers().next().unwrap().image(), "nginx");
+    /// ```
+    pub fn image(&self) -> &'a str {
+        self.value
+            .get("image")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+}
+
+/// The mutable pod spec of an object; `None` when the object carries no pod spec.
+pub(crate) fn pod_spec_mut(object: &mut Object) -> Option<&mut Map<String, Value>> {
+    let (spec_keys, _, _) = layout(object.kind())?;
+    walk_mut(object.as_map_mut(), spec_keys)
+}
+
+/// The mutable pod metadata of an object, created when missing; `None` when the object
+/// carries no pod spec or something on the way is not a mapping.
+pub(crate) fn pod_metadata_mut(object: &mut Object) -> Option<&mut Map<String, Value>> {
+    let (spec_keys, meta_keys, _) = layout(object.kind())?;
+    walk(object.as_map(), spec_keys)?;
+    walk_create(object.as_map_mut(), meta_keys)
+}

@@ -1,0 +1,812 @@
+//! The individual Pod Security Standards checks, each a function over a [`PodSpec`].
+
+use serde_json::{Map, Value};
+
+use super::Level;
+use crate::podspec::{Container, PodSpec};
+
+/// One finding of one check.
+pub(crate) struct Finding {
+    pub rule: &'static str,
+    pub message: String,
+    pub path: String,
+}
+
+fn push(
+    out: &mut Vec<Finding>,
+    rule: &'static str,
+    reason: &str,
+    detail: impl std::fmt::Display,
+    path: String,
+) {
+    out.push(Finding {
+        rule,
+        message: format!("{reason} ({detail})"),
+        path,
+    });
+}
+
+/// A check id with the function implementing every revision of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Check {
+    HostNamespaces,
+    Privileged,
+    CapabilitiesBaseline,
+    HostPathVolumes,
+    HostPorts,
+    AppArmorProfile,
+    SeLinuxOptions,
+    ProcMount,
+    SeccompProfileBaseline,
+    Sysctls,
+    WindowsHostProcess,
+    HostProbesAndHostLifecycle,
+    RestrictedVolumes,
+    AllowPrivilegeEscalation,
+    RunAsNonRoot,
+    RunAsUser,
+    SeccompProfileRestricted,
+    CapabilitiesRestricted,
+    ProcMountRestricted,
+}
+
+impl Check {
+    pub(crate) fn id(self) -> &'static str {
+        match self {
+            Self::HostNamespaces => "hostNamespaces",
+            Self::Privileged => "privileged",
+            Self::CapabilitiesBaseline => "capabilities_baseline",
+            Self::HostPathVolumes => "hostPathVolumes",
+            Self::HostPorts => "hostPorts",
+            Self::AppArmorProfile => "appArmorProfile",
+            Self::SeLinuxOptions => "seLinuxOptions",
+            Self::ProcMount => "procMount",
+            Self::SeccompProfileBaseline => "seccompProfile_baseline",
+            Self::Sysctls => "sysctls",
+            Self::WindowsHostProcess => "windowsHostProcess",
+            Self::HostProbesAndHostLifecycle => "hostProbesAndHostLifecycle",
+            Self::RestrictedVolumes => "restrictedVolumes",
+            Self::AllowPrivilegeEscalation => "allowPrivilegeEscalation",
+            Self::RunAsNonRoot => "runAsNonRoot",
+            Self::RunAsUser => "runAsUser",
+            Self::SeccompProfileRestricted => "seccompProfile_restricted",
+            Self::CapabilitiesRestricted => "capabilities_restricted",
+            Self::ProcMountRestricted => "procMount_restricted",
+        }
+    }
+
+    pub(crate) fn run(
+        self,
+        pod: &PodSpec<'_>,
+        cs: &[Container<'_>],
+        minor: u32,
+        out: &mut Vec<Finding>,
+    ) {
+        match self {
+            Self::HostNamespaces => host_namespaces(pod, out),
+            Self::Privileged => privileged(cs, out),
+            Self::CapabilitiesBaseline => capabilities_baseline(cs, out),
+            Self::HostPathVolumes => host_path_volumes(pod, out),
+            Self::HostPorts => host_ports(cs, out),
+            Self::AppArmorProfile => app_armor(pod, cs, out),
+            Self::SeLinuxOptions => se_linux(pod, cs, minor, out),
+            Self::ProcMount => {
+                if !(minor >= 35 && pod.user_namespaced()) {
+                    proc_mount(cs, self.id(), out);
+                }
+            }
+            Self::ProcMountRestricted => proc_mount(cs, self.id(), out),
+            Self::SeccompProfileBaseline => seccomp_baseline(pod, cs, minor, out),
+            Self::Sysctls => sysctls(pod, minor, out),
+            Self::WindowsHostProcess => windows_host_process(pod, cs, out),
+            Self::HostProbesAndHostLifecycle => host_probes(cs, out),
+            Self::RestrictedVolumes => restricted_volumes(pod, out),
+            Self::AllowPrivilegeEscalation => {
+                if !(minor >= 25 && pod.is_windows()) {
+                    allow_privilege_escalation(cs, out);
+                }
+            }
+            Self::RunAsNonRoot => {
+                if !(minor >= 35 && pod.user_namespaced()) {
+                    run_as_non_root(pod, cs, out);
+                }
+            }
+            Self::RunAsUser => {
+                if !(minor >= 35 && pod.user_namespaced()) {
+                    run_as_user(pod, cs, out);
+                }
+            }
+            Self::SeccompProfileRestricted => {
+                if !(minor >= 25 && pod.is_windows()) {
+                    seccomp_restricted(pod, cs, out);
+                }
+            }
+            Self::CapabilitiesRestricted => {
+                if !(minor >= 25 && pod.is_windows()) {
+                    capabilities_restricted(cs, out);
+                }
+            }
+        }
+    }
+}
+
+/// The checks in force at `level` and effective `minor`, with restricted's overrides
+/// applied.
+pub(crate) fn active(level: Level, minor: u32) -> Vec<Check> {
+    use Check::{
+        AllowPrivilegeEscalation, AppArmorProfile, CapabilitiesBaseline, CapabilitiesRestricted,
+        HostNamespaces, HostPathVolumes, HostPorts, HostProbesAndHostLifecycle, Privileged,
+        ProcMount, ProcMountRestricted, RestrictedVolumes, RunAsNonRoot, RunAsUser, SeLinuxOptions,
+        SeccompProfileBaseline, SeccompProfileRestricted, Sysctls, WindowsHostProcess,
+    };
+    if level == Level::Privileged {
+        return Vec::new();
+    }
+    let restricted = level == Level::Restricted;
+    let mut out = vec![HostNamespaces, Privileged];
+    if !(restricted && minor >= 22) {
+        out.push(CapabilitiesBaseline);
+    }
+    if !restricted {
+        out.push(HostPathVolumes);
+    }
+    out.extend([HostPorts, AppArmorProfile, SeLinuxOptions]);
+    if !(restricted && minor >= 35) {
+        out.push(ProcMount);
+    }
+    if !(restricted && minor >= 19) {
+        out.push(SeccompProfileBaseline);
+    }
+    out.extend([Sysctls, WindowsHostProcess]);
+    if minor >= 34 {
+        out.push(HostProbesAndHostLifecycle);
+    }
+    if restricted {
+        out.push(RestrictedVolumes);
+        if minor >= 8 {
+            out.push(AllowPrivilegeEscalation);
+        }
+        out.push(RunAsNonRoot);
+        if minor >= 23 {
+            out.push(RunAsUser);
+        }
+        if minor >= 19 {
+            out.push(SeccompProfileRestricted);
+        }
+        if minor >= 22 {
+            out.push(CapabilitiesRestricted);
+        }
+        if minor >= 35 {
+            out.push(ProcMountRestricted);
+        }
+    }
+    out
+}
+
+fn flag(map: Option<&Map<String, Value>>, key: &str) -> Option<bool> {
+    map?.get(key)?.as_bool()
+}
+
+fn string<'a>(map: Option<&'a Map<String, Value>>, key: &str) -> Option<&'a str> {
+    map?.get(key)?.as_str()
+}
+
+fn object<'a>(map: Option<&'a Map<String, Value>>, key: &str) -> Option<&'a Map<String, Value>> {
+    map?.get(key)?.as_object()
+}
+
+fn strings(value: Option<&Value>) -> impl Iterator<Item = (usize, &str)> {
+    value
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .filter_map(|(i, v)| Some((i, v.as_str()?)))
+}
+
+fn host_namespaces(pod: &PodSpec<'_>, out: &mut Vec<Finding>) {
+    for field in ["hostNetwork", "hostPID", "hostIPC"] {
+        if flag(Some(pod.spec()), field) == Some(true) {
+            push(
+                out,
+                "hostNamespaces",
+                "host namespaces",
+                format_args!("{field}=true"),
+                format!("{}.{field}", pod.path()),
+            );
+        }
+    }
+}
+
+fn privileged(cs: &[Container<'_>], out: &mut Vec<Finding>) {
+    for c in cs {
+        if flag(c.security_context(), "privileged") == Some(true) {
+            push(
+                out,
+                "privileged",
+                "privileged",
+                format_args!(
+                    "container \"{}\" must not set securityContext.privileged=true",
+                    c.name()
+                ),
+                c.field_path("securityContext.privileged"),
+            );
+        }
+    }
+}
+
+const BASELINE_CAPABILITIES: &[&str] = &[
+    "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "MKNOD",
+    "NET_BIND_SERVICE",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_CHROOT",
+];
+
+fn capabilities<'a>(c: &Container<'a>) -> Option<&'a Map<String, Value>> {
+    object(c.security_context(), "capabilities")
+}
+
+fn forbidden_adds(
+    c: &Container<'_>,
+    allowed: &[&str],
+    rule: &'static str,
+    reason: &str,
+    out: &mut Vec<Finding>,
+) {
+    for (i, cap) in strings(capabilities(c).and_then(|caps| caps.get("add"))) {
+        if !allowed.contains(&cap) {
+            push(
+                out,
+                rule,
+                reason,
+                format_args!(
+                    "container \"{}\" must not include \"{cap}\" in securityContext.capabilities.add",
+                    c.name()
+                ),
+                c.field_path(&format!("securityContext.capabilities.add[{i}]")),
+            );
+        }
+    }
+}
+
+fn capabilities_baseline(cs: &[Container<'_>], out: &mut Vec<Finding>) {
+    for c in cs {
+        forbidden_adds(
+            c,
+            BASELINE_CAPABILITIES,
+            "capabilities_baseline",
+            "non-default capabilities",
+            out,
+        );
+    }
+}
+
+fn capabilities_restricted(cs: &[Container<'_>], out: &mut Vec<Finding>) {
+    const RULE: &str = "capabilities_restricted";
+    const REASON: &str = "unrestricted capabilities";
+    for c in cs {
+        let drops_all =
+            strings(capabilities(c).and_then(|caps| caps.get("drop"))).any(|(_, cap)| cap == "ALL");
+        if !drops_all {
+            push(
+                out,
+                RULE,
+                REASON,
+                format_args!(
+                    "container \"{}\" must set securityContext.capabilities.drop=[\"ALL\"]",
+                    c.name()
+                ),
+                c.field_path("securityContext.capabilities.drop"),
+            );
+        }
+        forbidden_adds(c, &["NET_BIND_SERVICE"], RULE, REASON, out);
+    }
+}
+
+fn host_path_volumes(pod: &PodSpec<'_>, out: &mut Vec<Finding>) {
+    for (i, v) in pod.volumes() {
+        if v.get("hostPath").is_some_and(|h| !h.is_null()) {
+            push(
+                out,
+                "hostPathVolumes",
+                "hostPath volumes",
+                format_args!("volume \"{}\"", string(Some(v), "name").unwrap_or_default()),
+                format!("{}.volumes[{i}].hostPath", pod.path()),
+            );
+        }
+    }
+}
+
+const RESTRICTED_VOLUME_TYPES: &[&str] = &[
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "image",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+];
+
+fn restricted_volumes(pod: &PodSpec<'_>, out: &mut Vec<Finding>) {
+    for (i, v) in pod.volumes() {
+        let sources = || v.iter().filter(|(k, val)| *k != "name" && !val.is_null());
+        if sources().any(|(k, _)| RESTRICTED_VOLUME_TYPES.contains(&k.as_str())) {
+            continue;
+        }
+        if let Some((kind, _)) = sources().next() {
+            push(
+                out,
+                "restrictedVolumes",
+                "restricted volume types",
+                format_args!(
+                    "volume \"{}\" uses restricted volume type \"{kind}\"",
+                    string(Some(v), "name").unwrap_or_default()
+                ),
+                format!("{}.volumes[{i}].{kind}", pod.path()),
+            );
+        }
+    }
+}
+
+fn host_ports(cs: &[Container<'_>], out: &mut Vec<Finding>) {
+    for c in cs {
+        let ports = c.value().get("ports").and_then(Value::as_array);
+        for (j, port) in ports.into_iter().flatten().enumerate() {
+            let Some(host_port) = port.get("hostPort") else {
+                continue;
+            };
+            let zero = host_port.is_null() || host_port.as_i64() == Some(0);
+            if !zero {
+                push(
+                    out,
+                    "hostPorts",
+                    "hostPort",
+                    format_args!("container \"{}\" uses hostPort {host_port}", c.name()),
+                    c.field_path(&format!("ports[{j}].hostPort")),
+                );
+            }
+        }
+    }
+}
+
+const APPARMOR_PREFIX: &str = "container.apparmor.security.beta.kubernetes.io/";
+
+fn app_armor(pod: &PodSpec<'_>, cs: &[Container<'_>], out: &mut Vec<Finding>) {
+    fn bad_type(sc: Option<&Map<String, Value>>) -> Option<&str> {
+        let profile = object(sc, "appArmorProfile")?;
+        let t = string(Some(profile), "type").unwrap_or_default();
+        (t != "RuntimeDefault" && t != "Localhost").then_some(t)
+    }
+    const RULE: &str = "appArmorProfile";
+    const REASON: &str = "forbidden AppArmor profile";
+    for (key, value) in pod.annotations() {
+        if key.starts_with(APPARMOR_PREFIX)
+            && !(value.is_empty() || value == "runtime/default" || value.starts_with("localhost/"))
+        {
+            push(
+                out,
+                RULE,
+                REASON,
+                format_args!("{key}=\"{value}\""),
+                format!("{}.annotations[\"{key}\"]", pod.metadata_path()),
+            );
+        }
+    }
+    if let Some(t) = bad_type(pod.security_context()) {
+        push(
+            out,
+            RULE,
+            REASON,
+            format_args!("pod must not set securityContext.appArmorProfile.type to \"{t}\""),
+            format!("{}.securityContext.appArmorProfile.type", pod.path()),
+        );
+    }
+    for c in cs {
+        if let Some(t) = bad_type(c.security_context()) {
+            push(
+                out,
+                RULE,
+                REASON,
+                format_args!(
+                    "container \"{}\" must not set securityContext.appArmorProfile.type to \"{t}\"",
+                    c.name()
+                ),
+                c.field_path("securityContext.appArmorProfile.type"),
+            );
+        }
+    }
+}
+
+fn se_linux(pod: &PodSpec<'_>, cs: &[Container<'_>], minor: u32, out: &mut Vec<Finding>) {
+    let allowed: &[&str] = if minor >= 31 {
+        &[
+            "",
+            "container_t",
+            "container_init_t",
+            "container_kvm_t",
+            "container_engine_t",
+        ]
+    } else {
+        &["", "container_t", "container_init_t", "container_kvm_t"]
+    };
+    let problems = |sc: Option<&Map<String, Value>>| -> Option<String> {
+        let opts = object(sc, "seLinuxOptions")?;
+        let mut bad = Vec::new();
+        if let Some(t) = string(Some(opts), "type").filter(|t| !allowed.contains(t)) {
+            bad.push(format!("type \"{t}\""));
+        }
+        for field in ["user", "role"] {
+            if let Some(v) = string(Some(opts), field).filter(|v| !v.is_empty()) {
+                bad.push(format!("{field} \"{v}\""));
+            }
+        }
+        (!bad.is_empty()).then(|| bad.join("; "))
+    };
+    if let Some(p) = problems(pod.security_context()) {
+        push(
+            out,
+            "seLinuxOptions",
+            "seLinuxOptions",
+            format_args!("pod set forbidden securityContext.seLinuxOptions: {p}"),
+            format!("{}.securityContext.seLinuxOptions", pod.path()),
+        );
+    }
+    for c in cs {
+        if let Some(p) = problems(c.security_context()) {
+            push(
+                out,
+                "seLinuxOptions",
+                "seLinuxOptions",
+                format_args!(
+                    "container \"{}\" set forbidden securityContext.seLinuxOptions: {p}",
+                    c.name()
+                ),
+                c.field_path("securityContext.seLinuxOptions"),
+            );
+        }
+    }
+}
+
+fn proc_mount(cs: &[Container<'_>], rule: &'static str, out: &mut Vec<Finding>) {
+    for c in cs {
+        if let Some(m) = string(c.security_context(), "procMount")
+            && !m.is_empty()
+            && m != "Default"
+        {
+            push(
+                out,
+                rule,
+                "procMount",
+                format_args!(
+                    "container \"{}\" must not set securityContext.procMount to \"{m}\"",
+                    c.name()
+                ),
+                c.field_path("securityContext.procMount"),
+            );
+        }
+    }
+}
+
+const SECCOMP_POD_ANNOTATION: &str = "seccomp.security.alpha.kubernetes.io/pod";
+const SECCOMP_CONTAINER_PREFIX: &str = "container.seccomp.security.alpha.kubernetes.io/";
+
+fn seccomp_type(sc: Option<&Map<String, Value>>) -> Option<&str> {
+    let profile = object(sc, "seccompProfile")?;
+    Some(string(Some(profile), "type").unwrap_or_default())
+}
+
+fn seccomp_baseline(pod: &PodSpec<'_>, cs: &[Container<'_>], minor: u32, out: &mut Vec<Finding>) {
+    const RULE: &str = "seccompProfile_baseline";
+    if minor < 19 {
+        for (key, value) in pod.annotations() {
+            let about = if key == SECCOMP_POD_ANNOTATION {
+                Some("pod".to_owned())
+            } else {
+                key.strip_prefix(SECCOMP_CONTAINER_PREFIX)
+                    .map(|c| format!("container \"{c}\""))
+            };
+            if let Some(about) = about
+                && value == "unconfined"
+            {
+                push(
+                    out,
+                    RULE,
+                    "seccompProfile",
+                    format_args!("{about} must not set {key}=\"unconfined\""),
+                    format!("{}.annotations[\"{key}\"]", pod.metadata_path()),
+                );
+            }
+        }
+        return;
+    }
+    if seccomp_type(pod.security_context()) == Some("Unconfined") {
+        push(
+            out,
+            RULE,
+            "seccompProfile",
+            "pod must not set securityContext.seccompProfile.type to \"Unconfined\"",
+            format!("{}.securityContext.seccompProfile.type", pod.path()),
+        );
+    }
+    for c in cs {
+        if seccomp_type(c.security_context()) == Some("Unconfined") {
+            push(
+                out,
+                RULE,
+                "seccompProfile",
+                format_args!(
+                    "container \"{}\" must not set securityContext.seccompProfile.type to \"Unconfined\"",
+                    c.name()
+                ),
+                c.field_path("securityContext.seccompProfile.type"),
+            );
+        }
+    }
+}
+
+fn seccomp_restricted(pod: &PodSpec<'_>, cs: &[Container<'_>], out: &mut Vec<Finding>) {
+    const RULE: &str = "seccompProfile_restricted";
+    let valid = |t: &str| t == "RuntimeDefault" || t == "Localhost";
+    let mut pod_set = false;
+    if let Some(t) = seccomp_type(pod.security_context()) {
+        if valid(t) {
+            pod_set = true;
+        } else {
+            push(
+                out,
+                RULE,
+                "seccompProfile",
+                format_args!("pod must not set securityContext.seccompProfile.type to \"{t}\""),
+                format!("{}.securityContext.seccompProfile.type", pod.path()),
+            );
+        }
+    }
+    for c in cs {
+        match seccomp_type(c.security_context()) {
+            Some(t) if !valid(t) => push(
+                out,
+                RULE,
+                "seccompProfile",
+                format_args!(
+                    "container \"{}\" must not set securityContext.seccompProfile.type to \"{t}\"",
+                    c.name()
+                ),
+                c.field_path("securityContext.seccompProfile.type"),
+            ),
+            None if !pod_set => push(
+                out,
+                RULE,
+                "seccompProfile",
+                format_args!(
+                    "pod or container \"{}\" must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\"",
+                    c.name()
+                ),
+                c.field_path("securityContext.seccompProfile.type"),
+            ),
+            _ => {}
+        }
+    }
+}
+
+/// The sysctls the baseline level allows at an effective minor version.
+///
+/// ```
+/// use idp_policy::pss::safe_sysctls;
+/// assert!(!safe_sysctls(26).contains(&"net.ipv4.ip_local_reserved_ports"));
+/// assert!(safe_sysctls(27).contains(&"net.ipv4.ip_local_reserved_ports"));
+/// assert!(safe_sysctls(32).contains(&"net.ipv4.tcp_rmem"));
+/// ```
+pub fn safe_sysctls(minor: u32) -> Vec<&'static str> {
+    let mut out = vec![
+        "kernel.shm_rmid_forced",
+        "net.ipv4.ip_local_port_range",
+        "net.ipv4.tcp_syncookies",
+        "net.ipv4.ping_group_range",
+        "net.ipv4.ip_unprivileged_port_start",
+    ];
+    if minor >= 27 {
+        out.push("net.ipv4.ip_local_reserved_ports");
+    }
+    if minor >= 29 {
+        out.extend([
+            "net.ipv4.tcp_keepalive_time",
+            "net.ipv4.tcp_fin_timeout",
+            "net.ipv4.tcp_keepalive_intvl",
+            "net.ipv4.tcp_keepalive_probes",
+        ]);
+    }
+    if minor >= 32 {
+        out.extend(["net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem"]);
+    }
+    if minor >= 37 {
+        out.extend([
+            "net.ipv4.tcp_slow_start_after_idle",
+            "net.ipv4.tcp_notsent_lowat",
+        ]);
+    }
+    out
+}
+
+fn sysctls(pod: &PodSpec<'_>, minor: u32, out: &mut Vec<Finding>) {
+    let list = pod
+        .security_context()
+        .and_then(|sc| sc.get("sysctls"))
+        .and_then(Value::as_array);
+    let mut safe: Option<Vec<&str>> = None;
+    for (i, s) in list.into_iter().flatten().enumerate() {
+        let name = s.get("name").and_then(Value::as_str).unwrap_or_default();
+        if !safe
+            .get_or_insert_with(|| safe_sysctls(minor))
+            .contains(&name)
+        {
+            push(
+                out,
+                "sysctls",
+                "forbidden sysctls",
+                name,
+                format!("{}.securityContext.sysctls[{i}].name", pod.path()),
+            );
+        }
+    }
+}
+
+fn windows_host_process(pod: &PodSpec<'_>, cs: &[Container<'_>], out: &mut Vec<Finding>) {
+    let host_process =
+        |sc: Option<&Map<String, Value>>| flag(object(sc, "windowsOptions"), "hostProcess");
+    if host_process(pod.security_context()) == Some(true) {
+        push(
+            out,
+            "windowsHostProcess",
+            "hostProcess",
+            "pod must not set securityContext.windowsOptions.hostProcess=true",
+            format!("{}.securityContext.windowsOptions.hostProcess", pod.path()),
+        );
+    }
+    for c in cs {
+        if host_process(c.security_context()) == Some(true) {
+            push(
+                out,
+                "windowsHostProcess",
+                "hostProcess",
+                format_args!(
+                    "container \"{}\" must not set securityContext.windowsOptions.hostProcess=true",
+                    c.name()
+                ),
+                c.field_path("securityContext.windowsOptions.hostProcess"),
+            );
+        }
+    }
+}
+
+fn host_probes(cs: &[Container<'_>], out: &mut Vec<Finding>) {
+    const HANDLERS: &[(&str, Option<&str>, &str)] = &[
+        ("livenessProbe", None, "probe"),
+        ("readinessProbe", None, "probe"),
+        ("startupProbe", None, "probe"),
+        ("lifecycle", Some("postStart"), "lifecycle"),
+        ("lifecycle", Some("preStop"), "lifecycle"),
+    ];
+    for c in cs {
+        for (field, sub, what) in HANDLERS {
+            let mut handler = c.value().get(*field);
+            let mut path = (*field).to_owned();
+            if let Some(sub) = sub {
+                handler = handler.and_then(|h| h.get(*sub));
+                path = format!("{path}.{sub}");
+            }
+            for action in ["httpGet", "tcpSocket"] {
+                let host = handler
+                    .and_then(|h| h.get(action))
+                    .and_then(|a| a.get("host"))
+                    .and_then(Value::as_str);
+                if let Some(host) = host.filter(|h| !h.is_empty()) {
+                    push(
+                        out,
+                        "hostProbesAndHostLifecycle",
+                        "probe or lifecycle host",
+                        format_args!("container \"{}\" uses {what} host \"{host}\"", c.name()),
+                        c.field_path(&format!("{path}.{action}.host")),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn allow_privilege_escalation(cs: &[Container<'_>], out: &mut Vec<Finding>) {
+    for c in cs {
+        if flag(c.security_context(), "allowPrivilegeEscalation") != Some(false) {
+            push(
+                out,
+                "allowPrivilegeEscalation",
+                "allowPrivilegeEscalation != false",
+                format_args!(
+                    "container \"{}\" must set securityContext.allowPrivilegeEscalation=false",
+                    c.name()
+                ),
+                c.field_path("securityContext.allowPrivilegeEscalation"),
+            );
+        }
+    }
+}
+
+fn run_as_non_root(pod: &PodSpec<'_>, cs: &[Container<'_>], out: &mut Vec<Finding>) {
+    const RULE: &str = "runAsNonRoot";
+    const REASON: &str = "runAsNonRoot != true";
+    let mut pod_non_root = false;
+    match flag(pod.security_context(), "runAsNonRoot") {
+        Some(false) => push(
+            out,
+            RULE,
+            REASON,
+            "pod must not set securityContext.runAsNonRoot=false",
+            format!("{}.securityContext.runAsNonRoot", pod.path()),
+        ),
+        Some(true) => pod_non_root = true,
+        None => {}
+    }
+    for c in cs {
+        match flag(c.security_context(), "runAsNonRoot") {
+            Some(false) => push(
+                out,
+                RULE,
+                REASON,
+                format_args!(
+                    "container \"{}\" must not set securityContext.runAsNonRoot=false",
+                    c.name()
+                ),
+                c.field_path("securityContext.runAsNonRoot"),
+            ),
+            None if !pod_non_root => push(
+                out,
+                RULE,
+                REASON,
+                format_args!(
+                    "pod or container \"{}\" must set securityContext.runAsNonRoot=true",
+                    c.name()
+                ),
+                c.field_path("securityContext.runAsNonRoot"),
+            ),
+            _ => {}
+        }
+    }
+}
+
+fn run_as_user(pod: &PodSpec<'_>, cs: &[Container<'_>], out: &mut Vec<Finding>) {
+    let is_root = |sc: Option<&Map<String, Value>>| {
+        sc.and_then(|sc| sc.get("runAsUser"))
+            .and_then(Value::as_i64)
+            == Some(0)
+    };
+    if is_root(pod.security_context()) {
+        push(
+            out,
+            "runAsUser",
+            "runAsUser=0",
+            "pod must not set runAsUser=0",
+            format!("{}.securityContext.runAsUser", pod.path()),
+        );
+    }
+    for c in cs {
+        if is_root(c.security_context()) {
+            push(
+                out,
+                "runAsUser",
+                "runAsUser=0",
+                format_args!("container \"{}\" must not set runAsUser=0", c.name()),
+                c.field_path("securityContext.runAsUser"),
+            );
+        }
+    }
+}

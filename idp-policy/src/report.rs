@@ -1,0 +1,277 @@
+//! What a check found: per object ([`ObjectResult`]) and in aggregate ([`Report`]).
+//!
+//! A [`Report`] stays bounded however many objects are checked: it keeps counters, one
+//! [`RuleSummary`] per policy/rule, and at most [`ReportLimits::max_violations`]
+//! violations and [`ReportLimits::max_objects`] object results as a sample. To see every
+//! object, stream them with [`PolicySet::check_each`](crate::PolicySet::check_each).
+//!
+//! ```
+//! use idp_core::{Object, PolicyContext};
+//! use idp_policy::{PolicySet, pss::PodSecurity, report::ReportLimits};
+//!
+//! let set = PolicySet::new().with_policy(PodSecurity::baseline());
+//! let pods = (0..100).map(|i| Object::from_value(serde_json::json!({
+//!     "apiVersion": "v1", "kind": "Pod", "metadata": {"name": format!("p{i}")},
+//!     "spec": {"hostNetwork": true, "containers": [{"name": "c"}]}})).unwrap());
+//! let report = set.check_with_limits(pods, &PolicyContext::new(), ReportLimits { max_violations: 10, max_objects: 5 });
+//! assert_eq!(report.objects_checked, 100);
+//! assert_eq!(report.denied, 100);
+//! assert_eq!(report.sample.len(), 10);
+//! assert_eq!(report.rules[0].count, 100);
+//! assert!(report.truncated);
+//! ```
+
+use std::collections::BTreeMap;
+
+use idp_core::model::Enforcement;
+use idp_core::{ObjectRef, Violation};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The verdict on one object.
+///
+/// ```
+/// let r = idp_policy::report::ObjectResult::new(idp_core::ObjectRef::new("v1", "Pod", None, "p"), vec![]);
+/// assert!(r.allowed);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectResult {
+    /// The object.
+    pub object: ObjectRef,
+    /// `false` when any violation has [`Enforcement::Deny`].
+    pub allowed: bool,
+    /// Every violation, in policy order.
+    pub violations: Vec<Violation>,
+}
+
+impl ObjectResult {
+    /// A result; `allowed` is computed from the violations.
+    ///
+    /// ```
+    /// use idp_core::{ObjectRef, Violation};
+    /// let r = idp_policy::report::ObjectResult::new(ObjectRef::new("v1", "Pod", None, "p"), vec![Violation::new("p", "r", "m")]);
+    /// assert!(!r.allowed);
+    /// ```
+    pub fn new(object: ObjectRef, violations: Vec<Violation>) -> Self {
+        let allowed = !violations.iter().any(|v| v.enforcement.blocks());
+        Self {
+            object,
+            allowed,
+            violations,
+        }
+    }
+
+    /// The violations that only warn.
+    ///
+    /// ```
+    /// # use idp_core::{ObjectRef, Violation, model::Enforcement};
+    /// let r = idp_policy::report::ObjectResult::new(ObjectRef::new("v1", "Pod", None, "p"),
+    ///     vec![Violation::new("p", "r", "m").with_enforcement(Enforcement::Warn)]);
+    /// assert_eq!(r.warnings().count(), 1);
+    /// ```
+    pub fn warnings(&self) -> impl Iterator<Item = &Violation> {
+        self.violations
+            .iter()
+            .filter(|v| v.enforcement == Enforcement::Warn)
+    }
+}
+
+/// Aggregate of one policy/rule over every object checked.
+///
+/// ```
+/// let s = idp_policy::report::RuleSummary { policy: "p".into(), rule: "r".into(), count: 3, objects: 2, deny: 3, warn: 0, audit: 0 };
+/// assert_eq!(s.count, 3);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RuleSummary {
+    /// The policy.
+    pub policy: String,
+    /// The rule.
+    pub rule: String,
+    /// Violations found.
+    pub count: u64,
+    /// Objects with at least one violation of this rule.
+    pub objects: u64,
+    /// Violations with enforcement deny.
+    pub deny: u64,
+    /// Violations with enforcement warn.
+    pub warn: u64,
+    /// Violations with enforcement audit.
+    pub audit: u64,
+}
+
+/// How much detail a [`Report`] keeps.
+///
+/// ```
+/// let l = idp_policy::report::ReportLimits::default();
+/// assert_eq!(l.max_violations, 1000);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportLimits {
+    /// At most this many violations are kept in [`Report::sample`].
+    pub max_violations: usize,
+    /// At most this many not-clean objects are kept in [`Report::objects`].
+    pub max_objects: usize,
+}
+
+impl Default for ReportLimits {
+    fn default() -> Self {
+        Self {
+            max_violations: 1000,
+            max_objects: 1000,
+        }
+    }
+}
+
+/// The outcome of checking many objects, bounded in memory.
+///
+/// ```
+/// let r = idp_policy::report::Report::default();
+/// assert!(r.is_allowed());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// Objects checked.
+    pub objects_checked: u64,
+    /// Objects allowed (no deny violation).
+    pub allowed: u64,
+    /// Objects denied.
+    pub denied: u64,
+    /// Allowed objects with at least one warn violation.
+    pub warned: u64,
+    /// Violations found in all.
+    pub violations: u64,
+    /// One summary per policy/rule, sorted by policy then rule.
+    pub rules: Vec<RuleSummary>,
+    /// The first violations found (at most `limits.max_violations`), each naming its object.
+    pub sample: Vec<Violation>,
+    /// The first objects with violations (at most `limits.max_objects`).
+    pub objects: Vec<ObjectResult>,
+    /// Whether the sample or the object list left something out.
+    pub truncated: bool,
+    /// The limits this report was built with.
+    #[serde(default)]
+    pub limits: ReportLimits,
+}
+
+impl Report {
+    /// Whether nothing was denied.
+    ///
+    /// ```
+    /// assert!(idp_policy::report::Report::default().is_allowed());
+    /// ```
+    pub fn is_allowed(&self) -> bool {
+        self.denied == 0
+    }
+}
+
+/// Builds a [`Report`] one object at a time in bounded memory.
+///
+/// ```
+/// use idp_core::{ObjectRef, Violation};
+/// use idp_policy::report::{ObjectResult, ReportBuilder, ReportLimits};
+/// let mut b = ReportBuilder::new(ReportLimits::default());
+/// b.add(ObjectResult::new(ObjectRef::new("v1", "Pod", None, "p"), vec![Violation::new("p", "r", "m")]));
+/// let report = b.finish();
+/// assert_eq!(report.denied, 1);
+/// ```
+#[derive(Debug, Default)]
+pub struct ReportBuilder {
+    report: Report,
+    rules: BTreeMap<(String, String), RuleSummary>,
+}
+
+impl ReportBuilder {
+    /// An empty builder.
+    ///
+    /// ```
+    /// let b = idp_policy::report::ReportBuilder::new(Default::default());
+    /// assert_eq!(b.finish().objects_checked, 0);
+    /// ```
+    pub fn new(limits: ReportLimits) -> Self {
+        Self {
+            report: Report {
+                limits,
+                ..Report::default()
+            },
+            rules: BTreeMap::new(),
+        }
+    }
+
+    /// Account for one object.
+    ///
+    /// ```
+    /// # use idp_policy::report::{ObjectResult, ReportBuilder};
+    /// let mut b = ReportBuilder::new(Default::default());
+    /// b.add(ObjectResult::new(idp_core::ObjectRef::new("v1", "Pod", None, "p"), vec![]));
+    /// assert_eq!(b.finish().allowed, 1);
+    /// ```
+    pub fn add(&mut self, result: ObjectResult) {
+        let r = &mut self.report;
+        r.objects_checked += 1;
+        if result.allowed {
+            r.allowed += 1;
+            if result.warnings().next().is_some() {
+                r.warned += 1;
+            }
+        } else {
+            r.denied += 1;
+        }
+        r.violations += result.violations.len() as u64;
+        let mut seen: Vec<(&str, &str)> = Vec::new();
+        for v in &result.violations {
+            let key = (v.policy.clone(), v.rule.clone());
+            let s = self.rules.entry(key).or_insert_with(|| RuleSummary {
+                policy: v.policy.clone(),
+                rule: v.rule.clone(),
+                count: 0,
+                objects: 0,
+                deny: 0,
+                warn: 0,
+                audit: 0,
+            });
+            s.count += 1;
+            match v.enforcement {
+                Enforcement::Deny => s.deny += 1,
+                Enforcement::Warn => s.warn += 1,
+                Enforcement::Audit => s.audit += 1,
+            }
+            if !seen.contains(&(v.policy.as_str(), v.rule.as_str())) {
+                seen.push((v.policy.as_str(), v.rule.as_str()));
+                s.objects += 1;
+            }
+        }
+        for v in &result.violations {
+            if r.sample.len() < r.limits.max_violations {
+                let mut v = v.clone();
+                if v.object.is_none() {
+                    v.object = Some(result.object.clone());
+                }
+                r.sample.push(v);
+            } else {
+                r.truncated = true;
+                break;
+            }
+        }
+        if !result.violations.is_empty() {
+            if r.objects.len() < r.limits.max_objects {
+                r.objects.push(result);
+            } else {
+                r.truncated = true;
+            }
+        }
+    }
+
+    /// The report.
+    ///
+    /// ```
+    /// assert!(idp_policy::report::ReportBuilder::new(Default::default()).finish().rules.is_empty());
+    /// ```
+    pub fn finish(mut self) -> Report {
+        self.report.rules = self.rules.into_values().collect();
+        self.report
+    }
+}
