@@ -128,12 +128,17 @@ fn arbitrary_object() -> impl Strategy<Value = Object> {
         Just("Ingress"),
         Just("Weird")
     ];
-    (kind, arbitrary_json(), arbitrary_json()).prop_map(|(kind, spec, metadata)| {
-        Object::from_value(
-            json!({"apiVersion": "v1", "kind": kind, "metadata": metadata, "spec": spec}),
-        )
-        .unwrap()
-    })
+    // `Object::from_value` refuses a non-mapping `metadata`; such values never reach a
+    // policy, so they are filtered out rather than unwrapped.
+    (kind, arbitrary_json(), arbitrary_json()).prop_filter_map(
+        "metadata must be a mapping",
+        |(kind, spec, metadata)| {
+            Object::from_value(
+                json!({"apiVersion": "v1", "kind": kind, "metadata": metadata, "spec": spec}),
+            )
+            .ok()
+        },
+    )
 }
 
 proptest! {
