@@ -1,0 +1,3 @@
+//! Kubernetes plumbing: health assessment (more being written).
+
+pub mod health;
