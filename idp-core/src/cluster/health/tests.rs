@@ -1,5 +1,6 @@
 //! Table-driven tests of the health rules: each case is a live object, the status we
 //! expect and a fragment of the message.
+#![allow(clippy::needless_pass_by_value, clippy::unwrap_used)]
 
 use serde_json::{Value, json};
 
