@@ -348,7 +348,7 @@ impl Applier {
 
         let mut phases: [Vec<usize>; 3] = Default::default();
         for (index, object) in set.iter().enumerate() {
-            phases[apply_phase(object.api_version(), object.kind())].push(index);
+            phases[phase_of(object.api_version(), object.kind())].push(index);
         }
         let mut results: Vec<Option<AppliedObject>> = vec![None; set.len()];
         let objects = set.objects();
@@ -714,7 +714,7 @@ struct Prepared {
 }
 
 /// 0 for Namespaces, 1 for CRDs, 2 for the rest.
-pub(super) fn apply_phase(api_version: &str, kind: &str) -> usize {
+pub(super) fn phase_of(api_version: &str, kind: &str) -> usize {
     match (split_api_version(api_version).0, kind) {
         ("", "Namespace") => 0,
         ("apiextensions.k8s.io", "CustomResourceDefinition") => 1,
@@ -743,7 +743,7 @@ fn check_unique_names(set: &ManifestSet) -> Result<()> {
 /// Kinds that CRDs in `set` define (`spec.group` + `spec.names.kind`).
 fn crd_defined_kinds(set: &ManifestSet) -> BTreeSet<GroupKind> {
     set.iter()
-        .filter(|o| apply_phase(o.api_version(), o.kind()) == 1)
+        .filter(|o| phase_of(o.api_version(), o.kind()) == 1)
         .filter_map(|crd| {
             let spec = crd.as_map().get("spec")?;
             let group = spec.get("group")?.as_str()?;
@@ -971,13 +971,13 @@ mod tests {
 
     #[test]
     fn phases_put_namespaces_then_crds_first() {
-        assert_eq!(apply_phase("v1", "Namespace"), 0);
+        assert_eq!(phase_of("v1", "Namespace"), 0);
         assert_eq!(
-            apply_phase("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
+            phase_of("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
             1
         );
-        assert_eq!(apply_phase("apps/v1", "Deployment"), 2);
-        assert_eq!(apply_phase("example.com/v1", "Namespace"), 2);
+        assert_eq!(phase_of("apps/v1", "Deployment"), 2);
+        assert_eq!(phase_of("example.com/v1", "Namespace"), 2);
     }
 
     #[test]

@@ -34,7 +34,7 @@ use futures::StreamExt;
 use kube::api::{DeleteParams, Preconditions};
 use serde_json::Value;
 
-use super::apply::{Applier, apply_phase, dynamic_api, list_members};
+use super::apply::{Applier, dynamic_api, list_members, phase_of};
 use super::discovery::{GroupKind, Resolved};
 use super::inventory;
 use crate::error::{Error, ErrorKind, Result};
@@ -313,7 +313,7 @@ impl Applier {
             return None;
         }
         Some(Candidate {
-            phase: apply_phase(&resolved.resource.api_version, &resolved.resource.kind),
+            phase: phase_of(&resolved.resource.api_version, &resolved.resource.kind),
             reference: ObjectRef::new(
                 &resolved.resource.api_version,
                 &resolved.resource.kind,
