@@ -8,7 +8,7 @@
 //! cluster-scoped objects lose a namespace they should not have.
 //!
 //! Every object is labelled as a member of the applier's [`Inventory`] (see
-//! [`labels`](super::labels)) and annotated with [`APPLIED_HASH`](super::labels::APPLIED_HASH),
+//! [`labels`]) and annotated with [`APPLIED_HASH`](super::labels::APPLIED_HASH),
 //! a SHA-256 of the configuration we send.
 //!
 //! ## Unchanged objects cost no write

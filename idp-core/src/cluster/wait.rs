@@ -2,7 +2,7 @@
 //!
 //! [`wait_healthy`] opens one `kube::runtime::watcher` per resource type and namespace
 //! (narrowed to the object's name when there is just one), assesses every update with
-//! [`health::assess`](super::health::assess), and returns as soon as every object is
+//! [`health::assess`], and returns as soon as every object is
 //! [`Healthy`](HealthStatus::Healthy). Objects whose kind has no health rule count as
 //! healthy once they exist. The watchers re-list and back off on their own when the
 //! connection fails; the last such failure is reported if the wait times out.
