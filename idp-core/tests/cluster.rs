@@ -486,3 +486,34 @@ async fn wait_healthy_times_out_naming_what_is_missing() {
     assert_eq!(err.kind(), ErrorKind::Timeout);
     assert!(err.to_string().contains("shop/ghost (Missing"), "{err}");
 }
+
+#[tokio::test]
+async fn too_many_requests_waits_as_long_as_the_server_asks() {
+    let (fake, cluster) = start().await;
+    let applier = applier(&cluster, "polite");
+    fake.faults().inject(
+        Fault::too_many_requests(1)
+            .verb(Verb::Patch)
+            .resource("configmaps")
+            .namespace("shop")
+            .times(1),
+    );
+    let started = std::time::Instant::now();
+    let report = applier
+        .apply(&[config_map("shop", "busy", "1")].into_iter().collect())
+        .await
+        .unwrap();
+    assert_eq!(report.objects[0].outcome, ApplyOutcome::Created);
+    let patches = fake.requests().count(|r| {
+        r.verb == Verb::Patch
+            && r.resource == "configmaps"
+            && r.namespace.as_deref() == Some("shop")
+    });
+    assert_eq!(patches, 2, "one refused, one retried");
+    // Our own backoff (fast_retry) is milliseconds; the server asked for a second.
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "{:?}",
+        started.elapsed()
+    );
+}
