@@ -517,3 +517,39 @@ async fn too_many_requests_waits_as_long_as_the_server_asks() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn prune_without_a_recorded_inventory_searches_every_type() {
+    let (fake, cluster) = start().await;
+    let applier = applier(&cluster, "lost-parent");
+    applier
+        .apply(
+            &[
+                config_map("shop", "a", "1"),
+                deployment("shop", "web", "nginx:1"),
+            ]
+            .into_iter()
+            .collect(),
+        )
+        .await
+        .unwrap();
+    // The parent is gone (deleted by hand): prune falls back to full discovery.
+    let defaults: Api<ConfigMap> = Api::namespaced(fake.client(), "default");
+    defaults
+        .delete("lost-parent", &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
+    let keep: ManifestSet = [config_map("shop", "a", "1")].into_iter().collect();
+    let report = applier
+        .prune(&keep, &PruneOptions::default())
+        .await
+        .unwrap();
+    let deleted: Vec<String> = report.deleted.iter().map(ToString::to_string).collect();
+    assert_eq!(deleted, vec!["apps/v1 Deployment shop/web"]);
+    // The record is written again, listing only what is kept.
+    let parent = defaults.get("lost-parent").await.unwrap();
+    assert_eq!(
+        parent.metadata.annotations.unwrap()[labels::APPLYSET_CONTAINS_GROUP_KINDS],
+        "ConfigMap"
+    );
+}
