@@ -555,16 +555,7 @@ impl schemars::JsonSchema for EntityRef {
 /// assert_eq!(r.to_string(), "apps/v1 Deployment shop/cart");
 /// ```
 #[derive(
-    Debug,
-    Clone,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    schemars::JsonSchema,
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectRef {
@@ -640,7 +631,10 @@ mod tests {
     #[test]
     fn entity_ref_parsing_matches_backstage() {
         let r: EntityRef = "component:default/foo:bar".parse().unwrap();
-        assert_eq!((r.kind(), r.namespace(), r.name()), ("component", "default", "foo:bar"));
+        assert_eq!(
+            (r.kind(), r.namespace(), r.name()),
+            ("component", "default", "foo:bar")
+        );
         let r = EntityRef::parse_with_defaults("foo:bar", None, "default").unwrap();
         assert_eq!((r.kind(), r.name()), ("foo", "bar"));
         let r = EntityRef::parse_with_defaults("ns/a/b", Some("Component"), "default").unwrap();
@@ -680,7 +674,10 @@ mod tests {
     fn slugify_examples() {
         assert_eq!(slugify("feat/ABC__def", 63), "feat-abc--def");
         assert_eq!(slugify(&"x".repeat(100), 63).len(), 63);
-        assert_eq!(slugify(&format!("{}-{}", "a".repeat(62), "b"), 63), "a".repeat(62));
+        assert_eq!(
+            slugify(&format!("{}-{}", "a".repeat(62), "b"), 63),
+            "a".repeat(62)
+        );
         assert_eq!(slugify("", 63), "");
     }
 

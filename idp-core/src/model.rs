@@ -56,16 +56,7 @@ pub enum Severity {
 /// assert!(!Enforcement::Warn.blocks());
 /// ```
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    schemars::JsonSchema,
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Enforcement {
@@ -214,16 +205,7 @@ impl fmt::Display for Violation {
 /// assert_eq!(idp_core::model::Operation::default(), idp_core::model::Operation::Apply);
 /// ```
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    schemars::JsonSchema,
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Operation {
@@ -522,16 +504,7 @@ impl Release {
 /// assert_eq!(id.as_str(), "9f1c2e7");
 /// ```
 #[derive(
-    Debug,
-    Clone,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    schemars::JsonSchema,
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
 )]
 #[serde(transparent)]
 pub struct DeploymentId(String);
@@ -569,9 +542,7 @@ impl fmt::Display for DeploymentId {
 /// assert!(DeploymentStatus::Succeeded.is_terminal());
 /// assert!(!DeploymentStatus::Progressing.is_terminal());
 /// ```
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum DeploymentStatus {
     /// Recorded, not yet acted on (a GitOps commit no cluster has synced yet).
@@ -595,7 +566,10 @@ impl DeploymentStatus {
     /// assert!(idp_core::DeploymentStatus::Failed.is_terminal());
     /// ```
     pub fn is_terminal(self) -> bool {
-        !matches!(self, DeploymentStatus::Pending | DeploymentStatus::Progressing)
+        !matches!(
+            self,
+            DeploymentStatus::Pending | DeploymentStatus::Progressing
+        )
     }
 }
 

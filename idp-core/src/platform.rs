@@ -12,7 +12,9 @@ use tracing::Instrument;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{EntityRef, EnvironmentName};
-use crate::model::{Deployment, DeploymentId, Environment, EnvironmentSpec, PolicyContext, Release, Violation};
+use crate::model::{
+    Deployment, DeploymentId, Environment, EnvironmentSpec, PolicyContext, Release, Violation,
+};
 use crate::ports::{
     Catalog, Deployer, EnvironmentProvider, EventSink, Mutation, Policy, PolicyExt,
     TracingEventSink,
@@ -26,7 +28,11 @@ use crate::ports::{
 /// assert_eq!(serde_json::to_value(&e).unwrap()["type"], "environmentDestroyed");
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 #[non_exhaustive]
 pub enum PlatformEvent {
     /// A release was deployed.
@@ -84,7 +90,10 @@ impl PlatformEvent {
     /// assert!(!e.is_failure());
     /// ```
     pub fn is_failure(&self) -> bool {
-        matches!(self, PlatformEvent::Denied { .. } | PlatformEvent::Failed { .. })
+        matches!(
+            self,
+            PlatformEvent::Denied { .. } | PlatformEvent::Failed { .. }
+        )
     }
 }
 
@@ -296,20 +305,18 @@ impl Platform {
                 release.component, release.environment
             )));
         }
-        if self.require_registered {
-            if let Some(catalog) = &self.catalog {
-                if catalog
-                    .get(&release.component)
-                    .instrument(tracing::debug_span!("catalog.get"))
-                    .await?
-                    .is_none()
-                {
-                    return Err(Error::not_found(format!(
-                        "component {} is not in the catalog; register its catalog-info.yaml before deploying it",
-                        release.component
-                    )));
-                }
-            }
+        if self.require_registered
+            && let Some(catalog) = &self.catalog
+            && catalog
+                .get(&release.component)
+                .instrument(tracing::debug_span!("catalog.get"))
+                .await?
+                .is_none()
+        {
+            return Err(Error::not_found(format!(
+                "component {} is not in the catalog; register its catalog-info.yaml before deploying it",
+                release.component
+            )));
         }
         let component = release.component.clone();
         let environment = release.environment.clone();

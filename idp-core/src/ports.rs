@@ -494,7 +494,9 @@ impl EventSink for TracingEventSink {
         match serde_json::to_string(event) {
             Ok(json) if event.is_failure() => tracing::warn!(target: "idp::events", event = %json),
             Ok(json) => tracing::info!(target: "idp::events", event = %json),
-            Err(err) => tracing::warn!(target: "idp::events", error = %err, "cannot serialise event"),
+            Err(err) => {
+                tracing::warn!(target: "idp::events", error = %err, "cannot serialise event");
+            }
         }
     }
 }

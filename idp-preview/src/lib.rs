@@ -1,1 +1,9 @@
-//! idp-preview (being written).
+//! # idp-preview
+//!
+//! An isolated preview environment for every pull request: webhook parsing and verification, lifecycle decisions, environment providers and a reaper that never leaks.
+//!
+//! Part of [idp](https://github.com/idp-rs/idp). It depends only on `idp-core` and
+//! implements its ports, so a platform can use it or replace it with its own
+//! implementation of the same trait.
+//!
+//! **Status:** this crate is being built; this release has no public API yet.

@@ -77,7 +77,7 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    fn key(&self, name: &str) -> ObjKey {
+    pub(crate) fn key(&self, name: &str) -> ObjKey {
         (
             self.rt.group.clone(),
             self.rt.plural.clone(),
@@ -86,7 +86,7 @@ impl Target {
         )
     }
 
-    fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         self.name.as_deref().unwrap_or("")
     }
 
@@ -120,12 +120,12 @@ pub(crate) fn present(rt: &ResourceType, obj: &Value) -> Value {
     o
 }
 
-fn parse_json(body: &[u8]) -> ApiResult<Value> {
+pub(crate) fn parse_json(body: &[u8]) -> ApiResult<Value> {
     serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
 }
 
-fn check_namespace(store: &Store, t: &Target, creating: bool) -> ApiResult<()> {
+pub(crate) fn check_namespace(store: &Store, t: &Target, creating: bool) -> ApiResult<()> {
     let Some(ns) = t.namespace.as_deref() else {
         return Ok(());
     };
@@ -218,12 +218,12 @@ fn validate_name(rt: &ResourceType, name: &str) -> ApiResult<()> {
 // ---------------------------------------------------------------- read verbs
 
 pub(crate) fn get(store: &Store, t: &Target) -> ApiResult<Value> {
-    check_namespace(store, t, false).or_else(|e| {
-        // The real server answers a get in a missing namespace with the object's 404.
+    // The real server answers a get in a missing namespace with the object's 404.
+    check_namespace(store, t, false).map_err(|e| {
         if e.code == 404 {
-            Err(ApiError::not_found(&t.rt, t.name()))
+            ApiError::not_found(&t.rt, t.name())
         } else {
-            Err(e)
+            e
         }
     })?;
     store
@@ -254,12 +254,16 @@ impl Filters {
 }
 
 fn encode_continue(rv: u64, key: &ObjKey) -> String {
+    use std::fmt::Write;
     let raw = format!("{rv}\n{}\n{}", key.2, key.3);
-    raw.bytes().map(|b| format!("{b:02x}")).collect()
+    raw.bytes().fold(String::new(), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
 }
 
 fn decode_continue(token: &str) -> Option<(String, String)> {
-    if token.len() % 2 != 0 {
+    if !token.len().is_multiple_of(2) {
         return None;
     }
     let bytes: Option<Vec<u8>> = (0..token.len())
@@ -589,7 +593,8 @@ fn commit(
         };
         ssa::track_update(Some(old), &mut new, &writer);
     }
-    if meta::spec_part(old) != meta::spec_part(&new) && !t.status {
+    if meta::spec_part(old, t.rt.has_status) != meta::spec_part(&new, t.rt.has_status) && !t.status
+    {
         let generation = old
             .pointer("/metadata/generation")
             .and_then(Value::as_i64)
@@ -621,21 +626,21 @@ fn commit(
         .is_none_or(Vec::is_empty);
     if deleting && no_finalizers && t.rt.plural != "namespaces" {
         store.put(key.clone(), new, EventType::Modified);
-        let gone = finish_delete(store, &key).unwrap_or(Value::Null);
+        let gone = crate::delete::finish_delete(store, &key).unwrap_or(Value::Null);
         return Ok(present(&t.rt, &gone));
     }
     effects_for(store, &key, t.status);
     Ok(present(&t.rt, &store.put(key, new, EventType::Modified)))
 }
 
-fn existing(store: &Store, t: &Target) -> ApiResult<Value> {
+pub(crate) fn existing(store: &Store, t: &Target) -> ApiResult<Value> {
     store
         .get(&t.key(t.name()))
         .cloned()
         .ok_or_else(|| ApiError::not_found(&t.rt, t.name()))
 }
 
-fn check_rv(t: &Target, old: &Value, new: &Value) -> ApiResult<()> {
+pub(crate) fn check_rv(t: &Target, old: &Value, new: &Value) -> ApiResult<()> {
     let want = str_at(new, "/metadata/resourceVersion");
     if !want.is_empty() && want != str_at(old, "/metadata/resourceVersion") {
         return Err(ApiError::stale(&t.rt, t.name()));
@@ -763,13 +768,12 @@ fn apply(
         ApiError::new(409, "Conflict", ssa::conflict_message(&conflicts))
             .with_details(json!({"causes": causes}))
     };
-    match store.get(&t.key(t.name())).cloned() {
-        Some(old) => {
-            check_rv(t, &old, &applied)?;
-            let merged = ssa::apply(&old, &applied, &writer, force).map_err(to_conflict)?;
-            Ok((200, commit(store, t, &old, merged, &opts, true)?))
-        }
-        None => {
+    if let Some(old) = store.get(&t.key(t.name())).cloned() {
+        check_rv(t, &old, &applied)?;
+        let merged = ssa::apply(&old, &applied, &writer, force).map_err(to_conflict)?;
+        Ok((200, commit(store, t, &old, merged, &opts, true)?))
+    } else {
+        {
             if t.status {
                 return Err(ApiError::not_found(&t.rt, t.name()));
             }
@@ -792,159 +796,100 @@ fn apply(
     }
 }
 
-// ---------------------------------------------------------------- delete
+// ---------------------------------------------------------------- scale
 
-/// Removes an object for good, then cascades: CRDs take their custom resources along,
-/// dependents (by ownerReferences) are deleted in the background.
-fn finish_delete(store: &mut Store, key: &ObjKey) -> Option<Value> {
-    let gone = store.remove(key)?;
-    if key.0 == "apiextensions.k8s.io" && key.1 == "customresourcedefinitions" {
-        let group = str_at(&gone, "/spec/group").to_owned();
-        let plural = str_at(&gone, "/spec/names/plural").to_owned();
-        store.registry.unregister_crd(&key.3);
-        let keys: Vec<ObjKey> = store
-            .list(&group, &plural, None)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in keys {
-            store.remove(&k);
+fn scale_of(obj: &Value) -> Value {
+    let selector = obj
+        .pointer("/spec/selector/matchLabels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    let mut metadata = json!({});
+    for k in [
+        "name",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+    ] {
+        if let Some(v) = obj.pointer(&format!("/metadata/{k}")) {
+            metadata[k] = v.clone();
         }
     }
-    let uid = str_at(&gone, "/metadata/uid").to_owned();
-    if !uid.is_empty() {
-        for dep in store.dependents_of(&uid) {
-            delete_key(store, &dep);
-        }
-    }
-    Some(gone)
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": metadata,
+        "spec": {"replicas": obj.pointer("/spec/replicas").cloned().unwrap_or(json!(1))},
+        "status": {
+            "replicas": obj.pointer("/status/replicas").cloned().unwrap_or(json!(0)),
+            "selector": selector,
+        },
+    })
 }
 
-/// Deletes one object honouring finalizers: with finalizers it only gets a
-/// deletionTimestamp. Returns the object as it is afterwards.
-pub(crate) fn delete_key(store: &mut Store, key: &ObjKey) -> Option<Value> {
-    let obj = store.get(key)?.clone();
-    let has_finalizers = obj
-        .pointer("/metadata/finalizers")
-        .and_then(Value::as_array)
-        .is_some_and(|f| !f.is_empty());
-    let is_namespace = key.0.is_empty() && key.1 == "namespaces";
-    if has_finalizers || is_namespace {
-        if obj.pointer("/metadata/deletionTimestamp").is_some() {
-            return Some(obj);
-        }
-        let mut marked = obj;
-        let m = meta_mut(&mut marked);
-        m.insert("deletionTimestamp".into(), json!(meta::now()));
-        m.insert("deletionGracePeriodSeconds".into(), json!(0));
-        if is_namespace {
-            marked["status"] = json!({"phase": "Terminating"});
-            store.effects.push(Effect::NamespaceCascade(key.3.clone()));
-        }
-        return Some(store.put(key.clone(), marked, EventType::Modified));
-    }
-    finish_delete(store, key)
+/// `GET …/scale`: the `autoscaling/v1` Scale view of a workload.
+pub(crate) fn get_scale(store: &Store, t: &Target) -> ApiResult<Value> {
+    let obj = existing(store, t)?;
+    Ok(scale_of(&obj))
 }
 
-fn check_preconditions(t: &Target, obj: &Value, body: &[u8]) -> ApiResult<()> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(());
-    }
-    let opts = parse_json(body)?;
-    let want_rv = str_at(&opts, "/preconditions/resourceVersion");
-    if !want_rv.is_empty() && want_rv != str_at(obj, "/metadata/resourceVersion") {
-        return Err(ApiError::conflict(
-            &t.rt,
-            t.name(),
-            &format!(
-                "Precondition failed: ResourceVersion in precondition: {want_rv}, ResourceVersion in object meta: {}",
-                str_at(obj, "/metadata/resourceVersion")
-            ),
-        ));
-    }
-    let want_uid = str_at(&opts, "/preconditions/uid");
-    if !want_uid.is_empty() && want_uid != str_at(obj, "/metadata/uid") {
-        return Err(ApiError::conflict(
-            &t.rt,
-            t.name(),
-            &format!(
-                "Precondition failed: UID in precondition: {want_uid}, UID in object meta: {}",
-                str_at(obj, "/metadata/uid")
-            ),
-        ));
-    }
-    Ok(())
-}
-
-pub(crate) fn delete(
+/// `PUT`/`PATCH …/scale`: changes only `spec.replicas` of the workload.
+pub(crate) fn write_scale(
     store: &mut Store,
     t: &Target,
     body: &[u8],
-    dry_run: bool,
+    patch_kind: Option<PatchKind>,
+    opts: &WriteOpts,
 ) -> ApiResult<Value> {
-    if t.status {
-        return Err(ApiError::method_not_allowed(
-            "delete is not supported on the status subresource",
-        ));
-    }
-    check_namespace(store, t, false).map_err(|e| {
-        if e.code == 404 {
-            ApiError::not_found(&t.rt, t.name())
-        } else {
-            e
-        }
-    })?;
-    let obj = existing(store, t)?;
-    check_preconditions(t, &obj, body)?;
-    if dry_run {
-        return Ok(present(&t.rt, &obj));
-    }
-    let after = delete_key(store, &t.key(t.name())).unwrap_or(obj);
-    Ok(present(&t.rt, &after))
-}
-
-pub(crate) fn delete_collection(store: &mut Store, t: &Target, q: &Query) -> ApiResult<Value> {
-    let filters = Filters::from_query(q)?;
     check_namespace(store, t, false)?;
-    let keys: Vec<ObjKey> = store
-        .list(&t.rt.group, &t.rt.plural, t.namespace.as_deref())
-        .filter(|(_, o)| filters.matches(o))
-        .map(|(k, _)| k.clone())
-        .collect();
-    let dry_run = q.get("dryRun").is_some();
-    let mut items = Vec::new();
-    for k in keys {
-        let result = if dry_run {
-            store.get(&k).cloned()
-        } else {
-            delete_key(store, &k)
-        };
-        if let Some(o) = result {
-            items.push(present(&t.rt, &o));
+    let old = existing(store, t)?;
+    let current = scale_of(&old);
+    let p = parse_json(body)?;
+    let scale = match patch_kind {
+        None => p,
+        Some(kind) => {
+            let mut s = current.clone();
+            match kind {
+                PatchKind::Json => patch::json_patch(&mut s, &p).map_err(|e| {
+                    ApiError::new(
+                        422,
+                        "Invalid",
+                        format!("the JSON patch could not be applied: {e}"),
+                    )
+                })?,
+                _ => patch::merge_patch(&mut s, &p),
+            }
+            s
         }
-    }
-    Ok(json!({
-        "kind": format!("{}List", t.rt.kind),
-        "apiVersion": t.rt.api_version(),
-        "metadata": {"resourceVersion": store.rv().to_string()},
-        "items": items,
-    }))
-}
-
-/// One step of a namespace deletion: deletes what is left in the namespace and removes
-/// the namespace once it is empty. Returns true when the namespace is gone.
-pub(crate) fn cascade_namespace(store: &mut Store, ns: &str) -> bool {
-    let ns_key: ObjKey = (String::new(), "namespaces".into(), String::new(), ns.into());
-    if store.get(&ns_key).is_none() {
-        return true;
-    }
-    for k in store.keys_in_namespace(ns) {
-        delete_key(store, &k);
-    }
-    if store.keys_in_namespace(ns).is_empty() {
-        store.remove(&ns_key);
-        return true;
-    }
-    false
+    };
+    check_rv(t, &old, &scale)?;
+    let replicas = scale
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .filter(|r| *r >= 0)
+        .ok_or_else(|| {
+            ApiError::invalid(
+                &t.rt,
+                t.name(),
+                "spec.replicas",
+                "FieldValueInvalid",
+                "Invalid value: must be a non-negative integer",
+            )
+        })?;
+    let mut new = old.clone();
+    new["spec"]["replicas"] = json!(replicas);
+    let main = Target {
+        status: false,
+        ..t.clone()
+    };
+    let updated = commit(store, &main, &old, new, opts, false)?;
+    Ok(scale_of(&updated))
 }
 
 #[cfg(test)]
@@ -963,7 +908,7 @@ mod tests {
 
     #[test]
     fn continue_token_round_trip() {
-        let key: ObjKey = ("".into(), "configmaps".into(), "ns".into(), "a".into());
+        let key: ObjKey = (String::new(), "configmaps".into(), "ns".into(), "a".into());
         let tok = encode_continue(5, &key);
         assert_eq!(decode_continue(&tok), Some(("ns".into(), "a".into())));
         assert_eq!(decode_continue("zz"), None);

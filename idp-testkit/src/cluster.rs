@@ -63,12 +63,26 @@ pub struct FakeClusterBuilder {
 
 impl FakeClusterBuilder {
     /// Listen on this port (default 0: any free port).
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> idp_core::Result<()> {
+    /// let c = idp_testkit::FakeCluster::builder().port(0).start().await?;
+    /// assert_ne!(c.addr().port(), 0);
+    /// # Ok(()) }
+    /// ```
     pub fn port(mut self, port: u16) -> Self {
         self.options.port = port;
         self
     }
 
     /// Seed for generated names, UIDs and fractional faults (same seed → same run).
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> idp_core::Result<()> {
+    /// let c = idp_testkit::FakeCluster::builder().seed(7).start().await?;
+    /// # let _ = c;
+    /// # Ok(()) }
+    /// ```
     pub fn seed(mut self, seed: u64) -> Self {
         self.options.seed = seed;
         self
@@ -76,18 +90,45 @@ impl FakeClusterBuilder {
 
     /// How long a deleted namespace stays `Terminating` before its contents are deleted
     /// (default 20ms).
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> idp_core::Result<()> {
+    /// let c = idp_testkit::FakeCluster::builder()
+    ///     .namespace_deletion_delay(std::time::Duration::ZERO)
+    ///     .start()
+    ///     .await?;
+    /// # let _ = c;
+    /// # Ok(()) }
+    /// ```
     pub fn namespace_deletion_delay(mut self, delay: Duration) -> Self {
         self.options.namespace_deletion_delay = delay;
         self
     }
 
     /// Turn the rollout simulator on (default) or off.
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> idp_core::Result<()> {
+    /// let c = idp_testkit::FakeCluster::builder().rollout_simulation(false).start().await?;
+    /// # let _ = c;
+    /// # Ok(()) }
+    /// ```
     pub fn rollout_simulation(mut self, enabled: bool) -> Self {
         self.options.rollout.enabled = enabled;
         self
     }
 
     /// How long after a workload change its rolled-out status appears (default 20ms).
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> idp_core::Result<()> {
+    /// let c = idp_testkit::FakeCluster::builder()
+    ///     .rollout_delay(std::time::Duration::from_millis(1))
+    ///     .start()
+    ///     .await?;
+    /// # let _ = c;
+    /// # Ok(()) }
+    /// ```
     pub fn rollout_delay(mut self, delay: Duration) -> Self {
         self.options.rollout.delay = delay;
         self
@@ -95,18 +136,45 @@ impl FakeClusterBuilder {
 
     /// Images matching this glob (`*` matches anything) never become ready
     /// (default `*:broken`).
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> idp_core::Result<()> {
+    /// let c = idp_testkit::FakeCluster::builder()
+    ///     .broken_image_pattern("registry.example/*:bad-*")
+    ///     .start()
+    ///     .await?;
+    /// # let _ = c;
+    /// # Ok(()) }
+    /// ```
     pub fn broken_image_pattern(mut self, pattern: &str) -> Self {
-        self.options.rollout.broken_image = pattern.to_owned();
+        pattern.clone_into(&mut self.options.rollout.broken_image);
         self
     }
 
     /// How many nodes DaemonSets schedule onto (default 1).
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> idp_core::Result<()> {
+    /// let c = idp_testkit::FakeCluster::builder().nodes(3).start().await?;
+    /// # let _ = c;
+    /// # Ok(()) }
+    /// ```
     pub fn nodes(mut self, nodes: u32) -> Self {
         self.options.rollout.nodes = nodes;
         self
     }
 
     /// How often watches with `allowWatchBookmarks=true` get a BOOKMARK (default 1s).
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> idp_core::Result<()> {
+    /// let c = idp_testkit::FakeCluster::builder()
+    ///     .bookmark_interval(std::time::Duration::from_millis(50))
+    ///     .start()
+    ///     .await?;
+    /// # let _ = c;
+    /// # Ok(()) }
+    /// ```
     pub fn bookmark_interval(mut self, interval: Duration) -> Self {
         self.options.bookmark_interval = interval;
         self
@@ -114,6 +182,13 @@ impl FakeClusterBuilder {
 
     /// How many events are kept for watch resumption (default 10,000); watches from an
     /// older resourceVersion get `410 Gone`.
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> idp_core::Result<()> {
+    /// let c = idp_testkit::FakeCluster::builder().watch_window(100).start().await?;
+    /// # let _ = c;
+    /// # Ok(()) }
+    /// ```
     pub fn watch_window(mut self, events: usize) -> Self {
         self.options.watch_window = events.max(1);
         self
@@ -121,12 +196,26 @@ impl FakeClusterBuilder {
 
     /// Another namespace that exists from the start (besides `default`, `kube-system`,
     /// `kube-public` and `kube-node-lease`).
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> idp_core::Result<()> {
+    /// let c = idp_testkit::FakeCluster::builder().namespace("team-a").start().await?;
+    /// # let _ = c;
+    /// # Ok(()) }
+    /// ```
     pub fn namespace(mut self, name: &str) -> Self {
         self.options.namespaces.push(name.to_owned());
         self
     }
 
     /// Binds the port and starts serving.
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> idp_core::Result<()> {
+    /// let c = idp_testkit::FakeCluster::builder().start().await?;
+    /// assert!(c.url().starts_with("http://"));
+    /// # Ok(()) }
+    /// ```
     pub async fn start(self) -> idp_core::Result<FakeCluster> {
         FakeCluster::start_with(self.options).await
     }
@@ -134,6 +223,13 @@ impl FakeClusterBuilder {
 
 impl FakeCluster {
     /// Starts a cluster with default options on a free loopback port.
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> idp_core::Result<()> {
+    /// let c = idp_testkit::FakeCluster::start().await?;
+    /// assert!(c.resource_version() > 0);
+    /// # Ok(()) }
+    /// ```
     pub async fn start() -> idp_core::Result<Self> {
         Self::builder().start().await
     }
@@ -192,17 +288,39 @@ impl FakeCluster {
     }
 
     /// The base URL, `http://127.0.0.1:PORT`.
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> idp_core::Result<()> {
+    /// let c = idp_testkit::FakeCluster::start().await?;
+    /// assert_eq!(c.url(), format!("http://{}", c.addr()));
+    /// # Ok(()) }
+    /// ```
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
     /// The socket address the server listens on.
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> idp_core::Result<()> {
+    /// let c = idp_testkit::FakeCluster::start().await?;
+    /// assert!(c.addr().ip().is_loopback());
+    /// # Ok(()) }
+    /// ```
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
     /// A [`kube::Client`] for this cluster (plain HTTP, no auth, default namespace
-    /// `default`).
+    /// `default`). Call it inside a Tokio runtime, like any `kube::Client` construction.
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> idp_core::Result<()> {
+    /// let c = idp_testkit::FakeCluster::start().await?;
+    /// let client = c.client();
+    /// assert_eq!(client.default_namespace(), "default");
+    /// # Ok(()) }
+    /// ```
     pub fn client(&self) -> kube::Client {
         let uri: http::Uri = self
             .url()
@@ -215,11 +333,26 @@ impl FakeCluster {
     }
 
     /// A kubeconfig YAML document whose current context points at this cluster.
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> idp_core::Result<()> {
+    /// let c = idp_testkit::FakeCluster::start().await?;
+    /// assert!(c.kubeconfig().contains(&c.url()));
+    /// # Ok(()) }
+    /// ```
     pub fn kubeconfig(&self) -> String {
         crate::kubeconfig::kubeconfig_yaml(&self.url(), "idp-testkit", "default")
     }
 
     /// Writes [`FakeCluster::kubeconfig`] to `path` (for `kubectl --kubeconfig`).
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> idp_core::Result<()> {
+    /// let c = idp_testkit::FakeCluster::start().await?;
+    /// let dir = tempfile::tempdir().map_err(|e| idp_core::Error::internal(e.to_string()))?;
+    /// c.write_kubeconfig(dir.path().join("kubeconfig"))?;
+    /// # Ok(()) }
+    /// ```
     pub fn write_kubeconfig(&self, path: impl AsRef<Path>) -> idp_core::Result<()> {
         let path = path.as_ref();
         std::fs::write(path, self.kubeconfig()).map_err(|e| {
@@ -232,26 +365,119 @@ impl FakeCluster {
     }
 
     /// Every request served so far (since the last [`FakeCluster::reset_counters`]).
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> idp_core::Result<()> {
+    /// let c = idp_testkit::FakeCluster::start().await?;
+    /// assert!(c.requests().is_empty());
+    /// # Ok(()) }
+    /// ```
     pub fn requests(&self) -> Requests {
         self.shared.requests.snapshot()
     }
 
     /// Forgets the requests served so far.
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> idp_core::Result<()> {
+    /// let c = idp_testkit::FakeCluster::start().await?;
+    /// c.reset_counters();
+    /// assert_eq!(c.requests().len(), 0);
+    /// # Ok(()) }
+    /// ```
     pub fn reset_counters(&self) {
         self.shared.requests.clear();
     }
 
     /// The fault injector.
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> idp_core::Result<()> {
+    /// let c = idp_testkit::FakeCluster::start().await?;
+    /// c.faults().inject(idp_testkit::Fault::status(500).times(1));
+    /// # Ok(()) }
+    /// ```
     pub fn faults(&self) -> &Faults {
         &self.shared.faults
     }
 
+    /// The stored object `group`/`resource` `namespace`/`name`, read directly (no request
+    /// is made or counted). Use `""` for the core group and for cluster-scoped objects.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> idp_core::Result<()> {
+    /// let c = idp_testkit::FakeCluster::start().await?;
+    /// let ns = c.object("", "namespaces", "", "default").expect("default exists");
+    /// assert_eq!(ns["status"]["phase"], "Active");
+    /// assert!(c.object("apps", "deployments", "default", "nope").is_none());
+    /// assert!(c.requests().is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub fn object(
+        &self,
+        group: &str,
+        resource: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<serde_json::Value> {
+        let key: ObjKey = (
+            group.to_owned(),
+            resource.to_owned(),
+            namespace.to_owned(),
+            name.to_owned(),
+        );
+        self.shared.read(|s| s.get(&key).cloned())
+    }
+
+    /// All stored objects of `group`/`resource`, in one namespace or (with `None`) in all,
+    /// ordered by namespace and name; read directly without a request.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> idp_core::Result<()> {
+    /// let c = idp_testkit::FakeCluster::start().await?;
+    /// let namespaces = c.objects("", "namespaces", None);
+    /// assert!(namespaces.len() >= 3);
+    /// assert!(c.objects("", "configmaps", Some("default")).is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub fn objects(
+        &self,
+        group: &str,
+        resource: &str,
+        namespace: Option<&str>,
+    ) -> Vec<serde_json::Value> {
+        self.shared.read(|s| {
+            s.list(group, resource, namespace)
+                .map(|(_, o)| o.clone())
+                .collect()
+        })
+    }
+
     /// The current global resourceVersion.
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> idp_core::Result<()> {
+    /// let c = idp_testkit::FakeCluster::start().await?;
+    /// let before = c.resource_version();
+    /// assert_eq!(c.resource_version(), before);
+    /// # Ok(()) }
+    /// ```
     pub fn resource_version(&self) -> u64 {
         self.shared.read(crate::store::Store::rv)
     }
 
     /// Stops serving and closes all connections.
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> idp_core::Result<()> {
+    /// let c = idp_testkit::FakeCluster::start().await?;
+    /// let addr = c.addr();
+    /// c.shutdown().await;
+    /// assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    /// # Ok(()) }
+    /// ```
     pub async fn shutdown(self) {
         self.task.abort();
         let _ = (&mut { self }.task).await;

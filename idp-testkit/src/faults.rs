@@ -10,6 +10,11 @@ use crate::requests::Verb;
 use crate::status::ApiError;
 
 /// What a fault does to a matching request.
+///
+/// ```
+/// use idp_testkit::{Fault, FaultAction};
+/// assert_eq!(Fault::status(503).action(), &FaultAction::Status(503));
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub enum FaultAction {
     /// Answer with this HTTP status and a `Status` body (409, 429, 500, 503, …).
@@ -107,31 +112,61 @@ impl Fault {
         Self::new(FaultAction::DropWatch { after_events }).verb(Verb::Watch)
     }
 
+    /// What the fault does.
+    ///
+    /// ```
+    /// let f = idp_testkit::Fault::too_many_requests(2);
+    /// assert_eq!(f.action(), &idp_testkit::FaultAction::TooManyRequests { retry_after_secs: 2 });
+    /// ```
+    pub fn action(&self) -> &FaultAction {
+        &self.action
+    }
+
     /// Only requests with this verb.
+    /// ```
+    /// let f = idp_testkit::Fault::status(500).verb(idp_testkit::Verb::Create);
+    /// # let _ = f;
+    /// ```
     pub fn verb(mut self, verb: Verb) -> Self {
         self.verb = Some(verb);
         self
     }
 
     /// Only requests for this resource (plural, e.g. `deployments`).
+    /// ```
+    /// let f = idp_testkit::Fault::status(500).resource("deployments");
+    /// # let _ = f;
+    /// ```
     pub fn resource(mut self, resource: &str) -> Self {
         self.resource = Some(resource.to_owned());
         self
     }
 
     /// Only requests in this namespace.
+    /// ```
+    /// let f = idp_testkit::Fault::status(500).namespace("team-a");
+    /// # let _ = f;
+    /// ```
     pub fn namespace(mut self, namespace: &str) -> Self {
         self.namespace = Some(namespace.to_owned());
         self
     }
 
     /// Only requests for this object name.
+    /// ```
+    /// let f = idp_testkit::Fault::status(409).name("web");
+    /// # let _ = f;
+    /// ```
     pub fn name(mut self, name: &str) -> Self {
         self.name = Some(name.to_owned());
         self
     }
 
     /// Fire on the next `n` matching requests only.
+    /// ```
+    /// let f = idp_testkit::Fault::status(503).times(3);
+    /// # let _ = f;
+    /// ```
     pub fn times(mut self, n: u64) -> Self {
         self.trigger = Trigger::Times(n);
         self
@@ -139,6 +174,10 @@ impl Fault {
 
     /// Fire on this fraction (0.0–1.0) of matching requests, drawn from the cluster's
     /// seeded random generator (same seed and request sequence → same failures).
+    /// ```
+    /// let f = idp_testkit::Fault::status(500).fraction(0.25);
+    /// # let _ = f;
+    /// ```
     pub fn fraction(mut self, p: f64) -> Self {
         self.trigger = Trigger::Fraction(p.clamp(0.0, 1.0));
         self
@@ -156,6 +195,16 @@ impl Fault {
 }
 
 /// Identifies an injected fault so it can be removed.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> idp_core::Result<()> {
+/// let c = idp_testkit::FakeCluster::start().await?;
+/// let a = c.faults().inject(idp_testkit::Fault::status(500));
+/// let b = c.faults().inject(idp_testkit::Fault::status(500));
+/// assert_ne!(a, b);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FaultId(u64);
 
@@ -215,6 +264,14 @@ impl Faults {
     }
 
     /// Adds a fault; it applies to requests that arrive from now on.
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> idp_core::Result<()> {
+    /// let c = idp_testkit::FakeCluster::start().await?;
+    /// let id = c.faults().inject(idp_testkit::Fault::status(500));
+    /// # let _ = id;
+    /// # Ok(()) }
+    /// ```
     pub fn inject(&self, fault: Fault) -> FaultId {
         let mut inner = self.lock();
         inner.next_id += 1;
@@ -224,11 +281,26 @@ impl Faults {
     }
 
     /// Removes one fault.
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> idp_core::Result<()> {
+    /// let c = idp_testkit::FakeCluster::start().await?;
+    /// let id = c.faults().inject(idp_testkit::Fault::status(500));
+    /// c.faults().remove(id);
+    /// # Ok(()) }
+    /// ```
     pub fn remove(&self, id: FaultId) {
         self.lock().rules.retain(|(i, _)| *i != id);
     }
 
     /// Removes all faults.
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> idp_core::Result<()> {
+    /// let c = idp_testkit::FakeCluster::start().await?;
+    /// c.faults().clear();
+    /// # Ok(()) }
+    /// ```
     pub fn clear(&self) {
         self.lock().rules.clear();
     }

@@ -8,7 +8,8 @@
 //! ownership and conflicts, delete with finalizers and namespace cascades, the status
 //! subresource, and watch (resume, bookmarks, `410 Gone`). A rollout simulator reports
 //! Deployment/StatefulSet/DaemonSet/Job status like the controllers would, every request
-//! is recorded ([`FakeCluster::requests`]) and faults can be injected
+//! is recorded ([`FakeCluster::requests`]), stored state can be read without a request
+//! ([`FakeCluster::object`], [`FakeCluster::objects`]) and faults can be injected
 //! ([`FakeCluster::faults`]).
 //!
 //! ```
@@ -31,8 +32,8 @@
 //! deployments.patch("web", &PatchParams::apply("my-deployer"), &Patch::Apply(&manifest)).await?;
 //! assert_eq!(cluster.requests().count(|r| r.is_apply()), 1);
 //!
-//! // The next write fails once with 503.
-//! cluster.faults().inject(Fault::status(503).verb(Verb::Patch).times(1));
+//! // The next write fails once with 500 (kube::Client itself retries 429/503/504).
+//! cluster.faults().inject(Fault::status(500).verb(Verb::Patch).times(1));
 //! assert!(deployments.patch("web", &PatchParams::apply("my-deployer"), &Patch::Apply(&manifest)).await.is_err());
 //! # Ok(()) }
 //! ```
@@ -41,12 +42,17 @@
 //!
 //! Modules, one concept each: `server` (HTTP and routing), `route` (paths), `discovery`,
 //! `registry` (resource types and CRDs), `store` (objects, resourceVersions, events),
-//! `api` (the verbs), `selectors`, `patch`, `ssa` (managed fields), `watch`,
-//! `simulator` (rollouts), `faults`, `requests`, `kubeconfig`, and [`fixtures`] (Git).
+//! `api` (the verbs), `delete` (deletion and cascades), `selectors`, `patch`, `ssa` (managed fields), `watch`,
+//! `simulator` (rollouts), `faults`, `requests`, `kubeconfig`, `openapi`, `protobuf`
+//! (the few protobuf bodies kubectl sends), `table` (kubectl's table output), [`fixtures`] (Git), [`doubles`] (in-memory ports)
+//! and [`conformance`] (suites every implementation of a port must pass).
 
 mod api;
 mod cluster;
+pub mod conformance;
+mod delete;
 mod discovery;
+pub mod doubles;
 mod faults;
 pub mod fixtures;
 mod kubeconfig;
@@ -64,6 +70,7 @@ mod simulator;
 mod ssa;
 mod status;
 mod store;
+mod table;
 mod watch;
 
 pub use cluster::{FakeCluster, FakeClusterBuilder};

@@ -97,12 +97,15 @@ pub(crate) fn meta_mut(obj: &mut Value) -> &mut serde_json::Map<String, Value> {
     }
 }
 
-/// The object without metadata and status, for deciding whether `generation` moves.
-pub(crate) fn spec_part(obj: &Value) -> Value {
+/// The object without metadata (and without status when status is a subresource), for
+/// deciding whether `generation` moves.
+pub(crate) fn spec_part(obj: &Value, status_is_subresource: bool) -> Value {
     let mut o = obj.clone();
     if let Some(m) = o.as_object_mut() {
         m.remove("metadata");
-        m.remove("status");
+        if status_is_subresource {
+            m.remove("status");
+        }
         m.remove("apiVersion");
         m.remove("kind");
     }

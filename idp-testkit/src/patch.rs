@@ -91,12 +91,11 @@ pub(crate) fn strategic_merge_patch(target: &mut Value, patch: &Value) {
                         .and_then(|e| list_map_key(k, e))
                         .filter(|key| patch_items.iter().all(|i| i.get(*key).is_some()))
                 });
-                match (key, existing) {
-                    (Some(key), Some(mut items)) => {
-                        merge_list_map(&mut items, patch_items, key);
-                        target_map.insert(k.clone(), Value::Array(items));
-                    }
-                    _ => {
+                if let (Some(key), Some(mut items)) = (key, existing) {
+                    merge_list_map(&mut items, patch_items, key);
+                    target_map.insert(k.clone(), Value::Array(items));
+                } else {
+                    {
                         let cleaned: Vec<Value> = patch_items
                             .iter()
                             .filter(|i| i.get("$patch").is_none())
@@ -258,7 +257,44 @@ fn remove(target: &mut Value, path: &str) -> Result<Value, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
+
+    fn arb_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            "[a-z/~01-]{0,6}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map("[a-z$]{1,4}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn patches_never_panic(mut target in arb_json(), patch in arb_json()) {
+            let mut t2 = target.clone();
+            let mut t3 = target.clone();
+            merge_patch(&mut target, &patch);
+            strategic_merge_patch(&mut t2, &patch);
+            let _ = json_patch(&mut t3, &patch);
+        }
+
+        #[test]
+        fn merge_patch_with_itself_is_idempotent(target in arb_json(), patch in arb_json()) {
+            let mut once = target.clone();
+            merge_patch(&mut once, &patch);
+            let mut twice = once.clone();
+            merge_patch(&mut twice, &patch);
+            prop_assert_eq!(once, twice);
+        }
+    }
 
     #[test]
     fn merge_patch_rfc7386() {

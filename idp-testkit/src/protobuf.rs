@@ -85,17 +85,17 @@ fn string(b: &[u8]) -> Result<String, String> {
 }
 
 /// A map entry message (1: key, 2: value).
-fn map_entry(b: &[u8]) -> Result<(String, Vec<u8>), String> {
-    let mut r = Reader::new(b);
-    let (mut k, mut v) = (String::new(), Vec::new());
-    while let Some((n, f)) = r.next()? {
-        match (n, f) {
-            (1, Field::Bytes(x)) => k = string(x)?,
-            (2, Field::Bytes(x)) => v = x.to_vec(),
+fn map_entry(entry: &[u8]) -> Result<(String, Vec<u8>), String> {
+    let mut reader = Reader::new(entry);
+    let (mut key, mut value) = (String::new(), Vec::new());
+    while let Some((number, field)) = reader.next()? {
+        match (number, field) {
+            (1, Field::Bytes(x)) => key = string(x)?,
+            (2, Field::Bytes(x)) => value = x.to_vec(),
             _ => {}
         }
     }
-    Ok((k, v))
+    Ok((key, value))
 }
 
 fn insert_str(map: &mut Map<String, Value>, field: &str, b: &[u8]) -> Result<(), String> {
@@ -166,13 +166,13 @@ pub(crate) fn decode(body: &[u8]) -> Result<Value, String> {
     let rest = body
         .strip_prefix(MAGIC)
         .ok_or("missing the k8s protobuf envelope prefix")?;
-    let mut r = Reader::new(rest);
+    let mut envelope = Reader::new(rest);
     let (mut api_version, mut kind, mut raw) = (String::new(), String::new(), &[][..]);
-    while let Some((n, f)) = r.next()? {
-        match (n, f) {
-            (1, Field::Bytes(tm)) => {
-                let mut t = Reader::new(tm);
-                while let Some((n, f)) = t.next()? {
+    while let Some((number, field)) = envelope.next()? {
+        match (number, field) {
+            (1, Field::Bytes(type_meta)) => {
+                let mut tm = Reader::new(type_meta);
+                while let Some((n, f)) = tm.next()? {
                     match (n, f) {
                         (1, Field::Bytes(x)) => api_version = string(x)?,
                         (2, Field::Bytes(x)) => kind = string(x)?,
@@ -187,19 +187,21 @@ pub(crate) fn decode(body: &[u8]) -> Result<Value, String> {
     let mut obj = Map::new();
     obj.insert("apiVersion".into(), json!(api_version));
     obj.insert("kind".into(), json!(kind));
-    let mut r = Reader::new(raw);
-    while let Some((n, f)) = r.next()? {
-        let Field::Bytes(x) = f else {
-            if let (Field::Varint(v), "ConfigMap" | "Secret", 4 | 5) = (&f, kind.as_str(), n) {
-                obj.insert("immutable".into(), json!(*v != 0));
+    let mut body_reader = Reader::new(raw);
+    while let Some((number, field)) = body_reader.next()? {
+        let Field::Bytes(x) = field else {
+            if let (Field::Varint(flag), "ConfigMap" | "Secret", 4 | 5) =
+                (&field, kind.as_str(), number)
+            {
+                obj.insert("immutable".into(), json!(*flag != 0));
             }
             continue;
         };
-        match (kind.as_str(), n) {
+        match (kind.as_str(), number) {
             (_, 1) => {
                 obj.insert("metadata".into(), object_meta(x)?);
             }
-            ("Namespace", _) | ("ServiceAccount", _) => {}
+            ("Namespace" | "ServiceAccount", _) => {}
             ("ConfigMap", 2) => insert_str(&mut obj, "data", x)?,
             ("ConfigMap", 3) | ("Secret", 2) => {
                 let field = if kind == "Secret" {
@@ -239,6 +241,16 @@ pub(crate) fn decode(body: &[u8]) -> Result<Value, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn decoder_never_panics(tail in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let mut body = MAGIC.to_vec();
+            body.extend(tail);
+            let _ = decode(&body);
+        }
+    }
 
     fn field(n: u64, payload: &[u8]) -> Vec<u8> {
         let mut out = vec![((n << 3) | 2) as u8, payload.len() as u8];

@@ -42,6 +42,10 @@ pub struct ResourceType {
     pub short_names: Vec<String>,
     /// Whether the resource has a `/status` subresource.
     pub has_status: bool,
+    /// Whether the resource has a `/scale` subresource (`spec.replicas`).
+    pub has_scale: bool,
+    /// Categories kubectl expands, e.g. `all`.
+    pub categories: Vec<String>,
 }
 
 impl ResourceType {
@@ -62,6 +66,8 @@ impl ResourceType {
             namespaced,
             short_names: Vec::new(),
             has_status: false,
+            has_scale: false,
+            categories: Vec::new(),
         }
     }
 
@@ -93,6 +99,16 @@ impl ResourceType {
         self
     }
 
+    fn with_scale(mut self) -> Self {
+        self.has_scale = true;
+        self
+    }
+
+    fn in_all(mut self) -> Self {
+        self.categories = vec!["all".to_owned()];
+        self
+    }
+
     fn short(mut self, names: &[&str]) -> Self {
         self.short_names = names.iter().map(|s| (*s).to_owned()).collect();
         self
@@ -107,8 +123,20 @@ impl ResourceType {
             "kind": self.kind,
             "verbs": ALL_VERBS,
             "shortNames": self.short_names,
+            "categories": self.categories,
             "storageVersionHash": "",
         })];
+        if self.has_scale {
+            out.push(serde_json::json!({
+                "name": format!("{}/scale", self.plural),
+                "singularName": "",
+                "namespaced": self.namespaced,
+                "group": "autoscaling",
+                "version": "v1",
+                "kind": "Scale",
+                "verbs": ["get", "patch", "update"],
+            }));
+        }
         if self.has_status {
             out.push(serde_json::json!({
                 "name": format!("{}/status", self.plural),
@@ -133,11 +161,13 @@ fn builtins() -> Vec<ResourceType> {
         rt("", "v1", "Secret", "secrets", true),
         rt("", "v1", "Service", "services", true)
             .short(&["svc"])
-            .with_status(),
+            .with_status()
+            .in_all(),
         rt("", "v1", "ServiceAccount", "serviceaccounts", true).short(&["sa"]),
         rt("", "v1", "Pod", "pods", true)
             .short(&["po"])
-            .with_status(),
+            .with_status()
+            .in_all(),
         rt("", "v1", "ResourceQuota", "resourcequotas", true)
             .short(&["quota"])
             .with_status(),
@@ -157,20 +187,30 @@ fn builtins() -> Vec<ResourceType> {
             .with_status(),
         rt("apps", "v1", "Deployment", "deployments", true)
             .short(&["deploy"])
-            .with_status(),
+            .with_status()
+            .with_scale()
+            .in_all(),
         rt("apps", "v1", "StatefulSet", "statefulsets", true)
             .short(&["sts"])
-            .with_status(),
+            .with_status()
+            .with_scale()
+            .in_all(),
         rt("apps", "v1", "DaemonSet", "daemonsets", true)
             .short(&["ds"])
-            .with_status(),
+            .with_status()
+            .in_all(),
         rt("apps", "v1", "ReplicaSet", "replicasets", true)
             .short(&["rs"])
-            .with_status(),
-        rt("batch", "v1", "Job", "jobs", true).with_status(),
+            .with_status()
+            .with_scale()
+            .in_all(),
+        rt("batch", "v1", "Job", "jobs", true)
+            .with_status()
+            .in_all(),
         rt("batch", "v1", "CronJob", "cronjobs", true)
             .short(&["cj"])
-            .with_status(),
+            .with_status()
+            .in_all(),
         rt("networking.k8s.io", "v1", "Ingress", "ingresses", true)
             .short(&["ing"])
             .with_status(),
@@ -190,7 +230,8 @@ fn builtins() -> Vec<ResourceType> {
             true,
         )
         .short(&["hpa"])
-        .with_status(),
+        .with_status()
+        .in_all(),
         rt(
             "policy",
             "v1",

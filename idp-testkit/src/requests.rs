@@ -113,11 +113,25 @@ pub struct Request {
 
 impl Request {
     /// Whether the request was a write (create/update/patch/delete/deletecollection).
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> idp_core::Result<()> {
+    /// let c = idp_testkit::FakeCluster::start().await?;
+    /// assert_eq!(c.requests().count(idp_testkit::Request::is_write), 0);
+    /// # Ok(()) }
+    /// ```
     pub fn is_write(&self) -> bool {
         self.verb.is_write()
     }
 
     /// Whether the request was server-side apply.
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> idp_core::Result<()> {
+    /// let c = idp_testkit::FakeCluster::start().await?;
+    /// assert_eq!(c.requests().count(idp_testkit::Request::is_apply), 0);
+    /// # Ok(()) }
+    /// ```
     pub fn is_apply(&self) -> bool {
         self.content_type
             .as_deref()
@@ -141,31 +155,73 @@ pub struct Requests {
 
 impl Requests {
     /// How many requests satisfy `pred`.
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> idp_core::Result<()> {
+    /// let c = idp_testkit::FakeCluster::start().await?;
+    /// assert_eq!(c.requests().count(|r| r.status >= 500), 0);
+    /// # Ok(()) }
+    /// ```
     pub fn count(&self, pred: impl Fn(&Request) -> bool) -> usize {
         self.items.iter().filter(|r| pred(r)).count()
     }
 
     /// How many requests used `verb`.
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> idp_core::Result<()> {
+    /// let c = idp_testkit::FakeCluster::start().await?;
+    /// assert_eq!(c.requests().count_verb(idp_testkit::Verb::Get), 0);
+    /// # Ok(()) }
+    /// ```
     pub fn count_verb(&self, verb: Verb) -> usize {
         self.count(|r| r.verb == verb)
     }
 
     /// The number of writes.
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> idp_core::Result<()> {
+    /// let c = idp_testkit::FakeCluster::start().await?;
+    /// assert_eq!(c.requests().writes(), 0);
+    /// # Ok(()) }
+    /// ```
     pub fn writes(&self) -> usize {
         self.count(Request::is_write)
     }
 
     /// All requests, oldest first.
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> idp_core::Result<()> {
+    /// let c = idp_testkit::FakeCluster::start().await?;
+    /// assert!(c.requests().iter().all(|r| r.status > 0));
+    /// # Ok(()) }
+    /// ```
     pub fn iter(&self) -> std::slice::Iter<'_, Request> {
         self.items.iter()
     }
 
     /// The number of requests.
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> idp_core::Result<()> {
+    /// let c = idp_testkit::FakeCluster::start().await?;
+    /// assert_eq!(c.requests().len(), 0);
+    /// # Ok(()) }
+    /// ```
     pub fn len(&self) -> usize {
         self.items.len()
     }
 
     /// Whether no request was served.
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> idp_core::Result<()> {
+    /// let c = idp_testkit::FakeCluster::start().await?;
+    /// assert!(c.requests().is_empty());
+    /// # Ok(()) }
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }

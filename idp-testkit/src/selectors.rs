@@ -9,6 +9,12 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 /// One requirement of a label selector.
+///
+/// ```
+/// use idp_testkit::{LabelSelector, Requirement};
+/// let sel = LabelSelector::parse("!legacy").unwrap();
+/// assert_eq!(sel.requirements, vec![Requirement::DoesNotExist("legacy".into())]);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Requirement {
     /// `key=value` or `key==value`.

@@ -20,7 +20,7 @@ use crate::route::{self, ObjectPath, Route};
 use crate::shared::Shared;
 use crate::status::ApiError;
 use crate::watch::{self, BoxError, WatchParams};
-use crate::{discovery, openapi, protobuf};
+use crate::{delete, discovery, openapi, protobuf, table};
 
 type Body = BoxBody<Bytes, BoxError>;
 
@@ -31,7 +31,11 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
+                let Ok((stream, _)) = accepted else {
+                    // Out of file descriptors or similar: back off instead of spinning.
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    continue;
+                };
                 let shared = shared.clone();
                 connections.spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
@@ -116,14 +120,16 @@ async fn handle(shared: Arc<Shared>, req: http::Request<Incoming>) -> Response<B
     let span = tracing::debug_span!("fake_cluster.request", %method, %path);
     async move {
         let content_type = header_str(&req, header::CONTENT_TYPE);
+        let accept = header_str(&req, header::ACCEPT);
         let user_agent = header_str(&req, header::USER_AGENT);
-        let body = match req.into_body().collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(e) => {
-                return error_response(&ApiError::bad_request(format!(
+        let (body, mut early_error) = match req.into_body().collect().await {
+            Ok(b) => (b.to_bytes(), None),
+            Err(e) => (
+                Bytes::new(),
+                Some(ApiError::bad_request(format!(
                     "could not read the request body: {e}"
-                )));
-            }
+                ))),
+            ),
         };
         let body = if content_type
             .as_deref()
@@ -134,10 +140,11 @@ async fn handle(shared: Arc<Shared>, req: http::Request<Incoming>) -> Response<B
                 Err(e) => {
                     let err =
                         ApiError::unsupported_media_type(content_type.as_deref().unwrap_or(""));
-                    return error_response(&ApiError {
+                    early_error.get_or_insert(ApiError {
                         message: format!("{e} ({})", err.message),
                         ..err
                     });
+                    Bytes::new()
                 }
             }
         } else {
@@ -177,15 +184,17 @@ async fn handle(shared: Arc<Shared>, req: http::Request<Incoming>) -> Response<B
         if !decision.latency.is_zero() {
             tokio::time::sleep(decision.latency).await;
         }
-        let response = match decision.error {
-            Some(e) => error_response(&e),
-            None => {
+        let response = if let Some(e) = early_error.or(decision.error) {
+            error_response(&e)
+        } else {
+            {
                 let ctx = Ctx {
                     method: &method,
                     q: &q,
                     body: &body,
                     content_type: content_type.as_deref().unwrap_or(""),
                     user_agent: user_agent.as_deref(),
+                    accept: accept.as_deref(),
                     drop_watch_after: decision.drop_watch_after,
                 };
                 match dispatch(&shared, &route, record.verb, &ctx) {
@@ -209,6 +218,7 @@ struct Ctx<'a> {
     body: &'a Bytes,
     content_type: &'a str,
     user_agent: Option<&'a str>,
+    accept: Option<&'a str>,
     drop_watch_after: Option<usize>,
 }
 
@@ -294,9 +304,10 @@ fn object(
     {
         return Err(ApiError::path_not_found());
     }
-    let status = match op.subresource.as_deref() {
-        None => false,
-        Some("status") if rt.has_status => true,
+    let (status, scale) = match op.subresource.as_deref() {
+        None => (false, false),
+        Some("status") if rt.has_status => (true, false),
+        Some("scale") if rt.has_scale => (false, true),
         Some(_) => return Err(ApiError::path_not_found()),
     };
     let target = Target {
@@ -305,6 +316,30 @@ fn object(
         name: op.name.clone(),
         status,
     };
+    if scale {
+        let opts = WriteOpts {
+            manager: manager_for(ctx.q, ctx.user_agent),
+            dry_run: ctx.q.get("dryRun").is_some(),
+        };
+        let out = match verb {
+            Verb::Get => shared.read(|s| api::get_scale(s, &target))?,
+            Verb::Update => {
+                shared.write(|s| api::write_scale(s, &target, ctx.body, None, &opts))?
+            }
+            Verb::Patch => {
+                let kind = PatchKind::from_content_type(ctx.content_type)
+                    .filter(|k| *k != PatchKind::Apply)
+                    .ok_or_else(|| ApiError::unsupported_media_type(ctx.content_type))?;
+                shared.write(|s| api::write_scale(s, &target, ctx.body, Some(kind), &opts))?
+            }
+            _ => {
+                return Err(ApiError::method_not_allowed(
+                    "the scale subresource supports get, update and patch",
+                ));
+            }
+        };
+        return Ok(json_response(200, &out));
+    }
     let opts = WriteOpts {
         manager: manager_for(ctx.q, ctx.user_agent),
         dry_run: ctx.q.get("dryRun").is_some(),
@@ -316,11 +351,47 @@ fn object(
         ))
     };
     match verb {
-        Verb::Get => Ok(json_response(200, &shared.read(|s| api::get(s, &target))?)),
-        Verb::List => Ok(json_response(
-            200,
-            &shared.read(|s| api::list(s, &target, ctx.q))?,
-        )),
+        Verb::Get => {
+            let obj = shared.read(|s| api::get(s, &target))?;
+            if table::wants_table(ctx.accept) {
+                let rv = obj
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                return Ok(json_response(
+                    200,
+                    &table::table(
+                        &target.rt,
+                        std::slice::from_ref(&obj),
+                        rv,
+                        None,
+                        ctx.q.get("includeObject"),
+                    ),
+                ));
+            }
+            Ok(json_response(200, &obj))
+        }
+        Verb::List => {
+            let list = shared.read(|s| api::list(s, &target, ctx.q))?;
+            if table::wants_table(ctx.accept) {
+                let items = list["items"].as_array().cloned().unwrap_or_default();
+                let rv = list
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                return Ok(json_response(
+                    200,
+                    &table::table(
+                        &target.rt,
+                        &items,
+                        rv,
+                        list.pointer("/metadata/continue"),
+                        ctx.q.get("includeObject"),
+                    ),
+                ));
+            }
+            Ok(json_response(200, &list))
+        }
         Verb::Watch => watch_response(shared, target, ctx),
         Verb::Create => Ok(json_response(
             201,
@@ -339,11 +410,11 @@ fn object(
         }
         Verb::Delete => Ok(json_response(
             200,
-            &shared.write(|s| api::delete(s, &target, ctx.body, opts.dry_run))?,
+            &shared.write(|s| delete::delete(s, &target, ctx.body, opts.dry_run))?,
         )),
         Verb::DeleteCollection => Ok(json_response(
             200,
-            &shared.write(|s| api::delete_collection(s, &target, ctx.q))?,
+            &shared.write(|s| delete::delete_collection(s, &target, ctx.q))?,
         )),
         Verb::NonResource => Err(not_allowed()),
     }
@@ -370,6 +441,11 @@ fn watch_response(
         bookmarks: ctx.q.flag("allowWatchBookmarks"),
         timeout: watch::timeout_from(ctx.q.get("timeoutSeconds")),
         drop_after: ctx.drop_watch_after,
+        render: if table::wants_table(ctx.accept) {
+            watch::Render::Table(ctx.q.get("includeObject").map(ToOwned::to_owned))
+        } else {
+            watch::Render::Object
+        },
     };
     let body = StreamBody::new(watch::stream(shared.clone(), params));
     let mut resp = Response::new(BodyExt::boxed(body));

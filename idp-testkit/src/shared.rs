@@ -131,7 +131,7 @@ impl Shared {
                     tokio::time::sleep(delay).await;
                     loop {
                         let Some(shared) = weak.upgrade() else { return };
-                        if shared.write(|s| crate::api::cascade_namespace(s, &ns)) {
+                        if shared.write(|s| crate::delete::cascade_namespace(s, &ns)) {
                             return;
                         }
                         drop(shared);

@@ -67,6 +67,7 @@ fn is_broken(obj: &Value, plural: &str, pattern: &str) -> bool {
 
 /// A short stable hash of the pod template, like the controllers' pod-template-hash.
 fn template_hash(obj: &Value) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let text = obj
         .pointer("/spec/template")
         .map(Value::to_string)
@@ -76,7 +77,6 @@ fn template_hash(obj: &Value) -> String {
         h ^= u32::from(b);
         h = h.wrapping_mul(16_777_619);
     }
-    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     (0..10)
         .map(|i| ALPHABET[((h >> (i * 3)) as usize + i) % ALPHABET.len()] as char)
         .collect()

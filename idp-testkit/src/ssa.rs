@@ -35,7 +35,13 @@ pub(crate) fn display_path(path: &[Elem]) -> String {
                 s.push('.');
                 s.push_str(f);
             }
-            Elem::Key(k, v) => s.push_str(&format!("[{k}={v}]")),
+            Elem::Key(k, v) => {
+                s.push('[');
+                s.push_str(k);
+                s.push('=');
+                s.push_str(v);
+                s.push(']');
+            }
         }
     }
     s
@@ -64,7 +70,6 @@ pub(crate) fn field_set(obj: &Value, scope: Scope) -> FieldSet {
         let include = match k.as_str() {
             "apiVersion" | "kind" => false,
             "status" => scope != Scope::Main,
-            "metadata" => scope != Scope::Status,
             _ => scope != Scope::Status,
         };
         if !include {
@@ -117,6 +122,11 @@ fn walk_value(name: &str, v: &Value, path: Path, out: &mut FieldSet) {
     }
 }
 
+/// Whether a list item's key value has this JSON encoding.
+fn key_matches(value: &Value, encoded: &str) -> bool {
+    serde_json::from_str::<Value>(encoded).is_ok_and(|decoded| decoded == *value)
+}
+
 /// The value at `path`, if present.
 pub(crate) fn value_at<'a>(obj: &'a Value, path: &[Elem]) -> Option<&'a Value> {
     let mut cur = obj;
@@ -126,7 +136,7 @@ pub(crate) fn value_at<'a>(obj: &'a Value, path: &[Elem]) -> Option<&'a Value> {
             Elem::Key(k, v) => cur
                 .as_array()?
                 .iter()
-                .find(|i| i.get(k).is_some_and(|x| x.to_string() == *v))?,
+                .find(|i| i.get(k).is_some_and(|x| key_matches(x, v)))?,
         };
     }
     Some(cur)
@@ -140,7 +150,7 @@ fn value_at_mut<'a>(obj: &'a mut Value, path: &[Elem]) -> Option<&'a mut Value> 
             Elem::Key(k, v) => cur
                 .as_array_mut()?
                 .iter_mut()
-                .find(|i| i.get(k).is_some_and(|x| x.to_string() == *v))?,
+                .find(|i| i.get(k).is_some_and(|x| key_matches(x, v)))?,
         };
     }
     Some(cur)
@@ -162,7 +172,7 @@ fn remove_at(obj: &mut Value, path: &[Elem]) {
         }
         Elem::Key(k, v) => {
             if let Some(a) = container.as_array_mut() {
-                a.retain(|i| !i.get(k).is_some_and(|x| x.to_string() == *v));
+                a.retain(|i| i.get(k).is_none_or(|x| !key_matches(x, v)));
             }
         }
     }
@@ -263,10 +273,10 @@ impl Entry {
     pub(crate) fn display(&self) -> String {
         let mut s = format!("{:?}", self.manager);
         if let Some(sub) = &self.subresource {
-            s.push_str(&format!(" with subresource {sub:?}"));
+            s = format!("{s} with subresource {sub:?}");
         }
         if self.operation == "Update" {
-            s.push_str(&format!(" using {}", self.api_version));
+            s = format!("{s} using {}", self.api_version);
         }
         s
     }
@@ -560,8 +570,8 @@ pub(crate) fn track_update(old: Option<&Value>, new: &mut Value, writer: &Writer
         .find(|e| e.is(writer.manager, "Update", sub))
     {
         mine.fields.extend(changed);
-        mine.time = writer.now.to_owned();
-        mine.api_version = writer.api_version.to_owned();
+        writer.now.clone_into(&mut mine.time);
+        writer.api_version.clone_into(&mut mine.api_version);
     } else {
         entries.push(Entry {
             manager: writer.manager.to_owned(),

@@ -37,6 +37,8 @@ pub(crate) struct Event {
     pub(crate) namespace: String,
     pub(crate) kind: EventType,
     pub(crate) object: Value,
+    /// The object before a MODIFIED change (for selector transitions in watches).
+    pub(crate) previous: Option<Value>,
 }
 
 /// Follow-up work a write asks for, run outside the lock.
@@ -93,7 +95,14 @@ impl Store {
         plural: &'a str,
         namespace: Option<&'a str>,
     ) -> impl Iterator<Item = (&'a ObjKey, &'a Value)> + 'a {
-        self.objects.iter().filter(move |(k, _)| {
+        // Keys sort by (group, plural, namespace, name): one range scan, no full walk.
+        let start: ObjKey = (
+            group.to_owned(),
+            plural.to_owned(),
+            namespace.unwrap_or_default().to_owned(),
+            String::new(),
+        );
+        self.objects.range(start..).take_while(move |(k, _)| {
             k.0 == group && k.1 == plural && namespace.is_none_or(|ns| k.2 == ns)
         })
     }
@@ -130,7 +139,8 @@ impl Store {
             "resourceVersion".to_owned(),
             Value::String(self.rv.to_string()),
         );
-        self.record(&key, kind, obj.clone());
+        let previous = self.objects.remove(&key);
+        self.record(&key, kind, obj.clone(), previous);
         self.objects.insert(key, obj.clone());
         obj
     }
@@ -143,11 +153,11 @@ impl Store {
             "resourceVersion".to_owned(),
             Value::String(self.rv.to_string()),
         );
-        self.record(key, EventType::Deleted, obj.clone());
+        self.record(key, EventType::Deleted, obj.clone(), None);
         Some(obj)
     }
 
-    fn record(&mut self, key: &ObjKey, kind: EventType, object: Value) {
+    fn record(&mut self, key: &ObjKey, kind: EventType, object: Value, previous: Option<Value>) {
         self.events.push_back(Event {
             rv: self.rv,
             group: key.0.clone(),
@@ -155,6 +165,7 @@ impl Store {
             namespace: key.2.clone(),
             kind,
             object,
+            previous,
         });
         while self.events.len() > self.window {
             if let Some(old) = self.events.pop_front() {
@@ -175,9 +186,11 @@ impl Store {
         if rv < self.compacted {
             return Err(self.compacted + 1);
         }
+        // Events are in resourceVersion order: skip the older ones by binary search.
+        let first = self.events.partition_point(|e| e.rv <= rv);
         Ok(self
             .events
-            .iter()
+            .range(first..)
             .filter(|e| {
                 e.rv > rv
                     && e.group == group

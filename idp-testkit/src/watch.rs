@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use crate::api::{Filters, Target, present};
 use crate::shared::Shared;
 use crate::status::ApiError;
+use crate::store::{Event, EventType};
 
 /// The error type of streamed bodies.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -29,6 +30,37 @@ pub(crate) struct WatchParams {
     pub(crate) bookmarks: bool,
     pub(crate) timeout: Duration,
     pub(crate) drop_after: Option<usize>,
+    /// How objects are rendered in events.
+    pub(crate) render: Render,
+}
+
+/// Event payload format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Render {
+    /// The object itself.
+    Object,
+    /// A one-row Table (`kubectl get -w`), with the `includeObject` parameter.
+    Table(Option<String>),
+}
+
+impl WatchParams {
+    /// The event payload for an object: the object, or a one-row Table.
+    fn render(&self, obj: &Value) -> Value {
+        let shown = present(&self.target.rt, obj);
+        match &self.render {
+            Render::Object => shown,
+            Render::Table(include) => {
+                let rv = crate::meta::str_at(&shown, "/metadata/resourceVersion").to_owned();
+                crate::table::table(
+                    &self.target.rt,
+                    std::slice::from_ref(&shown),
+                    &rv,
+                    None,
+                    include.as_deref(),
+                )
+            }
+        }
+    }
 }
 
 struct State {
@@ -67,7 +99,7 @@ pub(crate) fn stream(
                 p.target.namespace.as_deref(),
             ) {
                 if p.filters.matches(obj) {
-                    queue.push_back(line("ADDED", &present(&p.target.rt, obj)));
+                    queue.push_back(line("ADDED", &p.render(obj)));
                 }
             }
             s.rv()
@@ -127,9 +159,8 @@ async fn step(mut st: State) -> Option<(Result<Frame<Bytes>, BoxError>, State)> 
             }
             Ok((events, head)) => {
                 for e in events {
-                    if st.p.filters.matches(&e.object) {
-                        st.queue
-                            .push_back(line(e.kind.as_str(), &present(&t.rt, &e.object)));
+                    if let Some(kind) = visible_as(&st.p.filters, &e) {
+                        st.queue.push_back(line(kind, &st.p.render(&e.object)));
                     }
                 }
                 st.last_rv = st.last_rv.max(head);
@@ -159,6 +190,22 @@ async fn step(mut st: State) -> Option<(Result<Frame<Bytes>, BoxError>, State)> 
                 st.queue.push_back(line("BOOKMARK", &bookmark));
             }
         }
+    }
+}
+
+/// How a change looks through a selector: an object that starts matching is ADDED, one
+/// that stops matching is DELETED (what the real server does), others pass or vanish.
+fn visible_as(filters: &Filters, e: &Event) -> Option<&'static str> {
+    let now = filters.matches(&e.object);
+    if e.kind != EventType::Modified {
+        return now.then(|| e.kind.as_str());
+    }
+    let before = e.previous.as_ref().is_some_and(|p| filters.matches(p));
+    match (before, now) {
+        (true, true) => Some("MODIFIED"),
+        (false, true) => Some("ADDED"),
+        (true, false) => Some("DELETED"),
+        (false, false) => None,
     }
 }
 

@@ -264,3 +264,28 @@ async fn shutdown_closes_the_port() {
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     assert!(api.list(&ListParams::default()).await.is_err());
 }
+
+#[tokio::test]
+async fn dry_run_writes_change_nothing() {
+    let c = cluster().await;
+    let api: Api<DynamicObject> = Api::namespaced_with(c.client(), "default", &cm_resource());
+    let rv = c.resource_version();
+    let pp = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    let preview = api.create(&pp, &configmap("a", &[])).await.unwrap();
+    assert_eq!(preview.metadata.name.as_deref(), Some("a"));
+    assert!(api.get_opt("a").await.unwrap().is_none());
+    let applied = api
+        .patch(
+            "b",
+            &PatchParams::apply("t").dry_run(),
+            &Patch::Apply(configmap("b", &[])),
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied.metadata.name.as_deref(), Some("b"));
+    assert!(api.get_opt("b").await.unwrap().is_none());
+    assert_eq!(c.resource_version(), rv);
+}
