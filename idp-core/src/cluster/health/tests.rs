@@ -720,14 +720,14 @@ fn worst_orders_like_argo() {
 fn garbage_status_does_not_panic() {
     for kind in ["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"] {
         let o = Object::from_value(
-            json!({"apiVersion": "apps/v1", "kind": kind, "metadata": "nope",
+            json!({"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": "x", "generation": "one"},
             "spec": [1, 2], "status": {"conditions": "x", "replicas": "three"}}),
         )
         .unwrap();
         assert!(assess(&o).is_some());
     }
     let o = Object::from_value(
-        json!({"apiVersion": "v1", "kind": "Pod", "status": {"containerStatuses": [null, 3]}}),
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "status": {"containerStatuses": [null, 3]}}),
     )
     .unwrap();
     assert_eq!(assess(&o).unwrap().status, HealthStatus::Unknown);
