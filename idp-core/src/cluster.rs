@@ -1,1 +1,0 @@
-//! Kubernetes plumbing (being written).
