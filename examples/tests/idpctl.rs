@@ -77,3 +77,70 @@ fn usage_and_io_errors_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/definitely/not/here.yaml"));
 }
+
+#[test]
+fn health_reports_argo_statuses_and_null_for_kinds_without_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "live.yaml",
+        r"apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop, generation: 2}
+spec: {replicas: 2}
+status:
+  observedGeneration: 2
+  replicas: 2
+  updatedReplicas: 2
+  readyReplicas: 2
+  availableReplicas: 2
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings, namespace: shop}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data, namespace: shop}
+status: {phase: Pending}
+",
+    );
+    let out = idpctl(&["health", &file, "--format", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0]["status"], "Healthy");
+    assert_eq!(rows[0]["document"], 0);
+    assert_eq!(rows[0]["apiVersion"], "apps/v1");
+    assert_eq!(rows[1]["status"], serde_json::Value::Null);
+    assert_eq!(rows[1]["document"], 1);
+    assert_eq!(rows[2]["status"], "Progressing");
+    assert_eq!(rows[2]["namespace"], "shop");
+
+    let degraded = write(
+        dir.path(),
+        "degraded.yaml",
+        r"apiVersion: apps/v1
+kind: Deployment
+metadata: {name: broken, namespace: shop, generation: 1}
+spec: {replicas: 1}
+status:
+  observedGeneration: 1
+  replicas: 1
+  updatedReplicas: 1
+  conditions:
+  - {type: Progressing, status: 'False', reason: ProgressDeadlineExceeded, message: 'ReplicaSet has timed out progressing.'}
+",
+    );
+    let out = idpctl(&["health", &degraded]);
+    assert_eq!(out.status.code(), Some(1), "a Degraded object is a finding");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("Degraded"), "{text}");
+    assert!(text.contains("Deployment shop/broken"), "{text}");
+}

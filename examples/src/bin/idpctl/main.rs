@@ -5,6 +5,8 @@
 //! `NO_COLOR` is set or stdout is not a terminal, and exit codes 0 (ok), 1 (findings: a
 //! lint error, an unhealthy object) and 2 (usage or I/O error).
 
+mod files;
+mod health;
 mod lint;
 mod output;
 
@@ -22,7 +24,7 @@ use output::{Format, Out};
 #[command(
     name = "idpctl",
     version,
-    after_help = "EXIT CODES:\n  0  everything is fine\n  1  findings (a manifest error, an unhealthy object)\n  2  usage or I/O error\n\nEXAMPLES:\n  idpctl manifests lint deploy/               # check every *.yaml under deploy/\n  idpctl manifests lint app.yaml --format json\n  NO_COLOR=1 idpctl version"
+    after_help = "EXIT CODES:\n  0  everything is fine\n  1  findings (a manifest error, an unhealthy object)\n  2  usage or I/O error\n\nEXAMPLES:\n  idpctl manifests lint deploy/               # check every *.yaml under deploy/\n  idpctl manifests lint app.yaml --format json\n  idpctl health live.yaml                     # Argo CD health of saved objects\n  NO_COLOR=1 idpctl version"
 )]
 struct Cli {
     /// Output format.
@@ -40,6 +42,20 @@ enum Command {
     /// Work with Kubernetes manifests.
     #[command(subcommand)]
     Manifests(ManifestsCommand),
+    /// Assess the health of objects saved with their status (`kubectl get -o yaml`).
+    ///
+    /// Uses Argo CD's health rules (Healthy, Progressing, Degraded, Suspended, Missing,
+    /// Unknown) for Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, Pod, Service,
+    /// Ingress, PersistentVolumeClaim, HorizontalPodAutoscaler and APIService; other kinds
+    /// have no rule (`null` in JSON). Exits 1 when any object is Degraded, Missing or Unknown.
+    #[command(
+        after_help = "EXAMPLES:\n  kubectl get deploy -n shop -o yaml > live.yaml && idpctl health live.yaml\n  idpctl health live/ --format json"
+    )]
+    Health {
+        /// Files or directories with objects (*.yaml, *.yml, *.json).
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -148,6 +164,7 @@ fn main() -> std::process::ExitCode {
     let result = match &cli.command {
         Command::Version => version(&out),
         Command::Manifests(ManifestsCommand::Lint { paths }) => lint::run(paths, &out),
+        Command::Health { paths } => health::run(paths, &out),
     };
     match result {
         Ok(code) => std::process::ExitCode::from(code as u8),
