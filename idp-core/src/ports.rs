@@ -495,7 +495,7 @@ impl EventSink for TracingEventSink {
             Ok(json) if event.is_failure() => tracing::warn!(target: "idp::events", event = %json),
             Ok(json) => tracing::info!(target: "idp::events", event = %json),
             Err(err) => {
-                tracing::warn!(target: "idp::events", error = %err, "cannot serialise event")
+                tracing::warn!(target: "idp::events", error = %err, "cannot serialise event");
             }
         }
     }

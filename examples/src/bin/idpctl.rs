@@ -1,2 +1,0 @@
-//! idpctl (being written).
-fn main() {}
