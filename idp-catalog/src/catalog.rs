@@ -31,6 +31,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::fmt;
+use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
@@ -164,10 +165,10 @@ impl fmt::Display for Rejection {
             prefix.push_str(l);
         }
         if let Some(d) = self.document {
-            prefix.push_str(&format!(" document {d}"));
+            let _ = write!(prefix, " document {d}");
         }
         if let Some(r) = &self.entity_ref {
-            prefix.push_str(&format!(" ({r})"));
+            let _ = write!(prefix, " ({r})");
         }
         let problems: Vec<String> = self.problems.iter().map(ToString::to_string).collect();
         write!(f, "{}: {}", prefix.trim(), problems.join("; "))
@@ -546,7 +547,7 @@ impl Snapshot {
                 if let Some(tid) = self.id_of(&target)
                     && let Some(t) = self.stored(tid)
                 {
-                    for (rt, back) in t.outgoing.iter() {
+                    for (rt, back) in &t.outgoing {
                         if *rt == rel.inverse()
                             && let Some(id) = self.id_of(&back.to_lowercase())
                         {
@@ -715,7 +716,7 @@ impl Snapshot {
             .collect()
     }
 
-    fn page_ids(&self, query: &EntityQuery, ids: &[u32]) -> Result<(Vec<u32>, Option<String>)> {
+    fn page_ids(query: &EntityQuery, ids: &[u32]) -> Result<(Vec<u32>, Option<String>)> {
         let limit = query.limit.unwrap_or(DEFAULT_PAGE).max(1);
         let start = match query.cursor.as_deref() {
             None => 0,
@@ -748,7 +749,7 @@ impl Snapshot {
     /// ```
     pub fn query(&self, query: &EntityQuery) -> Result<EntityPage> {
         let ids = self.matching_ids(query);
-        let (page, next_cursor) = self.page_ids(query, &ids)?;
+        let (page, next_cursor) = Self::page_ids(query, &ids)?;
         Ok(EntityPage {
             entities: page
                 .into_iter()
@@ -772,7 +773,7 @@ impl Snapshot {
         let ids = self.matching_ids(query);
         let total = ids.len();
         let (values, next_cursor): (Vec<Value>, Option<String>) = if options.order.is_empty() {
-            let (page, next) = self.page_ids(query, &ids)?;
+            let (page, next) = Self::page_ids(query, &ids)?;
             (
                 page.into_iter()
                     .filter_map(|id| self.materialize_value(id))
@@ -873,7 +874,7 @@ impl Snapshot {
         if let Some(id) = self.id_of(key)
             && let Some(s) = self.stored(id)
         {
-            for (t, target) in s.outgoing.iter() {
+            for (t, target) in &s.outgoing {
                 if *t == relation {
                     out.push(target.to_lowercase());
                 }
@@ -948,7 +949,7 @@ impl Snapshot {
             if let Some(gid) = self.id_of(g)
                 && let Some(s) = self.stored(gid)
             {
-                for (t, target) in s.outgoing.iter() {
+                for (t, target) in &s.outgoing {
                     if *t == RelationType::OwnerOf
                         && let Some(id) = self.id_of(&target.to_lowercase())
                     {
@@ -978,7 +979,7 @@ impl Snapshot {
     }
 
     fn dangling_of(&self, s: &Stored, out: &mut Vec<DanglingRelation>) {
-        for (t, target) in s.outgoing.iter() {
+        for (t, target) in &s.outgoing {
             if self.id_of(&target.to_lowercase()).is_none() {
                 out.push(DanglingRelation {
                     source: s.entity_ref.clone(),
@@ -1020,12 +1021,11 @@ fn project(value: &Value, fields: &[String]) -> Value {
         let mut src = value;
         let mut ok = true;
         for p in &parts {
-            match src.get(*p) {
-                Some(v) => src = v,
-                None => {
-                    ok = false;
-                    break;
-                }
+            if let Some(v) = src.get(*p) {
+                src = v;
+            } else {
+                ok = false;
+                break;
             }
         }
         if !ok {
@@ -1075,10 +1075,15 @@ fn ref_of(value: &Value) -> Option<EntityRef> {
     EntityRef::new(kind, ns, name).ok()
 }
 
-fn annotate(value: &mut Value, input: &EntityInput) {
+fn annotate(
+    value: &mut Value,
+    location: Option<&str>,
+    origin_location: Option<&str>,
+    revision: Option<&str>,
+) {
     if let Value::Object(root) = value {
         root.remove("relations");
-        if input.location.is_none() && input.revision.is_none() {
+        if location.is_none() && revision.is_none() {
             return;
         }
         let Some(Value::Object(meta)) = root.get_mut("metadata") else {
@@ -1088,15 +1093,15 @@ fn annotate(value: &mut Value, input: &EntityInput) {
             .entry("annotations")
             .or_insert_with(|| Value::Object(Map::new()));
         let Value::Object(ann) = ann else { return };
-        if let Some(loc) = &input.location {
+        if let Some(loc) = location {
             ann.entry(MANAGED_BY_LOCATION)
-                .or_insert_with(|| Value::String(loc.clone()));
-            let origin = input.origin_location.as_ref().unwrap_or(loc);
+                .or_insert_with(|| Value::String(loc.to_owned()));
+            let origin = origin_location.unwrap_or(loc);
             ann.entry(MANAGED_BY_ORIGIN_LOCATION)
-                .or_insert_with(|| Value::String(origin.clone()));
+                .or_insert_with(|| Value::String(origin.to_owned()));
         }
-        if let Some(rev) = &input.revision {
-            ann.insert(SOURCE_REVISION.into(), Value::String(rev.clone()));
+        if let Some(rev) = revision {
+            ann.insert(SOURCE_REVISION.into(), Value::String(rev.to_owned()));
         }
     }
 }
@@ -1160,13 +1165,25 @@ fn prepare(
     provider: &str,
     input: EntityInput,
 ) -> Prepared {
-    let mut value = input.value.clone();
-    annotate(&mut value, &input);
+    let EntityInput {
+        mut value,
+        location,
+        origin_location,
+        revision,
+        document,
+        warnings,
+    } = input;
+    annotate(
+        &mut value,
+        location.as_deref(),
+        origin_location.as_deref(),
+        revision.as_deref(),
+    );
     let entity_ref = ref_of(&value);
     let key: Option<Box<str>> = entity_ref.as_ref().map(|r| r.key().into_boxed_str());
     let rejection = |problems: Vec<Problem>| Rejection {
-        location: input.location.clone(),
-        document: input.document,
+        location: location.clone(),
+        document,
         entity_ref: entity_ref.as_ref().map(ToString::to_string),
         problems,
     };
@@ -1221,8 +1238,7 @@ fn prepare(
             .collect();
     }
     let terms = terms_of(&entity_ref, &value, &outgoing, provider);
-    let warnings = input
-        .warnings
+    let warnings = warnings
         .iter()
         .map(|w| format!("{entity_ref}: {w}"))
         .collect();
@@ -1240,7 +1256,7 @@ fn prepare(
 
 impl State {
     fn unlink(&mut self, id: u32, stored: &Stored) {
-        for term in stored.terms.iter() {
+        for term in &stored.terms {
             if let Some(p) = self.index.get_mut(term) {
                 p.remove(id);
                 if p.is_empty() {
@@ -1248,7 +1264,7 @@ impl State {
                 }
             }
         }
-        for (t, target) in stored.outgoing.iter() {
+        for (t, target) in &stored.outgoing {
             let tk = target.to_lowercase();
             if let Some(list) = self.incoming.get_mut(tk.as_str()) {
                 list.retain(|(rt, sid)| !(*rt == *t && *sid == id));
@@ -1260,10 +1276,10 @@ impl State {
     }
 
     fn link(&mut self, id: u32, stored: &Stored) {
-        for term in stored.terms.iter() {
+        for term in &stored.terms {
             self.index.entry_or_default(term.clone()).insert(id);
         }
-        for (t, target) in stored.outgoing.iter() {
+        for (t, target) in &stored.outgoing {
             self.incoming
                 .entry_or_default(target.to_lowercase().into_boxed_str())
                 .push((*t, id));

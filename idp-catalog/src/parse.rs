@@ -92,15 +92,13 @@ fn split(text: &str) -> Vec<(usize, &str)> {
     let mut start = 0usize;
     let mut start_line = 1usize;
     let mut offset = 0usize;
-    let mut line_no = 1usize;
-    for line in text.split_inclusive('\n') {
+    for (line_no, line) in (1usize..).zip(text.split_inclusive('\n')) {
         if is_marker(line) && offset > start {
             segments.push((start_line, &text[start..offset]));
             start = offset;
             start_line = line_no;
         }
         offset += line.len();
-        line_no += 1;
     }
     segments.push((start_line, &text[start..]));
     // A leading segment with only comments/directives before the first `---` is not a document.
@@ -178,9 +176,17 @@ mod tests {
         let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
         for i in 1..12 {
             let p = i - 1;
-            text.push_str(&format!(
-                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
-            ));
+            let refs = vec![format!("*a{p}"); 10].join(", ");
+            text += &[
+                "a",
+                &i.to_string(),
+                ": &a",
+                &i.to_string(),
+                " [",
+                &refs,
+                "]\n",
+            ]
+            .concat();
         }
         assert!(parse_documents(&text).is_err());
     }

@@ -20,6 +20,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use idp_core::{Error, Result};
@@ -309,7 +310,7 @@ fn walk(
         Value::Array(items) => {
             for (i, v) in items.iter_mut().enumerate() {
                 let len = path.len();
-                path.push_str(&format!("[{i}]"));
+                let _ = write!(path, "[{i}]");
                 walk(v, ctx, path, warnings)?;
                 path.truncate(len);
             }
@@ -327,16 +328,15 @@ fn substitute(
     warnings: &mut Vec<String>,
 ) -> Result<Value> {
     let content = if is_url(arg) {
-        match ctx.url_reader {
-            Some(reader) => reader
+        if let Some(reader) = ctx.url_reader {
+            reader
                 .read_url(arg)
-                .map_err(|e| e.context(format!("{path}: {key} {arg}")))?,
-            None => {
-                warnings.push(format!(
-                    "{path}: {key} {arg} was not read (no URL reader is configured); the value is empty"
-                ));
-                return Ok(Value::String(String::new()));
-            }
+                .map_err(|e| e.context(format!("{path}: {key} {arg}")))?
+        } else {
+            warnings.push(format!(
+                "{path}: {key} {arg} was not read (no URL reader is configured); the value is empty"
+            ));
+            return Ok(Value::String(String::new()));
         }
     } else {
         let Some(rel) = resolve_relative(ctx.file, arg) else {

@@ -170,10 +170,6 @@ fn fields(kind: BuiltinKind) -> &'static [(&'static str, RelationType, Option<&'
             ("dependsOn", DependsOn, None),
             ("dependencyOf", DependencyOf, None),
         ],
-        BuiltinKind::Api => &[
-            ("owner", OwnedBy, Some("Group")),
-            ("system", PartOf, Some("System")),
-        ],
         BuiltinKind::Resource => &[
             ("owner", OwnedBy, Some("Group")),
             ("system", PartOf, Some("System")),
@@ -195,7 +191,7 @@ fn fields(kind: BuiltinKind) -> &'static [(&'static str, RelationType, Option<&'
         ],
         BuiltinKind::User => &[("memberOf", MemberOf, Some("Group"))],
         BuiltinKind::Location => &[],
-        BuiltinKind::Template | BuiltinKind::Environment => &[
+        BuiltinKind::Api | BuiltinKind::Template | BuiltinKind::Environment => &[
             ("owner", OwnedBy, Some("Group")),
             ("system", PartOf, Some("System")),
         ],

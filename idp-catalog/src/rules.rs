@@ -93,7 +93,7 @@ pub fn is_valid_kind(s: &str) -> bool {
     !b.is_empty()
         && b.len() <= MAX_NAME_LEN
         && b[0].is_ascii_alphabetic()
-        && b.iter().all(|c| c.is_ascii_alphanumeric())
+        && b.iter().all(u8::is_ascii_alphanumeric)
 }
 
 /// Split `value` at `/` into an optional DNS-subdomain prefix and a suffix checked by
