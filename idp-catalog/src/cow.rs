@@ -146,6 +146,14 @@ impl Postings {
         self.len
     }
 
+    /// Approximate heap bytes (chunk vectors and tree nodes).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.chunks
+            .values()
+            .map(|c| c.capacity() * 4 + 16 + 24 + 16)
+            .sum()
+    }
+
     pub(crate) fn iter(&self) -> impl Iterator<Item = u32> + '_ {
         self.chunks.values().flat_map(|c| c.iter().copied())
     }
