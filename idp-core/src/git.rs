@@ -1,1 +1,0 @@
-//! Git plumbing (being written).
