@@ -87,6 +87,10 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
         shard.entry(key).or_default()
     }
 
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.shards.iter().flat_map(|s| s.iter())
+    }
+
     pub(crate) fn remove<Q>(&mut self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,

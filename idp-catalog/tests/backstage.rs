@@ -35,7 +35,10 @@ fn every_documented_kind_example_is_valid() {
     ] {
         assert!(kinds.contains(&k), "{k}");
     }
-    assert_eq!(reports[9].entity_ref.as_deref(), Some("template:default/v1beta3-demo"));
+    assert_eq!(
+        reports[9].entity_ref.as_deref(),
+        Some("template:default/v1beta3-demo")
+    );
 }
 
 fn component() -> Value {
@@ -59,10 +62,31 @@ fn rules_after(edit: impl FnOnce(&mut Value)) -> Vec<(String, &'static str)> {
 
 #[test]
 fn names() {
-    for ok in ["a", "cart.v2", "cart_v2", "Cart-Service", "a--b", &"n".repeat(63), "1abc"] {
-        assert!(rules_after(|v| v["metadata"]["name"] = json!(ok)).is_empty(), "{ok}");
+    for ok in [
+        "a",
+        "cart.v2",
+        "cart_v2",
+        "Cart-Service",
+        "a--b",
+        &"n".repeat(63),
+        "1abc",
+    ] {
+        assert!(
+            rules_after(|v| v["metadata"]["name"] = json!(ok)).is_empty(),
+            "{ok}"
+        );
     }
-    for bad in ["", "-cart", "cart-", "cart.", "_cart", "a b", "a/b", "a:b", &"n".repeat(64)] {
+    for bad in [
+        "",
+        "-cart",
+        "cart-",
+        "cart.",
+        "_cart",
+        "a b",
+        "a/b",
+        "a:b",
+        &"n".repeat(64),
+    ] {
         let rules = rules_after(|v| v["metadata"]["name"] = json!(bad));
         assert!(!rules.is_empty(), "{bad:?} accepted");
         assert_eq!(rules[0].0, "metadata.name", "{bad:?}");
@@ -82,9 +106,20 @@ fn names() {
 #[test]
 fn namespaces() {
     for ok in ["default", "team-a", "a1", &"n".repeat(63)] {
-        assert!(rules_after(|v| v["metadata"]["namespace"] = json!(ok)).is_empty(), "{ok}");
+        assert!(
+            rules_after(|v| v["metadata"]["namespace"] = json!(ok)).is_empty(),
+            "{ok}"
+        );
     }
-    for bad in ["Default", "team_a", "team.a", "-a", "a-", "", &"n".repeat(64)] {
+    for bad in [
+        "Default",
+        "team_a",
+        "team.a",
+        "-a",
+        "a-",
+        "",
+        &"n".repeat(64),
+    ] {
         assert_eq!(
             rules_after(|v| v["metadata"]["namespace"] = json!(bad)),
             [("metadata.namespace".to_owned(), "namespace-format")],
@@ -95,7 +130,9 @@ fn namespaces() {
 
 #[test]
 fn labels_annotations_tags_links() {
-    assert!(rules_after(|v| v["metadata"]["labels"] = json!({"a.b/c_d": "", "x": "v.1"})).is_empty());
+    assert!(
+        rules_after(|v| v["metadata"]["labels"] = json!({"a.b/c_d": "", "x": "v.1"})).is_empty()
+    );
     assert_eq!(
         rules_after(|v| v["metadata"]["labels"] = json!({"tier": "gold plated"})),
         [("metadata.labels.tier".to_owned(), "label-value-format")]
@@ -106,19 +143,31 @@ fn labels_annotations_tags_links() {
     );
     assert_eq!(
         rules_after(|v| v["metadata"]["labels"] = json!({"Bad_Prefix.io/x": "a"})),
-        [("metadata.labels.Bad_Prefix.io/x".to_owned(), "label-key-format")]
+        [(
+            "metadata.labels.Bad_Prefix.io/x".to_owned(),
+            "label-key-format"
+        )]
     );
     // Annotation values are free text; keys follow the label-key rule.
-    assert!(rules_after(|v| v["metadata"]["annotations"] = json!({"backstage.io/techdocs-ref": "dir:. and spaces"})).is_empty());
+    assert!(
+        rules_after(|v| v["metadata"]["annotations"] =
+            json!({"backstage.io/techdocs-ref": "dir:. and spaces"}))
+        .is_empty()
+    );
     assert_eq!(
         rules_after(|v| v["metadata"]["annotations"] = json!({"a/b/c": "x"})),
-        [("metadata.annotations.a/b/c".to_owned(), "annotation-key-format")]
+        [(
+            "metadata.annotations.a/b/c".to_owned(),
+            "annotation-key-format"
+        )]
     );
     assert_eq!(
         rules_after(|v| v["metadata"]["annotations"] = json!({"k": 1})),
         [("metadata.annotations.k".to_owned(), "type")]
     );
-    assert!(rules_after(|v| v["metadata"]["tags"] = json!(["java", "c++", "a:b", "x-y"])).is_empty());
+    assert!(
+        rules_after(|v| v["metadata"]["tags"] = json!(["java", "c++", "a:b", "x-y"])).is_empty()
+    );
     assert_eq!(
         rules_after(|v| v["metadata"]["tags"] = json!(["ok", "Java", "a_b"])),
         [
@@ -162,40 +211,90 @@ fn envelope_rules() {
 fn per_kind_required_fields() {
     let v = Validator::new();
     let check = |kind: &str, api: &str, spec: Value| -> Vec<String> {
-        v.validate(&json!({"apiVersion": api, "kind": kind, "metadata": {"name": "x"}, "spec": spec}))
-            .into_iter()
-            .map(|p| p.path)
-            .collect()
+        v.validate(
+            &json!({"apiVersion": api, "kind": kind, "metadata": {"name": "x"}, "spec": spec}),
+        )
+        .into_iter()
+        .map(|p| p.path)
+        .collect()
     };
     let b = "backstage.io/v1alpha1";
-    assert_eq!(check("Component", b, json!({})), ["spec.type", "spec.lifecycle", "spec.owner"]);
     assert_eq!(
-        check("API", b, json!({"type": "openapi", "lifecycle": "x", "owner": "o"})),
+        check("Component", b, json!({})),
+        ["spec.type", "spec.lifecycle", "spec.owner"]
+    );
+    assert_eq!(
+        check(
+            "API",
+            b,
+            json!({"type": "openapi", "lifecycle": "x", "owner": "o"})
+        ),
         ["spec.definition"]
     );
     assert_eq!(check("Resource", b, json!({"type": "db"})), ["spec.owner"]);
     assert_eq!(check("System", b, json!({})), ["spec.owner"]);
     assert_eq!(check("Domain", b, json!({})), ["spec.owner"]);
-    assert_eq!(check("Group", b, json!({"type": "team"})), ["spec.children"]);
+    assert_eq!(
+        check("Group", b, json!({"type": "team"})),
+        ["spec.children"]
+    );
     assert!(check("Group", b, json!({"type": "team", "children": []})).is_empty());
     assert_eq!(check("User", b, json!({})), ["spec.memberOf"]);
     assert!(check("User", b, json!({"memberOf": []})).is_empty());
-    assert_eq!(check("Location", b, json!({"type": "url"})), ["spec.target"]);
-    assert!(check("Location", b, json!({"target": "./a.yaml"})).is_empty());
-    assert_eq!(check("Component", b, json!({"type": "", "lifecycle": "x", "owner": "o"})), ["spec.type"]);
     assert_eq!(
-        check("Component", b, json!({"type": "s", "lifecycle": "x", "owner": "o", "providesApis": "a"})),
+        check("Location", b, json!({"type": "url"})),
+        ["spec.target"]
+    );
+    assert!(check("Location", b, json!({"target": "./a.yaml"})).is_empty());
+    assert_eq!(
+        check(
+            "Component",
+            b,
+            json!({"type": "", "lifecycle": "x", "owner": "o"})
+        ),
+        ["spec.type"]
+    );
+    assert_eq!(
+        check(
+            "Component",
+            b,
+            json!({"type": "s", "lifecycle": "x", "owner": "o", "providesApis": "a"})
+        ),
         ["spec.providesApis"]
     );
     let t = "scaffolder.backstage.io/v1beta3";
-    assert_eq!(check("Template", t, json!({"type": "service"})), ["spec.steps"]);
-    assert!(check("Template", t, json!({"type": "service", "steps": [], "parameters": {"properties": {}}})).is_empty());
-    assert!(check("Template", t, json!({"type": "service", "steps": [], "parameters": [{"title": "a"}, {"title": "b"}]})).is_empty());
     assert_eq!(
-        check("Template", t, json!({"type": "service", "steps": [{"id": "x"}], "parameters": ["no"]})),
+        check("Template", t, json!({"type": "service"})),
+        ["spec.steps"]
+    );
+    assert!(
+        check(
+            "Template",
+            t,
+            json!({"type": "service", "steps": [], "parameters": {"properties": {}}})
+        )
+        .is_empty()
+    );
+    assert!(
+        check(
+            "Template",
+            t,
+            json!({"type": "service", "steps": [], "parameters": [{"title": "a"}, {"title": "b"}]})
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        check(
+            "Template",
+            t,
+            json!({"type": "service", "steps": [{"id": "x"}], "parameters": ["no"]})
+        ),
         ["spec.parameters[0]", "spec.steps[0].action"]
     );
-    assert_eq!(check("Template", b, json!({"type": "s", "steps": []})), ["apiVersion"]);
+    assert_eq!(
+        check("Template", b, json!({"type": "s", "steps": []})),
+        ["apiVersion"]
+    );
 }
 
 #[test]
@@ -206,12 +305,26 @@ fn references_with_and_without_kind_and_namespace() {
         for (k, val) in spec.as_object().unwrap() {
             c["spec"][k] = val.clone();
         }
-        v.validate(&c).into_iter().map(|p| (p.path, p.rule)).collect()
+        v.validate(&c)
+            .into_iter()
+            .map(|p| (p.path, p.rule))
+            .collect()
     };
-    assert!(with(json!({"owner": "group:other/team", "system": "ns/sys", "dependsOn": ["resource:db"]})).is_empty());
+    assert!(
+        with(
+            json!({"owner": "group:other/team", "system": "ns/sys", "dependsOn": ["resource:db"]})
+        )
+        .is_empty()
+    );
     // dependsOn has no default kind.
-    assert_eq!(with(json!({"dependsOn": ["db"]})), [("spec.dependsOn[0]".to_owned(), "reference")]);
-    assert_eq!(with(json!({"owner": "group:"})), [("spec.owner".to_owned(), "reference")]);
+    assert_eq!(
+        with(json!({"dependsOn": ["db"]})),
+        [("spec.dependsOn[0]".to_owned(), "reference")]
+    );
+    assert_eq!(
+        with(json!({"owner": "group:"})),
+        [("spec.owner".to_owned(), "reference")]
+    );
 }
 
 #[test]

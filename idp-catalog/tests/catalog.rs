@@ -85,17 +85,29 @@ async fn relations_exist_in_both_directions() {
     assert!(rels.contains(&("childOf".into(), "group:default/org".into())));
     let org = c.snapshot();
     // org lists platform as a child and platform names org as parent: one relation each way.
-    assert_eq!(org.related(&r("group:default/org"), RelationType::ParentOf).len(), 2);
+    assert_eq!(
+        org.related(&r("group:default/org"), RelationType::ParentOf)
+            .len(),
+        2
+    );
 }
 
 #[tokio::test]
 async fn filters_follow_backstage_semantics() {
     let c = loaded();
-    let count = |filters: &[&str]| -> usize { c.snapshot().count(&filter::parse_filters(filters).unwrap()) };
+    let count = |filters: &[&str]| -> usize {
+        c.snapshot().count(&filter::parse_filters(filters).unwrap())
+    };
     assert_eq!(count(&["kind=component"]), 3);
     assert_eq!(count(&["kind=Component,spec.type=service"]), 2);
-    assert_eq!(count(&["kind=component,spec.type=website", "kind=resource"]), 2);
-    assert_eq!(count(&["metadata.annotations.backstage.io/techdocs-ref"]), 1);
+    assert_eq!(
+        count(&["kind=component,spec.type=website", "kind=resource"]),
+        2
+    );
+    assert_eq!(
+        count(&["metadata.annotations.backstage.io/techdocs-ref"]),
+        1
+    );
     assert_eq!(count(&["metadata.labels.tier=GOLD"]), 3);
     assert_eq!(count(&["metadata.labels.tier"]), 3);
     assert_eq!(count(&["spec.owner=payments"]), 2);
@@ -126,8 +138,16 @@ async fn pagination_ordering_projection() {
         .order_by("metadata.name", true)
         .fields(["metadata.name"]);
     let p1 = snap.query_with(&q, &opts).unwrap();
-    assert_eq!(p1.items, [json!({"metadata": {"name": "web"}}), json!({"metadata": {"name": "pricing"}})]);
-    let p2 = snap.query_with(&q.clone().after(p1.next_cursor.unwrap()), &opts).unwrap();
+    assert_eq!(
+        p1.items,
+        [
+            json!({"metadata": {"name": "web"}}),
+            json!({"metadata": {"name": "pricing"}})
+        ]
+    );
+    let p2 = snap
+        .query_with(&q.clone().after(p1.next_cursor.unwrap()), &opts)
+        .unwrap();
     assert_eq!(p2.items, [json!({"metadata": {"name": "cart"}})]);
     assert!(p2.next_cursor.is_none());
 }
@@ -143,13 +163,22 @@ async fn graph_queries() {
         .collect();
     assert_eq!(
         owned,
-        ["component:default/cart", "component:default/pricing", "component:default/web", "resource:default/db"]
+        [
+            "component:default/cart",
+            "component:default/pricing",
+            "component:default/web",
+            "resource:default/db"
+        ]
     );
     let owned = snap.owned_by_transitive(&r("group:default/platform"));
     assert_eq!(owned, [r("component:default/cart")]);
     assert_eq!(
         snap.dependencies(&r("component:default/web")),
-        ["component:default/cart", "component:default/pricing", "resource:default/db"]
+        [
+            "component:default/cart",
+            "component:default/pricing",
+            "resource:default/db"
+        ]
     );
     assert_eq!(snap.dangling().len(), 1);
 }
@@ -169,26 +198,60 @@ async fn full_and_delta_mutations() {
     // The old snapshot is untouched.
     assert!(before.contains(&r("component:default/web")));
     assert!(!c.snapshot().contains(&r("component:default/web")));
-    assert_eq!(c.snapshot().dependencies(&r("component:default/cart")).len(), 2);
+    assert_eq!(
+        c.snapshot()
+            .dependencies(&r("component:default/cart"))
+            .len(),
+        2
+    );
     // cart's dependencyOf web is gone with web.
-    assert!(c.snapshot().related(&r("component:default/cart"), RelationType::DependencyOf).is_empty());
+    assert!(
+        c.snapshot()
+            .related(&r("component:default/cart"), RelationType::DependencyOf)
+            .is_empty()
+    );
 
     // A rejected update keeps the last good version.
     let mut broken = component("cart", "platform", json!({}));
     broken["metadata"]["tags"] = json!(["NOT VALID"]);
-    let report = c.apply("test", Mutation::Delta { upserts: vec![EntityInput::new(broken)], removals: vec![] });
+    let report = c.apply(
+        "test",
+        Mutation::Delta {
+            upserts: vec![EntityInput::new(broken)],
+            removals: vec![],
+        },
+    );
     assert_eq!(report.rejected.len(), 1);
     assert!(report.rejected[0].to_string().contains("metadata.tags[0]"));
-    assert_eq!(c.get(&r("component:default/cart")).await.unwrap().unwrap().spec_str("owner"), Some("platform"));
+    assert_eq!(
+        c.get(&r("component:default/cart"))
+            .await
+            .unwrap()
+            .unwrap()
+            .spec_str("owner"),
+        Some("platform")
+    );
 
     // Another provider cannot take over an entity.
-    let report = c.apply("other", Mutation::Delta { upserts: vec![EntityInput::new(component("cart", "x", json!({})))], removals: vec![] });
+    let report = c.apply(
+        "other",
+        Mutation::Delta {
+            upserts: vec![EntityInput::new(component("cart", "x", json!({})))],
+            removals: vec![],
+        },
+    );
     assert_eq!(report.rejected[0].problems[0].rule, "conflict");
     // ... and a full mutation from it does not remove ours.
     let report = c.apply("other", Mutation::Full(vec![]));
     assert!(report.removed.is_empty());
 
-    let report = c.apply("test", Mutation::Delta { upserts: vec![], removals: vec![r("resource:default/db")] });
+    let report = c.apply(
+        "test",
+        Mutation::Delta {
+            upserts: vec![],
+            removals: vec![r("resource:default/db")],
+        },
+    );
     assert_eq!(report.removed, [r("resource:default/db")]);
     assert_eq!(c.snapshot().dangling().len(), 2);
 }
@@ -199,7 +262,10 @@ async fn port_upsert_and_remove() {
     let e = idp_core::model::Entity::from_value(group("team", None, &[])).unwrap();
     c.upsert(e).await.unwrap();
     assert!(c.get(&r("group:default/team")).await.unwrap().is_some());
-    let bad = idp_core::model::Entity::from_value(json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Group", "metadata": {"name": "x"}})).unwrap();
+    let bad = idp_core::model::Entity::from_value(
+        json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Group", "metadata": {"name": "x"}}),
+    )
+    .unwrap();
     let err = c.upsert(bad).await.unwrap_err();
     assert_eq!(err.kind(), idp_core::ErrorKind::InvalidInput);
     assert!(err.to_string().contains("spec"), "{err}");
@@ -220,7 +286,7 @@ async fn file_provider_follows_locations_and_resolves_placeholders() {
     .unwrap();
     std::fs::write(
         root.join("apis/apis.yaml"),
-        "apiVersion: backstage.io/v1alpha1\nkind: API\nmetadata: {name: cart-api}\nspec:\n  type: openapi\n  lifecycle: production\n  owner: team\n  definition:\n    $text: ./cart.openapi.yaml\n---\napiVersion: backstage.io/v1alpha1\nkind: API\nmetadata: {name: remote-api}\nspec:\n  type: openapi\n  lifecycle: production\n  owner: team\n  definition:\n    $text: https://example.com/remote.yaml\n---\napiVersion: backstage.io/v1alpha1\nkind: API\nmetadata: {name: escaping-api}\nspec:\n  type: openapi\n  lifecycle: production\n  owner: team\n  definition:\n    $text: ../../etc/passwd\n",
+        "apiVersion: backstage.io/v1alpha1\nkind: API\nmetadata: {name: cart-api}\nspec:\n  type: openapi\n  lifecycle: production\n  owner: team\n  definition:\n    $text: ./cart.openapi.yaml\n---\napiVersion: backstage.io/v1alpha1\nkind: API\nmetadata:\n  name: remote-api\n  description:\n    $text: https://example.com/remote.md\nspec:\n  type: openapi\n  lifecycle: production\n  owner: team\n  definition: x\n---\napiVersion: backstage.io/v1alpha1\nkind: API\nmetadata: {name: escaping-api}\nspec:\n  type: openapi\n  lifecycle: production\n  owner: team\n  definition:\n    $text: ../../etc/passwd\n",
     )
     .unwrap();
     let c = InMemoryCatalog::new();
@@ -231,20 +297,75 @@ async fn file_provider_follows_locations_and_resolves_placeholders() {
     assert_eq!(report.rejected.len(), 2, "{:?}", report.rejected);
     let text: Vec<String> = report.rejected.iter().map(ToString::to_string).collect();
     assert!(text.iter().any(|t| t.contains("missing.yaml")), "{text:?}");
-    assert!(text.iter().any(|t| t.contains("apis/apis.yaml document 2")), "{text:?}");
+    assert!(
+        text.iter().any(|t| t.contains("apis/apis.yaml document 2")),
+        "{text:?}"
+    );
     // A URL without a reader: empty value and a warning, not a rejection.
     assert_eq!(report.warnings.len(), 1);
     let remote = c.require(&r("api:default/remote-api")).await.unwrap();
-    assert_eq!(remote.spec_str("definition"), Some(""));
+    assert_eq!(remote.as_map()["metadata"]["description"], "");
     let api = c.require(&r("api:default/cart-api")).await.unwrap();
     assert_eq!(api.spec_str("definition"), Some("openapi: 3.0.0\n"));
     let ann = &api.as_map()["metadata"]["annotations"];
-    assert!(ann["backstage.io/managed-by-location"].as_str().unwrap().ends_with("apis/apis.yaml"));
-    assert!(ann["backstage.io/managed-by-origin-location"].as_str().unwrap().ends_with("catalog-info.yaml"));
+    assert!(
+        ann["backstage.io/managed-by-location"]
+            .as_str()
+            .unwrap()
+            .ends_with("apis/apis.yaml")
+    );
+    assert!(
+        ann["backstage.io/managed-by-origin-location"]
+            .as_str()
+            .unwrap()
+            .ends_with("catalog-info.yaml")
+    );
 
     // Delete the file: a full refresh removes its entities and reports them.
     std::fs::remove_file(root.join("apis/apis.yaml")).unwrap();
     let out = p.read().await.unwrap();
     let report = c.apply("files", out.mutation);
     assert_eq!(report.removed.len(), 2);
+}
+
+#[tokio::test]
+async fn git_provider_reads_a_revision_and_records_it() {
+    use idp_catalog::provider::GitProvider;
+    use idp_core::git::{CommitRequest, GitRepo, Identity, InitOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let repo = GitRepo::init(dir.path(), InitOptions::bare("main"))
+        .await
+        .unwrap();
+    let who = Identity::new("t", "t@example.com");
+    let first = repo
+        .commit(
+            CommitRequest::new("main", "one", who.clone())
+                .put("catalog-info.yaml", "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata: {name: root}\nspec: {targets: [./teams/teams.yaml]}\n")
+                .put("teams/teams.yaml", "apiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata: {name: a, description: {$text: ./a.md}}\nspec: {type: team, children: []}\n")
+                .put("teams/a.md", "Team A"),
+        )
+        .await
+        .unwrap();
+    let _ = first;
+    let head = repo.resolve("main").await.unwrap().to_hex();
+    let catalog = InMemoryCatalog::new();
+    let provider = GitProvider::new("git", repo.clone(), "main");
+    let report = refresh(&catalog, &provider).await.unwrap();
+    assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+    assert_eq!(report.added.len(), 2);
+    let a = catalog.snapshot().get(&r("group:default/a")).unwrap();
+    assert_eq!(a.as_map()["metadata"]["description"], "Team A");
+    assert_eq!(
+        a.as_map()["metadata"]["annotations"]["idp.dev/source-revision"],
+        head.as_str()
+    );
+
+    // The file disappears in the next commit: the group is removed as an orphan.
+    repo.commit(CommitRequest::new("main", "two", who).delete("teams/teams.yaml"))
+        .await
+        .unwrap();
+    let report = refresh(&catalog, &provider).await.unwrap();
+    assert_eq!(report.removed, [r("group:default/a")]);
+    // The Location's target is now missing: reported.
+    assert_eq!(report.rejected.len(), 1);
 }
