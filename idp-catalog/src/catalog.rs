@@ -278,7 +278,6 @@ enum Field {
     Tag,
     Label,
     LabelKey,
-    Relation,
     Provider,
 }
 
@@ -314,10 +313,10 @@ impl State {
     fn new() -> Self {
         Self {
             next_id: 0,
-            ids: CowMap::new(1024),
+            ids: CowMap::new(4096),
             slots: Slots::new(),
-            index: CowMap::new(256),
-            incoming: CowMap::new(512),
+            index: CowMap::new(1024),
+            incoming: CowMap::new(4096),
         }
     }
 }
@@ -573,7 +572,15 @@ impl Snapshot {
             let rel = RelationType::from_name(rel)?;
             for v in &c.values {
                 let target = v.to_lowercase();
-                ids.extend(self.postings(Field::Relation, &format!("{}|{target}", rel.as_str())));
+                // Held by the entity: the target's incoming list, filtered by type.
+                if let Some(incoming) = self.state.incoming.get(target.as_str()) {
+                    ids.extend(
+                        incoming
+                            .iter()
+                            .filter(|(t, _)| *t == rel)
+                            .map(|(_, id)| *id),
+                    );
+                }
                 // The inverse, held by the target: `relations.ownerOf=component:x` is x's ownedBy.
                 if let Some(tid) = self.id_of(&target)
                     && let Some(t) = self.stored(tid)
@@ -1177,12 +1184,7 @@ fn annotate(
     }
 }
 
-fn terms_of(
-    entity_ref: &EntityRef,
-    value: &Value,
-    outgoing: &[(RelationType, Box<str>)],
-    provider: &str,
-) -> Vec<Term> {
+fn terms_of(entity_ref: &EntityRef, value: &Value, provider: &str) -> Vec<Term> {
     let mut terms: Vec<Term> = vec![
         (Field::Kind, lower(entity_ref.kind())),
         (Field::Namespace, lower(entity_ref.namespace())),
@@ -1218,12 +1220,6 @@ fn terms_of(
             }
             terms.push((Field::LabelKey, k.into()));
         }
-    }
-    for (t, target) in outgoing {
-        terms.push((
-            Field::Relation,
-            format!("{}|{}", t.as_str().to_lowercase(), target.to_lowercase()).into(),
-        ));
     }
     terms.sort_by(|a, b| (a.0 as u8, &a.1).cmp(&(b.0 as u8, &b.1)));
     terms.dedup();
@@ -1308,7 +1304,7 @@ fn prepare(
             .map(|(t, r)| (t, r.to_string().into_boxed_str()))
             .collect();
     }
-    let terms = terms_of(&entity_ref, &value, &outgoing, provider);
+    let terms = terms_of(&entity_ref, &value, provider);
     let warnings = warnings
         .iter()
         .map(|w| format!("{entity_ref}: {w}"))
