@@ -6,7 +6,13 @@
 //! Besides criterion's measurements it prints one-shot figures: full ingest time
 //! (read + parse + placeholders + validate + relations + index) and heap bytes per
 //! entity beyond the source text (a structural estimate, and RSS growth).
-#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::many_single_char_names,
+    clippy::unchecked_time_subtraction
+)]
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -39,7 +45,7 @@ fn size() -> usize {
 fn source_bytes(dir: &std::path::Path) -> u64 {
     idp_catalog::load::yaml_files(&[dir])
         .iter()
-        .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+        .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
         .sum()
 }
 
@@ -78,7 +84,7 @@ fn bench(c: &mut Criterion) {
         "full ingest: {:.2} s (read+parse+placeholders {:.2} s, validate+relations+index {:.2} s)",
         total.as_secs_f64(),
         read.as_secs_f64(),
-        (total - read).as_secs_f64()
+        total.checked_sub(read).unwrap().as_secs_f64()
     );
     println!(
         "memory (structural estimate): {per_entity:.0} B/entity, of which {beyond:.0} B/entity beyond the entity text ({:.0} B/entity stored JSON)",
@@ -122,22 +128,22 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group(format!("catalog_{n}"));
     g.sample_size(10).measurement_time(Duration::from_secs(3));
     g.bench_function("get_by_ref", |b| {
-        b.iter(|| black_box(catalog.snapshot().get(&some_component)))
+        b.iter(|| black_box(catalog.snapshot().get(&some_component)));
     });
     let q = filter::parse_filters(&["kind=component,spec.type=service"])
         .unwrap()
         .limit(20);
     g.bench_function("filter_kind_type_page20", |b| {
-        b.iter(|| black_box(catalog.snapshot().query(&q).unwrap()))
+        b.iter(|| black_box(catalog.snapshot().query(&q).unwrap()));
     });
     let q_owner = filter::parse_filters(&["spec.owner=team-7"])
         .unwrap()
         .limit(20);
     g.bench_function("filter_owner_page20", |b| {
-        b.iter(|| black_box(catalog.snapshot().query(&q_owner).unwrap()))
+        b.iter(|| black_box(catalog.snapshot().query(&q_owner).unwrap()));
     });
     g.bench_function("owned_by_transitive", |b| {
-        b.iter(|| black_box(catalog.snapshot().owned_by_transitive(&owner)))
+        b.iter(|| black_box(catalog.snapshot().owned_by_transitive(&owner)));
     });
     g.bench_function("dependency_closure", |b| {
         b.iter(|| {
@@ -146,7 +152,7 @@ fn bench(c: &mut Criterion) {
                     .snapshot()
                     .closure(&some_component, RelationType::DependsOn),
             )
-        })
+        });
     });
     let mut flip = false;
     g.bench_function("delta_1_entity", |b| {

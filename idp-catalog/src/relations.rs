@@ -1,7 +1,7 @@
 //! Relations derived from spec fields, as Backstage's built-in processor derives them.
 //!
 //! Each field that names another entity yields a relation from the entity to the target
-//! ([`derive`]); the catalog adds the inverse on the target ([`RelationType::inverse`]),
+//! ([`derive()`]); the catalog adds the inverse on the target ([`RelationType::inverse`]),
 //! so both directions are always present. References resolve relative to the entity's
 //! namespace and the field's default kind (`spec.owner` → `Group`, `spec.system` →
 //! `System`, `spec.providesApis` → `API`...); `dependsOn`/`dependencyOf` have no default

@@ -1,5 +1,9 @@
 //! Backstage's documented examples and validation rules, entity by entity.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::needless_pass_by_value
+)]
 
 use idp_catalog::load::{validate_file, validate_text};
 use idp_catalog::placeholder::MemorySource;

@@ -1,5 +1,9 @@
 //! The in-memory catalog: ingestion, relations, queries, providers.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::needless_pass_by_value
+)]
 
 use idp_catalog::provider::{EntityProvider, FileProvider, refresh};
 use idp_catalog::relations::RelationType;
