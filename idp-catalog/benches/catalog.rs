@@ -35,11 +35,14 @@ fn rss() -> f64 {
         .map_or(0.0, |pages| pages * 4096.0)
 }
 
+/// The catalog size: `IDP_CATALOG_BENCH_SIZE`, else 250,000 under `cargo bench` and
+/// 1,000 when the bench runs as a test (`cargo test --all-targets`).
 fn size() -> usize {
+    let under_bench = std::env::args().any(|a| a == "--bench");
     std::env::var("IDP_CATALOG_BENCH_SIZE")
         .ok()
         .and_then(|s| s.replace('_', "").parse().ok())
-        .unwrap_or(250_000)
+        .unwrap_or(if under_bench { 250_000 } else { 1_000 })
 }
 
 fn source_bytes(dir: &std::path::Path) -> u64 {
