@@ -597,8 +597,11 @@ impl Snapshot {
         } else {
             return None;
         }
-        ids.sort_unstable();
-        ids.dedup();
+        // One posting list is sorted and unique already; unions need sorting.
+        if c.values.len() > 1 || key.starts_with("relations.") {
+            ids.sort_unstable();
+            ids.dedup();
+        }
         Some(ids)
     }
 
@@ -686,7 +689,7 @@ impl Snapshot {
             Some((first, rest)) => {
                 let mut acc = first.clone();
                 for other in rest {
-                    acc.retain(|id| other.binary_search(id).is_ok());
+                    acc = intersect(&acc, other);
                 }
                 acc
             }
@@ -1090,6 +1093,22 @@ impl Snapshot {
         let id = self.id_of(&entity.key())?;
         self.stored(id)?.provider().map(str::to_owned)
     }
+}
+
+/// Intersection of two sorted id lists: galloping through the longer one.
+fn intersect(small: &[u32], large: &[u32]) -> Vec<u32> {
+    let mut out = Vec::with_capacity(small.len().min(large.len()));
+    let mut rest = large;
+    for &id in small {
+        let pos = rest.partition_point(|&x| x < id);
+        rest = &rest[pos..];
+        match rest.first() {
+            None => break,
+            Some(&x) if x == id => out.push(id),
+            Some(_) => {}
+        }
+    }
+    out
 }
 
 fn project(value: &Value, fields: &[String]) -> Value {
@@ -1703,6 +1722,13 @@ mod tests {
         out.clear();
         lookup(&v, "metadata.tags", &mut out);
         assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn intersection_of_sorted_lists() {
+        assert_eq!(intersect(&[1, 3, 5, 9], &[2, 3, 4, 5, 6, 10]), [3, 5]);
+        assert!(intersect(&[], &[1]).is_empty());
+        assert!(intersect(&[7], &[]).is_empty());
     }
 
     #[test]

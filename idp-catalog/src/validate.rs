@@ -616,7 +616,7 @@ fn validate_spec(kind: BuiltinKind, spec: Option<&Value>, out: &mut Vec<Problem>
         }
     };
     for &(field, rule) in spec_fields(kind) {
-        let path = format!("spec.{field}");
+        let path = || format!("spec.{field}");
         let value = spec.get(field);
         match rule {
             Field::ReqStr => {
@@ -627,20 +627,20 @@ fn validate_spec(kind: BuiltinKind, spec: Option<&Value>, out: &mut Vec<Problem>
                 Some(Value::String(s)) if !s.is_empty() => {}
                 Some(Value::String(_)) => {
                     out.push(Problem::new(
-                        path,
+                        path(),
                         "required",
                         format!("{field} must not be empty"),
                     ));
                 }
                 Some(v) => out.push(Problem::new(
-                    path,
+                    path(),
                     "type",
                     format!("{field} must be a string, not {}", type_name(v)),
                 )),
             },
             Field::ReqStrList | Field::OptStrList => match value {
                 None if matches!(rule, Field::ReqStrList) => out.push(Problem::new(
-                    path,
+                    path(),
                     "required",
                     format!("{field} is required (a list, may be empty)"),
                 )),
@@ -650,7 +650,7 @@ fn validate_spec(kind: BuiltinKind, spec: Option<&Value>, out: &mut Vec<Problem>
                         match item {
                             Value::String(s) if !s.is_empty() => {}
                             other => out.push(Problem::new(
-                                format!("{path}[{i}]"),
+                                format!("spec.{field}[{i}]"),
                                 "type",
                                 format!(
                                     "each entry of {field} must be a non-empty string, not {}",
@@ -661,7 +661,7 @@ fn validate_spec(kind: BuiltinKind, spec: Option<&Value>, out: &mut Vec<Problem>
                     }
                 }
                 Some(v) => out.push(Problem::new(
-                    path,
+                    path(),
                     "type",
                     format!("{field} must be a list of strings, not {}", type_name(v)),
                 )),
@@ -671,7 +671,7 @@ fn validate_spec(kind: BuiltinKind, spec: Option<&Value>, out: &mut Vec<Problem>
                     && !v.is_object()
                 {
                     out.push(Problem::new(
-                        path,
+                        path(),
                         "type",
                         format!("{field} must be a mapping, not {}", type_name(v)),
                     ));
@@ -683,7 +683,7 @@ fn validate_spec(kind: BuiltinKind, spec: Option<&Value>, out: &mut Vec<Problem>
                     for (i, page) in pages.iter().enumerate() {
                         if !page.is_object() {
                             out.push(Problem::new(
-                                format!("{path}[{i}]"),
+                                format!("spec.{field}[{i}]"),
                                 "type",
                                 "each parameters page must be a mapping (a JSON Schema object)",
                             ));
@@ -691,7 +691,7 @@ fn validate_spec(kind: BuiltinKind, spec: Option<&Value>, out: &mut Vec<Problem>
                     }
                 }
                 Some(v) => out.push(Problem::new(
-                    path,
+                    path(),
                     "type",
                     format!(
                         "parameters must be a mapping or a list of mappings, not {}",
@@ -700,10 +700,14 @@ fn validate_spec(kind: BuiltinKind, spec: Option<&Value>, out: &mut Vec<Problem>
                 )),
             },
             Field::Steps => match value {
-                None => out.push(Problem::new(path, "required", "steps is required (a list)")),
+                None => out.push(Problem::new(
+                    path(),
+                    "required",
+                    "steps is required (a list)",
+                )),
                 Some(Value::Array(steps)) => {
                     for (i, step) in steps.iter().enumerate() {
-                        let sp = format!("{path}[{i}]");
+                        let sp = format!("spec.{field}[{i}]");
                         match step.as_object() {
                             Some(s) => {
                                 required_str(s, "action", &sp, out);
@@ -737,7 +741,7 @@ fn validate_spec(kind: BuiltinKind, spec: Option<&Value>, out: &mut Vec<Problem>
                     }
                 }
                 Some(v) => out.push(Problem::new(
-                    path,
+                    path(),
                     "type",
                     format!("steps must be a list, not {}", type_name(v)),
                 )),
