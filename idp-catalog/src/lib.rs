@@ -17,6 +17,7 @@
 //! - [`catalog`]: the indexed, copy-on-write [`InMemoryCatalog`] and its [`Snapshot`]s.
 //! - [`filter`]: Backstage filter strings (`kind=component,spec.type=service`).
 //! - [`provider`]: the [`EntityProvider`](provider::EntityProvider) trait and providers.
+//! - [`search`]: ranked full-text search (BM25, field boosts, typo tolerance, `Embedder`).
 //! - [`generate`]: a synthetic organisation for benchmarks and demos.
 //!
 //! ```
@@ -40,6 +41,7 @@ pub mod placeholder;
 pub mod provider;
 pub mod relations;
 pub mod rules;
+pub mod search;
 pub mod validate;
 
 pub use catalog::{

@@ -373,3 +373,36 @@ async fn git_provider_reads_a_revision_and_records_it() {
     // The Location's target is now missing: reported.
     assert_eq!(report.rejected.len(), 1);
 }
+
+#[test]
+fn search_ranks_names_above_descriptions_and_tolerates_typos() {
+    use idp_catalog::search::SearchIndex;
+    let c = loaded();
+    let mut index = SearchIndex::build(&c.snapshot());
+    assert_eq!(index.len(), 7);
+    // "payments" names a group, owns pricing and db, and is a word in web's description:
+    // name beats owner beats description.
+    let hits = index.search("payments", 10);
+    let names: Vec<&str> = hits.iter().map(|h| h.entity_ref.name()).collect();
+    assert_eq!(names.len(), 4);
+    assert_eq!((names[0], names[3]), ("payments", "web"));
+    assert!(hits[0].score > hits[1].score && hits[2].score > hits[3].score);
+    // One typo still finds it; very short words need an exact match.
+    assert_eq!(
+        index.search("paymants", 10)[0].entity_ref.name(),
+        "payments"
+    );
+    assert!(index.search("crt", 10).is_empty());
+    // Extra text (TechDocs) is searchable, with a lower weight.
+    index.add_text(
+        &r("component:default/cart"),
+        "Checkout basket for the storefront",
+    );
+    assert_eq!(index.search("basket", 10)[0].entity_ref.name(), "cart");
+    // Restricted to a filter's result.
+    let groups = c
+        .snapshot()
+        .refs(&filter::parse_filters(&["kind=group"]).unwrap());
+    let hits = index.search_within("payments", 10, &groups);
+    assert_eq!(hits.len(), 1);
+}
