@@ -1,9 +1,50 @@
 //! # idp-catalog
 //!
-//! A Backstage-compatible software catalog (entities, validation, relations, search) and the scaffolder that runs Backstage-format templates.
+//! A Backstage-compatible software catalog: it reads `catalog-info.yaml` files as
+//! Backstage does (same kinds, same validation verdicts, same relations) and stays fast
+//! at hundreds of thousands of entities.
 //!
-//! Part of [idp](https://github.com/idp-rs/idp). It depends only on `idp-core` and
-//! implements its ports, so a platform can use it or replace it with its own
-//! implementation of the same trait.
+//! Start with [`InMemoryCatalog`] (idp-core's [`Catalog`](idp_core::Catalog) port) and
+//! feed it with a provider such as [`provider::FileProvider`]. Every part is usable on
+//! its own:
 //!
-//! **Status:** this crate is being built; this release has no public API yet.
+//! - [`kinds`]: typed views and JSON Schemas of the built-in kinds.
+//! - [`rules`]: Backstage's field-format rules (names, namespaces, labels, tags).
+//! - [`validate`]: the [`Validator`](validate::Validator), with custom kinds by JSON Schema.
+//! - [`parse`] and [`placeholder`]: multi-document YAML and `$text`/`$json`/`$yaml`.
+//! - [`load`]: file-level validation reports (`idpctl catalog validate`).
+//! - [`relations`]: relations derived from spec fields.
+//! - [`catalog`]: the indexed, copy-on-write [`InMemoryCatalog`] and its [`Snapshot`]s.
+//! - [`filter`]: Backstage filter strings (`kind=component,spec.type=service`).
+//! - [`provider`]: the [`EntityProvider`](provider::EntityProvider) trait and providers.
+//! - [`search`]: ranked full-text search (BM25, field boosts, typo tolerance, `Embedder`).
+//! - [`generate`]: a synthetic organisation for benchmarks and demos.
+//!
+//! ```
+//! use idp_catalog::{InMemoryCatalog, generate};
+//! let catalog = InMemoryCatalog::new();
+//! let inputs = generate::org(200, 7).into_iter().map(idp_catalog::EntityInput::from).collect();
+//! let report = catalog.apply("demo", idp_catalog::Mutation::Full(inputs));
+//! assert!(report.rejected.is_empty());
+//! assert_eq!(catalog.snapshot().len(), 200);
+//! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod catalog;
+mod cow;
+pub mod filter;
+pub mod generate;
+pub mod kinds;
+pub mod load;
+pub mod parse;
+pub mod placeholder;
+pub mod provider;
+pub mod relations;
+pub mod rules;
+pub mod search;
+pub mod validate;
+
+pub use catalog::{
+    DanglingRelation, EntityInput, InMemoryCatalog, IngestReport, Mutation, ProjectedPage,
+    QueryOptions, Rejection, Snapshot,
+};

@@ -182,12 +182,19 @@ pub async fn deployer(deployer: &dyn Deployer, fixtures: &DeployerFixtures) {
     }
 }
 
+/// A Component or API entity that Backstage's validation accepts.
 fn entity(kind: &str, name: &str, spec_type: &str) -> Entity {
+    let mut spec = serde_json::json!({
+        "type": spec_type, "owner": "group:conformance/team", "lifecycle": "production"
+    });
+    if kind == "API" {
+        spec["definition"] = serde_json::json!("openapi: 3.0.0");
+    }
     Entity::from_value(serde_json::json!({
         "apiVersion": "backstage.io/v1alpha1",
         "kind": kind,
         "metadata": {"name": name, "namespace": "conformance"},
-        "spec": {"type": spec_type, "owner": "group:conformance/team", "lifecycle": "production"}
+        "spec": spec
     }))
     .unwrap_or_else(|e| panic!("fixture entity: {e}"))
 }

@@ -1,0 +1,188 @@
+//! Catalog benchmark over a generated organisation.
+//!
+//! `IDP_CATALOG_BENCH_SIZE` sets the number of entities (default 250,000). Run quickly
+//! with `IDP_CATALOG_BENCH_SIZE=20000 cargo bench -p idp-catalog -- --quick`.
+//!
+//! Besides criterion's measurements it prints one-shot figures: full ingest time
+//! (read + parse + placeholders + validate + relations + index) and heap bytes per
+//! entity beyond the source text (a structural estimate, and RSS growth).
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::many_single_char_names,
+    clippy::unchecked_time_subtraction
+)]
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use idp_catalog::provider::{EntityProvider, FileProvider};
+use idp_catalog::relations::RelationType;
+use idp_catalog::{EntityInput, InMemoryCatalog, Mutation, filter};
+use idp_core::EntityRef;
+
+/// Resident set size in bytes (Linux), 0 elsewhere.
+fn rss() -> f64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<f64>().ok())
+        })
+        .map_or(0.0, |pages| pages * 4096.0)
+}
+
+/// The catalog size: `IDP_CATALOG_BENCH_SIZE`, else 250,000 under `cargo bench` and
+/// 1,000 when the bench runs as a test (`cargo test --all-targets`).
+fn size() -> usize {
+    let under_bench = std::env::args().any(|a| a == "--bench");
+    std::env::var("IDP_CATALOG_BENCH_SIZE")
+        .ok()
+        .and_then(|s| s.replace('_', "").parse().ok())
+        .unwrap_or(if under_bench { 250_000 } else { 1_000 })
+}
+
+fn source_bytes(dir: &std::path::Path) -> u64 {
+    idp_catalog::load::yaml_files(&[dir])
+        .iter()
+        .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
+        .sum()
+}
+
+fn bench(c: &mut Criterion) {
+    let n = size();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    idp_catalog::generate::write_org(dir.path(), n, 42).unwrap();
+    let src = source_bytes(dir.path());
+    let provider = FileProvider::new("bench", dir.path());
+
+    // One-shot figures: full ingest and memory.
+    let before = rss();
+    let start = Instant::now();
+    let catalog = InMemoryCatalog::new();
+    let out = rt.block_on(provider.read()).unwrap();
+    let read = start.elapsed();
+    let report = catalog.apply("bench", out.mutation);
+    let total = start.elapsed();
+    assert!(report.rejected.is_empty(), "{:?}", &report.rejected[..1]);
+    drop(report);
+    let rss_per_entity = (rss() - before).max(0.0) / n as f64;
+    let snap = catalog.snapshot();
+    let mem = snap.memory_estimate();
+    let per_entity = mem.total() as f64 / n as f64;
+    let beyond = (mem.total() - mem.entity_text) as f64 / n as f64;
+    let src_per_entity = src as f64 / n as f64;
+    println!(
+        "\n== idp-catalog bench: {n} entities, {:.1} MB of YAML ({src_per_entity:.0} B/entity)",
+        src as f64 / 1e6
+    );
+    println!(
+        "full ingest: {:.2} s (read+parse+placeholders {:.2} s, validate+relations+index {:.2} s)",
+        total.as_secs_f64(),
+        read.as_secs_f64(),
+        total.checked_sub(read).unwrap().as_secs_f64()
+    );
+    println!(
+        "memory (structural estimate): {per_entity:.0} B/entity, of which {beyond:.0} B/entity beyond the entity text ({:.0} B/entity stored JSON)",
+        mem.entity_text as f64 / n as f64
+    );
+    println!(
+        "memory (RSS growth during ingest, includes allocator slack and freed parse buffers): {rss_per_entity:.0} B/entity"
+    );
+    println!("{mem:?}");
+
+    let some_component: EntityRef = snap
+        .refs(&filter::parse_filters(&["kind=component"]).unwrap())
+        .into_iter()
+        .nth(n / 4)
+        .unwrap();
+    let owner: EntityRef = "group:default/team-1".parse().unwrap();
+
+    // One changed entity, alternating between two versions.
+    let entity = snap.get(&some_component).unwrap();
+    let mut v1 = entity.to_value();
+    v1.as_object_mut().unwrap().remove("relations");
+    let mut v2 = v1.clone();
+    v2["metadata"]["description"] = serde_json::json!("changed by the bench");
+    let start = Instant::now();
+    let r = catalog.apply(
+        "bench",
+        Mutation::Delta {
+            upserts: vec![EntityInput::new(v2.clone())],
+            removals: vec![],
+        },
+    );
+    let delta = start.elapsed();
+    assert_eq!(r.updated.len(), 1, "{r:?}");
+    println!(
+        "delta of 1 changed entity (one shot): {:.1} µs",
+        delta.as_secs_f64() * 1e6
+    );
+    let owned = snap.owned_by_transitive(&owner).len();
+    println!("team-1 owns {owned} entities transitively");
+
+    let mut g = c.benchmark_group(format!("catalog_{n}"));
+    g.sample_size(10).measurement_time(Duration::from_secs(3));
+    g.bench_function("get_by_ref", |b| {
+        b.iter(|| black_box(catalog.snapshot().get(&some_component)));
+    });
+    let q = filter::parse_filters(&["kind=component,spec.type=service"])
+        .unwrap()
+        .limit(20);
+    g.bench_function("filter_kind_type_page20", |b| {
+        b.iter(|| black_box(catalog.snapshot().query(&q).unwrap()));
+    });
+    let q_owner = filter::parse_filters(&["spec.owner=team-7"])
+        .unwrap()
+        .limit(20);
+    g.bench_function("filter_owner_page20", |b| {
+        b.iter(|| black_box(catalog.snapshot().query(&q_owner).unwrap()));
+    });
+    g.bench_function("owned_by_transitive", |b| {
+        b.iter(|| black_box(catalog.snapshot().owned_by_transitive(&owner)));
+    });
+    g.bench_function("dependency_closure", |b| {
+        b.iter(|| {
+            black_box(
+                catalog
+                    .snapshot()
+                    .closure(&some_component, RelationType::DependsOn),
+            )
+        });
+    });
+    let mut flip = false;
+    g.bench_function("delta_1_entity", |b| {
+        b.iter(|| {
+            flip = !flip;
+            let v = if flip { v1.clone() } else { v2.clone() };
+            black_box(catalog.apply(
+                "bench",
+                Mutation::Delta {
+                    upserts: vec![EntityInput::new(v)],
+                    removals: vec![],
+                },
+            ))
+        });
+    });
+    g.finish();
+    let mut g = c.benchmark_group(format!("ingest_{n}"));
+    g.sample_size(10).measurement_time(Duration::from_secs(10));
+    g.bench_function("full_ingest_files", |b| {
+        b.iter(|| {
+            let catalog = InMemoryCatalog::new();
+            let out = rt.block_on(provider.read()).unwrap();
+            black_box(catalog.apply("bench", out.mutation).added.len())
+        });
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,1745 @@
+//! [`InMemoryCatalog`]: an indexed, copy-on-write implementation of idp-core's
+//! [`Catalog`] port.
+//!
+//! Entities are stored as compact JSON text (their envelope without `relations`), with
+//! indexes by reference, kind, namespace, owner, label, tag, `spec.type`,
+//! `spec.lifecycle` and relation, and a relation graph in both directions. Every change
+//! builds a new [`Snapshot`] that shares all untouched parts with the previous one, so
+//! readers take a snapshot and never wait for ingestion, and a change of one entity costs
+//! microseconds whatever the catalog size.
+//!
+//! ```
+//! use idp_catalog::{InMemoryCatalog, Mutation, EntityInput};
+//! use idp_core::{Catalog, ports::EntityQuery};
+//!
+//! # tokio_test();
+//! # fn tokio_test() { tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let catalog = InMemoryCatalog::new();
+//! let report = catalog.apply("example", Mutation::Full(vec![
+//!     EntityInput::new(serde_json::json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Group",
+//!         "metadata": {"name": "team-a"}, "spec": {"type": "team", "children": []}})),
+//!     EntityInput::new(serde_json::json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Component",
+//!         "metadata": {"name": "cart"}, "spec": {"type": "service", "lifecycle": "production", "owner": "team-a"}})),
+//! ]));
+//! assert_eq!(report.added.len(), 2);
+//! let team = catalog.get(&"group:default/team-a".parse().unwrap()).await.unwrap().unwrap();
+//! assert_eq!(team.relations()[0].relation_type, "ownerOf");
+//! let page = catalog.query(&idp_catalog::filter::parse_filters(&["kind=component,spec.owner=team-a"]).unwrap()).await.unwrap();
+//! assert_eq!(page.total, 1);
+//! # }) }
+//! ```
+
+use std::collections::{HashSet, VecDeque};
+use std::fmt;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, RwLock};
+
+use async_trait::async_trait;
+use idp_core::model::Entity;
+use idp_core::ports::{EntityPage, EntityQuery, FilterCondition};
+use idp_core::{Catalog, EntityRef, Error, Result};
+use serde_json::{Map, Value};
+
+use crate::cow::{CowMap, Postings, Slots};
+use crate::kinds::BuiltinKind;
+use crate::relations::{self, RelationType};
+use crate::validate::{Problem, Validator};
+
+/// Annotation naming where an entity was read from (`file:/path` or `url:https://...`).
+pub const MANAGED_BY_LOCATION: &str = "backstage.io/managed-by-location";
+/// Annotation naming the location that led to it (the root location).
+pub const MANAGED_BY_ORIGIN_LOCATION: &str = "backstage.io/managed-by-origin-location";
+/// Annotation naming the source revision (a Git commit) the entity was read at.
+pub const SOURCE_REVISION: &str = "idp.dev/source-revision";
+
+const DEFAULT_PAGE: usize = 500;
+
+/// One entity handed to the catalog by a provider, before validation.
+///
+/// ```
+/// let input = idp_catalog::EntityInput::new(serde_json::json!({"kind": "Group"}))
+///     .with_location("file:/repo/catalog-info.yaml")
+///     .with_revision("4f2a9c1");
+/// assert_eq!(input.revision.as_deref(), Some("4f2a9c1"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EntityInput {
+    /// The envelope, placeholders resolved.
+    pub value: Value,
+    /// Where it was read from, e.g. `file:/repo/catalog-info.yaml`.
+    pub location: Option<String>,
+    /// The location that led there (defaults to `location`).
+    pub origin_location: Option<String>,
+    /// The revision (Git commit) it was read at.
+    pub revision: Option<String>,
+    /// Its 0-based document index in the file.
+    pub document: Option<usize>,
+    /// Warnings from reading it (unread placeholder URLs...).
+    pub warnings: Vec<String>,
+}
+
+impl EntityInput {
+    /// An input with no origin information.
+    ///
+    /// ```
+    /// assert!(idp_catalog::EntityInput::new(serde_json::json!({})).location.is_none());
+    /// ```
+    pub fn new(value: Value) -> Self {
+        Self {
+            value,
+            ..Self::default()
+        }
+    }
+
+    /// Record where it was read from.
+    ///
+    /// ```
+    /// let i = idp_catalog::EntityInput::new(serde_json::json!({})).with_location("file:/a.yaml");
+    /// assert_eq!(i.location.as_deref(), Some("file:/a.yaml"));
+    /// ```
+    pub fn with_location(mut self, location: impl Into<String>) -> Self {
+        self.location = Some(location.into());
+        self
+    }
+
+    /// Record the revision it was read at.
+    ///
+    /// ```
+    /// let i = idp_catalog::EntityInput::new(serde_json::json!({})).with_revision("abc");
+    /// assert_eq!(i.revision.as_deref(), Some("abc"));
+    /// ```
+    pub fn with_revision(mut self, revision: impl Into<String>) -> Self {
+        self.revision = Some(revision.into());
+        self
+    }
+}
+
+impl From<Value> for EntityInput {
+    fn from(value: Value) -> Self {
+        Self::new(value)
+    }
+}
+
+/// What a provider asks the catalog to do (Backstage's `applyMutation`).
+///
+/// ```
+/// let m = idp_catalog::Mutation::Delta { upserts: vec![], removals: vec!["component:default/old".parse().unwrap()] };
+/// assert!(matches!(m, idp_catalog::Mutation::Delta { .. }));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mutation {
+    /// The provider's complete set: entities it provided before and not now are removed.
+    Full(Vec<EntityInput>),
+    /// Changes only.
+    Delta {
+        /// Entities added or changed.
+        upserts: Vec<EntityInput>,
+        /// Entities gone from the source.
+        removals: Vec<EntityRef>,
+    },
+}
+
+/// An entity the catalog refused, with every reason.
+///
+/// ```
+/// let r = idp_catalog::Rejection { location: Some("file:/a.yaml".into()), document: Some(0), entity_ref: None,
+///     problems: vec![idp_catalog::validate::Problem::new("kind", "required", "kind is required")] };
+/// assert!(r.to_string().contains("file:/a.yaml document 0: kind: kind is required"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Rejection {
+    /// Where it was read from.
+    pub location: Option<String>,
+    /// Its document index.
+    pub document: Option<usize>,
+    /// Its reference, when it could be determined.
+    pub entity_ref: Option<String>,
+    /// Why it was refused.
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut prefix = String::new();
+        if let Some(l) = &self.location {
+            prefix.push_str(l);
+        }
+        if let Some(d) = self.document {
+            let _ = write!(prefix, " document {d}");
+        }
+        if let Some(r) = &self.entity_ref {
+            let _ = write!(prefix, " ({r})");
+        }
+        let problems: Vec<String> = self.problems.iter().map(ToString::to_string).collect();
+        write!(f, "{}: {}", prefix.trim(), problems.join("; "))
+    }
+}
+
+/// Heap bytes held by a [`Snapshot`], by part (see [`Snapshot::memory_estimate`]).
+///
+/// ```
+/// let m = idp_catalog::catalog::MemoryEstimate::default();
+/// assert_eq!(m.total(), 0);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryEstimate {
+    /// The entities' JSON text (the source, re-encoded compactly).
+    pub entity_text: usize,
+    /// Per-entity records: reference, relations, index terms.
+    pub entities: usize,
+    /// The reference → id table.
+    pub ref_index: usize,
+    /// Field indexes (kind, owner, labels...).
+    pub field_indexes: usize,
+    /// Incoming relation lists.
+    pub relation_graph: usize,
+}
+
+impl MemoryEstimate {
+    /// Everything.
+    ///
+    /// ```
+    /// assert_eq!(idp_catalog::catalog::MemoryEstimate { entity_text: 1, ..Default::default() }.total(), 1);
+    /// ```
+    pub fn total(&self) -> usize {
+        self.entity_text + self.entities + self.ref_index + self.field_indexes + self.relation_graph
+    }
+}
+
+/// A relation whose target is not in the catalog.
+///
+/// ```
+/// let d = idp_catalog::DanglingRelation { source: "component:default/a".parse().unwrap(),
+///     relation: idp_catalog::relations::RelationType::OwnedBy, target: "group:default/ghost".into() };
+/// assert_eq!(d.to_string(), "component:default/a ownedBy group:default/ghost (not in the catalog)");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DanglingRelation {
+    /// The entity holding the reference.
+    pub source: EntityRef,
+    /// The relation type.
+    pub relation: RelationType,
+    /// The missing target, `kind:namespace/name`.
+    pub target: String,
+}
+
+impl fmt::Display for DanglingRelation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} {} (not in the catalog)",
+            self.source, self.relation, self.target
+        )
+    }
+}
+
+/// What a mutation did.
+///
+/// ```
+/// let r = idp_catalog::IngestReport::default();
+/// assert!(r.is_clean());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IngestReport {
+    /// New entities.
+    pub added: Vec<EntityRef>,
+    /// Changed entities (re-validated, relations re-stitched).
+    pub updated: Vec<EntityRef>,
+    /// Entities that did not change (not re-validated).
+    pub unchanged: usize,
+    /// Entities removed: gone from the provider's source (orphans) or removed by a delta.
+    pub removed: Vec<EntityRef>,
+    /// Entities refused; a refused entity that was in the catalog keeps its last good version.
+    pub rejected: Vec<Rejection>,
+    /// Relations from changed entities to entities not in the catalog.
+    pub dangling: Vec<DanglingRelation>,
+    /// Warnings (unread URLs...), each naming its entity.
+    pub warnings: Vec<String>,
+}
+
+impl IngestReport {
+    /// No rejections and no dangling relations.
+    ///
+    /// ```
+    /// assert!(idp_catalog::IngestReport::default().is_clean());
+    /// ```
+    pub fn is_clean(&self) -> bool {
+        self.rejected.is_empty() && self.dangling.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Field {
+    Kind,
+    Namespace,
+    Owner,
+    Type,
+    Lifecycle,
+    Tag,
+    Label,
+    LabelKey,
+    Provider,
+}
+
+type Term = (Field, Box<str>);
+
+#[derive(Debug)]
+struct Stored {
+    entity_ref: EntityRef,
+    json: Box<str>,
+    outgoing: Box<[(RelationType, Box<str>)]>,
+    terms: Box<[Term]>,
+}
+
+impl Stored {
+    fn provider(&self) -> Option<&str> {
+        self.terms
+            .iter()
+            .find(|(f, _)| *f == Field::Provider)
+            .map(|(_, v)| &**v)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct State {
+    next_id: u32,
+    ids: CowMap<Box<str>, u32>,
+    slots: Slots<Arc<Stored>>,
+    index: CowMap<Term, Postings>,
+    incoming: CowMap<Box<str>, Vec<(RelationType, u32)>>,
+}
+
+impl State {
+    fn new() -> Self {
+        Self {
+            next_id: 0,
+            ids: CowMap::new(4096),
+            slots: Slots::new(),
+            index: CowMap::new(1024),
+            incoming: CowMap::new(4096),
+        }
+    }
+}
+
+/// A read-only view of the catalog at one moment; cheap to take and to keep.
+///
+/// ```
+/// let catalog = idp_catalog::InMemoryCatalog::new();
+/// let snapshot = catalog.snapshot();
+/// assert_eq!(snapshot.len(), 0);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    state: Arc<State>,
+}
+
+/// Field projection and ordering for [`Snapshot::query_with`].
+///
+/// ```
+/// let o = idp_catalog::QueryOptions::default().order_by("metadata.name", false).fields(["kind", "metadata.name"]);
+/// assert_eq!(o.fields.len(), 2);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueryOptions {
+    /// Dotted paths to keep (empty: whole entities).
+    pub fields: Vec<String>,
+    /// `(dotted path, descending)` sort keys; empty: catalog order (insertion).
+    pub order: Vec<(String, bool)>,
+}
+
+impl QueryOptions {
+    /// Add a sort key.
+    ///
+    /// ```
+    /// let o = idp_catalog::QueryOptions::default().order_by("metadata.name", true);
+    /// assert!(o.order[0].1);
+    /// ```
+    pub fn order_by(mut self, field: impl Into<String>, descending: bool) -> Self {
+        self.order.push((field.into(), descending));
+        self
+    }
+
+    /// Keep only these fields in the result.
+    ///
+    /// ```
+    /// let o = idp_catalog::QueryOptions::default().fields(["metadata.name"]);
+    /// assert_eq!(o.fields, vec!["metadata.name"]);
+    /// ```
+    pub fn fields<S: Into<String>>(mut self, fields: impl IntoIterator<Item = S>) -> Self {
+        self.fields = fields.into_iter().map(Into::into).collect();
+        self
+    }
+}
+
+/// One page of [`Snapshot::query_with`]: projected JSON values.
+///
+/// ```
+/// let p = idp_catalog::ProjectedPage::default();
+/// assert!(p.items.is_empty());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProjectedPage {
+    /// The (projected) entities.
+    pub items: Vec<Value>,
+    /// How many match in all.
+    pub total: usize,
+    /// Cursor for the next page.
+    pub next_cursor: Option<String>,
+}
+
+fn lower(s: &str) -> Box<str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) || !s.is_ascii() {
+        s.to_lowercase().into_boxed_str()
+    } else {
+        s.into()
+    }
+}
+
+fn scalar_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.to_lowercase()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Resolve a dotted path, allowing keys that contain dots
+/// (`metadata.annotations.backstage.io/techdocs-ref`); arrays fan out.
+fn lookup<'a>(value: &'a Value, path: &str, out: &mut Vec<&'a Value>) {
+    if path.is_empty() {
+        match value {
+            Value::Array(items) => out.extend(items.iter()),
+            v => out.push(v),
+        }
+        return;
+    }
+    match value {
+        Value::Object(map) => {
+            if let Some(v) = map.get(path) {
+                lookup(v, "", out);
+                return;
+            }
+            for (k, v) in map {
+                if path.len() > k.len()
+                    && path.as_bytes()[k.len()] == b'.'
+                    && path[..k.len()].eq_ignore_ascii_case(k)
+                {
+                    lookup(v, &path[k.len() + 1..], out);
+                } else if path.eq_ignore_ascii_case(k) {
+                    lookup(v, "", out);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                lookup(item, path, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+impl Snapshot {
+    /// Number of entities.
+    ///
+    /// ```
+    /// assert!(idp_catalog::InMemoryCatalog::new().snapshot().is_empty());
+    /// ```
+    pub fn len(&self) -> usize {
+        self.state.ids.len()
+    }
+
+    /// Whether the catalog is empty.
+    ///
+    /// ```
+    /// assert!(idp_catalog::InMemoryCatalog::new().snapshot().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn id_of(&self, key: &str) -> Option<u32> {
+        self.state.ids.get(key).copied()
+    }
+
+    fn stored(&self, id: u32) -> Option<&Arc<Stored>> {
+        self.state.slots.get(id)
+    }
+
+    /// Whether an entity with this reference exists.
+    ///
+    /// ```
+    /// let s = idp_catalog::InMemoryCatalog::new().snapshot();
+    /// assert!(!s.contains(&"component:default/a".parse().unwrap()));
+    /// ```
+    pub fn contains(&self, entity: &EntityRef) -> bool {
+        self.id_of(&entity.key()).is_some()
+    }
+
+    /// The entity with this reference, relations included.
+    ///
+    /// ```
+    /// let s = idp_catalog::InMemoryCatalog::new().snapshot();
+    /// assert!(s.get(&"component:default/a".parse().unwrap()).is_none());
+    /// ```
+    pub fn get(&self, entity: &EntityRef) -> Option<Entity> {
+        let id = self.id_of(&entity.key())?;
+        self.materialize(id)
+    }
+
+    fn relations_of(&self, id: u32, stored: &Stored) -> Vec<(RelationType, String)> {
+        let mut rels: Vec<(RelationType, String)> = stored
+            .outgoing
+            .iter()
+            .map(|(t, target)| (*t, target.to_string()))
+            .collect();
+        let key = stored.entity_ref.key();
+        if let Some(incoming) = self.state.incoming.get(key.as_str()) {
+            for (t, source) in incoming {
+                if *source == id {
+                    continue;
+                }
+                if let Some(s) = self.stored(*source) {
+                    rels.push((t.inverse(), s.entity_ref.to_string()));
+                }
+            }
+        }
+        rels.sort_by(|a, b| (a.0.as_str(), &a.1).cmp(&(b.0.as_str(), &b.1)));
+        rels.dedup();
+        rels
+    }
+
+    fn materialize_value(&self, id: u32) -> Option<Value> {
+        let stored = self.stored(id)?;
+        let mut value: Value = serde_json::from_str(&stored.json).ok()?;
+        let rels = self.relations_of(id, stored);
+        if let Value::Object(map) = &mut value {
+            map.insert(
+                "relations".into(),
+                Value::Array(
+                    rels.into_iter()
+                        .map(|(t, target)| {
+                            serde_json::json!({"type": t.as_str(), "targetRef": target})
+                        })
+                        .collect(),
+                ),
+            );
+        }
+        Some(value)
+    }
+
+    fn materialize(&self, id: u32) -> Option<Entity> {
+        Entity::from_value(self.materialize_value(id)?).ok()
+    }
+
+    fn postings(&self, field: Field, value: &str) -> Vec<u32> {
+        self.state
+            .index
+            .get(&(field, lower(value)))
+            .map(|p| p.iter().collect())
+            .unwrap_or_default()
+    }
+
+    /// Ids for an indexable condition; `None` when it needs a scan.
+    fn condition_ids(&self, c: &FilterCondition) -> Option<Vec<u32>> {
+        let key = c.key.to_ascii_lowercase();
+        let field = match key.as_str() {
+            "kind" => Some(Field::Kind),
+            "metadata.namespace" => Some(Field::Namespace),
+            "spec.owner" => Some(Field::Owner),
+            "spec.type" => Some(Field::Type),
+            "spec.lifecycle" => Some(Field::Lifecycle),
+            "metadata.tags" => Some(Field::Tag),
+            _ => None,
+        };
+        if c.values.is_empty() {
+            if let Some(label) = key.strip_prefix("metadata.labels.") {
+                return Some(self.postings(Field::LabelKey, label));
+            }
+            return None;
+        }
+        let mut ids: Vec<u32> = Vec::new();
+        if let Some(field) = field {
+            for v in &c.values {
+                ids.extend(self.postings(field, v));
+            }
+        } else if let Some(label) = key.strip_prefix("metadata.labels.") {
+            for v in &c.values {
+                ids.extend(self.postings(Field::Label, &format!("{label}={}", v.to_lowercase())));
+            }
+        } else if let Some(rel) = key.strip_prefix("relations.") {
+            let rel = RelationType::from_name(rel)?;
+            for v in &c.values {
+                let target = v.to_lowercase();
+                // Held by the entity: the target's incoming list, filtered by type.
+                if let Some(incoming) = self.state.incoming.get(target.as_str()) {
+                    ids.extend(
+                        incoming
+                            .iter()
+                            .filter(|(t, _)| *t == rel)
+                            .map(|(_, id)| *id),
+                    );
+                }
+                // The inverse, held by the target: `relations.ownerOf=component:x` is x's ownedBy.
+                if let Some(tid) = self.id_of(&target)
+                    && let Some(t) = self.stored(tid)
+                {
+                    for (rt, back) in &t.outgoing {
+                        if *rt == rel.inverse()
+                            && let Some(id) = self.id_of(&back.to_lowercase())
+                        {
+                            ids.push(id);
+                        }
+                    }
+                }
+            }
+        } else {
+            return None;
+        }
+        // One posting list is sorted and unique already; unions need sorting.
+        if c.values.len() > 1 || key.starts_with("relations.") {
+            ids.sort_unstable();
+            ids.dedup();
+        }
+        Some(ids)
+    }
+
+    /// Whether entity `id` satisfies `c` (the slow path, by reading the entity).
+    fn condition_matches(
+        &self,
+        id: u32,
+        stored: &Stored,
+        value: &mut Option<Value>,
+        c: &FilterCondition,
+    ) -> bool {
+        let key = c.key.to_ascii_lowercase();
+        let direct: Option<Vec<String>> = match key.as_str() {
+            "kind" => Some(vec![stored.entity_ref.kind().to_lowercase()]),
+            "metadata.namespace" => Some(vec![stored.entity_ref.namespace().to_lowercase()]),
+            "metadata.name" => Some(vec![stored.entity_ref.name().to_lowercase()]),
+            _ => None,
+        };
+        let candidates: Vec<String> = if let Some(d) = direct {
+            d
+        } else if let Some(rel) = key.strip_prefix("relations.") {
+            self.relations_of(id, stored)
+                .into_iter()
+                .filter(|(t, _)| t.as_str().eq_ignore_ascii_case(rel))
+                .map(|(_, target)| target.to_lowercase())
+                .collect()
+        } else {
+            if value.is_none() {
+                *value = serde_json::from_str(&stored.json).ok();
+            }
+            let Some(v) = value.as_ref() else {
+                return false;
+            };
+            let mut found = Vec::new();
+            lookup(v, &c.key, &mut found);
+            if c.values.is_empty() {
+                return found.iter().any(|v| !v.is_null());
+            }
+            found.into_iter().filter_map(scalar_text).collect()
+        };
+        if c.values.is_empty() {
+            return !candidates.is_empty();
+        }
+        c.values.iter().any(|want| {
+            candidates
+                .iter()
+                .any(|have| have.eq_ignore_ascii_case(want))
+        })
+    }
+
+    fn text_matches(stored: &Stored, value: &mut Option<Value>, term: &str) -> bool {
+        let term = term.to_lowercase();
+        if stored.entity_ref.name().to_lowercase().contains(&term) {
+            return true;
+        }
+        if value.is_none() {
+            *value = serde_json::from_str(&stored.json).ok();
+        }
+        let Some(v) = value.as_ref() else {
+            return false;
+        };
+        ["title", "description"].iter().any(|f| {
+            v.get("metadata")
+                .and_then(|m| m.get(*f))
+                .and_then(Value::as_str)
+                .is_some_and(|s| s.to_lowercase().contains(&term))
+        })
+    }
+
+    fn all_ids(&self) -> Vec<u32> {
+        self.state.slots.iter().map(|(id, _)| id).collect()
+    }
+
+    fn group_ids(&self, group: &[FilterCondition]) -> Vec<u32> {
+        let mut indexed: Vec<Vec<u32>> = Vec::new();
+        let mut scans: Vec<&FilterCondition> = Vec::new();
+        for c in group {
+            match self.condition_ids(c) {
+                Some(ids) => indexed.push(ids),
+                None => scans.push(c),
+            }
+        }
+        indexed.sort_by_key(Vec::len);
+        let mut ids = match indexed.split_first() {
+            Some((first, rest)) => {
+                let mut acc = first.clone();
+                for other in rest {
+                    acc = intersect(&acc, other);
+                }
+                acc
+            }
+            None => self.all_ids(),
+        };
+        if !scans.is_empty() {
+            ids.retain(|&id| {
+                let Some(stored) = self.stored(id) else {
+                    return false;
+                };
+                let mut cache = None;
+                scans
+                    .iter()
+                    .all(|c| self.condition_matches(id, stored, &mut cache, c))
+            });
+        }
+        ids
+    }
+
+    /// Ids of every entity matching `query` (cursor and limit ignored), in catalog order.
+    fn matching_ids(&self, query: &EntityQuery) -> Vec<u32> {
+        let mut ids = if query.filter.is_empty() {
+            self.all_ids()
+        } else if query.filter.len() == 1 {
+            self.group_ids(&query.filter[0])
+        } else {
+            let mut all: Vec<u32> = query
+                .filter
+                .iter()
+                .flat_map(|g| self.group_ids(g))
+                .collect();
+            all.sort_unstable();
+            all.dedup();
+            all
+        };
+        if let Some(term) = query.text.as_deref().filter(|t| !t.trim().is_empty()) {
+            ids.retain(|&id| {
+                self.stored(id)
+                    .is_some_and(|s| Self::text_matches(s, &mut None, term.trim()))
+            });
+        }
+        ids
+    }
+
+    /// Count the entities matching `query`.
+    ///
+    /// ```
+    /// let s = idp_catalog::InMemoryCatalog::new().snapshot();
+    /// assert_eq!(s.count(&idp_core::ports::EntityQuery::new()), 0);
+    /// ```
+    pub fn count(&self, query: &EntityQuery) -> usize {
+        self.matching_ids(query).len()
+    }
+
+    /// References of the entities matching `query`, in catalog order (no paging).
+    ///
+    /// ```
+    /// let s = idp_catalog::InMemoryCatalog::new().snapshot();
+    /// assert!(s.refs(&idp_core::ports::EntityQuery::new()).is_empty());
+    /// ```
+    pub fn refs(&self, query: &EntityQuery) -> Vec<EntityRef> {
+        self.matching_ids(query)
+            .into_iter()
+            .filter_map(|id| self.stored(id).map(|s| s.entity_ref.clone()))
+            .collect()
+    }
+
+    fn page_ids(query: &EntityQuery, ids: &[u32]) -> Result<(Vec<u32>, Option<String>)> {
+        let limit = query.limit.unwrap_or(DEFAULT_PAGE).max(1);
+        let start = match query.cursor.as_deref() {
+            None => 0,
+            Some(c) => {
+                let after: u32 = c
+                    .strip_prefix("after:")
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(|| {
+                        Error::invalid_input(format!(
+                            "cursor {c:?} was not returned by this catalog; start again without a cursor"
+                        ))
+                    })?;
+                ids.partition_point(|&id| id <= after)
+            }
+        };
+        let page: Vec<u32> = ids[start..].iter().take(limit).copied().collect();
+        let next = if start + page.len() < ids.len() {
+            page.last().map(|id| format!("after:{id}"))
+        } else {
+            None
+        };
+        Ok((page, next))
+    }
+
+    /// One page of entities matching `query`, relations included.
+    ///
+    /// ```
+    /// let s = idp_catalog::InMemoryCatalog::new().snapshot();
+    /// assert_eq!(s.query(&idp_core::ports::EntityQuery::new()).unwrap().total, 0);
+    /// ```
+    pub fn query(&self, query: &EntityQuery) -> Result<EntityPage> {
+        let ids = self.matching_ids(query);
+        let (page, next_cursor) = Self::page_ids(query, &ids)?;
+        Ok(EntityPage {
+            entities: page
+                .into_iter()
+                .filter_map(|id| self.materialize(id))
+                .collect(),
+            total: ids.len(),
+            next_cursor,
+        })
+    }
+
+    /// Like [`Snapshot::query`], with ordering and field projection (Backstage's
+    /// `order` and `fields` parameters). With an order, the cursor is an offset.
+    ///
+    /// ```
+    /// use idp_catalog::QueryOptions;
+    /// let s = idp_catalog::InMemoryCatalog::new().snapshot();
+    /// let page = s.query_with(&idp_core::ports::EntityQuery::new(), &QueryOptions::default().order_by("metadata.name", false)).unwrap();
+    /// assert!(page.items.is_empty());
+    /// ```
+    pub fn query_with(&self, query: &EntityQuery, options: &QueryOptions) -> Result<ProjectedPage> {
+        let ids = self.matching_ids(query);
+        let total = ids.len();
+        let (values, next_cursor): (Vec<Value>, Option<String>) = if options.order.is_empty() {
+            let (page, next) = Self::page_ids(query, &ids)?;
+            (
+                page.into_iter()
+                    .filter_map(|id| self.materialize_value(id))
+                    .collect(),
+                next,
+            )
+        } else {
+            let mut rows: Vec<(Vec<Option<String>>, u32)> = ids
+                .iter()
+                .filter_map(|&id| {
+                    let v = self.materialize_value(id)?;
+                    let keys = options
+                        .order
+                        .iter()
+                        .map(|(f, _)| {
+                            let mut found = Vec::new();
+                            lookup(&v, f, &mut found);
+                            found.first().and_then(|x| scalar_text(x))
+                        })
+                        .collect();
+                    Some((keys, id))
+                })
+                .collect();
+            rows.sort_by(|a, b| {
+                for (i, (_, desc)) in options.order.iter().enumerate() {
+                    // Entities without the field sort last either way, as in Backstage.
+                    let ord = match (&a.0[i], &b.0[i]) {
+                        (Some(x), Some(y)) if *desc => y.cmp(x),
+                        (Some(x), Some(y)) => x.cmp(y),
+                        (Some(_), None) => std::cmp::Ordering::Less,
+                        (None, Some(_)) => std::cmp::Ordering::Greater,
+                        (None, None) => std::cmp::Ordering::Equal,
+                    };
+                    if ord != std::cmp::Ordering::Equal {
+                        return ord;
+                    }
+                }
+                a.1.cmp(&b.1)
+            });
+            let start = match query.cursor.as_deref() {
+                None => 0,
+                Some(c) => c
+                    .strip_prefix("offset:")
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(|| {
+                        Error::invalid_input(format!(
+                            "cursor {c:?} was not returned by an ordered query; start again without a cursor"
+                        ))
+                    })?,
+            };
+            let limit = query.limit.unwrap_or(DEFAULT_PAGE).max(1);
+            let end = (start + limit).min(rows.len());
+            let start = start.min(end);
+            let next = (end < rows.len()).then(|| format!("offset:{end}"));
+            (
+                rows[start..end]
+                    .iter()
+                    .filter_map(|(_, id)| self.materialize_value(*id))
+                    .collect(),
+                next,
+            )
+        };
+        let items = if options.fields.is_empty() {
+            values
+        } else {
+            values.iter().map(|v| project(v, &options.fields)).collect()
+        };
+        Ok(ProjectedPage {
+            items,
+            total,
+            next_cursor,
+        })
+    }
+
+    /// Targets of `entity`'s relations of type `relation` (both stored directions).
+    ///
+    /// ```
+    /// use idp_catalog::relations::RelationType;
+    /// let s = idp_catalog::InMemoryCatalog::new().snapshot();
+    /// assert!(s.related(&"group:default/a".parse().unwrap(), RelationType::OwnerOf).is_empty());
+    /// ```
+    pub fn related(&self, entity: &EntityRef, relation: RelationType) -> Vec<String> {
+        let Some(id) = self.id_of(&entity.key()) else {
+            return Vec::new();
+        };
+        let Some(stored) = self.stored(id) else {
+            return Vec::new();
+        };
+        self.relations_of(id, stored)
+            .into_iter()
+            .filter(|(t, _)| *t == relation)
+            .map(|(_, target)| target)
+            .collect()
+    }
+
+    fn related_keys(&self, key: &str, relation: RelationType) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(id) = self.id_of(key)
+            && let Some(s) = self.stored(id)
+        {
+            for (t, target) in &s.outgoing {
+                if *t == relation {
+                    out.push(target.to_lowercase());
+                }
+            }
+        }
+        if let Some(incoming) = self.state.incoming.get(key) {
+            for (t, source) in incoming {
+                if t.inverse() == relation
+                    && let Some(s) = self.stored(*source)
+                {
+                    out.push(s.entity_ref.key());
+                }
+            }
+        }
+        out
+    }
+
+    /// Every entity reachable from `start` through `relation`, breadth-first, without
+    /// `start` itself (targets not in the catalog included).
+    ///
+    /// ```
+    /// use idp_catalog::relations::RelationType;
+    /// let s = idp_catalog::InMemoryCatalog::new().snapshot();
+    /// assert!(s.closure(&"component:default/a".parse().unwrap(), RelationType::DependsOn).is_empty());
+    /// ```
+    pub fn closure(&self, start: &EntityRef, relation: RelationType) -> Vec<String> {
+        let start_key = start.key();
+        let mut seen: HashSet<String> = HashSet::from([start_key.clone()]);
+        let mut queue = VecDeque::from([start_key]);
+        let mut out = Vec::new();
+        while let Some(key) = queue.pop_front() {
+            for next in self.related_keys(&key, relation) {
+                if seen.insert(next.clone()) {
+                    out.push(next.clone());
+                    queue.push_back(next);
+                }
+            }
+        }
+        out
+    }
+
+    /// The dependency closure of an entity: everything it depends on, transitively.
+    ///
+    /// ```
+    /// let s = idp_catalog::InMemoryCatalog::new().snapshot();
+    /// assert!(s.dependencies(&"component:default/a".parse().unwrap()).is_empty());
+    /// ```
+    pub fn dependencies(&self, entity: &EntityRef) -> Vec<String> {
+        self.closure(entity, RelationType::DependsOn)
+    }
+
+    /// Entities owned by `group` or by any group below it (through `parentOf`), in
+    /// catalog order.
+    ///
+    /// ```
+    /// let s = idp_catalog::InMemoryCatalog::new().snapshot();
+    /// assert!(s.owned_by_transitive(&"group:default/org".parse().unwrap()).is_empty());
+    /// ```
+    pub fn owned_by_transitive(&self, group: &EntityRef) -> Vec<EntityRef> {
+        let mut groups = vec![group.key()];
+        groups.extend(self.closure(group, RelationType::ParentOf));
+        let mut ids: Vec<u32> = Vec::new();
+        for g in &groups {
+            if let Some(incoming) = self.state.incoming.get(g.as_str()) {
+                ids.extend(
+                    incoming
+                        .iter()
+                        .filter(|(t, _)| *t == RelationType::OwnedBy)
+                        .map(|(_, id)| *id),
+                );
+            }
+            if let Some(gid) = self.id_of(g)
+                && let Some(s) = self.stored(gid)
+            {
+                for (t, target) in &s.outgoing {
+                    if *t == RelationType::OwnerOf
+                        && let Some(id) = self.id_of(&target.to_lowercase())
+                    {
+                        ids.push(id);
+                    }
+                }
+            }
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        ids.into_iter()
+            .filter_map(|id| self.stored(id).map(|s| s.entity_ref.clone()))
+            .collect()
+    }
+
+    /// Every relation whose target is not in the catalog.
+    ///
+    /// ```
+    /// assert!(idp_catalog::InMemoryCatalog::new().snapshot().dangling().is_empty());
+    /// ```
+    pub fn dangling(&self) -> Vec<DanglingRelation> {
+        let mut out = Vec::new();
+        for (_, s) in self.state.slots.iter() {
+            self.dangling_of(s, &mut out);
+        }
+        out
+    }
+
+    fn dangling_of(&self, s: &Stored, out: &mut Vec<DanglingRelation>) {
+        for (t, target) in &s.outgoing {
+            if self.id_of(&target.to_lowercase()).is_none() {
+                out.push(DanglingRelation {
+                    source: s.entity_ref.clone(),
+                    relation: *t,
+                    target: target.to_string(),
+                });
+            }
+        }
+    }
+
+    /// Every entity, in catalog order.
+    ///
+    /// ```
+    /// assert_eq!(idp_catalog::InMemoryCatalog::new().snapshot().entities().count(), 0);
+    /// ```
+    pub fn entities(&self) -> impl Iterator<Item = Entity> + '_ {
+        self.state
+            .slots
+            .iter()
+            .filter_map(|(id, _)| self.materialize(id))
+    }
+
+    /// An approximate account of the heap this snapshot holds, by structure (string
+    /// and vector capacities, hash-table slots, index postings). Shared parts are counted
+    /// once per snapshot.
+    ///
+    /// ```
+    /// let m = idp_catalog::InMemoryCatalog::new().snapshot().memory_estimate();
+    /// assert_eq!(m.entity_text, 0);
+    /// ```
+    pub fn memory_estimate(&self) -> MemoryEstimate {
+        use std::mem::size_of;
+        let mut m = MemoryEstimate::default();
+        // Hash tables: one slot (key + value + control byte) per entry at ~7/8 load.
+        let slot = |k: usize, v: usize| (k + v + 1) * 8 / 7;
+        for (_, s) in self.state.slots.iter() {
+            m.entity_text += s.json.len();
+            m.entities += size_of::<Stored>()
+                + 16 // Arc counts
+                + size_of::<Option<Arc<Stored>>>()
+                + s.entity_ref.kind().len()
+                + s.entity_ref.namespace().len()
+                + s.entity_ref.name().len()
+                + s.outgoing.len() * size_of::<(RelationType, Box<str>)>()
+                + s.outgoing.iter().map(|(_, t)| t.len()).sum::<usize>()
+                + s.terms.len() * size_of::<Term>()
+                + s.terms.iter().map(|(_, t)| t.len()).sum::<usize>();
+            m.ref_index += slot(size_of::<Box<str>>(), size_of::<u32>()) + s.entity_ref.key().len();
+        }
+        for (term, postings) in self.state.index.iter() {
+            m.field_indexes += slot(size_of::<Term>(), size_of::<Postings>())
+                + term.1.len()
+                + postings.heap_bytes();
+        }
+        for (key, list) in self.state.incoming.iter() {
+            m.relation_graph += slot(size_of::<Box<str>>(), size_of::<Vec<(RelationType, u32)>>())
+                + key.len()
+                + list.capacity() * size_of::<(RelationType, u32)>();
+        }
+        m
+    }
+
+    /// The name of the provider that supplied `entity`.
+    ///
+    /// ```
+    /// let s = idp_catalog::InMemoryCatalog::new().snapshot();
+    /// assert!(s.provider_of(&"component:default/a".parse().unwrap()).is_none());
+    /// ```
+    pub fn provider_of(&self, entity: &EntityRef) -> Option<String> {
+        let id = self.id_of(&entity.key())?;
+        self.stored(id)?.provider().map(str::to_owned)
+    }
+}
+
+/// Intersection of two sorted id lists: galloping through the longer one.
+fn intersect(small: &[u32], large: &[u32]) -> Vec<u32> {
+    let mut out = Vec::with_capacity(small.len().min(large.len()));
+    let mut rest = large;
+    for &id in small {
+        let pos = rest.partition_point(|&x| x < id);
+        rest = &rest[pos..];
+        match rest.first() {
+            None => break,
+            Some(&x) if x == id => out.push(id),
+            Some(_) => {}
+        }
+    }
+    out
+}
+
+fn project(value: &Value, fields: &[String]) -> Value {
+    let mut out = Map::new();
+    for f in fields {
+        let parts: Vec<&str> = f.split('.').collect();
+        let mut src = value;
+        let mut ok = true;
+        for p in &parts {
+            if let Some(v) = src.get(*p) {
+                src = v;
+            } else {
+                ok = false;
+                break;
+            }
+        }
+        if !ok {
+            continue;
+        }
+        let mut dst = &mut out;
+        for (i, p) in parts.iter().enumerate() {
+            if i + 1 == parts.len() {
+                dst.insert((*p).to_owned(), src.clone());
+            } else {
+                let next = dst
+                    .entry((*p).to_owned())
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if !next.is_object() {
+                    *next = Value::Object(Map::new());
+                }
+                let Value::Object(m) = next else { break };
+                dst = m;
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+/// Outcome of preparing one input, before it touches the state.
+enum Prepared {
+    Unchanged(Box<str>),
+    Ready {
+        key: Box<str>,
+        stored: Stored,
+        warnings: Vec<String>,
+    },
+    Rejected {
+        key: Option<Box<str>>,
+        rejection: Rejection,
+    },
+}
+
+fn ref_of(value: &Value) -> Option<EntityRef> {
+    let kind = value.get("kind")?.as_str()?;
+    let meta = value.get("metadata")?;
+    let name = meta.get("name")?.as_str()?;
+    let ns = match meta.get("namespace") {
+        None => idp_core::DEFAULT_NAMESPACE,
+        Some(v) => v.as_str()?,
+    };
+    EntityRef::new(kind, ns, name).ok()
+}
+
+fn annotate(
+    value: &mut Value,
+    location: Option<&str>,
+    origin_location: Option<&str>,
+    revision: Option<&str>,
+) {
+    if let Value::Object(root) = value {
+        root.remove("relations");
+        if location.is_none() && revision.is_none() {
+            return;
+        }
+        let Some(Value::Object(meta)) = root.get_mut("metadata") else {
+            return;
+        };
+        let ann = meta
+            .entry("annotations")
+            .or_insert_with(|| Value::Object(Map::new()));
+        let Value::Object(ann) = ann else { return };
+        if let Some(loc) = location {
+            ann.entry(MANAGED_BY_LOCATION)
+                .or_insert_with(|| Value::String(loc.to_owned()));
+            let origin = origin_location.unwrap_or(loc);
+            ann.entry(MANAGED_BY_ORIGIN_LOCATION)
+                .or_insert_with(|| Value::String(origin.to_owned()));
+        }
+        if let Some(rev) = revision {
+            ann.insert(SOURCE_REVISION.into(), Value::String(rev.to_owned()));
+        }
+    }
+}
+
+fn terms_of(entity_ref: &EntityRef, value: &Value, provider: &str) -> Vec<Term> {
+    let mut terms: Vec<Term> = vec![
+        (Field::Kind, lower(entity_ref.kind())),
+        (Field::Namespace, lower(entity_ref.namespace())),
+        (Field::Provider, provider.into()),
+    ];
+    let spec = value.get("spec");
+    for (field, name) in [
+        (Field::Owner, "owner"),
+        (Field::Type, "type"),
+        (Field::Lifecycle, "lifecycle"),
+    ] {
+        match spec.and_then(|s| s.get(name)) {
+            Some(Value::String(s)) => terms.push((field, lower(s))),
+            Some(Value::Array(items)) => {
+                for s in items.iter().filter_map(Value::as_str) {
+                    terms.push((field, lower(s)));
+                }
+            }
+            _ => {}
+        }
+    }
+    let meta = value.get("metadata");
+    if let Some(Value::Array(tags)) = meta.and_then(|m| m.get("tags")) {
+        for t in tags.iter().filter_map(Value::as_str) {
+            terms.push((Field::Tag, lower(t)));
+        }
+    }
+    if let Some(Value::Object(labels)) = meta.and_then(|m| m.get("labels")) {
+        for (k, v) in labels {
+            let k = k.to_lowercase();
+            if let Some(v) = scalar_text(v) {
+                terms.push((Field::Label, format!("{k}={v}").into()));
+            }
+            terms.push((Field::LabelKey, k.into()));
+        }
+    }
+    terms.sort_by(|a, b| (a.0 as u8, &a.1).cmp(&(b.0 as u8, &b.1)));
+    terms.dedup();
+    terms
+}
+
+fn prepare(
+    snapshot: &Snapshot,
+    validator: &Validator,
+    provider: &str,
+    input: EntityInput,
+) -> Prepared {
+    let EntityInput {
+        mut value,
+        location,
+        origin_location,
+        revision,
+        document,
+        warnings,
+    } = input;
+    annotate(
+        &mut value,
+        location.as_deref(),
+        origin_location.as_deref(),
+        revision.as_deref(),
+    );
+    let entity_ref = ref_of(&value);
+    let key: Option<Box<str>> = entity_ref.as_ref().map(|r| r.key().into_boxed_str());
+    let rejection = |problems: Vec<Problem>| Rejection {
+        location: location.clone(),
+        document,
+        entity_ref: entity_ref.as_ref().map(ToString::to_string),
+        problems,
+    };
+    let json = match serde_json::to_string(&value) {
+        Ok(j) => j.into_boxed_str(),
+        Err(e) => {
+            return Prepared::Rejected {
+                key,
+                rejection: rejection(vec![Problem::new("", "envelope", e.to_string())]),
+            };
+        }
+    };
+    if let Some(k) = &key
+        && let Some(id) = snapshot.id_of(k)
+        && let Some(existing) = snapshot.stored(id)
+    {
+        if existing.provider() != Some(provider) {
+            return Prepared::Rejected {
+                key: None,
+                rejection: rejection(vec![Problem::new(
+                    "metadata.name",
+                    "conflict",
+                    format!(
+                        "{} is already provided by {}; an entity can have only one source (rename it or remove the other copy)",
+                        existing.entity_ref,
+                        existing.provider().unwrap_or("another provider")
+                    ),
+                )]),
+            };
+        }
+        if existing.json == json {
+            return Prepared::Unchanged(k.clone());
+        }
+    }
+    let problems = validator.validate(&value);
+    let (Some(entity_ref), Some(key), true) =
+        (entity_ref.clone(), key.clone(), problems.is_empty())
+    else {
+        return Prepared::Rejected {
+            key,
+            rejection: rejection(problems),
+        };
+    };
+    let mut outgoing: Vec<(RelationType, Box<str>)> = Vec::new();
+    if let Some(kind) = BuiltinKind::from_kind(entity_ref.kind())
+        && let Some(Value::Object(spec)) = value.get("spec")
+    {
+        let (rels, _) = relations::derive(kind, spec, entity_ref.namespace());
+        outgoing = rels
+            .into_iter()
+            .map(|(t, r)| (t, r.to_string().into_boxed_str()))
+            .collect();
+    }
+    let terms = terms_of(&entity_ref, &value, provider);
+    let warnings = warnings
+        .iter()
+        .map(|w| format!("{entity_ref}: {w}"))
+        .collect();
+    Prepared::Ready {
+        key,
+        stored: Stored {
+            entity_ref,
+            json,
+            outgoing: outgoing.into_boxed_slice(),
+            terms: terms.into_boxed_slice(),
+        },
+        warnings,
+    }
+}
+
+impl State {
+    fn unlink(&mut self, id: u32, stored: &Stored) {
+        for term in &stored.terms {
+            if let Some(p) = self.index.get_mut(term) {
+                p.remove(id);
+                if p.is_empty() {
+                    self.index.remove(term);
+                }
+            }
+        }
+        for (t, target) in &stored.outgoing {
+            let tk = target.to_lowercase();
+            if let Some(list) = self.incoming.get_mut(tk.as_str()) {
+                list.retain(|(rt, sid)| !(*rt == *t && *sid == id));
+                if list.is_empty() {
+                    self.incoming.remove(tk.as_str());
+                }
+            }
+        }
+    }
+
+    fn link(&mut self, id: u32, stored: &Stored) {
+        for term in &stored.terms {
+            self.index.entry_or_default(term.clone()).insert(id);
+        }
+        for (t, target) in &stored.outgoing {
+            self.incoming
+                .entry_or_default(target.to_lowercase().into_boxed_str())
+                .push((*t, id));
+        }
+    }
+
+    /// Insert or replace; returns whether it was new.
+    fn put(&mut self, key: Box<str>, stored: Stored) -> bool {
+        let stored = Arc::new(stored);
+        if let Some(&id) = self.ids.get(&key) {
+            if let Some(old) = self.slots.get(id).cloned() {
+                self.unlink(id, &old);
+            }
+            self.link(id, &stored);
+            self.slots.set(id, Some(stored));
+            false
+        } else {
+            let id = self.next_id;
+            self.next_id += 1;
+            self.link(id, &stored);
+            self.slots.set(id, Some(stored));
+            self.ids.insert(key, id);
+            true
+        }
+    }
+
+    fn delete(&mut self, key: &str) -> Option<EntityRef> {
+        let id = self.ids.remove(key)?;
+        let old = self.slots.get(id).cloned()?;
+        self.unlink(id, &old);
+        self.slots.set(id, None);
+        Some(old.entity_ref.clone())
+    }
+}
+
+/// The default [`Catalog`]: in memory, indexed, copy-on-write, fed by providers.
+///
+/// ```
+/// let catalog = idp_catalog::InMemoryCatalog::new();
+/// assert!(catalog.snapshot().is_empty());
+/// ```
+pub struct InMemoryCatalog {
+    state: RwLock<Arc<State>>,
+    writer: Mutex<()>,
+    validator: Validator,
+}
+
+impl fmt::Debug for InMemoryCatalog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InMemoryCatalog")
+            .field("entities", &self.snapshot().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for InMemoryCatalog {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The parallelism used to validate large mutations.
+fn workers(n: usize) -> usize {
+    if n < 2048 {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |p| p.get().min(8))
+    }
+}
+
+impl InMemoryCatalog {
+    /// An empty catalog for the built-in kinds.
+    ///
+    /// ```
+    /// let _ = idp_catalog::InMemoryCatalog::new();
+    /// ```
+    pub fn new() -> Self {
+        Self::with_validator(Validator::new())
+    }
+
+    /// An empty catalog validating with `validator` (custom kinds registered).
+    ///
+    /// ```
+    /// let c = idp_catalog::InMemoryCatalog::with_validator(idp_catalog::validate::Validator::new());
+    /// # let _ = c;
+    /// ```
+    pub fn with_validator(validator: Validator) -> Self {
+        Self {
+            state: RwLock::new(Arc::new(State::new())),
+            writer: Mutex::new(()),
+            validator,
+        }
+    }
+
+    /// The current snapshot; keep it as long as you like, it never changes.
+    ///
+    /// ```
+    /// let s = idp_catalog::InMemoryCatalog::new().snapshot();
+    /// assert_eq!(s.len(), 0);
+    /// ```
+    pub fn snapshot(&self) -> Snapshot {
+        let state = match self.state.read() {
+            Ok(guard) => Arc::clone(&guard),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        };
+        Snapshot { state }
+    }
+
+    fn publish(&self, state: State) {
+        let state = Arc::new(state);
+        match self.state.write() {
+            Ok(mut guard) => *guard = state,
+            Err(poisoned) => *poisoned.into_inner() = state,
+        }
+    }
+
+    /// Apply a provider's mutation: validate what changed, re-stitch its relations,
+    /// remove what disappeared (full mutations), and publish a new snapshot.
+    ///
+    /// ```
+    /// use idp_catalog::{InMemoryCatalog, Mutation, EntityInput};
+    /// let c = InMemoryCatalog::new();
+    /// let r = c.apply("p", Mutation::Full(vec![EntityInput::new(serde_json::json!({"kind": "Nope"}))]));
+    /// assert_eq!(r.rejected.len(), 1);
+    /// ```
+    pub fn apply(&self, provider: &str, mutation: Mutation) -> IngestReport {
+        let _span = tracing::info_span!("catalog.apply", provider).entered();
+        let _writer = match self.writer.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let snapshot = self.snapshot();
+        let (inputs, removals, full) = match mutation {
+            Mutation::Full(inputs) => (inputs, Vec::new(), true),
+            Mutation::Delta { upserts, removals } => (upserts, removals, false),
+        };
+        let prepared = self.prepare_all(&snapshot, provider, inputs);
+        let mut state = (*snapshot.state).clone();
+        let mut report = IngestReport::default();
+        let mut touched: HashSet<Box<str>> = HashSet::new();
+        let mut changed: Vec<Box<str>> = Vec::new();
+        for p in prepared {
+            match p {
+                Prepared::Unchanged(key) => {
+                    report.unchanged += 1;
+                    touched.insert(key);
+                }
+                Prepared::Rejected { key, rejection } => {
+                    if let Some(k) = key {
+                        touched.insert(k);
+                    }
+                    report.rejected.push(rejection);
+                }
+                Prepared::Ready {
+                    key,
+                    stored,
+                    warnings,
+                } => {
+                    let r = stored.entity_ref.clone();
+                    if !touched.insert(key.clone()) {
+                        report.rejected.push(Rejection {
+                            location: None,
+                            document: None,
+                            entity_ref: Some(r.to_string()),
+                            problems: vec![Problem::new(
+                                "metadata.name",
+                                "duplicate",
+                                format!(
+                                    "{r} is defined twice in this source; the first definition wins"
+                                ),
+                            )],
+                        });
+                        continue;
+                    }
+                    report.warnings.extend(warnings);
+                    if state.put(key.clone(), stored) {
+                        report.added.push(r);
+                    } else {
+                        report.updated.push(r);
+                    }
+                    changed.push(key);
+                }
+            }
+        }
+        if full {
+            let provider_key: Term = (Field::Provider, provider.into());
+            let gone: Vec<Box<str>> = state
+                .index
+                .get(&provider_key)
+                .map(|p| {
+                    p.iter()
+                        .filter_map(|id| state.slots.get(id))
+                        .map(|s| s.entity_ref.key().into_boxed_str())
+                        .filter(|k| !touched.contains(k))
+                        .collect()
+                })
+                .unwrap_or_default();
+            for key in gone {
+                if let Some(r) = state.delete(&key) {
+                    report.removed.push(r);
+                }
+            }
+        }
+        for r in removals {
+            let key = r.key();
+            let owned = state
+                .ids
+                .get(key.as_str())
+                .and_then(|&id| state.slots.get(id))
+                .is_some_and(|s| s.provider() == Some(provider));
+            if owned && let Some(r) = state.delete(&key) {
+                report.removed.push(r);
+            }
+        }
+        let after = Snapshot {
+            state: Arc::new(state),
+        };
+        for key in &changed {
+            if let Some(id) = after.id_of(key)
+                && let Some(s) = after.stored(id)
+            {
+                after.dangling_of(s, &mut report.dangling);
+            }
+        }
+        tracing::debug!(
+            added = report.added.len(),
+            updated = report.updated.len(),
+            unchanged = report.unchanged,
+            removed = report.removed.len(),
+            rejected = report.rejected.len(),
+            "catalog mutation applied"
+        );
+        let state = Arc::try_unwrap(after.state).unwrap_or_else(|arc| (*arc).clone());
+        self.publish(state);
+        report
+    }
+
+    fn prepare_all(
+        &self,
+        snapshot: &Snapshot,
+        provider: &str,
+        inputs: Vec<EntityInput>,
+    ) -> Vec<Prepared> {
+        let n = workers(inputs.len());
+        if n <= 1 {
+            return inputs
+                .into_iter()
+                .map(|i| prepare(snapshot, &self.validator, provider, i))
+                .collect();
+        }
+        let chunk = inputs.len().div_ceil(n);
+        let mut chunks: Vec<Vec<EntityInput>> = Vec::new();
+        let mut iter = inputs.into_iter();
+        loop {
+            let c: Vec<EntityInput> = iter.by_ref().take(chunk).collect();
+            if c.is_empty() {
+                break;
+            }
+            chunks.push(c);
+        }
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = chunks
+                .into_iter()
+                .map(|c| {
+                    scope.spawn(move || {
+                        c.into_iter()
+                            .map(|i| prepare(snapshot, &self.validator, provider, i))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        })
+    }
+
+    /// The validator in use.
+    ///
+    /// ```
+    /// assert!(idp_catalog::InMemoryCatalog::new().validator().custom_kinds().is_empty());
+    /// ```
+    pub fn validator(&self) -> &Validator {
+        &self.validator
+    }
+}
+
+/// The provider name used for entities written through [`Catalog::upsert`].
+pub const API_PROVIDER: &str = "api";
+
+#[async_trait]
+impl Catalog for InMemoryCatalog {
+    async fn get(&self, entity: &EntityRef) -> Result<Option<Entity>> {
+        let _span = tracing::debug_span!("catalog.get", entity = %entity).entered();
+        Ok(self.snapshot().get(entity))
+    }
+
+    async fn query(&self, query: &EntityQuery) -> Result<EntityPage> {
+        let _span = tracing::debug_span!("catalog.query", groups = query.filter.len()).entered();
+        self.snapshot().query(query)
+    }
+
+    async fn upsert(&self, entity: Entity) -> Result<()> {
+        let _span = tracing::debug_span!("catalog.upsert", entity = %entity.entity_ref()).entered();
+        let provider = self
+            .snapshot()
+            .provider_of(entity.entity_ref())
+            .unwrap_or_else(|| API_PROVIDER.to_owned());
+        let report = self.apply(
+            &provider,
+            Mutation::Delta {
+                upserts: vec![EntityInput::new(entity.into())],
+                removals: Vec::new(),
+            },
+        );
+        match report.rejected.first() {
+            Some(r) => Err(Error::invalid_input(format!("entity rejected: {r}"))),
+            None => Ok(()),
+        }
+    }
+
+    async fn remove(&self, entity: &EntityRef) -> Result<bool> {
+        let _span = tracing::debug_span!("catalog.remove", entity = %entity).entered();
+        let Some(provider) = self.snapshot().provider_of(entity) else {
+            return Ok(false);
+        };
+        let report = self.apply(
+            &provider,
+            Mutation::Delta {
+                upserts: Vec::new(),
+                removals: vec![entity.clone()],
+            },
+        );
+        Ok(!report.removed.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn lookup_handles_dotted_keys() {
+        let v = json!({"metadata": {"annotations": {"backstage.io/techdocs-ref": "dir:."}, "tags": ["a", "b"]}});
+        let mut out = Vec::new();
+        lookup(
+            &v,
+            "metadata.annotations.backstage.io/techdocs-ref",
+            &mut out,
+        );
+        assert_eq!(out, [&json!("dir:.")]);
+        out.clear();
+        lookup(&v, "metadata.tags", &mut out);
+        assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn intersection_of_sorted_lists() {
+        assert_eq!(intersect(&[1, 3, 5, 9], &[2, 3, 4, 5, 6, 10]), [3, 5]);
+        assert!(intersect(&[], &[1]).is_empty());
+        assert!(intersect(&[7], &[]).is_empty());
+    }
+
+    #[test]
+    fn projection_keeps_only_fields() {
+        let v = json!({"kind": "A", "metadata": {"name": "n", "title": "t"}});
+        assert_eq!(
+            project(
+                &v,
+                &["metadata.name".into(), "kind".into(), "nope.x".into()]
+            ),
+            json!({"kind": "A", "metadata": {"name": "n"}})
+        );
+    }
+}

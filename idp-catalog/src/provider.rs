@@ -1,0 +1,704 @@
+//! Entity providers: where entities come from.
+//!
+//! A provider reads its source and hands the catalog a [`Mutation`]: `Full` (its whole
+//! set; what it no longer has is removed) or `Delta` (changes only). The catalog
+//! re-validates only what changed. [`refresh`] runs one provider against a catalog.
+//!
+//! [`FileProvider`] reads a local directory: files matching a glob (default
+//! `**/catalog-info.yaml`), then the files named by `Location` entities' `target` /
+//! `targets`, relative to the file that names them and confined to the directory.
+//! [`GitProvider`] does the same in a Git repository at a branch or revision.
+//!
+//! ```
+//! use idp_catalog::{InMemoryCatalog, provider::{FileProvider, refresh}};
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let dir = tempfile::tempdir().unwrap();
+//! idp_catalog::generate::write_org(dir.path(), 300, 1).unwrap();
+//! let catalog = InMemoryCatalog::new();
+//! let provider = FileProvider::new("local", dir.path());
+//! let report = refresh(&catalog, &provider).await.unwrap();
+//! assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+//! assert_eq!(catalog.snapshot().len(), 301); // the org and its root Location
+//! # });
+//! ```
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use idp_core::{EntityRef, Error, Result};
+use serde_json::Value;
+use tracing::Instrument;
+
+use crate::catalog::{EntityInput, InMemoryCatalog, IngestReport, Mutation, Rejection};
+use crate::load::{LoadedDocument, inputs_of, load_text, relative_to};
+use crate::placeholder::{DirSource, SourceReader, UrlReader, resolve_relative};
+use crate::validate::Problem;
+
+/// What a provider read: the mutation for the catalog and what it could not read.
+///
+/// ```
+/// let out = idp_catalog::provider::ProviderOutput { mutation: idp_catalog::Mutation::Full(vec![]), rejected: vec![] };
+/// assert!(out.rejected.is_empty());
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderOutput {
+    /// The change to apply.
+    pub mutation: Mutation,
+    /// Files or documents that could not be read (bad YAML, bad placeholders, missing
+    /// required Location targets).
+    pub rejected: Vec<Rejection>,
+}
+
+/// A source of entities (Backstage's `EntityProvider`).
+///
+/// ```
+/// use idp_catalog::provider::{EntityProvider, ProviderOutput};
+/// #[derive(Debug)]
+/// struct Static;
+/// #[async_trait::async_trait]
+/// impl EntityProvider for Static {
+///     fn name(&self) -> &str { "static" }
+///     async fn read(&self) -> idp_core::Result<ProviderOutput> {
+///         Ok(ProviderOutput { mutation: idp_catalog::Mutation::Full(vec![]), rejected: vec![] })
+///     }
+/// }
+/// # let _ = Static;
+/// ```
+#[async_trait]
+pub trait EntityProvider: Send + Sync + fmt::Debug {
+    /// A stable name; the catalog remembers which provider supplied each entity.
+    fn name(&self) -> &str;
+    /// Read the whole source (a full mutation).
+    async fn read(&self) -> Result<ProviderOutput>;
+}
+
+/// Read `provider` and apply its mutation to `catalog`; the report includes what the
+/// provider could not read.
+///
+/// ```
+/// # use idp_catalog::provider::{refresh, FileProvider};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let dir = tempfile::tempdir().unwrap();
+/// let report = refresh(&idp_catalog::InMemoryCatalog::new(), &FileProvider::new("p", dir.path())).await.unwrap();
+/// assert!(report.added.is_empty());
+/// # });
+/// ```
+pub async fn refresh(
+    catalog: &InMemoryCatalog,
+    provider: &dyn EntityProvider,
+) -> Result<IngestReport> {
+    let span = tracing::info_span!("catalog.refresh", provider = provider.name());
+    let out = provider.read().instrument(span.clone()).await?;
+    let _guard = span.enter();
+    let mut report = catalog.apply(provider.name(), out.mutation);
+    report.rejected.splice(0..0, out.rejected);
+    Ok(report)
+}
+
+/// A tiny glob matcher over `/`-separated paths: `**` (any number of directories), `*`
+/// and `?` (within one segment).
+///
+/// ```
+/// use idp_catalog::provider::glob_match;
+/// assert!(glob_match("**/catalog-info.yaml", "catalog-info.yaml"));
+/// assert!(glob_match("**/catalog-info.yaml", "a/b/catalog-info.yaml"));
+/// assert!(glob_match("services/*.yaml", "services/cart.yaml"));
+/// assert!(!glob_match("services/*.yaml", "services/a/cart.yaml"));
+/// ```
+pub fn glob_match(pattern: &str, path: &str) -> bool {
+    let pat: Vec<&str> = pattern
+        .split('/')
+        .filter(|s| !s.is_empty() && *s != ".")
+        .collect();
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    match_segments(&pat, &segs)
+}
+
+fn match_segments(pat: &[&str], segs: &[&str]) -> bool {
+    match pat.split_first() {
+        None => segs.is_empty(),
+        Some((&"**", rest)) => (0..=segs.len()).any(|i| match_segments(rest, &segs[i..])),
+        Some((p, rest)) => {
+            !segs.is_empty()
+                && match_segment(p.as_bytes(), segs[0].as_bytes())
+                && match_segments(rest, &segs[1..])
+        }
+    }
+}
+
+fn match_segment(p: &[u8], s: &[u8]) -> bool {
+    // Iterative wildcard match with backtracking on the last '*'.
+    let (mut pi, mut si) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while si < s.len() {
+        if pi < p.len() && (p[pi] == b'?' || p[pi] == s[si]) {
+            pi += 1;
+            si += 1;
+        } else if pi < p.len() && p[pi] == b'*' {
+            star = Some(pi);
+            mark = si;
+            pi += 1;
+        } else if let Some(st) = star {
+            pi = st + 1;
+            mark += 1;
+            si = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == b'*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+/// Files of a source tree, by `/`-separated relative path.
+pub(crate) trait Tree: SourceReader {
+    /// Every file path in the tree.
+    fn list(&self) -> Vec<String>;
+}
+
+impl Tree for DirSource {
+    fn list(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        list_dir(self.root(), self.root(), &mut out);
+        out.sort();
+        out
+    }
+}
+
+fn list_dir(root: &Path, dir: &Path, out: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') || name == "node_modules" || name == "target" {
+            continue;
+        }
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => list_dir(root, &entry.path(), out),
+            Ok(t) if t.is_file() => out.push(relative_to(&entry.path(), root)),
+            _ => {}
+        }
+    }
+}
+
+/// The result of discovering and reading a tree.
+#[derive(Debug, Default)]
+pub(crate) struct TreeRead {
+    pub(crate) inputs: Vec<EntityInput>,
+    pub(crate) rejected: Vec<Rejection>,
+    /// Entity keys per file, for deltas.
+    pub(crate) by_file: HashMap<String, Vec<EntityRef>>,
+}
+
+/// Read `start` files and every file their Locations lead to, in waves, parsing each
+/// wave in parallel.
+pub(crate) fn read_tree(
+    tree: &dyn SourceReader,
+    start: Vec<String>,
+    location_prefix: &str,
+    revision: Option<&str>,
+    url_reader: Option<&dyn UrlReader>,
+) -> TreeRead {
+    let mut out = TreeRead::default();
+    let mut seen: HashSet<String> = start.iter().cloned().collect();
+    let mut wave: Vec<(String, Option<String>)> = start.into_iter().map(|f| (f, None)).collect();
+    while !wave.is_empty() {
+        let loaded = load_wave(tree, &wave, url_reader);
+        let mut next = Vec::new();
+        for ((file, origin), result) in wave.iter().zip(loaded) {
+            let location = format!("{location_prefix}{file}");
+            let docs = match result {
+                Ok(docs) => docs,
+                Err(problem) => {
+                    out.rejected.push(Rejection {
+                        location: Some(location),
+                        document: None,
+                        entity_ref: None,
+                        problems: vec![problem],
+                    });
+                    continue;
+                }
+            };
+            for d in &docs {
+                if d.error.is_none()
+                    && d.value.get("kind").and_then(Value::as_str) == Some("Location")
+                {
+                    follow_location(
+                        d,
+                        file,
+                        &location,
+                        tree,
+                        &mut seen,
+                        &mut next,
+                        &mut out.rejected,
+                    );
+                }
+            }
+            let (mut inputs, rejected) = inputs_of(docs, &location, revision);
+            out.rejected.extend(rejected);
+            let refs = out.by_file.entry(file.clone()).or_default();
+            for input in &mut inputs {
+                input.origin_location.clone_from(origin);
+                if let Some(r) = entity_ref_of(&input.value) {
+                    refs.push(r);
+                }
+            }
+            out.inputs.extend(inputs);
+        }
+        wave = next;
+    }
+    out
+}
+
+fn entity_ref_of(value: &Value) -> Option<EntityRef> {
+    let kind = value.get("kind")?.as_str()?;
+    let meta = value.get("metadata")?;
+    let name = meta.get("name")?.as_str()?;
+    let ns = meta
+        .get("namespace")
+        .and_then(Value::as_str)
+        .unwrap_or(idp_core::DEFAULT_NAMESPACE);
+    EntityRef::new(kind, ns, name).ok()
+}
+
+fn follow_location(
+    doc: &LoadedDocument,
+    file: &str,
+    location: &str,
+    tree: &dyn SourceReader,
+    seen: &mut HashSet<String>,
+    next: &mut Vec<(String, Option<String>)>,
+    rejected: &mut Vec<Rejection>,
+) {
+    let spec = doc.value.get("spec");
+    let optional = spec.and_then(|s| s.get("presence")).and_then(Value::as_str) == Some("optional");
+    let mut targets: Vec<&str> = Vec::new();
+    if let Some(t) = spec.and_then(|s| s.get("target")).and_then(Value::as_str) {
+        targets.push(t);
+    }
+    if let Some(Value::Array(ts)) = spec.and_then(|s| s.get("targets")) {
+        targets.extend(ts.iter().filter_map(Value::as_str));
+    }
+    for target in targets {
+        if target.contains("://") {
+            // URL targets need a URL-capable provider; Backstage would read them through
+            // its UrlReader. We record it instead of failing the whole location.
+            continue;
+        }
+        let reject = |message: String| Rejection {
+            location: Some(location.to_owned()),
+            document: Some(doc.index),
+            entity_ref: None,
+            problems: vec![Problem::new("spec.targets", "location-target", message)],
+        };
+        let Some(rel) = resolve_relative(file, target) else {
+            rejected.push(reject(format!(
+                "target {target:?} points outside the source root; a Location may only name files inside its repository or directory"
+            )));
+            continue;
+        };
+        if seen.contains(&rel) {
+            continue;
+        }
+        if !optional && tree.read_file(&rel).is_err() {
+            rejected.push(reject(format!(
+                "target {target:?} ({rel}) does not exist; fix the path or set spec.presence: optional"
+            )));
+            continue;
+        }
+        seen.insert(rel.clone());
+        next.push((rel, Some(location.to_owned())));
+    }
+}
+
+fn load_wave(
+    tree: &dyn SourceReader,
+    wave: &[(String, Option<String>)],
+    url_reader: Option<&dyn UrlReader>,
+) -> Vec<std::result::Result<Vec<LoadedDocument>, Problem>> {
+    let load_one = |file: &str| -> std::result::Result<Vec<LoadedDocument>, Problem> {
+        let text = tree
+            .read_file(file)
+            .map_err(|e| Problem::new("", "read", e.to_string()))?;
+        load_text(file, &text, tree, url_reader)
+            .map_err(|e| Problem::new("", "yaml", e.to_string()))
+    };
+    let workers = if wave.len() < 8 {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |p| p.get().min(8))
+    };
+    if workers <= 1 {
+        return wave.iter().map(|(f, _)| load_one(f)).collect();
+    }
+    let chunk = wave.len().div_ceil(workers);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = wave
+            .chunks(chunk)
+            .map(|c| scope.spawn(move || c.iter().map(|(f, _)| load_one(f)).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    vec![Err(Problem::new(
+                        "",
+                        "internal",
+                        "a reader thread panicked",
+                    ))]
+                })
+            })
+            .collect()
+    })
+}
+
+/// Reads catalog files from a local directory.
+///
+/// ```
+/// let p = idp_catalog::provider::FileProvider::new("local", "/srv/catalog").with_glob("**/*.yaml");
+/// # use idp_catalog::provider::EntityProvider;
+/// assert_eq!(p.name(), "local");
+/// ```
+#[derive(Debug, Clone)]
+pub struct FileProvider {
+    name: String,
+    source: DirSource,
+    glob: String,
+    url_reader: Option<Arc<dyn UrlReader>>,
+    last: Arc<Mutex<HashMap<String, Vec<EntityRef>>>>,
+}
+
+impl FileProvider {
+    /// Read `root`, discovering `**/catalog-info.yaml`.
+    ///
+    /// ```
+    /// let _ = idp_catalog::provider::FileProvider::new("local", ".");
+    /// ```
+    pub fn new(name: impl Into<String>, root: impl Into<PathBuf>) -> Self {
+        Self {
+            name: name.into(),
+            source: DirSource::new(root),
+            glob: "**/catalog-info.yaml".into(),
+            url_reader: None,
+            last: Arc::default(),
+        }
+    }
+
+    /// Discover files matching `glob` (relative to the root) instead.
+    ///
+    /// ```
+    /// let _ = idp_catalog::provider::FileProvider::new("local", ".").with_glob("catalog/*.yaml");
+    /// ```
+    pub fn with_glob(mut self, glob: impl Into<String>) -> Self {
+        self.glob = glob.into();
+        self
+    }
+
+    /// Read `$text: https://...` placeholders through `reader`.
+    ///
+    /// ```
+    /// # #[derive(Debug)] struct R;
+    /// # impl idp_catalog::placeholder::UrlReader for R { fn read_url(&self, _: &str) -> idp_core::Result<String> { Ok(String::new()) } }
+    /// let _ = idp_catalog::provider::FileProvider::new("local", ".").with_url_reader(std::sync::Arc::new(R));
+    /// ```
+    pub fn with_url_reader(mut self, reader: Arc<dyn UrlReader>) -> Self {
+        self.url_reader = Some(reader);
+        self
+    }
+
+    fn location_prefix(&self) -> String {
+        let root = self
+            .source
+            .root()
+            .canonicalize()
+            .unwrap_or_else(|_| self.source.root().to_path_buf());
+        format!("file:{}/", root.display())
+    }
+
+    fn remember(&self, by_file: HashMap<String, Vec<EntityRef>>, replace: bool) {
+        let mut last = match self.last.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if replace {
+            *last = by_file;
+        } else {
+            last.extend(by_file);
+        }
+    }
+
+    /// Read only `changed` files (relative to the root, or absolute inside it) and
+    /// return a delta: their entities as upserts, and the entities they held at the
+    /// previous read but no longer do as removals. A deleted file removes its entities.
+    ///
+    /// ```
+    /// # use idp_catalog::provider::{FileProvider, refresh};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let file = dir.path().join("catalog-info.yaml");
+    /// std::fs::write(&file, "apiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata: {name: a}\nspec: {type: team, children: []}\n").unwrap();
+    /// let catalog = idp_catalog::InMemoryCatalog::new();
+    /// let p = FileProvider::new("local", dir.path());
+    /// refresh(&catalog, &p).await.unwrap();
+    /// std::fs::write(&file, "apiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata: {name: b}\nspec: {type: team, children: []}\n").unwrap();
+    /// let out = p.read_changed(&[file]).await.unwrap();
+    /// let report = catalog.apply("local", out.mutation);
+    /// assert_eq!((report.added.len(), report.removed.len()), (1, 1));
+    /// # });
+    /// ```
+    pub async fn read_changed(&self, changed: &[PathBuf]) -> Result<ProviderOutput> {
+        let this = self.clone();
+        let changed = changed.to_vec();
+        tokio::task::spawn_blocking(move || this.read_changed_blocking(&changed))
+            .await
+            .map_err(|e| Error::internal("the file reader task failed").with_source(e))?
+    }
+
+    fn read_changed_blocking(&self, changed: &[PathBuf]) -> Result<ProviderOutput> {
+        let root = self.source.root();
+        let mut present = Vec::new();
+        let mut files = Vec::new();
+        for path in changed {
+            let rel = if path.is_absolute() {
+                let canon_root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+                let p = path
+                    .strip_prefix(root)
+                    .or_else(|_| path.strip_prefix(&canon_root));
+                match p {
+                    Ok(r) => relative_to(r, Path::new("")),
+                    Err(_) => {
+                        return Err(Error::invalid_input(format!(
+                            "{} is not inside {}",
+                            path.display(),
+                            root.display()
+                        )));
+                    }
+                }
+            } else {
+                relative_to(path, Path::new(""))
+            };
+            if root.join(&rel).is_file() {
+                present.push(rel.clone());
+            }
+            files.push(rel);
+        }
+        let read = read_tree(
+            &self.source,
+            present,
+            &self.location_prefix(),
+            None,
+            self.url_reader.as_deref(),
+        );
+        let previous: Vec<EntityRef> = {
+            let last = match self.last.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            files
+                .iter()
+                .filter_map(|f| last.get(f))
+                .flatten()
+                .cloned()
+                .collect()
+        };
+        let now: HashSet<EntityRef> = read.by_file.values().flatten().cloned().collect();
+        let removals = previous.into_iter().filter(|r| !now.contains(r)).collect();
+        let mut by_file = read.by_file;
+        for f in files {
+            by_file.entry(f).or_default();
+        }
+        self.remember(by_file, false);
+        Ok(ProviderOutput {
+            mutation: Mutation::Delta {
+                upserts: read.inputs,
+                removals,
+            },
+            rejected: read.rejected,
+        })
+    }
+
+    fn read_blocking(&self) -> ProviderOutput {
+        let start: Vec<String> = self
+            .source
+            .list()
+            .into_iter()
+            .filter(|f| glob_match(&self.glob, f))
+            .collect();
+        let read = read_tree(
+            &self.source,
+            start,
+            &self.location_prefix(),
+            None,
+            self.url_reader.as_deref(),
+        );
+        self.remember(read.by_file, true);
+        ProviderOutput {
+            mutation: Mutation::Full(read.inputs),
+            rejected: read.rejected,
+        }
+    }
+}
+
+#[async_trait]
+impl EntityProvider for FileProvider {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn read(&self) -> Result<ProviderOutput> {
+        let span = tracing::info_span!("file_provider.read", provider = %self.name);
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.read_blocking())
+            .instrument(span)
+            .await
+            .map_err(|e| Error::internal("the file reader task failed").with_source(e))
+    }
+}
+
+/// Reads catalog files from a Git repository at a branch or revision, through
+/// idp-core's [`GitRepo`](idp_core::git::GitRepo): files matching a glob (default
+/// `**/catalog-info.yaml`), then the files named by `Location` targets, relative to the
+/// file and confined to the repository. Every entity records the commit it was read at
+/// (`idp.dev/source-revision`).
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use idp_core::git::{CommitRequest, GitRepo, Identity, InitOptions};
+/// use idp_catalog::provider::{GitProvider, refresh};
+/// let dir = tempfile::tempdir().unwrap();
+/// let repo = GitRepo::init(dir.path(), InitOptions::bare("main")).await.unwrap();
+/// repo.commit(CommitRequest::new("main", "add catalog", Identity::new("a", "a@example.com"))
+///     .put("catalog-info.yaml", "apiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata: {name: team}\nspec: {type: team, children: []}\n"))
+///     .await.unwrap();
+/// let catalog = idp_catalog::InMemoryCatalog::new();
+/// let report = refresh(&catalog, &GitProvider::new("repo", repo, "main")).await.unwrap();
+/// assert_eq!(report.added.len(), 1);
+/// # });
+/// ```
+#[derive(Debug, Clone)]
+pub struct GitProvider {
+    name: String,
+    repo: idp_core::git::GitRepo,
+    rev: String,
+    glob: String,
+    url_reader: Option<Arc<dyn UrlReader>>,
+}
+
+impl GitProvider {
+    /// Read `repo` at `rev` (a branch, tag or commit).
+    ///
+    /// ```
+    /// # async fn f(repo: idp_core::git::GitRepo) {
+    /// let p = idp_catalog::provider::GitProvider::new("platform", repo, "main");
+    /// # }
+    /// ```
+    pub fn new(
+        name: impl Into<String>,
+        repo: idp_core::git::GitRepo,
+        rev: impl Into<String>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            repo,
+            rev: rev.into(),
+            glob: "**/catalog-info.yaml".into(),
+            url_reader: None,
+        }
+    }
+
+    /// Discover files matching `glob` instead.
+    ///
+    /// ```
+    /// # async fn f(repo: idp_core::git::GitRepo) {
+    /// let p = idp_catalog::provider::GitProvider::new("p", repo, "main").with_glob("catalog/*.yaml");
+    /// # }
+    /// ```
+    pub fn with_glob(mut self, glob: impl Into<String>) -> Self {
+        self.glob = glob.into();
+        self
+    }
+
+    /// Read `$text: https://...` placeholders through `reader`.
+    ///
+    /// ```
+    /// # #[derive(Debug)] struct R;
+    /// # impl idp_catalog::placeholder::UrlReader for R { fn read_url(&self, _: &str) -> idp_core::Result<String> { Ok(String::new()) } }
+    /// # async fn f(repo: idp_core::git::GitRepo) {
+    /// let p = idp_catalog::provider::GitProvider::new("p", repo, "main").with_url_reader(std::sync::Arc::new(R));
+    /// # }
+    /// ```
+    pub fn with_url_reader(mut self, reader: Arc<dyn UrlReader>) -> Self {
+        self.url_reader = Some(reader);
+        self
+    }
+}
+
+#[async_trait]
+impl EntityProvider for GitProvider {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn read(&self) -> Result<ProviderOutput> {
+        let span = tracing::info_span!("git_provider.read", provider = %self.name, rev = %self.rev);
+        async {
+            let commit = self.repo.resolve(&self.rev).await?.to_hex();
+            let files = self.repo.read_tree(&commit, "").await?;
+            let mut texts: Vec<(String, String)> = Vec::new();
+            for (path, bytes) in files {
+                if let Ok(text) = String::from_utf8(bytes) {
+                    texts.push((path, text));
+                }
+            }
+            let start: Vec<String> = texts
+                .iter()
+                .map(|(p, _)| p.clone())
+                .filter(|p| glob_match(&self.glob, p))
+                .collect();
+            let source = crate::placeholder::MemorySource::new(texts);
+            let prefix = format!("git:{}@{}:", self.repo.path().display(), self.rev);
+            let url_reader = self.url_reader.clone();
+            let read = tokio::task::spawn_blocking(move || {
+                read_tree(
+                    &source,
+                    start,
+                    &prefix,
+                    Some(&commit),
+                    url_reader.as_deref(),
+                )
+            })
+            .await
+            .map_err(|e| Error::internal("the git reader task failed").with_source(e))?;
+            Ok(ProviderOutput {
+                mutation: Mutation::Full(read.inputs),
+                rejected: read.rejected,
+            })
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_cases() {
+        assert!(glob_match("*.yaml", "a.yaml"));
+        assert!(!glob_match("*.yaml", "d/a.yaml"));
+        assert!(glob_match("**", "a/b/c"));
+        assert!(glob_match("a/**/c.yaml", "a/c.yaml"));
+        assert!(glob_match("a/**/c.yaml", "a/x/y/c.yaml"));
+        assert!(glob_match("catalog-?.yaml", "catalog-1.yaml"));
+        assert!(!glob_match("catalog-?.yaml", "catalog-12.yaml"));
+        assert!(glob_match("*-info.*", "catalog-info.yaml"));
+    }
+}
