@@ -258,13 +258,23 @@ impl Platform {
 
     /// Run the mutations and the policies over a release without deploying it: returns
     /// the release as it would be deployed and every violation (blocking or not).
-    pub fn check(&self, mut release: Release) -> Result<(Release, Vec<Violation>)> {
+    pub fn check(&self, release: Release) -> Result<(Release, Vec<Violation>)> {
         let ctx = PolicyContext::for_release(&release);
+        self.check_in(release, &ctx)
+    }
+
+    /// [`check`](Self::check) in a given context (for example one enriched from the
+    /// catalog, as [`deploy`](Self::deploy) does).
+    pub fn check_in(
+        &self,
+        mut release: Release,
+        ctx: &PolicyContext,
+    ) -> Result<(Release, Vec<Violation>)> {
         let mut mutated = crate::manifest::ManifestSet::new();
         for mut object in release.manifests {
             for mutation in &self.mutations {
                 let _span = tracing::debug_span!("mutation", name = mutation.name()).entered();
-                mutation.mutate(&mut object, &ctx).map_err(|e| {
+                mutation.mutate(&mut object, ctx).map_err(|e| {
                     e.context(format_args!(
                         "mutation {:?} on {}",
                         mutation.name(),
@@ -278,7 +288,7 @@ impl Platform {
         let mut violations = Vec::new();
         for policy in &self.policies {
             let _span = tracing::debug_span!("policy", name = policy.name()).entered();
-            violations.extend(policy.evaluate_set(&release.manifests, &ctx));
+            violations.extend(policy.evaluate_set(&release.manifests, ctx));
         }
         Ok((release, violations))
     }
@@ -305,22 +315,26 @@ impl Platform {
                 release.component, release.environment
             )));
         }
-        if self.require_registered
-            && let Some(catalog) = &self.catalog
-            && catalog
+        let mut ctx = PolicyContext::for_release(&release);
+        if let Some(catalog) = &self.catalog {
+            let entity = catalog
                 .get(&release.component)
                 .instrument(tracing::debug_span!("catalog.get"))
-                .await?
-                .is_none()
-        {
-            return Err(Error::not_found(format!(
-                "component {} is not in the catalog; register its catalog-info.yaml before deploying it",
-                release.component
-            )));
+                .await?;
+            match entity {
+                Some(entity) => enrich_from_catalog(&mut ctx, &entity),
+                None if self.require_registered => {
+                    return Err(Error::not_found(format!(
+                        "component {} is not in the catalog; register its catalog-info.yaml before deploying it",
+                        release.component
+                    )));
+                }
+                None => {}
+            }
         }
         let component = release.component.clone();
         let environment = release.environment.clone();
-        let (release, violations) = self.check(release)?;
+        let (release, violations) = self.check_in(release, &ctx)?;
         let (blocking, warnings): (Vec<_>, Vec<_>) =
             violations.into_iter().partition(|v| v.enforcement.blocks());
         if !blocking.is_empty() {
@@ -418,6 +432,40 @@ impl Platform {
                 .record(&PlatformEvent::EnvironmentDestroyed { name: name.clone() });
         }
         Ok(existed)
+    }
+}
+
+/// Copy what policies and mutations need to know about a component from its catalog
+/// entity into the context's attributes (keys already set are kept):
+///
+/// | attribute | value |
+/// |---|---|
+/// | `owner` | the owner's name (`team-shop`), fit for a label value |
+/// | `owner-ref` | the owner's full reference (`group:default/team-shop`) |
+/// | `system` | the system's name |
+/// | `lifecycle` | `spec.lifecycle` |
+///
+/// References resolve as Backstage resolves them: default kinds `Group` and `System`,
+/// relative to the entity's namespace.
+fn enrich_from_catalog(ctx: &mut PolicyContext, entity: &crate::model::Entity) {
+    let namespace = entity.namespace().to_owned();
+    let resolve = |field: &str, default_kind: &str| {
+        entity.spec_str(field).and_then(|text| {
+            crate::ids::EntityRef::parse_with_defaults(text, Some(default_kind), &namespace).ok()
+        })
+    };
+    let mut set = |key: &str, value: String| {
+        ctx.attributes.entry(key.to_owned()).or_insert(value);
+    };
+    if let Some(owner) = resolve("owner", "Group") {
+        set("owner", owner.name().to_owned());
+        set("owner-ref", owner.to_string());
+    }
+    if let Some(system) = resolve("system", "System") {
+        set("system", system.name().to_owned());
+    }
+    if let Some(lifecycle) = entity.spec_str("lifecycle") {
+        set("lifecycle", lifecycle.to_owned());
     }
 }
 
@@ -596,6 +644,23 @@ mod tests {
             pod.pointer("/spec/containers/0/securityContext/privileged"),
             Some(&serde_json::Value::Bool(false))
         );
+    }
+
+    #[test]
+    fn catalog_entity_enriches_the_policy_context() {
+        let entity = crate::model::Entity::from_value(serde_json::json!({
+            "apiVersion": "backstage.io/v1alpha1", "kind": "Component",
+            "metadata": {"name": "cart", "namespace": "shop"},
+            "spec": {"owner": "team-a", "system": "checkout", "lifecycle": "production"}
+        }))
+        .unwrap();
+        let mut ctx = PolicyContext::new();
+        ctx.attributes.insert("system".into(), "given".into());
+        enrich_from_catalog(&mut ctx, &entity);
+        assert_eq!(ctx.attributes["owner"], "team-a");
+        assert_eq!(ctx.attributes["owner-ref"], "group:shop/team-a");
+        assert_eq!(ctx.attributes["system"], "given", "explicit attributes win");
+        assert_eq!(ctx.attributes["lifecycle"], "production");
     }
 
     #[tokio::test]
