@@ -10,6 +10,7 @@ mod files;
 mod health;
 mod lint;
 mod output;
+mod policy;
 
 use std::path::PathBuf;
 
@@ -46,6 +47,9 @@ enum Command {
     /// Work with Backstage catalog files (catalog-info.yaml).
     #[command(subcommand)]
     Catalog(CatalogCommand),
+    /// Check manifests against policies and apply the standard mutations.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Assess the health of objects saved with their status (`kubectl get -o yaml`).
     ///
     /// Uses Argo CD's health rules (Healthy, Progressing, Degraded, Suspended, Missing,
@@ -173,6 +177,57 @@ enum CatalogCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Check every object of the manifests against policies.
+    ///
+    /// With no policy flag, checks the Pod Security Standards at the baseline level.
+    /// --pss restricted is stricter; --pss-version pins the standard to a Kubernetes
+    /// release (v1.30, 1.30 or latest). --guardrails adds the built-in guardrails
+    /// (resources, sensitive ports, registries, latest tags, labels, Service types, Ingress
+    /// TLS, probes, replicas). --policy FILE adds an idp policy-set YAML file (kind:
+    /// PolicySet); Rego, Gatekeeper ConstraintTemplate and ValidatingAdmissionPolicy files
+    /// are not supported yet. Every object gets a row; exits 1 when any object is denied
+    /// (warn and audit findings are reported but do not fail).
+    #[command(
+        after_help = "EXAMPLES:\n  idpctl policy check k8s/                            # PSS baseline\n  idpctl policy check k8s/ --pss restricted --pss-version v1.30\n  idpctl policy check k8s/ --guardrails --policy platform/policies.yaml\n  idpctl policy check app.yaml --format json          # [{file, document, apiVersion, kind, namespace, name, allowed, violations}]"
+    )]
+    Check {
+        /// Files or directories with manifests.
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// Pod Security Standards level.
+        #[arg(long, value_enum)]
+        pss: Option<policy::PssLevel>,
+        /// Pod Security Standards version (`v1.<minor>` or `latest`; default latest).
+        #[arg(long, value_name = "VERSION")]
+        pss_version: Option<String>,
+        /// Add the built-in guardrails.
+        #[arg(long)]
+        guardrails: bool,
+        /// A policy-set YAML file (repeatable).
+        #[arg(long = "policy", value_name = "FILE")]
+        policies: Vec<PathBuf>,
+    },
+    /// Print the manifests with the platform's standard mutations applied.
+    ///
+    /// Fills in default resource requests and limits and the standard labels
+    /// (app.kubernetes.io/*); with --otel-endpoint also injects the OpenTelemetry SDK
+    /// environment into workloads. Only missing values are added. Prints YAML documents
+    /// (a JSON array with --format json).
+    #[command(
+        after_help = "EXAMPLES:\n  idpctl policy mutate deploy.yaml\n  idpctl policy mutate k8s/ --otel-endpoint http://otel-collector.observability:4317 > mutated.yaml"
+    )]
+    Mutate {
+        /// Files or directories with manifests.
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// OTLP endpoint to configure in workloads.
+        #[arg(long, value_name = "URL")]
+        otel_endpoint: Option<String>,
+    },
+}
+
 /// What the process exits with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitCode {
@@ -283,6 +338,26 @@ fn main() -> std::process::ExitCode {
         Command::Manifests(ManifestsCommand::Lint { paths }) => lint::run(paths, &out),
         Command::Health { paths } => health::run(paths, &out),
         Command::Catalog(c) => run_catalog(c, &out),
+        Command::Policy(PolicyCommand::Check {
+            paths,
+            pss,
+            pss_version,
+            guardrails,
+            policies,
+        }) => policy::check(
+            paths,
+            &policy::CheckOptions {
+                pss: *pss,
+                pss_version: pss_version.as_deref(),
+                guardrails: *guardrails,
+                policies,
+            },
+            &out,
+        ),
+        Command::Policy(PolicyCommand::Mutate {
+            paths,
+            otel_endpoint,
+        }) => policy::mutate(paths, otel_endpoint.as_deref(), &out),
     };
     match result {
         Ok(code) => std::process::ExitCode::from(code as u8),
