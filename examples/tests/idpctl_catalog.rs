@@ -151,6 +151,21 @@ fn list_filters_with_backstage_syntax() {
     assert!(text.contains("component:default/web"), "{text}");
     assert!(!text.contains("group:default/team-a"), "{text}");
 
+    // An invalid entity is skipped with a warning, the rest is listed.
+    write(
+        dir.path(),
+        "broken/catalog-info.yaml",
+        "kind: Component\nmetadata:\n  name: half\n",
+    );
+    let out = idpctl(&["catalog", "list", root, "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(json(&out).as_array().unwrap().len(), 4);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning: skipped") && err.contains("broken"),
+        "{err}"
+    );
+
     let out = idpctl(&["catalog", "list", root, "--filter", "=x"]);
     assert_eq!(
         out.status.code(),
@@ -254,6 +269,8 @@ fn generate_writes_a_valid_org_and_schema_prints() {
 
 #[test]
 fn help_has_examples() {
+    let top = String::from_utf8(idpctl(&["--help"]).stdout).unwrap();
+    assert!(top.contains("catalog") && top.contains("policy"), "{top}");
     for sub in ["validate", "list", "search", "graph", "generate", "schema"] {
         let out = idpctl(&["catalog", sub, "--help"]);
         assert!(out.status.success());

@@ -4,6 +4,9 @@
 //! conventions are the ones scripts rely on — `--format table|json|yaml`, no colour when
 //! `NO_COLOR` is set or stdout is not a terminal, and exit codes 0 (ok), 1 (findings: a
 //! lint error, an unhealthy object) and 2 (usage or I/O error).
+//!
+//! Subcommands: `version`, `manifests lint`, `health`, `catalog validate|list|search|graph|
+//! generate|schema` (idp-catalog) and `policy check|mutate` (idp-policy).
 
 mod catalog;
 mod files;
@@ -26,7 +29,7 @@ use output::{Format, Out};
 #[command(
     name = "idpctl",
     version,
-    after_help = "EXIT CODES:\n  0  everything is fine\n  1  findings (a manifest error, an unhealthy object)\n  2  usage or I/O error\n\nEXAMPLES:\n  idpctl manifests lint deploy/               # check every *.yaml under deploy/\n  idpctl manifests lint app.yaml --format json\n  idpctl health live.yaml                     # Argo CD health of saved objects\n  NO_COLOR=1 idpctl version"
+    after_help = "EXIT CODES:\n  0  everything is fine\n  1  findings (a manifest error, an unhealthy object, an invalid entity, a denied object)\n  2  usage or I/O error\n\nEXAMPLES:\n  idpctl manifests lint deploy/               # check every *.yaml under deploy/\n  idpctl manifests lint app.yaml --format json\n  idpctl health live.yaml                     # Argo CD health of saved objects\n  idpctl catalog validate catalog/            # Backstage catalog files\n  idpctl catalog list catalog/ --filter kind=component,spec.type=service\n  idpctl policy check k8s/ --pss restricted --guardrails\n  idpctl policy mutate k8s/ --otel-endpoint http://otel-collector:4317\n  NO_COLOR=1 idpctl version"
 )]
 struct Cli {
     /// Output format.

@@ -66,10 +66,13 @@ fn load_policy_file(path: &Path) -> Result<PolicySet, Failure> {
         .map_err(|e| Failure::io(format!("cannot read {}: {e}", path.display())))?;
     // Recognise admission-policy formats by their kind before parsing as a policy set.
     for line in text.lines() {
+        if line.starts_with("apiVersion:") && line.contains("gatekeeper.sh/") {
+            return Err(unsupported("Gatekeeper"));
+        }
         if let Some(kind) = line.strip_prefix("kind:") {
             let kind = kind.trim().trim_matches(|c| c == '"' || c == '\'');
             match kind {
-                "ConstraintTemplate" | "Constraint" => {
+                "ConstraintTemplate" => {
                     return Err(unsupported("Gatekeeper ConstraintTemplate"));
                 }
                 "ValidatingAdmissionPolicy" | "ValidatingAdmissionPolicyBinding" => {
@@ -278,7 +281,8 @@ pub fn mutate(
         Format::Yaml | Format::Table => {
             let set: ManifestSet = objects.into_iter().collect();
             let text = set.to_yaml()?;
-            print!("{text}");
+            // A closed pipe (`| head`) is not an error worth a panic.
+            let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes());
         }
     }
     Ok(ExitCode::Ok)
