@@ -144,3 +144,31 @@ status:
     assert!(text.contains("Degraded"), "{text}");
     assert!(text.contains("Deployment shop/broken"), "{text}");
 }
+
+#[test]
+fn a_closed_pipe_ends_quietly_without_a_panic() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let mut yaml = String::new();
+    for i in 0..4000 {
+        yaml.push_str("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-");
+        yaml.push_str(&i.to_string());
+        yaml.push_str("\n---\n");
+    }
+    let file = write(dir.path(), "many.yaml", &yaml);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_idpctl"))
+        .args(["policy", "check", &file, "--format", "json"])
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 16];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout); // like `| head -c 16`
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}

@@ -71,19 +71,19 @@ pub fn validate(paths: &[PathBuf], out: &Out) -> Result<ExitCode, Failure> {
                     .map_or_else(String::new, |d| format!(" (document {d})"));
                 let what = r.entity_ref.as_deref().or(r.kind.as_deref()).unwrap_or("");
                 if r.valid {
-                    println!(
+                    say!(
                         "{} {}{doc} {what}",
                         out.paint("ok   ", Color::Green),
                         r.file
                     );
                 } else {
-                    println!("{} {}{doc} {what}", out.paint("error", Color::Red), r.file);
+                    say!("{} {}{doc} {what}", out.paint("error", Color::Red), r.file);
                     for e in &r.errors {
-                        println!("        {e}");
+                        say!("        {e}");
                     }
                 }
             }
-            println!("{} document(s), {invalid} invalid", rows.len());
+            say!("{} document(s), {invalid} invalid", rows.len());
         }
     }
     Ok(if invalid > 0 {
@@ -333,10 +333,10 @@ pub fn graph(entity: &str, paths: &[PathBuf], out: &Out) -> Result<ExitCode, Fai
     match out.format {
         Format::Json | Format::Yaml => out.data(&graph)?,
         Format::Table => {
-            println!("{}", graph.entity_ref);
+            say!("{}", graph.entity_ref);
             for e in &graph.relations {
                 let note = if e.known { "" } else { "  (not in catalog)" };
-                println!("  {:<14} {}{note}", e.relation, e.target);
+                say!("  {:<14} {}{note}", e.relation, e.target);
             }
         }
     }
@@ -362,7 +362,7 @@ pub fn generate(count: usize, dir: &Path, seed: u64, out: &Out) -> Result<ExitCo
     };
     match out.format {
         Format::Json | Format::Yaml => out.data(&generated)?,
-        Format::Table => println!(
+        Format::Table => say!(
             "wrote {} entities in {} file(s) under {}",
             generated.entities,
             generated.files.len(),

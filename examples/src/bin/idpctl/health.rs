@@ -72,7 +72,7 @@ pub fn run(paths: &[PathBuf], out: &Out) -> Result<ExitCode, Failure> {
                 .collect();
             let w0 = place.iter().map(String::len).max().unwrap_or(0).max(4);
             let w1 = object.iter().map(String::len).max().unwrap_or(0).max(6);
-            println!("{:w0$}  {:w1$}  {:11}  MESSAGE", "FILE", "OBJECT", "HEALTH");
+            say!("{:w0$}  {:w1$}  {:11}  MESSAGE", "FILE", "OBJECT", "HEALTH");
             for ((row, place), object) in rows.iter().zip(&place).zip(&object) {
                 let status = row.status.map_or("-", HealthStatus::as_str);
                 let padded = format!("{status:11}");
@@ -81,7 +81,7 @@ pub fn run(paths: &[PathBuf], out: &Out) -> Result<ExitCode, Failure> {
                     s if is_finding(s) => out.paint(&padded, Color::Red),
                     _ => padded,
                 };
-                println!(
+                say!(
                     "{place:w0$}  {object:w1$}  {painted}  {}",
                     row.message.as_deref().unwrap_or("")
                 );

@@ -89,7 +89,7 @@ pub fn run(paths: &[PathBuf], out: &Out) -> Result<ExitCode, Failure> {
         Format::Table => {
             for r in &reports {
                 match &r.error {
-                    None => println!(
+                    None => say!(
                         "{} {} ({} object{})",
                         out.paint("ok   ", Color::Green),
                         r.file.display(),
@@ -106,7 +106,7 @@ pub fn run(paths: &[PathBuf], out: &Out) -> Result<ExitCode, Failure> {
                             .document
                             .map(|d| format!(" (document {d})"))
                             .unwrap_or_default();
-                        println!(
+                        say!(
                             "{} {place}{doc}: {}",
                             out.paint("error", Color::Red),
                             f.message
@@ -115,7 +115,7 @@ pub fn run(paths: &[PathBuf], out: &Out) -> Result<ExitCode, Failure> {
                 }
             }
             let total: usize = reports.iter().map(|r| r.objects).sum();
-            println!(
+            say!(
                 "{} file(s), {total} object(s), {failed} with errors",
                 reports.len()
             );

@@ -8,6 +8,15 @@
 //! Subcommands: `version`, `manifests lint`, `health`, `catalog validate|list|search|graph|
 //! generate|schema` (idp-catalog) and `policy check|mutate` (idp-policy).
 
+/// `println!` that returns a [`Failure`] instead of panicking when stdout is gone (for
+/// example `idpctl … | head`); `main` ends quietly on a closed pipe.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*).map_err($crate::Failure::from)?
+    }};
+}
+
 mod catalog;
 mod files;
 mod health;
@@ -246,6 +255,8 @@ pub enum ExitCode {
 #[derive(Debug)]
 pub struct Failure {
     message: String,
+    /// stdout was closed by the reader (`| head`): nothing to report.
+    closed_pipe: bool,
 }
 
 impl Failure {
@@ -253,6 +264,7 @@ impl Failure {
     pub fn io(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
+            closed_pipe: false,
         }
     }
 
@@ -260,13 +272,17 @@ impl Failure {
     pub fn usage(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
+            closed_pipe: false,
         }
     }
 }
 
 impl From<std::io::Error> for Failure {
     fn from(e: std::io::Error) -> Self {
-        Self::io(e.to_string())
+        Self {
+            closed_pipe: e.kind() == std::io::ErrorKind::BrokenPipe,
+            ..Self::io(e.to_string())
+        }
     }
 }
 
@@ -305,9 +321,9 @@ fn version(out: &Out) -> Result<ExitCode, Failure> {
     };
     match out.format {
         Format::Table => {
-            println!("idpctl {}", versions.idpctl);
-            println!("idp-core {}", versions.idp_core);
-            println!("Kubernetes API {}", versions.kubernetes_api);
+            say!("idpctl {}", versions.idpctl);
+            say!("idp-core {}", versions.idp_core);
+            say!("Kubernetes API {}", versions.kubernetes_api);
         }
         _ => out.data(&versions)?,
     }
@@ -364,6 +380,7 @@ fn main() -> std::process::ExitCode {
     };
     match result {
         Ok(code) => std::process::ExitCode::from(code as u8),
+        Err(failure) if failure.closed_pipe => std::process::ExitCode::SUCCESS,
         Err(failure) => {
             eprintln!(
                 "{} {}",

@@ -51,7 +51,13 @@ impl Out {
         let mut stdout = std::io::stdout().lock();
         match self.format {
             Format::Json => {
-                serde_json::to_writer_pretty(&mut stdout, value).map_err(std::io::Error::other)?;
+                serde_json::to_writer_pretty(&mut stdout, value).map_err(|e| {
+                    // Keep the I/O kind (a closed pipe stays BrokenPipe).
+                    match e.io_error_kind() {
+                        Some(kind) => std::io::Error::new(kind, e),
+                        None => std::io::Error::other(e),
+                    }
+                })?;
                 writeln!(stdout)
             }
             Format::Yaml | Format::Table => {

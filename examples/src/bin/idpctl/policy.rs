@@ -204,7 +204,7 @@ pub fn check(
                     .namespace
                     .as_deref()
                     .map_or(String::new(), |n| format!("{n}/"));
-                println!(
+                say!(
                     "{verdict} {} (document {}) {} {ns}{}",
                     r.file.display(),
                     r.document,
@@ -221,13 +221,15 @@ pub fn check(
                         Enforcement::Warn => "warn",
                         Enforcement::Audit => "audit",
                     };
-                    println!(
+                    say!(
                         "    {action:<5} {}/{}{path}: {}",
-                        v.policy, v.rule, v.message
+                        v.policy,
+                        v.rule,
+                        v.message
                     );
                 }
             }
-            println!("{} object(s), {denied} denied", rows.len());
+            say!("{} object(s), {denied} denied", rows.len());
         }
     }
     Ok(if denied > 0 {
