@@ -1,25 +1,11 @@
 //! idpctl as a user runs it: the real binary, real files, exit codes and output formats.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-fn idpctl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_idpctl"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("idpctl runs")
-}
+use common::{idpctl, write};
 
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let path = dir.join(name);
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).unwrap();
-    }
-    std::fs::write(&path, text).unwrap();
-    path.display().to_string()
-}
+use std::process::Command;
 
 #[test]
 fn help_teaches_and_version_prints() {
@@ -156,7 +142,7 @@ fn a_closed_pipe_ends_quietly_without_a_panic() {
         yaml.push_str("\n---\n");
     }
     let file = write(dir.path(), "many.yaml", &yaml);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_idpctl"))
+    let mut child = Command::new(common::IDPCTL)
         .args(["policy", "check", &file, "--format", "json"])
         .env("NO_COLOR", "1")
         .stdout(std::process::Stdio::piped())

@@ -2,37 +2,11 @@
 //! JSON shapes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
+
+use common::{idpctl, json, write};
 
 use serde_json::Value;
-
-fn idpctl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_idpctl"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("idpctl runs")
-}
-
-fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let path = dir.join(name);
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).unwrap();
-    }
-    std::fs::write(&path, text).unwrap();
-    path.display().to_string()
-}
 
 const TEAM: &str = "apiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata:\n  name: team-a\nspec:\n  type: team\n  children: []\n";
 const CART: &str = "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: cart\n  description: Shopping cart checkout service\nspec:\n  type: service\n  lifecycle: production\n  owner: team-a\n  providesApis: [cart-api]\n  dependsOn: [resource:cart-db]\n";

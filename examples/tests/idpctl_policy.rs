@@ -2,37 +2,11 @@
 //! JSON shapes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
+
+use common::{idpctl, json, write};
 
 use serde_json::Value;
-
-fn idpctl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_idpctl"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("idpctl runs")
-}
-
-fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let path = dir.join(name);
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).unwrap();
-    }
-    std::fs::write(&path, text).unwrap();
-    path.display().to_string()
-}
 
 const NAMESPACE: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n";
 const PRIVILEGED: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: cart\n  namespace: shop\nspec:\n  template:\n    spec:\n      hostPID: true\n      containers:\n        - name: app\n          image: ghcr.io/acme/cart:latest\n          securityContext:\n            privileged: true\n";
