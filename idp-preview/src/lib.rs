@@ -6,4 +6,8 @@
 //! implements its ports, so a platform can use it or replace it with its own
 //! implementation of the same trait.
 //!
-//! **Status:** this crate is being built; this release has no public API yet.
+//! **Status:** this crate is being built. [`event::PullRequestEvent`] is what webhooks
+//! become and [`decision::Decision`] what planning an event yields.
+
+pub mod decision;
+pub mod event;
