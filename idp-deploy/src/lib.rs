@@ -6,4 +6,13 @@
 //! implements its ports, so a platform can use it or replace it with its own
 //! implementation of the same trait.
 //!
-//! **Status:** this crate is being built; this release has no public API yet.
+//! - [`workload`]: read a developer's Score file and render it per environment into
+//!   Kubernetes objects (start with [`workload::render_file`]).
+//! - [`cost`]: estimate the monthly cost of a manifest set from its requests and a price
+//!   sheet, per object, team and environment (start with [`cost::estimate`]).
+//! - [`dora`]: the four DORA metrics and performance levels from deployment history
+//!   (start with [`dora::compute`]).
+
+pub mod cost;
+pub mod dora;
+pub mod workload;
