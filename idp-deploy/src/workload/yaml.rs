@@ -53,15 +53,23 @@ pub(crate) fn read(path: &Path, what: &str) -> Result<String> {
         .map_err(|e| Error::from(e).context(format!("cannot read the {what} {}", path.display())))
 }
 
-/// The 1-based line of the first line of `text` that contains `needle` as a key
-/// (`needle:`), for problems found after parsing; 1 when not found.
+/// The 1-based line of the first line of `text` where `needle` appears as a mapping key
+/// (`needle:` at the start of the line, after `- `, or inside a flow mapping after `{` or
+/// `,`), for problems found after parsing; 1 when not found.
 pub(crate) fn line_of_key(text: &str, needle: &str) -> usize {
-    let key = format!("{needle}:");
-    let quoted = format!("\"{needle}\":");
+    let keys = [
+        format!("{needle}:"),
+        format!("\"{needle}\":"),
+        format!("'{needle}':"),
+    ];
     text.lines()
-        .position(|l| {
-            let t = l.trim_start().trim_start_matches("- ");
-            t.starts_with(&key) || t.starts_with(&quoted)
+        .position(|line| {
+            keys.iter().any(|key| {
+                line.match_indices(key.as_str()).any(|(at, _)| {
+                    let before = line[..at].trim_end();
+                    before.is_empty() || before.ends_with(['{', ',', '-'])
+                })
+            })
         })
         .map_or(1, |i| i + 1)
 }

@@ -18,6 +18,7 @@ macro_rules! say {
 }
 
 mod catalog;
+mod cost;
 mod files;
 mod health;
 mod lint;
@@ -76,6 +77,8 @@ enum Command {
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
     },
+    /// Estimate the monthly cost of manifests, per object, team and environment.
+    Cost(cost::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -356,6 +359,7 @@ fn main() -> std::process::ExitCode {
         Command::Version => version(&out),
         Command::Manifests(ManifestsCommand::Lint { paths }) => lint::run(paths, &out),
         Command::Health { paths } => health::run(paths, &out),
+        Command::Cost(args) => cost::run(args, &out),
         Command::Catalog(c) => run_catalog(c, &out),
         Command::Policy(PolicyCommand::Check {
             paths,
