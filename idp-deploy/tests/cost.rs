@@ -1,6 +1,6 @@
 //! Cost estimates checked against hand-computed figures, and Kubernetes quantity parsing
 //! (unit cases and property tests).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::float_cmp)]
 
 use idp_core::ManifestSet;
 use idp_deploy::cost::{CostReport, PriceSheet, estimate, parse_quantity};

@@ -2,6 +2,7 @@
 //! file, determinism, clear errors for bad input, and property tests of the parser.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use idp_core::{ErrorKind, ManifestSet, Object};
@@ -646,7 +647,7 @@ fn score_like() -> impl Strategy<Value = String> {
             for (depth, key, value, dash) in lines {
                 let indent = "  ".repeat(depth + 2);
                 let dash = if dash { "- " } else { "" };
-                out.push_str(&format!("{indent}{dash}{key}: {value}\n"));
+                writeln!(out, "{indent}{dash}{key}: {value}").unwrap();
             }
             out
         },
