@@ -383,6 +383,60 @@ fn render_file_reads_sources_next_to_the_score_file() {
     );
 }
 
+#[test]
+fn sources_must_stay_inside_the_score_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let inner = dir.path().join("svc");
+    std::fs::create_dir(&inner).unwrap();
+    std::fs::write(dir.path().join("secret.txt"), "do not read").unwrap();
+    for source in ["../secret.txt", "/etc/hostname"] {
+        std::fs::write(
+            inner.join("score.yaml"),
+            format!("apiVersion: score.dev/v1b1\nmetadata: {{name: web}}\ncontainers:\n  app:\n    image: nginx\n    files: [{{target: /etc/x, source: \"{source}\"}}]\n"),
+        )
+        .unwrap();
+        let err = block_on(render_file(
+            inner.join("score.yaml"),
+            &EnvironmentProfile::default(),
+            &CompositeProvisioner::new(),
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("container `app`: files[/etc/x]"), "{err}");
+        assert!(err.contains("outside the Score file's folder"), "{err}");
+    }
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(dir.path().join("secret.txt"), inner.join("link.txt")).unwrap();
+        std::fs::write(
+            inner.join("score.yaml"),
+            "apiVersion: score.dev/v1b1\nmetadata: {name: web}\ncontainers:\n  app:\n    image: nginx\n    files: [{target: /etc/x, source: link.txt}]\n",
+        )
+        .unwrap();
+        let err = block_on(render_file(
+            inner.join("score.yaml"),
+            &EnvironmentProfile::default(),
+            &CompositeProvisioner::new(),
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("outside the Score file's folder"),
+            "a symlink out: {err}"
+        );
+    }
+}
+
+#[test]
+fn files_larger_than_a_config_map_are_refused() {
+    let big = "x".repeat(1024 * 1024 + 1);
+    let score = format!(
+        "{HEAD}containers:\n  api:\n    image: x\n    files: [{{target: /big, content: {big}}}]\n"
+    );
+    let text = render_err(&score, "{}", &CompositeProvisioner::new()).to_string();
+    assert!(text.contains("at most 1 MiB"), "{text}");
+}
+
 // ---- bad input ----------------------------------------------------------------------
 
 fn parse_err(text: &str) -> String {

@@ -696,6 +696,21 @@ fn render_container(
                 "readOnly": true,
             }));
         }
+        let bytes: usize = data
+            .values()
+            .chain(binary.values())
+            .filter_map(Value::as_str)
+            .map(str::len)
+            .sum();
+        if bytes as u64 > MAX_FILE_BYTES {
+            return Err(fail(
+                "files",
+                format!(
+                    "the files add up to {bytes} bytes; a ConfigMap holds at most 1 MiB — \
+                     mount large files from a volume instead"
+                ),
+            ));
+        }
         let mut cm = Map::new();
         cm.insert("apiVersion".into(), "v1".into());
         cm.insert("kind".into(), "ConfigMap".into());
@@ -785,13 +800,48 @@ fn file_key(target: &str) -> String {
     }
 }
 
+/// Largest `source` file read, and largest ConfigMap rendered: Kubernetes stores at most
+/// 1 MiB per object.
+const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Read a file's `source`, which must stay inside the base folder (the Score file's):
+/// a Score file from a repository must not pull arbitrary files of the machine rendering
+/// it into a ConfigMap.
 fn read_source(ctx: &RenderContext, source: &str) -> Result<String> {
-    let path = Path::new(source);
-    let path = match &ctx.base_dir {
-        Some(dir) if path.is_relative() => dir.join(path),
-        _ => path.to_path_buf(),
+    let base = ctx.base_dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    let outside = || {
+        Error::invalid_input(format!(
+            "`{source}` is outside the Score file's folder; give a relative path inside it"
+        ))
     };
-    std::fs::read_to_string(&path).map_err(|e| Error::from(e).context(path.display()))
+    let path = Path::new(source);
+    if path.is_absolute()
+        || path
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(outside());
+    }
+    let full = base.join(path);
+    let real_base = base
+        .canonicalize()
+        .map_err(|e| Error::from(e).context(base.display()))?;
+    let real = full
+        .canonicalize()
+        .map_err(|e| Error::from(e).context(full.display()))?;
+    if !real.starts_with(&real_base) {
+        return Err(outside());
+    }
+    let size = std::fs::metadata(&real)
+        .map_err(|e| Error::from(e).context(full.display()))?
+        .len();
+    if size > MAX_FILE_BYTES {
+        return Err(Error::invalid_input(format!(
+            "{} is {size} bytes; a file mounted from a ConfigMap must be under 1 MiB",
+            full.display()
+        )));
+    }
+    std::fs::read_to_string(&real).map_err(|e| Error::from(e).context(full.display()))
 }
 
 fn probe_json(probe: &Probe) -> Value {
