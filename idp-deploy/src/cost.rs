@@ -57,12 +57,24 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Hours in the month the estimate covers (365 × 24 / 12).
+///
+/// ```
+/// assert_eq!(idp_deploy::cost::HOURS_PER_MONTH, 730.0);
+/// ```
 pub const HOURS_PER_MONTH: f64 = 730.0;
 
 /// The team an object with no owner label is attributed to.
+///
+/// ```
+/// assert_eq!(idp_deploy::cost::UNATTRIBUTED, "unattributed");
+/// ```
 pub const UNATTRIBUTED: &str = "unattributed";
 
 /// The environment of an object with no `idp.dev/environment` label.
+///
+/// ```
+/// assert_eq!(idp_deploy::cost::NO_ENVIRONMENT, "none");
+/// ```
 pub const NO_ENVIRONMENT: &str = "none";
 
 /// Prices, in one currency.

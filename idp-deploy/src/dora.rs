@@ -68,6 +68,10 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// The team of a record that names none.
+///
+/// ```
+/// assert_eq!(idp_deploy::dora::UNASSIGNED, "unassigned");
+/// ```
 pub const UNASSIGNED: &str = "unassigned";
 
 /// How a deployment turned out.

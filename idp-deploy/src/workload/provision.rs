@@ -99,6 +99,12 @@ impl ProvisionRequest {
 
 /// The outputs of one resource: a JSON mapping; placeholders walk into it by key
 /// (`${resources.db.host}`, `${resources.bucket.tags.team}`).
+///
+/// ```
+/// let mut o = idp_deploy::workload::Outputs::new();
+/// o.insert("host".into(), "db.internal".into());
+/// assert_eq!(o["host"], "db.internal");
+/// ```
 pub type Outputs = Map<String, Value>;
 
 /// Supplies the outputs of the resources a workload depends on.

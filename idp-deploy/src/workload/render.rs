@@ -16,6 +16,10 @@ use super::score::{Container, File, Probe, Workload};
 /// The annotation on the pod template that changes whenever a mounted file changes, so
 /// the Deployment rolls its pods (the ConfigMaps are mounted with `subPath`, which
 /// Kubernetes does not refresh in running pods).
+///
+/// ```
+/// assert_eq!(idp_deploy::workload::CONFIG_HASH_ANNOTATION, "idp.dev/config-hash");
+/// ```
 pub const CONFIG_HASH_ANNOTATION: &str = "idp.dev/config-hash";
 
 /// What the caller knows about a rendering besides the workload and the profile.

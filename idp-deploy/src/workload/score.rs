@@ -23,6 +23,10 @@ use serde_json::{Map, Value};
 use super::yaml;
 
 /// The only `apiVersion` this reader accepts.
+///
+/// ```
+/// assert_eq!(idp_deploy::workload::SCORE_API_VERSION, "score.dev/v1b1");
+/// ```
 pub const SCORE_API_VERSION: &str = "score.dev/v1b1";
 
 /// A Score workload: what a developer writes once and the platform renders per environment.
@@ -448,6 +452,11 @@ pub struct ContainerResources {
 
 /// Resource name → quantity (`cpu`, `memory`, or an extended resource such as
 /// `nvidia.com/gpu`).
+///
+/// ```
+/// let r: idp_deploy::workload::ResourceList = [("cpu".to_owned(), "250m".to_owned())].into();
+/// assert_eq!(r["cpu"], "250m");
+/// ```
 pub type ResourceList = BTreeMap<String, String>;
 
 /// A health probe: an HTTP GET or a command.
