@@ -521,6 +521,14 @@ fn schema_rules_have_clear_messages() {
             "apiVersion: score.dev/v1b1\nmetadata: {name: cart}\ncontainers: {app: {image: x}}\nservice:\n  ports:\n    web: {port: 80, protocol: SCTP}\n",
             "SCTP",
         ),
+        (
+            "apiVersion: score.dev/v1b1\nmetadata: {name: cart}\ncontainers:\n  app:\n    image: x\n    livenessProbe:\n      httpGet: {path: /, port: 80, scheme: ftp}\n",
+            "score.yaml:7: invalid Score file: containers.app.livenessProbe.httpGet.scheme: `ftp` is not",
+        ),
+        (
+            "apiVersion: score.dev/v1b1\nmetadata: {name: cart}\ncontainers:\n  app:\n    image: x\n    variables: {\"A=B\": x}\n",
+            "containers.app.variables: `A=B` is not a valid variable name",
+        ),
         ("a: [", "score.yaml:1"),
     ];
     for (text, expected) in cases {

@@ -686,6 +686,32 @@ impl Workload {
                         .to_owned(),
                 ));
             }
+            for key in container.variables.keys() {
+                if key.is_empty() || key.contains('=') {
+                    return Err(fail(
+                        "variables",
+                        &format!("containers.{name}.variables"),
+                        format!("`{key}` is not a valid variable name (empty, or contains `=`)"),
+                    ));
+                }
+            }
+            let probes = [
+                ("livenessProbe", &container.liveness_probe),
+                ("readinessProbe", &container.readiness_probe),
+            ];
+            for (which, probe) in probes {
+                let scheme = probe
+                    .as_ref()
+                    .and_then(|p| p.http_get.as_ref())
+                    .and_then(|h| h.scheme.as_deref());
+                if let Some(scheme) = scheme.filter(|s| !matches!(*s, "HTTP" | "HTTPS")) {
+                    return Err(fail(
+                        "scheme",
+                        &format!("containers.{name}.{which}.httpGet.scheme"),
+                        format!("`{scheme}` is not `HTTP` or `HTTPS`"),
+                    ));
+                }
+            }
             if let Some(resources) = &container.resources {
                 for (which, list) in [
                     ("limits", &resources.limits),
