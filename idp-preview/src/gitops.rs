@@ -1,0 +1,1 @@
+//! The GitOps environment provider (being written).
