@@ -13,7 +13,7 @@
 //! ([`verify`]) before parsing a GitHub ([`github`]) or GitLab ([`gitlab`]) payload.
 //! Deciding: [`plan::plan`] with a [`plan::PreviewConfig`] (loadable from YAML) says
 //! ensure, destroy or ignore, and [`plan::environment_name`] names the preview.
-//! Keeping previews in Git: the [`gitops`] environment provider implements
+//! Keeping previews in Git: [`gitops::GitOpsEnvironmentProvider`] implements
 //! `idp_core::EnvironmentProvider` with a folder per preview in the GitOps repository.
 
 pub mod decision;
