@@ -55,7 +55,7 @@ const WHAT: &str = "GitHub pull_request payload";
 /// let d = github::parse("push", b"{}").unwrap();
 /// assert!(matches!(d, Delivery::Ignored { .. }));
 /// let err = github::parse("pull_request", br#"{"action": "opened"}"#).unwrap_err();
-/// assert!(err.to_string().contains("`number`"));
+/// assert!(err.to_string().contains("`repository.full_name`"));
 /// ```
 pub fn parse(event: &str, body: &[u8]) -> Result<Delivery> {
     let event = event.trim();
@@ -105,20 +105,17 @@ pub fn parse(event: &str, body: &[u8]) -> Result<Delivery> {
             p.str("pull_request.head.sha")?,
         )
         .with_base(p.str("pull_request.base.ref")?);
-    e.title = p
-        .opt_str("pull_request.title")?
+    p.opt_str("pull_request.title")?
         .unwrap_or_default()
-        .to_owned();
-    e.author = p
-        .opt_str("pull_request.user.login")?
+        .clone_into(&mut e.title);
+    p.opt_str("pull_request.user.login")?
         .unwrap_or_default()
-        .to_owned();
-    e.head_repo = match p.get("pull_request.head.repo") {
-        None => Some(UNKNOWN_HEAD_REPO.to_owned()),
-        Some(_) => {
-            let head = p.str("pull_request.head.repo.full_name")?;
-            (!head.eq_ignore_ascii_case(repo)).then(|| head.to_owned())
-        }
+        .clone_into(&mut e.author);
+    e.head_repo = if p.get("pull_request.head.repo").is_some() {
+        let head = p.str("pull_request.head.repo.full_name")?;
+        (!head.eq_ignore_ascii_case(repo)).then(|| head.to_owned())
+    } else {
+        Some(UNKNOWN_HEAD_REPO.to_owned())
     };
     e.labels = p
         .names("pull_request.labels", "name")?

@@ -111,20 +111,20 @@ pub fn parse(event: &str, body: &[u8]) -> Result<Delivery> {
             p.str("object_attributes.last_commit.id")?,
         )
         .with_base(p.str("object_attributes.target_branch")?);
-    e.title = p
-        .opt_str("object_attributes.title")?
+    p.opt_str("object_attributes.title")?
         .unwrap_or_default()
-        .to_owned();
-    e.author = p.opt_str("user.username")?.unwrap_or_default().to_owned();
-    e.head_repo = match p.opt_str("object_attributes.source.path_with_namespace")? {
-        Some(source) => (!source.eq_ignore_ascii_case(repo)).then(|| source.to_owned()),
-        None => {
-            let source = p.get("object_attributes.source_project_id");
-            let target = p.get("object_attributes.target_project_id");
-            match (source, target) {
-                (Some(s), Some(t)) if s != t => Some(UNKNOWN_HEAD_REPO.to_owned()),
-                _ => None,
-            }
+        .clone_into(&mut e.title);
+    p.opt_str("user.username")?
+        .unwrap_or_default()
+        .clone_into(&mut e.author);
+    e.head_repo = if let Some(source) = p.opt_str("object_attributes.source.path_with_namespace")? {
+        (!source.eq_ignore_ascii_case(repo)).then(|| source.to_owned())
+    } else {
+        let source = p.get("object_attributes.source_project_id");
+        let target = p.get("object_attributes.target_project_id");
+        match (source, target) {
+            (Some(s), Some(t)) if s != t => Some(UNKNOWN_HEAD_REPO.to_owned()),
+            _ => None,
         }
     };
     e.labels = labels;

@@ -666,13 +666,19 @@ impl GitOpsEnvironmentProvider {
                 Ok(record) if record.name.as_str() == entry.name => {
                     out.push(self.environment(&record));
                 }
-                Ok(record) => tracing::warn!(
-                    folder = %entry.path,
-                    recorded = %record.name,
-                    "skipping a preview folder whose record names another environment"
-                ),
+                Ok(record) => {
+                    tracing::warn!(
+                        folder = %entry.path,
+                        recorded = %record.name,
+                        "skipping a preview folder whose record names another environment"
+                    );
+                }
                 Err(e) => {
-                    tracing::warn!(folder = %entry.path, error = %e, "skipping an unreadable preview record")
+                    tracing::warn!(
+                        folder = %entry.path,
+                        error = %e,
+                        "skipping an unreadable preview record"
+                    );
                 }
             }
         }

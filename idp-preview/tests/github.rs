@@ -201,7 +201,7 @@ fn arb_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(|n| Value::from(n)),
+        any::<i64>().prop_map(Value::from),
         ".{0,12}".prop_map(Value::String),
         prop_oneof![
             Just("opened"),
@@ -248,7 +248,7 @@ proptest! {
     fn deleting_a_field_gives_a_named_error_or_an_event(index in 0usize..400) {
         let mut v: Value = serde_json::from_slice(&fixture("labeled.json")).unwrap();
         let mut paths = Vec::new();
-        collect_paths(&v, String::new(), &mut paths);
+        collect_paths(&v, "", &mut paths);
         let path = &paths[index % paths.len()];
         remove_path(&mut v, path);
         match github::parse("pull_request", &serde_json::to_vec(&v).unwrap()) {
@@ -258,7 +258,7 @@ proptest! {
     }
 }
 
-fn collect_paths(v: &Value, prefix: String, out: &mut Vec<String>) {
+fn collect_paths(v: &Value, prefix: &str, out: &mut Vec<String>) {
     if let Value::Object(map) = v {
         for (k, child) in map {
             let p = if prefix.is_empty() {
@@ -267,7 +267,7 @@ fn collect_paths(v: &Value, prefix: String, out: &mut Vec<String>) {
                 format!("{prefix}.{k}")
             };
             out.push(p.clone());
-            collect_paths(child, p, out);
+            collect_paths(child, &p, out);
         }
     }
 }

@@ -217,7 +217,7 @@ proptest! {
     fn arbitrary_strings_in_every_field_never_panic(index in 0usize..400, s in ".{0,20}", n in any::<i64>()) {
         let mut v = json("update_labeled.json");
         let mut paths = Vec::new();
-        collect_paths(&v, String::new(), &mut paths);
+        collect_paths(&v, "", &mut paths);
         let path = &paths[index % paths.len()];
         let replacement = if index % 2 == 0 { Value::String(s) } else { Value::from(n) };
         set_path(&mut v, path, replacement);
@@ -228,7 +228,7 @@ proptest! {
     }
 }
 
-fn collect_paths(v: &Value, prefix: String, out: &mut Vec<String>) {
+fn collect_paths(v: &Value, prefix: &str, out: &mut Vec<String>) {
     if let Value::Object(map) = v {
         for (k, child) in map {
             let p = if prefix.is_empty() {
@@ -237,7 +237,7 @@ fn collect_paths(v: &Value, prefix: String, out: &mut Vec<String>) {
                 format!("{prefix}.{k}")
             };
             out.push(p.clone());
-            collect_paths(child, p, out);
+            collect_paths(child, &p, out);
         }
     }
 }
