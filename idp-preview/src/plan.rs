@@ -12,9 +12,9 @@
 //! 2. a closed pull request → destroy (merged or not);
 //! 3. a fork when `allowForks` is off, a head or base branch not matched by the
 //!    patterns, a draft when `skipDrafts` is on, a missing required label → **destroy**
-//!    when the event is the change that made the pull request stop qualifying
-//!    (`unlabeled`, `converted_to_draft`, `edited` — a new base branch), **ignore**
-//!    otherwise;
+//!    when the event is the change that made the pull request stop qualifying (a
+//!    required label removed, `converted_to_draft`, `edited` — a new base branch),
+//!    **ignore** otherwise;
 //! 4. no preview yet and the repository is at `maxPreviewsPerRepo` → ignore with the
 //!    count in the reason (never evict another preview);
 //! 5. otherwise → ensure (create, or update to the head SHA).
@@ -142,11 +142,8 @@ impl PreviewConfig {
         if text.trim().is_empty() {
             return Ok(Self::default());
         }
-        let config: Self = serde_saphyr::from_str(text).map_err(|e| {
-            Error::invalid_input(format!(
-                "invalid preview config: {e} (known keys: repos, requiredLabels, headBranches, baseBranches, skipDrafts, allowForks, maxPreviewsPerRepo, prefix)"
-            ))
-        })?;
+        let config: Self = serde_saphyr::from_str(text)
+            .map_err(|e| Error::invalid_input(format!("invalid preview config: {e}")))?;
         config.validate()?;
         Ok(config)
     }
@@ -428,12 +425,12 @@ pub fn plan_with(event: &PullRequestEvent, config: &PreviewConfig, ctx: &PlanCon
     if let Some(why_not) = disqualified(event, config) {
         // Destroy only when this event is what made the pull request stop qualifying;
         // otherwise there is nothing to tear down and nothing to do.
-        let stopped = matches!(
-            event.action,
-            PullRequestAction::Unlabeled { .. }
-                | PullRequestAction::ConvertedToDraft
-                | PullRequestAction::Edited
-        );
+        let stopped = match &event.action {
+            PullRequestAction::Unlabeled { label } => config.required_labels.contains(label),
+            PullRequestAction::ConvertedToDraft => config.skip_drafts,
+            PullRequestAction::Edited => true,
+            _ => false,
+        };
         return if stopped {
             Decision::Destroy {
                 environment,

@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 use idp_core::ErrorKind;
 use idp_preview::decision::Decision;
 use idp_preview::event::{Forge, PullRequestAction, PullRequestEvent};
-use idp_preview::plan::{PlanContext, PreviewConfig, environment_name, plan, plan_with};
+use idp_preview::plan::{
+    PlanContext, PreviewConfig, environment_name, glob_match, plan, plan_with,
+};
 use idp_preview::webhook::Delivery;
 use proptest::prelude::*;
 
@@ -286,6 +288,23 @@ proptest! {
     ) {
         prop_assume!(a.to_lowercase() != b.to_lowercase() || n != m);
         prop_assert_ne!(environment_name("pr", &a, n).unwrap(), environment_name("pr", &b, m).unwrap());
+    }
+
+    #[test]
+    fn globs_without_wildcards_match_only_themselves(text in "[a-z/._-]{0,30}", other in "[a-z/._-]{0,30}") {
+        prop_assert!(glob_match(&text, &text));
+        prop_assert_eq!(glob_match(&text, &other), text == other);
+        prop_assert!(glob_match("**", &text));
+        prop_assert_eq!(glob_match("*", &text), !text.contains('/'));
+    }
+
+    #[test]
+    fn a_star_in_a_prefix_pattern_matches_one_segment(prefix in "[a-z]{1,8}", rest in "[a-z/]{0,20}") {
+        let text = format!("{prefix}/{rest}");
+        let one = format!("{prefix}/*");
+        let any = format!("{prefix}/**");
+        prop_assert_eq!(glob_match(&one, &text), !rest.contains('/'));
+        prop_assert!(glob_match(&any, &text));
     }
 
     /// Repositories whose slugs collide still get different names.
