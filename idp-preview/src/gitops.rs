@@ -563,7 +563,20 @@ impl GitOpsEnvironmentProvider {
     fn files(&self, record: &Record) -> Result<Vec<(String, Vec<u8>)>> {
         let folder = self.folder(&record.name);
         let name = record.name.as_str();
-        let mut labels = record.labels.clone();
+        // Every label is kept in the record; only valid Kubernetes labels go on objects
+        // (a value like `acme/cart` would make the manifests fail to apply).
+        let mut labels: BTreeMap<String, String> = record
+            .labels
+            .iter()
+            .filter(|(k, v)| {
+                let ok = is_label_key(k) && is_label_value(v);
+                if !ok {
+                    tracing::debug!(key = %k, value = %v, "not a valid Kubernetes label; kept in the record only");
+                }
+                ok
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         labels.insert("app.kubernetes.io/managed-by".into(), "idp".into());
         labels.insert("idp.dev/environment".into(), name.into());
         let record_json = serde_json::to_string(record)
@@ -698,6 +711,29 @@ fn join(dir: &str, name: &str) -> String {
     } else {
         format!("{dir}/{name}")
     }
+}
+
+/// A Kubernetes label value: empty, or at most 63 characters of `[A-Za-z0-9._-]`
+/// starting and ending with an alphanumeric.
+fn is_label_value(v: &str) -> bool {
+    v.is_empty()
+        || (v.len() <= 63
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            && v.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+            && v.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric()))
+}
+
+/// A Kubernetes label key: an optional DNS-subdomain prefix and `/`, then a non-empty
+/// name with the value rules.
+fn is_label_key(k: &str) -> bool {
+    let (prefix, name) = match k.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, k),
+    };
+    !name.is_empty()
+        && is_label_value(name)
+        && prefix.is_none_or(|p| idp_core::DnsSubdomain::new(p).is_ok())
 }
 
 fn pretty(value: &Value) -> Result<Vec<u8>> {

@@ -293,6 +293,29 @@ async fn argo_cd_and_flux_manifests_point_at_the_folder() {
 }
 
 #[tokio::test]
+async fn labels_that_kubernetes_would_refuse_stay_in_the_record_only() {
+    let (_dir, repo) = bare().await;
+    let provider = GitOpsEnvironmentProvider::new(repo.clone(), "main");
+    let spec = EnvironmentSpec::new(name("pr-8"))
+        .with_label("idp.dev/repo", "acme/cart")
+        .with_label("idp.dev/pr", "8")
+        .with_label("Bad Key!", "x");
+    provider.ensure(&spec).await.unwrap();
+    assert_eq!(provider.list().await.unwrap()[0].labels, spec.labels);
+    let ns: Value = serde_json::from_slice(
+        &repo
+            .read_file("main", "previews/pr-8/namespace.json")
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let labels = ns["metadata"]["labels"].as_object().unwrap();
+    assert_eq!(labels["idp.dev/pr"], "8");
+    assert!(!labels.contains_key("idp.dev/repo"));
+    assert!(!labels.contains_key("Bad Key!"));
+}
+
+#[tokio::test]
 async fn concurrent_ensures_all_land() {
     let (_dir, repo) = bare().await;
     let provider = GitOpsEnvironmentProvider::new(repo.clone(), "main");

@@ -247,3 +247,22 @@ proptest! {
         prop_assert!(verify_github(b"k", Some(&sig), &altered).is_err());
     }
 }
+
+proptest! {
+    /// The handler never panics, and nothing unsigned gets through to an event.
+    #[test]
+    fn the_handler_never_accepts_a_forged_delivery(
+        event in prop_oneof![Just("pull_request".to_owned()), ".{0,20}"],
+        sig in ".{0,80}",
+        body in prop::collection::vec(any::<u8>(), 0..512),
+    ) {
+        let h = WebhookHandler::new(WebhookVerifier::new(Forge::GitHub, "k").unwrap());
+        let headers = [("X-GitHub-Event", event.as_str()), ("X-Hub-Signature-256", sig.as_str())];
+        if h.handle(&headers[..], &body).is_ok() {
+            prop_assert_eq!(sig.trim(), github_signature(b"k", &body));
+        }
+        let gl = WebhookHandler::new(WebhookVerifier::new(Forge::GitLab, "tok").unwrap());
+        let headers = [("X-Gitlab-Event", "Merge Request Hook"), ("X-Gitlab-Token", sig.as_str())];
+        prop_assert_eq!(gl.handle(&headers[..], &body).map_err(|e| e.kind()).err() == Some(ErrorKind::Denied), sig != "tok");
+    }
+}
