@@ -22,7 +22,9 @@
 //! nothing to change makes no commit. `destroy` removes the folder and the app manifest
 //! in one commit. With [`push_to`](GitOpsEnvironmentProvider::push_to) the repository is a
 //! local cache of a remote: reads fetch first and writes go through
-//! [`GitRepo::commit_and_push`].
+//! [`GitRepo::commit_and_push`], which never loses another writer's commit but re-applies
+//! the change on a remote tip that moved after the read (the ownership check is then as
+//! old as that read); the remote branch must already exist.
 //!
 //! **Expiry.** With a TTL, `expiresAt` is `now + ttl` when the preview is created or when
 //! `ensure` finds less than half of the TTL left, so an active preview keeps living

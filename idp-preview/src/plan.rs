@@ -13,8 +13,8 @@
 //! 3. a fork when `allowForks` is off, a head or base branch not matched by the
 //!    patterns, a draft when `skipDrafts` is on, a missing required label → **destroy**
 //!    when the event is the change that made the pull request stop qualifying (a
-//!    required label removed, `converted_to_draft`, `edited` — a new base branch),
-//!    **ignore** otherwise;
+//!    required label removed, `converted_to_draft`, `edited` — a new base branch) or
+//!    when [`PlanContext::has_preview`] says one exists, **ignore** otherwise;
 //! 4. no preview yet and the repository is at `maxPreviewsPerRepo` → ignore with the
 //!    count in the reason (never evict another preview);
 //! 5. otherwise → ensure (create, or update to the head SHA).
@@ -429,7 +429,8 @@ pub fn plan_with(event: &PullRequestEvent, config: &PreviewConfig, ctx: &PlanCon
             PullRequestAction::Unlabeled { label } => config.required_labels.contains(label),
             PullRequestAction::ConvertedToDraft => config.skip_drafts,
             PullRequestAction::Edited => true,
-            _ => false,
+            // The controller knows a preview exists: whatever changed, it must go.
+            _ => ctx.has_preview,
         };
         return if stopped {
             Decision::Destroy {
