@@ -8,6 +8,19 @@
 //!
 //! **Status:** this crate is being built. [`event::PullRequestEvent`] is what webhooks
 //! become and [`decision::Decision`] what planning an event yields.
+//!
+//! Receiving webhooks: [`webhook::WebhookHandler`] checks the body size and signature
+//! ([`verify`]) before parsing a GitHub ([`github`]) or GitLab ([`gitlab`]) payload.
+//! Deciding: [`plan::plan`] with a [`plan::PreviewConfig`] (loadable from YAML) says
+//! ensure, destroy or ignore, and [`plan::environment_name`] names the preview.
+//! Keeping previews in Git: [`gitops::GitOpsEnvironmentProvider`] implements
+//! `idp_core::EnvironmentProvider` with a folder per preview in the GitOps repository.
 
 pub mod decision;
 pub mod event;
+pub mod github;
+pub mod gitlab;
+pub mod gitops;
+pub mod plan;
+pub mod verify;
+pub mod webhook;

@@ -6,7 +6,8 @@
 //! lint error, an unhealthy object) and 2 (usage or I/O error).
 //!
 //! Subcommands: `version`, `manifests lint`, `health`, `catalog validate|list|search|graph|
-//! generate|schema` (idp-catalog) and `policy check|mutate` (idp-policy).
+//! generate|schema` (idp-catalog), `policy check|mutate` (idp-policy) and `preview
+//! plan|verify` (idp-preview).
 
 /// `println!` that returns a [`Failure`] instead of panicking when stdout is gone (for
 /// example `idpctl … | head`); `main` ends quietly on a closed pipe.
@@ -24,6 +25,7 @@ mod health;
 mod lint;
 mod output;
 mod policy;
+mod preview;
 
 use std::path::PathBuf;
 
@@ -63,6 +65,9 @@ enum Command {
     /// Check manifests against policies and apply the standard mutations.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Plan previews from pull-request webhooks and verify webhook signatures.
+    #[command(subcommand)]
+    Preview(preview::PreviewCommand),
     /// Assess the health of objects saved with their status (`kubectl get -o yaml`).
     ///
     /// Uses Argo CD's health rules (Healthy, Progressing, Degraded, Suspended, Missing,
@@ -361,6 +366,7 @@ fn main() -> std::process::ExitCode {
         Command::Health { paths } => health::run(paths, &out),
         Command::Cost(args) => cost::run(args, &out),
         Command::Catalog(c) => run_catalog(c, &out),
+        Command::Preview(c) => preview::run(c, &out),
         Command::Policy(PolicyCommand::Check {
             paths,
             pss,
