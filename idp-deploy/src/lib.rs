@@ -6,4 +6,17 @@
 //! implements its ports, so a platform can use it or replace it with its own
 //! implementation of the same trait.
 //!
-//! **Status:** this crate is being built; this release has no public API yet.
+//! - [`reconcile`]: the [`Reconciler`](reconcile::Reconciler) — Git branch and folder →
+//!   render → mutate → policy → apply what changed → prune → health → status, with
+//!   drift detection and self-heal. Start with [`reconcile::Reconciler::builder`].
+//! - [`KubeDeployer`]: the `Deployer` port by server-side apply, release history in
+//!   Secrets, rollback.
+//! - [`ha`]: leader election on a Lease and sharding by a stable hash, for running
+//!   reconcilers on several replicas.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod ha;
+pub mod kube_deployer;
+pub mod reconcile;
+
+pub use kube_deployer::KubeDeployer;
