@@ -752,10 +752,15 @@ impl Reconciler {
                             ObjectResult::Unchanged
                         };
                         st.reason = None;
-                        st.health = Some(health::Health::new(
-                            HealthStatus::Progressing,
-                            "applied; waiting for the live object",
-                        ));
+                        // Kinds with a health rule wait for the watch to report their
+                        // status; the others are healthy once written.
+                        let group = d.object.api_version.rsplit_once('/').map_or("", |(g, _)| g);
+                        st.health = health::has_rule(group, &d.object.kind).then(|| {
+                            health::Health::new(
+                                HealthStatus::Progressing,
+                                "applied; waiting for the live object's status",
+                            )
+                        });
                     }
                 }
                 Err(e) => {
@@ -810,7 +815,7 @@ impl Reconciler {
         }
         // Health from the live copies we compared against.
         for (st, d) in statuses.iter_mut().zip(&diff.objects) {
-            if st.health.is_some() {
+            if st.health.is_some() || st.result == ObjectResult::Applied {
                 continue;
             }
             st.health = match &d.live {

@@ -23,6 +23,7 @@ mod health;
 mod lint;
 mod output;
 mod policy;
+mod reconcile;
 
 use std::path::PathBuf;
 
@@ -76,6 +77,8 @@ enum Command {
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
     },
+    /// Converge a Git branch and folder into a cluster and print the status (idp-deploy).
+    Reconcile(reconcile::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -356,6 +359,7 @@ fn main() -> std::process::ExitCode {
         Command::Version => version(&out),
         Command::Manifests(ManifestsCommand::Lint { paths }) => lint::run(paths, &out),
         Command::Health { paths } => health::run(paths, &out),
+        Command::Reconcile(args) => reconcile::run(args, &out),
         Command::Catalog(c) => run_catalog(c, &out),
         Command::Policy(PolicyCommand::Check {
             paths,
