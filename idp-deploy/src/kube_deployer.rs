@@ -170,11 +170,11 @@ impl KubeDeployer {
             match decode(&bytes.0) {
                 Ok(record) => out.push((secret, record)),
                 Err(e) => {
-                    tracing::warn!(secret = %name, error = %e.report(), "unreadable release record; skipped")
+                    tracing::warn!(secret = %name, error = %e.report(), "unreadable release record; skipped");
                 }
             }
         }
-        out.sort_by(|a, b| b.1.version.cmp(&a.1.version));
+        out.sort_by_key(|(_, r)| std::cmp::Reverse(r.version));
         Ok(out)
     }
 
@@ -279,10 +279,10 @@ impl KubeDeployer {
             manifests: release.manifests.iter().map(Object::to_value).collect(),
         };
         self.save(&key, &record, None).await?;
-        if let Some((secret, previous)) = records.first() {
-            if previous.deployment.status == DeploymentStatus::Succeeded {
-                self.set_status(&key, secret, previous, replaces).await?;
-            }
+        if let Some((secret, previous)) = records.first()
+            && previous.deployment.status == DeploymentStatus::Succeeded
+        {
+            self.set_status(&key, secret, previous, replaces).await?;
         }
         for (secret, _) in records.iter().skip(self.keep.saturating_sub(1)) {
             if let Some(name) = &secret.metadata.name {

@@ -138,9 +138,12 @@ async fn two_replicas_with_leader_election_never_both_apply() {
     let a = replica("replica-a", elector_a.subscribe());
     let b = replica("replica-b", elector_b.subscribe());
 
-    a.wait_for(|s| s.is_ready(), Duration::from_secs(10))
-        .await
-        .unwrap();
+    a.wait_for(
+        idp_deploy::reconcile::ReconcileStatus::is_ready,
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
     let sb = b
         .wait_for(
             |s| s.stalled == Some(StallReason::NotLeader),

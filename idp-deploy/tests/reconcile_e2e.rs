@@ -274,7 +274,7 @@ async fn an_unparsable_missing_or_empty_source_never_prunes() {
     let s = r.reconcile_once().await;
     match &s.stalled {
         Some(StallReason::RenderFailed { message }) => {
-            assert!(message.contains("b.yaml"), "{message}")
+            assert!(message.contains("b.yaml"), "{message}");
         }
         other => panic!("expected RenderFailed, got {other:?}"),
     }
@@ -349,7 +349,7 @@ async fn a_policy_denial_applies_nothing_and_says_why() {
     let b = s.object("ConfigMap", "b").unwrap();
     match &b.reason {
         Some(OutOfSyncReason::DeniedByPolicy { violations }) => {
-            assert_eq!(violations[0].rule, "color")
+            assert_eq!(violations[0].rule, "color");
         }
         other => panic!("{other:?}"),
     }

@@ -274,20 +274,16 @@ impl ReconcilerBuilder {
     /// # Ok(()) }
     /// ```
     pub fn build(self) -> Result<Reconciler> {
-        let (workdir, tempdir) = match self.workdir {
-            Some(dir) => {
-                std::fs::create_dir_all(&dir).map_err(|e| {
-                    Error::from(e)
-                        .context(format_args!("create reconciler workdir {}", dir.display()))
-                })?;
-                (dir, None)
-            }
-            None => {
-                let dir = tempfile::Builder::new()
-                    .prefix("idp-reconcile-")
-                    .tempdir()?;
-                (dir.path().to_path_buf(), Some(dir))
-            }
+        let (workdir, tempdir) = if let Some(dir) = self.workdir {
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                Error::from(e).context(format_args!("create reconciler workdir {}", dir.display()))
+            })?;
+            (dir, None)
+        } else {
+            let dir = tempfile::Builder::new()
+                .prefix("idp-reconcile-")
+                .tempdir()?;
+            (dir.path().to_path_buf(), Some(dir))
         };
         let mut applier = Applier::new(self.cluster.clone(), self.inventory.clone())
             .with_field_manager(self.field_manager.clone())
@@ -1058,18 +1054,17 @@ impl ReconcilerHandle {
                 }
             }
         };
-        match tokio::time::timeout(timeout, wait).await {
-            Ok(r) => r,
-            Err(_) => {
-                let last = self.status();
-                Err(Error::new(
-                    ErrorKind::Timeout,
-                    format!(
-                        "the reconciler did not reach the expected status within {timeout:?}; last status: {}",
-                        serde_json::to_string(&last).unwrap_or_default()
-                    ),
-                ))
-            }
+        if let Ok(r) = tokio::time::timeout(timeout, wait).await {
+            r
+        } else {
+            let last = self.status();
+            Err(Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "the reconciler did not reach the expected status within {timeout:?}; last status: {}",
+                    serde_json::to_string(&last).unwrap_or_default()
+                ),
+            ))
         }
     }
 
