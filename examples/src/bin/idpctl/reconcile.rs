@@ -78,16 +78,13 @@ async fn client(kubeconfig: Option<&PathBuf>) -> Result<kube::Client, Failure> {
 
 async fn run_async(args: &Args, out: &Out) -> Result<ExitCode, Failure> {
     let client = client(args.kubeconfig.as_ref()).await?;
-    let inventory_name = match &args.inventory {
-        Some(n) => n.clone(),
-        None => {
-            let slug = idp_core::slugify(
-                &format!("reconcile-{}", args.path.trim_matches(['.', '/'])),
-                63,
-            );
-            slug.trim_end_matches('-').to_owned()
-        }
-    };
+    let inventory_name = args.inventory.clone().unwrap_or_else(|| {
+        let slug = idp_core::slugify(
+            &format!("reconcile-{}", args.path.trim_matches(['.', '/'])),
+            63,
+        );
+        slug.trim_end_matches('-').to_owned()
+    });
     let inventory =
         Inventory::new(&args.namespace, &inventory_name).map_err(|e| Failure::usage(e.report()))?;
     let reconciler = Reconciler::builder(
