@@ -2,7 +2,7 @@
 //! apply, with a bounded release history kept in the cluster.
 //!
 //! Each deploy applies the release's manifests with idp-core's
-//! [`Applier`](idp_core::cluster::Applier) (one inventory per component and
+//! [`Applier`] (one inventory per component and
 //! environment), prunes what the previous release had and this one does not, waits until
 //! everything is healthy (or the timeout passes: the deployment is then `Failed`), and
 //! records the release — like Helm's release Secrets — as **one Secret per release** in

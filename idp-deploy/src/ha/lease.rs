@@ -87,7 +87,7 @@ impl LeaseConfig {
     }
 }
 
-/// Campaigns for one Lease; see the [module docs](self).
+/// Campaigns for one Lease; see the [`ha` module docs](crate::ha).
 #[derive(Debug, Clone)]
 pub struct LeaderElector {
     api: Api<Lease>,
