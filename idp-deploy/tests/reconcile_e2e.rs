@@ -405,20 +405,37 @@ async fn ten_percent_api_faults_still_converge() {
 #[tokio::test]
 async fn suspend_stops_writes_and_resume_catches_up() {
     let cluster = FakeCluster::start().await.unwrap();
-    let git = GitFixture::with_files(&[("app/a.yaml", &config_map("a", "blue"))]).unwrap();
+    let git = GitFixture::with_files(&[
+        ("app/a.yaml", &config_map("a", "blue")),
+        ("app/b.yaml", &config_map("b", "blue")),
+    ])
+    .unwrap();
     let r = reconciler(&cluster, &git, true);
     r.reconcile_once().await;
     r.suspend();
     git.commit_files(&[("app/a.yaml", &config_map("a", "green"))], "green")
         .unwrap();
+    git.delete_files(&["app/b.yaml"], "drop b").unwrap();
     cluster.reset_counters();
     let s = r.reconcile_once().await;
     assert_eq!(s.stalled, Some(StallReason::Suspended));
     assert_eq!(s.sync, SyncStatus::OutOfSync);
     assert_eq!(cluster.requests().writes(), 0);
+    assert_eq!(
+        s.object("ConfigMap", "a").unwrap().reason,
+        Some(OutOfSyncReason::LiveDiffers {
+            fields: vec!["data.color".to_owned()],
+            drift: false
+        })
+    );
+    assert_eq!(
+        s.object("ConfigMap", "b").unwrap().reason,
+        Some(OutOfSyncReason::PendingPrune)
+    );
     r.resume();
     let s = r.reconcile_once().await;
     assert_eq!(s.sync, SyncStatus::Synced);
+    assert_eq!(configmaps(&cluster), ["a"]);
     assert_eq!(
         cluster.object("", "configmaps", "default", "a").unwrap()["data"]["color"],
         "green"

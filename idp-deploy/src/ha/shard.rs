@@ -138,4 +138,21 @@ mod tests {
         }
         assert!(counts.iter().all(|c| *c > 150), "{counts:?}");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_name_lands_on_exactly_one_shard(name in ".*", replicas in 1u32..64) {
+            let owners = (0..replicas)
+                .filter(|i| Shard::new(*i, replicas).unwrap().owns(&name))
+                .count();
+            proptest::prop_assert_eq!(owners, 1);
+        }
+
+        #[test]
+        fn hostnames_never_panic(hostname in ".*", replicas in 0u32..8) {
+            if let Ok(shard) = Shard::from_hostname(&hostname, replicas) {
+                proptest::prop_assert!(shard.index() < shard.replicas());
+            }
+        }
+    }
 }

@@ -802,6 +802,25 @@ impl Reconciler {
                 }
             }
         }
+        // Not writing: say what a prune would delete.
+        if inner.prune && (suspended || !leading) && !set.is_empty() {
+            let options = PruneOptions::default().dry_run(true);
+            match inner.applier.prune(set, &options).await {
+                Ok(report) => {
+                    for object in report.deleted {
+                        statuses.push(ObjectStatus {
+                            object,
+                            result: ObjectResult::Skipped,
+                            health: None,
+                            reason: Some(OutOfSyncReason::PendingPrune),
+                        });
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e.report(), "could not list what a prune would delete");
+                }
+            }
+        }
         if stalled.is_none() {
             if suspended {
                 stalled = Some(StallReason::Suspended);

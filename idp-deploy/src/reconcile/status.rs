@@ -9,6 +9,11 @@ use idp_core::cluster::{Health, HealthStatus};
 use serde::{Deserialize, Serialize};
 
 /// Whether the cluster holds what the source says.
+///
+/// ```
+/// use idp_deploy::reconcile::SyncStatus;
+/// assert_eq!(serde_json::to_value(SyncStatus::OutOfSync).unwrap(), "OutOfSync");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum SyncStatus {
     /// Every desired object is applied as configured and nothing is waiting to be pruned.
@@ -20,6 +25,11 @@ pub enum SyncStatus {
 }
 
 /// What happened to one object in the last reconciliation.
+///
+/// ```
+/// use idp_deploy::reconcile::ObjectResult;
+/// assert_eq!(serde_json::to_value(ObjectResult::Pruned).unwrap(), "pruned");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ObjectResult {
@@ -86,6 +96,17 @@ pub enum OutOfSyncReason {
 }
 
 /// One object of the status.
+///
+/// ```
+/// use idp_deploy::reconcile::{ObjectResult, ObjectStatus, OutOfSyncReason};
+/// let o = ObjectStatus {
+///     object: idp_core::ObjectRef::new("v1", "ConfigMap", Some("shop"), "settings"),
+///     result: ObjectResult::Skipped,
+///     health: None,
+///     reason: Some(OutOfSyncReason::PendingPrune),
+/// };
+/// assert_eq!(serde_json::to_value(&o).unwrap()["reason"]["type"], "PendingPrune");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectStatus {
@@ -102,6 +123,11 @@ pub struct ObjectStatus {
 }
 
 /// Why a whole reconciliation stopped early or did not write.
+///
+/// ```
+/// use idp_deploy::reconcile::StallReason;
+/// assert_eq!(serde_json::to_value(StallReason::EmptySource).unwrap()["type"], "EmptySource");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum StallReason {
