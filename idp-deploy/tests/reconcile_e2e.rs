@@ -441,3 +441,48 @@ async fn suspend_stops_writes_and_resume_catches_up() {
         "green"
     );
 }
+
+#[tokio::test]
+async fn a_hand_deleted_object_is_recreated_by_self_heal_and_only_reported_without() {
+    for self_heal in [true, false] {
+        let cluster = FakeCluster::start().await.unwrap();
+        let git = GitFixture::with_files(&[("app/settings.yaml", &config_map("settings", "blue"))])
+            .unwrap();
+        let handle = reconciler(&cluster, &git, self_heal).spawn();
+        handle
+            .wait_for(ReconcileStatus::is_ready, WAIT)
+            .await
+            .unwrap();
+        let api: Api<DynamicObject> = Api::default_namespaced_with(
+            cluster.client(),
+            &kube::discovery::ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&()),
+        );
+        api.delete("settings", &Default::default()).await.unwrap();
+        if self_heal {
+            let deadline = tokio::time::Instant::now() + WAIT;
+            while cluster
+                .object("", "configmaps", "default", "settings")
+                .is_none()
+            {
+                assert!(tokio::time::Instant::now() < deadline, "not recreated");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        } else {
+            let s = handle
+                .wait_for(|s| s.sync == SyncStatus::OutOfSync, WAIT)
+                .await
+                .unwrap();
+            assert_eq!(
+                s.object("ConfigMap", "settings").unwrap().reason,
+                Some(OutOfSyncReason::Missing)
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert!(
+                cluster
+                    .object("", "configmaps", "default", "settings")
+                    .is_none()
+            );
+        }
+        handle.shutdown().await;
+    }
+}

@@ -365,6 +365,10 @@ struct Memory {
     revision: Option<String>,
     desired: Option<Desired>,
     healed: HashMap<ObjectRef, Instant>,
+    /// The revision the last prune (or prune preview) ran for, and what the preview
+    /// found; drift passes of the same revision reuse it instead of listing again.
+    pruned: Option<String>,
+    pending_prune: Vec<ObjectRef>,
     generation: u64,
 }
 
@@ -593,7 +597,7 @@ impl Reconciler {
             }
             None => return self.publish(base),
         };
-        let status = self.converge(base, &set, &mut memory).await;
+        let status = self.converge(base, &set, &mut memory, full).await;
         drop(memory);
         self.publish(status)
     }
@@ -680,6 +684,7 @@ impl Reconciler {
         base: ReconcileStatus,
         set: &ManifestSet,
         memory: &mut Memory,
+        full: bool,
     ) -> ReconcileStatus {
         let inner = &self.inner;
         let suspended = self.is_suspended();
@@ -705,7 +710,13 @@ impl Reconciler {
         let mut to_apply: Vec<usize> = Vec::new();
         let now = Instant::now();
         for d in &diff.objects {
-            let (result, reason, apply) = self.decide(d, suspended, leading, &memory.healed, now);
+            let (result, reason, apply) = self.decide(
+                d,
+                suspended || (!full && !inner.self_heal),
+                leading,
+                &memory.healed,
+                now,
+            );
             if apply {
                 to_apply.push(statuses.len());
             }
@@ -775,13 +786,17 @@ impl Reconciler {
         }
         // Prune: never after an error, never while suspended or not leading, never to
         // empty unless allowed.
-        if inner.prune && apply_ok && !suspended && leading {
+        // A drift pass (no fetch) of a revision already pruned does not list again.
+        let prune_due = full || memory.pruned != base.revision;
+        if inner.prune && apply_ok && !suspended && leading && prune_due {
             if set.is_empty() && !inner.allow_empty_prune {
                 stalled = Some(StallReason::EmptySource);
             } else {
                 let options = PruneOptions::default().allow_empty(inner.allow_empty_prune);
                 match inner.applier.prune(set, &options).await {
                     Ok(report) => {
+                        memory.pruned.clone_from(&base.revision);
+                        memory.pending_prune.clear();
                         for object in report.deleted {
                             writes += 1;
                             inner.cache.forget(&scope_of(&object), &object.name);
@@ -804,21 +819,25 @@ impl Reconciler {
         }
         // Not writing: say what a prune would delete.
         if inner.prune && (suspended || !leading) && !set.is_empty() {
-            let options = PruneOptions::default().dry_run(true);
-            match inner.applier.prune(set, &options).await {
-                Ok(report) => {
-                    for object in report.deleted {
-                        statuses.push(ObjectStatus {
-                            object,
-                            result: ObjectResult::Skipped,
-                            health: None,
-                            reason: Some(OutOfSyncReason::PendingPrune),
-                        });
+            if prune_due {
+                let options = PruneOptions::default().dry_run(true);
+                match inner.applier.prune(set, &options).await {
+                    Ok(report) => {
+                        memory.pruned.clone_from(&base.revision);
+                        memory.pending_prune = report.deleted;
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e.report(), "could not list what a prune would delete");
                     }
                 }
-                Err(e) => {
-                    tracing::debug!(error = %e.report(), "could not list what a prune would delete");
-                }
+            }
+            for object in &memory.pending_prune {
+                statuses.push(ObjectStatus {
+                    object: object.clone(),
+                    result: ObjectResult::Skipped,
+                    health: None,
+                    reason: Some(OutOfSyncReason::PendingPrune),
+                });
             }
         }
         if stalled.is_none() {
