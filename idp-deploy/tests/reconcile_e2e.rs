@@ -457,7 +457,9 @@ async fn a_hand_deleted_object_is_recreated_by_self_heal_and_only_reported_witho
             cluster.client(),
             &kube::discovery::ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&()),
         );
-        api.delete("settings", &Default::default()).await.unwrap();
+        api.delete("settings", &kube::api::DeleteParams::default())
+            .await
+            .unwrap();
         if self_heal {
             let deadline = tokio::time::Instant::now() + WAIT;
             while cluster
