@@ -487,7 +487,8 @@ impl Reconciler {
 
     /// Run the loop in the background: a full pass now and every interval, on
     /// [`ReconcilerHandle::reconcile_now`], and a comparison pass (no fetch) whenever a
-    /// watched live object changes.
+    /// watched live object changes. Spawn one loop per reconciler: only the first gets
+    /// the watch events. The loop stops when the handle is shut down or dropped.
     ///
     /// ```no_run
     /// # async fn demo(r: idp_deploy::reconcile::Reconciler) {
@@ -1124,5 +1125,12 @@ impl ReconcilerHandle {
             let _ = task.await;
         }
         self.reconciler.inner.cache.stop();
+    }
+}
+
+impl Drop for ReconcilerHandle {
+    /// Dropping the handle stops the loop (without waiting for it).
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
     }
 }
