@@ -488,3 +488,36 @@ async fn a_hand_deleted_object_is_recreated_by_self_heal_and_only_reported_witho
         handle.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn an_unreachable_source_or_branch_changes_nothing() {
+    let cluster = FakeCluster::start().await.unwrap();
+    let git = GitFixture::with_files(&[("app/a.yaml", &config_map("a", "1"))]).unwrap();
+    reconciler(&cluster, &git, true).reconcile_once().await;
+    cluster.reset_counters();
+    for source in [
+        GitSource::new(git.remote_url(), "no-such-branch", "app"),
+        GitSource::new("/nonexistent/idp/repo.git", "main", "app"),
+    ] {
+        let r = Reconciler::builder(
+            Cluster::new(cluster.client()),
+            source,
+            Inventory::new("default", "shop").unwrap(),
+        )
+        .allow_empty_prune(true)
+        .build()
+        .unwrap();
+        let s = r.reconcile_once().await;
+        assert!(
+            matches!(s.stalled, Some(StallReason::FetchFailed { .. })),
+            "{s:?}"
+        );
+        assert_eq!(s.sync, SyncStatus::Unknown);
+    }
+    assert_eq!(
+        cluster.requests().len(),
+        0,
+        "a failed fetch talks to no cluster"
+    );
+    assert_eq!(configmaps(&cluster), ["a"]);
+}
