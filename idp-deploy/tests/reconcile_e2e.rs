@@ -521,3 +521,51 @@ async fn an_unreachable_source_or_branch_changes_nothing() {
     );
     assert_eq!(configmaps(&cluster), ["a"]);
 }
+
+#[tokio::test]
+async fn a_rejected_object_fails_alone_with_its_own_message_and_blocks_prune() {
+    let cluster = FakeCluster::start().await.unwrap();
+    let git = GitFixture::with_files(&[
+        ("app/a.yaml", &config_map("a", "1")),
+        ("app/b.yaml", &config_map("b", "2")),
+        ("app/old.yaml", &config_map("old", "3")),
+    ])
+    .unwrap();
+    let r = reconciler(&cluster, &git, true);
+    r.reconcile_once().await;
+    git.commit_files(
+        &[
+            ("app/a.yaml", &config_map("a", "10")),
+            ("app/b.yaml", &config_map("b", "20")),
+        ],
+        "v2",
+    )
+    .unwrap();
+    git.delete_files(&["app/old.yaml"], "drop old").unwrap();
+    cluster
+        .faults()
+        .inject(Fault::status(422).verb(Verb::Patch).name("b"));
+    let s = r.reconcile_once().await;
+    let a = s.object("ConfigMap", "a").unwrap();
+    let b = s.object("ConfigMap", "b").unwrap();
+    assert_eq!(a.result, ObjectResult::Applied);
+    assert_eq!(b.result, ObjectResult::Failed);
+    match &b.reason {
+        Some(OutOfSyncReason::ApplyFailed { message }) => {
+            assert!(message.contains('b'), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(s.sync, SyncStatus::OutOfSync);
+    assert!(matches!(s.stalled, Some(StallReason::ClusterError { .. })));
+    assert_eq!(
+        configmaps(&cluster),
+        ["a", "b", "old"],
+        "no prune after a failed apply"
+    );
+
+    cluster.faults().clear();
+    let s = r.reconcile_once().await;
+    assert_eq!(s.sync, SyncStatus::Synced);
+    assert_eq!(configmaps(&cluster), ["a", "b"]);
+}

@@ -739,49 +739,52 @@ impl Reconciler {
             match inner.applier.apply(&subset).await {
                 Ok(report) => {
                     for (slot, applied) in to_apply.iter().zip(&report.objects) {
-                        let st = &mut statuses[*slot];
                         let d = &diff.objects[*slot];
-                        if applied.written {
-                            writes += 1;
-                            if let Some(rv) = &applied.resource_version {
-                                inner.cache.expect(
-                                    scope_of(&d.object),
-                                    d.object.name.clone(),
-                                    rv.clone(),
-                                );
-                            }
-                        }
-                        if matches!(d.state, LiveState::Differs { drift: true, .. }) {
-                            memory.healed.insert(d.object.clone(), now);
-                        }
-                        st.result = if applied.written {
-                            ObjectResult::Applied
-                        } else {
-                            ObjectResult::Unchanged
-                        };
-                        st.reason = None;
-                        // Kinds with a health rule wait for the watch to report their
-                        // status; the others are healthy once written.
-                        let group = d.object.api_version.rsplit_once('/').map_or("", |(g, _)| g);
-                        st.health = health::has_rule(group, &d.object.kind).then(|| {
-                            health::Health::new(
-                                HealthStatus::Progressing,
-                                "applied; waiting for the live object's status",
-                            )
-                        });
+                        writes +=
+                            self.record_applied(&mut statuses[*slot], d, applied, memory, now);
                     }
                 }
                 Err(e) => {
-                    apply_ok = false;
-                    let message = e.report();
+                    // Find out which objects failed: apply them one by one (only on this
+                    // failure path), so every object gets its own result and message.
+                    tracing::warn!(error = %e.report(), "applying the changed objects failed; retrying them one by one");
+                    let mut first_error = None;
                     for slot in &to_apply {
-                        let st = &mut statuses[*slot];
-                        st.result = ObjectResult::Failed;
-                        st.reason = Some(OutOfSyncReason::ApplyFailed {
-                            message: message.clone(),
-                        });
+                        let d = &diff.objects[*slot];
+                        let single: ManifestSet =
+                            std::iter::once(set.objects()[d.index].clone()).collect();
+                        match inner.applier.apply(&single).await {
+                            Ok(report) => {
+                                if let Some(applied) = report.objects.first() {
+                                    // It differed before this pass and is in line now: the
+                                    // batch wrote it even if this second apply did not.
+                                    let mut applied = applied.clone();
+                                    applied.written = true;
+                                    let applied = &applied;
+                                    writes += self.record_applied(
+                                        &mut statuses[*slot],
+                                        d,
+                                        applied,
+                                        memory,
+                                        now,
+                                    );
+                                }
+                            }
+                            Err(e) => {
+                                let message = e.report();
+                                let st = &mut statuses[*slot];
+                                st.result = ObjectResult::Failed;
+                                st.reason = Some(OutOfSyncReason::ApplyFailed {
+                                    message: message.clone(),
+                                });
+                                first_error.get_or_insert(message);
+                            }
+                        }
                     }
-                    stalled = Some(StallReason::ClusterError { message });
+                    if let Some(message) = first_error {
+                        apply_ok = false;
+                        stalled = Some(StallReason::ClusterError { message });
+                    }
                 }
             }
         }
@@ -894,6 +897,43 @@ impl Reconciler {
             writes,
             ..base
         }
+    }
+
+    /// Record one applied object in its status; returns 1 when it was written.
+    fn record_applied(
+        &self,
+        st: &mut ObjectStatus,
+        d: &ObjectDiff,
+        applied: &idp_core::cluster::AppliedObject,
+        memory: &mut Memory,
+        now: Instant,
+    ) -> usize {
+        if applied.written
+            && let Some(rv) = &applied.resource_version
+        {
+            self.inner
+                .cache
+                .expect(scope_of(&d.object), d.object.name.clone(), rv.clone());
+        }
+        if matches!(d.state, LiveState::Differs { drift: true, .. }) {
+            memory.healed.insert(d.object.clone(), now);
+        }
+        st.result = if applied.written {
+            ObjectResult::Applied
+        } else {
+            ObjectResult::Unchanged
+        };
+        st.reason = None;
+        // Kinds with a health rule wait for the watch to report their status; the
+        // others are healthy once written.
+        let group = d.object.api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        st.health = health::has_rule(group, &d.object.kind).then(|| {
+            health::Health::new(
+                HealthStatus::Progressing,
+                "applied; waiting for the live object's status",
+            )
+        });
+        usize::from(applied.written)
     }
 
     fn decide(
