@@ -552,7 +552,7 @@ async fn a_rejected_object_fails_alone_with_its_own_message_and_blocks_prune() {
     assert_eq!(b.result, ObjectResult::Failed);
     match &b.reason {
         Some(OutOfSyncReason::ApplyFailed { message }) => {
-            assert!(message.contains('b'), "{message}")
+            assert!(message.contains('b'), "{message}");
         }
         other => panic!("{other:?}"),
     }
