@@ -112,8 +112,8 @@ pub trait LiveLookup: Send + Sync + std::fmt::Debug {
 ///
 /// ```
 /// use idp_core::cluster::diff::{LiveLookup, NoLookup};
-/// # fn r() -> idp_core::cluster::Resolved { unimplemented!() }
-/// # let _ = |x: &idp_core::cluster::Resolved| NoLookup.scope(x, None);
+/// let lookup: &dyn LiveLookup = &NoLookup; // Applier::diff uses this one
+/// # let _ = lookup;
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoLookup;
