@@ -8,11 +8,24 @@
 //!
 //! - [`workload`]: read a developer's Score file and render it per environment into
 //!   Kubernetes objects (start with [`workload::render_file`]).
+//! - [`reconcile`]: the [`Reconciler`](reconcile::Reconciler) — Git branch and folder →
+//!   render → mutate → policy → apply what changed → prune → health → status, with
+//!   drift detection and self-heal. Start with [`reconcile::Reconciler::builder`].
+//! - [`KubeDeployer`]: the `Deployer` port by server-side apply, release history in
+//!   Secrets, rollback.
+//! - [`ha`]: leader election on a Lease and sharding by a stable hash, for running
+//!   reconcilers on several replicas.
 //! - [`cost`]: estimate the monthly cost of a manifest set from its requests and a price
 //!   sheet, per object, team and environment (start with [`cost::estimate`]).
 //! - [`dora`]: the four DORA metrics and performance levels from deployment history
 //!   (start with [`dora::compute`]).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod cost;
 pub mod dora;
+pub mod ha;
+pub mod kube_deployer;
+pub mod reconcile;
 pub mod workload;
+
+pub use kube_deployer::KubeDeployer;

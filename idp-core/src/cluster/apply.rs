@@ -433,7 +433,12 @@ impl Applier {
 
     /// The configuration we send for `object`: namespace defaulted, server-populated
     /// fields and `status` removed, ownership labels and the applied hash added.
-    fn prepare(&self, index: usize, object: &Object, resolved: Resolved) -> Result<Prepared> {
+    pub(super) fn prepare(
+        &self,
+        index: usize,
+        object: &Object,
+        resolved: Resolved,
+    ) -> Result<Prepared> {
         let mut body = object.as_map().clone();
         body.remove("status");
         let metadata = body
@@ -703,14 +708,14 @@ impl Applier {
 
 type LiveKey = (String, String, Option<String>, String);
 
-struct Prepared {
-    index: usize,
-    resolved: Resolved,
-    namespace: Option<String>,
-    name: String,
-    body: Value,
-    hash: String,
-    reference: ObjectRef,
+pub(super) struct Prepared {
+    pub(super) index: usize,
+    pub(super) resolved: Resolved,
+    pub(super) namespace: Option<String>,
+    pub(super) name: String,
+    pub(super) body: Value,
+    pub(super) hash: String,
+    pub(super) reference: ObjectRef,
 }
 
 /// 0 for Namespaces, 1 for CRDs, 2 for the rest.
@@ -722,7 +727,7 @@ pub(super) fn phase_of(api_version: &str, kind: &str) -> usize {
     }
 }
 
-fn check_unique_names(set: &ManifestSet) -> Result<()> {
+pub(super) fn check_unique_names(set: &ManifestSet) -> Result<()> {
     let mut seen = BTreeSet::new();
     for object in set {
         let key = (
@@ -741,7 +746,7 @@ fn check_unique_names(set: &ManifestSet) -> Result<()> {
 }
 
 /// Kinds that CRDs in `set` define (`spec.group` + `spec.names.kind`).
-fn crd_defined_kinds(set: &ManifestSet) -> BTreeSet<GroupKind> {
+pub(super) fn crd_defined_kinds(set: &ManifestSet) -> BTreeSet<GroupKind> {
     set.iter()
         .filter(|o| phase_of(o.api_version(), o.kind()) == 1)
         .filter_map(|crd| {
@@ -844,7 +849,7 @@ fn managed_by_others(object: &Value, manager: &str) -> bool {
         })
 }
 
-fn escape_pointer(key: &str) -> String {
+pub(super) fn escape_pointer(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
 }
 
@@ -891,7 +896,7 @@ fn canonical_json(value: &Value, out: &mut String) {
 
 /// `desired ⊆ live` at the top level, where `apiVersion` and `kind` are skipped (list
 /// items may omit them).
-fn is_subset_top(desired: &Value, live: &Value) -> bool {
+pub(super) fn is_subset_top(desired: &Value, live: &Value) -> bool {
     match (desired, live) {
         (Value::Object(d), Value::Object(l)) => d
             .iter()
@@ -915,7 +920,7 @@ fn field_matches(desired: &Value, live: Option<&Value>) -> bool {
 
 /// Every field of `desired` has the same value in `live`: maps by key (extra live
 /// keys allowed), lists element by element with equal lengths, numbers by value.
-fn is_subset(desired: &Value, live: &Value) -> bool {
+pub(super) fn is_subset(desired: &Value, live: &Value) -> bool {
     match (desired, live) {
         (Value::Object(d), Value::Object(l)) => d.iter().all(|(k, dv)| field_matches(dv, l.get(k))),
         (Value::Array(d), Value::Array(l)) => {

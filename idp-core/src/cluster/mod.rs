@@ -22,6 +22,8 @@
 //!
 //! - [`apply`]: [`Applier`], server-side apply that skips unchanged objects without a
 //!   write, and [`ApplyReport`].
+//! - [`diff`]: compare a set with the live cluster without writing (in sync, missing,
+//!   which fields differ), from one list per resource type or from a watch cache.
 //! - [`prune`]: delete the inventory's objects that are no longer in the set.
 //! - [`inventory`]: [`Inventory`], ApplySet-style ownership (see [`labels`]).
 //! - [`health`]: Argo CD–compatible health of live objects ([`health::assess`]).
@@ -33,6 +35,7 @@
 use std::sync::Arc;
 
 pub mod apply;
+pub mod diff;
 pub mod discovery;
 pub mod errors;
 pub mod health;

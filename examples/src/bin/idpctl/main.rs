@@ -26,6 +26,7 @@ mod lint;
 mod output;
 mod policy;
 mod preview;
+mod reconcile;
 
 use std::path::PathBuf;
 
@@ -84,6 +85,8 @@ enum Command {
     },
     /// Estimate the monthly cost of manifests, per object, team and environment.
     Cost(cost::Args),
+    /// Converge a Git branch and folder into a cluster and print the status (idp-deploy).
+    Reconcile(reconcile::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -365,6 +368,7 @@ fn main() -> std::process::ExitCode {
         Command::Manifests(ManifestsCommand::Lint { paths }) => lint::run(paths, &out),
         Command::Health { paths } => health::run(paths, &out),
         Command::Cost(args) => cost::run(args, &out),
+        Command::Reconcile(args) => reconcile::run(args, &out),
         Command::Catalog(c) => run_catalog(c, &out),
         Command::Preview(c) => preview::run(c, &out),
         Command::Policy(PolicyCommand::Check {
