@@ -6,7 +6,7 @@
 //! lint error, an unhealthy object) and 2 (usage or I/O error).
 //!
 //! Subcommands: `version`, `manifests lint`, `health`, `catalog validate|list|search|graph|
-//! generate|schema` (idp-catalog) and `policy check|mutate` (idp-policy).
+//! generate|schema` and `scaffold` (idp-catalog), and `policy check|mutate` (idp-policy).
 
 /// `println!` that returns a [`Failure`] instead of panicking when stdout is gone (for
 /// example `idpctl … | head`); `main` ends quietly on a closed pipe.
@@ -23,6 +23,7 @@ mod health;
 mod lint;
 mod output;
 mod policy;
+mod scaffold;
 
 use std::path::PathBuf;
 
@@ -76,6 +77,8 @@ enum Command {
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
     },
+    /// Run a Backstage software template (golden path) locally; `scaffold actions` lists actions.
+    Scaffold(scaffold::ScaffoldArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -357,6 +360,7 @@ fn main() -> std::process::ExitCode {
         Command::Manifests(ManifestsCommand::Lint { paths }) => lint::run(paths, &out),
         Command::Health { paths } => health::run(paths, &out),
         Command::Catalog(c) => run_catalog(c, &out),
+        Command::Scaffold(args) => scaffold::run(args, &out),
         Command::Policy(PolicyCommand::Check {
             paths,
             pss,
