@@ -309,7 +309,7 @@ fn find_close(s: &str, close: &str) -> Option<usize> {
             }
         } else if b == b'"' || b == b'\'' {
             quote = Some(b);
-        } else if depth == 0 && s[i..].starts_with(close) {
+        } else if depth == 0 && bytes[i..].starts_with(close.as_bytes()) {
             return Some(i);
         } else if b == b'{' {
             depth += 1;
@@ -322,39 +322,38 @@ fn find_close(s: &str, close: &str) -> Option<usize> {
 }
 
 fn quote_keys(expr: &str) -> (String, bool) {
-    let bytes = expr.as_bytes();
+    let chars: Vec<char> = expr.chars().collect();
     let mut out = String::with_capacity(expr.len() + 4);
-    let mut stack: Vec<u8> = Vec::new();
-    let mut quote: Option<u8> = None;
+    let mut stack: Vec<char> = Vec::new();
+    let mut quote: Option<char> = None;
     let mut changed = false;
     let mut expect_key = false;
     let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
+    while i < chars.len() {
+        let c = chars[i];
         if let Some(q) = quote {
-            out.push(b as char);
-            if b == b'\\' && i + 1 < bytes.len() {
-                out.push(bytes[i + 1] as char);
+            out.push(c);
+            if c == '\\' && i + 1 < chars.len() {
+                out.push(chars[i + 1]);
                 i += 1;
-            } else if b == q {
+            } else if c == q {
                 quote = None;
             }
             i += 1;
             continue;
         }
-        if expect_key && (b.is_ascii_alphabetic() || b == b'_') {
-            let start = i;
+        if expect_key && (c.is_ascii_alphabetic() || c == '_') {
             let mut j = i;
-            while j < bytes.len() && (bytes[j].is_ascii_alphanumeric() || bytes[j] == b'_') {
+            while j < chars.len() && (chars[j].is_ascii_alphanumeric() || chars[j] == '_') {
                 j += 1;
             }
             let mut k = j;
-            while k < bytes.len() && bytes[k].is_ascii_whitespace() {
+            while k < chars.len() && chars[k].is_whitespace() {
                 k += 1;
             }
-            if k < bytes.len() && bytes[k] == b':' {
+            if k < chars.len() && chars[k] == ':' {
                 out.push('"');
-                out.push_str(&expr[start..j]);
+                out.extend(&chars[i..j]);
                 out.push('"');
                 changed = true;
                 i = j;
@@ -362,31 +361,24 @@ fn quote_keys(expr: &str) -> (String, bool) {
                 continue;
             }
         }
-        if !b.is_ascii_whitespace() {
+        if !c.is_whitespace() {
             expect_key = false;
         }
-        match b {
-            b'"' | b'\'' => quote = Some(b),
-            b'{' => {
-                stack.push(b'{');
+        match c {
+            '"' | '\'' => quote = Some(c),
+            '{' => {
+                stack.push('{');
                 expect_key = true;
             }
-            b'(' | b'[' => stack.push(b),
-            b'}' | b')' | b']' => {
+            '(' | '[' => stack.push(c),
+            '}' | ')' | ']' => {
                 stack.pop();
             }
-            b',' if stack.last() == Some(&b'{') => expect_key = true,
+            ',' if stack.last() == Some(&'{') => expect_key = true,
             _ => {}
         }
-        // Multi-byte UTF-8: copy the whole character.
-        if b.is_ascii() {
-            out.push(b as char);
-            i += 1;
-        } else {
-            let ch_len = expr[i..].chars().next().map_or(1, char::len_utf8);
-            out.push_str(&expr[i..i + ch_len]);
-            i += ch_len;
-        }
+        out.push(c);
+        i += 1;
     }
     (out, changed)
 }
@@ -624,6 +616,10 @@ mod tests {
         );
         let (out, changed) = quote_keys(" a[1:2] ~ 'b: c' ");
         assert!(!changed, "{out}");
+        let (out, changed) = quote_keys(" {é: 'ü\\'', k: 1} ");
+        assert!(changed);
+        assert_eq!(out, " {é: 'ü\\'', \"k\": 1} ");
+        assert_eq!(find_close("'}}' é }}", "}}"), Some(8));
     }
 
     #[test]
