@@ -324,3 +324,26 @@ async fn object_bucket_in_both_forms() {
     );
     assert_eq!(obc["spec"]["additionalConfig"]["versioning"], "false");
 }
+
+#[test]
+fn the_shipped_templates_are_valid_catalog_entities() {
+    for name in ["rust-service", "postgres-database", "object-bucket"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../examples/templates")
+            .join(name)
+            .join("template.yaml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let value = yaml(text.as_bytes());
+        let catalog = InMemoryCatalog::new();
+        let report = catalog.apply(
+            "templates",
+            idp_catalog::Mutation::Full(vec![idp_catalog::EntityInput::new(value)]),
+        );
+        assert!(report.rejected.is_empty(), "{name}: {:?}", report.rejected);
+        let t = template(name);
+        assert!(
+            Scaffolder::new(ActionRegistry::builtin()).check(&t).is_ok(),
+            "{name} uses only built-in actions"
+        );
+    }
+}
