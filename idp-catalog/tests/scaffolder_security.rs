@@ -233,3 +233,69 @@ async fn secrets_never_appear_in_logs_outputs_or_errors() {
     assert!(err.to_string().contains("parameters.password"), "{err}");
     assert!(!err.to_string().contains("Not-Lower-Case-Secret"), "{err}");
 }
+
+/// Collects everything a `tracing` subscriber writes.
+#[derive(Clone, Default)]
+struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Capture {
+        self.clone()
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn secrets_never_reach_the_tracing_logs() {
+    const TOKEN: &str = "tok-1234567890ab";
+    const API_KEY: &str = "key-ba0987654321";
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(capture.clone())
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let tpl = tempfile::tempdir().unwrap();
+    write(tpl.path(), "skel/app.txt", "token=${{ values.token }}\n");
+    let remote = tpl.path().join("remote.git");
+    let steps = format!(
+        "    - {{id: log, action: 'debug:log', input: {{message: 'token ${{{{ parameters.token }}}} key ${{{{ secrets.apiKey }}}}'}}}}
+    - {{id: fetch, action: 'fetch:template', input: {{url: ./skel, values: {{token: '${{{{ parameters.token }}}}'}}}}}}
+    - {{id: publish, action: 'publish:git', input: {{repoUrl: 'file://{}'}}}}
+    - {{id: fail, action: 'debug:log', input: {{message: '${{{{ secrets.apiKey | parseEntityRef }}}}'}}}}
+",
+        remote.display()
+    );
+    let t = template(tpl.path(), &steps);
+    let task = run(
+        &t,
+        json!({"token": TOKEN}),
+        RunOptions::new().secret("apiKey", API_KEY),
+    )
+    .await;
+    assert_eq!(task.status, TaskStatus::Failed, "{task:?}");
+    assert_eq!(task.steps[2].status, StepStatus::Completed, "{task:?}");
+    let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("token *** key ***"), "{text}");
+    assert!(text.contains("scaffolder.step"), "{text}");
+    for secret in [TOKEN, API_KEY] {
+        for line in text.lines() {
+            assert!(
+                !line.contains(secret),
+                "a tracing line leaks {secret}: {line}"
+            );
+        }
+    }
+}

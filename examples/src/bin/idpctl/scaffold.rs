@@ -20,7 +20,8 @@ use crate::{ExitCode, Failure};
 /// every problem). Relative fetch URLs resolve against the template's folder; publish:git
 /// pushes to real remotes (use file:// paths to try it locally); catalog:register writes
 /// into an in-memory catalog and prints what it registered. With --dry-run nothing leaves
-/// the workspace and the would-be files are printed. Exits 1 when a step fails.
+/// the workspace (no push, no registration): the would-be files are printed, and written
+/// to --output when given. Exits 1 when a step fails.
 #[derive(Debug, clap::Args)]
 #[command(
     args_conflicts_with_subcommands = true,
@@ -196,9 +197,7 @@ fn scaffold(args: &ScaffoldArgs, out: &Out) -> Result<ExitCode, Failure> {
             .ok_or_else(|| Failure::usage("--secret: expected KEY=VALUE"))?;
         options = options.secret(k, v);
     }
-    if let Some(dir) = &args.output
-        && !args.dry_run
-    {
+    if let Some(dir) = &args.output {
         if std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some()) {
             return Err(Failure::usage(format!(
                 "--output {}: the folder is not empty; choose a new or empty folder",
