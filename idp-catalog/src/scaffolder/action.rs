@@ -217,7 +217,8 @@ impl ActionContext {
             .unwrap_or(false)
     }
 
-    /// Stop with a `Timeout`-free "cancelled" error when the task was cancelled.
+    /// An error (kind `Conflict`) when the task was cancelled; long actions call it
+    /// between units of work.
     ///
     /// ```
     /// # let dir = tempfile::tempdir().unwrap();

@@ -435,7 +435,16 @@ impl Scaffolder {
     /// are errors before anything runs; a failing step gives a task with
     /// [`TaskStatus::Failed`].
     ///
-    /// See [`Task`] for an example.
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> idp_core::Result<()> {
+    /// use idp_catalog::scaffolder::*;
+    /// let t = Template::from_yaml("apiVersion: scaffolder.backstage.io/v1beta3\nkind: Template\nmetadata: {name: t}\nspec:\n  type: x\n  steps:\n    - {id: hi, action: debug:log, input: {message: '${{ user.ref }}'}}")?;
+    /// let task = Scaffolder::new(ActionRegistry::builtin())
+    ///     .run(&t, &serde_json::json!({}), &User::new("user:default/jane"), RunOptions::new())
+    ///     .await?;
+    /// assert_eq!(task.log[0].message, "user:default/jane");
+    /// # Ok(()) }
+    /// ```
     pub async fn run(
         &self,
         template: &Template,

@@ -158,12 +158,14 @@ impl Workspace {
             )));
         }
         self.check_parent(&path, rel)?;
-        if let Some(parent) = path.parent() {
+        if let Some(parent) = path.parent()
+            && !parent.is_dir()
+        {
             std::fs::create_dir_all(parent)
                 .map_err(|e| Error::unavailable(format!("cannot create folder for {rel}: {e}")))?;
+            // Re-check after creating folders (a concurrent writer could have swapped one).
+            self.check_parent(&path, rel)?;
         }
-        // Re-check after creating folders (a concurrent writer could have swapped one).
-        self.check_parent(&path, rel)?;
         if let Ok(meta) = std::fs::symlink_metadata(&path) {
             if meta.file_type().is_symlink() {
                 return Err(Error::new(
@@ -295,8 +297,7 @@ impl Workspace {
     }
 
     /// Every regular file under `rel` (`""` for all), by path relative to `rel` with `/`
-    /// separators. Symbolic links are listed with their target as content prefixed by
-    /// `symlink:` only when `include_links`; otherwise skipped.
+    /// separators. Symbolic links are skipped, never followed.
     ///
     /// ```
     /// # let dir = tempfile::tempdir().unwrap();
