@@ -19,6 +19,8 @@
 //! - [`provider`]: the [`EntityProvider`](provider::EntityProvider) trait and providers.
 //! - [`search`]: ranked full-text search (BM25, field boosts, typo tolerance, `Embedder`).
 //! - [`generate`]: a synthetic organisation for benchmarks and demos.
+//! - [`scaffolder`]: run Backstage `scaffolder.backstage.io/v1beta3` templates (golden
+//!   paths, self-service infrastructure) with pluggable actions.
 //!
 //! ```
 //! use idp_catalog::{InMemoryCatalog, generate};
@@ -41,6 +43,7 @@ pub mod placeholder;
 pub mod provider;
 pub mod relations;
 pub mod rules;
+pub mod scaffolder;
 pub mod search;
 pub mod validate;
 

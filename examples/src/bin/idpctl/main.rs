@@ -8,6 +8,7 @@
 //! Subcommands: `version`, `manifests lint`, `health`, `catalog validate|list|search|graph|
 //! generate|schema` (idp-catalog), `policy check|mutate` (idp-policy) and `preview
 //! plan|verify` (idp-preview).
+//! generate|schema` and `scaffold` (idp-catalog), and `policy check|mutate` (idp-policy).
 
 /// `println!` that returns a [`Failure`] instead of panicking when stdout is gone (for
 /// example `idpctl … | head`); `main` ends quietly on a closed pipe.
@@ -27,6 +28,7 @@ mod output;
 mod policy;
 mod preview;
 mod reconcile;
+mod scaffold;
 
 use std::path::PathBuf;
 
@@ -87,6 +89,8 @@ enum Command {
     Cost(cost::Args),
     /// Converge a Git branch and folder into a cluster and print the status (idp-deploy).
     Reconcile(reconcile::Args),
+    /// Run a Backstage software template (golden path) locally; `scaffold actions` lists actions.
+    Scaffold(scaffold::ScaffoldArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -371,6 +375,7 @@ fn main() -> std::process::ExitCode {
         Command::Reconcile(args) => reconcile::run(args, &out),
         Command::Catalog(c) => run_catalog(c, &out),
         Command::Preview(c) => preview::run(c, &out),
+        Command::Scaffold(args) => scaffold::run(args, &out),
         Command::Policy(PolicyCommand::Check {
             paths,
             pss,
