@@ -105,6 +105,9 @@ struct Cursor {
     term: Option<String>,
     /// The catalog's own cursor.
     inner: Option<String>,
+    /// The page size of the request that made it (used when the next request gives none).
+    #[serde(default)]
+    limit: Option<usize>,
 }
 
 impl Cursor {
@@ -228,6 +231,7 @@ async fn list_entities(
             order,
             term: None,
             inner: Some(next),
+            limit: Some(limit),
         };
         let link = format!(
             "</api/catalog/entities?after={}&limit={limit}>; rel=\"next\"",
@@ -393,8 +397,8 @@ async fn by_query(
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
     let p = Params(params);
-    let limit = p.usize("limit")?.unwrap_or(DEFAULT_QUERY_LIMIT).max(1);
-    let cursor = if let Some(text) = p.one("cursor") {
+    let asked = p.usize("limit")?;
+    let mut cursor = if let Some(text) = p.one("cursor") {
         Cursor::decode(text)?
     } else {
         Cursor {
@@ -405,8 +409,11 @@ async fn by_query(
                 .collect::<Result<Vec<_>, _>>()?,
             term: p.one("fullTextFilterTerm").map(str::to_owned),
             inner: None,
+            limit: None,
         }
     };
+    let limit = asked.or(cursor.limit).unwrap_or(DEFAULT_QUERY_LIMIT).max(1);
+    cursor.limit = Some(limit);
     let mut query = build_query(&cursor.filter, cursor.term.as_deref())?;
     query.limit = Some(limit);
     query.cursor.clone_from(&cursor.inner);
