@@ -5,6 +5,7 @@
 mod server_common;
 
 use std::collections::HashSet;
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
@@ -250,7 +251,7 @@ fn by_query_pages_with_cursors() {
             Some(c) => {
                 url = format!(
                     "/api/catalog/entities/by-query?limit=7&fields=metadata.name,kind&cursor={c}"
-                )
+                );
             }
             None => break,
         }
@@ -478,9 +479,10 @@ fn portal_renders_and_escapes() {
 fn commit_wave(server: &Server, count: usize) {
     let mut text = String::new();
     for i in 0..count {
-        text.push_str(&format!(
+        let _ = write!(
+            text,
             "---\napiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: wave-{i}\n  tags: [wave]\nspec:\n  type: service\n  lifecycle: production\n  owner: platform-team\n"
-        ));
+        );
     }
     let repo_path = server.data.path().join("idp/catalog.git");
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -504,8 +506,8 @@ fn commit_wave(server: &Server, count: usize) {
 
 #[test]
 fn concurrent_reads_during_a_refresh_see_all_or_nothing() {
-    let server = Arc::new(start(&[]));
     const WAVE: usize = 60;
+    let server = Arc::new(start(&[]));
     commit_wave(&server, WAVE);
     let s = server.clone();
     let refresher =

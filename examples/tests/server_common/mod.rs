@@ -2,6 +2,7 @@
 //! a tiny blocking HTTP/1.1 client for the tests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -67,8 +68,8 @@ pub fn start(extra: &[&str]) -> Server {
                 return Server { child, addr, data };
             }
             Ok(Err(line)) => log.push(line),
-            Err(_) => panic!(
-                "idp-server did not report its address; log:\n{}",
+            Err(e) => panic!(
+                "idp-server did not report its address ({e}); log:\n{}",
                 log.join("\n")
             ),
         }
@@ -136,10 +137,13 @@ impl Server {
             self.addr
         );
         if let Some((ct, bytes)) = body {
-            head.push_str(&format!(
-                "Content-Type: {ct}\r\nContent-Length: {}\r\n",
+            let _ = write!(
+                head,
+                "Content-Type: {ct}
+Content-Length: {}
+",
                 bytes.len()
-            ));
+            );
         } else if method == "POST" || method == "DELETE" {
             head.push_str("Content-Length: 0\r\n");
         }
@@ -196,10 +200,7 @@ impl Server {
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(end) = data.windows(2).position(|w| w == b"\r\n") else {
-            break;
-        };
+    while let Some(end) = data.windows(2).position(|w| w == b"\r\n") {
         let size =
             usize::from_str_radix(String::from_utf8_lossy(&data[..end]).trim(), 16).unwrap_or(0);
         if size == 0 {

@@ -146,7 +146,7 @@ fn error_response(
     url: &str,
     status: StatusCode,
     name: &str,
-    message: String,
+    message: &str,
 ) -> Response {
     let body = json!({
         "error": {"name": name, "message": message},
@@ -178,7 +178,7 @@ pub async fn layer(State(state): State<Arc<AppState>>, request: Request, next: N
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status();
     if let Some(err) = response.extensions_mut().remove::<ApiError>() {
-        response = error_response(&method, &url, err.status, err.name, err.message);
+        response = error_response(&method, &url, err.status, err.name, &err.message);
     } else if (status.is_client_error() || status.is_server_error())
         && !response
             .headers()
@@ -203,7 +203,7 @@ pub async fn layer(State(state): State<Arc<AppState>>, request: Request, next: N
                 _ => status.canonical_reason().unwrap_or("error").to_owned(),
             };
         }
-        response = error_response(&method, &url, status, name_for(status), message);
+        response = error_response(&method, &url, status, name_for(status), &message);
     }
     let status = response.status().as_u16();
     span.record("status", status);

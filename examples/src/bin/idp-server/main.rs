@@ -232,7 +232,7 @@ async fn serve(cli: Cli, config: Config) -> idp_core::Result<()> {
             );
         }
         Err(e) => {
-            tracing::warn!(error = %e.report(), "the first catalog refresh failed; serving an empty catalog and retrying")
+            tracing::warn!(error = %e.report(), "the first catalog refresh failed; serving an empty catalog and retrying");
         }
     }
 

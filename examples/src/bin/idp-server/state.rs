@@ -2,6 +2,7 @@
 //! request metrics, and the optional ports the other areas plug in.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -184,7 +185,10 @@ pub fn uid_of(entity: &EntityRef) -> String {
 pub fn stable_id(text: &str) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
     let b = digest.as_ref();
-    let hex: String = b[..16].iter().map(|x| format!("{x:02x}")).collect();
+    let hex: String = b[..16].iter().fold(String::new(), |mut acc, x| {
+        let _ = write!(acc, "{x:02x}");
+        acc
+    });
     format!(
         "{}-{}-{}-{}-{}",
         &hex[0..8],
