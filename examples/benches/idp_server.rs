@@ -36,7 +36,7 @@ fn main() {
     // `cargo test --benches` runs benches with `--bench` absent; keep that quick.
     let quick = !std::env::args().any(|a| a == "--bench");
     let entities = env_usize("IDP_BENCH_ENTITIES", if quick { 500 } else { 10_000 });
-    let requests = env_usize("IDP_BENCH_REQUESTS", if quick { 200 } else { 4_000 });
+    let requests = env_usize("IDP_BENCH_REQUESTS", if quick { 200 } else { 2_000 });
     let data = tempfile::tempdir().unwrap();
     let home = data.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
