@@ -249,7 +249,7 @@ pub struct Metrics {
 pub struct RouteStats {
     /// Requests by status code.
     pub by_status: HashMap<u16, u64>,
-    /// Cumulative-free bucket counts (index i: latency <= BUCKETS[i]).
+    /// Per-bucket counts, not cumulative: index `i` counts latencies up to `BUCKETS[i]`.
     pub buckets: [u64; BUCKETS.len()],
     /// Sum of latencies.
     pub sum_seconds: f64,
