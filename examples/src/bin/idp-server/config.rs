@@ -1,0 +1,166 @@
+//! The server's configuration file (`--config idp.yaml`); every field is optional and
+//! command-line flags win over the file. `idp-server config-schema` prints its JSON Schema.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The address the server listens on when nothing else says.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7007";
+
+/// The whole `idp.yaml`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Config {
+    /// `ADDR:PORT` to listen on (default `127.0.0.1:7007`; port 0 picks a free port).
+    pub listen: Option<String>,
+    /// The data directory (default `./.idp`): the local catalog repository lives there.
+    pub data_dir: Option<PathBuf>,
+    /// Where catalog entities come from.
+    #[serde(default)]
+    pub catalog: CatalogConfig,
+    /// A kubeconfig file; without one (and without `$KUBECONFIG` or `~/.kube/config`)
+    /// the server runs an in-process simulated cluster.
+    pub kubeconfig: Option<PathBuf>,
+    /// Policy settings for `POST /api/policy/check`.
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    /// `text` (default) or `json`.
+    pub log_format: Option<LogFormat>,
+}
+
+/// Catalog sources.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CatalogConfig {
+    /// A Git remote (`https://`, `ssh://` or `file://`) holding `catalog-info.yaml` files.
+    /// Without one, the server seeds a local repository with a demo organisation.
+    pub remote: Option<String>,
+    /// The branch to read.
+    #[serde(default = "default_branch")]
+    pub branch: String,
+    /// Which files to read (a glob over repository paths).
+    #[serde(default = "default_glob")]
+    pub glob: String,
+    /// Seconds between refreshes.
+    #[serde(default = "default_refresh")]
+    pub refresh_seconds: u64,
+}
+
+impl Default for CatalogConfig {
+    fn default() -> Self {
+        Self {
+            remote: None,
+            branch: default_branch(),
+            glob: default_glob(),
+            refresh_seconds: default_refresh(),
+        }
+    }
+}
+
+fn default_branch() -> String {
+    "main".into()
+}
+
+fn default_glob() -> String {
+    "**/catalog-info.yaml".into()
+}
+
+fn default_refresh() -> u64 {
+    30
+}
+
+/// Which policies `POST /api/policy/check` applies by default (query parameters can
+/// override per request).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Pod Security Standards level: `baseline` (default), `restricted` or `none`.
+    #[serde(default = "default_pss")]
+    pub pss: PssSetting,
+    /// Also apply idp's guardrails (image tags, probes, resources...).
+    #[serde(default = "default_true")]
+    pub guardrails: bool,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            pss: default_pss(),
+            guardrails: true,
+        }
+    }
+}
+
+fn default_pss() -> PssSetting {
+    PssSetting::Baseline
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// A Pod Security Standards level, or none.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum PssSetting {
+    /// No Pod Security Standards check.
+    None,
+    /// Blocks known privilege escalations.
+    Baseline,
+    /// Baseline plus hardening.
+    Restricted,
+}
+
+/// Log line format.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Config {
+    /// Read and check a config file; errors name the file and the field.
+    pub fn load(path: &Path) -> idp_core::Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            idp_core::Error::invalid_input(format!("cannot read config file {}", path.display()))
+                .with_source(e)
+        })?;
+        let config: Self = serde_saphyr::from_str(&text).map_err(|e| {
+            idp_core::Error::invalid_input(format!(
+                "{}: {e}; run `idp-server config-schema` for the accepted fields",
+                path.display()
+            ))
+        })?;
+        if let Some(listen) = &config.listen {
+            parse_listen(listen)?;
+        }
+        Ok(config)
+    }
+
+    /// The JSON Schema of the file, pretty-printed.
+    pub fn schema_json() -> String {
+        let schema = schemars::schema_for!(Config);
+        serde_json::to_string_pretty(&schema).unwrap_or_default()
+    }
+}
+
+/// Parse `ADDR:PORT`.
+pub fn parse_listen(text: &str) -> idp_core::Result<SocketAddr> {
+    text.parse().map_err(|e| {
+        idp_core::Error::invalid_input(format!(
+            "listen address {text:?} is not ADDR:PORT (for example 127.0.0.1:7007, or port 0 for a free port)"
+        ))
+        .with_source(e)
+    })
+}

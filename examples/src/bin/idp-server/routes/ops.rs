@@ -1,0 +1,280 @@
+//! Operations: `/healthz`, `/readyz`, `/metrics` (Prometheus text) and
+//! `/api/openapi.json` (generated from the route table and the request/response types).
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use crate::state::{AppState, BUCKETS};
+
+/// The operations routes.
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/openapi.json", get(openapi))
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    if state.is_ready() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "catalog not loaded yet\n")
+    }
+}
+
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The Prometheus text exposition of the server's metrics.
+pub fn render_metrics(state: &AppState) -> String {
+    let mut out = String::new();
+    let routes = state.metrics.snapshot();
+    out.push_str("# HELP idp_http_requests_total HTTP requests by method, route and status.\n# TYPE idp_http_requests_total counter\n");
+    for ((method, route), stats) in &routes {
+        let mut statuses: Vec<_> = stats.by_status.iter().collect();
+        statuses.sort();
+        for (status, n) in statuses {
+            let _ = writeln!(
+                out,
+                "idp_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {n}",
+                escape_label(method),
+                escape_label(route)
+            );
+        }
+    }
+    out.push_str("# HELP idp_http_request_duration_seconds HTTP request latency by method and route.\n# TYPE idp_http_request_duration_seconds histogram\n");
+    for ((method, route), stats) in &routes {
+        let labels = format!(
+            "method=\"{}\",route=\"{}\"",
+            escape_label(method),
+            escape_label(route)
+        );
+        let mut cumulative = 0;
+        for (bound, n) in BUCKETS.iter().zip(stats.buckets) {
+            cumulative += n;
+            let _ = writeln!(
+                out,
+                "idp_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "idp_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+            stats.count
+        );
+        let _ = writeln!(
+            out,
+            "idp_http_request_duration_seconds_sum{{{labels}}} {}",
+            stats.sum_seconds
+        );
+        let _ = writeln!(
+            out,
+            "idp_http_request_duration_seconds_count{{{labels}}} {}",
+            stats.count
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP idp_catalog_entities Entities in the catalog.\n# TYPE idp_catalog_entities gauge\nidp_catalog_entities {}",
+        state.view().snapshot.len()
+    );
+    let _ = writeln!(
+        out,
+        "# HELP idp_uptime_seconds Seconds since the server started.\n# TYPE idp_uptime_seconds gauge\nidp_uptime_seconds {}",
+        state.started.elapsed().as_secs_f64()
+    );
+    out
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        render_metrics(&state),
+    )
+}
+
+/// `(method, path, summary, request body schema name)` for every API route; the
+/// OpenAPI document is built from this table, and a test checks that each route answers.
+pub const ROUTES: &[(&str, &str, &str, Option<&str>)] = &[
+    (
+        "get",
+        "/api/catalog/entities",
+        "List entities (filter, fields, offset, limit, after, order); a JSON array",
+        None,
+    ),
+    (
+        "get",
+        "/api/catalog/entities/by-name/{kind}/{namespace}/{name}",
+        "One entity by kind, namespace and name",
+        None,
+    ),
+    (
+        "get",
+        "/api/catalog/entities/by-uid/{uid}",
+        "One entity by metadata.uid",
+        None,
+    ),
+    (
+        "delete",
+        "/api/catalog/entities/by-uid/{uid}",
+        "Remove an entity (its provider adds it back on refresh if its source still has it)",
+        None,
+    ),
+    (
+        "post",
+        "/api/catalog/entities/by-refs",
+        "Entities by reference, null for unknown ones",
+        Some("ByRefsRequest"),
+    ),
+    (
+        "get",
+        "/api/catalog/entities/by-query",
+        "Cursor-paged query: items, totalItems, pageInfo",
+        None,
+    ),
+    (
+        "get",
+        "/api/catalog/entity-facets",
+        "Value counts of fields (facet=kind&facet=spec.type)",
+        None,
+    ),
+    (
+        "post",
+        "/api/catalog/locations",
+        "Register a location (file:// URL or path); dryRun=true reads without storing",
+        Some("LocationRequest"),
+    ),
+    (
+        "get",
+        "/api/catalog/locations",
+        "Registered locations",
+        None,
+    ),
+    (
+        "get",
+        "/api/catalog/locations/{id}",
+        "One registered location",
+        None,
+    ),
+    (
+        "delete",
+        "/api/catalog/locations/{id}",
+        "Unregister a location and remove its entities",
+        None,
+    ),
+    (
+        "post",
+        "/api/catalog/refresh",
+        "Re-read every catalog provider now",
+        Some("RefreshRequest"),
+    ),
+    (
+        "get",
+        "/api/search/query",
+        "Ranked full-text search (term=)",
+        None,
+    ),
+    (
+        "post",
+        "/api/policy/check",
+        "Check Kubernetes manifests (YAML or JSON body) against Pod Security Standards and guardrails",
+        None,
+    ),
+    ("get", "/healthz", "Liveness", None),
+    (
+        "get",
+        "/readyz",
+        "Readiness (the catalog has been loaded)",
+        None,
+    ),
+    ("get", "/metrics", "Prometheus metrics", None),
+    ("get", "/api/openapi.json", "This document", None),
+];
+
+/// The OpenAPI 3.1 document.
+pub fn openapi_document() -> Value {
+    let mut schemas = serde_json::Map::new();
+    let mut add = |name: &str, schema: schemars::Schema| {
+        schemas.insert(name.to_owned(), schema.to_value());
+    };
+    add("Error", schemars::schema_for!(crate::error::ErrorBody));
+    add(
+        "ByRefsRequest",
+        schemars::schema_for!(crate::routes::catalog::ByRefsRequest),
+    );
+    add(
+        "LocationRequest",
+        schemars::schema_for!(crate::routes::catalog::LocationRequest),
+    );
+    add(
+        "RefreshRequest",
+        schemars::schema_for!(crate::routes::catalog::RefreshRequest),
+    );
+    add(
+        "PolicyCheckResult",
+        schemars::schema_for!(Vec<crate::routes::policy::CheckRow>),
+    );
+    let mut paths = serde_json::Map::new();
+    for (method, path, summary, body) in ROUTES {
+        let params: Vec<Value> = path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        let mut op = json!({
+            "summary": summary,
+            "parameters": params,
+            "responses": {
+                "200": {"description": "Success"},
+                "default": {"description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+            }
+        });
+        if let Some(body) = body {
+            op["requestBody"] = json!({
+                "required": *body != "RefreshRequest",
+                "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{body}")}}}
+            });
+        }
+        if *path == "/api/policy/check" {
+            op["requestBody"] = json!({"required": true, "content": {
+                "application/yaml": {"schema": {"type": "string"}},
+                "application/json": {"schema": {}}
+            }});
+            op["responses"]["200"] = json!({"description": "One row per object", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PolicyCheckResult"}}}});
+        }
+        let entry = paths.entry((*path).to_owned()).or_insert_with(|| json!({}));
+        entry[*method] = op;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "idp-server",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "idp's example platform server. The /api/catalog routes follow Backstage's catalog REST API."
+        },
+        "paths": paths,
+        "components": {"schemas": schemas},
+    })
+}
+
+async fn openapi() -> Json<Value> {
+    Json(openapi_document())
+}

@@ -1,0 +1,162 @@
+//! `POST /api/policy/check`: Kubernetes manifests (YAML or JSON, several documents) in
+//! the body, one verdict row per object back (the shape of `idpctl policy check --format
+//! json`). Query parameters `pss=baseline|restricted|none` and `guardrails=true|false`
+//! override the server's defaults.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::routing::post;
+use axum::{Json, Router};
+use idp_core::model::Enforcement;
+use idp_core::{ManifestSet, PolicyContext};
+use idp_policy::pss::PodSecurity;
+use idp_policy::{PolicyOptions, PolicySet};
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use crate::config::PssSetting;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The policy routes.
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new().route("/api/policy/check", post(check))
+}
+
+/// Largest manifest body accepted.
+const MAX_BODY: usize = 4 * 1024 * 1024;
+
+/// One violation.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ViolationRow {
+    /// The policy that found it.
+    pub policy: String,
+    /// The rule within the policy.
+    pub rule: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+    /// The field path, when known.
+    pub path: Option<String>,
+    /// `deny`, `warn` or `audit`.
+    pub action: String,
+}
+
+/// One object's verdict.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckRow {
+    /// Always `request` (the body).
+    pub file: String,
+    /// 0-based YAML document index.
+    pub document: usize,
+    /// The object's apiVersion.
+    pub api_version: String,
+    /// The object's kind.
+    pub kind: String,
+    /// The object's namespace.
+    pub namespace: Option<String>,
+    /// The object's name.
+    pub name: String,
+    /// False when any violation denies.
+    pub allowed: bool,
+    /// Every violation.
+    pub violations: Vec<ViolationRow>,
+}
+
+fn build_set(pss: PssSetting, guardrails: bool) -> PolicySet {
+    let mut set = PolicySet::new().named("idp-server");
+    match pss {
+        PssSetting::None => {}
+        PssSetting::Baseline => set = set.with_policy(PodSecurity::baseline()),
+        PssSetting::Restricted => set = set.with_policy(PodSecurity::restricted()),
+    }
+    if guardrails {
+        for policy in idp_policy::guardrails::all() {
+            set.push(policy, PolicyOptions::new());
+        }
+    }
+    set
+}
+
+async fn check(
+    State(state): State<Arc<AppState>>,
+    Query(params): Query<Vec<(String, String)>>,
+    body: Bytes,
+) -> Result<Json<Vec<CheckRow>>, ApiError> {
+    let mut pss = state.policy.pss;
+    let mut guardrails = state.policy.guardrails;
+    for (k, v) in &params {
+        match k.as_str() {
+            "pss" => {
+                pss = match v.as_str() {
+                    "none" => PssSetting::None,
+                    "baseline" => PssSetting::Baseline,
+                    "restricted" => PssSetting::Restricted,
+                    _ => {
+                        return Err(ApiError::input(format!(
+                            "Invalid pss {v:?}: use baseline, restricted or none"
+                        )));
+                    }
+                }
+            }
+            "guardrails" => {
+                guardrails = v.parse().map_err(|_| {
+                    ApiError::input(format!("Invalid guardrails {v:?}: use true or false"))
+                })?;
+            }
+            _ => {}
+        }
+    }
+    if body.len() > MAX_BODY {
+        return Err(ApiError::input(format!(
+            "The manifests are {} bytes; the limit is {MAX_BODY}",
+            body.len()
+        )));
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::input(
+            "The request body is empty: send Kubernetes manifests as YAML (several documents separated by ---) or JSON",
+        ));
+    }
+    let set = ManifestSet::parse(&body, Some(std::path::Path::new("request")))
+        .map_err(|e| ApiError::input(format!("Malformed manifests: {}", e.report())))?;
+    if set.is_empty() {
+        return Err(ApiError::input("The body holds no Kubernetes objects"));
+    }
+    let policies = build_set(pss, guardrails);
+    let ctx = PolicyContext::new();
+    let rows = set
+        .iter()
+        .map(|object| {
+            let result = policies.check_object(object, &ctx);
+            CheckRow {
+                file: "request".into(),
+                document: object.source().map_or(0, |s| s.document),
+                api_version: object.api_version().to_owned(),
+                kind: object.kind().to_owned(),
+                namespace: object.namespace().map(str::to_owned),
+                name: object.name().to_owned(),
+                allowed: result.allowed,
+                violations: result
+                    .violations
+                    .into_iter()
+                    .map(|v| ViolationRow {
+                        policy: v.policy,
+                        rule: v.rule,
+                        message: v.message,
+                        path: v.path,
+                        action: match v.enforcement {
+                            Enforcement::Deny => "deny",
+                            Enforcement::Warn => "warn",
+                            Enforcement::Audit => "audit",
+                        }
+                        .into(),
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    Ok(Json(rows))
+}

@@ -1,0 +1,283 @@
+//! Shared server state: the catalog and its search index, the providers that feed it,
+//! request metrics, and the optional ports the other areas plug in.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use idp_catalog::provider::EntityProvider;
+use idp_catalog::search::SearchIndex;
+use idp_catalog::{InMemoryCatalog, IngestReport, Mutation, Snapshot};
+use idp_core::EntityRef;
+use idp_core::ports::{Deployer, EnvironmentProvider};
+use serde_json::Value;
+
+use crate::config::PolicyConfig;
+
+/// One consistent view of the catalog: a snapshot and the search index built from it.
+/// Requests take one `Arc<View>` and read only from it, so a refresh never shows them a
+/// half-updated catalog.
+#[derive(Debug)]
+pub struct View {
+    /// The catalog at one moment.
+    pub snapshot: Snapshot,
+    /// Full-text index over `snapshot`.
+    pub search: SearchIndex,
+}
+
+/// What the server runs against.
+#[derive(Debug, Clone)]
+pub struct ClusterInfo {
+    /// Shown in the log and the portal.
+    pub label: String,
+    /// True when the cluster is idp-testkit's in-process simulation.
+    pub simulated: bool,
+}
+
+/// A location registered through `POST /api/catalog/locations`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Location {
+    /// A stable id (derived from type and target).
+    pub id: String,
+    /// `file` or `url`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The path or URL.
+    pub target: String,
+}
+
+/// Everything the handlers share. Ports that other crates provide are optional: the
+/// portal and the API say "not configured" until the binary wires them.
+#[derive(Debug)]
+pub struct AppState {
+    /// The catalog the providers feed.
+    pub catalog: Arc<InMemoryCatalog>,
+    view: RwLock<Arc<View>>,
+    providers: Mutex<Vec<Arc<dyn EntityProvider>>>,
+    /// Locations added over the API.
+    pub locations: Mutex<Vec<Location>>,
+    refresh_lock: tokio::sync::Mutex<()>,
+    ready: AtomicBool,
+    /// Request counters and latency histograms.
+    pub metrics: Metrics,
+    /// Default policy settings.
+    pub policy: PolicyConfig,
+    /// The cluster the server talks to.
+    pub cluster: ClusterInfo,
+    /// Deployments (idp-deploy), once wired.
+    pub deployer: Option<Arc<dyn Deployer>>,
+    /// Preview environments (idp-preview), once wired.
+    pub environments: Option<Arc<dyn EnvironmentProvider>>,
+    /// When the process started.
+    pub started: Instant,
+}
+
+impl AppState {
+    /// A state over an empty catalog.
+    pub fn new(policy: PolicyConfig, cluster: ClusterInfo) -> Self {
+        let catalog = Arc::new(InMemoryCatalog::new());
+        let snapshot = catalog.snapshot();
+        let search = SearchIndex::build(&snapshot);
+        Self {
+            catalog,
+            view: RwLock::new(Arc::new(View { snapshot, search })),
+            providers: Mutex::new(Vec::new()),
+            locations: Mutex::new(Vec::new()),
+            refresh_lock: tokio::sync::Mutex::new(()),
+            ready: AtomicBool::new(false),
+            metrics: Metrics::default(),
+            policy,
+            cluster,
+            deployer: None,
+            environments: None,
+            started: Instant::now(),
+        }
+    }
+
+    /// The current consistent view.
+    pub fn view(&self) -> Arc<View> {
+        self.view
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Whether the first refresh has finished.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Add a provider (read on every refresh).
+    pub fn add_provider(&self, provider: Arc<dyn EntityProvider>) {
+        self.providers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(provider);
+    }
+
+    /// Stop reading the provider called `name`.
+    pub fn remove_provider(&self, name: &str) {
+        self.providers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|p| p.name() != name);
+    }
+
+    /// Apply a mutation directly (generated entities, deletions), then publish a new view.
+    pub fn apply(&self, provider: &str, mutation: Mutation) -> IngestReport {
+        let report = self.catalog.apply(provider, with_uids(mutation));
+        self.publish();
+        report
+    }
+
+    /// Read every provider and apply what it read, then publish a new view. Refreshes
+    /// never overlap.
+    pub async fn refresh(&self) -> idp_core::Result<Vec<IngestReport>> {
+        let _guard = self.refresh_lock.lock().await;
+        let providers: Vec<Arc<dyn EntityProvider>> = self
+            .providers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let mut reports = Vec::new();
+        let mut failure = None;
+        for provider in providers {
+            match provider.read().await {
+                Ok(out) => {
+                    let mut report = self.catalog.apply(provider.name(), with_uids(out.mutation));
+                    report.rejected.splice(0..0, out.rejected);
+                    for r in &report.rejected {
+                        tracing::warn!(provider = provider.name(), "rejected: {r}");
+                    }
+                    reports.push(report);
+                }
+                Err(e) => {
+                    tracing::warn!(provider = provider.name(), error = %e.report(), "catalog provider failed; keeping its previous entities");
+                    failure = Some(e);
+                }
+            }
+        }
+        self.publish();
+        self.ready.store(true, Ordering::Release);
+        match failure {
+            Some(e) if reports.is_empty() => Err(e),
+            _ => Ok(reports),
+        }
+    }
+
+    fn publish(&self) {
+        let snapshot = self.catalog.snapshot();
+        let search = SearchIndex::build(&snapshot);
+        let view = Arc::new(View { snapshot, search });
+        *self.view.write().unwrap_or_else(PoisonError::into_inner) = view;
+    }
+}
+
+/// A stable, UUID-shaped id for an entity reference (Backstage's `metadata.uid`): the
+/// same entity keeps its uid across refreshes and restarts.
+pub fn uid_of(entity: &EntityRef) -> String {
+    stable_id(&entity.key())
+}
+
+/// A UUID-shaped id derived from `text` (SHA-256).
+pub fn stable_id(text: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+    let b = digest.as_ref();
+    let hex: String = b[..16].iter().fold(String::new(), |mut acc, x| {
+        let _ = write!(acc, "{x:02x}");
+        acc
+    });
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+fn ref_of_value(value: &Value) -> Option<EntityRef> {
+    let kind = value.get("kind")?.as_str()?;
+    let meta = value.get("metadata")?;
+    let name = meta.get("name")?.as_str()?;
+    let namespace = meta
+        .get("namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("default");
+    EntityRef::new(kind, namespace, name).ok()
+}
+
+fn with_uids(mutation: Mutation) -> Mutation {
+    let add = |mut inputs: Vec<idp_catalog::EntityInput>| {
+        for input in &mut inputs {
+            if let Some(r) = ref_of_value(&input.value) {
+                let uid = uid_of(&r);
+                if let Some(meta) = input
+                    .value
+                    .get_mut("metadata")
+                    .and_then(Value::as_object_mut)
+                {
+                    meta.insert("uid".into(), Value::String(uid));
+                }
+            }
+        }
+        inputs
+    };
+    match mutation {
+        Mutation::Full(inputs) => Mutation::Full(add(inputs)),
+        Mutation::Delta { upserts, removals } => Mutation::Delta {
+            upserts: add(upserts),
+            removals,
+        },
+    }
+}
+
+/// Latency histogram bucket bounds, in seconds.
+pub const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
+
+/// Per-route request counts and latency histograms (Prometheus text at `/metrics`).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    routes: Mutex<HashMap<(String, String), RouteStats>>,
+}
+
+/// One route's numbers.
+#[derive(Debug, Default, Clone)]
+pub struct RouteStats {
+    /// Requests by status code.
+    pub by_status: HashMap<u16, u64>,
+    /// Per-bucket counts, not cumulative: index `i` counts latencies up to `BUCKETS[i]`.
+    pub buckets: [u64; BUCKETS.len()],
+    /// Sum of latencies.
+    pub sum_seconds: f64,
+    /// Number of observations.
+    pub count: u64,
+}
+
+impl Metrics {
+    /// Record one request.
+    pub fn observe(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        let mut routes = self.routes.lock().unwrap_or_else(PoisonError::into_inner);
+        let stats = routes
+            .entry((method.to_owned(), route.to_owned()))
+            .or_default();
+        *stats.by_status.entry(status).or_default() += 1;
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            stats.buckets[i] += 1;
+        }
+        stats.sum_seconds += secs;
+        stats.count += 1;
+    }
+
+    /// A copy of every route's numbers, sorted by route.
+    pub fn snapshot(&self) -> Vec<((String, String), RouteStats)> {
+        let routes = self.routes.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut out: Vec<_> = routes.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+}
