@@ -9,7 +9,7 @@
 //!   an audit annotation for `audit`), [`mutate`](AdmissionHandler::mutate) a mutating
 //!   one (a base64 RFC 6902 [`JsonPatch`]). Transport-neutral: give it the request body
 //!   with [`handle`](AdmissionHandler::handle) from any HTTP server.
-//! - [`AdmissionService`] (feature `admission`): the handler as a tower `Service` serving
+//! - `AdmissionService` (feature `admission`): the handler as a tower `Service` serving
 //!   `POST /validate` and `POST /mutate`, for hyper or axum.
 //! - The wire types: [`AdmissionReview`], [`AdmissionRequest`], [`AdmissionResponse`].
 //!
