@@ -12,7 +12,7 @@ use idp_policy::admission::{AdmissionHandler, ReviewKind};
 use idp_policy::mutate::{DefaultResources, Mutations, StandardLabels};
 use idp_policy::pss::PodSecurity;
 use idp_policy::{PolicyOptions, PolicySet, guardrails};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 fn everything() -> PolicySet {
     let mut set = PolicySet::new().with_policy(PodSecurity::restricted());
@@ -76,12 +76,21 @@ fn ten_thousand_levels_of_json_are_refused_by_the_parser() {
 #[test]
 fn ten_thousand_levels_built_in_memory_are_not_walked() {
     with_big_stack(|| {
+        // Built by moving each level into the next (`json!` would copy the value it
+        // interpolates, which is quadratic here).
         let mut deep = json!({"privileged": true});
         for i in 0..10_000 {
             deep = if i % 2 == 0 {
-                json!({"securityContext": deep, "containers": [{"name": "x", "image": "nginx"}], "spec": {}})
+                let mut level = Map::new();
+                level.insert("securityContext".to_owned(), deep);
+                level.insert(
+                    "containers".to_owned(),
+                    json!([{"name": "x", "image": "nginx"}]),
+                );
+                level.insert("spec".to_owned(), json!({}));
+                Value::Object(level)
             } else {
-                json!([deep, {"containers": [{"name": "y"}]}])
+                Value::Array(vec![deep, json!({"containers": [{"name": "y"}]})])
             };
         }
         let containers = json!([{"name": "c", "image": "ghcr.io/acme/c:1",
