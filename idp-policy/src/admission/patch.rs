@@ -1,21 +1,5 @@
 //! RFC 6902 JSON Patch: the difference between an object before and after mutation, as
-//! a mutating webhook returns it.
-//!
-//! [`JsonPatch::diff`] walks both documents together:
-//!
-//! - mappings: a `remove` for each key that went away, a recursive diff for each key in
-//!   both, an `add` for each new key (keys in their map order);
-//! - arrays, **index by index**: a recursive diff for every index both have, then `add`s
-//!   at the end for the new elements (in order) or `remove`s of the surplus from the
-//!   back (so every index is valid when its operation is applied). Appending an env var
-//!   or a sidecar container therefore gives one small `add`; inserting at the front
-//!   gives a `replace` per shifted element — longer, still exact;
-//! - anything else that differs: a `replace`.
-//!
-//! Paths are JSON Pointers (RFC 6901) with `~` written `~0` and `/` written `~1`, so a
-//! label key like `app.kubernetes.io/name` becomes `app.kubernetes.io~1name`.
-//!
-//! Applying the patch to the first document gives exactly the second one.
+//! a mutating webhook returns it. See [`JsonPatch`].
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -57,6 +41,21 @@ pub enum PatchOperation {
 
 /// An RFC 6902 JSON Patch: a list of operations applied in order.
 ///
+/// [`JsonPatch::diff`] walks both documents together:
+///
+/// - mappings: a `remove` for each key that went away, a recursive diff for each key in
+///   both, an `add` for each new key (keys in their map order);
+/// - arrays, **index by index**: a recursive diff for every index both have, then `add`s
+///   at the end for the new elements (in order) or `remove`s of the surplus from the
+///   back (so every index is valid when its operation is applied). Appending an env var
+///   or a sidecar container therefore gives one small `add`; inserting at the front
+///   gives a `replace` per shifted element — longer, still exact;
+/// - anything else that differs: a `replace`.
+///
+/// Paths are JSON Pointers (RFC 6901) with `~` written `~0` and `/` written `~1`, so a
+/// label key like `app.kubernetes.io/name` becomes `app.kubernetes.io~1name`. Applying
+/// the patch to the first document gives exactly the second one.
+///
 /// ```
 /// use idp_policy::admission::JsonPatch;
 /// let before = serde_json::json!({"metadata": {"labels": {"a": "1"}}});
@@ -71,7 +70,7 @@ pub struct JsonPatch {
 }
 
 impl JsonPatch {
-    /// The operations that turn `before` into `after`. See the [module docs](self).
+    /// The operations that turn `before` into `after`. See [`JsonPatch`] for how.
     ///
     /// ```
     /// let v = serde_json::json!({"a": [1, 2]});
