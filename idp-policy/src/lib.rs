@@ -16,6 +16,8 @@
 //! - [`guardrails`]: resources, sensitive ports, registries, tags, labels, Service types,
 //!   Ingress TLS, probes, replicas.
 //! - [`mutate`]: default resources, OpenTelemetry injection, standard labels.
+//! - [`admission`]: answer Kubernetes `AdmissionReview`s (validating and mutating) with
+//!   the same set; an HTTP endpoint behind the `admission` feature.
 //! - [`config::PolicySetConfig`]: the YAML file a platform team writes.
 //! - [`set`]: the engine's module (what [`PolicySet`] re-exports), with its overview.
 //! - [`podspec`]: pod-controller autogen — how one pod-level rule covers Pods,
@@ -42,6 +44,7 @@
 //! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod admission;
 pub mod config;
 pub mod exceptions;
 pub mod guardrails;

@@ -468,6 +468,17 @@ impl<'a> Container<'a> {
         )
     }
 
+    /// Like [`Container::field_path`] with the field given as format arguments, built in
+    /// one string (the field is only formatted when a violation needs its path).
+    pub(crate) fn field_path_args(&self, field: fmt::Arguments<'_>) -> String {
+        format!(
+            "{}.{}[{}].{field}",
+            self.prefix,
+            self.kind.field(),
+            self.index
+        )
+    }
+
     /// The container's `securityContext`, when it is a mapping.
     ///
     /// ```

@@ -41,32 +41,12 @@ impl ImageRef {
     /// assert_eq!(r.tag, None);
     /// ```
     pub fn parse(image: &str) -> Self {
-        let (rest, digest) = match image.split_once('@') {
-            Some((r, d)) => (r, Some(d.to_owned())),
-            None => (image, None),
-        };
-        let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
-        let (name, tag) = match rest[last_slash..].rfind(':') {
-            Some(i) => (
-                &rest[..last_slash + i],
-                Some(rest[last_slash + i + 1..].to_owned()),
-            ),
-            None => (rest, None),
-        };
-        let (registry, repository) = match name.split_once('/') {
-            Some((first, path))
-                if first.contains('.') || first.contains(':') || first == "localhost" =>
-            {
-                (first.to_owned(), path.to_owned())
-            }
-            Some(_) => ("docker.io".to_owned(), name.to_owned()),
-            None => ("docker.io".to_owned(), format!("library/{name}")),
-        };
+        let parts = ImageParts::parse(image);
         Self {
-            registry,
-            repository,
-            tag,
-            digest,
+            registry: parts.registry.to_owned(),
+            repository: format!("{}{}", parts.repository_prefix, parts.repository),
+            tag: parts.tag.map(str::to_owned),
+            digest: parts.digest.map(str::to_owned),
         }
     }
 
@@ -77,6 +57,57 @@ impl ImageRef {
     /// ```
     pub fn name(&self) -> String {
         format!("{}/{}", self.registry, self.repository)
+    }
+}
+
+/// The parts of an image reference, borrowed from it: what the guardrails read on the
+/// hot path, where [`ImageRef`] would allocate four strings per container.
+#[derive(Debug, Clone, Copy)]
+struct ImageParts<'a> {
+    registry: &'a str,
+    /// `library/` for an official Docker Hub image named without a path, else empty.
+    repository_prefix: &'static str,
+    repository: &'a str,
+    tag: Option<&'a str>,
+    digest: Option<&'a str>,
+}
+
+impl<'a> ImageParts<'a> {
+    fn parse(image: &'a str) -> Self {
+        let (rest, digest) = match image.split_once('@') {
+            Some((r, d)) => (r, Some(d)),
+            None => (image, None),
+        };
+        let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+        let (name, tag) = match rest[last_slash..].rfind(':') {
+            Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
+            None => (rest, None),
+        };
+        let (registry, repository_prefix, repository) = match name.split_once('/') {
+            Some((first, path))
+                if first.contains('.') || first.contains(':') || first == "localhost" =>
+            {
+                (first, "", path)
+            }
+            Some(_) => ("docker.io", "", name),
+            None => ("docker.io", "library/", name),
+        };
+        Self {
+            registry,
+            repository_prefix,
+            repository,
+            tag,
+            digest,
+        }
+    }
+
+    /// Whether `entry` equals `registry/repository` or is a path prefix of it (followed
+    /// by `/`), compared without building the name.
+    fn name_has_path_prefix(&self, entry: &str) -> bool {
+        let mut name = [self.registry, "/", self.repository_prefix, self.repository]
+            .into_iter()
+            .flat_map(str::bytes);
+        entry.bytes().all(|b| name.next() == Some(b)) && matches!(name.next(), None | Some(b'/'))
     }
 }
 
@@ -117,15 +148,10 @@ impl AllowedRegistries {
         }
     }
 
-    fn allows(&self, image: &ImageRef) -> bool {
-        let name = image.name();
+    fn allows(&self, image: &ImageParts<'_>) -> bool {
         self.registries.iter().any(|entry| {
             let entry = entry.trim_end_matches('/');
-            entry == image.registry
-                || name == entry
-                || name
-                    .strip_prefix(entry)
-                    .is_some_and(|rest| rest.starts_with('/'))
+            entry == image.registry || image.name_has_path_prefix(entry)
         })
     }
 }
@@ -143,7 +169,7 @@ impl Policy for AllowedRegistries {
             return Vec::new();
         }
         pod.containers()
-            .filter(|c| !self.allows(&ImageRef::parse(c.image())))
+            .filter(|c| !self.allows(&ImageParts::parse(c.image())))
             .map(|c| {
                 Violation::new(
                     Self::NAME,
@@ -207,12 +233,12 @@ impl Policy for DisallowLatestTag {
         };
         let mut out = Vec::new();
         for c in pod.containers() {
-            let image = ImageRef::parse(c.image());
+            let image = ImageParts::parse(c.image());
             let (rule, why) = if self.require_digest && image.digest.is_none() {
                 ("digest", "names no digest; pin it as image@sha256:…")
             } else if image.digest.is_some() {
                 continue;
-            } else if image.tag.as_deref() == Some("latest") {
+            } else if image.tag == Some("latest") {
                 ("latest-tag", "uses the mutable tag :latest; pin a version")
             } else if image.tag.is_none() {
                 ("untagged", "has no tag, which means :latest; pin a version")

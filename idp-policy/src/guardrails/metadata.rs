@@ -77,10 +77,20 @@ impl Policy for RequireLabels {
         if !self.kinds.is_empty() && !self.kinds.iter().any(|k| k == object.kind()) {
             return Vec::new();
         }
-        let labels = object.labels();
+        // Borrowed: `Object::labels` would copy every label of every object.
+        let labels = object
+            .as_map()
+            .get("metadata")
+            .and_then(|m| m.get("labels"))
+            .and_then(serde_json::Value::as_object);
         self.labels
             .iter()
-            .filter(|key| labels.get(*key).is_none_or(String::is_empty))
+            .filter(|key| {
+                labels
+                    .and_then(|l| l.get(key.as_str()))
+                    .and_then(serde_json::Value::as_str)
+                    .is_none_or(str::is_empty)
+            })
             .map(|key| {
                 Violation::new(
                     Self::NAME,

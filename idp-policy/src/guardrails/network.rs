@@ -119,7 +119,7 @@ impl Policy for ForbidSensitivePorts {
                                     c.name()
                                 ),
                             )
-                            .with_path(c.field_path(&format!("ports[{j}].{field}")))
+                            .with_path(c.field_path_args(format_args!("ports[{j}].{field}")))
                             .with_severity(Severity::High),
                         );
                     }

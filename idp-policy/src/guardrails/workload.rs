@@ -102,7 +102,7 @@ impl Policy for RequireResources {
                                     c.name()
                                 ),
                             )
-                            .with_path(c.field_path(&format!("resources.{section}.{res}"))),
+                            .with_path(c.field_path_args(format_args!("resources.{section}.{res}"))),
                         );
                     }
                 }

@@ -130,20 +130,58 @@ impl Check {
     }
 }
 
+/// A fixed-capacity list of checks, so that finding the checks in force allocates
+/// nothing (every check appears at most once, so the capacity is the number of checks).
+pub(crate) struct ActiveChecks {
+    list: [Check; ActiveChecks::CAPACITY],
+    len: usize,
+}
+
+impl ActiveChecks {
+    const CAPACITY: usize = 19;
+
+    fn new() -> Self {
+        Self {
+            list: [Check::HostNamespaces; Self::CAPACITY],
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, check: Check) {
+        // Each check is pushed at most once, so `len` never reaches past the capacity;
+        // `get_mut` keeps that a no-op rather than a panic should it ever change.
+        if let Some(slot) = self.list.get_mut(self.len) {
+            *slot = check;
+            self.len += 1;
+        }
+    }
+
+    fn extend(&mut self, checks: impl IntoIterator<Item = Check>) {
+        for c in checks {
+            self.push(c);
+        }
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = Check> + '_ {
+        self.list[..self.len].iter().copied()
+    }
+}
+
 /// The checks in force at `level` and effective `minor`, with restricted's overrides
 /// applied.
-pub(crate) fn active(level: Level, minor: u32) -> Vec<Check> {
+pub(crate) fn active(level: Level, minor: u32) -> ActiveChecks {
     use Check::{
         AllowPrivilegeEscalation, AppArmorProfile, CapabilitiesBaseline, CapabilitiesRestricted,
         HostNamespaces, HostPathVolumes, HostPorts, HostProbesAndHostLifecycle, Privileged,
         ProcMount, ProcMountRestricted, RestrictedVolumes, RunAsNonRoot, RunAsUser, SeLinuxOptions,
         SeccompProfileBaseline, SeccompProfileRestricted, Sysctls, WindowsHostProcess,
     };
+    let mut out = ActiveChecks::new();
     if level == Level::Privileged {
-        return Vec::new();
+        return out;
     }
     let restricted = level == Level::Restricted;
-    let mut out = vec![HostNamespaces, Privileged];
+    out.extend([HostNamespaces, Privileged]);
     if !(restricted && minor >= 22) {
         out.push(CapabilitiesBaseline);
     }
@@ -272,7 +310,7 @@ fn forbidden_adds(
                     "container \"{}\" must not include \"{cap}\" in securityContext.capabilities.add",
                     c.name()
                 ),
-                c.field_path(&format!("securityContext.capabilities.add[{i}]")),
+                c.field_path_args(format_args!("securityContext.capabilities.add[{i}]")),
             );
         }
     }
@@ -373,7 +411,7 @@ fn host_ports(cs: &[Container<'_>], out: &mut Vec<Finding>) {
                     "hostPorts",
                     "hostPort",
                     format_args!("container \"{}\" uses hostPort {host_port}", c.name()),
-                    c.field_path(&format!("ports[{j}].hostPort")),
+                    c.field_path_args(format_args!("ports[{j}].hostPort")),
                 );
             }
         }
@@ -700,23 +738,27 @@ fn host_probes(cs: &[Container<'_>], out: &mut Vec<Finding>) {
     for c in cs {
         for (field, sub, what) in HANDLERS {
             let mut handler = c.value().get(*field);
-            let mut path = (*field).to_owned();
             if let Some(sub) = sub {
                 handler = handler.and_then(|h| h.get(*sub));
-                path = format!("{path}.{sub}");
             }
+            let Some(handler) = handler else { continue };
             for action in ["httpGet", "tcpSocket"] {
                 let host = handler
-                    .and_then(|h| h.get(action))
+                    .get(action)
                     .and_then(|a| a.get("host"))
                     .and_then(Value::as_str);
                 if let Some(host) = host.filter(|h| !h.is_empty()) {
+                    // The path is only built for a finding.
+                    let path = match sub {
+                        Some(sub) => c.field_path_args(format_args!("{field}.{sub}.{action}.host")),
+                        None => c.field_path_args(format_args!("{field}.{action}.host")),
+                    };
                     push(
                         out,
                         "hostProbesAndHostLifecycle",
                         "probe or lifecycle host",
                         format_args!("container \"{}\" uses {what} host \"{host}\"", c.name()),
-                        c.field_path(&format!("{path}.{action}.host")),
+                        path,
                     );
                 }
             }

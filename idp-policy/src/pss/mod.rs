@@ -311,7 +311,7 @@ impl PodSecurity {
     /// ```
     pub fn checks(&self) -> Vec<&'static str> {
         checks::active(self.level, self.version.minor())
-            .into_iter()
+            .iter()
             .map(checks::Check::id)
             .collect()
     }
@@ -328,11 +328,41 @@ impl PodSecurity {
     pub fn evaluate_pod(&self, pod: &PodSpec<'_>) -> Vec<Violation> {
         let minor = self.version.minor();
         let mut findings = Vec::new();
-        // Collected once: every check walks the same containers.
-        let containers: Vec<_> = pod.containers().collect();
-        for check in checks::active(self.level, minor) {
-            check.run(pod, &containers, minor, &mut findings);
+        // Collected once, every check walks the same containers: on the stack for the
+        // usual handful, on the heap past that.
+        let mut all = pod.containers();
+        let Some(first) = all.next() else {
+            for check in checks::active(self.level, minor).iter() {
+                check.run(pod, &[], minor, &mut findings);
+            }
+            return self.violations(findings);
+        };
+        let mut stack = [first; 8];
+        let mut len = 1;
+        let mut heap = Vec::new();
+        for c in all {
+            if heap.is_empty() && len < stack.len() {
+                stack[len] = c;
+                len += 1;
+            } else {
+                if heap.is_empty() {
+                    heap.extend_from_slice(&stack);
+                }
+                heap.push(c);
+            }
         }
+        let containers = if heap.is_empty() {
+            &stack[..len]
+        } else {
+            &heap[..]
+        };
+        for check in checks::active(self.level, minor).iter() {
+            check.run(pod, containers, minor, &mut findings);
+        }
+        self.violations(findings)
+    }
+
+    fn violations(&self, findings: Vec<checks::Finding>) -> Vec<Violation> {
         findings
             .into_iter()
             .map(|f| {
