@@ -18,6 +18,10 @@
 //! - [`mutate`]: default resources, OpenTelemetry injection, standard labels.
 //! - [`config::PolicySetConfig`]: the YAML file a platform team writes.
 //! - [`set`]: the engine's module (what [`PolicySet`] re-exports), with its overview.
+//! - [`rego`] (feature `rego`): Rego policies, conftest and Gatekeeper conventions, via
+//!   regorus.
+//! - [`cel`] (feature `cel`): Kubernetes ValidatingAdmissionPolicies evaluated with CEL,
+//!   via kube-cel.
 //! - [`podspec`]: pod-controller autogen — how one pod-level rule covers Pods,
 //!   Deployments, StatefulSets, DaemonSets, ReplicaSets, ReplicationControllers, Jobs and
 //!   CronJobs with paths into the template.
@@ -51,5 +55,13 @@ pub mod podspec;
 pub mod pss;
 pub mod report;
 pub mod set;
+
+#[cfg(feature = "rego")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rego")))]
+pub mod rego;
+
+#[cfg(feature = "cel")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cel")))]
+pub mod cel;
 
 pub use set::{Action, PolicyOptions, PolicySet};
