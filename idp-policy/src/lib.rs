@@ -18,10 +18,10 @@
 //! - [`mutate`]: default resources, OpenTelemetry injection, standard labels.
 //! - [`config::PolicySetConfig`]: the YAML file a platform team writes.
 //! - [`set`]: the engine's module (what [`PolicySet`] re-exports), with its overview.
-//! - [`rego`] (feature `rego`): Rego policies, conftest and Gatekeeper conventions, via
-//!   regorus.
-//! - [`cel`] (feature `cel`): Kubernetes ValidatingAdmissionPolicies evaluated with CEL,
-//!   via kube-cel.
+//! - `rego` (feature `rego`): `RegoPolicy`, Rego policies with conftest and Gatekeeper
+//!   conventions, evaluated by regorus.
+//! - `cel` (feature `cel`): `CelPolicy`, Kubernetes ValidatingAdmissionPolicies
+//!   evaluated with CEL through kube-cel.
 //! - [`podspec`]: pod-controller autogen — how one pod-level rule covers Pods,
 //!   Deployments, StatefulSets, DaemonSets, ReplicaSets, ReplicationControllers, Jobs and
 //!   CronJobs with paths into the template.
