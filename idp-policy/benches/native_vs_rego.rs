@@ -106,7 +106,8 @@ fn objects() -> Vec<Object> {
     let mut rng = Lcg(0x1d_5eed);
     (0..OBJECTS)
         .map(|i| {
-            let containers: Vec<Value> = (0..1 + rng.next(3)).map(|j| container(&mut rng, j)).collect();
+            let count = rng.next(3);
+            let containers: Vec<Value> = (0..=count).map(|j| container(&mut rng, j)).collect();
             let spec = json!({"containers": containers});
             let meta = json!({"name": format!("obj-{i}"), "namespace": "shop", "labels": {"app": "x"}});
             let value = if rng.next(2) == 0 {

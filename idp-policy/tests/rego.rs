@@ -1,7 +1,11 @@
 //! Rego policies (feature `rego`): conftest conventions, Gatekeeper templates and
 //! constraints with match rules and enforcement actions, and hostile policies.
 #![cfg(feature = "rego")]
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::needless_pass_by_value
+)]
 
 use std::time::Duration;
 
@@ -163,8 +167,7 @@ deny contains msg if {
         });
     // Either refused at load or at evaluation, never a request.
     match err {
-        Err(e) => assert!(e.to_string().contains("http.send"), "{e}"),
-        Ok(Err(e)) => assert!(e.to_string().contains("http.send"), "{e}"),
+        Err(e) | Ok(Err(e)) => assert!(e.to_string().contains("http.send"), "{e}"),
         Ok(Ok(v)) => panic!("http.send evaluated: {v:?}"),
     }
 }

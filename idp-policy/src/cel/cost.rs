@@ -165,9 +165,8 @@ fn estimate_at(expr: &IdedExpr, bindings: &Bindings<'_>, depth: usize) -> (f64, 
     }
     let d = depth + 1;
     match &expr.expr {
-        Expr::Unspecified => (0.0, 1.0),
         Expr::Literal(LiteralValue::String(s)) => (0.0, s.inner().len() as f64),
-        Expr::Literal(_) => (0.0, 1.0),
+        Expr::Unspecified | Expr::Literal(_) => (0.0, 1.0),
         Expr::Ident(_) | Expr::Select(_) => {
             let steps = path_len(expr) as f64;
             let size = resolve(expr, bindings).map_or(unknown, size_of);

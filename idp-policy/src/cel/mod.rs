@@ -488,10 +488,10 @@ impl CelPolicy {
             ) {
                 continue;
             }
-            if let Some(m) = &binding.match_resources {
-                if !m.matches(object, namespace, ctx.operation, &self.namespaces, false) {
-                    continue;
-                }
+            if let Some(m) = &binding.match_resources
+                && !m.matches(object, namespace, ctx.operation, &self.namespaces, false)
+            {
+                continue;
             }
             if inputs.is_none() {
                 inputs = Some(Inputs::new(object, namespace, ctx, &self.namespaces)?);

@@ -241,10 +241,10 @@ impl MatchResources {
         {
             return false;
         }
-        if let Some(sel) = &self.object_selector {
-            if !sel.matches(&object.labels()) {
-                return false;
-            }
+        if let Some(sel) = &self.object_selector
+            && !sel.matches(&object.labels())
+        {
+            return false;
         }
         if let Some(sel) = &self.namespace_selector {
             // A Namespace is matched by its own labels; other cluster-scoped objects are
@@ -255,10 +255,10 @@ impl MatchResources {
             } else {
                 namespace.map(|ns| namespaces.get(ns).map(Object::labels).unwrap_or_default())
             };
-            if let Some(labels) = labels {
-                if !sel.matches(&labels) {
-                    return false;
-                }
+            if let Some(labels) = labels
+                && !sel.matches(&labels)
+            {
+                return false;
             }
         }
         true

@@ -169,11 +169,11 @@ impl ConstraintTemplate {
                 .into_iter()
                 .flatten()
             {
-                if code.get("engine").and_then(Value::as_str) == Some("Rego") {
-                    if let Some(text) = str_at(code, "/source/rego") {
-                        rego.get_or_insert_with(|| text.to_owned());
-                        libs.extend(strings(code.pointer("/source/libs")));
-                    }
+                if code.get("engine").and_then(Value::as_str) == Some("Rego")
+                    && let Some(text) = str_at(code, "/source/rego")
+                {
+                    rego.get_or_insert_with(|| text.to_owned());
+                    libs.extend(strings(code.pointer("/source/libs")));
                 }
             }
         }
@@ -314,10 +314,10 @@ impl GatekeeperMatch {
         if !self.kinds.is_empty() && !self.kinds.iter().any(|k| k.matches(group, object.kind())) {
             return false;
         }
-        if let Some(name) = &self.name {
-            if !wildcard(name, object.name()) {
-                return false;
-            }
+        if let Some(name) = &self.name
+            && !wildcard(name, object.name())
+        {
+            return false;
         }
         let is_namespace = object.kind() == "Namespace" && group.is_empty();
         let namespace = if is_namespace {
@@ -330,10 +330,10 @@ impl GatekeeperMatch {
             Some("Namespaced") if namespace.is_none() || is_namespace => return false,
             _ => {}
         }
-        if let Some(selector) = &self.label_selector {
-            if !selector.matches(&object.labels()) {
-                return false;
-            }
+        if let Some(selector) = &self.label_selector
+            && !selector.matches(&object.labels())
+        {
+            return false;
         }
         // Cluster-scoped objects (other than Namespaces) are not filtered by namespace.
         let Some(ns) = namespace else {

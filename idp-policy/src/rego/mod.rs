@@ -164,8 +164,7 @@ pub(crate) fn messages(value: &regorus::Value) -> Vec<(String, Option<serde_json
     let json = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
     let items = match json {
         serde_json::Value::Array(items) => items,
-        serde_json::Value::Null => Vec::new(),
-        serde_json::Value::Bool(false) => Vec::new(),
+        serde_json::Value::Null | serde_json::Value::Bool(false) => Vec::new(),
         other => vec![other],
     };
     items
@@ -550,10 +549,10 @@ impl RegoPolicy {
             self.engine.with(|engine| -> Result<()> {
                 engine.set_input(input);
                 for rule in &self.rules {
-                    if let Some(namespaces) = &self.namespaces {
-                        if !namespaces.contains(&rule.package) {
-                            continue;
-                        }
+                    if let Some(namespaces) = &self.namespaces
+                        && !namespaces.contains(&rule.package)
+                    {
+                        continue;
                     }
                     let path = format!("{}.{}", rule.package, rule.name);
                     let value = engine
