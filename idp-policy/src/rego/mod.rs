@@ -320,11 +320,11 @@ impl RegoPolicy {
     /// Read a `.rego` file and add it.
     ///
     /// ```
-    /// let dir = tempfile::tempdir().unwrap();
-    /// let file = dir.path().join("p.rego");
+    /// let file = std::env::temp_dir().join(format!("idp-policy-doc-{}.rego", std::process::id()));
     /// std::fs::write(&file, "package main\ndeny contains \"no\" if { input.kind == \"Secret\" }\n").unwrap();
     /// let p = idp_policy::rego::RegoPolicy::new("p").with_file(&file).unwrap();
     /// assert_eq!(p.rules().len(), 1);
+    /// std::fs::remove_file(&file).unwrap();
     /// ```
     pub fn with_file(mut self, path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
@@ -538,8 +538,8 @@ impl RegoPolicy {
     /// let p = RegoPolicy::new("p").with_module("a.rego",
     ///     "package main\ndeny contains x if { x := 1 / 0 }").unwrap();
     /// let o = Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "X", "metadata": {"name": "x"}})).unwrap();
-    /// // Division by zero is undefined in Rego, not an error: no violation.
-    /// assert!(p.try_evaluate(&o, &PolicyContext::new()).unwrap().is_empty());
+    /// let err = p.try_evaluate(&o, &PolicyContext::new()).unwrap_err();
+    /// assert!(err.to_string().contains("divide by zero"), "{err}");
     /// ```
     pub fn try_evaluate(&self, object: &Object, ctx: &PolicyContext) -> Result<Vec<Violation>> {
         let _span = tracing::trace_span!("rego.evaluate", policy = %self.name, kind = object.kind(), name = object.name()).entered();
