@@ -343,3 +343,32 @@ fn deep_objects_are_refused_not_overflowed() {
     let err = p.try_evaluate(&deep, &PolicyContext::new()).unwrap_err();
     assert!(err.to_string().contains("nested deeper"), "{err}");
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Arbitrary expression text: a load error or a policy that evaluates, no panic.
+        #[test]
+        fn arbitrary_expressions_never_panic(expr in "[a-z.()\\[\\]'0-9 <>=!&|+*,_-]{0,40}") {
+            let yaml = SIMPLE
+                .replace("POLICY", "p")
+                .replace("FAILURE", "")
+                .replace("EXPR", &expr.replace('"', ""));
+            if let Ok(policy) = CelPolicy::from_yaml("cel", &yaml, None) {
+                let cm = object(json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": "c"}, "data": {"a": "b"}}));
+                let _ = policy.evaluate(&cm, &PolicyContext::new());
+            }
+        }
+
+        /// Arbitrary YAML-ish text: parsed or refused, no panic.
+        #[test]
+        fn arbitrary_documents_never_panic(text in "(apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicy(Binding)?\n)?[a-zA-Z:{}\\[\\] \n,'-]{0,120}") {
+            let _ = CelPolicy::from_yaml("cel", &text, None);
+        }
+    }
+}

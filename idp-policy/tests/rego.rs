@@ -416,3 +416,29 @@ fn deep_objects_do_not_crash_the_engine() {
     // Either evaluated or refused, never a panic.
     let _ = policy.try_evaluate(&deep, &PolicyContext::new());
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Arbitrary module text: loaded or refused with an error, no panic; a loaded
+        /// module evaluates without panicking.
+        #[test]
+        fn arbitrary_modules_never_panic(body in "[a-z_ {}\\[\\]:=\"\n.0-9]{0,80}") {
+            let source = format!("package main\n{body}");
+            if let Ok(policy) = RegoPolicy::new("p").with_module("p.rego", &source) {
+                let cm = object(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}));
+                let _ = policy.try_evaluate(&cm, &PolicyContext::new());
+            }
+        }
+
+        /// Arbitrary Gatekeeper-ish YAML: loaded or refused, no panic.
+        #[test]
+        fn arbitrary_gatekeeper_yaml_never_panics(text in "(apiVersion: (templates|constraints).gatekeeper.sh/v1\nkind: [A-Za-z]{1,12}\nmetadata: \\{name: x\\}\n)?[a-zA-Z:{}\\[\\] \n,'-]{0,120}") {
+            let _ = RegoPolicy::new("gk").with_gatekeeper_yaml(&text, None);
+        }
+    }
+}
