@@ -133,7 +133,7 @@ fn restricted_and_guardrails_find_more() {
 }
 
 #[test]
-fn policy_files_are_policy_sets_and_other_formats_are_refused() {
+fn policy_files_are_recognised_by_content_and_bad_ones_refused() {
     let dir = tempfile::tempdir().unwrap();
     let bad = write(dir.path(), "bad.yaml", PRIVILEGED);
     let set = write(
@@ -160,13 +160,31 @@ fn policy_files_are_policy_sets_and_other_formats_are_refused() {
         "policies/vap.yaml",
         "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicy\nmetadata:\n  name: x\n",
     );
-    for file in [&rego, &template, &vap] {
+    // A Rego module without rules finds nothing; incomplete Gatekeeper and
+    // ValidatingAdmissionPolicy documents are usage errors naming the file and field.
+    let out = idpctl(&["policy", "check", &bad, "--policy", &rego]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    for (file, field) in [
+        (&template, "spec.crd.spec.names.kind"),
+        (&vap, "matchConstraints"),
+    ] {
         let out = idpctl(&["policy", "check", &bad, "--policy", file]);
         assert_eq!(out.status.code(), Some(2), "{file}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(file.as_str()), "{err}");
-        assert!(err.contains("not supported yet"), "{err}");
+        assert!(err.contains(field), "{err}");
     }
+    let other = write(
+        dir.path(),
+        "policies/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n",
+    );
+    let out = idpctl(&["policy", "check", &bad, "--policy", &other]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no policy found"),
+        "{out:?}"
+    );
 
     let broken = write(
         dir.path(),
@@ -235,4 +253,173 @@ fn help_has_examples() {
         let help = String::from_utf8(out.stdout).unwrap();
         assert!(help.contains("EXAMPLES"), "{sub}: {help}");
     }
+}
+
+const REGO: &str = "package main\n\ndeny contains msg if {\n  some c in input.spec.template.spec.containers\n  c.securityContext.privileged\n  msg := sprintf(\"container %q is privileged\", [c.name])\n}\n\nwarn contains \"no team label\" if {\n  not input.metadata.labels.team\n}\n";
+
+const GATEKEEPER: &str = r#"apiVersion: templates.gatekeeper.sh/v1
+kind: ConstraintTemplate
+metadata: {name: k8srequiredlabels}
+spec:
+  crd: {spec: {names: {kind: K8sRequiredLabels}}}
+  targets:
+    - target: admission.k8s.gatekeeper.sh
+      rego: |
+        package k8srequiredlabels
+        violation[{"msg": msg}] {
+          missing := {l | l := input.parameters.labels[_]; not input.review.object.metadata.labels[l]}
+          count(missing) > 0
+          msg := sprintf("missing labels %v", [sort(missing)])
+        }
+---
+apiVersion: constraints.gatekeeper.sh/v1beta1
+kind: K8sRequiredLabels
+metadata: {name: need-owner}
+spec:
+  enforcementAction: warn
+  match: {kinds: [{apiGroups: [apps], kinds: [Deployment]}]}
+  parameters: {labels: [owner]}
+"#;
+
+const VAP: &str = r#"apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: max-replicas}
+spec:
+  paramKind: {apiVersion: v1, kind: ConfigMap}
+  matchConstraints:
+    resourceRules: [{apiGroups: [apps], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [deployments]}]
+  validations:
+    - expression: "!has(object.spec.replicas) || object.spec.replicas <= int(params.data.max)"
+      messageExpression: "'at most ' + params.data.max + ' replicas'"
+      fieldPath: spec.replicas
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: max-replicas}
+spec:
+  policyName: max-replicas
+  validationActions: [Deny]
+  paramRef: {name: replica-limits, namespace: platform}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: replica-limits, namespace: platform}
+data: {max: "3"}
+"#;
+
+#[test]
+fn check_runs_rego_gatekeeper_and_vap_files_with_native_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    let many = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: big\n  namespace: shop\nspec:\n  replicas: 9\n  template:\n    spec:\n      containers:\n        - name: app\n          image: ghcr.io/acme/big:1.0\n";
+    let manifests = write(
+        dir.path(),
+        "k8s/app.yaml",
+        &format!("{PRIVILEGED}---\n{many}"),
+    );
+    let rego = write(dir.path(), "policy/deny.rego", REGO);
+    let gatekeeper = write(dir.path(), "policy/gatekeeper.yaml", GATEKEEPER);
+    let vap = write(dir.path(), "policy/vap.yaml", VAP);
+
+    let out = idpctl(&[
+        "policy",
+        "check",
+        &manifests,
+        "--pss",
+        "baseline",
+        "--policy",
+        &rego,
+        "--policy",
+        &gatekeeper,
+        "--policy",
+        &vap,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let rows = json(&out);
+    let list = rows.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+
+    let cart = &list[0];
+    assert_eq!(cart["name"], "cart");
+    assert_eq!(cart["allowed"], false);
+    let found: Vec<(String, String, String)> = cart["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["policy"].as_str().unwrap().to_owned(),
+                v["rule"].as_str().unwrap().to_owned(),
+                v["action"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let has = |policy: &str, rule: &str, action: &str| {
+        found.contains(&(policy.to_owned(), rule.to_owned(), action.to_owned()))
+    };
+    assert!(has("deny", "main.deny", "deny"), "{found:?}");
+    assert!(has("deny", "main.warn", "warn"), "{found:?}");
+    assert!(
+        has("gatekeeper", "K8sRequiredLabels/need-owner", "warn"),
+        "{found:?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|(p, _, a)| p == "pod-security" && a == "deny"),
+        "{found:?}"
+    );
+    let privileged = cart["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["rule"] == "main.deny")
+        .unwrap();
+    assert_eq!(privileged["message"], "container \"app\" is privileged");
+
+    let big = &list[1];
+    assert_eq!(big["name"], "big");
+    assert_eq!(big["allowed"], false);
+    let replicas = big["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["policy"] == "vap")
+        .unwrap();
+    assert_eq!(replicas["rule"], "max-replicas/validations[0]");
+    assert_eq!(replicas["message"], "at most 3 replicas");
+    assert_eq!(replicas["path"], "spec.replicas");
+    assert_eq!(replicas["action"], "deny");
+}
+
+#[test]
+fn broken_rego_and_cel_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = write(dir.path(), "app.yaml", PLAIN);
+    let rego = write(
+        dir.path(),
+        "bad.rego",
+        "package main\ndeny contains msg if {\n",
+    );
+    let out = idpctl(&["policy", "check", &manifests, "--policy", &rego]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.rego") && err.contains("not a valid Rego module"),
+        "{err}"
+    );
+
+    let cel = write(
+        dir.path(),
+        "bad-vap.yaml",
+        &VAP.replace("object.spec.replicas <=", "object.spec.replicas <= <="),
+    );
+    let out = idpctl(&["policy", "check", &manifests, "--policy", &cel]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("spec.validations[0].expression is not valid CEL"),
+        "{err}"
+    );
 }

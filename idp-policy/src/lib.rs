@@ -20,6 +20,10 @@
 //!   the same set; an HTTP endpoint behind the `admission` feature.
 //! - [`config::PolicySetConfig`]: the YAML file a platform team writes.
 //! - [`set`]: the engine's module (what [`PolicySet`] re-exports), with its overview.
+//! - `rego` (feature `rego`): `RegoPolicy`, Rego policies with conftest and Gatekeeper
+//!   conventions, evaluated by regorus.
+//! - `cel` (feature `cel`): `CelPolicy`, Kubernetes ValidatingAdmissionPolicies
+//!   evaluated with CEL through kube-cel.
 //! - [`podspec`]: pod-controller autogen — how one pod-level rule covers Pods,
 //!   Deployments, StatefulSets, DaemonSets, ReplicaSets, ReplicationControllers, Jobs and
 //!   CronJobs with paths into the template.
@@ -54,5 +58,13 @@ pub mod podspec;
 pub mod pss;
 pub mod report;
 pub mod set;
+
+#[cfg(feature = "rego")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rego")))]
+pub mod rego;
+
+#[cfg(feature = "cel")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cel")))]
+pub mod cel;
 
 pub use set::{Action, PolicyOptions, PolicySet};

@@ -212,12 +212,14 @@ enum PolicyCommand {
     /// --pss restricted is stricter; --pss-version pins the standard to a Kubernetes
     /// release (v1.30, 1.30 or latest). --guardrails adds the built-in guardrails
     /// (resources, sensitive ports, registries, latest tags, labels, Service types, Ingress
-    /// TLS, probes, replicas). --policy FILE adds an idp policy-set YAML file (kind:
-    /// PolicySet); Rego, Gatekeeper ConstraintTemplate and ValidatingAdmissionPolicy files
-    /// are not supported yet. Every object gets a row; exits 1 when any object is denied
+    /// TLS, probes, replicas). --policy FILE adds a policy file, recognised by its content:
+    /// a Rego module (.rego, conftest deny/violation/warn rules), Gatekeeper
+    /// ConstraintTemplate/constraint YAML, ValidatingAdmissionPolicy/Binding YAML (with
+    /// their param objects), or an idp policy-set YAML file (kind: PolicySet). Every
+    /// object gets a row; exits 1 when any object is denied
     /// (warn and audit findings are reported but do not fail).
     #[command(
-        after_help = "EXAMPLES:\n  idpctl policy check k8s/                            # PSS baseline\n  idpctl policy check k8s/ --pss restricted --pss-version v1.30\n  idpctl policy check k8s/ --guardrails --policy platform/policies.yaml\n  idpctl policy check app.yaml --format json          # [{file, document, apiVersion, kind, namespace, name, allowed, violations}]"
+        after_help = "EXAMPLES:\n  idpctl policy check k8s/                            # PSS baseline\n  idpctl policy check k8s/ --pss restricted --pss-version v1.30\n  idpctl policy check k8s/ --guardrails --policy platform/policies.yaml\n  idpctl policy check k8s/ --policy policy/deny.rego --policy gatekeeper/templates.yaml --policy vap.yaml\n  idpctl policy check app.yaml --format json          # [{file, document, apiVersion, kind, namespace, name, allowed, violations}]"
     )]
     Check {
         /// Files or directories with manifests.
@@ -232,7 +234,7 @@ enum PolicyCommand {
         /// Add the built-in guardrails.
         #[arg(long)]
         guardrails: bool,
-        /// A policy-set YAML file (repeatable).
+        /// A policy file: .rego, Gatekeeper, ValidatingAdmissionPolicy or policy-set YAML (repeatable).
         #[arg(long = "policy", value_name = "FILE")]
         policies: Vec<PathBuf>,
     },

@@ -6,10 +6,12 @@ use std::sync::Arc;
 
 use idp_core::model::Enforcement;
 use idp_core::ports::Mutation;
-use idp_core::{ManifestSet, Object, PolicyContext};
+use idp_core::{ManifestSet, Object, Policy, PolicyContext};
+use idp_policy::cel::CelPolicy;
 use idp_policy::config::PolicySetConfig;
 use idp_policy::mutate::{DefaultResources, Mutations, OtelInjection, StandardLabels};
 use idp_policy::pss::{PodSecurity, PssVersion};
+use idp_policy::rego::RegoPolicy;
 use idp_policy::{PolicyOptions, PolicySet};
 use serde::Serialize;
 
@@ -51,40 +53,96 @@ fn parse_version(text: &str) -> Result<PssVersion, Failure> {
         .map_err(|e: idp_core::Error| Failure::usage(format!("--pss-version: {}", e.report())))
 }
 
-/// Read a `--policy` file: only idp-policy's policy-set YAML is supported for now.
-fn load_policy_file(path: &Path) -> Result<PolicySet, Failure> {
-    let unsupported = |what: &str| {
+/// What a `--policy` file holds, recognised by its content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PolicyFormat {
+    Rego,
+    Gatekeeper,
+    AdmissionPolicy,
+    PolicySet,
+}
+
+/// A Rego module starts (after comments and blank lines) with its `package` line.
+fn looks_like_rego(text: &str) -> bool {
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .is_some_and(|l| l.starts_with("package "))
+}
+
+/// Classify a YAML policy file by the apiVersion/kind of its documents.
+fn yaml_format(path: &Path, text: &str) -> Result<PolicyFormat, Failure> {
+    // Not Kubernetes-shaped documents: the policy-set reader gives the better error.
+    let Ok(objects) = ManifestSet::parse(text.as_bytes(), Some(path)) else {
+        return Ok(PolicyFormat::PolicySet);
+    };
+    let mut found = None;
+    for object in &objects {
+        let group = object.api_version().rsplit_once('/').map_or("", |(g, _)| g);
+        let format = match (group, object.kind()) {
+            ("templates.gatekeeper.sh" | "constraints.gatekeeper.sh", _) => {
+                PolicyFormat::Gatekeeper
+            }
+            (
+                "admissionregistration.k8s.io",
+                "ValidatingAdmissionPolicy" | "ValidatingAdmissionPolicyBinding",
+            ) => PolicyFormat::AdmissionPolicy,
+            (_, "PolicySet") => PolicyFormat::PolicySet,
+            _ => continue,
+        };
+        if found.is_some_and(|f| f != format) {
+            return Err(Failure::usage(format!(
+                "{}: mixes Gatekeeper, ValidatingAdmissionPolicy and policy-set documents; put each kind in its own file",
+                path.display()
+            )));
+        }
+        found = Some(format);
+    }
+    found.ok_or_else(|| {
         Failure::usage(format!(
-            "{}: {what} files are not supported yet; --policy accepts an idp policy-set YAML file (kind: PolicySet, see idp_policy::config::PolicySetConfig)",
+            "{}: no policy found (no ConstraintTemplate, constraint, ValidatingAdmissionPolicy/Binding or PolicySet document); --policy accepts .rego modules and those YAML kinds",
             path.display()
         ))
-    };
-    if path.extension().and_then(|e| e.to_str()) == Some("rego") {
-        return Err(unsupported("Rego (.rego)"));
-    }
+    })
+}
+
+/// Read a `--policy` file: a Rego module, Gatekeeper templates and constraints,
+/// ValidatingAdmissionPolicies with bindings and params, or an idp policy-set file.
+fn load_policy_file(path: &Path) -> Result<Arc<dyn Policy>, Failure> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Failure::io(format!("cannot read {}: {e}", path.display())))?;
-    // Recognise admission-policy formats by their kind before parsing as a policy set.
-    for line in text.lines() {
-        if line.starts_with("apiVersion:") && line.contains("gatekeeper.sh/") {
-            return Err(unsupported("Gatekeeper"));
+    let name = path.file_stem().map_or_else(
+        || path.display().to_string(),
+        |s| s.to_string_lossy().into_owned(),
+    );
+    let failed = |e: idp_core::Error| Failure::usage(format!("{}: {}", path.display(), e.report()));
+    let format =
+        if path.extension().and_then(|e| e.to_str()) == Some("rego") || looks_like_rego(&text) {
+            PolicyFormat::Rego
+        } else {
+            yaml_format(path, &text)?
+        };
+    Ok(match format {
+        PolicyFormat::Rego => {
+            let mut policy = RegoPolicy::new(name);
+            policy
+                .add_module(&path.display().to_string(), &text)
+                .map_err(failed)?;
+            Arc::new(policy)
         }
-        if let Some(kind) = line.strip_prefix("kind:") {
-            let kind = kind.trim().trim_matches(|c| c == '"' || c == '\'');
-            match kind {
-                "ConstraintTemplate" => {
-                    return Err(unsupported("Gatekeeper ConstraintTemplate"));
-                }
-                "ValidatingAdmissionPolicy" | "ValidatingAdmissionPolicyBinding" => {
-                    return Err(unsupported("ValidatingAdmissionPolicy"));
-                }
-                _ => {}
-            }
+        PolicyFormat::Gatekeeper => Arc::new(
+            RegoPolicy::new(name)
+                .with_gatekeeper_yaml(&text, Some(path))
+                .map_err(failed)?,
+        ),
+        PolicyFormat::AdmissionPolicy => {
+            Arc::new(CelPolicy::from_yaml(name, &text, Some(path)).map_err(failed)?)
         }
-    }
-    let config = PolicySetConfig::from_yaml(&text)
-        .map_err(|e| Failure::usage(format!("{}: {}", path.display(), e.report())))?;
-    Ok(config.build())
+        PolicyFormat::PolicySet => {
+            let config = PolicySetConfig::from_yaml(&text).map_err(failed)?;
+            Arc::new(config.build())
+        }
+    })
 }
 
 /// Build the policy set the flags ask for (`--pss baseline` when none is given).
@@ -114,8 +172,7 @@ fn build_set(options: &CheckOptions<'_>) -> Result<PolicySet, Failure> {
         }
     }
     for file in options.policies {
-        let loaded = load_policy_file(file)?;
-        set.push(Arc::new(loaded), PolicyOptions::new());
+        set.push(load_policy_file(file)?, PolicyOptions::new());
     }
     Ok(set)
 }

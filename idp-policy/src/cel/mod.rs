@@ -1,0 +1,882 @@
+//! Kubernetes `ValidatingAdmissionPolicy` (admissionregistration.k8s.io/v1) evaluated
+//! client-side with CEL, through [kube-cel](https://docs.rs/kube-cel) (feature `cel`).
+//!
+//! Start with [`CelPolicy::from_yaml`]: give it policies, bindings and the param objects
+//! the bindings refer to; it evaluates every binding whose policy matches the object, the
+//! way the API server does:
+//!
+//! 1. `spec.matchConstraints` of the policy, then `spec.matchResources` of the binding:
+//!    `resourceRules` (`apiGroups`, `apiVersions`, `resources` — plural names, see
+//!    [`resource_for_kind`] —, `operations`, `resourceNames`, `scope`),
+//!    `excludeResourceRules`, `namespaceSelector` (against the labels of `Namespace`
+//!    objects you supply; a namespace you did not supply has no labels) and
+//!    `objectSelector`. The context's [`Operation`](idp_core::model::Operation) `Apply`
+//!    matches rules for `CREATE` or `UPDATE`, and is presented to CEL as `CREATE`.
+//! 2. Params: with `spec.paramKind`, the binding's `paramRef` (`name`, `namespace`,
+//!    `selector`) selects param objects of that kind among those supplied; without
+//!    `namespace`, a namespaced param must be in the object's namespace. The policy is
+//!    evaluated once per param; none found → `parameterNotFoundAction` (`Deny`, the
+//!    default, or `Allow`).
+//! 3. `spec.matchConditions` (all must be true), `spec.variables` (`variables.name`, in
+//!    order, each may use the previous ones), then `spec.validations`: `expression`,
+//!    `message`, `messageExpression`, `reason`, `fieldPath` (the violation's path).
+//! 4. The binding's `validationActions` (`Deny`, `Warn`, `Audit`) give the enforcement;
+//!    with several, the strongest is used.
+//!
+//! CEL sees `object`, `oldObject` (`null`), `request` (`operation`, `name`, `namespace`,
+//! `dryRun`, `kind`, `resource`, `userInfo.username`), `params` (`null` without params),
+//! `namespaceObject` (when the namespace was supplied) and `variables`. `authorizer` is
+//! not available. `spec.auditAnnotations` are read but not evaluated: they only annotate
+//! audit events, which a client-side check does not produce.
+//!
+//! Errors (an expression that fails, returns a non-boolean, or is over its [cost
+//! budget](cost)) follow `spec.failurePolicy`: `Fail` (the default) reports a violation
+//! with the error under the binding's actions, `Ignore` skips it.
+//!
+//! ```
+//! use idp_core::{Object, Policy, PolicyContext};
+//! use idp_policy::cel::CelPolicy;
+//!
+//! let yaml = r#"
+//! apiVersion: admissionregistration.k8s.io/v1
+//! kind: ValidatingAdmissionPolicy
+//! metadata: {name: max-replicas}
+//! spec:
+//!   matchConstraints:
+//!     resourceRules:
+//!       - {apiGroups: [apps], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [deployments]}
+//!   validations:
+//!     - expression: "object.spec.replicas <= 5"
+//!       messageExpression: "'replicas must be at most 5, got ' + string(object.spec.replicas)"
+//!       fieldPath: spec.replicas
+//! ---
+//! apiVersion: admissionregistration.k8s.io/v1
+//! kind: ValidatingAdmissionPolicyBinding
+//! metadata: {name: max-replicas}
+//! spec: {policyName: max-replicas, validationActions: [Deny]}
+//! "#;
+//! let policy = CelPolicy::from_yaml("vap", yaml, None).unwrap();
+//! let deploy = Object::from_value(serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+//!     "metadata": {"name": "web", "namespace": "shop"}, "spec": {"replicas": 8}})).unwrap();
+//! let v = policy.evaluate(&deploy, &PolicyContext::new());
+//! assert_eq!(v[0].message, "replicas must be at most 5, got 8");
+//! assert_eq!(v[0].path.as_deref(), Some("spec.replicas"));
+//! ```
+
+pub mod cost;
+mod resources;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use idp_core::manifest::Source;
+use idp_core::model::Enforcement;
+use idp_core::{Error, ManifestSet, Object, Policy, PolicyContext, Result, Violation};
+use kube_cel::KubeCelExt;
+use kube_cel::cel::objects::{Key, Map};
+use kube_cel::cel::{Context, Program, Value as CelValue};
+use serde_json::{Value, json};
+
+use crate::matching::LabelSelector;
+pub use resources::resource_for_kind;
+use resources::{MatchResources, operation_name, split_api_version};
+
+const ADMISSION_GROUP: &str = "admissionregistration.k8s.io";
+
+/// The deepest object we convert for CEL; deeper input is an error, not a stack overflow.
+const MAX_DEPTH: usize = 200;
+
+fn at(source: Option<&Source>) -> String {
+    source.map_or_else(String::new, |s| format!("{s}: "))
+}
+
+/// One compiled CEL expression with where it came from.
+#[derive(Clone)]
+struct Expression {
+    text: String,
+    /// `spec.validations[0].expression`.
+    field: String,
+    program: Arc<Program>,
+}
+
+impl fmt::Debug for Expression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl Expression {
+    fn compile(text: &str, field: String, here: &str, policy: &str) -> Result<Self> {
+        let program = Program::compile(text).map_err(|e| {
+            Error::invalid_input(format!(
+                "{here}ValidatingAdmissionPolicy {policy}: {field} is not valid CEL: {e}"
+            ))
+        })?;
+        Ok(Self {
+            text: text.to_owned(),
+            field,
+            program: Arc::new(program),
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Validation {
+    expression: Expression,
+    message: Option<String>,
+    message_expression: Option<Expression>,
+    reason: Option<String>,
+    field_path: Option<String>,
+}
+
+/// A parsed `ValidatingAdmissionPolicy`.
+#[derive(Debug, Clone)]
+struct AdmissionPolicy {
+    name: String,
+    fail_closed: bool,
+    param_kind: Option<(String, String)>,
+    match_constraints: MatchResources,
+    match_conditions: Vec<(String, Expression)>,
+    variables: Vec<(String, Expression)>,
+    validations: Vec<Validation>,
+    source: Option<Source>,
+}
+
+fn text<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
+    value.get(key).and_then(Value::as_str)
+}
+
+impl AdmissionPolicy {
+    fn from_value(value: &Value, source: Option<Source>) -> Result<Self> {
+        let here = at(source.as_ref());
+        let name = value
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let spec = value.get("spec").cloned().unwrap_or_else(|| json!({}));
+        let fail_closed = match text(&spec, "failurePolicy") {
+            None | Some("Fail") => true,
+            Some("Ignore") => false,
+            Some(other) => {
+                return Err(Error::invalid_input(format!(
+                    "{here}ValidatingAdmissionPolicy {name}: spec.failurePolicy {other:?} is not Fail or Ignore"
+                )));
+            }
+        };
+        let param_kind = spec.get("paramKind").map(|p| {
+            (
+                text(p, "apiVersion").unwrap_or_default().to_owned(),
+                text(p, "kind").unwrap_or_default().to_owned(),
+            )
+        });
+        let match_constraints = match spec.get("matchConstraints") {
+            Some(m) => MatchResources::from_value(m, "spec.matchConstraints")
+                .map_err(|e| e.context(format!("{here}ValidatingAdmissionPolicy {name}")))?,
+            None => {
+                return Err(Error::invalid_input(format!(
+                    "{here}ValidatingAdmissionPolicy {name}: spec.matchConstraints is required (list the resourceRules the policy applies to)"
+                )));
+            }
+        };
+        let list = |key: &str| {
+            spec.get(key)
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        };
+        let named = |key: &str, field: &str| -> Result<Vec<(String, Expression)>> {
+            list(key)
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    let expr = text(item, "expression").unwrap_or_default();
+                    let item_name = text(item, "name").unwrap_or_default().to_owned();
+                    Ok((
+                        item_name,
+                        Expression::compile(
+                            expr,
+                            format!("spec.{key}[{i}].{field}"),
+                            &here,
+                            &name,
+                        )?,
+                    ))
+                })
+                .collect()
+        };
+        let match_conditions = named("matchConditions", "expression")?;
+        let variables = named("variables", "expression")?;
+        let mut validations = Vec::new();
+        for (i, item) in list("validations").iter().enumerate() {
+            let expression = Expression::compile(
+                text(item, "expression").unwrap_or_default(),
+                format!("spec.validations[{i}].expression"),
+                &here,
+                &name,
+            )?;
+            let message_expression = text(item, "messageExpression")
+                .map(|m| {
+                    Expression::compile(
+                        m,
+                        format!("spec.validations[{i}].messageExpression"),
+                        &here,
+                        &name,
+                    )
+                })
+                .transpose()?;
+            validations.push(Validation {
+                expression,
+                message: text(item, "message").map(str::to_owned),
+                message_expression,
+                reason: text(item, "reason").map(str::to_owned),
+                field_path: text(item, "fieldPath").map(|p| p.trim_start_matches('.').to_owned()),
+            });
+        }
+        if spec.get("auditAnnotations").is_some() {
+            tracing::debug!(policy = %name, "spec.auditAnnotations are not evaluated client-side");
+        }
+        Ok(Self {
+            name,
+            fail_closed,
+            param_kind,
+            match_constraints,
+            match_conditions,
+            variables,
+            validations,
+            source,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+struct ParamRef {
+    name: Option<String>,
+    namespace: Option<String>,
+    selector: Option<LabelSelector>,
+    deny_when_missing: bool,
+}
+
+/// A parsed `ValidatingAdmissionPolicyBinding`.
+#[derive(Debug, Clone)]
+struct Binding {
+    name: String,
+    policy_name: String,
+    param_ref: Option<ParamRef>,
+    match_resources: Option<MatchResources>,
+    enforcement: Enforcement,
+    source: Option<Source>,
+}
+
+impl Binding {
+    fn from_value(value: &Value, source: Option<Source>) -> Result<Self> {
+        let here = at(source.as_ref());
+        let name = value
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let spec = value.get("spec").cloned().unwrap_or_else(|| json!({}));
+        let policy_name = text(&spec, "policyName")
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| {
+                Error::invalid_input(format!(
+                    "{here}ValidatingAdmissionPolicyBinding {name}: spec.policyName is required"
+                ))
+            })?
+            .to_owned();
+        let mut enforcement: Option<Enforcement> = None;
+        for action in spec
+            .get("validationActions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let a = match action.as_str() {
+                Some("Deny") => Enforcement::Deny,
+                Some("Warn") => Enforcement::Warn,
+                Some("Audit") => Enforcement::Audit,
+                other => {
+                    return Err(Error::invalid_input(format!(
+                        "{here}ValidatingAdmissionPolicyBinding {name}: spec.validationActions entry {other:?} is not Deny, Warn or Audit"
+                    )));
+                }
+            };
+            enforcement = Some(match (enforcement, a) {
+                (Some(Enforcement::Deny), _) | (_, Enforcement::Deny) => Enforcement::Deny,
+                (Some(Enforcement::Warn), _) | (_, Enforcement::Warn) => Enforcement::Warn,
+                _ => Enforcement::Audit,
+            });
+        }
+        let enforcement = enforcement.ok_or_else(|| {
+            Error::invalid_input(format!(
+                "{here}ValidatingAdmissionPolicyBinding {name}: spec.validationActions is required (Deny, Warn and/or Audit)"
+            ))
+        })?;
+        let param_ref = match spec.get("paramRef") {
+            None | Some(Value::Null) => None,
+            Some(p) => Some(ParamRef {
+                name: text(p, "name").map(str::to_owned),
+                namespace: text(p, "namespace").map(str::to_owned),
+                selector: match p.get("selector") {
+                    None | Some(Value::Null) => None,
+                    Some(s) => Some(serde_json::from_value(s.clone()).map_err(|e| {
+                        Error::invalid_input(format!(
+                            "{here}ValidatingAdmissionPolicyBinding {name}: spec.paramRef.selector is not a label selector: {e}"
+                        ))
+                    })?),
+                },
+                deny_when_missing: text(p, "parameterNotFoundAction") != Some("Allow"),
+            }),
+        };
+        let match_resources = spec
+            .get("matchResources")
+            .map(|m| MatchResources::from_value(m, "spec.matchResources"))
+            .transpose()
+            .map_err(|e| e.context(format!("{here}ValidatingAdmissionPolicyBinding {name}")))?;
+        Ok(Self {
+            name,
+            policy_name,
+            param_ref,
+            match_resources,
+            enforcement,
+            source,
+        })
+    }
+}
+
+/// ValidatingAdmissionPolicies with their bindings and params, as one [`Policy`]. See the
+/// [module documentation](self).
+///
+/// ```
+/// let p = idp_policy::cel::CelPolicy::new("cel");
+/// assert!(p.policies().is_empty());
+/// ```
+#[derive(Debug, Clone)]
+pub struct CelPolicy {
+    name: String,
+    policies: Vec<AdmissionPolicy>,
+    bindings: Vec<Binding>,
+    params: Vec<Object>,
+    namespaces: BTreeMap<String, Object>,
+}
+
+impl CelPolicy {
+    /// An empty set named `name` (the `policy` of its violations).
+    ///
+    /// ```
+    /// assert!(idp_policy::cel::CelPolicy::new("cel").bindings().is_empty());
+    /// ```
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            policies: Vec::new(),
+            bindings: Vec::new(),
+            params: Vec::new(),
+            namespaces: BTreeMap::new(),
+        }
+    }
+
+    /// Read multi-document YAML: `ValidatingAdmissionPolicy` and
+    /// `ValidatingAdmissionPolicyBinding` documents; `Namespace` objects (for
+    /// `namespaceSelector` and `namespaceObject`); every other document is a param object.
+    ///
+    /// ```
+    /// let err = idp_policy::cel::CelPolicy::from_yaml("cel", "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicy\nmetadata: {name: p}\nspec:\n  matchConstraints: {resourceRules: []}\n  validations: [{expression: 'object.spec.replicas <'}]\n", None).unwrap_err();
+    /// assert!(err.to_string().contains("spec.validations[0].expression is not valid CEL"), "{err}");
+    /// ```
+    pub fn from_yaml(name: impl Into<String>, yaml: &str, file: Option<&Path>) -> Result<Self> {
+        let mut policy = Self::new(name);
+        policy.add_yaml(yaml, file)?;
+        Ok(policy)
+    }
+
+    /// Add the documents of a YAML text (see [`Self::from_yaml`]).
+    ///
+    /// ```
+    /// let mut p = idp_policy::cel::CelPolicy::new("cel");
+    /// p.add_yaml("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: limits}\ndata: {max: '3'}\n", None).unwrap();
+    /// assert!(p.policies().is_empty());
+    /// ```
+    pub fn add_yaml(&mut self, yaml: &str, file: Option<&Path>) -> Result<()> {
+        let set = ManifestSet::parse(yaml.as_bytes(), file)?;
+        for object in &set {
+            self.add_object(object.clone())?;
+        }
+        Ok(())
+    }
+
+    /// Add one document: a policy, a binding, a Namespace or a param object.
+    ///
+    /// ```
+    /// let ns = idp_core::Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
+    ///     "metadata": {"name": "shop"}})).unwrap();
+    /// let p = idp_policy::cel::CelPolicy::new("cel").with_object(ns).unwrap();
+    /// # let _ = p;
+    /// ```
+    pub fn with_object(mut self, object: Object) -> Result<Self> {
+        self.add_object(object)?;
+        Ok(self)
+    }
+
+    fn add_object(&mut self, object: Object) -> Result<()> {
+        let (group, _) = split_api_version(object.api_version());
+        let source = object.source().cloned();
+        match (group, object.kind()) {
+            (ADMISSION_GROUP, "ValidatingAdmissionPolicy") => {
+                let policy = AdmissionPolicy::from_value(&object.to_value(), source)?;
+                self.policies.push(policy);
+            }
+            (ADMISSION_GROUP, "ValidatingAdmissionPolicyBinding") => {
+                let binding = Binding::from_value(&object.to_value(), source)?;
+                self.bindings.push(binding);
+            }
+            ("", "Namespace") => {
+                self.namespaces
+                    .insert(object.name().to_owned(), object.clone());
+                self.params.push(object);
+            }
+            _ => self.params.push(object),
+        }
+        Ok(())
+    }
+
+    /// The names of the policies loaded.
+    ///
+    /// ```
+    /// assert!(idp_policy::cel::CelPolicy::new("cel").policies().is_empty());
+    /// ```
+    pub fn policies(&self) -> Vec<&str> {
+        self.policies.iter().map(|p| p.name.as_str()).collect()
+    }
+
+    /// The names of the bindings loaded.
+    ///
+    /// ```
+    /// assert!(idp_policy::cel::CelPolicy::new("cel").bindings().is_empty());
+    /// ```
+    pub fn bindings(&self) -> Vec<&str> {
+        self.bindings.iter().map(|b| b.name.as_str()).collect()
+    }
+
+    /// Evaluate like [`Policy::evaluate`], but report input CEL cannot take (an object
+    /// nested deeper than 200 levels) as an error.
+    ///
+    /// ```
+    /// use idp_core::{Object, PolicyContext};
+    /// let p = idp_policy::cel::CelPolicy::new("cel");
+    /// let o = Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}})).unwrap();
+    /// assert!(p.try_evaluate(&o, &PolicyContext::new()).unwrap().is_empty());
+    /// ```
+    pub fn try_evaluate(&self, object: &Object, ctx: &PolicyContext) -> Result<Vec<Violation>> {
+        let _span = tracing::trace_span!("cel.evaluate", policy = %self.name, kind = object.kind(), name = object.name()).entered();
+        let mut out = Vec::new();
+        let namespace = object.namespace().or(ctx.namespace.as_deref());
+        let mut inputs: Option<Inputs> = None;
+        for binding in &self.bindings {
+            let Some(policy) = self.policies.iter().find(|p| p.name == binding.policy_name) else {
+                tracing::debug!(binding = %binding.name, policy = %binding.policy_name, "binding names a policy that is not loaded");
+                continue;
+            };
+            if !policy.match_constraints.matches(
+                object,
+                namespace,
+                ctx.operation,
+                &self.namespaces,
+                true,
+            ) {
+                continue;
+            }
+            if let Some(m) = &binding.match_resources
+                && !m.matches(object, namespace, ctx.operation, &self.namespaces, false)
+            {
+                continue;
+            }
+            if inputs.is_none() {
+                inputs = Some(Inputs::new(object, namespace, ctx, &self.namespaces)?);
+            }
+            let Some(inputs) = inputs.as_ref() else {
+                continue;
+            };
+            let run = Run {
+                set: self,
+                policy,
+                binding,
+                inputs,
+            };
+            match &policy.param_kind {
+                None => run.evaluate(None, &mut out),
+                Some(kind) => {
+                    let Some(param_ref) = &binding.param_ref else {
+                        run.failure(
+                            &format!(
+                                "the policy has spec.paramKind {}/{} but the binding has no spec.paramRef",
+                                kind.0, kind.1
+                            ),
+                            &mut out,
+                        );
+                        continue;
+                    };
+                    let params = self.params_for(kind, param_ref, namespace);
+                    if params.is_empty() {
+                        if param_ref.deny_when_missing {
+                            out.push(run.violation(
+                                "params",
+                                format!(
+                                    "no params found for binding {}: no {}/{} object matches its paramRef (parameterNotFoundAction: Deny)",
+                                    binding.name, kind.0, kind.1
+                                ),
+                                None,
+                            ));
+                        }
+                        continue;
+                    }
+                    for param in params {
+                        let value = json_to_cel(&param.to_value(), 0)?;
+                        run.evaluate(Some((value, param.to_value())), &mut out);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn params_for(
+        &self,
+        (api_version, kind): &(String, String),
+        param_ref: &ParamRef,
+        namespace: Option<&str>,
+    ) -> Vec<&Object> {
+        self.params
+            .iter()
+            .filter(|p| p.api_version() == api_version && p.kind() == kind)
+            .filter(|p| param_ref.name.as_deref().is_none_or(|n| p.name() == n))
+            .filter(|p| match (&param_ref.namespace, p.namespace()) {
+                (Some(want), got) => got == Some(want.as_str()),
+                (None, None) => true,
+                (None, Some(got)) => Some(got) == namespace,
+            })
+            .filter(|p| {
+                param_ref
+                    .selector
+                    .as_ref()
+                    .is_none_or(|s| s.matches(&p.labels()))
+            })
+            .collect()
+    }
+}
+
+/// The CEL values every expression of one object sees.
+struct Inputs {
+    object_json: Value,
+    namespace_json: Option<Value>,
+    request_json: Value,
+    object: CelValue,
+    request: CelValue,
+    namespace_object: Option<CelValue>,
+}
+
+impl Inputs {
+    fn new(
+        object: &Object,
+        namespace: Option<&str>,
+        ctx: &PolicyContext,
+        namespaces: &BTreeMap<String, Object>,
+    ) -> Result<Self> {
+        let object_json = object.to_value();
+        let (group, version) = split_api_version(object.api_version());
+        let request_json = json!({
+            "operation": operation_name(ctx.operation),
+            "name": object.name(),
+            "namespace": namespace.unwrap_or(""),
+            "dryRun": ctx.dry_run,
+            "kind": {"group": group, "version": version, "kind": object.kind()},
+            "resource": {"group": group, "version": version, "resource": resource_for_kind(object.kind())},
+            "userInfo": {"username": ctx.user.clone().unwrap_or_default()},
+        });
+        let namespace_json = namespace
+            .and_then(|ns| namespaces.get(ns))
+            .map(Object::to_value);
+        let converted = json_to_cel(&object_json, 0)
+            .map_err(|e| e.context(format!("{} {}", object.kind(), object.name())))?;
+        Ok(Self {
+            object: converted,
+            request: json_to_cel(&request_json, 0)?,
+            namespace_object: namespace_json
+                .as_ref()
+                .map(|n| json_to_cel(n, 0))
+                .transpose()?,
+            object_json,
+            namespace_json,
+            request_json,
+        })
+    }
+}
+
+/// One evaluation of a policy through a binding.
+struct Run<'a> {
+    set: &'a CelPolicy,
+    policy: &'a AdmissionPolicy,
+    binding: &'a Binding,
+    inputs: &'a Inputs,
+}
+
+enum Outcome {
+    Value(CelValue),
+    Error(String),
+}
+
+impl Run<'_> {
+    fn violation(&self, rule: &str, message: String, path: Option<String>) -> Violation {
+        let mut v = Violation::new(
+            &self.set.name,
+            format!("{}/{rule}", self.policy.name),
+            message,
+        )
+        .with_enforcement(self.binding.enforcement);
+        if let Some(p) = path {
+            v = v.with_path(p);
+        }
+        v
+    }
+
+    /// An error under `failurePolicy`.
+    fn failure(&self, error: &str, out: &mut Vec<Violation>) {
+        if self.policy.fail_closed {
+            out.push(self.violation(
+                "error",
+                format!(
+                    "{}ValidatingAdmissionPolicy {} (binding {}): {error} (failurePolicy: Fail)",
+                    at(self.policy.source.as_ref().or(self.binding.source.as_ref())),
+                    self.policy.name,
+                    self.binding.name
+                ),
+                None,
+            ));
+        } else {
+            tracing::debug!(policy = %self.policy.name, error, "ignored under failurePolicy: Ignore");
+        }
+    }
+
+    fn evaluate(&self, params: Option<(CelValue, Value)>, out: &mut Vec<Violation>) {
+        let (params_cel, params_json) = match params {
+            Some((c, j)) => (c, Some(j)),
+            None => (CelValue::Null, None),
+        };
+        let null = Value::Null;
+        let mut sized: Vec<(&str, &Value)> = vec![
+            ("object", &self.inputs.object_json),
+            ("request", &self.inputs.request_json),
+            ("params", params_json.as_ref().unwrap_or(&null)),
+        ];
+        if let Some(ns) = &self.inputs.namespace_json {
+            sized.push(("namespaceObject", ns));
+        }
+        let bindings = cost::Bindings::new(sized);
+        let mut context = Context::default();
+        context.register_all();
+        context.add_variable_from_value("object", self.inputs.object.clone());
+        context.add_variable_from_value("oldObject", CelValue::Null);
+        context.add_variable_from_value("request", self.inputs.request.clone());
+        context.add_variable_from_value("params", params_cel);
+        if let Some(ns) = &self.inputs.namespace_object {
+            context.add_variable_from_value("namespaceObject", ns.clone());
+        }
+        let mut variables: HashMap<Key, CelValue> = HashMap::new();
+        context.add_variable_from_value("variables", map_value(&variables));
+
+        let mut match_budget = cost::MATCH_CONDITIONS_BUDGET as f64;
+        for (name, condition) in &self.policy.match_conditions {
+            match run(
+                condition,
+                &context,
+                &bindings,
+                &mut match_budget,
+                cost::MATCH_CONDITIONS_BUDGET,
+            ) {
+                Outcome::Value(CelValue::Bool(true)) => {}
+                Outcome::Value(CelValue::Bool(false)) => return,
+                Outcome::Value(other) => {
+                    self.failure(
+                        &format!(
+                            "match condition {name:?} ({}) returned {other:?}, not a boolean",
+                            condition.field
+                        ),
+                        out,
+                    );
+                    return;
+                }
+                Outcome::Error(e) => {
+                    self.failure(&format!("match condition {name:?}: {e}"), out);
+                    return;
+                }
+            }
+        }
+
+        let mut budget = cost::RUNTIME_BUDGET as f64;
+        let mut variable_errors: Vec<(String, String)> = Vec::new();
+        for (name, expression) in &self.policy.variables {
+            match run(
+                expression,
+                &context,
+                &bindings,
+                &mut budget,
+                cost::RUNTIME_BUDGET,
+            ) {
+                Outcome::Value(v) => {
+                    variables.insert(Key::String(Arc::new(name.clone())), v);
+                    context.add_variable_from_value("variables", map_value(&variables));
+                }
+                Outcome::Error(e) => variable_errors.push((name.clone(), e)),
+            }
+        }
+
+        for (i, validation) in self.policy.validations.iter().enumerate() {
+            let rule = format!("validations[{i}]");
+            if let Some((name, e)) = variable_errors.iter().find(|(name, _)| {
+                validation
+                    .expression
+                    .text
+                    .contains(&format!("variables.{name}"))
+            }) {
+                self.failure(
+                    &format!(
+                        "variable {name:?} used by {}: {e}",
+                        validation.expression.field
+                    ),
+                    out,
+                );
+                continue;
+            }
+            match run(
+                &validation.expression,
+                &context,
+                &bindings,
+                &mut budget,
+                cost::RUNTIME_BUDGET,
+            ) {
+                Outcome::Value(CelValue::Bool(true)) => {}
+                Outcome::Value(CelValue::Bool(false)) => {
+                    let message = validation
+                        .message_expression
+                        .as_ref()
+                        .and_then(|m| {
+                            match run(m, &context, &bindings, &mut budget, cost::RUNTIME_BUDGET) {
+                                Outcome::Value(CelValue::String(s)) if !s.trim().is_empty() => {
+                                    Some(s.trim().to_owned())
+                                }
+                                _ => None,
+                            }
+                        })
+                        .or_else(|| validation.message.clone())
+                        .unwrap_or_else(|| {
+                            format!("failed expression: {}", validation.expression.text)
+                        });
+                    let message = match &validation.reason {
+                        Some(reason) if reason != "Invalid" => {
+                            format!("{message} (reason: {reason})")
+                        }
+                        _ => message,
+                    };
+                    out.push(self.violation(&rule, message, validation.field_path.clone()));
+                }
+                Outcome::Value(other) => self.failure(
+                    &format!(
+                        "{} returned {other:?}, not a boolean",
+                        validation.expression.field
+                    ),
+                    out,
+                ),
+                Outcome::Error(e) => self.failure(&e, out),
+            }
+        }
+    }
+}
+
+/// Check the cost bound, then run.
+fn run(
+    expression: &Expression,
+    context: &Context<'_>,
+    bindings: &cost::Bindings<'_>,
+    budget: &mut f64,
+    budget_limit: u64,
+) -> Outcome {
+    let (estimate, _) = cost::estimate(expression.program.expression(), bindings);
+    if estimate > cost::PER_CALL_LIMIT as f64 {
+        return Outcome::Error(format!(
+            "{} ({}) has an estimated cost of {estimate:.0} over this input, more than the per-expression limit of {} that Kubernetes applies; iterate over fewer elements or avoid nested comprehensions",
+            expression.field,
+            expression.text,
+            cost::PER_CALL_LIMIT
+        ));
+    }
+    if estimate > *budget {
+        return Outcome::Error(format!(
+            "{} ({}) would exceed the remaining cost budget of this evaluation ({budget_limit} in all): estimated {estimate:.0}, {:.0} left",
+            expression.field, expression.text, *budget
+        ));
+    }
+    *budget -= estimate;
+    match expression.program.execute(context) {
+        Ok(v) => Outcome::Value(v),
+        Err(e) => Outcome::Error(format!("{} ({}): {e}", expression.field, expression.text)),
+    }
+}
+
+fn map_value(entries: &HashMap<Key, CelValue>) -> CelValue {
+    CelValue::Map(Map {
+        map: Arc::new(entries.clone()),
+    })
+}
+
+/// JSON to CEL: integers are `int` (or `uint` above `i64::MAX`), other numbers `double`.
+fn json_to_cel(value: &Value, depth: usize) -> Result<CelValue> {
+    if depth > MAX_DEPTH {
+        return Err(Error::invalid_input(format!(
+            "the object is nested deeper than {MAX_DEPTH} levels; CEL policies refuse such input"
+        )));
+    }
+    Ok(match value {
+        Value::Null => CelValue::Null,
+        Value::Bool(b) => CelValue::Bool(*b),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                CelValue::Int(i)
+            } else if let Some(u) = n.as_u64() {
+                CelValue::UInt(u)
+            } else {
+                CelValue::Float(n.as_f64().unwrap_or(f64::NAN))
+            }
+        }
+        Value::String(s) => CelValue::String(Arc::new(s.clone())),
+        Value::Array(items) => CelValue::List(Arc::new(
+            items
+                .iter()
+                .map(|v| json_to_cel(v, depth + 1))
+                .collect::<Result<Vec<_>>>()?,
+        )),
+        Value::Object(map) => {
+            let mut entries = HashMap::with_capacity(map.len());
+            for (k, v) in map {
+                entries.insert(Key::String(Arc::new(k.clone())), json_to_cel(v, depth + 1)?);
+            }
+            CelValue::Map(Map {
+                map: Arc::new(entries),
+            })
+        }
+    })
+}
+
+impl Policy for CelPolicy {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn evaluate(&self, object: &Object, ctx: &PolicyContext) -> Vec<Violation> {
+        match self.try_evaluate(object, ctx) {
+            Ok(v) => v,
+            Err(e) => vec![Violation::new(&self.name, "error", e.report())],
+        }
+    }
+}

@@ -1,0 +1,644 @@
+//! OPA Gatekeeper conventions: `ConstraintTemplate` (templates.gatekeeper.sh/v1) and
+//! constraints (constraints.gatekeeper.sh/v1beta1), evaluated client-side.
+//!
+//! A template names a constraint kind (`spec.crd.spec.names.kind`) and carries Rego in
+//! `spec.targets[].rego` (plus `libs`; the newer `spec.targets[].code[]` with
+//! `engine: Rego` is read too). Each constraint of that kind runs the template's
+//! `violation` rule with the input Gatekeeper builds:
+//!
+//! | input | value |
+//! |---|---|
+//! | `input.review.object` | the object |
+//! | `input.review.kind` | `{group, version, kind}` from its `apiVersion`/`kind` |
+//! | `input.review.name` / `namespace` | from its metadata (namespace: the context's default when unset) |
+//! | `input.review.operation` | `CREATE` (apply and create), `UPDATE` or `DELETE` from the context |
+//! | `input.review.oldObject` | `null` |
+//! | `input.review.userInfo.username` | the context's user, when set |
+//! | `input.review.dryRun` | the context's `dry_run` |
+//! | `input.parameters` | the constraint's `spec.parameters` |
+//!
+//! Each result (`violation[{"msg": m, "details": d}]`) is one violation whose rule is
+//! `Kind/constraint-name`. The constraint's `spec.enforcementAction` maps `deny` →
+//! deny, `warn` → warn, `dryrun` → audit; `scoped` takes the strongest action listed in
+//! `scopedEnforcementActions`.
+//!
+//! `spec.match` is honoured: `kinds` (`apiGroups` × `kinds`, `*` wildcards),
+//! `namespaces` and `excludedNamespaces` (with `prefix*`/`*suffix` globs), `labelSelector`,
+//! `namespaceSelector` (matched against the labels of `Namespace` objects you supply, or
+//! against no labels when the namespace was not supplied — an `In` requirement then does
+//! not match), `scope` (`*`, `Cluster`, `Namespaced`) and `name`. As in Gatekeeper,
+//! cluster-scoped objects other than Namespaces are not filtered by the namespace
+//! criteria, and a `Namespace` object is matched by its own name and labels.
+//!
+//! Not supported: referential data (`data.inventory` is empty), external data, and
+//! `K8sNativeValidation` (CEL) code blocks, which are skipped.
+//!
+//! ```
+//! use idp_core::{Object, Policy, PolicyContext};
+//! use idp_policy::rego::RegoPolicy;
+//!
+//! let yaml = r#"
+//! apiVersion: templates.gatekeeper.sh/v1
+//! kind: ConstraintTemplate
+//! metadata: {name: k8srequiredlabels}
+//! spec:
+//!   crd: {spec: {names: {kind: K8sRequiredLabels}}}
+//!   targets:
+//!     - target: admission.k8s.gatekeeper.sh
+//!       rego: |
+//!         package k8srequiredlabels
+//!         violation[{"msg": msg}] {
+//!           required := {l | l := input.parameters.labels[_]}
+//!           provided := {l | input.review.object.metadata.labels[l]}
+//!           missing := required - provided
+//!           count(missing) > 0
+//!           msg := sprintf("missing labels: %v", [missing])
+//!         }
+//! ---
+//! apiVersion: constraints.gatekeeper.sh/v1beta1
+//! kind: K8sRequiredLabels
+//! metadata: {name: need-team}
+//! spec:
+//!   enforcementAction: warn
+//!   match: {kinds: [{apiGroups: ["apps"], kinds: ["Deployment"]}]}
+//!   parameters: {labels: [team]}
+//! "#;
+//! let policy = RegoPolicy::new("gatekeeper").with_gatekeeper_yaml(yaml, None).unwrap();
+//! let deploy = Object::from_value(serde_json::json!({
+//!     "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "cart"}})).unwrap();
+//! let v = policy.evaluate(&deploy, &PolicyContext::new());
+//! assert_eq!(v[0].rule, "K8sRequiredLabels/need-team");
+//! assert_eq!(v[0].message, "missing labels: {\"team\"}");
+//! assert_eq!(v[0].enforcement, idp_core::model::Enforcement::Warn);
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use idp_core::manifest::Source;
+use idp_core::model::{Enforcement, Operation};
+use idp_core::{Error, ManifestSet, Object, PolicyContext, Result, Violation};
+use serde_json::{Value, json};
+
+use super::{LockedEngine, add_module, eval_error, messages, set_time_limit};
+use crate::matching::{LabelSelector, wildcard};
+
+fn at(source: Option<&Source>) -> String {
+    source.map_or_else(String::new, |s| format!("{s}: "))
+}
+
+fn str_at<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
+    value.pointer(pointer).and_then(Value::as_str)
+}
+
+fn strings(value: Option<&Value>) -> Vec<String> {
+    value
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A Gatekeeper `ConstraintTemplate`: the constraint kind it defines and its Rego.
+///
+/// ```
+/// use idp_policy::rego::ConstraintTemplate;
+/// let err = ConstraintTemplate::from_value(&serde_json::json!({"kind": "ConstraintTemplate",
+///     "metadata": {"name": "t"}, "spec": {}}), None).unwrap_err();
+/// assert!(err.to_string().contains("spec.crd.spec.names.kind"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConstraintTemplate {
+    /// `metadata.name`.
+    pub name: String,
+    /// The constraint kind (`spec.crd.spec.names.kind`).
+    pub kind: String,
+    /// The main Rego module (must declare `violation`).
+    pub rego: String,
+    /// Library modules (`libs`).
+    pub libs: Vec<String>,
+    /// Where it was read from.
+    pub source: Option<Source>,
+}
+
+impl ConstraintTemplate {
+    /// Read a template from its JSON/YAML value.
+    ///
+    /// ```
+    /// use idp_policy::rego::ConstraintTemplate;
+    /// let t = ConstraintTemplate::from_value(&serde_json::json!({
+    ///   "metadata": {"name": "t"}, "spec": {"crd": {"spec": {"names": {"kind": "T"}}},
+    ///   "targets": [{"target": "admission.k8s.gatekeeper.sh", "rego": "package t\nviolation[{\"msg\": \"x\"}] { false }"}]}}), None).unwrap();
+    /// assert_eq!(t.kind, "T");
+    /// ```
+    pub fn from_value(value: &Value, source: Option<Source>) -> Result<Self> {
+        let name = str_at(value, "/metadata/name")
+            .unwrap_or_default()
+            .to_owned();
+        let here = at(source.as_ref());
+        let kind = str_at(value, "/spec/crd/spec/names/kind")
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| {
+                Error::invalid_input(format!(
+                    "{here}ConstraintTemplate {name:?} has no spec.crd.spec.names.kind: set the constraint kind it defines"
+                ))
+            })?
+            .to_owned();
+        let targets = value
+            .pointer("/spec/targets")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let mut rego = None;
+        let mut libs = Vec::new();
+        for target in &targets {
+            if let Some(text) = target.get("rego").and_then(Value::as_str) {
+                rego.get_or_insert_with(|| text.to_owned());
+                libs.extend(strings(target.get("libs")));
+            }
+            for code in target
+                .get("code")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if code.get("engine").and_then(Value::as_str) == Some("Rego")
+                    && let Some(text) = str_at(code, "/source/rego")
+                {
+                    rego.get_or_insert_with(|| text.to_owned());
+                    libs.extend(strings(code.pointer("/source/libs")));
+                }
+            }
+        }
+        let rego = rego.ok_or_else(|| {
+            Error::invalid_input(format!(
+                "{here}ConstraintTemplate {name:?} has no Rego: put it in spec.targets[].rego (only Rego templates are supported)"
+            ))
+        })?;
+        Ok(Self {
+            name,
+            kind,
+            rego,
+            libs,
+            source,
+        })
+    }
+}
+
+/// One `spec.match.kinds` entry.
+///
+/// ```
+/// let k = idp_policy::rego::gatekeeper::KindMatch { api_groups: vec!["apps".into()], kinds: vec!["Deployment".into()] };
+/// assert!(k.matches("apps", "Deployment"));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KindMatch {
+    /// API groups (`""` is core, `*` any).
+    pub api_groups: Vec<String>,
+    /// Kinds (`*` any).
+    pub kinds: Vec<String>,
+}
+
+impl KindMatch {
+    /// Whether an object of `group`/`kind` matches.
+    ///
+    /// ```
+    /// let k = idp_policy::rego::gatekeeper::KindMatch { api_groups: vec!["".into()], kinds: vec!["*".into()] };
+    /// assert!(k.matches("", "Pod"));
+    /// assert!(!k.matches("apps", "Deployment"));
+    /// ```
+    pub fn matches(&self, group: &str, kind: &str) -> bool {
+        let group_ok =
+            self.api_groups.is_empty() || self.api_groups.iter().any(|g| g == "*" || g == group);
+        let kind_ok = self.kinds.is_empty() || self.kinds.iter().any(|k| k == "*" || k == kind);
+        group_ok && kind_ok
+    }
+}
+
+/// A constraint's `spec.match`.
+///
+/// ```
+/// let m = idp_policy::rego::GatekeeperMatch::default();
+/// assert!(m.kinds.is_empty());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GatekeeperMatch {
+    /// `kinds`: any entry must match (empty: all).
+    pub kinds: Vec<KindMatch>,
+    /// `namespaces` (globs; empty: all).
+    pub namespaces: Vec<String>,
+    /// `excludedNamespaces` (globs).
+    pub excluded_namespaces: Vec<String>,
+    /// `labelSelector`.
+    pub label_selector: Option<LabelSelector>,
+    /// `namespaceSelector`.
+    pub namespace_selector: Option<LabelSelector>,
+    /// `scope`: `*`, `Cluster` or `Namespaced`.
+    pub scope: Option<String>,
+    /// `name` (glob).
+    pub name: Option<String>,
+}
+
+fn selector(value: Option<&Value>, field: &str, here: &str) -> Result<Option<LabelSelector>> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => serde_json::from_value(v.clone()).map(Some).map_err(|e| {
+            Error::invalid_input(format!(
+                "{here}spec.match.{field} is not a label selector: {e}"
+            ))
+        }),
+    }
+}
+
+impl GatekeeperMatch {
+    fn from_value(value: Option<&Value>, here: &str) -> Result<Self> {
+        let Some(value) = value else {
+            return Ok(Self::default());
+        };
+        let kinds = value
+            .get("kinds")
+            .and_then(Value::as_array)
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|k| KindMatch {
+                        api_groups: strings(k.get("apiGroups")),
+                        kinds: strings(k.get("kinds")),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Self {
+            kinds,
+            namespaces: strings(value.get("namespaces")),
+            excluded_namespaces: strings(value.get("excludedNamespaces")),
+            label_selector: selector(value.get("labelSelector"), "labelSelector", here)?,
+            namespace_selector: selector(
+                value.get("namespaceSelector"),
+                "namespaceSelector",
+                here,
+            )?,
+            scope: value
+                .get("scope")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            name: value.get("name").and_then(Value::as_str).map(str::to_owned),
+        })
+    }
+
+    /// Whether the constraint applies to `object`; `namespaces` holds the labels of the
+    /// known Namespace objects.
+    ///
+    /// ```
+    /// use std::collections::BTreeMap;
+    /// use idp_policy::rego::GatekeeperMatch;
+    /// let m = GatekeeperMatch { excluded_namespaces: vec!["kube-*".into()], ..Default::default() };
+    /// let pod = idp_core::Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+    ///     "metadata": {"name": "p", "namespace": "kube-system"}})).unwrap();
+    /// assert!(!m.matches(&pod, None, &BTreeMap::new()));
+    /// ```
+    pub fn matches(
+        &self,
+        object: &Object,
+        default_namespace: Option<&str>,
+        namespaces: &BTreeMap<String, BTreeMap<String, String>>,
+    ) -> bool {
+        let (group, _) = split_api_version(object.api_version());
+        if !self.kinds.is_empty() && !self.kinds.iter().any(|k| k.matches(group, object.kind())) {
+            return false;
+        }
+        if let Some(name) = &self.name
+            && !wildcard(name, object.name())
+        {
+            return false;
+        }
+        let is_namespace = object.kind() == "Namespace" && group.is_empty();
+        let namespace = if is_namespace {
+            Some(object.name())
+        } else {
+            object.namespace().or(default_namespace)
+        };
+        match self.scope.as_deref() {
+            Some("Cluster") if namespace.is_some() && !is_namespace => return false,
+            Some("Namespaced") if namespace.is_none() || is_namespace => return false,
+            _ => {}
+        }
+        if let Some(selector) = &self.label_selector
+            && !selector.matches(&object.labels())
+        {
+            return false;
+        }
+        // Cluster-scoped objects (other than Namespaces) are not filtered by namespace.
+        let Some(ns) = namespace else {
+            return true;
+        };
+        if !self.namespaces.is_empty() && !self.namespaces.iter().any(|p| wildcard(p, ns)) {
+            return false;
+        }
+        if self.excluded_namespaces.iter().any(|p| wildcard(p, ns)) {
+            return false;
+        }
+        if let Some(selector) = &self.namespace_selector {
+            let labels = if is_namespace {
+                object.labels()
+            } else {
+                namespaces.get(ns).cloned().unwrap_or_default()
+            };
+            if !selector.matches(&labels) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// A Gatekeeper constraint: an instance of a template's kind with parameters, match
+/// rules and an enforcement action.
+///
+/// ```
+/// use idp_policy::rego::Constraint;
+/// let c = Constraint::from_value(&serde_json::json!({"kind": "K8sX", "metadata": {"name": "x"},
+///     "spec": {"enforcementAction": "dryrun"}}), None).unwrap();
+/// assert_eq!(c.enforcement, idp_core::model::Enforcement::Audit);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Constraint {
+    /// The template kind.
+    pub kind: String,
+    /// `metadata.name`.
+    pub name: String,
+    /// From `spec.enforcementAction`.
+    pub enforcement: Enforcement,
+    /// `spec.parameters` (`input.parameters`), `{}` when unset.
+    pub parameters: Value,
+    /// `spec.match`.
+    pub matcher: GatekeeperMatch,
+    /// Where it was read from.
+    pub source: Option<Source>,
+}
+
+fn action(word: &str, here: &str) -> Result<Enforcement> {
+    match word.to_ascii_lowercase().as_str() {
+        "deny" => Ok(Enforcement::Deny),
+        "warn" => Ok(Enforcement::Warn),
+        "dryrun" => Ok(Enforcement::Audit),
+        other => Err(Error::invalid_input(format!(
+            "{here}spec.enforcementAction {other:?} is not one of deny, warn, dryrun, scoped"
+        ))),
+    }
+}
+
+impl Constraint {
+    /// Read a constraint from its JSON/YAML value.
+    ///
+    /// ```
+    /// use idp_policy::rego::Constraint;
+    /// let err = Constraint::from_value(&serde_json::json!({"kind": "K8sX", "metadata": {"name": "x"},
+    ///     "spec": {"enforcementAction": "block"}}), None).unwrap_err();
+    /// assert!(err.to_string().contains("enforcementAction"));
+    /// ```
+    pub fn from_value(value: &Value, source: Option<Source>) -> Result<Self> {
+        let here = at(source.as_ref());
+        let kind = str_at(value, "/kind").unwrap_or_default().to_owned();
+        let name = str_at(value, "/metadata/name")
+            .unwrap_or_default()
+            .to_owned();
+        let enforcement = match str_at(value, "/spec/enforcementAction") {
+            None | Some("") => Enforcement::Deny,
+            Some(word) if word.eq_ignore_ascii_case("scoped") => {
+                let mut strongest: Option<Enforcement> = None;
+                for scoped in value
+                    .pointer("/spec/scopedEnforcementActions")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    let a = action(
+                        scoped
+                            .get("action")
+                            .and_then(Value::as_str)
+                            .unwrap_or("deny"),
+                        &here,
+                    )?;
+                    strongest = Some(match (strongest, a) {
+                        (Some(Enforcement::Deny), _) | (_, Enforcement::Deny) => Enforcement::Deny,
+                        (Some(Enforcement::Warn), _) | (_, Enforcement::Warn) => Enforcement::Warn,
+                        _ => Enforcement::Audit,
+                    });
+                }
+                strongest.unwrap_or(Enforcement::Deny)
+            }
+            Some(word) => action(word, &here)?,
+        };
+        Ok(Self {
+            kind,
+            name,
+            enforcement,
+            parameters: value
+                .pointer("/spec/parameters")
+                .cloned()
+                .unwrap_or_else(|| json!({})),
+            matcher: GatekeeperMatch::from_value(value.pointer("/spec/match"), &here)?,
+            source,
+        })
+    }
+}
+
+pub(crate) struct LoadedTemplate {
+    pub(crate) template: ConstraintTemplate,
+    package: String,
+    engine: LockedEngine,
+}
+
+impl Clone for LoadedTemplate {
+    fn clone(&self) -> Self {
+        Self {
+            template: self.template.clone(),
+            package: self.package.clone(),
+            engine: self.engine.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for LoadedTemplate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoadedTemplate")
+            .field("kind", &self.template.kind)
+            .field("package", &self.package)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Templates, constraints and known namespaces.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Gatekeeper {
+    pub(crate) templates: Vec<LoadedTemplate>,
+    pub(crate) constraints: Vec<Constraint>,
+    pub(crate) namespaces: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// `apps/v1` → (`apps`, `v1`); `v1` → (``, `v1`).
+fn split_api_version(api_version: &str) -> (&str, &str) {
+    api_version.rsplit_once('/').unwrap_or(("", api_version))
+}
+
+fn operation(op: Operation) -> &'static str {
+    match op {
+        Operation::Apply | Operation::Create => "CREATE",
+        Operation::Update => "UPDATE",
+        Operation::Delete => "DELETE",
+    }
+}
+
+impl Gatekeeper {
+    pub(crate) fn add_template(
+        &mut self,
+        template: ConstraintTemplate,
+        limit: Duration,
+    ) -> Result<()> {
+        let here = at(template.source.as_ref());
+        if self
+            .templates
+            .iter()
+            .any(|t| t.template.kind == template.kind)
+        {
+            return Err(Error::already_exists(format!(
+                "{here}a ConstraintTemplate for kind {} is already loaded",
+                template.kind
+            )));
+        }
+        let engine = LockedEngine::new(limit);
+        let package = engine.with(|e| -> Result<String> {
+            for (i, lib) in template.libs.iter().enumerate() {
+                add_module(e, &format!("{here}{}/libs[{i}]", template.name), lib)?;
+            }
+            add_module(e, &format!("{here}{}/rego", template.name), &template.rego)
+        })?;
+        self.templates.push(LoadedTemplate {
+            template,
+            package,
+            engine,
+        });
+        Ok(())
+    }
+
+    pub(crate) fn set_time_limit(&mut self, limit: Duration) {
+        for t in &self.templates {
+            t.engine.with(|e| set_time_limit(e, limit));
+        }
+    }
+
+    pub(crate) fn load_yaml(
+        &mut self,
+        text: &str,
+        file: Option<&Path>,
+        limit: Duration,
+    ) -> Result<()> {
+        let set = ManifestSet::parse(text.as_bytes(), file)?;
+        let mut constraints = Vec::new();
+        for object in &set {
+            let source = object.source().cloned();
+            let value = object.to_value();
+            let (group, _) = split_api_version(object.api_version());
+            if object.kind() == "ConstraintTemplate" && group == "templates.gatekeeper.sh" {
+                self.add_template(ConstraintTemplate::from_value(&value, source)?, limit)?;
+            } else if group == "constraints.gatekeeper.sh" {
+                constraints.push(Constraint::from_value(&value, source)?);
+            } else if object.kind() == "Namespace" && group.is_empty() {
+                self.namespaces
+                    .insert(object.name().to_owned(), object.labels());
+            } else {
+                return Err(Error::invalid_input(format!(
+                    "{}{} {} is not a Gatekeeper ConstraintTemplate (templates.gatekeeper.sh), constraint (constraints.gatekeeper.sh) or Namespace",
+                    at(source.as_ref()),
+                    object.api_version(),
+                    object.kind()
+                )));
+            }
+        }
+        self.constraints.extend(constraints);
+        Ok(())
+    }
+
+    pub(crate) fn evaluate(
+        &self,
+        policy: &str,
+        object: &Object,
+        ctx: &PolicyContext,
+        out: &mut Vec<Violation>,
+    ) -> Result<()> {
+        if self.constraints.is_empty() {
+            return Ok(());
+        }
+        let default_ns = ctx.namespace.as_deref();
+        let mut review: Option<Value> = None;
+        for constraint in &self.constraints {
+            if !constraint
+                .matcher
+                .matches(object, default_ns, &self.namespaces)
+            {
+                continue;
+            }
+            let template = self
+                .templates
+                .iter()
+                .find(|t| t.template.kind == constraint.kind)
+                .ok_or_else(|| {
+                    Error::not_found(format!(
+                        "{}constraint {}/{}: no ConstraintTemplate defines kind {}; load the template with its constraints",
+                        at(constraint.source.as_ref()),
+                        constraint.kind,
+                        constraint.name,
+                        constraint.kind
+                    ))
+                })?;
+            let review = review.get_or_insert_with(|| {
+                let (group, version) = split_api_version(object.api_version());
+                json!({
+                    "kind": {"group": group, "version": version, "kind": object.kind()},
+                    "name": object.name(),
+                    "namespace": object.namespace().or(default_ns).unwrap_or(""),
+                    "operation": operation(ctx.operation),
+                    "object": object.to_value(),
+                    "oldObject": Value::Null,
+                    "userInfo": {"username": ctx.user.clone().unwrap_or_default()},
+                    "dryRun": ctx.dry_run,
+                })
+            });
+            let input = json!({"review": review, "parameters": constraint.parameters});
+            let rule = format!("{}.violation", template.package);
+            let value = template.engine.with(|e| {
+                e.set_input(regorus::Value::from(input));
+                e.eval_rule(rule.clone())
+            });
+            let value = value.map_err(|e| {
+                eval_error(
+                    policy,
+                    &format!(
+                        "constraint {}/{} ({rule})",
+                        constraint.kind, constraint.name
+                    ),
+                    &e,
+                )
+            })?;
+            for (message, _details) in messages(&value) {
+                out.push(
+                    Violation::new(
+                        policy,
+                        format!("{}/{}", constraint.kind, constraint.name),
+                        message,
+                    )
+                    .with_enforcement(constraint.enforcement),
+                );
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,374 @@
+//! ValidatingAdmissionPolicies evaluated with CEL (feature `cel`): params, bindings,
+//! match rules and conditions, variables, messages, actions, failure policy and cost.
+#![cfg(feature = "cel")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use idp_core::model::{Enforcement, Operation};
+use idp_core::{Object, Policy, PolicyContext};
+use idp_policy::PolicySet;
+use idp_policy::cel::CelPolicy;
+use serde_json::{Value, json};
+
+const REPLICA_LIMIT: &str = include_str!("fixtures/cel/replica-limit.yaml");
+
+fn object(value: Value) -> Object {
+    Object::from_value(value).unwrap()
+}
+
+fn deployment(namespace: &str, replicas: Option<i64>) -> Object {
+    let mut spec = json!({"template": {"spec": {"containers": []}}});
+    if let Some(r) = replicas {
+        spec["replicas"] = json!(r);
+    }
+    object(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": namespace}, "spec": spec
+    }))
+}
+
+fn replica_limit() -> CelPolicy {
+    CelPolicy::from_yaml("vap", REPLICA_LIMIT, None).unwrap()
+}
+
+#[test]
+fn the_fixture_loads() {
+    let p = replica_limit();
+    assert_eq!(p.policies(), ["replica-limit"]);
+    assert_eq!(
+        p.bindings(),
+        ["replica-limit-prod", "replica-limit-elsewhere"]
+    );
+}
+
+#[test]
+fn params_by_name_and_message_expression_deny() {
+    let p = replica_limit();
+    let ctx = PolicyContext::new();
+    let v = p.evaluate(&deployment("shop", Some(12)), &ctx);
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert_eq!(v[0].policy, "vap");
+    assert_eq!(v[0].rule, "replica-limit/validations[0]");
+    assert_eq!(v[0].message, "spec.replicas must be at most 10, got 12");
+    assert_eq!(v[0].path.as_deref(), Some("spec.replicas"));
+    assert_eq!(v[0].enforcement, Enforcement::Deny);
+    assert!(p.evaluate(&deployment("shop", Some(10)), &ctx).is_empty());
+}
+
+#[test]
+fn a_warn_binding_with_a_param_selector() {
+    let p = replica_limit();
+    let ctx = PolicyContext::new();
+    let v = p.evaluate(&deployment("sandbox", Some(5)), &ctx);
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert_eq!(v[0].message, "spec.replicas must be at most 3, got 5");
+    assert_eq!(v[0].enforcement, Enforcement::Warn);
+    // A namespace that was not supplied has no labels: env NotIn [prod] holds.
+    let v = p.evaluate(&deployment("unknown", Some(5)), &ctx);
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0].enforcement, Enforcement::Warn);
+    // Warnings do not block a set.
+    let set = PolicySet::new().with_policy(replica_limit());
+    assert!(
+        set.check_object(&deployment("sandbox", Some(5)), &ctx)
+            .allowed
+    );
+    assert!(
+        !set.check_object(&deployment("shop", Some(50)), &ctx)
+            .allowed
+    );
+}
+
+#[test]
+fn variables_default_when_a_field_is_missing() {
+    let p = replica_limit();
+    // No spec.replicas: the `replicas` variable is 1.
+    assert!(
+        p.evaluate(&deployment("sandbox", None), &PolicyContext::new())
+            .is_empty()
+    );
+}
+
+#[test]
+fn match_conditions_and_match_constraints() {
+    let p = replica_limit();
+    let ctx = PolicyContext::new();
+    // matchConditions: kube-* namespaces are skipped.
+    assert!(
+        p.evaluate(&deployment("kube-system", Some(50)), &ctx)
+            .is_empty()
+    );
+    // resourceRules: only apps/v1 deployments.
+    let sts = object(json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "db", "namespace": "shop"}, "spec": {"replicas": 50}}));
+    assert!(p.evaluate(&sts, &ctx).is_empty());
+    // operations: CREATE and UPDATE (and apply); not DELETE.
+    let mut delete = PolicyContext::new();
+    delete.operation = Operation::Delete;
+    assert!(
+        p.evaluate(&deployment("shop", Some(50)), &delete)
+            .is_empty()
+    );
+    let mut update = PolicyContext::new();
+    update.operation = Operation::Update;
+    assert_eq!(p.evaluate(&deployment("shop", Some(50)), &update).len(), 1);
+}
+
+const SIMPLE: &str = r#"
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: POLICY}
+spec:
+  FAILURE
+  matchConstraints:
+    resourceRules:
+      - {apiGroups: ["*"], apiVersions: ["*"], operations: ["*"], resources: ["*"]}
+    excludeResourceRules:
+      - {apiGroups: [""], apiVersions: ["v1"], operations: ["*"], resources: ["secrets"]}
+    objectSelector:
+      matchExpressions: [{key: skip, operator: DoesNotExist}]
+  validations:
+    - expression: "EXPR"
+      message: "static message"
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: POLICY-binding}
+spec: {policyName: POLICY, validationActions: [Audit, Warn]}
+"#;
+
+fn simple(expr: &str, failure: &str) -> CelPolicy {
+    let yaml = SIMPLE
+        .replace("POLICY", "simple")
+        .replace("FAILURE", failure)
+        .replace("EXPR", expr);
+    CelPolicy::from_yaml("cel", &yaml, None).unwrap()
+}
+
+#[test]
+fn static_messages_excludes_object_selectors_and_strongest_action() {
+    let p = simple("object.metadata.name != 'bad'", "failurePolicy: Fail");
+    let bad = object(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bad"}}));
+    let v = p.evaluate(&bad, &PolicyContext::new());
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0].message, "static message");
+    assert_eq!(
+        v[0].enforcement,
+        Enforcement::Warn,
+        "[Audit, Warn] → the stronger, warn"
+    );
+
+    let secret = object(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bad"}}));
+    assert!(
+        p.evaluate(&secret, &PolicyContext::new()).is_empty(),
+        "excluded resource"
+    );
+    let skipped = object(json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "bad", "labels": {"skip": "yes"}}}));
+    assert!(
+        p.evaluate(&skipped, &PolicyContext::new()).is_empty(),
+        "objectSelector"
+    );
+}
+
+#[test]
+fn kubernetes_extension_functions_are_available() {
+    let p = simple(
+        "quantity(object.data.size).compareTo(quantity('1Gi')) <= 0 && object.data.name.lowerAscii() == object.data.name",
+        "",
+    );
+    let ok = object(
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
+        "data": {"size": "512Mi", "name": "web"}}),
+    );
+    assert!(p.evaluate(&ok, &PolicyContext::new()).is_empty());
+    let big = object(
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
+        "data": {"size": "2Gi", "name": "web"}}),
+    );
+    assert_eq!(p.evaluate(&big, &PolicyContext::new()).len(), 1);
+}
+
+#[test]
+fn runtime_errors_follow_the_failure_policy() {
+    let cm = object(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}));
+    let fail = simple("object.spec.replicas > 1", "failurePolicy: Fail");
+    let v = fail.evaluate(&cm, &PolicyContext::new());
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert_eq!(v[0].rule, "simple/error");
+    assert!(
+        v[0].message.contains("spec.validations[0].expression"),
+        "{}",
+        v[0].message
+    );
+    assert!(
+        v[0].message.contains("failurePolicy: Fail"),
+        "{}",
+        v[0].message
+    );
+
+    let ignore = simple("object.spec.replicas > 1", "failurePolicy: Ignore");
+    assert!(ignore.evaluate(&cm, &PolicyContext::new()).is_empty());
+
+    let not_bool = simple("object.metadata.name", "");
+    let v = not_bool.evaluate(&cm, &PolicyContext::new());
+    assert!(v[0].message.contains("not a boolean"), "{}", v[0].message);
+}
+
+#[test]
+fn an_expression_over_its_cost_budget_is_refused_not_run() {
+    // 2,000 items iterated three levels deep would be 8e9 steps: it must not run.
+    let items: Vec<i64> = (0..2000).collect();
+    let big = object(
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
+        "spec": {"items": items}}),
+    );
+    let expr = "object.spec.items.all(a, object.spec.items.all(b, object.spec.items.all(c, a + b + c >= 0)))";
+    let p = simple(expr, "failurePolicy: Fail");
+    let v = p.evaluate(&big, &PolicyContext::new());
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert!(
+        v[0].message.contains("per-expression limit of 1000000"),
+        "{}",
+        v[0].message
+    );
+    assert!(v[0].enforcement.blocks() || v[0].enforcement == Enforcement::Warn);
+
+    // The same expression over a small input is cheap and runs.
+    let small = object(
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
+        "spec": {"items": [1, 2, 3]}}),
+    );
+    assert!(p.evaluate(&small, &PolicyContext::new()).is_empty());
+
+    // Under failurePolicy: Ignore it is skipped.
+    let ignore = simple(expr, "failurePolicy: Ignore");
+    assert!(ignore.evaluate(&big, &PolicyContext::new()).is_empty());
+}
+
+#[test]
+fn missing_params_follow_parameter_not_found_action() {
+    let yaml = REPLICA_LIMIT.replace(
+        "name: prod-limit\n    namespace: default",
+        "name: nope\n    namespace: default",
+    );
+    let p = CelPolicy::from_yaml("vap", &yaml, None).unwrap();
+    let v = p.evaluate(&deployment("shop", Some(1)), &PolicyContext::new());
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert_eq!(v[0].rule, "replica-limit/params");
+    assert!(
+        v[0].message
+            .contains("no params found for binding replica-limit-prod"),
+        "{}",
+        v[0].message
+    );
+
+    let allow = yaml.replacen(
+        "parameterNotFoundAction: Deny",
+        "parameterNotFoundAction: Allow",
+        1,
+    );
+    let p = CelPolicy::from_yaml("vap", &allow, None).unwrap();
+    assert!(
+        p.evaluate(&deployment("shop", Some(1)), &PolicyContext::new())
+            .is_empty()
+    );
+}
+
+#[test]
+fn unbound_policies_do_nothing_as_in_kubernetes() {
+    let only_policy = REPLICA_LIMIT.split("\n---\n").next().unwrap();
+    let p = CelPolicy::from_yaml("vap", only_policy, None).unwrap();
+    assert!(
+        p.evaluate(&deployment("shop", Some(99)), &PolicyContext::new())
+            .is_empty()
+    );
+}
+
+#[test]
+fn load_errors_name_the_field() {
+    let bad_binding = "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicyBinding\nmetadata: {name: b}\nspec: {policyName: p, validationActions: [Block]}\n";
+    let err =
+        CelPolicy::from_yaml("c", bad_binding, Some(std::path::Path::new("vap.yaml"))).unwrap_err();
+    assert!(err.to_string().starts_with("vap.yaml:1"), "{err}");
+    assert!(err.to_string().contains("validationActions"), "{err}");
+
+    let no_match = "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicy\nmetadata: {name: p}\nspec: {validations: [{expression: 'true'}]}\n";
+    let err = CelPolicy::from_yaml("c", no_match, None).unwrap_err();
+    assert!(err.to_string().contains("matchConstraints"), "{err}");
+}
+
+#[test]
+fn namespace_object_and_request_are_bound() {
+    let yaml = r#"
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: ns}
+spec:
+  matchConstraints:
+    resourceRules: [{apiGroups: [""], apiVersions: ["v1"], operations: ["*"], resources: ["pods"]}]
+  validations:
+    - expression: "namespaceObject.metadata.labels.env == 'prod' && request.kind.kind == 'Pod' && request.resource.resource == 'pods' && oldObject == null"
+      message: "wrong"
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: ns}
+spec: {policyName: ns, validationActions: [Deny]}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop, labels: {env: prod}}
+"#;
+    let p = CelPolicy::from_yaml("cel", yaml, None).unwrap();
+    let pod = object(
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "shop"}}),
+    );
+    assert!(
+        p.evaluate(&pod, &PolicyContext::new()).is_empty(),
+        "{:?}",
+        p.evaluate(&pod, &PolicyContext::new())
+    );
+}
+
+#[test]
+fn deep_objects_are_refused_not_overflowed() {
+    let mut value = json!(1);
+    for _ in 0..400 {
+        value = json!({"n": value});
+    }
+    let deep = object(
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "d"}, "data": value}),
+    );
+    let p = simple("true", "");
+    let err = p.try_evaluate(&deep, &PolicyContext::new()).unwrap_err();
+    assert!(err.to_string().contains("nested deeper"), "{err}");
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Arbitrary expression text: a load error or a policy that evaluates, no panic.
+        #[test]
+        fn arbitrary_expressions_never_panic(expr in "[a-z.()\\[\\]'0-9 <>=!&|+*,_-]{0,40}") {
+            let yaml = SIMPLE
+                .replace("POLICY", "p")
+                .replace("FAILURE", "")
+                .replace("EXPR", &expr.replace('"', ""));
+            if let Ok(policy) = CelPolicy::from_yaml("cel", &yaml, None) {
+                let cm = object(json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": "c"}, "data": {"a": "b"}}));
+                let _ = policy.evaluate(&cm, &PolicyContext::new());
+            }
+        }
+
+        /// Arbitrary YAML-ish text: parsed or refused, no panic.
+        #[test]
+        fn arbitrary_documents_never_panic(text in "(apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicy(Binding)?\n)?[a-zA-Z:{}\\[\\] \n,'-]{0,120}") {
+            let _ = CelPolicy::from_yaml("cel", &text, None);
+        }
+    }
+}
