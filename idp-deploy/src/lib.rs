@@ -6,4 +6,10 @@
 //! implements its ports, so a platform can use it or replace it with its own
 //! implementation of the same trait.
 //!
-//! **Status:** this crate is being built; this release has no public API yet.
+//! **Status:** this crate is being built.
+//!
+//! - [`gitops`]: start with [`gitops::GitOpsDeployer`], the `Deployer` that commits each
+//!   release to a GitOps repository (history is `git log`, rollback restores a release's
+//!   folder exactly, promotion copies between environments).
+
+pub mod gitops;
