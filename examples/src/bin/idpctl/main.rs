@@ -6,7 +6,8 @@
 //! lint error, an unhealthy object) and 2 (usage or I/O error).
 //!
 //! Subcommands: `version`, `manifests lint`, `health`, `catalog validate|list|search|graph|
-//! generate|schema` (idp-catalog) and `policy check|mutate` (idp-policy).
+//! generate|schema` (idp-catalog), `policy check|mutate` (idp-policy) and `deploy`,
+//! `history`, `rollback`, `promote` (idp-deploy's GitOps deployer).
 
 /// `println!` that returns a [`Failure`] instead of panicking when stdout is gone (for
 /// example `idpctl … | head`); `main` ends quietly on a closed pipe.
@@ -18,6 +19,7 @@ macro_rules! say {
 }
 
 mod catalog;
+mod deploy;
 mod files;
 mod health;
 mod lint;
@@ -76,6 +78,8 @@ enum Command {
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
     },
+    #[command(flatten)]
+    Deploy(deploy::DeployCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -357,6 +361,7 @@ fn main() -> std::process::ExitCode {
         Command::Manifests(ManifestsCommand::Lint { paths }) => lint::run(paths, &out),
         Command::Health { paths } => health::run(paths, &out),
         Command::Catalog(c) => run_catalog(c, &out),
+        Command::Deploy(c) => deploy::run(c, &out),
         Command::Policy(PolicyCommand::Check {
             paths,
             pss,
