@@ -13,7 +13,8 @@ use serde_json::{Map, Value};
 /// are qualified with their namespace (`<kind>-<namespace>-<name>.yaml`, `_cluster` for
 /// cluster-scoped objects), and if that still clashes (same kind in two API groups) with
 /// the API group too (`<kind>.<group>-<namespace>-<name>.yaml`). The same object twice is
-/// an error, as is an object with only `generateName` (GitOps files need stable names).
+/// an error (as are two objects whose names differ only in case), as is an object with
+/// only `generateName` (GitOps files need stable names).
 ///
 /// The YAML is canonical: `apiVersion`, `kind`, `metadata` first, then every mapping's
 /// keys sorted, so the same objects always give the same bytes, whatever order their
@@ -55,7 +56,7 @@ pub fn manifest_files(set: &ManifestSet) -> Result<BTreeMap<String, Vec<u8>>> {
             .map(|(k, _)| k.describe())
             .collect();
         return Err(Error::invalid_input(format!(
-            "the release has the same object more than once ({}); remove the duplicates",
+            "objects would be written to the same file {name} ({}): an object is listed twice, or their kinds and names differ only in case or punctuation; remove the duplicate or rename one",
             objects.join(", ")
         )));
     }
@@ -229,7 +230,7 @@ mod tests {
             .into_iter()
             .collect();
         let err = manifest_files(&dup).unwrap_err();
-        assert!(err.to_string().contains("more than once"), "{err}");
+        assert!(err.to_string().contains("same file"), "{err}");
     }
 
     #[test]

@@ -109,7 +109,13 @@ impl GitOpsOutcome {
     /// The port's record, with [`message`](Self::message) as its message.
     ///
     /// ```
-    /// # // See GitOpsOutcome's example.
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> idp_core::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let d = idp_deploy::gitops::GitOpsDeployer::new(idp_core::git::GitRepo::init(dir.path(), idp_core::git::InitOptions::bare("main")).await?);
+    /// # let r = idp_core::Release::new("component:default/a".parse()?, "dev".parse()?, idp_core::ManifestSet::new());
+    /// let out = d.deploy_release(&r).await?;
+    /// assert_eq!(out.to_deployment().revision, out.record.commit);
+    /// # Ok(()) }
     /// ```
     pub fn to_deployment(&self) -> Deployment {
         let mut d = self.record.to_deployment();
@@ -274,7 +280,13 @@ impl GitOpsDeployer {
     /// The branch written: the configured one, else the one `HEAD` names, else `main`.
     ///
     /// ```
-    /// # // See GitOpsDeployer::new.
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> idp_core::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let d = idp_deploy::gitops::GitOpsDeployer::new(idp_core::git::GitRepo::init(dir.path(), idp_core::git::InitOptions::bare("main")).await?);
+    /// # let r = idp_core::Release::new("component:default/a".parse()?, "dev".parse()?, idp_core::ManifestSet::new());
+    /// let out = d.deploy_release(&r).await?;
+    /// assert_eq!(d.target_branch().await?, "main");
+    /// # Ok(()) }
     /// ```
     pub async fn target_branch(&self) -> Result<String> {
         if let Some(b) = &self.branch {
@@ -290,7 +302,13 @@ impl GitOpsDeployer {
     /// Deploy a release and say what happened (see [`GitOpsOutcome`]).
     ///
     /// ```
-    /// # // See GitOpsOutcome's example.
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> idp_core::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let d = idp_deploy::gitops::GitOpsDeployer::new(idp_core::git::GitRepo::init(dir.path(), idp_core::git::InitOptions::bare("main")).await?);
+    /// # let r = idp_core::Release::new("component:default/a".parse()?, "dev".parse()?, idp_core::ManifestSet::new());
+    /// let out = d.deploy_release(&r).await?;
+    /// assert!(out.created);
+    /// # Ok(()) }
     /// ```
     #[instrument(skip_all, fields(component = %release.component, environment = %release.environment))]
     pub async fn deploy_release(&self, release: &Release) -> Result<GitOpsOutcome> {
@@ -357,7 +375,13 @@ impl GitOpsDeployer {
     /// Every release of `component` in `environment`, newest first, at most `limit`.
     ///
     /// ```
-    /// # // See ReleaseRecord's example.
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> idp_core::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let d = idp_deploy::gitops::GitOpsDeployer::new(idp_core::git::GitRepo::init(dir.path(), idp_core::git::InitOptions::bare("main")).await?);
+    /// # let r = idp_core::Release::new("component:default/a".parse()?, "dev".parse()?, idp_core::ManifestSet::new());
+    /// let out = d.deploy_release(&r).await?;
+    /// assert_eq!(d.releases(&r.component, &r.environment, Some(10)).await?[0], out.record);
+    /// # Ok(()) }
     /// ```
     #[instrument(skip_all, fields(component = %component, environment = %environment, limit = ?limit))]
     pub async fn releases(

@@ -5,7 +5,7 @@ use idp_core::{Deployment, DeploymentId, DeploymentStatus, EntityRef, Environmen
 use serde::Serialize;
 
 /// The commit trailers the GitOps deployer writes and reads. History is `git log`
-/// filtered by [`COMPONENT`] and [`ENVIRONMENT`]; a commit without [`RELEASE_ID`] is not
+/// filtered by `Component` and `Environment`; a commit without `Release-Id` is not
 /// a release.
 ///
 /// ```
@@ -143,7 +143,13 @@ impl ReleaseRecord {
     /// Whether this is the newest release (what the environment should hold).
     ///
     /// ```
-    /// # // See ReleaseRecord's example.
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> idp_core::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let d = idp_deploy::gitops::GitOpsDeployer::new(idp_core::git::GitRepo::init(dir.path(), idp_core::git::InitOptions::bare("main")).await?);
+    /// # let r = idp_core::Release::new("component:default/a".parse()?, "dev".parse()?, idp_core::ManifestSet::new());
+    /// let out = d.deploy_release(&r).await?;
+    /// assert!(out.record.is_current());
+    /// # Ok(()) }
     /// ```
     pub fn is_current(&self) -> bool {
         self.status == DeploymentStatus::Pending
@@ -161,7 +167,13 @@ impl ReleaseRecord {
     /// The port's view of this release.
     ///
     /// ```
-    /// # // See ReleaseRecord's example.
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> idp_core::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let d = idp_deploy::gitops::GitOpsDeployer::new(idp_core::git::GitRepo::init(dir.path(), idp_core::git::InitOptions::bare("main")).await?);
+    /// # let r = idp_core::Release::new("component:default/a".parse()?, "dev".parse()?, idp_core::ManifestSet::new());
+    /// let out = d.deploy_release(&r).await?;
+    /// assert_eq!(out.record.to_deployment().id.as_str(), out.record.release_id);
+    /// # Ok(()) }
     /// ```
     pub fn to_deployment(&self) -> Deployment {
         Deployment {
