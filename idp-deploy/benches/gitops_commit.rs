@@ -4,6 +4,8 @@
 //! - `gitops_deploy`: `GitOpsDeployer::deploy_release` of one component whose release
 //!   changed one object (the tree is edited along the folder's path only; the working
 //!   tree gets the changed file checked out);
+//! - `gitops_deploy_bare`: the same into a bare clone of that repository (the commit
+//!   alone);
 //! - `git_cli_add_commit`: the same kind of change written to the working tree, then
 //!   `git add -A && git commit -q` through the git CLI.
 //!
@@ -97,6 +99,14 @@ fn bench(c: &mut Criterion) {
     let files = walk(dir.path());
     assert!(files >= COMPONENTS * FILES_PER_COMPONENT, "{files} files");
     let mut version = 0_u64;
+    // The same repository as a bare clone: the commit alone, no working tree to update.
+    let bare_dir = tempfile::tempdir().unwrap();
+    let bare_path = bare_dir.path().join("bare.git");
+    git(
+        dir.path(),
+        &["clone", "-q", "--bare", ".", bare_path.to_str().unwrap()],
+    );
+    let bare = GitOpsDeployer::new(rt.block_on(GitRepo::open(&bare_path)).unwrap());
 
     let mut group = c.benchmark_group("gitops_commit_10k_files");
     group.sample_size(20);
@@ -110,6 +120,15 @@ fn bench(c: &mut Criterion) {
             assert!(out.created);
         });
     });
+    group.bench_function("gitops_deploy_bare", |b| {
+        b.iter(|| {
+            version += 1;
+            let out = rt
+                .block_on(bare.deploy_release(&release(42, version)))
+                .unwrap();
+            assert!(out.created);
+        });
+    });
     group.bench_function("git_cli_add_commit", |b| {
         b.iter(|| {
             version += 1;
@@ -119,8 +138,14 @@ fn bench(c: &mut Criterion) {
     group.finish();
 
     let mut ours = Vec::new();
+    let mut ours_bare = Vec::new();
     let mut theirs = Vec::new();
     for _ in 0..15 {
+        version += 1;
+        let start = Instant::now();
+        rt.block_on(bare.deploy_release(&release(42, version)))
+            .unwrap();
+        ours_bare.push(start.elapsed());
         version += 1;
         let start = Instant::now();
         rt.block_on(deployer.deploy_release(&release(42, version)))
@@ -131,10 +156,11 @@ fn bench(c: &mut Criterion) {
         cli_change(dir.path(), version);
         theirs.push(start.elapsed());
     }
-    let (ours, theirs) = (median(ours), median(theirs));
+    let (ours, ours_bare, theirs) = (median(ours), median(ours_bare), median(theirs));
     println!(
-        "gitops commit (10,000 files): ours {ours:?}, git add -A && git commit {theirs:?}, ratio {:.1}x",
-        theirs.as_secs_f64() / ours.as_secs_f64()
+        "gitops commit (10,000 files): ours {ours:?} (bare repository: {ours_bare:?}), git add -A && git commit {theirs:?}, ratio {:.1}x ({:.1}x bare)",
+        theirs.as_secs_f64() / ours.as_secs_f64(),
+        theirs.as_secs_f64() / ours_bare.as_secs_f64()
     );
     // The working tree stays consistent with the branch: nothing to commit.
     let status = Command::new("git")
