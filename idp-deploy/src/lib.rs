@@ -6,6 +6,9 @@
 //! implements its ports, so a platform can use it or replace it with its own
 //! implementation of the same trait.
 //!
+//! - [`gitops`]: start with [`gitops::GitOpsDeployer`], the `Deployer` that commits each
+//!   release to a GitOps repository (history is `git log`, rollback restores a release's
+//!   folder exactly, promotion copies between environments).
 //! - [`workload`]: read a developer's Score file and render it per environment into
 //!   Kubernetes objects (start with [`workload::render_file`]).
 //! - [`reconcile`]: the [`Reconciler`](reconcile::Reconciler) — Git branch and folder →
@@ -23,6 +26,7 @@
 
 pub mod cost;
 pub mod dora;
+pub mod gitops;
 pub mod ha;
 pub mod kube_deployer;
 pub mod reconcile;

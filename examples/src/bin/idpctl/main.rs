@@ -6,9 +6,9 @@
 //! lint error, an unhealthy object) and 2 (usage or I/O error).
 //!
 //! Subcommands: `version`, `manifests lint`, `health`, `catalog validate|list|search|graph|
-//! generate|schema` (idp-catalog), `policy check|mutate` (idp-policy) and `preview
-//! plan|verify` (idp-preview).
-//! generate|schema` and `scaffold` (idp-catalog), and `policy check|mutate` (idp-policy).
+//! generate|schema` and `scaffold` (idp-catalog), `policy check|mutate` (idp-policy),
+//! `preview plan|verify` (idp-preview), and `deploy`, `history`, `rollback`, `promote`,
+//! `reconcile`, `cost` (idp-deploy).
 
 /// `println!` that returns a [`Failure`] instead of panicking when stdout is gone (for
 /// example `idpctl … | head`); `main` ends quietly on a closed pipe.
@@ -21,6 +21,7 @@ macro_rules! say {
 
 mod catalog;
 mod cost;
+mod deploy;
 mod files;
 mod health;
 mod lint;
@@ -91,6 +92,8 @@ enum Command {
     Reconcile(reconcile::Args),
     /// Run a Backstage software template (golden path) locally; `scaffold actions` lists actions.
     Scaffold(scaffold::ScaffoldArgs),
+    #[command(flatten)]
+    Deploy(deploy::DeployCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -378,6 +381,7 @@ fn main() -> std::process::ExitCode {
         Command::Catalog(c) => run_catalog(c, &out),
         Command::Preview(c) => preview::run(c, &out),
         Command::Scaffold(args) => scaffold::run(args, &out),
+        Command::Deploy(c) => deploy::run(c, &out),
         Command::Policy(PolicyCommand::Check {
             paths,
             pss,
