@@ -8,6 +8,18 @@
 //!
 //! **Status:** this crate is being built. [`event::PullRequestEvent`] is what webhooks
 //! become and [`decision::Decision`] what planning an event yields.
+//!
+//! Start with [`controller::PreviewController`]: give it an environment provider
+//! ([`namespace::NamespaceProvider`] for a namespace per preview), a deployer and a
+//! [`source::PreviewSource`], and `apply` each planned decision. Run a
+//! [`reaper::Reaper`] periodically to remove expired and orphaned previews. Status goes
+//! out through a [`status::StatusReporter`]; [`labels`] holds our label keys.
 
+pub mod controller;
 pub mod decision;
 pub mod event;
+pub mod labels;
+pub mod namespace;
+pub mod reaper;
+pub mod source;
+pub mod status;

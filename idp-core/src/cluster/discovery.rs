@@ -269,9 +269,10 @@ impl DiscoveryCache {
         if let Some(found) = self.cached(api_version).and_then(|r| find_kind(&r, kind)) {
             return Ok(found);
         }
-        let _span = tracing::debug_span!("discover", api_version, kind).entered();
-        if let Some(found) = self
-            .fetch(api_version)
+        // Instrument the future rather than entering the span: an entered span held
+        // across `.await` makes this future (and every caller's) `!Send`.
+        let span = tracing::debug_span!("discover", api_version, kind);
+        if let Some(found) = tracing::Instrument::instrument(self.fetch(api_version), span)
             .await?
             .and_then(|r| find_kind(&r, kind))
         {
