@@ -263,6 +263,7 @@ pub struct ReapFailure {
 /// assert!(r.reaped.is_empty() && r.deferred.is_empty());
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SweepReport {
     /// How many of our environments were looked at.
     pub examined: usize,

@@ -25,7 +25,10 @@ async fn two_hundred_previews_opened_and_closed_concurrently_leak_nothing() {
                     .await
                     .unwrap();
                 let closed = controller
-                    .apply(&event(PullRequestAction::Closed { merged: n % 2 == 0 }, n, &sha, 2), &destroy(n))
+                    .apply(
+                        &event(PullRequestAction::Closed { merged: n % 2 == 0 }, n, &sha, 2),
+                        &destroy(n),
+                    )
                     .await
                     .unwrap();
                 (opened, closed)
@@ -52,5 +55,9 @@ async fn two_hundred_previews_opened_and_closed_concurrently_leak_nothing() {
         controller.provider().clone(),
         std::sync::Arc::new(idp_preview::reaper::MemoryPullRequests::new()),
     );
-    assert_eq!(reaper.sweep().await.unwrap().examined, 0, "the provider lists nothing either");
+    assert_eq!(
+        reaper.sweep().await.unwrap().examined,
+        0,
+        "the provider lists nothing either"
+    );
 }
