@@ -124,10 +124,12 @@ impl ControllerConfig {
             return Ok(c.clone());
         }
         let last = repo.rsplit('/').next().unwrap_or(repo);
-        let mut name = idp_core::slugify(last, 63);
-        if name.is_empty() {
-            name = "preview".to_owned();
-        }
+        let slug = idp_core::slugify(last, 63);
+        let name = if slug.is_empty() {
+            "preview"
+        } else {
+            slug.as_str()
+        };
         format!("component:default/{name}").parse()
     }
 }

@@ -426,30 +426,29 @@ impl NamespaceProvider {
     ) -> Result<DynamicObject> {
         let name = spec.name.as_str();
         let api = self.api();
-        let existing = match self.get_namespace(name).await? {
-            Some(ns) => ns,
-            None => {
-                let mut ns = DynamicObject::new(name, &namespace_resource());
-                ns.metadata.labels = Some(label_map.clone());
-                ns.metadata.annotations = Some(annotations.clone());
-                let params = PostParams {
-                    field_manager: Some(self.config.field_manager.clone()),
-                    ..PostParams::default()
-                };
-                match api.create(&params, &ns).await {
-                    Ok(created) => return Ok(created),
-                    Err(err)
-                        if idp_core::cluster::errors::kind_of(&err) == ErrorKind::AlreadyExists =>
-                    {
-                        // Someone created it between our read and our write: judge it as found.
-                        self.get_namespace(name).await?.ok_or_else(|| {
-                            Error::conflict(format!(
-                                "namespace {name} appeared and vanished while creating it; retry"
-                            ))
-                        })?
-                    }
-                    Err(err) => return Err(from_kube(err, format!("create namespace {name}"))),
+        let existing = if let Some(ns) = self.get_namespace(name).await? {
+            ns
+        } else {
+            let mut ns = DynamicObject::new(name, &namespace_resource());
+            ns.metadata.labels = Some(label_map.clone());
+            ns.metadata.annotations = Some(annotations.clone());
+            let params = PostParams {
+                field_manager: Some(self.config.field_manager.clone()),
+                ..PostParams::default()
+            };
+            match api.create(&params, &ns).await {
+                Ok(created) => return Ok(created),
+                Err(err)
+                    if idp_core::cluster::errors::kind_of(&err) == ErrorKind::AlreadyExists =>
+                {
+                    // Someone created it between our read and our write: judge it as found.
+                    self.get_namespace(name).await?.ok_or_else(|| {
+                        Error::conflict(format!(
+                            "namespace {name} appeared and vanished while creating it; retry"
+                        ))
+                    })?
                 }
+                Err(err) => return Err(from_kube(err, format!("create namespace {name}"))),
             }
         };
         if !Self::owns(&existing, name) {

@@ -19,6 +19,7 @@ use idp_core::{
 };
 
 type Key = (String, EnvironmentName);
+type History = BTreeMap<Key, Vec<(Deployment, ManifestSet)>>;
 
 /// A [`Deployer`] applying releases to a cluster; see the [module documentation](self).
 ///
@@ -37,7 +38,7 @@ type Key = (String, EnvironmentName);
 pub struct ApplyDeployer {
     cluster: Cluster,
     timeout: Duration,
-    history: Arc<Mutex<BTreeMap<Key, Vec<(Deployment, ManifestSet)>>>>,
+    history: Arc<Mutex<History>>,
     next: Arc<Mutex<u64>>,
 }
 
