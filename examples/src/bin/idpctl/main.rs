@@ -23,6 +23,7 @@ mod health;
 mod lint;
 mod output;
 mod policy;
+mod preview_env;
 
 use std::path::PathBuf;
 
@@ -62,6 +63,9 @@ enum Command {
     /// Check manifests against policies and apply the standard mutations.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Preview environments on a cluster: up, down, list, reap (joins `preview` at merge).
+    #[command(subcommand, name = "preview-env")]
+    PreviewEnv(preview_env::PreviewEnvCommand),
     /// Assess the health of objects saved with their status (`kubectl get -o yaml`).
     ///
     /// Uses Argo CD's health rules (Healthy, Progressing, Degraded, Suspended, Missing,
@@ -357,6 +361,7 @@ fn main() -> std::process::ExitCode {
         Command::Manifests(ManifestsCommand::Lint { paths }) => lint::run(paths, &out),
         Command::Health { paths } => health::run(paths, &out),
         Command::Catalog(c) => run_catalog(c, &out),
+        Command::PreviewEnv(c) => preview_env::run(c, &out),
         Command::Policy(PolicyCommand::Check {
             paths,
             pss,
