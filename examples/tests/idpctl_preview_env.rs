@@ -196,7 +196,9 @@ async fn a_foreign_namespace_fails_up_with_exit_1_and_gitops_is_not_wired() {
     let api: kube::Api<Namespace> = kube::Api::all(cluster.client());
     let mut ns = Namespace::default();
     ns.metadata.name = Some("pr-cart-3".into());
-    api.create(&Default::default(), &ns).await.unwrap();
+    api.create(&kube::api::PostParams::default(), &ns)
+        .await
+        .unwrap();
     let out = run(args(&[
         "preview-env",
         "up",
