@@ -21,7 +21,10 @@ use idp_core::{
 type Key = (String, EnvironmentName);
 type History = BTreeMap<Key, Vec<(Deployment, ManifestSet)>>;
 
-/// A [`Deployer`] applying releases to a cluster; see the [module documentation](self).
+/// A [`Deployer`] that server-side applies a release's manifests (through
+/// `idp_core::cluster`), prunes what left the release and waits until the objects are
+/// healthy; history lives in memory. For tests of code that *uses* a deployer; production
+/// deployers live in `idp-deploy`.
 ///
 /// Each release of a component in an environment is one inventory, whose parent
 /// ConfigMap `idp-release-<component name>` lives in the namespace of the release's
