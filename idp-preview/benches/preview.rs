@@ -64,6 +64,8 @@ fn event(action: PullRequestAction, n: u64) -> PullRequestEvent {
 
 fn event_to_ready(c: &mut Criterion) {
     let rt = runtime();
+    // kube clients need a runtime context when they are built.
+    let _guard = rt.enter();
     let cluster = rt.block_on(instant_cluster());
     let provider = Arc::new(NamespaceProvider::new(
         Cluster::new(cluster.client()),
@@ -123,6 +125,8 @@ fn event_to_ready(c: &mut Criterion) {
 fn reaper_sweep(c: &mut Criterion) {
     const PREVIEWS: u64 = 1_000;
     let rt = runtime();
+    // kube clients need a runtime context when they are built.
+    let _guard = rt.enter();
     let cluster = rt.block_on(instant_cluster());
     let provider = Arc::new(NamespaceProvider::new(
         Cluster::new(cluster.client()),
