@@ -17,6 +17,8 @@ use idp_core::{
     Result,
 };
 
+pub use crate::apply_deployer::ApplyDeployer;
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A test that panicked while holding the lock must not hide the original failure
     // behind a poison error in the next test step.

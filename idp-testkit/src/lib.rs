@@ -48,6 +48,7 @@
 //! and [`conformance`] (suites every implementation of a port must pass).
 
 mod api;
+mod apply_deployer;
 mod cluster;
 pub mod conformance;
 mod delete;

@@ -28,6 +28,7 @@ mod lint;
 mod output;
 mod policy;
 mod preview;
+mod preview_env;
 mod reconcile;
 mod scaffold;
 
@@ -69,7 +70,7 @@ enum Command {
     /// Check manifests against policies and apply the standard mutations.
     #[command(subcommand)]
     Policy(PolicyCommand),
-    /// Plan previews from pull-request webhooks and verify webhook signatures.
+    /// Preview environments: plan from webhooks, verify signatures, up/down/list/reap.
     #[command(subcommand)]
     Preview(preview::PreviewCommand),
     /// Assess the health of objects saved with their status (`kubectl get -o yaml`).

@@ -44,6 +44,9 @@ impl Provider {
 /// `idpctl preview ...`.
 #[derive(Debug, Subcommand)]
 pub enum PreviewCommand {
+    /// Create, update, remove, list and reap preview environments on a cluster.
+    #[command(flatten)]
+    Env(crate::preview_env::PreviewEnvCommand),
     /// Show what a webhook payload would do to previews: ensure, destroy or ignore.
     ///
     /// Parses a saved GitHub `pull_request` or GitLab merge request payload, applies the
@@ -110,6 +113,7 @@ pub enum PreviewCommand {
 /// Run a `preview` subcommand.
 pub fn run(command: &PreviewCommand, out: &Out) -> Result<ExitCode, Failure> {
     match command {
+        PreviewCommand::Env(c) => crate::preview_env::run(c, out),
         PreviewCommand::Plan {
             provider,
             event,

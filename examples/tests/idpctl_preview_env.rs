@@ -1,0 +1,230 @@
+//! `idpctl preview up|down|list|reap` through the real binary, against a fake API
+//! server reached with a kubeconfig.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::Output;
+use std::time::Duration;
+
+use common::{json, write};
+use k8s_openapi::api::core::v1::Namespace;
+
+const WEB: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers:\n        - name: web\n          image: ghcr.io/acme/cart:main\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector: {app: web}\n  ports: [{port: 80}]\n";
+
+async fn run(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        common::idpctl(&args)
+    })
+    .await
+    .unwrap()
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| (*s).to_owned()).collect()
+}
+
+async fn fixture() -> (idp_testkit::FakeCluster, tempfile::TempDir, String, String) {
+    let cluster = idp_testkit::FakeCluster::builder()
+        .rollout_delay(Duration::from_millis(1))
+        .namespace_deletion_delay(Duration::ZERO)
+        .start()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    cluster.write_kubeconfig(&kubeconfig).unwrap();
+    write(dir.path(), "deploy/web.yaml", WEB);
+    let manifests = dir.path().join("deploy").display().to_string();
+    (cluster, dir, kubeconfig.display().to_string(), manifests)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_list_down() {
+    let (cluster, _dir, kc, manifests) = fixture().await;
+    let sha = "9f1c2e7d9f1c2e7d9f1c2e7d9f1c2e7d9f1c2e7d";
+    let out = run(args(&[
+        "preview",
+        "up",
+        "--kubeconfig",
+        &kc,
+        "--repo",
+        "acme/cart",
+        "--pr",
+        "42",
+        "--sha",
+        sha,
+        "--manifests",
+        &manifests,
+        "--image",
+        "ghcr.io/acme/cart",
+        "--host-template",
+        "{env}.preview.example.com",
+        "--format",
+        "json",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let status = json(&out);
+    assert_eq!(status["phase"], "ready");
+    assert_eq!(status["preview"], "acme/cart#42");
+    assert_eq!(status["environment"], "pr-cart-42");
+    assert_eq!(status["urls"][0], "https://pr-cart-42.preview.example.com");
+    let d = cluster
+        .object("apps", "deployments", "pr-cart-42", "web")
+        .unwrap();
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["image"],
+        format!("ghcr.io/acme/cart:{sha}")
+    );
+
+    let out = run(args(&[
+        "preview",
+        "list",
+        "--kubeconfig",
+        &kc,
+        "--format",
+        "json",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let rows = json(&out);
+    assert_eq!(rows.as_array().unwrap().len(), 1);
+    assert_eq!(rows[0]["preview"], "acme/cart#42");
+    assert_eq!(rows[0]["headSha"], sha);
+    assert!(rows[0]["expiresAt"].is_string());
+
+    let out = run(args(&["preview", "list", "--kubeconfig", &kc])).await;
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("pr-cart-42"),
+        "{out:?}"
+    );
+
+    let out = run(args(&[
+        "preview",
+        "down",
+        "--kubeconfig",
+        &kc,
+        "--repo",
+        "acme/cart",
+        "--pr",
+        "42",
+        "--format",
+        "json",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(json(&out)["phase"], "gone");
+    assert!(cluster.object("", "namespaces", "", "pr-cart-42").is_none());
+    let out = run(args(&[
+        "preview",
+        "list",
+        "--kubeconfig",
+        &kc,
+        "--format",
+        "json",
+    ]))
+    .await;
+    assert_eq!(json(&out), serde_json::json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reap_closed_pull_requests_with_a_dry_run_first() {
+    let (cluster, _dir, kc, manifests) = fixture().await;
+    for pr in ["1", "2"] {
+        let out = run(args(&[
+            "preview",
+            "up",
+            "--kubeconfig",
+            &kc,
+            "--repo",
+            "acme/cart",
+            "--pr",
+            pr,
+            "--sha",
+            "abc1234",
+            "--manifests",
+            &manifests,
+        ]))
+        .await;
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+    }
+    let out = run(args(&[
+        "preview",
+        "reap",
+        "--kubeconfig",
+        &kc,
+        "--closed",
+        "acme/cart#1",
+        "--dry-run",
+        "--format",
+        "json",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let report = json(&out);
+    assert_eq!(report["dryRun"], true);
+    assert_eq!(report["reaped"][0]["environment"], "pr-cart-1");
+    assert!(
+        cluster.object("", "namespaces", "", "pr-cart-1").is_some(),
+        "dry run keeps it"
+    );
+
+    let out = run(args(&[
+        "preview",
+        "reap",
+        "--kubeconfig",
+        &kc,
+        "--closed",
+        "acme/cart#1",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("reaped pr-cart-1 (acme/cart#1): the pull request is closed"),
+        "{text}"
+    );
+    assert!(cluster.object("", "namespaces", "", "pr-cart-1").is_none());
+    assert!(cluster.object("", "namespaces", "", "pr-cart-2").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_namespace_fails_up_with_exit_1_and_gitops_is_not_wired() {
+    let (cluster, dir, kc, manifests) = fixture().await;
+    let api: kube::Api<Namespace> = kube::Api::all(cluster.client());
+    let mut ns = Namespace::default();
+    ns.metadata.name = Some("pr-cart-3".into());
+    api.create(&kube::api::PostParams::default(), &ns)
+        .await
+        .unwrap();
+    let out = run(args(&[
+        "preview",
+        "up",
+        "--kubeconfig",
+        &kc,
+        "--repo",
+        "acme/cart",
+        "--pr",
+        "3",
+        "--sha",
+        "abc",
+        "--manifests",
+        &manifests,
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("not created by idp-preview"),
+        "{out:?}"
+    );
+
+    let repo = dir.path().display().to_string();
+    let out = run(args(&["preview", "list", "--gitops-repo", &repo])).await;
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--gitops-repo"),
+        "{out:?}"
+    );
+}
