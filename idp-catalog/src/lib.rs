@@ -32,6 +32,7 @@
 
 pub mod catalog;
 mod cow;
+mod fastyaml;
 pub mod filter;
 pub mod generate;
 pub mod kinds;

@@ -122,7 +122,11 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, ParseError> {
         if !has_content(segment) {
             continue;
         }
-        match serde_saphyr::from_str_with_options::<Value>(segment, options()) {
+        let parsed = match crate::fastyaml::parse(segment) {
+            Some(value) => Ok(value),
+            None => serde_saphyr::from_str_with_options::<Value>(segment, options()),
+        };
+        match parsed {
             Ok(Value::Null) => {}
             Ok(value) => out.push(Document { index, line, value }),
             Err(e) => {
