@@ -313,30 +313,27 @@ impl<'a> Parser<'a> {
                 continue;
             }
             let extra = line.indent - bi;
-            match style.folded {
-                false => {
-                    if !first {
-                        out.push('\n');
-                    }
-                    for _ in 0..prev_blank {
-                        out.push('\n');
-                    }
-                    out.extend(std::iter::repeat_n(' ', extra));
+            if style.folded {
+                if extra > 0 {
+                    return None;
                 }
-                true => {
-                    if extra > 0 {
-                        return None;
-                    }
-                    if !first {
-                        if prev_blank == 0 {
-                            out.push(' ');
-                        } else {
-                            for _ in 0..prev_blank {
-                                out.push('\n');
-                            }
+                if !first {
+                    if prev_blank == 0 {
+                        out.push(' ');
+                    } else {
+                        for _ in 0..prev_blank {
+                            out.push('\n');
                         }
                     }
                 }
+            } else {
+                if !first {
+                    out.push('\n');
+                }
+                for _ in 0..prev_blank {
+                    out.push('\n');
+                }
+                out.extend(std::iter::repeat_n(' ', extra));
             }
             out.push_str(line.text);
             prev_blank = 0;
@@ -410,7 +407,7 @@ fn split_key(text: &str) -> Option<(String, &str)> {
             }
             let colon = found?;
             let key = text[..colon].trim_end_matches([' ', '\t']);
-            if key.is_empty() || !plain_is_string(key) || key.contains('\t') {
+            if key.is_empty() || !plain_is_string(key) || key.contains('\t') || key == "<<" {
                 // Keys that are not plainly strings (`1:`, `true:`, `~:`) are rare and
                 // typed differently by different tools: left to the full parser.
                 return None;
@@ -434,7 +431,21 @@ fn starts_with_indicator(text: &str) -> bool {
     };
     if matches!(
         c,
-        ',' | '[' | ']' | '{' | '}' | '#' | '&' | '*' | '!' | '|' | '>' | '\'' | '"' | '%' | '@' | '`'
+        ',' | '['
+            | ']'
+            | '{'
+            | '}'
+            | '#'
+            | '&'
+            | '*'
+            | '!'
+            | '|'
+            | '>'
+            | '\''
+            | '"'
+            | '%'
+            | '@'
+            | '`'
     ) {
         return true;
     }
@@ -525,8 +536,8 @@ fn flow_sequence(text: &str) -> Option<Value> {
                 let plain = rest[..end].trim_end_matches(' ');
                 if plain.is_empty()
                     || plain.contains([
-                        '[', ']', '{', '}', ':', '#', '\'', '"', '&', '*', '!', '|', '>', '%',
-                        '@', '`', '?', '\t',
+                        '[', ']', '{', '}', ':', '#', '\'', '"', '&', '*', '!', '|', '>', '%', '@',
+                        '`', '?', '\t',
                     ])
                     || plain.starts_with('-')
                 {
@@ -577,10 +588,7 @@ fn plain_is_string(plain: &str) -> bool {
         b'+' | b'-' => !matches!(second, Some(b'0'..=b'9' | b'.') | None),
         b'.' => {
             !(matches!(second, Some(b'0'..=b'9') | None)
-                || matches!(
-                    plain[1..].to_ascii_lowercase().as_str(),
-                    "inf" | "nan"
-                ))
+                || matches!(plain[1..].to_ascii_lowercase().as_str(), "inf" | "nan"))
         }
         b'~' => second.is_some(),
         _ => {
@@ -688,7 +696,10 @@ mod tests {
         let text = "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: cart # the cart\n  description: |\n    Shopping cart.\n\n    Second paragraph.\n  tags: [java, 'web', \"data\"]\n  annotations:\n    backstage.io/techdocs-ref: dir:.\n  links:\n  - url: https://example.com/x?a=b#frag\n    title: Dashboard\n    icon: dashboard\nspec:\n  type: service\n  lifecycle: production\n  owner: team-a\n  dependsOn:\n    - resource:cart-db\n  replicas: 3\n  ratio: 1.5\n  enabled: true\n  nothing: ~\n  empty:\n  target: ./x.yaml\n  $text: ./docs/api.yaml\n";
         let fast = parse(text).expect("typical entity is on the fast path");
         assert_eq!(fast, full(text).unwrap());
-        assert_eq!(fast["metadata"]["description"], "Shopping cart.\n\nSecond paragraph.\n");
+        assert_eq!(
+            fast["metadata"]["description"],
+            "Shopping cart.\n\nSecond paragraph.\n"
+        );
         assert_eq!(fast["spec"]["replicas"], json!(3));
         assert_eq!(fast["spec"]["enabled"], json!(true));
         assert_eq!(fast["spec"]["nothing"], Value::Null);
@@ -732,10 +743,42 @@ mod tests {
     #[test]
     fn scalars_are_typed_like_the_full_parser() {
         for word in [
-            "1", "-1", "0", "007", "0x1f", "0o17", "1.5", "-.5", ".inf", "-.Inf", ".nan", "1e3",
-            "true", "True", "FALSE", "yes", "no", "on", "off", "y", "n", "null", "Null", "~",
-            "~x", "+1", "+x", "-x", ".x", "./x", "1.2.3", "v1", "12:30", "2001-12-14",
-            "99999999999999999999", "1_000",
+            "1",
+            "-1",
+            "0",
+            "007",
+            "0x1f",
+            "0o17",
+            "1.5",
+            "-.5",
+            ".inf",
+            "-.Inf",
+            ".nan",
+            "1e3",
+            "true",
+            "True",
+            "FALSE",
+            "yes",
+            "no",
+            "on",
+            "off",
+            "y",
+            "n",
+            "null",
+            "Null",
+            "~",
+            "~x",
+            "+1",
+            "+x",
+            "-x",
+            ".x",
+            "./x",
+            "1.2.3",
+            "v1",
+            "12:30",
+            "2001-12-14",
+            "99999999999999999999",
+            "1_000",
         ] {
             agree(&format!("k: {word}\n"));
             agree(&format!("k: [{word}]\n"));
@@ -745,11 +788,62 @@ mod tests {
     }
 
     const PIECES: &[&str] = &[
-        "a", "b", "key", "x y", "a.b/c", "$text", ": ", ":", "- ", "-", "  ", "    ", "\t",
-        "|", "|-", ">", ">-", "|+", "'q'", "'it''s'", "\"d\\n\"", "\"\\u00e9\"", "[", "]",
-        "[a, 1]", "[]", "{}", "{a: 1}", "#c", " #c", "1", "1.5", "yes", "~", "null", "&a ", "*a",
-        "!t ", "---", "...", "?", ",", "\n", "\n", "\n", "\r\n", "é", "日本", "0x1", "-1", ".5",
-        "%", "@", "`", "\"", "'",
+        "a",
+        "b",
+        "key",
+        "x y",
+        "a.b/c",
+        "$text",
+        ": ",
+        ":",
+        "- ",
+        "-",
+        "  ",
+        "    ",
+        "\t",
+        "|",
+        "|-",
+        ">",
+        ">-",
+        "|+",
+        "'q'",
+        "'it''s'",
+        "\"d\\n\"",
+        "\"\\u00e9\"",
+        "[",
+        "]",
+        "[a, 1]",
+        "[]",
+        "{}",
+        "{a: 1}",
+        "#c",
+        " #c",
+        "1",
+        "1.5",
+        "yes",
+        "~",
+        "null",
+        "&a ",
+        "*a",
+        "!t ",
+        "---",
+        "...",
+        "?",
+        ",",
+        "\n",
+        "\n",
+        "\n",
+        "\r\n",
+        "é",
+        "日本",
+        "0x1",
+        "-1",
+        ".5",
+        "%",
+        "@",
+        "`",
+        "\"",
+        "'",
     ];
 
     fn soup() -> impl Strategy<Value = String> {
@@ -762,8 +856,8 @@ mod tests {
             prop::sample::select(&["a", "b", "c", "name", "x.y/z", "'k'", "\"k\""][..]),
             prop::sample::select(
                 &[
-                    ":", ": v", ": 1", ": 1.5", ": true", ": ~", ": [a, b]", ": []", ": {}",
-                    ": |", ": >-", ": 'x'", ": \"y\"", ": v # c", "", ": -1", ": ./p",
+                    ":", ": v", ": 1", ": 1.5", ": true", ": ~", ": [a, b]", ": []", ": {}", ": |",
+                    ": >-", ": 'x'", ": \"y\"", ": v # c", "", ": -1", ": ./p",
                 ][..],
             ),
         )

@@ -175,6 +175,36 @@ mod tests {
         assert!((4..=5).contains(&line), "{err}");
     }
 
+    /// Every document of a generated organisation goes through the fast path (no
+    /// fallback to serde-saphyr), and reads the same as serde-saphyr reads it.
+    #[test]
+    fn generated_org_is_all_on_the_fast_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = crate::generate::write_org(dir.path(), 3000, 5).unwrap();
+        let (mut fast, mut fallbacks) = (0, Vec::new());
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            for (line, segment) in split(&text) {
+                if !has_content(segment) {
+                    continue;
+                }
+                match crate::fastyaml::parse(segment) {
+                    Some(v) => {
+                        assert_eq!(v, serde_saphyr::from_str::<Value>(segment).unwrap());
+                        fast += 1;
+                    }
+                    None => fallbacks.push(format!("{}:{line}", f.display())),
+                }
+            }
+        }
+        assert!(
+            fallbacks.is_empty(),
+            "{} fell back: {fallbacks:?}",
+            fallbacks.len()
+        );
+        assert_eq!(fast, 3001);
+    }
+
     #[test]
     fn alias_bomb_is_refused() {
         let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
