@@ -347,6 +347,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     }
 }
 
+/// A page of ids, the exact total, and the next cursor.
+type FastPage = (Vec<u32>, usize, Option<String>);
+
 /// The ids one indexed condition accepts.
 enum IdSet<'a> {
     /// The union of these posting lists.
@@ -809,7 +812,7 @@ impl Snapshot {
 
     /// One page of ids and the exact total without building the whole match list, for
     /// queries the indexes answer alone; `None` for the general path.
-    fn fast_page(&self, query: &EntityQuery) -> Option<Result<(Vec<u32>, usize, Option<String>)>> {
+    fn fast_page(&self, query: &EntityQuery) -> Option<Result<FastPage>> {
         let limit = query.limit.unwrap_or(DEFAULT_PAGE).max(1);
         let after = match Self::cursor_after(query) {
             Ok(a) => a,

@@ -9,12 +9,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 
+/// One group of shards.
+type Group<K, V> = Vec<Arc<HashMap<K, V>>>;
+
 /// A hash map split into `Arc`-shared shards, themselves grouped behind `Arc`s: a clone
 /// copies one pointer per group (not per shard), and a change copies one group's
 /// pointer table and one shard.
 #[derive(Debug)]
 pub(crate) struct CowMap<K, V> {
-    groups: Vec<Arc<Vec<Arc<HashMap<K, V>>>>>,
+    groups: Vec<Arc<Group<K, V>>>,
     per_group: usize,
     hasher: std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>,
     len: usize,

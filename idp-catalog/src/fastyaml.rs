@@ -273,10 +273,8 @@ impl<'a> Parser<'a> {
         while end < self.lines.len() {
             let line = self.lines[end];
             if line.text.is_empty() {
-                if block_indent.is_none() {
-                    // Leading blank lines: their indentation rules are subtle.
-                    return None;
-                }
+                // Leading blank lines (no indentation yet): their rules are subtle.
+                block_indent?;
                 end += 1;
                 continue;
             }
