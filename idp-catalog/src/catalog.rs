@@ -307,6 +307,89 @@ struct State {
     slots: Slots<Arc<Stored>>,
     index: CowMap<Term, Postings>,
     incoming: CowMap<Box<str>, Vec<(RelationType, u32)>>,
+    counts: CountCache,
+}
+
+/// Exact match counts of indexed queries, computed once per state (a state never
+/// changes, so a count never goes stale; a clone starts empty).
+#[derive(Debug, Default)]
+struct CountCache(Mutex<std::collections::HashMap<String, usize>>);
+
+/// Most distinct queries whose counts one state remembers.
+const COUNT_CACHE_LIMIT: usize = 4096;
+
+impl Clone for CountCache {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl CountCache {
+    fn get_or(&self, key: String, compute: impl FnOnce() -> usize) -> usize {
+        if let Some(&n) = lock(&self.0).get(&key) {
+            return n;
+        }
+        let n = compute();
+        let mut map = lock(&self.0);
+        if map.len() >= COUNT_CACHE_LIMIT {
+            map.clear();
+        }
+        map.insert(key, n);
+        n
+    }
+}
+
+/// Lock a mutex, also when a panicking thread poisoned it (the data is a cache).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+/// A page of ids, the exact total, and the next cursor.
+type FastPage = (Vec<u32>, usize, Option<String>);
+
+/// The ids one indexed condition accepts.
+enum IdSet<'a> {
+    /// The union of these posting lists.
+    Postings(Vec<&'a Postings>),
+    /// A sorted, deduplicated list.
+    List(Vec<u32>),
+}
+
+impl IdSet<'_> {
+    /// An upper bound of its size.
+    fn len_hint(&self) -> usize {
+        match self {
+            IdSet::Postings(ps) => ps.iter().map(|p| p.len()).sum(),
+            IdSet::List(l) => l.len(),
+        }
+    }
+
+    fn contains(&self, id: u32) -> bool {
+        match self {
+            IdSet::Postings(ps) => ps.iter().any(|p| p.contains(id)),
+            IdSet::List(l) => l.binary_search(&id).is_ok(),
+        }
+    }
+
+    /// Its ids greater than `after`, ascending.
+    fn iter_after(&self, after: Option<u32>) -> Box<dyn Iterator<Item = u32> + '_> {
+        match self {
+            IdSet::Postings(ps) if ps.len() == 1 => Box::new(ps[0].iter_after(after)),
+            IdSet::Postings(ps) => {
+                let mut all: Vec<u32> = ps.iter().flat_map(|p| p.iter_after(after)).collect();
+                all.sort_unstable();
+                all.dedup();
+                Box::new(all.into_iter())
+            }
+            IdSet::List(l) => {
+                let start = after.map_or(0, |a| l.partition_point(|&x| x <= a));
+                Box::new(l[start..].iter().copied())
+            }
+        }
+    }
 }
 
 impl State {
@@ -317,6 +400,7 @@ impl State {
             slots: Slots::new(),
             index: CowMap::new(1024),
             incoming: CowMap::new(4096),
+            counts: CountCache::default(),
         }
     }
 }
@@ -385,6 +469,15 @@ pub struct ProjectedPage {
     pub total: usize,
     /// Cursor for the next page.
     pub next_cursor: Option<String>,
+}
+
+/// `s` in lower case, borrowed when it already is.
+fn lower_cow(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) || !s.is_ascii() {
+        std::borrow::Cow::Owned(s.to_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
 }
 
 fn lower(s: &str) -> Box<str> {
@@ -605,6 +698,153 @@ impl Snapshot {
         Some(ids)
     }
 
+    /// The posting lists of an indexable condition, without copying them; `None` when
+    /// it needs a scan.
+    fn condition_set(&self, c: &FilterCondition) -> Option<IdSet<'_>> {
+        let key = c.key.to_ascii_lowercase();
+        let field = match key.as_str() {
+            "kind" => Field::Kind,
+            "metadata.namespace" => Field::Namespace,
+            "spec.owner" => Field::Owner,
+            "spec.type" => Field::Type,
+            "spec.lifecycle" => Field::Lifecycle,
+            "metadata.tags" => Field::Tag,
+            _ => {
+                if let Some(label) = key.strip_prefix("metadata.labels.") {
+                    let terms: Vec<Term> = if c.values.is_empty() {
+                        vec![(Field::LabelKey, label.into())]
+                    } else {
+                        c.values
+                            .iter()
+                            .map(|v| (Field::Label, format!("{label}={}", v.to_lowercase()).into()))
+                            .collect()
+                    };
+                    return Some(IdSet::Postings(
+                        terms
+                            .iter()
+                            .filter_map(|t| self.state.index.get(t))
+                            .collect(),
+                    ));
+                }
+                return self.condition_ids(c).map(IdSet::List);
+            }
+        };
+        if c.values.is_empty() {
+            return None;
+        }
+        Some(IdSet::Postings(
+            c.values
+                .iter()
+                .filter_map(|v| self.state.index.get(&(field, lower(v))))
+                .collect(),
+        ))
+    }
+
+    /// The sets of a single filter group whose every condition is indexed; `None` when
+    /// the query needs the general path (several groups, scans, free text).
+    fn indexed_sets(&self, query: &EntityQuery) -> Option<Vec<IdSet<'_>>> {
+        if query.text.as_deref().is_some_and(|t| !t.trim().is_empty()) {
+            return None;
+        }
+        let [group] = query.filter.as_slice() else {
+            return None;
+        };
+        if group.is_empty() {
+            return None;
+        }
+        let mut sets = group
+            .iter()
+            .map(|c| self.condition_set(c))
+            .collect::<Option<Vec<_>>>()?;
+        sets.sort_by_key(IdSet::len_hint);
+        Some(sets)
+    }
+
+    /// Up to `limit` ids after `after` in every set, and whether there are more: walks
+    /// the smallest set and probes the others, stopping after the page.
+    fn page_of_sets(sets: &[IdSet<'_>], after: Option<u32>, limit: usize) -> (Vec<u32>, bool) {
+        let Some((driver, rest)) = sets.split_first() else {
+            return (Vec::new(), false);
+        };
+        let mut page = Vec::with_capacity(limit.min(64));
+        for id in driver.iter_after(after) {
+            if rest.iter().all(|s| s.contains(id)) {
+                if page.len() == limit {
+                    return (page, true);
+                }
+                page.push(id);
+            }
+        }
+        (page, false)
+    }
+
+    /// The exact number of ids in every set.
+    fn count_of_sets(sets: &[IdSet<'_>]) -> usize {
+        match sets {
+            [] => 0,
+            [IdSet::Postings(ps)] if ps.len() <= 1 => ps.first().map_or(0, |p| p.len()),
+            [IdSet::Postings(a), IdSet::Postings(b)] if a.len() == 1 && b.len() == 1 => {
+                a[0].intersection_len(b[0])
+            }
+            [driver, rest @ ..] => driver
+                .iter_after(None)
+                .filter(|&id| rest.iter().all(|s| s.contains(id)))
+                .count(),
+        }
+    }
+
+    /// The cursor's id (`after:N`), if any.
+    fn cursor_after(query: &EntityQuery) -> Result<Option<u32>> {
+        query
+            .cursor
+            .as_deref()
+            .map(|c| {
+                c.strip_prefix("after:")
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(|| {
+                        Error::invalid_input(format!(
+                            "cursor {c:?} was not returned by this catalog; start again without a cursor"
+                        ))
+                    })
+            })
+            .transpose()
+    }
+
+    /// One page of ids and the exact total without building the whole match list, for
+    /// queries the indexes answer alone; `None` for the general path.
+    fn fast_page(&self, query: &EntityQuery) -> Option<Result<FastPage>> {
+        let limit = query.limit.unwrap_or(DEFAULT_PAGE).max(1);
+        let after = match Self::cursor_after(query) {
+            Ok(a) => a,
+            Err(e) => return Some(Err(e)),
+        };
+        let blank = query.text.as_deref().is_none_or(|t| t.trim().is_empty());
+        let (page, more, total) = if query.filter.is_empty() && blank {
+            let mut page: Vec<u32> = self
+                .state
+                .slots
+                .iter_after(after)
+                .map(|(id, _)| id)
+                .take(limit + 1)
+                .collect();
+            let more = page.len() > limit;
+            page.truncate(limit);
+            (page, more, self.len())
+        } else {
+            let sets = self.indexed_sets(query)?;
+            let (page, more) = Self::page_of_sets(&sets, after, limit);
+            let key = format!("{:?}", query.filter);
+            let total = self.state.counts.get_or(key, || Self::count_of_sets(&sets));
+            (page, more, total)
+        };
+        let next = if more {
+            page.last().map(|id| format!("after:{id}"))
+        } else {
+            None
+        };
+        Some(Ok((page, total, next)))
+    }
+
     /// Whether entity `id` satisfies `c` (the slow path, by reading the entity).
     fn condition_matches(
         &self,
@@ -741,6 +981,14 @@ impl Snapshot {
     /// assert_eq!(s.count(&idp_core::ports::EntityQuery::new()), 0);
     /// ```
     pub fn count(&self, query: &EntityQuery) -> usize {
+        let blank = query.text.as_deref().is_none_or(|t| t.trim().is_empty());
+        if query.filter.is_empty() && blank {
+            return self.len();
+        }
+        if let Some(sets) = self.indexed_sets(query) {
+            let key = format!("{:?}", query.filter);
+            return self.state.counts.get_or(key, || Self::count_of_sets(&sets));
+        }
         self.matching_ids(query).len()
     }
 
@@ -789,6 +1037,17 @@ impl Snapshot {
     /// assert_eq!(s.query(&idp_core::ports::EntityQuery::new()).unwrap().total, 0);
     /// ```
     pub fn query(&self, query: &EntityQuery) -> Result<EntityPage> {
+        if let Some(fast) = self.fast_page(query) {
+            let (page, total, next_cursor) = fast?;
+            return Ok(EntityPage {
+                entities: page
+                    .into_iter()
+                    .filter_map(|id| self.materialize(id))
+                    .collect(),
+                total,
+                next_cursor,
+            });
+        }
         let ids = self.matching_ids(query);
         let (page, next_cursor) = Self::page_ids(query, &ids)?;
         Ok(EntityPage {
@@ -811,6 +1070,22 @@ impl Snapshot {
     /// assert!(page.items.is_empty());
     /// ```
     pub fn query_with(&self, query: &EntityQuery, options: &QueryOptions) -> Result<ProjectedPage> {
+        if options.order.is_empty()
+            && let Some(fast) = self.fast_page(query)
+        {
+            let (page, total, next_cursor) = fast?;
+            let values = page.into_iter().filter_map(|id| self.materialize_value(id));
+            let items = if options.fields.is_empty() {
+                values.collect()
+            } else {
+                values.map(|v| project(&v, &options.fields)).collect()
+            };
+            return Ok(ProjectedPage {
+                items,
+                total,
+                next_cursor,
+            });
+        }
         let ids = self.matching_ids(query);
         let total = ids.len();
         let (values, next_cursor): (Vec<Value>, Option<String>) = if options.order.is_empty() {
@@ -1019,9 +1294,36 @@ impl Snapshot {
         out
     }
 
+    /// Dangling relations of these entities, checked in parallel for large sets.
+    fn dangling_of_ids(&self, ids: &[u32]) -> Vec<DanglingRelation> {
+        let check = |ids: &[u32]| {
+            let mut out = Vec::new();
+            for &id in ids {
+                if let Some(s) = self.stored(id) {
+                    self.dangling_of(s, &mut out);
+                }
+            }
+            out
+        };
+        let n = workers(ids.len());
+        if n <= 1 {
+            return check(ids);
+        }
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = ids
+                .chunks(ids.len().div_ceil(n))
+                .map(|c| scope.spawn(move || check(c)))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        })
+    }
+
     fn dangling_of(&self, s: &Stored, out: &mut Vec<DanglingRelation>) {
         for (t, target) in &s.outgoing {
-            if self.id_of(&target.to_lowercase()).is_none() {
+            if self.id_of(&lower_cow(target)).is_none() {
                 out.push(DanglingRelation {
                     source: s.entity_ref.clone(),
                     relation: *t,
@@ -1351,11 +1653,11 @@ impl State {
             }
         }
         for (t, target) in &stored.outgoing {
-            let tk = target.to_lowercase();
-            if let Some(list) = self.incoming.get_mut(tk.as_str()) {
+            let tk = lower_cow(target);
+            if let Some(list) = self.incoming.get_mut(&*tk) {
                 list.retain(|(rt, sid)| !(*rt == *t && *sid == id));
                 if list.is_empty() {
-                    self.incoming.remove(tk.as_str());
+                    self.incoming.remove(&*tk);
                 }
             }
         }
@@ -1363,17 +1665,20 @@ impl State {
 
     fn link(&mut self, id: u32, stored: &Stored) {
         for term in &stored.terms {
-            self.index.entry_or_default(term.clone()).insert(id);
+            if let Some(p) = self.index.get_or_default_with(term, Clone::clone) {
+                p.insert(id);
+            }
         }
         for (t, target) in &stored.outgoing {
-            self.incoming
-                .entry_or_default(target.to_lowercase().into_boxed_str())
-                .push((*t, id));
+            let key = lower_cow(target);
+            if let Some(list) = self.incoming.get_or_default_with(&*key, |k: &str| k.into()) {
+                list.push((*t, id));
+            }
         }
     }
 
-    /// Insert or replace; returns whether it was new.
-    fn put(&mut self, key: Box<str>, stored: Stored) -> bool {
+    /// Insert or replace; returns whether it was new, and its id.
+    fn put(&mut self, key: Box<str>, stored: Stored) -> (bool, u32) {
         let stored = Arc::new(stored);
         if let Some(&id) = self.ids.get(&key) {
             if let Some(old) = self.slots.get(id).cloned() {
@@ -1381,14 +1686,14 @@ impl State {
             }
             self.link(id, &stored);
             self.slots.set(id, Some(stored));
-            false
+            (false, id)
         } else {
             let id = self.next_id;
             self.next_id += 1;
             self.link(id, &stored);
             self.slots.set(id, Some(stored));
             self.ids.insert(key, id);
-            true
+            (true, id)
         }
     }
 
@@ -1398,6 +1703,44 @@ impl State {
         self.unlink(id, &old);
         self.slots.set(id, None);
         Some(old.entity_ref.clone())
+    }
+}
+
+/// The entities one mutation named: ids of entities in the catalog, keys of new ones
+/// that were rejected (so a later copy in the same source is still a duplicate).
+#[derive(Default)]
+struct Touched {
+    ids: Vec<bool>,
+    new_keys: HashSet<Box<str>>,
+}
+
+impl Touched {
+    fn mark_id(&mut self, id: u32) {
+        let i = id as usize;
+        if self.ids.len() <= i {
+            self.ids.resize(i + 1, false);
+        }
+        self.ids[i] = true;
+    }
+
+    fn has_id(&self, id: u32) -> bool {
+        self.ids.get(id as usize).copied().unwrap_or(false)
+    }
+
+    fn mark(&mut self, state: &State, key: Box<str>) {
+        match state.ids.get(&key) {
+            Some(&id) => self.mark_id(id),
+            None => {
+                self.new_keys.insert(key);
+            }
+        }
+    }
+
+    fn contains(&self, state: &State, key: &str) -> bool {
+        match state.ids.get(key) {
+            Some(&id) => self.has_id(id),
+            None => self.new_keys.contains(key),
+        }
     }
 }
 
@@ -1505,17 +1848,18 @@ impl InMemoryCatalog {
         let prepared = self.prepare_all(&snapshot, provider, inputs);
         let mut state = (*snapshot.state).clone();
         let mut report = IngestReport::default();
-        let mut touched: HashSet<Box<str>> = HashSet::new();
-        let mut changed: Vec<Box<str>> = Vec::new();
+        // Entities of this mutation, by id (and by key for rejected new ones).
+        let mut touched = Touched::default();
+        let mut changed: Vec<u32> = Vec::new();
         for p in prepared {
             match p {
                 Prepared::Unchanged(key) => {
                     report.unchanged += 1;
-                    touched.insert(key);
+                    touched.mark(&state, key);
                 }
                 Prepared::Rejected { key, rejection } => {
                     if let Some(k) = key {
-                        touched.insert(k);
+                        touched.mark(&state, k);
                     }
                     report.rejected.push(rejection);
                 }
@@ -1524,8 +1868,8 @@ impl InMemoryCatalog {
                     stored,
                     warnings,
                 } => {
-                    let r = stored.entity_ref.clone();
-                    if !touched.insert(key.clone()) {
+                    if touched.contains(&state, &key) {
+                        let r = &stored.entity_ref;
                         report.rejected.push(Rejection {
                             location: None,
                             document: None,
@@ -1541,12 +1885,15 @@ impl InMemoryCatalog {
                         continue;
                     }
                     report.warnings.extend(warnings);
-                    if state.put(key.clone(), stored) {
+                    let r = stored.entity_ref.clone();
+                    let (new, id) = state.put(key, stored);
+                    touched.mark_id(id);
+                    if new {
                         report.added.push(r);
                     } else {
                         report.updated.push(r);
                     }
-                    changed.push(key);
+                    changed.push(id);
                 }
             }
         }
@@ -1557,9 +1904,9 @@ impl InMemoryCatalog {
                 .get(&provider_key)
                 .map(|p| {
                     p.iter()
+                        .filter(|&id| !touched.has_id(id))
                         .filter_map(|id| state.slots.get(id))
                         .map(|s| s.entity_ref.key().into_boxed_str())
-                        .filter(|k| !touched.contains(k))
                         .collect()
                 })
                 .unwrap_or_default();
@@ -1583,13 +1930,7 @@ impl InMemoryCatalog {
         let after = Snapshot {
             state: Arc::new(state),
         };
-        for key in &changed {
-            if let Some(id) = after.id_of(key)
-                && let Some(s) = after.stored(id)
-            {
-                after.dangling_of(s, &mut report.dangling);
-            }
-        }
+        report.dangling = after.dangling_of_ids(&changed);
         tracing::debug!(
             added = report.added.len(),
             updated = report.updated.len(),
@@ -1722,6 +2063,87 @@ mod tests {
         out.clear();
         lookup(&v, "metadata.tags", &mut out);
         assert_eq!(out.len(), 2);
+    }
+
+    /// The fast page path agrees with the general one (whole match list, then a page)
+    /// on every page of every query, totals included.
+    #[test]
+    fn fast_pages_match_the_full_match_list() {
+        let catalog = InMemoryCatalog::new();
+        let inputs = crate::generate::org(1500, 3)
+            .into_iter()
+            .map(EntityInput::from)
+            .collect();
+        let report = catalog.apply("p", Mutation::Full(inputs));
+        assert!(report.rejected.is_empty());
+        let snap = catalog.snapshot();
+        let filters: &[&[&str]] = &[
+            &["kind=component,spec.type=service"],
+            &["kind=component,spec.type=service,spec.lifecycle=production"],
+            &["spec.owner=team-7"],
+            &["kind=component,spec.type=service,website"],
+            &["kind=api,kind=resource"],
+            &["kind=group,relations.parentOf=group:default/team-1"],
+            &["kind=nope"],
+            &["metadata.labels.tier=gold,kind=component"],
+            &["metadata.labels.tier", "kind=system"],
+            &["metadata.labels.TIER=Gold,metadata.labels.tier=silver"],
+            &["kind=component,spec.type=nope"],
+            &["kind=system"],
+        ];
+        let mut fast_used = 0;
+        for f in filters {
+            for limit in [1, 7, 500] {
+                let mut q = crate::filter::parse_filters(f).unwrap().limit(limit);
+                let all = snap.matching_ids(&q);
+                let mut seen = Vec::new();
+                for _ in 0..2000 {
+                    if snap.fast_page(&q).is_some() {
+                        fast_used += 1;
+                    }
+                    let page = snap.query(&q).unwrap();
+                    assert_eq!(page.total, all.len(), "{f:?}");
+                    assert_eq!(snap.count(&q), all.len(), "{f:?}");
+                    let (ids, next) = Snapshot::page_ids(&q, &all).unwrap();
+                    assert_eq!(page.next_cursor, next, "{f:?} limit {limit}");
+                    let want: Vec<String> = ids
+                        .iter()
+                        .map(|&id| snap.stored(id).unwrap().entity_ref.to_string())
+                        .collect();
+                    let got: Vec<String> = page
+                        .entities
+                        .iter()
+                        .map(|e| e.entity_ref().to_string())
+                        .collect();
+                    assert_eq!(got, want, "{f:?} limit {limit}");
+                    seen.extend(got);
+                    match page.next_cursor {
+                        Some(c) => q.cursor = Some(c),
+                        None => break,
+                    }
+                }
+                assert_eq!(seen.len(), all.len(), "{f:?}");
+            }
+        }
+        assert!(fast_used > 0);
+        // No filter at all: every entity, paged.
+        let q = EntityQuery::new().limit(400);
+        let page = snap.query(&q).unwrap();
+        assert_eq!((page.total, page.entities.len()), (snap.len(), 400));
+        let p2 = snap
+            .query(&EntityQuery {
+                cursor: page.next_cursor.clone(),
+                ..q.clone()
+            })
+            .unwrap();
+        assert_ne!(p2.entities[0].entity_ref(), page.entities[399].entity_ref());
+        assert!(
+            snap.query(&EntityQuery {
+                cursor: Some("x".into()),
+                ..q
+            })
+            .is_err()
+        );
     }
 
     #[test]

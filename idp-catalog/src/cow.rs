@@ -9,10 +9,16 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 
-/// A hash map split into `Arc`-shared shards.
+/// One group of shards.
+type Group<K, V> = Vec<Arc<HashMap<K, V>>>;
+
+/// A hash map split into `Arc`-shared shards, themselves grouped behind `Arc`s: a clone
+/// copies one pointer per group (not per shard), and a change copies one group's
+/// pointer table and one shard.
 #[derive(Debug)]
 pub(crate) struct CowMap<K, V> {
-    shards: Vec<Arc<HashMap<K, V>>>,
+    groups: Vec<Arc<Group<K, V>>>,
+    per_group: usize,
     hasher: std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>,
     len: usize,
 }
@@ -20,7 +26,8 @@ pub(crate) struct CowMap<K, V> {
 impl<K, V> Clone for CowMap<K, V> {
     fn clone(&self) -> Self {
         Self {
-            shards: self.shards.clone(),
+            groups: self.groups.clone(),
+            per_group: self.per_group,
             hasher: self.hasher.clone(),
             len: self.len,
         }
@@ -28,18 +35,39 @@ impl<K, V> Clone for CowMap<K, V> {
 }
 
 impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
+    /// A map of about `shards` shards (rounded to a square number of groups × shards).
     pub(crate) fn new(shards: usize) -> Self {
+        let shards = shards.max(1);
+        let mut per_group = shards.isqrt();
+        if per_group * per_group < shards {
+            per_group += 1;
+        }
+        let groups = shards.div_ceil(per_group);
         Self {
-            shards: (0..shards.max(1))
-                .map(|_| Arc::new(HashMap::new()))
+            groups: (0..groups)
+                .map(|_| Arc::new((0..per_group).map(|_| Arc::new(HashMap::new())).collect()))
                 .collect(),
+            per_group,
             hasher: std::hash::BuildHasherDefault::default(),
             len: 0,
         }
     }
 
-    fn shard<Q: Hash + ?Sized>(&self, key: &Q) -> usize {
-        (self.hasher.hash_one(key) as usize) % self.shards.len()
+    /// (group, shard in group) of a key.
+    fn shard<Q: Hash + ?Sized>(&self, key: &Q) -> (usize, usize) {
+        let h = self.hasher.hash_one(key) as usize % (self.groups.len() * self.per_group);
+        (h / self.per_group, h % self.per_group)
+    }
+
+    fn shard_ref<Q: Hash + ?Sized>(&self, key: &Q) -> &HashMap<K, V> {
+        let (g, s) = self.shard(key);
+        &self.groups[g][s]
+    }
+
+    /// The shard of `key`, made unique (copied if shared).
+    fn shard_mut<Q: Hash + ?Sized>(&mut self, key: &Q) -> &mut HashMap<K, V> {
+        let (g, s) = self.shard(key);
+        Arc::make_mut(&mut Arc::make_mut(&mut self.groups[g])[s])
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -51,7 +79,7 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.shards[self.shard(key)].get(key)
+        self.shard_ref(key).get(key)
     }
 
     pub(crate) fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
@@ -59,36 +87,46 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let s = self.shard(key);
-        if !self.shards[s].contains_key(key) {
+        if !self.shard_ref(key).contains_key(key) {
             return None;
         }
-        Arc::make_mut(&mut self.shards[s]).get_mut(key)
+        self.shard_mut(key).get_mut(key)
     }
 
     pub(crate) fn insert(&mut self, key: K, value: V) -> Option<V> {
-        let s = self.shard(&key);
-        let old = Arc::make_mut(&mut self.shards[s]).insert(key, value);
+        let old = self.shard_mut(&key).insert(key, value);
         if old.is_none() {
             self.len += 1;
         }
         old
     }
 
-    pub(crate) fn entry_or_default(&mut self, key: K) -> &mut V
+    /// The value of `key`, inserting a default (with the key made by `owned`) when
+    /// absent; allocates a key only for a new entry. (Always `Some`.)
+    pub(crate) fn get_or_default_with<Q>(
+        &mut self,
+        key: &Q,
+        owned: impl FnOnce(&Q) -> K,
+    ) -> Option<&mut V>
     where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
         V: Default,
     {
-        let s = self.shard(&key);
-        let shard = Arc::make_mut(&mut self.shards[s]);
-        if !shard.contains_key(&key) {
+        let (g, s) = self.shard(key);
+        let shard = Arc::make_mut(&mut Arc::make_mut(&mut self.groups[g])[s]);
+        if !shard.contains_key(key) {
+            shard.insert(owned(key), V::default());
             self.len += 1;
         }
-        shard.entry(key).or_default()
+        shard.get_mut(key)
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.shards.iter().flat_map(|s| s.iter())
+        self.groups
+            .iter()
+            .flat_map(|g| g.iter())
+            .flat_map(|s| s.iter())
     }
 
     pub(crate) fn remove<Q>(&mut self, key: &Q) -> Option<V>
@@ -96,11 +134,10 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let s = self.shard(key);
-        if !self.shards[s].contains_key(key) {
+        if !self.shard_ref(key).contains_key(key) {
             return None;
         }
-        let old = Arc::make_mut(&mut self.shards[s]).remove(key);
+        let old = self.shard_mut(key).remove(key);
         if old.is_some() {
             self.len -= 1;
         }
@@ -145,7 +182,6 @@ impl Postings {
         self.len == 0
     }
 
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.len
     }
@@ -162,7 +198,43 @@ impl Postings {
         self.chunks.values().flat_map(|c| c.iter().copied())
     }
 
-    #[cfg(test)]
+    /// Ids greater than `after` (all ids when `None`), ascending.
+    pub(crate) fn iter_after(&self, after: Option<u32>) -> impl Iterator<Item = u32> + '_ {
+        let from = after.map_or(0, |a| a >> CHUNK_BITS);
+        self.chunks.range(from..).flat_map(move |(_, c)| {
+            let start = after.map_or(0, |a| c.partition_point(|&x| x <= a));
+            c[start..].iter().copied()
+        })
+    }
+
+    /// How many ids both sets hold, walking the chunks they share.
+    pub(crate) fn intersection_len(&self, other: &Self) -> usize {
+        let (small, large) = if self.chunks.len() <= other.chunks.len() {
+            (self, other)
+        } else {
+            (other, self)
+        };
+        let mut n = 0;
+        for (key, a) in &small.chunks {
+            let Some(b) = large.chunks.get(key) else {
+                continue;
+            };
+            let (mut i, mut j) = (0, 0);
+            while i < a.len() && j < b.len() {
+                match a[i].cmp(&b[j]) {
+                    std::cmp::Ordering::Less => i += 1,
+                    std::cmp::Ordering::Greater => j += 1,
+                    std::cmp::Ordering::Equal => {
+                        n += 1;
+                        i += 1;
+                        j += 1;
+                    }
+                }
+            }
+        }
+        n
+    }
+
     pub(crate) fn contains(&self, id: u32) -> bool {
         self.chunks
             .get(&(id >> CHUNK_BITS))
@@ -211,6 +283,27 @@ impl<T: Clone> Slots<T> {
         chunk[i] = value;
     }
 
+    /// Every present value with an id greater than `after`, in id order.
+    pub(crate) fn iter_after(&self, after: Option<u32>) -> impl Iterator<Item = (u32, &T)> {
+        let first = after.map_or(0, |a| a + 1);
+        let skip_chunks = (first >> SLOT_BITS) as usize;
+        self.iter_from_chunk(skip_chunks)
+            .skip_while(move |(id, _)| *id < first)
+    }
+
+    fn iter_from_chunk(&self, skip: usize) -> impl Iterator<Item = (u32, &T)> {
+        self.chunks
+            .iter()
+            .enumerate()
+            .skip(skip)
+            .flat_map(|(c, chunk)| {
+                chunk.iter().enumerate().filter_map(move |(i, v)| {
+                    v.as_ref()
+                        .map(|v| (((c as u32) << SLOT_BITS) | i as u32, v))
+                })
+            })
+    }
+
     /// Every present value with its id, in id order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, &T)> {
         self.chunks.iter().enumerate().flat_map(|(c, chunk)| {
@@ -239,6 +332,11 @@ mod tests {
         assert_eq!(a.remove("y"), Some(3));
         assert_eq!(a.remove("y"), None);
         assert_eq!(a.len(), 1);
+        *a.get_or_default_with("z", |k: &str| k.to_owned()).unwrap() += 5;
+        *a.get_or_default_with("z", |_: &str| unreachable!())
+            .unwrap() += 1;
+        assert_eq!((a.get("z"), a.len(), b.get("z")), (Some(&6), 2, None));
+        assert_eq!(a.iter().count(), 2);
     }
 
     #[test]
@@ -252,6 +350,15 @@ mod tests {
         p.remove(5);
         assert!(!p.contains(5) && q.contains(5));
         assert_eq!(p.len(), 3);
+        assert_eq!(p.iter_after(Some(5)).collect::<Vec<_>>(), [9000, 100_000]);
+        assert_eq!(p.iter_after(Some(9000)).collect::<Vec<_>>(), [100_000]);
+        assert_eq!(p.iter_after(None).count(), 3);
+        let mut r = Postings::default();
+        for id in [3, 4, 9000, 100_001] {
+            r.insert(id);
+        }
+        assert_eq!(p.intersection_len(&r), 2);
+        assert_eq!(r.intersection_len(&q), 2);
     }
 
     #[test]
@@ -263,5 +370,13 @@ mod tests {
         s.set(1, None);
         assert_eq!(s.iter().collect::<Vec<_>>(), [(2000, &7)]);
         assert_eq!(t.get(1), Some(&1));
+        s.set(2001, Some(8));
+        s.set(5000, Some(9));
+        assert_eq!(
+            s.iter_after(Some(2000)).map(|(i, _)| i).collect::<Vec<_>>(),
+            [2001, 5000]
+        );
+        assert_eq!(s.iter_after(None).count(), 3);
+        assert_eq!(s.iter_after(Some(5000)).count(), 0);
     }
 }

@@ -34,6 +34,7 @@
 
 pub mod catalog;
 mod cow;
+mod fastyaml;
 pub mod filter;
 pub mod generate;
 pub mod kinds;

@@ -122,7 +122,11 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, ParseError> {
         if !has_content(segment) {
             continue;
         }
-        match serde_saphyr::from_str_with_options::<Value>(segment, options()) {
+        let parsed = match crate::fastyaml::parse(segment) {
+            Some(value) => Ok(value),
+            None => serde_saphyr::from_str_with_options::<Value>(segment, options()),
+        };
+        match parsed {
             Ok(Value::Null) => {}
             Ok(value) => out.push(Document { index, line, value }),
             Err(e) => {
@@ -169,6 +173,36 @@ mod tests {
         assert_eq!(err.document, Some(1));
         let line = err.line.unwrap();
         assert!((4..=5).contains(&line), "{err}");
+    }
+
+    /// Every document of a generated organisation goes through the fast path (no
+    /// fallback to serde-saphyr), and reads the same as serde-saphyr reads it.
+    #[test]
+    fn generated_org_is_all_on_the_fast_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = crate::generate::write_org(dir.path(), 3000, 5).unwrap();
+        let (mut fast, mut fallbacks) = (0, Vec::new());
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            for (line, segment) in split(&text) {
+                if !has_content(segment) {
+                    continue;
+                }
+                match crate::fastyaml::parse(segment) {
+                    Some(v) => {
+                        assert_eq!(v, serde_saphyr::from_str::<Value>(segment).unwrap());
+                        fast += 1;
+                    }
+                    None => fallbacks.push(format!("{}:{line}", f.display())),
+                }
+            }
+        }
+        assert!(
+            fallbacks.is_empty(),
+            "{} fell back: {fallbacks:?}",
+            fallbacks.len()
+        );
+        assert_eq!(fast, 3001);
     }
 
     #[test]

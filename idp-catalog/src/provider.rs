@@ -197,8 +197,16 @@ pub(crate) struct TreeRead {
     pub(crate) by_file: HashMap<String, Vec<EntityRef>>,
 }
 
+/// How many Location hops deep URL targets are followed (a chain of remote Locations
+/// naming further remote Locations); deeper targets are rejected.
+pub const MAX_URL_LOCATION_DEPTH: usize = 8;
+
+/// One file to read: a tree path or an absolute URL, the location that named it, and
+/// how many URL Location hops led to it.
+type WaveItem = (String, Option<String>, usize);
+
 /// Read `start` files and every file their Locations lead to, in waves, parsing each
-/// wave in parallel.
+/// wave in parallel. URL targets are read through `url_reader`.
 pub(crate) fn read_tree(
     tree: &dyn SourceReader,
     start: Vec<String>,
@@ -208,13 +216,18 @@ pub(crate) fn read_tree(
 ) -> TreeRead {
     let mut out = TreeRead::default();
     let mut seen: HashSet<String> = start.iter().cloned().collect();
-    let mut wave: Vec<(String, Option<String>)> = start.into_iter().map(|f| (f, None)).collect();
+    let mut wave: Vec<WaveItem> = start.into_iter().map(|f| (f, None, 0)).collect();
     while !wave.is_empty() {
         let loaded = load_wave(tree, &wave, url_reader);
         let mut next = Vec::new();
-        for ((file, origin), result) in wave.iter().zip(loaded) {
-            let location = format!("{location_prefix}{file}");
-            let docs = match result {
+        for ((file, origin, depth), result) in wave.iter().zip(loaded) {
+            let remote = is_url(file);
+            let location = if remote {
+                format!("url:{file}")
+            } else {
+                format!("{location_prefix}{file}")
+            };
+            let mut docs = match result {
                 Ok(docs) => docs,
                 Err(problem) => {
                     out.rejected.push(Rejection {
@@ -226,19 +239,19 @@ pub(crate) fn read_tree(
                     continue;
                 }
             };
-            for d in &docs {
+            for d in &mut docs {
                 if d.error.is_none()
                     && d.value.get("kind").and_then(Value::as_str) == Some("Location")
                 {
-                    follow_location(
-                        d,
+                    let from = Follow {
                         file,
-                        &location,
-                        tree,
-                        &mut seen,
-                        &mut next,
-                        &mut out.rejected,
-                    );
+                        location: &location,
+                        depth: *depth,
+                        url_reader: url_reader.is_some(),
+                    };
+                    let warnings =
+                        follow_location(d, &from, tree, &mut seen, &mut next, &mut out.rejected);
+                    d.warnings.extend(warnings);
                 }
             }
             let (mut inputs, rejected) = inputs_of(docs, &location, revision);
@@ -268,17 +281,71 @@ fn entity_ref_of(value: &Value) -> Option<EntityRef> {
     EntityRef::new(kind, ns, name).ok()
 }
 
+/// Whether `s` is an absolute URL (`scheme://...`).
+fn is_url(s: &str) -> bool {
+    s.split_once("://").is_some_and(|(scheme, _)| {
+        !scheme.is_empty()
+            && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-' || b == b'.')
+    })
+}
+
+/// Resolve `target` against the URL `base` (the file naming it): absolute URLs stay,
+/// `/path` replaces the path, anything else is relative to the base's directory, with
+/// `.` and `..` segments removed. `None` when `..` climbs above the host.
+pub(crate) fn join_url(base: &str, target: &str) -> Option<String> {
+    if is_url(target) {
+        return Some(target.to_owned());
+    }
+    let (scheme, rest) = base.split_once("://")?;
+    let rest = rest.split(['?', '#']).next().unwrap_or(rest);
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut parts: Vec<&str> = Vec::new();
+    if !target.starts_with('/') {
+        parts.extend(path.split('/'));
+        parts.pop(); // the file name
+    }
+    let (target_path, suffix) = match target.find(['?', '#']) {
+        Some(i) => target.split_at(i),
+        None => (target, ""),
+    };
+    for part in target_path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            p => parts.push(p),
+        }
+    }
+    parts.retain(|p| !p.is_empty());
+    Some(format!("{scheme}://{host}/{}{suffix}", parts.join("/")))
+}
+
+/// The file whose Location is being followed.
+struct Follow<'a> {
+    file: &'a str,
+    location: &'a str,
+    depth: usize,
+    url_reader: bool,
+}
+
+/// Queue the targets of a Location document; returns warnings for the document (URL
+/// targets with no `UrlReader` configured).
 fn follow_location(
     doc: &LoadedDocument,
-    file: &str,
-    location: &str,
+    from: &Follow<'_>,
     tree: &dyn SourceReader,
     seen: &mut HashSet<String>,
-    next: &mut Vec<(String, Option<String>)>,
+    next: &mut Vec<WaveItem>,
     rejected: &mut Vec<Rejection>,
-) {
+) -> Vec<String> {
+    let mut warnings = Vec::new();
     let spec = doc.value.get("spec");
     let optional = spec.and_then(|s| s.get("presence")).and_then(Value::as_str) == Some("optional");
+    let remote_file = is_url(from.file);
     let mut targets: Vec<&str> = Vec::new();
     if let Some(t) = spec.and_then(|s| s.get("target")).and_then(Value::as_str) {
         targets.push(t);
@@ -286,19 +353,46 @@ fn follow_location(
     if let Some(Value::Array(ts)) = spec.and_then(|s| s.get("targets")) {
         targets.extend(ts.iter().filter_map(Value::as_str));
     }
+    let reject = |message: String| Rejection {
+        location: Some(from.location.to_owned()),
+        document: Some(doc.index),
+        entity_ref: None,
+        problems: vec![Problem::new("spec.targets", "location-target", message)],
+    };
     for target in targets {
-        if target.contains("://") {
-            // URL targets need a URL-capable provider; Backstage would read them through
-            // its UrlReader. We record it instead of failing the whole location.
+        if is_url(target) || remote_file {
+            let Some(url) = (if remote_file {
+                join_url(from.file, target)
+            } else {
+                Some(target.to_owned())
+            }) else {
+                rejected.push(reject(format!(
+                    "target {target:?} climbs above the host of {}; fix the path",
+                    from.file
+                )));
+                continue;
+            };
+            if !from.url_reader {
+                warnings.push(format!(
+                    "Location target {url} was not read: no UrlReader is configured (give the provider one with with_url_reader)"
+                ));
+                continue;
+            }
+            if seen.contains(&url) {
+                continue;
+            }
+            let depth = from.depth + 1;
+            if depth > MAX_URL_LOCATION_DEPTH {
+                rejected.push(reject(format!(
+                    "target {url} is more than {MAX_URL_LOCATION_DEPTH} URL Locations deep; flatten the chain of Locations"
+                )));
+                continue;
+            }
+            seen.insert(url.clone());
+            next.push((url, Some(from.location.to_owned()), depth));
             continue;
         }
-        let reject = |message: String| Rejection {
-            location: Some(location.to_owned()),
-            document: Some(doc.index),
-            entity_ref: None,
-            problems: vec![Problem::new("spec.targets", "location-target", message)],
-        };
-        let Some(rel) = resolve_relative(file, target) else {
+        let Some(rel) = resolve_relative(from.file, target) else {
             rejected.push(reject(format!(
                 "target {target:?} points outside the source root; a Location may only name files inside its repository or directory"
             )));
@@ -314,20 +408,45 @@ fn follow_location(
             continue;
         }
         seen.insert(rel.clone());
-        next.push((rel, Some(location.to_owned())));
+        next.push((rel, Some(from.location.to_owned()), from.depth));
+    }
+    warnings
+}
+
+/// The source of a file read from a URL: relative placeholders in it are refused
+/// (only absolute URLs are read for such files).
+#[derive(Debug)]
+struct NoRelativeFiles;
+
+impl SourceReader for NoRelativeFiles {
+    fn read_file(&self, path: &str) -> Result<String> {
+        Err(Error::invalid_input(format!(
+            "{path}: a file read from a URL can only use absolute URLs in placeholders; write the full URL"
+        )))
     }
 }
 
 fn load_wave(
     tree: &dyn SourceReader,
-    wave: &[(String, Option<String>)],
+    wave: &[WaveItem],
     url_reader: Option<&dyn UrlReader>,
 ) -> Vec<std::result::Result<Vec<LoadedDocument>, Problem>> {
     let load_one = |file: &str| -> std::result::Result<Vec<LoadedDocument>, Problem> {
-        let text = tree
-            .read_file(file)
-            .map_err(|e| Problem::new("", "read", e.to_string()))?;
-        load_text(file, &text, tree, url_reader)
+        let (text, source): (String, &dyn SourceReader) = if is_url(file) {
+            let reader = url_reader.ok_or_else(|| {
+                Problem::new("", "read", format!("{file}: no UrlReader is configured"))
+            })?;
+            let text = reader
+                .read_url(file)
+                .map_err(|e| Problem::new("", "read", format!("{file}: {e}")))?;
+            (text, &NoRelativeFiles as &dyn SourceReader)
+        } else {
+            let text = tree
+                .read_file(file)
+                .map_err(|e| Problem::new("", "read", e.to_string()))?;
+            (text, tree)
+        };
+        load_text(file, &text, source, url_reader)
             .map_err(|e| Problem::new("", "yaml", e.to_string()))
     };
     let workers = if wave.len() < 8 {
@@ -336,13 +455,13 @@ fn load_wave(
         std::thread::available_parallelism().map_or(1, |p| p.get().min(8))
     };
     if workers <= 1 {
-        return wave.iter().map(|(f, _)| load_one(f)).collect();
+        return wave.iter().map(|(f, _, _)| load_one(f)).collect();
     }
     let chunk = wave.len().div_ceil(workers);
     std::thread::scope(|scope| {
         let handles: Vec<_> = wave
             .chunks(chunk)
-            .map(|c| scope.spawn(move || c.iter().map(|(f, _)| load_one(f)).collect::<Vec<_>>()))
+            .map(|c| scope.spawn(move || c.iter().map(|(f, _, _)| load_one(f)).collect::<Vec<_>>()))
             .collect();
         handles
             .into_iter()
@@ -689,6 +808,261 @@ impl EntityProvider for GitProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::placeholder::MemorySource;
+
+    /// A fake remote: fixed documents by URL, recording every read.
+    #[derive(Debug, Default)]
+    struct FakeUrls {
+        files: HashMap<String, String>,
+        reads: Mutex<Vec<String>>,
+    }
+
+    impl FakeUrls {
+        fn new<'a>(files: impl IntoIterator<Item = (&'a str, String)>) -> Self {
+            Self {
+                files: files.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+                reads: Mutex::default(),
+            }
+        }
+
+        fn reads(&self) -> Vec<String> {
+            self.reads.lock().unwrap().clone()
+        }
+    }
+
+    impl UrlReader for FakeUrls {
+        fn read_url(&self, url: &str) -> Result<String> {
+            self.reads.lock().unwrap().push(url.to_owned());
+            self.files
+                .get(url)
+                .cloned()
+                .ok_or_else(|| Error::not_found(format!("{url}: 404")))
+        }
+    }
+
+    fn location(name: &str, targets: &[&str]) -> String {
+        format!(
+            "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata:\n  name: {name}\nspec:\n  type: url\n  targets: [{}]\n",
+            targets
+                .iter()
+                .map(|t| format!("\"{t}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+
+    fn group(name: &str) -> String {
+        format!(
+            "apiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata:\n  name: {name}\nspec:\n  type: team\n  children: []\n"
+        )
+    }
+
+    fn names(read: &TreeRead) -> Vec<(String, String, Option<String>)> {
+        let mut out: Vec<_> = read
+            .inputs
+            .iter()
+            .map(|i| {
+                (
+                    i.value["metadata"]["name"].as_str().unwrap().to_owned(),
+                    i.location.clone().unwrap(),
+                    i.origin_location.clone(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn url_targets_are_read_through_the_url_reader() {
+        let root = "https://git.example/org/repo/blob/main/catalog.yaml";
+        let tree = MemorySource::new([
+            (
+                "catalog-info.yaml",
+                location("root", &[root, "./local.yaml"]).as_str(),
+            ),
+            ("local.yaml", group("local").as_str()),
+        ]);
+        let urls = FakeUrls::new([
+            (
+                root,
+                format!(
+                    "{}---\n{}",
+                    group("remote"),
+                    // A relative target (resolved against the URL) and a cycle back.
+                    location("remote-loc", &["./teams/b.yaml", "../main/catalog.yaml"])
+                ),
+            ),
+            (
+                "https://git.example/org/repo/blob/main/teams/b.yaml",
+                group("b"),
+            ),
+        ]);
+        let read = read_tree(
+            &tree,
+            vec!["catalog-info.yaml".into()],
+            "file:/r/",
+            None,
+            Some(&urls),
+        );
+        assert!(read.rejected.is_empty(), "{:?}", read.rejected);
+        let b_url = "https://git.example/org/repo/blob/main/teams/b.yaml";
+        assert_eq!(
+            names(&read),
+            [
+                (
+                    "b".to_owned(),
+                    format!("url:{b_url}"),
+                    Some(format!("url:{root}"))
+                ),
+                (
+                    "local".to_owned(),
+                    "file:/r/local.yaml".to_owned(),
+                    Some("file:/r/catalog-info.yaml".to_owned())
+                ),
+                (
+                    "remote".to_owned(),
+                    format!("url:{root}"),
+                    Some("file:/r/catalog-info.yaml".to_owned())
+                ),
+                (
+                    "remote-loc".to_owned(),
+                    format!("url:{root}"),
+                    Some("file:/r/catalog-info.yaml".to_owned())
+                ),
+                (
+                    "root".to_owned(),
+                    "file:/r/catalog-info.yaml".to_owned(),
+                    None
+                ),
+            ]
+        );
+        // Each URL read once: the cycle back to the root URL is not followed again.
+        assert_eq!(urls.reads(), [root, b_url]);
+        assert!(read.inputs.iter().all(|i| i.warnings.is_empty()));
+    }
+
+    #[test]
+    fn url_targets_without_a_reader_are_a_warning() {
+        let tree = MemorySource::new([(
+            "catalog-info.yaml",
+            location("root", &["https://example.com/x.yaml"]).as_str(),
+        )]);
+        let read = read_tree(
+            &tree,
+            vec!["catalog-info.yaml".into()],
+            "file:/",
+            None,
+            None,
+        );
+        assert!(read.rejected.is_empty());
+        assert_eq!(read.inputs.len(), 1);
+        let w = &read.inputs[0].warnings;
+        assert_eq!(w.len(), 1);
+        assert!(
+            w[0].contains("https://example.com/x.yaml") && w[0].contains("UrlReader"),
+            "{w:?}"
+        );
+        // And the catalog accepts the Location, carrying the warning.
+        let catalog = InMemoryCatalog::new();
+        let report = catalog.apply("p", Mutation::Full(read.inputs));
+        assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+        assert_eq!(report.warnings.len(), 1);
+    }
+
+    #[test]
+    fn url_location_chains_are_bounded_and_failures_reported() {
+        let n = MAX_URL_LOCATION_DEPTH + 5;
+        let url = |i: usize| format!("https://h.example/l{i}.yaml");
+        let urls = FakeUrls::new(
+            (0..n)
+                .map(|i| (url(i), location(&format!("l{i}"), &[url(i + 1).as_str()])))
+                .collect::<Vec<_>>()
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.clone()))
+                .collect::<Vec<_>>(),
+        );
+        let tree = MemorySource::new([(
+            "catalog-info.yaml",
+            location("root", &[url(0).as_str()]).as_str(),
+        )]);
+        let read = read_tree(
+            &tree,
+            vec!["catalog-info.yaml".into()],
+            "file:/",
+            None,
+            Some(&urls),
+        );
+        assert_eq!(urls.reads().len(), MAX_URL_LOCATION_DEPTH);
+        assert_eq!(read.rejected.len(), 1, "{:?}", read.rejected);
+        assert!(
+            read.rejected[0].to_string().contains("deep"),
+            "{}",
+            read.rejected[0]
+        );
+        // A target the reader cannot read is a rejection of that file, not a panic.
+        let tree = MemorySource::new([(
+            "catalog-info.yaml",
+            location("root", &["https://h.example/missing.yaml"]).as_str(),
+        )]);
+        let read = read_tree(
+            &tree,
+            vec!["catalog-info.yaml".into()],
+            "file:/",
+            None,
+            Some(&urls),
+        );
+        assert_eq!(read.rejected.len(), 1);
+        assert!(
+            read.rejected[0].to_string().contains("404"),
+            "{}",
+            read.rejected[0]
+        );
+        assert_eq!(read.inputs.len(), 1);
+    }
+
+    #[test]
+    fn relative_placeholders_in_url_files_are_refused() {
+        let root = "https://h.example/a/c.yaml";
+        let urls = FakeUrls::new([(
+            root,
+            "apiVersion: backstage.io/v1alpha1\nkind: API\nmetadata:\n  name: x\nspec:\n  type: openapi\n  lifecycle: production\n  owner: t\n  definition:\n    $text: ./api.yaml\n".to_owned(),
+        )]);
+        let tree = MemorySource::new([("catalog-info.yaml", location("root", &[root]).as_str())]);
+        let read = read_tree(
+            &tree,
+            vec!["catalog-info.yaml".into()],
+            "file:/",
+            None,
+            Some(&urls),
+        );
+        assert_eq!(read.rejected.len(), 1, "{:?}", read.rejected);
+        assert!(
+            read.rejected[0].to_string().contains("absolute URLs"),
+            "{}",
+            read.rejected[0]
+        );
+    }
+
+    #[test]
+    fn urls_join_like_browsers() {
+        let base = "https://h.example/a/b/c.yaml?ref=main";
+        assert_eq!(
+            join_url(base, "./d.yaml").unwrap(),
+            "https://h.example/a/b/d.yaml"
+        );
+        assert_eq!(
+            join_url(base, "../d.yaml").unwrap(),
+            "https://h.example/a/d.yaml"
+        );
+        assert_eq!(
+            join_url(base, "/x/y.yaml").unwrap(),
+            "https://h.example/x/y.yaml"
+        );
+        assert_eq!(join_url(base, "http://o/z").unwrap(), "http://o/z");
+        assert!(join_url(base, "../../../x").is_none());
+        assert!(is_url("https://x") && !is_url("./a://b") && !is_url("://x"));
+    }
 
     #[test]
     fn glob_cases() {

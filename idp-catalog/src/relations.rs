@@ -215,7 +215,8 @@ pub fn derive(
     let mut rels: Vec<(RelationType, EntityRef)> = Vec::new();
     let mut problems = Vec::new();
     for &(field, rel, default_kind) in fields(kind) {
-        let mut add = |text: &str, path: String| match EntityRef::parse_with_defaults(
+        // The field path is only formatted for an error.
+        let mut add = |text: &str, index: Option<usize>| match EntityRef::parse_with_defaults(
             text,
             default_kind,
             namespace,
@@ -226,17 +227,20 @@ pub fn derive(
                 }
             }
             Err(e) => problems.push(Problem::new(
-                path,
+                match index {
+                    Some(i) => format!("spec.{field}[{i}]"),
+                    None => format!("spec.{field}"),
+                },
                 "reference",
                 format!("{text:?} is not a valid entity reference: {}", e.message()),
             )),
         };
         match spec.get(field) {
-            Some(Value::String(s)) => add(s, format!("spec.{field}")),
+            Some(Value::String(s)) => add(s, None),
             Some(Value::Array(items)) => {
                 for (i, item) in items.iter().enumerate() {
                     if let Some(s) = item.as_str() {
-                        add(s, format!("spec.{field}[{i}]"));
+                        add(s, Some(i));
                     }
                 }
             }

@@ -507,10 +507,11 @@ fn check_key_values(v: Option<&Value>, field: &str, labels: bool, out: &mut Vec<
         return;
     };
     for (key, value) in map {
-        let path = format!("metadata.{field}.{key}");
+        // Formatted only for a problem.
+        let path = || format!("metadata.{field}.{key}");
         if !rules::is_valid_label_key(key) {
             out.push(Problem::new(
-                path.clone(),
+                path(),
                 if labels { "label-key-format" } else { "annotation-key-format" },
                 format!(
                     "{key:?} is not a valid key: an optional DNS-subdomain prefix and '/', then 1-63 characters of [a-zA-Z0-9] separated by [-_.]"
@@ -519,12 +520,12 @@ fn check_key_values(v: Option<&Value>, field: &str, labels: bool, out: &mut Vec<
         }
         match value.as_str() {
             None => out.push(Problem::new(
-                path,
+                path(),
                 "type",
                 format!("the value must be a string, not {}", type_name(value)),
             )),
             Some(s) if labels && !rules::is_valid_label_value(s) => out.push(Problem::new(
-                path,
+                path(),
                 "label-value-format",
                 format!(
                     "{s:?} is not a valid label value: empty, or 1-63 characters of [a-zA-Z0-9] separated by [-_.]"
