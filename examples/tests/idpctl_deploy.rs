@@ -331,3 +331,104 @@ fn clear_errors_for_bad_input() {
             .contains("no release in environment dev")
     );
 }
+
+#[test]
+fn deploy_renders_a_score_workload_with_the_image_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = bare_repo(dir.path());
+    let score = write(
+        dir.path(),
+        "score.yaml",
+        "apiVersion: score.dev/v1b1\nmetadata:\n  name: cart\ncontainers:\n  web:\n    image: .\n    variables:\n      GREETING: hello\nservice:\n  ports:\n    http:\n      port: 80\n      targetPort: 8080\n",
+    );
+    let out = idpctl(&[
+        "deploy",
+        "--gitops-repo",
+        &repo,
+        "--env",
+        "dev",
+        "--component",
+        "cart",
+        "--workload",
+        &score,
+        "--image",
+        "ghcr.io/acme/cart:1.4.2",
+        "--format",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let files = git(Path::new(&repo), &["ls-tree", "-r", "--name-only", "main"]);
+    let deployment = files
+        .lines()
+        .find(|f| f.starts_with("envs/dev/cart/") && f.contains("eployment"))
+        .unwrap_or_else(|| panic!("no Deployment file in {files}"));
+    assert!(files.lines().any(|f| f.contains("ervice")), "{files}");
+    let text = git(Path::new(&repo), &["show", &format!("main:{deployment}")]);
+    assert!(text.contains("ghcr.io/acme/cart:1.4.2"), "{text}");
+    assert!(text.contains("GREETING"), "{text}");
+
+    // --image without --workload, and both inputs at once, are usage errors.
+    let out = idpctl(&[
+        "deploy",
+        "--gitops-repo",
+        &repo,
+        "--env",
+        "dev",
+        "--component",
+        "cart",
+        "--manifests",
+        &score,
+        "--workload",
+        &score,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn dora_counts_a_rolled_back_release_as_a_failed_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = bare_repo(dir.path());
+    let v1 = deploy(&repo, "prod", &manifests(dir.path(), 1), &[]);
+    deploy(&repo, "prod", &manifests(dir.path(), 2), &[]);
+    let out = idpctl(&[
+        "rollback",
+        "--gitops-repo",
+        &repo,
+        "--env",
+        "prod",
+        "--component",
+        "cart",
+        "--to",
+        v1["release_id"].as_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = idpctl(&["dora", "--gitops-repo", &repo, "--format", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = json(&out);
+    let overall = &report["overall"];
+    // Three releases: v1, v2 (undone by the rollback: a failed change), the rollback.
+    assert_eq!(overall["deployments"], 3, "{report}");
+    assert_eq!(overall["failures"], 1, "{report}");
+    let rate = overall["changeFailureRate"].as_f64().unwrap();
+    assert!((rate - 1.0 / 3.0).abs() < 1e-9, "{report}");
+    // The rollback restored service: one failure, restored.
+    assert_eq!(overall["restored"], 1, "{report}");
+    assert!(report["byComponent"]["cart"].is_object(), "{report}");
+
+    let out = idpctl(&["dora", "--gitops-repo", &repo, "--since", "soon"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--since"));
+}

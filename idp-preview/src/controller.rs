@@ -392,6 +392,52 @@ impl PreviewController {
         }
     }
 
+    /// Plan `event` under `config` and apply the decision: the one call a webhook
+    /// endpoint makes after [`WebhookHandler`](crate::webhook::WebhookHandler) has
+    /// verified and parsed a delivery.
+    ///
+    /// The per-repository cap and "already has a preview" are judged from the
+    /// provider's list of our environments (never from memory), so a restarted
+    /// controller plans exactly as before.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// use std::sync::Arc;
+    /// use idp_preview::{controller::PreviewController, event::*, plan::PreviewConfig, status::PreviewPhase};
+    /// let c = PreviewController::new(
+    ///     Arc::new(idp_testkit::doubles::MemoryEnvironments::new()),
+    ///     Arc::new(idp_testkit::doubles::MemoryDeployer::new()),
+    ///     Arc::new(idp_preview::source::ManifestSource::from_set(Default::default())),
+    /// );
+    /// let opened = PullRequestEvent::new(Forge::GitHub, PullRequestAction::Opened, "acme/cart", 42)
+    ///     .with_head("feature/login", "9f1c2e7d").with_base("main");
+    /// let status = c.handle(&opened, &PreviewConfig::default()).await.unwrap();
+    /// assert_eq!(status.phase, PreviewPhase::Ready);
+    /// # });
+    /// ```
+    #[tracing::instrument(name = "preview.controller.handle", skip_all,
+        fields(repo = %event.repo, pr = event.number, action = action_name(&event.action)))]
+    pub async fn handle(
+        &self,
+        event: &PullRequestEvent,
+        config: &crate::plan::PreviewConfig,
+    ) -> Result<PreviewStatus> {
+        let mut ctx = crate::plan::PlanContext::default();
+        for env in self.provider.list().await? {
+            let Some(id) = PreviewId::from_labels(&env.labels) else {
+                continue;
+            };
+            if id.repo().eq_ignore_ascii_case(&event.repo) {
+                ctx.open_previews += 1;
+                if id.number() == event.number {
+                    ctx.has_preview = true;
+                }
+            }
+        }
+        let decision = crate::plan::plan_with(event, config, &ctx);
+        self.apply(event, &decision).await
+    }
+
     /// Apply one planned decision for `event` and return the preview's resulting status.
     ///
     /// A failure to create or deploy the preview is **not** an `Err`: it is reported and

@@ -421,6 +421,54 @@ impl GitOpsDeployer {
         Ok(records)
     }
 
+    /// Every release in the repository, of every component in every environment, newest
+    /// first, with statuses assigned per component and environment as in
+    /// [`releases`](Self::releases); commits made within the same second keep their Git
+    /// order. Commits older than `since` are not read. This is the
+    /// input DORA metrics need (see `idp_deploy::dora`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> idp_core::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let d = idp_deploy::gitops::GitOpsDeployer::new(idp_core::git::GitRepo::init(dir.path(), idp_core::git::InitOptions::bare("main")).await?);
+    /// let a = idp_core::Release::new("component:default/a".parse()?, "dev".parse()?, idp_core::ManifestSet::new());
+    /// let b = idp_core::Release::new("component:default/b".parse()?, "prod".parse()?, idp_core::ManifestSet::new());
+    /// d.deploy_release(&a).await?;
+    /// d.deploy_release(&b).await?;
+    /// let all = d.all_releases(None).await?;
+    /// assert_eq!(all.len(), 2);
+    /// assert_eq!(all[0].component.name(), "b");
+    /// # Ok(()) }
+    /// ```
+    #[instrument(skip_all, fields(since = ?since))]
+    pub async fn all_releases(&self, since: Option<jiff::Timestamp>) -> Result<Vec<ReleaseRecord>> {
+        let Some(rev) = self.read_rev().await? else {
+            return Ok(Vec::new());
+        };
+        let entries = self.repo.log(&rev, &LogOptions::default()).await?;
+        let mut streams: std::collections::BTreeMap<(String, String), Vec<ReleaseRecord>> =
+            std::collections::BTreeMap::new();
+        for entry in &entries {
+            if since.is_some_and(|s| entry.time < s) {
+                continue;
+            }
+            if let Some(r) = ReleaseRecord::from_any_entry(entry) {
+                streams
+                    .entry((r.component.to_string(), r.environment.to_string()))
+                    .or_default()
+                    .push(r);
+            }
+        }
+        let mut all = Vec::new();
+        for mut stream in streams.into_values() {
+            record::assign_statuses(&mut stream);
+            all.extend(stream);
+        }
+        // Stable: commits of one second keep their Git order (newest first).
+        all.sort_by(|a, b| b.time.cmp(&a.time));
+        Ok(all)
+    }
+
     /// Roll back to the release `to` (a release id, or 7+ hex digits of its commit),
     /// recording `author`. The folder becomes byte for byte what that release wrote.
     ///

@@ -109,6 +109,14 @@ pub(crate) fn status_name(status: DeploymentStatus) -> &'static str {
 impl ReleaseRecord {
     /// Read a release from a log entry; `None` when the commit is not a release of this
     /// component in this environment.
+    /// A record from any commit carrying our trailers, whatever its component and
+    /// environment.
+    pub(crate) fn from_any_entry(entry: &LogEntry) -> Option<Self> {
+        let component: EntityRef = entry.trailer(trailers::COMPONENT)?.parse().ok()?;
+        let environment: EnvironmentName = entry.trailer(trailers::ENVIRONMENT)?.parse().ok()?;
+        Self::from_entry(entry, &component, &environment)
+    }
+
     pub(crate) fn from_entry(
         entry: &LogEntry,
         component: &EntityRef,

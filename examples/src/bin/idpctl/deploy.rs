@@ -50,6 +50,17 @@ pub enum DeployCommand {
         after_help = "EXAMPLES:\n  idpctl promote --gitops-repo /srv/gitops.git --component cart --from staging --to prod"
     )]
     Promote(PromoteArgs),
+    /// The four DORA metrics of the GitOps repository's deployments, with performance levels.
+    ///
+    /// Read from the release commits alone: deployment frequency, lead time for changes
+    /// (Source-Committed-At → commit time, when recorded), change failure rate (a release
+    /// later rolled back) and time to restore (failed release → the next release), over
+    /// the window, overall and per component and environment. JSON output: the report
+    /// with `overall`, `byComponent`, `byTeam`, `byEnvironment`.
+    #[command(
+        after_help = "EXAMPLES:\n  idpctl dora --gitops-repo /srv/gitops.git\n  idpctl dora --gitops-repo . --since 90d --env prod --format json"
+    )]
+    Dora(DoraArgs),
 }
 
 /// Where the GitOps repository is and how it is laid out.
@@ -82,11 +93,26 @@ pub struct DeployArgs {
     #[arg(long, value_name = "NAME")]
     component: String,
     /// The manifests to deploy: a YAML/JSON file or a directory of them.
-    // Required for now. The `--workload score.yaml --image IMAGE` variant (render a Score
-    // workload with idp-deploy's renderer) goes here, as an ArgGroup with --manifests,
-    // once the renderer is merged.
-    #[arg(long, value_name = "PATH")]
-    manifests: PathBuf,
+    #[arg(
+        long,
+        value_name = "PATH",
+        required_unless_present = "workload",
+        conflicts_with = "workload"
+    )]
+    manifests: Option<PathBuf>,
+    /// Or a Score workload (score.dev/v1b1) to render for the environment into a
+    /// Deployment, Service, ConfigMaps (and Ingress, HPA, PodDisruptionBudget when the
+    /// profile asks for them).
+    #[arg(long, value_name = "SCORE_FILE")]
+    workload: Option<PathBuf>,
+    /// The image for the workload's containers whose image is `.` (Score's "given at
+    /// deploy time").
+    #[arg(long, value_name = "IMAGE", requires = "workload")]
+    image: Option<String>,
+    /// The environment profile for the workload: replicas, resource overrides, env vars,
+    /// host names, autoscaling (YAML; default: one replica, no ingress).
+    #[arg(long, value_name = "FILE", requires = "workload")]
+    profile: Option<PathBuf>,
     /// The source commit the manifests were built from.
     #[arg(long, value_name = "SHA")]
     source_revision: Option<String>,
@@ -152,6 +178,19 @@ pub struct PromoteArgs {
     author: Option<String>,
 }
 
+/// `idpctl dora`.
+#[derive(Debug, Args)]
+pub struct DoraArgs {
+    #[command(flatten)]
+    repo: RepoArgs,
+    /// The window, ending now: a number of days (`30d`) or weeks (`4w`).
+    #[arg(long, value_name = "DURATION", default_value = "30d")]
+    since: String,
+    /// Only this environment.
+    #[arg(long, value_name = "ENV")]
+    env: Option<String>,
+}
+
 /// Run one command of the group.
 pub fn run(command: &DeployCommand, out: &Out) -> Result<ExitCode, Failure> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -164,6 +203,7 @@ pub fn run(command: &DeployCommand, out: &Out) -> Result<ExitCode, Failure> {
             DeployCommand::History(a) => history(a, out).await,
             DeployCommand::Rollback(a) => rollback(a, out).await,
             DeployCommand::Promote(a) => promote(a, out).await,
+            DeployCommand::Dora(a) => dora(a, out).await,
         }
     })
 }
@@ -252,7 +292,15 @@ fn print_outcome(outcome: &GitOpsOutcome, out: &Out) -> Result<ExitCode, Failure
 async fn deploy(a: &DeployArgs, out: &Out) -> Result<ExitCode, Failure> {
     let component = component(&a.component)?;
     let env = environment("--env", &a.env)?;
-    let manifests = read_manifests(&a.manifests)?;
+    let manifests = match (&a.manifests, &a.workload) {
+        (Some(path), _) => read_manifests(path)?,
+        (None, Some(score)) => render_workload(score, a, &env).await?,
+        (None, None) => {
+            return Err(Failure::usage(
+                "give the manifests to deploy with --manifests PATH, or a Score workload with --workload FILE",
+            ));
+        }
+    };
     let d = deployer(&a.repo).await?;
     let mut release = Release::new(component, env, manifests);
     if let Some(rev) = &a.source_revision {
@@ -372,4 +420,173 @@ async fn promote(a: &PromoteArgs, out: &Out) -> Result<ExitCode, Failure> {
         .promote(&component, &from, &to, a.author.as_deref())
         .await?;
     print_outcome(&outcome, out)
+}
+
+async fn render_workload(
+    score: &Path,
+    a: &DeployArgs,
+    env: &EnvironmentName,
+) -> Result<ManifestSet, Failure> {
+    use idp_deploy::workload::{
+        CompositeProvisioner, EnvironmentProfile, RenderContext, Workload, render,
+    };
+    if !score.is_file() {
+        return Err(Failure::usage(format!(
+            "--workload {}: no such file",
+            score.display()
+        )));
+    }
+    let workload = Workload::from_file(score)
+        .map_err(|e| Failure::usage(format!("--workload {}: {}", score.display(), e.report())))?;
+    let profile = match &a.profile {
+        Some(path) => EnvironmentProfile::from_file(path)
+            .map_err(|e| Failure::usage(format!("--profile {}: {}", path.display(), e.report())))?,
+        None => EnvironmentProfile::default(),
+    };
+    let mut ctx = RenderContext::new();
+    ctx.environment = Some(env.to_string());
+    ctx.image.clone_from(&a.image);
+    ctx.base_dir = Some(
+        score
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+    );
+    render(
+        &workload,
+        &profile,
+        &CompositeProvisioner::with_defaults(),
+        &ctx,
+    )
+    .await
+    .map_err(|e| Failure::usage(format!("--workload {}: {}", score.display(), e.report())))
+}
+
+/// `30d`, `4w`, `12h` as a span of time.
+fn window_length(text: &str) -> Result<jiff::SignedDuration, Failure> {
+    let bad = || {
+        Failure::usage(format!(
+            "--since {text}: expected a number of days, weeks or hours such as 30d, 4w or 12h"
+        ))
+    };
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: i64 = number.parse().map_err(|_| bad())?;
+    if n <= 0 || n > 3650 * 24 {
+        return Err(bad());
+    }
+    let hours = match unit {
+        "d" => n * 24,
+        "w" => n * 24 * 7,
+        "h" => n,
+        _ => return Err(bad()),
+    };
+    Ok(jiff::SignedDuration::from_hours(hours))
+}
+
+fn outcome_of(r: &ReleaseRecord) -> idp_deploy::dora::Outcome {
+    use idp_deploy::dora::Outcome;
+    match r.status {
+        idp_core::DeploymentStatus::Pending | idp_core::DeploymentStatus::Progressing => {
+            Outcome::Pending
+        }
+        idp_core::DeploymentStatus::Succeeded => Outcome::Succeeded,
+        idp_core::DeploymentStatus::Superseded => Outcome::Superseded,
+        idp_core::DeploymentStatus::Failed => Outcome::Failed,
+        idp_core::DeploymentStatus::RolledBack => Outcome::RolledBack,
+    }
+}
+
+async fn dora(a: &DoraArgs, out: &Out) -> Result<ExitCode, Failure> {
+    use idp_deploy::dora::{DeploymentRecord, Window, compute};
+    let length = window_length(&a.since)?;
+    let env = a
+        .env
+        .as_deref()
+        .map(|e| environment("--env", e))
+        .transpose()?;
+    let now = jiff::Timestamp::now();
+    let start = now
+        .checked_sub(length)
+        .map_err(|e| Failure::usage(format!("--since {}: {e}", a.since)))?;
+    let window = Window::new(start, now).map_err(|e| Failure::usage(e.report()))?;
+    let d = deployer(&a.repo).await?;
+    let releases = d.all_releases(Some(start)).await?;
+    // Git times have one-second resolution: within a component and environment, a
+    // release made in the same second as the one before it is placed a nanosecond
+    // after it, so the metrics see the releases in their Git order.
+    let mut last: std::collections::HashMap<(String, String), jiff::Timestamp> =
+        std::collections::HashMap::new();
+    let mut records: Vec<DeploymentRecord> = Vec::with_capacity(releases.len());
+    for r in releases
+        .iter()
+        .rev()
+        .filter(|r| env.as_ref().is_none_or(|e| &r.environment == e))
+    {
+        let key = (r.component.to_string(), r.environment.to_string());
+        let mut at = r.time;
+        if let Some(prev) = last.get(&key)
+            && at <= *prev
+        {
+            at = prev
+                .checked_add(jiff::SignedDuration::from_nanos(1))
+                .unwrap_or(*prev);
+        }
+        last.insert(key, at);
+        let mut rec = DeploymentRecord::new(
+            r.component.name(),
+            r.environment.as_str(),
+            at,
+            outcome_of(r),
+        )
+        .with_id(r.release_id.clone());
+        if let Some(committed) = r.source_committed_at {
+            rec = rec.with_source_committed_at(committed);
+        }
+        records.push(rec);
+    }
+    let report = compute(&records, &[], &window);
+    if out.format != Format::Table {
+        out.data(&report)?;
+        return Ok(ExitCode::Ok);
+    }
+    let level = |l: Option<idp_deploy::dora::Level>| l.map_or("-", idp_deploy::dora::Level::as_str);
+    let hours = |d: Option<jiff::SignedDuration>| {
+        d.map_or_else(
+            || "-".to_owned(),
+            |d| format!("{:.1} h", d.as_secs_f64() / 3600.0),
+        )
+    };
+    say!(
+        "{:<24}  {:>11}  {:>9}  {:>10}  {:>9}  {:>10}  LEVELS (frequency/lead/failure/restore)",
+        "SCOPE",
+        "DEPLOYMENTS",
+        "PER WEEK",
+        "LEAD TIME",
+        "FAILURES",
+        "RESTORE"
+    );
+    let row = |scope: &str, m: &idp_deploy::dora::Metrics| -> Result<(), Failure> {
+        say!(
+            "{:<24}  {:>11}  {:>9.1}  {:>10}  {:>9}  {:>10}  {}/{}/{}/{}",
+            scope,
+            m.deployments,
+            m.deployments_per_week,
+            hours(m.median_lead_time),
+            m.change_failure_rate
+                .map_or_else(|| "-".to_owned(), |r| format!("{:.0}%", r * 100.0)),
+            hours(m.median_time_to_restore),
+            level(m.levels.deployment_frequency),
+            level(m.levels.lead_time),
+            level(m.levels.change_failure_rate),
+            level(m.levels.time_to_restore)
+        );
+        Ok(())
+    };
+    row("all", &report.overall)?;
+    for (component, m) in &report.by_component {
+        row(&format!("component {component}"), m)?;
+    }
+    for (environment, m) in &report.by_environment {
+        row(&format!("environment {environment}"), m)?;
+    }
+    Ok(ExitCode::Ok)
 }
