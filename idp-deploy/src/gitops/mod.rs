@@ -465,7 +465,7 @@ impl GitOpsDeployer {
             all.extend(stream);
         }
         // Stable: commits of one second keep their Git order (newest first).
-        all.sort_by(|a, b| b.time.cmp(&a.time));
+        all.sort_by_key(|r| std::cmp::Reverse(r.time));
         Ok(all)
     }
 
