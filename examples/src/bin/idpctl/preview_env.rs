@@ -3,7 +3,11 @@
 //! Each subcommand has its clap `Args` struct and a `run_*` function, so the `preview`
 //! command group can embed them. `--kubeconfig` uses the `NamespaceProvider` (a
 //! namespace per preview) and deploys the manifests with server-side apply;
-//! `--gitops-repo` needs the GitOps environment provider and is not wired yet.
+//! With `--kubeconfig` a preview is a namespace (idp-preview's `NamespaceProvider`) and
+//! its workloads are applied to the cluster; with `--gitops-repo` it is a folder
+//! `previews/<env>/` of the GitOps repository (`GitOpsEnvironmentProvider`) and its
+//! manifests are committed under `previews/<env>/<component>/` by idp-deploy's
+//! `GitOpsDeployer`, for Argo CD or Flux to sync.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -14,8 +18,7 @@ use async_trait::async_trait;
 use idp_core::cluster::{Applier, Cluster, Inventory, PruneOptions, wait_healthy};
 use idp_core::ports::HistoryQuery;
 use idp_core::{
-    Deployer, Deployment, DeploymentId, DeploymentStatus, EntityRef, EnvironmentName,
-    EnvironmentProvider, Release,
+    Deployer, Deployment, DeploymentId, DeploymentStatus, EntityRef, EnvironmentName, Release,
 };
 use idp_preview::controller::{ControllerConfig, PreviewController};
 use idp_preview::decision::Decision;
@@ -37,7 +40,7 @@ pub struct Target {
     /// Kubeconfig of the cluster: a namespace per preview.
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
-    /// The GitOps repository: a folder per preview (not wired yet).
+    /// The GitOps repository (bare or a clone): a folder per preview, previews/<env>/.
     #[arg(long, value_name = "PATH")]
     pub gitops_repo: Option<PathBuf>,
 }
@@ -209,18 +212,63 @@ fn env_name(repo: &str, pr: u64, env: Option<&str>) -> Result<EnvironmentName, F
     if let Some(env) = env {
         return EnvironmentName::new(env).map_err(|e| Failure::usage(e.report()));
     }
-    let name = repo.rsplit('/').next().unwrap_or(repo);
-    let suffix = format!("-{pr}");
-    let slug = idp_core::slugify(name, 63 - 3 - suffix.len());
-    EnvironmentName::new(format!("pr-{slug}{suffix}")).map_err(|e| Failure::usage(e.report()))
+    // The same name the webhook planner gives this pull request.
+    idp_preview::plan::environment_name(
+        &idp_preview::plan::PreviewConfig::default().prefix,
+        repo,
+        pr,
+    )
+    .map_err(|e| Failure::usage(e.report()))
+}
+
+/// Where previews go: a provider for the environments and a deployer for what runs in
+/// them.
+struct Backend {
+    provider: Arc<dyn idp_core::EnvironmentProvider>,
+    deployer: Arc<dyn idp_core::Deployer>,
+}
+
+async fn backend(
+    target: &Target,
+    ingress: Option<&IngressArgs>,
+    timeout: Duration,
+) -> Result<Backend, Failure> {
+    if let Some(path) = &target.gitops_repo {
+        let repo = idp_core::git::GitRepo::open(path).await.map_err(|e| {
+            Failure::usage(format!(
+                "--gitops-repo {}: not a Git repository ({}); create one with `git init --bare {}`",
+                path.display(),
+                e.message(),
+                path.display()
+            ))
+        })?;
+        let branch = repo
+            .head_branch()
+            .await?
+            .unwrap_or_else(|| "main".to_owned());
+        let provider = idp_preview::gitops::GitOpsEnvironmentProvider::new(repo.clone(), &branch);
+        let layout = idp_deploy::gitops::Layout::new(format!(
+            "{}/{{env}}/{{component}}",
+            idp_preview::gitops::DEFAULT_ROOT
+        ))
+        .map_err(|e| Failure::usage(e.report()))?;
+        let deployer = idp_deploy::gitops::GitOpsDeployer::new(repo)
+            .branch(branch)
+            .layout(layout);
+        return Ok(Backend {
+            provider: Arc::new(provider),
+            deployer: Arc::new(deployer),
+        });
+    }
+    let cluster = cluster(target).await?;
+    let config = ingress.map_or_else(NamespaceConfig::default, namespace_config);
+    Ok(Backend {
+        provider: Arc::new(NamespaceProvider::new(cluster.clone(), config)),
+        deployer: Arc::new(ApplyDeployer { cluster, timeout }),
+    })
 }
 
 async fn cluster(target: &Target) -> Result<Cluster, Failure> {
-    if target.gitops_repo.is_some() {
-        return Err(Failure::usage(
-            "--gitops-repo is not supported by this build yet (it needs the GitOps environment provider); use --kubeconfig",
-        ));
-    }
     let Some(path) = &target.kubeconfig else {
         return Err(Failure::usage(
             "give --kubeconfig FILE or --gitops-repo PATH",
@@ -293,21 +341,14 @@ pub fn run_up(args: &UpArgs, out: &Out) -> Result<ExitCode, Failure> {
     }
     let rt = runtime()?;
     let status = rt.block_on(async {
-        let cluster = cluster(&args.target).await?;
-        let provider = Arc::new(NamespaceProvider::new(
-            cluster.clone(),
-            namespace_config(&args.ingress),
-        ));
+        let backend = backend(&args.target, Some(&args.ingress), timeout).await?;
         let mut source = ManifestSource::from_dir(&args.manifests);
         for image in &args.images {
             source = source.with_image(image.clone());
         }
-        let controller = PreviewController::new(
-            provider,
-            Arc::new(ApplyDeployer { cluster, timeout }),
-            Arc::new(source),
-        )
-        .with_config(ControllerConfig::default().with_ttl(ttl));
+        let controller =
+            PreviewController::new(backend.provider, backend.deployer, Arc::new(source))
+                .with_config(ControllerConfig::default().with_ttl(ttl));
         controller.recover().await?;
         let event = PullRequestEvent::new(
             Forge::GitHub,
@@ -331,17 +372,10 @@ pub fn run_down(args: &DownArgs, out: &Out) -> Result<ExitCode, Failure> {
     let id = PreviewId::new(&args.repo, args.pr).map_err(|e| Failure::usage(e.report()))?;
     let rt = runtime()?;
     let status = rt.block_on(async {
-        let cluster = cluster(&args.target).await?;
-        let provider = Arc::new(NamespaceProvider::new(
-            cluster.clone(),
-            NamespaceConfig::default(),
-        ));
+        let backend = backend(&args.target, None, Duration::from_secs(60)).await?;
         let controller = PreviewController::new(
-            provider,
-            Arc::new(ApplyDeployer {
-                cluster,
-                timeout: Duration::from_secs(60),
-            }),
+            backend.provider,
+            backend.deployer,
             Arc::new(ManifestSource::from_set(idp_core::ManifestSet::new())),
         );
         let event = PullRequestEvent::new(
@@ -376,9 +410,8 @@ struct ListRow {
 pub fn run_list(args: &ListArgs, out: &Out) -> Result<ExitCode, Failure> {
     let rt = runtime()?;
     let envs = rt.block_on(async {
-        let cluster = cluster(&args.target).await?;
-        let provider = NamespaceProvider::new(cluster, namespace_config(&args.ingress));
-        Ok::<_, Failure>(provider.list().await?)
+        let backend = backend(&args.target, Some(&args.ingress), Duration::from_secs(60)).await?;
+        Ok::<_, Failure>(backend.provider.list().await?)
     })?;
     let rows: Vec<ListRow> = envs
         .into_iter()
@@ -459,9 +492,8 @@ pub fn run_reap(args: &ReapArgs, out: &Out) -> Result<ExitCode, Failure> {
         .collect::<Result<BTreeSet<_>, _>>()?;
     let rt = runtime()?;
     let report = rt.block_on(async {
-        let cluster = cluster(&args.target).await?;
-        let provider = Arc::new(NamespaceProvider::new(cluster, NamespaceConfig::default()));
-        let reaper = Reaper::new(provider, Arc::new(ClosedList(closed))).with_config(
+        let backend = backend(&args.target, None, Duration::from_secs(60)).await?;
+        let reaper = Reaper::new(backend.provider, Arc::new(ClosedList(closed))).with_config(
             ReaperConfig::default()
                 .with_limits(args.max_deletions, args.max_deletions.max(60))
                 .with_dry_run(args.dry_run),
