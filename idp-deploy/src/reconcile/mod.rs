@@ -73,7 +73,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::Instrument as _;
 
 use self::cache::WatchCache;
-pub use self::render::{PlainYamlRenderer, Renderer};
+pub use self::render::{PlainYamlRenderer, Renderer, ScoreRenderer};
 pub use self::source::GitSource;
 use self::source::Mirror;
 pub use self::status::{

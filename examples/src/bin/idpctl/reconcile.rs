@@ -50,6 +50,17 @@ pub struct Args {
     /// Let a source with no objects prune everything the inventory owns.
     #[arg(long)]
     allow_empty_prune: bool,
+    /// Environment profile for Score workloads in the folder (replicas, resources, hosts;
+    /// YAML). Files with `apiVersion: score.dev/v1b1` are rendered, all others applied
+    /// as they are.
+    #[arg(long, value_name = "FILE")]
+    profile: Option<PathBuf>,
+    /// Environment name Score workloads are rendered for (labels).
+    #[arg(long, value_name = "ENV")]
+    env: Option<String>,
+    /// Image for Score containers whose image is `.`.
+    #[arg(long, value_name = "IMAGE")]
+    image: Option<String>,
 }
 
 pub fn run(args: &Args, out: &Out) -> Result<ExitCode, Failure> {
@@ -87,11 +98,25 @@ async fn run_async(args: &Args, out: &Out) -> Result<ExitCode, Failure> {
     });
     let inventory =
         Inventory::new(&args.namespace, &inventory_name).map_err(|e| Failure::usage(e.report()))?;
+    let profile = match &args.profile {
+        Some(path) => idp_deploy::workload::EnvironmentProfile::from_file(path)
+            .map_err(|e| Failure::usage(format!("--profile {}: {}", path.display(), e.report())))?,
+        None => idp_deploy::workload::EnvironmentProfile::default(),
+    };
+    let mut renderer =
+        idp_deploy::reconcile::ScoreRenderer::new(profile).namespace(args.namespace.clone());
+    if let Some(env) = &args.env {
+        renderer = renderer.environment(env.clone());
+    }
+    if let Some(image) = &args.image {
+        renderer = renderer.image(image.clone());
+    }
     let reconciler = Reconciler::builder(
         Cluster::new(client),
         GitSource::new(args.repo.clone(), args.branch.clone(), args.path.clone()),
         inventory,
     )
+    .renderer(std::sync::Arc::new(renderer))
     .default_namespace(args.namespace.clone())
     .interval(Duration::from_secs(args.interval.max(1)))
     .self_heal(!args.no_self_heal)
