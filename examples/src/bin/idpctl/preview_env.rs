@@ -612,9 +612,17 @@ mod tests {
 
     #[test]
     fn default_environment_names() {
+        // The planner's names: prefix, repository slug, a short hash of the full
+        // repository (so shop/cart and acme/cart differ), the number.
+        let name = env_name("acme/Cart.UI", 42, None).unwrap();
+        assert!(
+            name.as_str().starts_with("pr-cart-ui-") && name.as_str().ends_with("-42"),
+            "{name}"
+        );
+        assert_ne!(name, env_name("shop/Cart.UI", 42, None).unwrap());
         assert_eq!(
-            env_name("acme/Cart.UI", 42, None).unwrap().as_str(),
-            "pr-cart-ui-42"
+            env_name("acme/cart", 1, Some("mine")).unwrap().as_str(),
+            "mine"
         );
         let long = env_name(&format!("a/{}", "x".repeat(100)), 7, None).unwrap();
         assert!(long.as_str().len() <= 63 && long.as_str().ends_with("-7"));
