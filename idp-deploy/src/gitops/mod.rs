@@ -423,8 +423,8 @@ impl GitOpsDeployer {
 
     /// Every release in the repository, of every component in every environment, newest
     /// first, with statuses assigned per component and environment as in
-    /// [`releases`](Self::releases); commits made within the same second keep their Git
-    /// order. Commits older than `since` are not read. This is the
+    /// [`releases`](Self::releases), in Git order (which also orders commits made within
+    /// the same second). Commits older than `since` are not read. This is the
     /// input DORA metrics need (see `idp_deploy::dora`).
     ///
     /// ```
@@ -446,26 +446,27 @@ impl GitOpsDeployer {
             return Ok(Vec::new());
         };
         let entries = self.repo.log(&rev, &LogOptions::default()).await?;
-        let mut streams: std::collections::BTreeMap<(String, String), Vec<ReleaseRecord>> =
+        // In Git order (newest first), which also orders commits made within one second.
+        let mut all: Vec<ReleaseRecord> = entries
+            .iter()
+            .filter(|e| since.is_none_or(|s| e.time >= s))
+            .filter_map(ReleaseRecord::from_any_entry)
+            .collect();
+        let mut streams: std::collections::BTreeMap<(String, String), Vec<usize>> =
             std::collections::BTreeMap::new();
-        for entry in &entries {
-            if since.is_some_and(|s| entry.time < s) {
-                continue;
-            }
-            if let Some(r) = ReleaseRecord::from_any_entry(entry) {
-                streams
-                    .entry((r.component.to_string(), r.environment.to_string()))
-                    .or_default()
-                    .push(r);
-            }
+        for (i, r) in all.iter().enumerate() {
+            streams
+                .entry((r.component.to_string(), r.environment.to_string()))
+                .or_default()
+                .push(i);
         }
-        let mut all = Vec::new();
-        for mut stream in streams.into_values() {
+        for indices in streams.values() {
+            let mut stream: Vec<ReleaseRecord> = indices.iter().map(|&i| all[i].clone()).collect();
             record::assign_statuses(&mut stream);
-            all.extend(stream);
+            for (&i, r) in indices.iter().zip(stream) {
+                all[i].status = r.status;
+            }
         }
-        // Stable: commits of one second keep their Git order (newest first).
-        all.sort_by_key(|r| std::cmp::Reverse(r.time));
         Ok(all)
     }
 
