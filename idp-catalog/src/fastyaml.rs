@@ -52,8 +52,11 @@ pub(crate) fn parse(text: &str) -> Option<Value> {
             return None;
         }
         if n == 0 && raw.starts_with("---") {
-            let rest = raw[3..].trim_start_matches([' ', '\t']);
-            if !(rest.is_empty() || (raw.len() > 3 && rest.starts_with('#'))) {
+            // A marker is `---` alone or followed by whitespace; `---x` is a scalar.
+            let after = &raw[3..];
+            let rest = after.trim_start_matches([' ', '\t']);
+            let separated = rest.len() < after.len();
+            if !(after.is_empty() || (separated && (rest.is_empty() || rest.starts_with('#')))) {
                 return None;
             }
             lines.push(Line {
@@ -706,6 +709,8 @@ mod tests {
     #[test]
     fn declines_what_it_does_not_handle() {
         for text in [
+            "---#c\n",
+            "---x: 1\n",
             "a: &x 1\nb: *x\n",
             "a: !!str 1\n",
             "a: b\n  c\n",
