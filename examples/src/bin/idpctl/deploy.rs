@@ -17,7 +17,7 @@ pub enum DeployCommand {
     /// Commit a release of a component into the GitOps repository.
     ///
     /// Writes one YAML file per object (`<kind>-<name>.yaml`) into the component's folder
-    /// for the environment (by default envs/<env>/<component>/), replacing what was there,
+    /// for the environment (by default `envs/<env>/<component>/`), replacing what was there,
     /// in one commit whose trailers (Release-Id, Component, Environment, Source-Revision,
     /// Author) make `idpctl history` work without any database. Deploying what the folder
     /// already holds commits nothing. JSON output: {release_id, commit, environment,

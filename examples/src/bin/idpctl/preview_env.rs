@@ -40,7 +40,7 @@ pub struct Target {
     /// Kubeconfig of the cluster: a namespace per preview.
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
-    /// The GitOps repository (bare or a clone): a folder per preview, previews/<env>/.
+    /// The GitOps repository (bare or a clone): a folder per preview, `previews/<env>/`.
     #[arg(long, value_name = "PATH")]
     pub gitops_repo: Option<PathBuf>,
 }
