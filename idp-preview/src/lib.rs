@@ -6,8 +6,8 @@
 //! implements its ports, so a platform can use it or replace it with its own
 //! implementation of the same trait.
 //!
-//! **Status:** this crate is being built. [`event::PullRequestEvent`] is what webhooks
-//! become and [`decision::Decision`] what planning an event yields.
+//! [`event::PullRequestEvent`] is what webhooks become and [`decision::Decision`] what
+//! planning an event yields.
 //!
 //! Receiving webhooks: [`webhook::WebhookHandler`] checks the body size and signature
 //! ([`verify`]) before parsing a GitHub ([`github`]) or GitLab ([`gitlab`]) payload.
