@@ -181,19 +181,29 @@ impl ScoreRenderer {
         self
     }
 
-    fn render_score(&self, path: &Path) -> Result<ManifestSet> {
+    /// Render one Score file with this renderer's profile, provisioner, environment,
+    /// namespace and image (its `files` resolved relative to the file).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> idp_core::Result<()> {
+    /// let dir = tempfile::tempdir()?;
+    /// let file = dir.path().join("score.yaml");
+    /// std::fs::write(&file, "apiVersion: score.dev/v1b1\nmetadata: {name: cart}\ncontainers:\n  web: {image: .}\n")?;
+    /// let set = idp_deploy::reconcile::ScoreRenderer::new(Default::default())
+    ///     .image("ghcr.io/acme/cart:1.0")
+    ///     .render_file(&file)
+    ///     .await?;
+    /// assert!(set.iter().any(|o| o.kind() == "Deployment"));
+    /// # Ok(()) }
+    /// ```
+    pub async fn render_file(&self, path: &Path) -> Result<ManifestSet> {
         let workload = crate::workload::Workload::from_file(path)?;
         let mut ctx = crate::workload::RenderContext::new();
         ctx.environment.clone_from(&self.environment);
         ctx.namespace.clone_from(&self.namespace);
         ctx.image.clone_from(&self.image);
         ctx.base_dir = path.parent().map(Path::to_path_buf);
-        futures::executor::block_on(crate::workload::render(
-            &workload,
-            &self.profile,
-            self.provisioner.as_ref(),
-            &ctx,
-        ))
+        crate::workload::render(&workload, &self.profile, self.provisioner.as_ref(), &ctx).await
     }
 }
 
@@ -246,7 +256,7 @@ impl Renderer for ScoreRenderer {
                 idp_core::Error::invalid_input(format!("cannot read {}: {e}", path.display()))
             })?;
             let part = if is_score(&text) {
-                self.render_score(&path)?
+                futures::executor::block_on(self.render_file(&path))?
             } else {
                 ManifestSet::parse(text.as_bytes(), Some(&path))?
             };

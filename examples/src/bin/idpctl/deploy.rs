@@ -427,38 +427,27 @@ async fn render_workload(
     a: &DeployArgs,
     env: &EnvironmentName,
 ) -> Result<ManifestSet, Failure> {
-    use idp_deploy::workload::{
-        CompositeProvisioner, EnvironmentProfile, RenderContext, Workload, render,
-    };
+    use idp_deploy::workload::EnvironmentProfile;
     if !score.is_file() {
         return Err(Failure::usage(format!(
             "--workload {}: no such file",
             score.display()
         )));
     }
-    let workload = Workload::from_file(score)
-        .map_err(|e| Failure::usage(format!("--workload {}: {}", score.display(), e.report())))?;
     let profile = match &a.profile {
         Some(path) => EnvironmentProfile::from_file(path)
             .map_err(|e| Failure::usage(format!("--profile {}: {}", path.display(), e.report())))?,
         None => EnvironmentProfile::default(),
     };
-    let mut ctx = RenderContext::new();
-    ctx.environment = Some(env.to_string());
-    ctx.image.clone_from(&a.image);
-    ctx.base_dir = Some(
-        score
-            .parent()
-            .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
-    );
-    render(
-        &workload,
-        &profile,
-        &CompositeProvisioner::with_defaults(),
-        &ctx,
-    )
-    .await
-    .map_err(|e| Failure::usage(format!("--workload {}: {}", score.display(), e.report())))
+    let mut renderer =
+        idp_deploy::reconcile::ScoreRenderer::new(profile).environment(env.to_string());
+    if let Some(image) = &a.image {
+        renderer = renderer.image(image.clone());
+    }
+    renderer
+        .render_file(score)
+        .await
+        .map_err(|e| Failure::usage(format!("--workload {}: {}", score.display(), e.report())))
 }
 
 /// `30d`, `4w`, `12h` as a span of time.
