@@ -14,7 +14,7 @@ use idp_core::EntityRef;
 use idp_core::ports::{Deployer, EnvironmentProvider};
 use serde_json::Value;
 
-use crate::config::PolicyConfig;
+use crate::server::config::PolicyConfig;
 
 /// One consistent view of the catalog: a snapshot and the search index built from it.
 /// Requests take one `Arc<View>` and read only from it, so a refresh never shows them a

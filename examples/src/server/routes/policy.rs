@@ -16,9 +16,9 @@ use idp_policy::{PolicyOptions, PolicySet};
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use crate::config::PssSetting;
-use crate::error::ApiError;
-use crate::state::AppState;
+use crate::server::config::PssSetting;
+use crate::server::error::ApiError;
+use crate::server::state::AppState;
 
 /// The policy routes.
 pub fn router() -> Router<Arc<AppState>> {

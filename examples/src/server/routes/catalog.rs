@@ -19,8 +19,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::error::ApiError;
-use crate::state::{AppState, Location, stable_id};
+use crate::server::error::ApiError;
+use crate::server::state::{AppState, Location, stable_id};
 
 /// Default page size of `by-query` when no `limit` is given.
 pub const DEFAULT_QUERY_LIMIT: usize = 20;

@@ -1,6 +1,6 @@
 //! One router per area. The lead wires more here as the crates land: deployments
 //! (`idp-deploy`), the scaffolder, previews and admission each get a module with a
-//! `router()` and optional ports in [`AppState`](crate::state::AppState).
+//! `router()` and optional ports in [`AppState`](crate::server::state::AppState).
 
 pub mod catalog;
 pub mod ops;

@@ -13,7 +13,7 @@ use axum::routing::get;
 use idp_core::EntityRef;
 use serde_json::Value;
 
-use crate::state::AppState;
+use crate::server::state::AppState;
 
 /// The portal routes.
 pub fn router() -> Router<Arc<AppState>> {

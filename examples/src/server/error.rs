@@ -20,7 +20,7 @@ use serde::Serialize;
 use serde_json::json;
 use tracing::Instrument;
 
-use crate::state::AppState;
+use crate::server::state::AppState;
 
 /// An API error: a status, Backstage's error `name` and a message.
 #[derive(Debug, Clone)]

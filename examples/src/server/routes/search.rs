@@ -8,8 +8,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use crate::error::ApiError;
-use crate::state::AppState;
+use crate::server::error::ApiError;
+use crate::server::state::AppState;
 
 /// The search routes.
 pub fn router() -> Router<Arc<AppState>> {
@@ -72,7 +72,7 @@ async fn query(
                 "document": {
                     "title": title,
                     "text": text("description"),
-                    "location": crate::portal::entity_url(&hit.entity_ref),
+                    "location": crate::server::portal::entity_url(&hit.entity_ref),
                     "kind": entity.kind(),
                     "namespace": entity.namespace(),
                     "name": entity.name(),

@@ -11,7 +11,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use crate::state::{AppState, BUCKETS};
+use crate::server::state::{AppState, BUCKETS};
 
 /// The operations routes.
 pub fn router() -> Router<Arc<AppState>> {
@@ -215,22 +215,25 @@ pub fn openapi_document() -> Value {
     let mut add = |name: &str, schema: schemars::Schema| {
         schemas.insert(name.to_owned(), schema.to_value());
     };
-    add("Error", schemars::schema_for!(crate::error::ErrorBody));
+    add(
+        "Error",
+        schemars::schema_for!(crate::server::error::ErrorBody),
+    );
     add(
         "ByRefsRequest",
-        schemars::schema_for!(crate::routes::catalog::ByRefsRequest),
+        schemars::schema_for!(crate::server::routes::catalog::ByRefsRequest),
     );
     add(
         "LocationRequest",
-        schemars::schema_for!(crate::routes::catalog::LocationRequest),
+        schemars::schema_for!(crate::server::routes::catalog::LocationRequest),
     );
     add(
         "RefreshRequest",
-        schemars::schema_for!(crate::routes::catalog::RefreshRequest),
+        schemars::schema_for!(crate::server::routes::catalog::RefreshRequest),
     );
     add(
         "PolicyCheckResult",
-        schemars::schema_for!(Vec<crate::routes::policy::CheckRow>),
+        schemars::schema_for!(Vec<crate::server::routes::policy::CheckRow>),
     );
     let mut paths = serde_json::Map::new();
     for (method, path, summary, body) in ROUTES {

@@ -1,0 +1,336 @@
+//! `idp-server` as a library: everything the binary runs, startable in-process.
+//!
+//! The binary (`cargo run -p idp-examples --bin idp-server`) parses flags, sets up logging
+//! and calls [`start`]; tests and other binaries call [`start`] directly and get a
+//! [`RunningServer`] with its bound address.
+//!
+//! With embedded defaults the server keeps a data directory (`./.idp`) whose catalog Git
+//! repository is seeded with a demo organisation, and, when no kubeconfig is found, runs an
+//! in-process simulated cluster (idp-testkit's `FakeCluster`). The catalog API follows
+//! Backstage's, so Backstage clients work against it; the portal at `/` is plain HTML.
+//!
+//! Where to start reading: [`start`] wires everything; `routes/` holds one router per area
+//! (catalog, search, policy, ops) and `portal` the HTML pages. To add an area, give
+//! `state::AppState` its port and merge a router in `app`.
+
+pub mod config;
+mod error;
+mod portal;
+mod remote;
+mod routes;
+mod seed;
+mod state;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use idp_catalog::provider::GitProvider;
+use idp_catalog::{EntityInput, Mutation};
+use idp_core::git::{GitRepo, InitOptions};
+use remote::FetchingProvider;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use config::Config;
+use config::DEFAULT_LISTEN;
+use state::{AppState, ClusterInfo};
+
+/// What to start: the config file's settings plus the command line's overrides.
+///
+/// ```
+/// use idp_examples::server::{Config, ServerOptions};
+///
+/// let options = ServerOptions {
+///     listen: Some("127.0.0.1:0".into()),
+///     data: Some(std::env::temp_dir().join("idp-doc")),
+///     ..ServerOptions::new(Config::default())
+/// };
+/// assert!(options.kubeconfig.is_none());
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    /// The configuration file's content ([`Config::default`] for embedded defaults).
+    pub config: Config,
+    /// `ADDR:PORT` to listen on; wins over the config (default `127.0.0.1:7007`).
+    pub listen: Option<String>,
+    /// The data directory; wins over the config (default `./.idp`).
+    pub data: Option<PathBuf>,
+    /// A kubeconfig file; wins over the config. Without any (nor `$KUBECONFIG`,
+    /// `~/.kube/config`) the cluster is simulated in-process.
+    pub kubeconfig: Option<PathBuf>,
+    /// Never look for a kubeconfig: always run the simulated cluster (tests use this).
+    pub simulated_cluster: bool,
+    /// Also load this many generated entities (demos and benchmarks).
+    pub generate: Option<usize>,
+}
+
+impl ServerOptions {
+    /// Options from a config with no command-line overrides.
+    ///
+    /// ```
+    /// use idp_examples::server::{Config, ServerOptions};
+    /// let options = ServerOptions::new(Config::default());
+    /// assert!(options.listen.is_none());
+    /// ```
+    #[must_use]
+    pub fn new(config: Config) -> Self {
+        Self {
+            config,
+            ..Self::default()
+        }
+    }
+}
+
+/// A started server: its address, and the handle that stops it.
+///
+/// ```no_run
+/// # async fn demo() -> idp_core::Result<()> {
+/// use idp_examples::server::{Config, ServerOptions, start};
+///
+/// let server = start(ServerOptions {
+///     listen: Some("127.0.0.1:0".into()),
+///     data: Some("/tmp/idp-demo".into()),
+///     simulated_cluster: true,
+///     ..ServerOptions::new(Config::default())
+/// })
+/// .await?;
+/// println!("portal at {}", server.url());
+/// server.shutdown().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct RunningServer {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<idp_core::Result<()>>,
+    startup: Duration,
+}
+
+impl RunningServer {
+    /// The bound address (the real port when `:0` was asked for).
+    #[must_use]
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR:PORT`.
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// How long [`start`] took, from its call to accepting connections.
+    #[must_use]
+    pub fn startup(&self) -> Duration {
+        self.startup
+    }
+
+    /// Stop gracefully: stop accepting, finish in-flight requests and background work,
+    /// then release what the server holds (the simulated cluster, leader leases).
+    ///
+    /// # Errors
+    /// What the server task failed with, if it failed.
+    pub async fn shutdown(self) -> idp_core::Result<()> {
+        let _ = self.stop.send(true);
+        self.wait().await
+    }
+
+    /// Wait until the server stops (after [`RunningServer::shutdown`] from elsewhere, or
+    /// a failure).
+    ///
+    /// # Errors
+    /// What the server task failed with.
+    pub async fn wait(self) -> idp_core::Result<()> {
+        match self.task.await {
+            Ok(result) => result,
+            Err(e) => Err(idp_core::Error::internal("the server task panicked").with_source(e)),
+        }
+    }
+}
+
+/// Find a kubeconfig: the option, the config file, `$KUBECONFIG`, `~/.kube/config`.
+fn find_kubeconfig(options: &ServerOptions) -> Option<PathBuf> {
+    if options.simulated_cluster {
+        return None;
+    }
+    let candidates = [
+        options.kubeconfig.clone(),
+        options.config.kubeconfig.clone(),
+        std::env::var_os("KUBECONFIG")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from),
+        std::env::var_os("HOME").map(|h| Path::new(&h).join(".kube/config")),
+    ];
+    candidates.into_iter().flatten().find(|p| p.is_file())
+}
+
+/// The whole application router over `state`.
+fn app(state: Arc<AppState>) -> Router {
+    Router::new()
+        .merge(routes::catalog::router())
+        .merge(routes::search::router())
+        .merge(routes::policy::router())
+        .merge(routes::ops::router())
+        .merge(portal::router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            error::layer,
+        ))
+        .with_state(state)
+}
+
+/// Start the server: prepare the data directory, the catalog and the cluster, bind the
+/// listener, start the background work, and serve until [`RunningServer::shutdown`].
+///
+/// # Errors
+/// An unusable data directory or listen address, an unreachable catalog remote, or a
+/// simulated cluster that cannot start. Each error says what to change.
+pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
+    let started = Instant::now();
+    let config = options.config.clone();
+    let listen = options
+        .listen
+        .clone()
+        .or_else(|| config.listen.clone())
+        .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+    let addr: SocketAddr = config::parse_listen(&listen)?;
+    let data = options
+        .data
+        .clone()
+        .or_else(|| config.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from(".idp"));
+    std::fs::create_dir_all(&data).map_err(|e| {
+        idp_core::Error::invalid_input(format!(
+            "cannot create the data directory {}; pass --data DIR",
+            data.display()
+        ))
+        .with_source(e)
+    })?;
+
+    // The cluster: a real one from a kubeconfig, or a simulated one in-process.
+    let mut simulated = None;
+    let cluster = if let Some(path) = find_kubeconfig(&options) {
+        tracing::info!(kubeconfig = %path.display(), "using the cluster from the kubeconfig");
+        ClusterInfo {
+            label: format!("cluster: {}", path.display()),
+            simulated: false,
+        }
+    } else {
+        let fake = idp_testkit::FakeCluster::start().await?;
+        tracing::warn!(url = %fake.url(), "no kubeconfig found: running an in-process SIMULATED cluster (idp-testkit); pass --kubeconfig or set kubeconfig in idp.yaml for a real one");
+        let info = ClusterInfo {
+            label: format!("simulated cluster at {}", fake.url()),
+            simulated: true,
+        };
+        simulated = Some(fake);
+        info
+    };
+
+    let state = Arc::new(AppState::new(config.policy.clone(), cluster));
+
+    // The catalog: a Git remote from the config, or the seeded local repository.
+    let branch = config.catalog.branch.clone();
+    if let Some(remote) = &config.catalog.remote {
+        let mirror =
+            GitRepo::init(data.join("catalog-mirror.git"), InitOptions::bare(&branch)).await?;
+        let inner =
+            GitProvider::new("catalog", mirror.clone(), &branch).with_glob(&config.catalog.glob);
+        tracing::info!(%remote, %branch, "reading the catalog from a Git remote");
+        state.add_provider(Arc::new(FetchingProvider::new(
+            inner,
+            mirror,
+            remote.clone(),
+            branch.clone(),
+        )));
+    } else {
+        let repo = seed::ensure_repo(&data.join("catalog.git"), &branch).await?;
+        tracing::info!(repo = %repo.path().display(), %branch, "reading the catalog from the local repository");
+        state.add_provider(Arc::new(
+            GitProvider::new("catalog", repo, &branch).with_glob(&config.catalog.glob),
+        ));
+    }
+    if let Some(n) = options.generate {
+        let inputs: Vec<EntityInput> = idp_catalog::generate::org(n, 42)
+            .into_iter()
+            .map(EntityInput::from)
+            .collect();
+        let report = state.apply("generated", Mutation::Full(inputs));
+        tracing::info!(
+            added = report.added.len(),
+            rejected = report.rejected.len(),
+            "loaded generated entities"
+        );
+    }
+    match state.refresh().await {
+        Ok(reports) => {
+            let rejected: usize = reports.iter().map(|r| r.rejected.len()).sum();
+            tracing::info!(
+                entities = state.view().snapshot.len(),
+                rejected,
+                "catalog loaded"
+            );
+        }
+        Err(e) => {
+            tracing::warn!(error = %e.report(), "the first catalog refresh failed; serving an empty catalog and retrying");
+        }
+    }
+
+    let listener = TcpListener::bind(addr).await.map_err(|e| {
+        idp_core::Error::unavailable(format!(
+            "cannot listen on {addr}; is another server running? pass --listen ADDR:PORT (port 0 picks a free one)"
+        ))
+        .with_source(e)
+    })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| idp_core::Error::internal("cannot read the bound address").with_source(e))?;
+    let startup = started.elapsed();
+    tracing::info!(
+        startup_ms = u64::try_from(startup.as_millis()).unwrap_or(u64::MAX),
+        "idp-server listening on http://{bound}"
+    );
+
+    // Background work: the catalog refresh loop.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let every = Duration::from_secs(config.catalog.refresh_seconds.max(1));
+    let loop_state = state.clone();
+    let mut refresh_stop = stop_rx.clone();
+    let refresher = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(every) => {
+                    if let Err(e) = loop_state.refresh().await {
+                        tracing::warn!(error = %e.report(), "catalog refresh failed");
+                    }
+                }
+                _ = refresh_stop.changed() => break,
+            }
+        }
+    });
+
+    let mut serve_stop = stop_rx;
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, app(state))
+            .with_graceful_shutdown(async move {
+                let _ = serve_stop.wait_for(|stop| *stop).await;
+                tracing::info!("shutting down: finishing in-flight requests");
+            })
+            .await;
+        let _ = refresher.await;
+        if let Some(fake) = simulated {
+            fake.shutdown().await;
+        }
+        tracing::info!("idp-server stopped");
+        served.map_err(|e| idp_core::Error::internal("the HTTP server failed").with_source(e))
+    });
+    Ok(RunningServer {
+        addr: bound,
+        stop: stop_tx,
+        task,
+        startup,
+    })
+}
