@@ -168,6 +168,36 @@ fn find_kubeconfig(options: &ServerOptions) -> Option<PathBuf> {
     candidates.into_iter().flatten().find(|p| p.is_file())
 }
 
+/// A Kubernetes client from a kubeconfig file (its current context).
+async fn client_from_kubeconfig(path: &Path) -> idp_core::Result<kube::Client> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(|e| {
+        idp_core::Error::invalid_input(format!(
+            "cannot read the kubeconfig {}; fix it or pass another with --kubeconfig",
+            path.display()
+        ))
+        .with_source(e)
+    })?;
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .map_err(|e| {
+        idp_core::Error::invalid_input(format!(
+            "the kubeconfig {} has no usable current context",
+            path.display()
+        ))
+        .with_source(e)
+    })?;
+    kube::Client::try_from(config).map_err(|e| {
+        idp_core::Error::unavailable(format!(
+            "cannot build a Kubernetes client from {}",
+            path.display()
+        ))
+        .with_source(e)
+    })
+}
+
 /// The whole application router over `state`.
 fn app(state: Arc<AppState>) -> Router {
     Router::new()
@@ -218,6 +248,7 @@ pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
         ClusterInfo {
             label: format!("cluster: {}", path.display()),
             simulated: false,
+            client: client_from_kubeconfig(&path).await?,
         }
     } else {
         let fake = idp_testkit::FakeCluster::start().await?;
@@ -225,12 +256,13 @@ pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
         let info = ClusterInfo {
             label: format!("simulated cluster at {}", fake.url()),
             simulated: true,
+            client: fake.client(),
         };
         simulated = Some(fake);
         info
     };
 
-    let state = Arc::new(AppState::new(config.policy.clone(), cluster));
+    let state = Arc::new(AppState::new(config.policy.clone(), cluster, data.clone()));
 
     // The catalog: a Git remote from the config, or the seeded local repository.
     let branch = config.catalog.branch.clone();

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -28,12 +29,24 @@ pub struct View {
 }
 
 /// What the server runs against.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClusterInfo {
     /// Shown in the log and the portal.
     pub label: String,
     /// True when the cluster is idp-testkit's in-process simulation.
     pub simulated: bool,
+    /// A client for it (the kubeconfig's, or the simulated cluster's).
+    #[allow(dead_code)] // read by the deployment and preview areas as they are wired
+    pub client: kube::Client,
+}
+
+impl std::fmt::Debug for ClusterInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterInfo")
+            .field("label", &self.label)
+            .field("simulated", &self.simulated)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A location registered through `POST /api/catalog/locations`.
@@ -72,11 +85,14 @@ pub struct AppState {
     pub environments: Option<Arc<dyn EnvironmentProvider>>,
     /// When the process started.
     pub started: Instant,
+    /// The data directory (local repositories, generated secrets).
+    #[allow(dead_code)] // read by the deployment and preview areas as they are wired
+    pub data: PathBuf,
 }
 
 impl AppState {
     /// A state over an empty catalog.
-    pub fn new(policy: PolicyConfig, cluster: ClusterInfo) -> Self {
+    pub fn new(policy: PolicyConfig, cluster: ClusterInfo, data: PathBuf) -> Self {
         let catalog = Arc::new(InMemoryCatalog::new());
         let snapshot = catalog.snapshot();
         let search = SearchIndex::build(&snapshot);
@@ -93,6 +109,7 @@ impl AppState {
             deployer: None,
             environments: None,
             started: Instant::now(),
+            data,
         }
     }
 
