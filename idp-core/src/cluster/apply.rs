@@ -310,6 +310,39 @@ impl Applier {
         &self.cluster
     }
 
+    /// Resolve every (apiVersion, kind) of `set` through discovery, once each. A kind that
+    /// is unknown to the cluster but defined by a CRD in `set` resolves to `None` (it is
+    /// resolved again after the CRD is applied); any other failure names the object and
+    /// the `verb` being done.
+    pub(crate) async fn resolve_kinds(
+        &self,
+        set: &ManifestSet,
+        verb: &str,
+    ) -> Result<HashMap<(String, String), Option<Resolved>>> {
+        let deferred_kinds = crd_defined_kinds(set);
+        let mut resolved: HashMap<(String, String), Option<Resolved>> = HashMap::new();
+        for object in set {
+            let key = (object.api_version().to_owned(), object.kind().to_owned());
+            if resolved.contains_key(&key) {
+                continue;
+            }
+            let found = match self.cluster.discovery().resolve(&key.0, &key.1).await {
+                Ok(r) => Some(r),
+                Err(err)
+                    if err.kind() == ErrorKind::NotFound
+                        && deferred_kinds.contains(&GroupKind::of(&key.0, &key.1)) =>
+                {
+                    None
+                }
+                Err(err) => {
+                    return Err(err.context(format_args!("{verb} {}", object.object_ref())));
+                }
+            };
+            resolved.insert(key, found);
+        }
+        Ok(resolved)
+    }
+
     /// Apply `set`: Namespaces, then CRDs (waiting until Established), then the rest.
     ///
     /// Every kind is resolved before anything is written, so an unknown kind (and no
@@ -326,25 +359,7 @@ impl Applier {
     #[tracing::instrument(name = "cluster.apply", skip_all, fields(inventory = %self.inventory, objects = set.len()))]
     pub async fn apply(&self, set: &ManifestSet) -> Result<ApplyReport> {
         check_unique_names(set)?;
-        let deferred_kinds = crd_defined_kinds(set);
-        let mut resolved: HashMap<(String, String), Option<Resolved>> = HashMap::new();
-        for object in set {
-            let key = (object.api_version().to_owned(), object.kind().to_owned());
-            if resolved.contains_key(&key) {
-                continue;
-            }
-            let found = match self.cluster.discovery().resolve(&key.0, &key.1).await {
-                Ok(r) => Some(r),
-                Err(err)
-                    if err.kind() == ErrorKind::NotFound
-                        && deferred_kinds.contains(&GroupKind::of(&key.0, &key.1)) =>
-                {
-                    None
-                }
-                Err(err) => return Err(err.context(format_args!("apply {}", object.object_ref()))),
-            };
-            resolved.insert(key, found);
-        }
+        let mut resolved = self.resolve_kinds(set, "apply").await?;
 
         let mut phases: [Vec<usize>; 3] = Default::default();
         for (index, object) in set.iter().enumerate() {

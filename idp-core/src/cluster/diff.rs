@@ -26,12 +26,11 @@ use std::collections::{BTreeSet, HashMap};
 use serde_json::Value;
 
 use super::apply::{
-    Applier, Prepared, check_unique_names, crd_defined_kinds, escape_pointer, is_subset,
-    is_subset_top, list_members,
+    Applier, Prepared, check_unique_names, escape_pointer, is_subset, is_subset_top, list_members,
 };
-use super::discovery::{GroupKind, Resolved};
+use super::discovery::Resolved;
 use super::labels;
-use crate::error::{ErrorKind, Result};
+use crate::error::Result;
 use crate::ids::ObjectRef;
 use crate::manifest::ManifestSet;
 
@@ -153,25 +152,7 @@ impl Applier {
         lookup: &dyn LiveLookup,
     ) -> Result<DiffReport> {
         check_unique_names(set)?;
-        let deferred = crd_defined_kinds(set);
-        let mut resolved: HashMap<(String, String), Option<Resolved>> = HashMap::new();
-        for object in set {
-            let key = (object.api_version().to_owned(), object.kind().to_owned());
-            if resolved.contains_key(&key) {
-                continue;
-            }
-            let found = match self.cluster.discovery().resolve(&key.0, &key.1).await {
-                Ok(r) => Some(r),
-                Err(err)
-                    if err.kind() == ErrorKind::NotFound
-                        && deferred.contains(&GroupKind::of(&key.0, &key.1)) =>
-                {
-                    None
-                }
-                Err(err) => return Err(err.context(format_args!("diff {}", object.object_ref()))),
-            };
-            resolved.insert(key, found);
-        }
+        let resolved = self.resolve_kinds(set, "diff").await?;
         let mut prepared: Vec<Option<Prepared>> = Vec::with_capacity(set.len());
         let mut report = DiffReport::default();
         for (index, object) in set.iter().enumerate() {
