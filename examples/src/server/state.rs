@@ -88,6 +88,8 @@ pub struct AppState {
     /// The data directory (local repositories, generated secrets).
     #[allow(dead_code)] // read by the deployment and preview areas as they are wired
     pub data: PathBuf,
+    /// The scaffolder, previews and admission, once installed.
+    pub create: std::sync::OnceLock<Arc<crate::server::create::CreateArea>>,
 }
 
 impl AppState {
@@ -110,6 +112,7 @@ impl AppState {
             environments: None,
             started: Instant::now(),
             data,
+            create: std::sync::OnceLock::new(),
         }
     }
 
