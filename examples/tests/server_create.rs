@@ -556,7 +556,7 @@ fn pull_request(action: &str, number: u64, sha: &str) -> Vec<u8> {
     serde_json::to_vec(&json!({
         "action": action,
         "number": number,
-        "repository": {"full_name": "acme/storefront-web"},
+        "repository": {"full_name": "acme/web-shop"},
         "pull_request": {
             "number": number,
             "state": if action == "closed" { "closed" } else { "open" },
@@ -565,7 +565,7 @@ fn pull_request(action: &str, number: u64, sha: &str) -> Vec<u8> {
             "merged": false,
             "user": {"login": "jane"},
             "labels": [],
-            "head": {"ref": "feature/fast", "sha": sha, "repo": {"full_name": "acme/storefront-web"}},
+            "head": {"ref": "feature/fast", "sha": sha, "repo": {"full_name": "acme/web-shop"}},
             "base": {"ref": "main"}
         }
     }))
@@ -698,13 +698,22 @@ async fn github_pull_requests_open_and_close_previews() {
     let previews = h.get("/api/previews").await.json();
     let items = previews["items"].as_array().unwrap();
     assert_eq!(items.len(), 1, "{previews}");
-    assert_eq!(items[0]["preview"], "acme/storefront-web#7");
+    assert_eq!(items[0]["preview"], "acme/web-shop#7");
     assert_eq!(items[0]["status"], "ready");
     assert_eq!(items[0]["namespace"], namespace.as_str());
-    assert_eq!(items[0]["component"], "component:default/storefront-web");
+    assert_eq!(items[0]["component"], "component:default/web-shop");
     assert!(items[0]["expiresAt"].as_str().unwrap().starts_with("20"));
     let page = h.get("/previews").await.text();
-    assert!(page.contains("acme/storefront-web#7") && page.contains("ready"));
+    assert!(page.contains("acme/web-shop#7") && page.contains("ready"));
+    // The component's page lists it too.
+    let entity_page = h.get("/catalog/default/component/web-shop").await.text();
+    assert!(entity_page.contains("acme/web-shop#7"), "{entity_page}");
+    assert!(
+        !h.get("/catalog/default/component/cart-service")
+            .await
+            .text()
+            .contains("acme/web-shop#7")
+    );
 
     // Closed: the preview is gone, with nothing left behind.
     let closed = pull_request("closed", 7, "0123456789abcdef");

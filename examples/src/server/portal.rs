@@ -384,15 +384,11 @@ async fn entity_page(
     } else {
         "Deployments: not configured."
     };
-    let previews = if state.environments.is_some() {
-        "Preview environments are configured; the list is not shown yet."
-    } else {
-        "Previews: not configured."
-    };
+    let previews = crate::server::portal_create::entity_previews(&state, entity.entity_ref()).await;
     let _ = write!(
         body,
         "<section><h2>Deployments</h2><p class=\"muted\">{deploy}</p></section>\
-<section><h2>Previews</h2><p class=\"muted\">{previews}</p></section>\
+<section><h2>Previews</h2>{previews}</section>\
 <section><h2>Cost</h2><p class=\"muted\">Cost: not configured.</p></section>"
     );
     let _ = write!(

@@ -638,6 +638,50 @@ async fn previews_page(State(state): State<Arc<AppState>>) -> Response {
     page(&state, "Previews", &body).into_response()
 }
 
+/// The previews of one component (pull requests of its repository), for its entity page.
+pub(crate) async fn entity_previews(state: &AppState, entity: &EntityRef) -> String {
+    let Ok(area) = area(state) else {
+        return "<p class=\"muted\">Previews: not configured.</p>".to_owned();
+    };
+    let wanted = entity.to_string();
+    let rows = match area.previews.list().await {
+        Ok(rows) => rows,
+        Err(e) => {
+            return format!(
+                "<p class=\"muted\">Cannot list previews: {}</p>",
+                esc(&e.report())
+            );
+        }
+    };
+    let mine: Vec<_> = rows.iter().filter(|r| r.component == wanted).collect();
+    if mine.is_empty() {
+        return "<p class=\"muted\">No open previews. <a href=\"/previews\">All previews</a></p>"
+            .to_owned();
+    }
+    let mut html = String::from(
+        "<table><tr><th>Pull request</th><th>Status</th><th>Namespace</th><th>URL</th><th>Expires</th></tr>",
+    );
+    for row in mine {
+        let url = row.url.as_deref().map_or_else(String::new, |u| {
+            if u.starts_with("https://") || u.starts_with("http://") {
+                format!("<a href=\"{0}\" rel=\"noopener\">{0}</a>", esc(u))
+            } else {
+                esc(u)
+            }
+        });
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td><span class=\"badge\">{}</span></td><td>{}</td><td>{url}</td><td>{}</td></tr>",
+            esc(&row.preview),
+            esc(&row.status),
+            esc(row.namespace.as_deref().unwrap_or_default()),
+            esc(row.expires_at.as_deref().unwrap_or_default()),
+        );
+    }
+    html.push_str("</table>");
+    html
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

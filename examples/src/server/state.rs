@@ -82,6 +82,7 @@ pub struct AppState {
     /// Deployments (idp-deploy), once wired.
     pub deployer: Option<Arc<dyn Deployer>>,
     /// Preview environments (idp-preview), once wired.
+    #[allow(dead_code)] // the preview area keeps its provider in `create`
     pub environments: Option<Arc<dyn EnvironmentProvider>>,
     /// When the process started.
     pub started: Instant,
