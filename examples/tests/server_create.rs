@@ -18,10 +18,15 @@ struct Harness {
 }
 
 async fn harness() -> Harness {
+    harness_at(std::path::Path::to_path_buf).await
+}
+
+/// A server whose data directory is `path(tempdir)`.
+async fn harness_at(path: impl Fn(&std::path::Path) -> std::path::PathBuf) -> Harness {
     let data = tempfile::tempdir().unwrap();
     let server = start(ServerOptions {
         listen: Some("127.0.0.1:0".into()),
-        data: Some(data.path().to_path_buf()),
+        data: Some(path(data.path())),
         simulated_cluster: true,
         ..ServerOptions::new(Config::default())
     })
@@ -406,6 +411,32 @@ async fn a_rust_service_task_completes_and_the_component_is_in_the_catalog() {
 
     let list = h.get("/api/scaffolder/v2/tasks").await.json();
     assert_eq!(list["totalTasks"], 1);
+    h.server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relative_data_directory_publishes_and_registers() {
+    // `--data .idp` is relative to the working directory: new repositories still get
+    // usable file:// URLs.
+    let cwd = std::env::current_dir().unwrap();
+    let h = harness_at(|p| {
+        let up = "../".repeat(cwd.components().count() - 1);
+        std::path::PathBuf::from(up).join(p.strip_prefix("/").unwrap())
+    })
+    .await;
+    let created = h
+        .post_json(
+            "/api/scaffolder/v2/tasks",
+            &json!({"templateRef": "template:default/rust-service", "values": {"name": "stock", "owner": "platform-team"}}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let task = h.wait_task(created.json()["id"].as_str().unwrap()).await;
+    assert_eq!(task["status"], "completed", "{task}");
+    let entity = h
+        .get("/api/catalog/entities/by-name/component/default/stock")
+        .await;
+    assert_eq!(entity.status, 200);
     h.server.shutdown().await.unwrap();
 }
 

@@ -38,6 +38,10 @@ use serde::Serialize;
 
 use crate::server::config::PreviewsConfig;
 
+/// How long a webhook delivery waits for its preview before answering `202 Accepted`
+/// (the work goes on); below GitHub's 10-second delivery timeout.
+pub const ANSWER_WITHIN: Duration = Duration::from_secs(8);
+
 /// The file a generated webhook secret is kept in, under the data directory.
 pub const SECRET_FILE: &str = "webhook-secret";
 
@@ -87,7 +91,7 @@ pub enum WebhookError {
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookOutcome {
-    /// `handled` or `ignored`.
+    /// `handled`, `accepted` (still working: answered with 202) or `ignored`.
     pub result: String,
     /// Why it was ignored, or the preview's message.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -366,16 +370,34 @@ impl Previews {
         if !event.is_open() {
             self.pull_requests.close(&event.repo, event.number);
         }
-        let status = self
-            .controller
-            .handle(&event, &self.plan)
-            .await
-            .map_err(|e| WebhookError::BadRequest(e.report()))?;
-        Ok(WebhookOutcome {
-            result: "handled".into(),
-            reason: status.message.clone(),
-            preview: serde_json::to_value(&status).ok(),
-        })
+        // The work runs in its own task: a forge that gives up waiting (GitHub waits 10 s)
+        // or a dropped connection must not cancel a half-created or half-deleted preview.
+        let controller = self.controller.clone();
+        let plan = self.plan.clone();
+        let span = tracing::Span::current();
+        let job = tokio::spawn(tracing::Instrument::instrument(
+            async move { controller.handle(&event, &plan).await },
+            span,
+        ));
+        match tokio::time::timeout(ANSWER_WITHIN, job).await {
+            Ok(Ok(Ok(status))) => Ok(WebhookOutcome {
+                result: "handled".into(),
+                reason: status.message.clone(),
+                preview: serde_json::to_value(&status).ok(),
+            }),
+            Ok(Ok(Err(e))) => Err(WebhookError::BadRequest(e.report())),
+            Ok(Err(e)) => Err(WebhookError::BadRequest(format!(
+                "the preview controller stopped: {e}"
+            ))),
+            Err(_) => Ok(WebhookOutcome {
+                result: "accepted".into(),
+                reason: Some(format!(
+                    "still working after {} s; GET /api/previews shows the outcome",
+                    ANSWER_WITHIN.as_secs()
+                )),
+                preview: None,
+            }),
+        }
     }
 
     /// Every preview in the cluster with its last known status, by preview id.

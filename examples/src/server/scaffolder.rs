@@ -313,6 +313,15 @@ impl Scaffolding {
     /// `<data>/templates`, and repositories already published under `<data>/repos` are
     /// added to the catalog's providers.
     pub async fn start(state: &AppState, data: &Path, glob: &str) -> idp_core::Result<Self> {
+        // Absolute, so file:// URLs of new repositories work from any working directory.
+        let data = std::path::absolute(data).map_err(|e| {
+            idp_core::Error::invalid_input(format!(
+                "cannot make the data directory {} absolute",
+                data.display()
+            ))
+            .with_source(e)
+        })?;
+        let data = data.as_path();
         let templates_dir = data.join("templates");
         crate::server::templates::materialize(&templates_dir)?;
         let repos_dir = data.join("repos");
@@ -460,14 +469,14 @@ impl Scaffolding {
     }
 
     /// Fill `repoUrl` when the template wants one and the values have none, and refuse
-    /// local paths outside `<data>/repos`. `false`: it could not be filled (no name).
+    /// local paths outside `<data>/repos`.
     fn publish_target(
         &self,
         template: &Template,
         values: &mut Map<String, Value>,
-    ) -> Result<bool, SubmitError> {
+    ) -> Result<Publish, SubmitError> {
         if !Self::wants_repo_url(template) {
-            return Ok(true);
+            return Ok(Publish::Elsewhere);
         }
         let given = values
             .get("repoUrl")
@@ -481,7 +490,7 @@ impl Scaffolding {
         };
         let path = if let Some(url) = given {
             if url.contains("://") && !url.starts_with("file://") {
-                return Ok(true); // a remote: publish:git pushes there
+                return Ok(Publish::Elsewhere); // a remote: publish:git pushes there
             }
             let path = PathBuf::from(url.strip_prefix("file://").unwrap_or(&url));
             let inside = path.is_absolute()
@@ -503,7 +512,7 @@ impl Scaffolding {
                 .filter(|n| !n.is_empty())
             else {
                 // Validation reports the missing name; the repository is named after it.
-                return Ok(false);
+                return Ok(Publish::Unnamed);
             };
             let path = self.repos_dir.join(format!("{name}.git"));
             values.insert(
@@ -522,7 +531,7 @@ impl Scaffolding {
                 fields: vec![("name".into(), message)],
             });
         }
-        Ok(true)
+        Ok(Publish::Local(path))
     }
 
     /// Validate a request and start its task in the background; returns the task id.
@@ -554,10 +563,10 @@ impl Scaffolding {
             ));
         };
         let mut map = map.clone();
-        let filled = self.publish_target(&template, &mut map)?;
+        let publish = self.publish_target(&template, &mut map)?;
         let values =
             validate_parameters(&template, &Value::Object(map)).map_err(|mut errors| {
-                if !filled {
+                if matches!(publish, Publish::Unnamed) {
                     // The server would have filled repoUrl; only the name is missing.
                     errors.retain(|e| e.field != "repoUrl");
                 }
@@ -622,6 +631,10 @@ impl Scaffolding {
                 template,
                 values,
                 User::new(user),
+                match publish {
+                    Publish::Local(path) => Some(path),
+                    Publish::Elsewhere | Publish::Unnamed => None,
+                },
             )
             .instrument(span),
         );
@@ -708,6 +721,17 @@ impl Scaffolding {
     }
 }
 
+/// Where a task publishes.
+#[derive(Debug)]
+enum Publish {
+    /// A new local repository at this path (removed again if the task fails).
+    Local(PathBuf),
+    /// A remote, or nothing to publish.
+    Elsewhere,
+    /// Cannot tell yet: the values have no name.
+    Unnamed,
+}
+
 fn provider_name(path: &Path) -> String {
     format!(
         "scaffolded:{}",
@@ -756,7 +780,27 @@ async fn run_task(
     template: Template,
     values: Value,
     user: User,
+    new_repo: Option<PathBuf>,
 ) {
+    let failed = |entry: &TaskEntry, output: Value, error: String| {
+        // A failed task leaves no repository behind, so the same name can be tried again.
+        if let Some(path) = &new_repo
+            && path.exists()
+        {
+            state.remove_provider(&provider_name(path));
+            match std::fs::remove_dir_all(path) {
+                Ok(()) => entry.log(
+                    None,
+                    format!("Removed the partly created repository {}", path.display()),
+                    None,
+                ),
+                Err(e) => {
+                    tracing::warn!(repo = %path.display(), error = %e, "cannot remove the repository of a failed task");
+                }
+            }
+        }
+        entry.finish(TaskPhase::Failed, output, Some(error));
+    };
     entry.set_status(TaskPhase::Processing);
     entry.log(
         None,
@@ -781,7 +825,7 @@ async fn run_task(
         Ok(task) => task,
         Err(e) => {
             tracing::warn!(error = %e.report(), "scaffolder task failed before its steps");
-            entry.finish(TaskPhase::Failed, json!({}), Some(e.report()));
+            failed(&entry, json!({}), e.report());
             return;
         }
     };
@@ -810,9 +854,6 @@ async fn run_task(
         {
             entry.log(Some(&step.id), line.message.clone(), None);
         }
-        if let Some(error) = &step.error {
-            entry.log(Some(&step.id), error.clone(), None);
-        }
         entry.log(
             Some(&step.id),
             format!(
@@ -829,7 +870,7 @@ async fn run_task(
             .clone()
             .unwrap_or_else(|| "the task did not complete".to_owned());
         tracing::warn!(%error, "scaffolder task failed");
-        entry.finish(TaskPhase::Failed, task.output.clone(), Some(error));
+        failed(&entry, task.output.clone(), error);
         return;
     }
     match area.register(&state, &task, &entry).await {
@@ -841,10 +882,10 @@ async fn run_task(
         Ok(None) => entry.finish(TaskPhase::Completed, task.output.clone(), None),
         Err(e) => {
             tracing::warn!(error = %e.report(), "registering the scaffolded repository failed");
-            entry.finish(
-                TaskPhase::Failed,
+            failed(
+                &entry,
                 task.output.clone(),
-                Some(format!("registration failed: {}", e.report())),
+                format!("registration failed: {}", e.report()),
             );
         }
     }

@@ -61,21 +61,26 @@ async fn deliver(
     forge: Forge,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Json<WebhookOutcome>, ApiError> {
+) -> Result<(StatusCode, Json<WebhookOutcome>), ApiError> {
     let area = area(state)?;
     let span = tracing::info_span!("webhook", forge = ?forge, bytes = body.len());
     let outcome =
         tracing::Instrument::instrument(area.previews.webhook(forge, headers, body), span)
             .await
             .map_err(refused)?;
-    Ok(Json(outcome))
+    let status = if outcome.result == "accepted" {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(outcome)))
 }
 
 async fn github(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<WebhookOutcome>, ApiError> {
+) -> Result<(StatusCode, Json<WebhookOutcome>), ApiError> {
     deliver(&state, Forge::GitHub, &headers, &body).await
 }
 
@@ -83,7 +88,7 @@ async fn gitlab(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<WebhookOutcome>, ApiError> {
+) -> Result<(StatusCode, Json<WebhookOutcome>), ApiError> {
     deliver(&state, Forge::GitLab, &headers, &body).await
 }
 
