@@ -411,6 +411,19 @@ async fn a_rust_service_task_completes_and_the_component_is_in_the_catalog() {
 
     let list = h.get("/api/scaffolder/v2/tasks").await.json();
     assert_eq!(list["totalTasks"], 1);
+    let cancel = h
+        .request(
+            "POST",
+            &format!("/api/scaffolder/v2/tasks/{id}/cancel"),
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!(cancel.status, 409, "{}", cancel.text());
+    let unknown = h
+        .request("POST", "/api/scaffolder/v2/tasks/nope/cancel", &[], b"")
+        .await;
+    assert_eq!(unknown.status, 404);
     h.server.shutdown().await.unwrap();
 }
 
@@ -437,6 +450,89 @@ async fn a_relative_data_directory_publishes_and_registers() {
         .get("/api/catalog/entities/by-name/component/default/stock")
         .await;
     assert_eq!(entity.status, 200);
+    h.server.shutdown().await.unwrap();
+}
+
+const BROKEN: &str = r#"apiVersion: scaffolder.backstage.io/v1beta3
+kind: Template
+metadata:
+  name: broken-service
+  title: Broken service
+spec:
+  type: service
+  owner: group:default/platform-team
+  parameters:
+    - required: [name, repoUrl]
+      properties:
+        name: {type: string}
+        repoUrl: {type: string}
+  steps:
+    - id: write
+      action: catalog:write
+      input:
+        entity:
+          apiVersion: backstage.io/v1alpha1
+          kind: Component
+          metadata: {name: "${{ parameters.name }}"}
+          spec: {type: service, owner: platform-team, lifecycle: experimental}
+    - id: publish
+      action: publish:git
+      input: {repoUrl: "${{ parameters.repoUrl }}"}
+    - id: boom
+      action: debug:log
+      input: {message: "${{ parameters.nothing.here }}"}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_task_reports_its_step_and_leaves_no_repository() {
+    let h = harness().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("template.yaml");
+    std::fs::write(&file, BROKEN).unwrap();
+    let registered = h
+        .post_json(
+            "/api/catalog/locations",
+            &json!({"type": "file", "target": file.display().to_string()}),
+        )
+        .await;
+    assert_eq!(registered.status, 201, "{}", registered.text());
+    let created = h
+        .post_json(
+            "/api/scaffolder/v2/tasks",
+            &json!({"templateRef": "template:default/broken-service", "values": {"name": "fragile"}}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    let task = h.wait_task(&id).await;
+    assert_eq!(task["status"], "failed", "{task}");
+    assert!(task["error"].as_str().unwrap().contains("boom"), "{task}");
+    let events = h
+        .get(&format!("/api/scaffolder/v2/tasks/{id}/events"))
+        .await
+        .json();
+    let events = events.as_array().unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["body"]["stepId"] == "publish" && e["body"]["status"] == "completed")
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["body"]["stepId"] == "boom" && e["body"]["status"] == "failed")
+    );
+    assert_eq!(events.last().unwrap()["body"]["status"], "failed");
+    // The repository the task created is gone, and nothing was registered.
+    assert!(!h.data.path().join("repos/fragile.git").exists());
+    assert_eq!(
+        h.get("/api/catalog/entities/by-name/component/default/fragile")
+            .await
+            .status,
+        404
+    );
+    let page = h.get(&format!("/tasks/{id}")).await.text();
+    assert!(page.contains("Failed:") && page.contains("boom"));
     h.server.shutdown().await.unwrap();
 }
 

@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use idp_catalog::InMemoryCatalog;
 use idp_catalog::provider::GitProvider;
 use idp_catalog::scaffolder::{
-    ActionRegistry, FieldError, RunOptions, Scaffolder, StepStatus, Task, TaskStatus, Template,
-    User, validate_parameters,
+    ActionRegistry, CancelToken, FieldError, RunOptions, Scaffolder, StepStatus, Task, TaskStatus,
+    Template, User, validate_parameters,
 };
 use idp_core::EntityRef;
 use idp_core::git::{GitRepo, InitOptions};
@@ -42,6 +42,8 @@ pub enum TaskPhase {
     Completed,
     /// A step, the output or the registration failed.
     Failed,
+    /// Cancelled through `POST /tasks/{id}/cancel`.
+    Cancelled,
 }
 
 impl TaskPhase {
@@ -52,12 +54,13 @@ impl TaskPhase {
             Self::Processing => "processing",
             Self::Completed => "completed",
             Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
         }
     }
 
     /// Completed or failed.
     pub fn is_done(self) -> bool {
-        matches!(self, Self::Completed | Self::Failed)
+        matches!(self, Self::Completed | Self::Failed | Self::Cancelled)
     }
 }
 
@@ -137,6 +140,7 @@ pub struct TaskEntry {
     created_by: String,
     inner: Mutex<TaskInner>,
     changed: watch::Sender<u64>,
+    cancel: CancelToken,
 }
 
 impl TaskEntry {
@@ -228,6 +232,17 @@ impl TaskEntry {
             .cloned()
             .collect();
         (events, inner.status.is_done())
+    }
+
+    /// Ask a running task to stop (between steps, or inside actions that check). `false`
+    /// when it has finished already.
+    pub fn cancel(&self) -> bool {
+        if self.lock().status.is_done() {
+            return false;
+        }
+        self.cancel.cancel();
+        self.log(None, "Cancellation requested", None);
+        true
     }
 
     /// A receiver that sees every new event (its value is the event count).
@@ -611,6 +626,7 @@ impl Scaffolding {
                 heartbeat: now,
             }),
             changed,
+            cancel: CancelToken::new(),
         });
         {
             let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
@@ -782,7 +798,7 @@ async fn run_task(
     user: User,
     new_repo: Option<PathBuf>,
 ) {
-    let failed = |entry: &TaskEntry, output: Value, error: String| {
+    let failed = |entry: &TaskEntry, output: Value, error: String, phase: TaskPhase| {
         // A failed task leaves no repository behind, so the same name can be tried again.
         if let Some(path) = &new_repo
             && path.exists()
@@ -799,7 +815,7 @@ async fn run_task(
                 }
             }
         }
-        entry.finish(TaskPhase::Failed, output, Some(error));
+        entry.finish(phase, output, Some(error));
     };
     entry.set_status(TaskPhase::Processing);
     entry.log(
@@ -819,13 +835,18 @@ async fn run_task(
         .clone()
         .with_catalog(Arc::new(InMemoryCatalog::new()));
     let task = match scaffolder
-        .run(&template, &values, &user, RunOptions::new())
+        .run(
+            &template,
+            &values,
+            &user,
+            RunOptions::new().cancel_token(entry.cancel.clone()),
+        )
         .await
     {
         Ok(task) => task,
         Err(e) => {
             tracing::warn!(error = %e.report(), "scaffolder task failed before its steps");
-            failed(&entry, json!({}), e.report());
+            failed(&entry, json!({}), e.report(), TaskPhase::Failed);
             return;
         }
     };
@@ -870,7 +891,12 @@ async fn run_task(
             .clone()
             .unwrap_or_else(|| "the task did not complete".to_owned());
         tracing::warn!(%error, "scaffolder task failed");
-        failed(&entry, task.output.clone(), error);
+        let phase = if task.status == TaskStatus::Cancelled {
+            TaskPhase::Cancelled
+        } else {
+            TaskPhase::Failed
+        };
+        failed(&entry, task.output.clone(), error, phase);
         return;
     }
     match area.register(&state, &task, &entry).await {
@@ -886,6 +912,7 @@ async fn run_task(
                 &entry,
                 task.output.clone(),
                 format!("registration failed: {}", e.report()),
+                TaskPhase::Failed,
             );
         }
     }

@@ -229,6 +229,12 @@ pub const ROUTES: &[(&str, &str, &str, Option<&str>)] = &[
         None,
     ),
     (
+        "post",
+        "/api/scaffolder/v2/tasks/{id}/cancel",
+        "Cancel a running task (409 when it has finished)",
+        None,
+    ),
+    (
         "get",
         "/api/scaffolder/v2/tasks/{id}/events",
         "The task's step log events after the `after` cursor",

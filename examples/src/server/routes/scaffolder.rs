@@ -39,6 +39,7 @@ pub fn router() -> Router<Arc<AppState>> {
             post(create_task).get(list_tasks),
         )
         .route("/api/scaffolder/v2/tasks/{id}", get(get_task))
+        .route("/api/scaffolder/v2/tasks/{id}/cancel", post(cancel_task))
         .route("/api/scaffolder/v2/tasks/{id}/events", get(events))
         .route(
             "/api/scaffolder/v2/tasks/{id}/eventstream",
@@ -175,6 +176,21 @@ async fn get_task(
     Path(id): Path<String>,
 ) -> Result<Json<TaskView>, ApiError> {
     Ok(Json(find(&state, &id)?.view()))
+}
+
+async fn cancel_task(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let task = find(&state, &id)?;
+    if task.cancel() {
+        Ok(Json(json!({"status": "cancelled"})))
+    } else {
+        Err(ApiError::conflict(format!(
+            "Task {id} has finished ({}); there is nothing to cancel",
+            task.view().status.as_str()
+        )))
+    }
 }
 
 /// `?after=N`.
