@@ -351,6 +351,20 @@ async fn a_rust_service_task_completes_and_the_component_is_in_the_catalog() {
             "no events of step {step}: {events:?}"
         );
     }
+    // In order: each step begins, logs and finishes before the next begins.
+    let position = |step: &str, prefix: &str| {
+        events
+            .iter()
+            .position(|e| {
+                e["body"]["stepId"] == step
+                    && e["body"]["message"].as_str().unwrap().starts_with(prefix)
+            })
+            .unwrap_or_else(|| panic!("no {prefix:?} event for {step}: {events:?}"))
+    };
+    assert!(position("fetch", "Beginning step") < position("fetch", "fetch:template"));
+    assert!(position("fetch", "fetch:template") < position("fetch", "Finished step"));
+    assert!(position("fetch", "Finished step") < position("publish", "Beginning step"));
+    assert!(position("publish", "Finished step") < position("register", "Beginning step"));
     let last = events.last().unwrap();
     assert_eq!(last["type"], "completion");
     assert_eq!(last["body"]["status"], "completed");

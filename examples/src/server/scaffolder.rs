@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use idp_catalog::InMemoryCatalog;
 use idp_catalog::provider::GitProvider;
 use idp_catalog::scaffolder::{
-    ActionRegistry, CancelToken, FieldError, RunOptions, Scaffolder, StepStatus, Task, TaskStatus,
-    Template, User, validate_parameters,
+    ActionRegistry, CancelToken, FieldError, Progress, RunOptions, Scaffolder, StepStatus, Task,
+    TaskStatus, Template, User, validate_parameters,
 };
 use idp_core::EntityRef;
 use idp_core::git::{GitRepo, InitOptions};
@@ -834,15 +834,57 @@ async fn run_task(
         .scaffolder
         .clone()
         .with_catalog(Arc::new(InMemoryCatalog::new()));
-    let task = match scaffolder
+    // Step events go out while the task runs: the scaffolder reports each step's start,
+    // log lines and end through a channel that closes when the run ends.
+    let (progress, mut updates) = tokio::sync::mpsc::unbounded_channel();
+    let names: std::collections::HashMap<String, (String, String)> = template
+        .steps
+        .iter()
+        .map(|s| {
+            let name = s.name.clone().unwrap_or_else(|| s.id.clone());
+            (s.id.clone(), (name, s.action.clone()))
+        })
+        .collect();
+    let forward = entry.clone();
+    let forwarder = tokio::spawn(async move {
+        while let Some(update) = updates.recv().await {
+            match update {
+                Progress::StepStarted { id } => {
+                    let (name, action) = names.get(&id).cloned().unwrap_or_default();
+                    forward.log(
+                        Some(&id),
+                        format!("Beginning step {name} ({action})"),
+                        Some("processing"),
+                    );
+                }
+                Progress::Log(line) => forward.log(line.step.as_deref(), line.message, None),
+                Progress::StepFinished(step) => {
+                    let name = step.name.clone().unwrap_or_else(|| step.id.clone());
+                    forward.log(
+                        Some(&step.id),
+                        format!(
+                            "Finished step {name}: {} in {} ms",
+                            step_status(step.status),
+                            step.duration_ms
+                        ),
+                        Some(step_status(step.status)),
+                    );
+                }
+            }
+        }
+    });
+    let run = scaffolder
         .run(
             &template,
             &values,
             &user,
-            RunOptions::new().cancel_token(entry.cancel.clone()),
+            RunOptions::new()
+                .cancel_token(entry.cancel.clone())
+                .progress(progress),
         )
-        .await
-    {
+        .await;
+    let _ = forwarder.await;
+    let task = match run {
         Ok(task) => task,
         Err(e) => {
             tracing::warn!(error = %e.report(), "scaffolder task failed before its steps");
@@ -850,38 +892,11 @@ async fn run_task(
             return;
         }
     };
-    for line in task.log.iter().filter(|l| l.step.is_none()) {
-        entry.log(None, line.message.clone(), None);
-    }
-    for step in &task.steps {
+    for step in task.steps.iter().filter(|s| s.status == StepStatus::NotRun) {
         let name = step.name.clone().unwrap_or_else(|| step.id.clone());
-        if step.status == StepStatus::NotRun {
-            entry.log(
-                Some(&step.id),
-                format!("Skipping step {name}: an earlier step failed"),
-                Some(step_status(step.status)),
-            );
-            continue;
-        }
         entry.log(
             Some(&step.id),
-            format!("Beginning step {name} ({})", step.action),
-            Some("processing"),
-        );
-        for line in task
-            .log
-            .iter()
-            .filter(|l| l.step.as_deref() == Some(&step.id))
-        {
-            entry.log(Some(&step.id), line.message.clone(), None);
-        }
-        entry.log(
-            Some(&step.id),
-            format!(
-                "Finished step {name}: {} in {} ms",
-                step_status(step.status),
-                step.duration_ms
-            ),
+            format!("Skipping step {name}: an earlier step did not complete"),
             Some(step_status(step.status)),
         );
     }
