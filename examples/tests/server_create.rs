@@ -23,12 +23,19 @@ async fn harness() -> Harness {
 
 /// A server whose data directory is `path(tempdir)`.
 async fn harness_at(path: impl Fn(&std::path::Path) -> std::path::PathBuf) -> Harness {
+    harness_with(Config::default(), path).await
+}
+
+async fn harness_with(
+    config: Config,
+    path: impl Fn(&std::path::Path) -> std::path::PathBuf,
+) -> Harness {
     let data = tempfile::tempdir().unwrap();
     let server = start(ServerOptions {
         listen: Some("127.0.0.1:0".into()),
         data: Some(path(data.path())),
         simulated_cluster: true,
-        ..ServerOptions::new(Config::default())
+        ..ServerOptions::new(config)
     })
     .await
     .unwrap();
@@ -1050,5 +1057,72 @@ async fn admission_reviews_round_trip() {
     let broken = broken.json();
     assert_eq!(broken["response"]["allowed"], false);
     assert_eq!(broken["response"]["status"]["code"], 400);
+    h.server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_background_reaper_removes_expired_previews() {
+    let config = Config {
+        previews: idp_examples::server::config::PreviewsConfig {
+            reap_seconds: 1,
+            ..Default::default()
+        },
+        ..Config::default()
+    };
+    let h = harness_with(config, std::path::Path::to_path_buf).await;
+    let secret = h.secret();
+    let cluster = h.cluster().await;
+    let mut namespaces = Vec::new();
+    for number in [8, 9] {
+        let body = pull_request("opened", number, "00aa11bb");
+        let opened = h
+            .request(
+                "POST",
+                "/webhooks/github",
+                &[
+                    ("X-GitHub-Event", "pull_request"),
+                    ("X-Hub-Signature-256", &github_sign(&secret, &body)),
+                ],
+                &body,
+            )
+            .await;
+        assert_eq!(
+            opened.json()["preview"]["phase"],
+            "ready",
+            "{}",
+            opened.text()
+        );
+        namespaces.push(
+            opened.json()["preview"]["namespace"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    // Preview 8 expired an hour ago (as if nobody pushed for the whole TTL).
+    let past = (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1)).to_string();
+    kube::Api::<Namespace>::all(cluster.clone())
+        .patch(
+            &namespaces[0],
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(
+                json!({"metadata": {"annotations": {"idp.dev/expires-at": past}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while namespace_exists(&cluster, &namespaces[0]).await {
+        assert!(
+            Instant::now() < deadline,
+            "the reaper did not remove the expired preview"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The other one is kept: its pull request is open and it has not expired.
+    assert!(namespace_exists(&cluster, &namespaces[1]).await);
+    let items = h.get("/api/previews").await.json()["items"].clone();
+    assert_eq!(items.as_array().unwrap().len(), 1, "{items}");
+    assert_eq!(items[0]["preview"], "acme/web-shop#9");
     h.server.shutdown().await.unwrap();
 }

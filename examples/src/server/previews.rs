@@ -299,10 +299,19 @@ impl Previews {
             .with_config(ControllerConfig::default().with_ttl(ttl)),
         );
         let pull_requests = MemoryPullRequests::new();
+        // Open pull requests that no longer match the plan (a required label removed,
+        // turned into a draft) lose their preview too.
+        let wanted_plan = plan.clone();
         let reaper = Reaper::new(
             provider.clone(),
             Arc::new(HeardPullRequests(pull_requests.clone())),
-        );
+        )
+        .with_still_wanted(Arc::new(move |pr: &PullRequestEvent| {
+            match idp_preview::plan::plan(pr, &wanted_plan) {
+                idp_preview::decision::Decision::Destroy { reason, .. } => Some(reason),
+                _ => None,
+            }
+        }));
         Ok(Self {
             controller,
             provider,
