@@ -29,6 +29,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/create", get(templates))
         .route("/create/{namespace}/{name}", get(form).post(submit))
         .route("/tasks/{id}", get(task_page))
+        .route("/tasks/{id}/cancel", axum::routing::post(cancel_task))
         .route("/previews", get(previews_page))
 }
 
@@ -492,6 +493,13 @@ async fn task_page(State(state): State<Arc<AppState>>, Path(id): Path<String>) -
         esc(&view.created_at),
         esc(&view.created_by)
     );
+    if !done {
+        let _ = write!(
+            body,
+            "<form method=\"post\" action=\"/tasks/{}/cancel\"><button type=\"submit\">Cancel</button></form>",
+            esc(&pct(&view.id))
+        );
+    }
     if let Some(error) = &view.error {
         let _ = write!(
             body,
@@ -575,6 +583,19 @@ async fn task_page(State(state): State<Arc<AppState>>, Path(id): Path<String>) -
         );
     }
     axum::response::Html(html).into_response()
+}
+
+async fn cancel_task(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+    if let Ok(area) = area(&state)
+        && let Some(task) = area.scaffolding.task(&id)
+    {
+        task.cancel();
+    }
+    (
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, format!("/tasks/{}", pct(&id)))],
+    )
+        .into_response()
 }
 
 async fn previews_page(State(state): State<Arc<AppState>>) -> Response {
