@@ -443,7 +443,7 @@ fn portal_renders_and_escapes() {
         "{page}"
     );
     assert!(page.contains("Deployments: not configured"));
-    assert!(page.contains("Previews: not configured"));
+    assert!(page.contains("No open previews"));
     assert_eq!(server.get("/catalog/default/component/nope").status, 404);
 
     // A location whose entity carries markup: registered, shown escaped.

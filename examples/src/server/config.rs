@@ -29,6 +29,9 @@ pub struct Config {
     pub policy: PolicyConfig,
     /// `text` (default) or `json`.
     pub log_format: Option<LogFormat>,
+    /// Preview environments: webhook secrets, planning and the reaper.
+    #[serde(default)]
+    pub previews: PreviewsConfig,
 }
 
 /// Catalog sources.
@@ -100,6 +103,74 @@ fn default_pss() -> PssSetting {
 
 fn default_true() -> bool {
     true
+}
+
+/// Preview environments per pull request (`POST /webhooks/github`, `/webhooks/gitlab`).
+///
+/// ```
+/// let c = idp_examples::server::config::PreviewsConfig::default();
+/// assert_eq!(c.github_secret_env, "IDP_GITHUB_WEBHOOK_SECRET");
+/// assert_eq!(c.reap_seconds, 300);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PreviewsConfig {
+    /// The environment variable holding the GitHub webhook secret (`X-Hub-Signature-256`).
+    /// When neither variable is set, a random secret is generated once into
+    /// `<data>/webhook-secret` and used for both forges.
+    #[serde(default = "default_github_env")]
+    pub github_secret_env: String,
+    /// The environment variable holding the GitLab webhook token (`X-Gitlab-Token`).
+    #[serde(default = "default_gitlab_env")]
+    pub gitlab_token_env: String,
+    /// Which pull requests get previews: idp-preview's `PreviewConfig` (`repos`,
+    /// `requiredLabels`, `headBranches`, `baseBranches`, `skipDrafts`, `allowForks`,
+    /// `maxPreviewsPerRepo`, `prefix`). Default: every non-draft pull request.
+    #[serde(default)]
+    pub plan: Option<serde_json::Value>,
+    /// The namespace each preview gets: idp-preview's `NamespaceConfig` (`quota`,
+    /// `limits`, `networkPolicy`, `ingress`, `destroyTimeout`...). Default: its defaults.
+    #[serde(default)]
+    pub namespace: Option<serde_json::Value>,
+    /// A folder of Kubernetes manifests deployed into every preview. Default: none (the
+    /// preview is its namespace).
+    pub manifests: Option<PathBuf>,
+    /// How long a preview lives without activity, in hours.
+    #[serde(default = "default_ttl_hours")]
+    pub ttl_hours: u64,
+    /// Seconds between reaper sweeps (expired previews, previews of closed pull requests).
+    #[serde(default = "default_reap_seconds")]
+    pub reap_seconds: u64,
+}
+
+impl Default for PreviewsConfig {
+    fn default() -> Self {
+        Self {
+            github_secret_env: default_github_env(),
+            gitlab_token_env: default_gitlab_env(),
+            plan: None,
+            namespace: None,
+            manifests: None,
+            ttl_hours: default_ttl_hours(),
+            reap_seconds: default_reap_seconds(),
+        }
+    }
+}
+
+fn default_github_env() -> String {
+    "IDP_GITHUB_WEBHOOK_SECRET".into()
+}
+
+fn default_gitlab_env() -> String {
+    "IDP_GITLAB_WEBHOOK_TOKEN".into()
+}
+
+fn default_ttl_hours() -> u64 {
+    72
+}
+
+fn default_reap_seconds() -> u64 {
+    300
 }
 
 /// A Pod Security Standards level, or none.

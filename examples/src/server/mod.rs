@@ -14,12 +14,17 @@
 //! `state::AppState` its port and merge a router in `app`.
 
 pub mod config;
+mod create;
 mod error;
 mod portal;
+mod portal_create;
+mod previews;
 mod remote;
 mod routes;
+mod scaffolder;
 mod seed;
 mod state;
+mod templates;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -205,7 +210,11 @@ fn app(state: Arc<AppState>) -> Router {
         .merge(routes::search::router())
         .merge(routes::policy::router())
         .merge(routes::ops::router())
+        .merge(routes::scaffolder::router())
+        .merge(routes::previews::router())
+        .merge(routes::admission::router())
         .merge(portal::router())
+        .merge(portal_create::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             error::layer,
@@ -285,6 +294,7 @@ pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
             GitProvider::new("catalog", repo, &branch).with_glob(&config.catalog.glob),
         ));
     }
+    create::install(&state, &config).await?;
     if let Some(n) = options.generate {
         let inputs: Vec<EntityInput> = idp_catalog::generate::org(n, 42)
             .into_iter()
@@ -344,6 +354,7 @@ pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
         }
     });
 
+    let create_background = create::spawn_background(&state, stop_rx.clone());
     let mut serve_stop = stop_rx;
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app(state))
@@ -353,6 +364,7 @@ pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
             })
             .await;
         let _ = refresher.await;
+        let _ = create_background.await;
         if let Some(fake) = simulated {
             fake.shutdown().await;
         }

@@ -72,7 +72,7 @@ dl{display:grid;grid-template-columns:10rem 1fr;gap:.3rem 1rem}dt{color:#5b6272}
 pre{background:#f1f2f5;padding:.8rem;overflow:auto;max-height:24rem}.muted{color:#5b6272}\
 input[type=search]{padding:.35rem .5rem;width:18rem}";
 
-fn page(state: &AppState, title: &str, body: &str) -> Html<String> {
+pub(crate) fn page(state: &AppState, title: &str, body: &str) -> Html<String> {
     let cluster = if state.cluster.simulated {
         format!(
             "<span class=\"badge sim\" title=\"no kubeconfig found: an in-process simulated cluster\">{}</span>",
@@ -83,12 +83,12 @@ fn page(state: &AppState, title: &str, body: &str) -> Html<String> {
     };
     Html(format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{} · idp</title><style>{STYLE}</style></head>\
-<body><header><a href=\"/\">idp portal</a><a href=\"/api/openapi.json\">API</a>{cluster}</header><main>{body}</main></body></html>",
+<body><header><a href=\"/\">idp portal</a><a href=\"/create\">Create</a><a href=\"/previews\">Previews</a><a href=\"/api/openapi.json\">API</a>{cluster}</header><main>{body}</main></body></html>",
         esc(title)
     ))
 }
 
-fn str_at<'a>(v: &'a Value, path: &[&str]) -> &'a str {
+pub(crate) fn str_at<'a>(v: &'a Value, path: &[&str]) -> &'a str {
     let mut cur = v;
     for p in path {
         match cur.get(p) {
@@ -384,15 +384,11 @@ async fn entity_page(
     } else {
         "Deployments: not configured."
     };
-    let previews = if state.environments.is_some() {
-        "Preview environments are configured; the list is not shown yet."
-    } else {
-        "Previews: not configured."
-    };
+    let previews = crate::server::portal_create::entity_previews(&state, entity.entity_ref()).await;
     let _ = write!(
         body,
         "<section><h2>Deployments</h2><p class=\"muted\">{deploy}</p></section>\
-<section><h2>Previews</h2><p class=\"muted\">{previews}</p></section>\
+<section><h2>Previews</h2>{previews}</section>\
 <section><h2>Cost</h2><p class=\"muted\">Cost: not configured.</p></section>"
     );
     let _ = write!(

@@ -11,6 +11,18 @@ pub const FILES: &[(&str, &str)] = &[
     ("services/payments/catalog-info.yaml", PAYMENTS),
     ("services/platform/catalog-info.yaml", PLATFORM),
     ("resources/catalog-info.yaml", RESOURCES),
+    (
+        "templates/rust-service/catalog-info.yaml",
+        crate::server::templates::RUST_SERVICE,
+    ),
+    (
+        "templates/postgres-database/catalog-info.yaml",
+        crate::server::templates::POSTGRES_DATABASE,
+    ),
+    (
+        "templates/object-bucket/catalog-info.yaml",
+        crate::server::templates::OBJECT_BUCKET,
+    ),
 ];
 
 /// Create the local catalog repository at `path` with the demo organisation on

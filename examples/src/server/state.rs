@@ -82,12 +82,15 @@ pub struct AppState {
     /// Deployments (idp-deploy), once wired.
     pub deployer: Option<Arc<dyn Deployer>>,
     /// Preview environments (idp-preview), once wired.
+    #[allow(dead_code)] // the preview area keeps its provider in `create`
     pub environments: Option<Arc<dyn EnvironmentProvider>>,
     /// When the process started.
     pub started: Instant,
     /// The data directory (local repositories, generated secrets).
     #[allow(dead_code)] // read by the deployment and preview areas as they are wired
     pub data: PathBuf,
+    /// The scaffolder, previews and admission, once installed.
+    pub create: std::sync::OnceLock<Arc<crate::server::create::CreateArea>>,
 }
 
 impl AppState {
@@ -110,6 +113,7 @@ impl AppState {
             environments: None,
             started: Instant::now(),
             data,
+            create: std::sync::OnceLock::new(),
         }
     }
 

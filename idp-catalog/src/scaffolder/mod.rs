@@ -75,7 +75,9 @@ mod workspace;
 pub use action::{Action, ActionContext, ActionRegistry};
 pub use params::{FieldError, property_type, validate_parameters};
 pub use render::{DEFAULT_FUEL, Renderer, parse_entity_ref, parse_repo_url};
-pub use run::{LogLine, RunOptions, Scaffolder, StepReport, StepStatus, Task, TaskStatus, User};
+pub use run::{
+    LogLine, Progress, RunOptions, Scaffolder, StepReport, StepStatus, Task, TaskStatus, User,
+};
 pub use secrets::{CancelToken, REDACTED, Redactor};
 pub use template::{API_VERSION, ParameterStep, Step, Template, TemplateOutput};
 pub use workspace::Workspace;

@@ -98,6 +98,9 @@ pub struct RunOptions {
     pub secrets: BTreeMap<String, String>,
     /// Cancel the run from elsewhere.
     pub cancel: CancelToken,
+    /// Receives [`Progress`] while the task runs (a step starts, its log lines, its
+    /// report), for servers that stream step logs; `None`: nothing is sent.
+    pub progress: Option<tokio::sync::mpsc::UnboundedSender<Progress>>,
 }
 
 impl RunOptions {
@@ -152,6 +155,53 @@ impl RunOptions {
         self.cancel = token;
         self
     }
+
+    /// Send [`Progress`] to `sender` while the task runs. A closed receiver is ignored.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> idp_core::Result<()> {
+    /// use idp_catalog::scaffolder::*;
+    /// let t = Template::from_yaml("apiVersion: scaffolder.backstage.io/v1beta3\nkind: Template\nmetadata: {name: t}\nspec:\n  type: x\n  steps:\n    - {id: hi, action: debug:log, input: {message: hello}}")?;
+    /// let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    /// let options = RunOptions::new().progress(tx);
+    /// Scaffolder::new(ActionRegistry::builtin()).run(&t, &serde_json::json!({}), &User::anonymous(), options).await?;
+    /// assert_eq!(rx.recv().await, Some(Progress::StepStarted { id: "hi".into() }));
+    /// assert!(matches!(rx.recv().await, Some(Progress::Log(line)) if line.message == "hello"));
+    /// assert!(matches!(rx.recv().await, Some(Progress::StepFinished(r)) if r.status == StepStatus::Completed));
+    /// assert_eq!(rx.recv().await, None, "the sender is dropped when the run ends");
+    /// # Ok(()) }
+    /// ```
+    pub fn progress(mut self, sender: tokio::sync::mpsc::UnboundedSender<Progress>) -> Self {
+        self.progress = Some(sender);
+        self
+    }
+
+    fn send(&self, progress: Progress) {
+        if let Some(tx) = &self.progress {
+            let _ = tx.send(progress);
+        }
+    }
+}
+
+/// What a running task reports through [`RunOptions::progress`], in order: for each step
+/// that runs, `StepStarted`, its `Log` lines, then `StepFinished`.
+///
+/// ```
+/// let p = idp_catalog::scaffolder::Progress::StepStarted { id: "fetch".into() };
+/// assert_eq!(serde_json::to_value(&p).unwrap()["type"], "stepStarted");
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum Progress {
+    /// A step is about to run.
+    StepStarted {
+        /// The step id.
+        id: String,
+    },
+    /// A log line (secrets redacted).
+    Log(LogLine),
+    /// A step ended (completed, skipped, failed or cancelled).
+    StepFinished(StepReport),
 }
 
 /// How a task ended.
@@ -557,6 +607,10 @@ impl Scaffolder {
                 break;
             }
             let started = Instant::now();
+            let log_from = task.log.len();
+            options.send(Progress::StepStarted {
+                id: step.id.clone(),
+            });
             let what = format!("step `{}`", step.id);
             let span =
                 tracing::info_span!("scaffolder.step", step = %step.id, action = %step.action);
@@ -612,8 +666,14 @@ impl Scaffolder {
                         message: format!("failed: {message}"),
                     });
                     task.error = Some(format!("{what} ({}): {message}", step.action));
-                    break;
                 }
+            }
+            for line in &task.log[log_from..] {
+                options.send(Progress::Log(line.clone()));
+            }
+            options.send(Progress::StepFinished(task.steps[i].clone()));
+            if task.status != TaskStatus::Completed {
+                break;
             }
         }
 

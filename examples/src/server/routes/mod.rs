@@ -2,7 +2,10 @@
 //! (`idp-deploy`), the scaffolder, previews and admission each get a module with a
 //! `router()` and optional ports in [`AppState`](crate::server::state::AppState).
 
+pub mod admission;
 pub mod catalog;
 pub mod ops;
 pub mod policy;
+pub mod previews;
+pub mod scaffolder;
 pub mod search;

@@ -198,6 +198,84 @@ pub const ROUTES: &[(&str, &str, &str, Option<&str>)] = &[
         "Check Kubernetes manifests (YAML or JSON body) against Pod Security Standards and guardrails",
         None,
     ),
+    (
+        "get",
+        "/api/scaffolder/v2/templates/{namespace}/{kind}/{name}/parameter-schema",
+        "A template's title, description and parameter pages (JSON Schemas)",
+        None,
+    ),
+    (
+        "get",
+        "/api/scaffolder/v2/actions",
+        "The scaffolder's actions with their input and output schemas",
+        None,
+    ),
+    (
+        "post",
+        "/api/scaffolder/v2/tasks",
+        "Run a template in the background (201 {id}); values are validated against its schema",
+        Some("TaskRequest"),
+    ),
+    (
+        "get",
+        "/api/scaffolder/v2/tasks",
+        "Scaffolder tasks, newest first",
+        None,
+    ),
+    (
+        "get",
+        "/api/scaffolder/v2/tasks/{id}",
+        "One task: spec, status (open, processing, completed, failed), output",
+        None,
+    ),
+    (
+        "post",
+        "/api/scaffolder/v2/tasks/{id}/cancel",
+        "Cancel a running task (409 when it has finished)",
+        None,
+    ),
+    (
+        "get",
+        "/api/scaffolder/v2/tasks/{id}/events",
+        "The task's step log events after the `after` cursor",
+        None,
+    ),
+    (
+        "get",
+        "/api/scaffolder/v2/tasks/{id}/eventstream",
+        "The task's events as Server-Sent Events, until it completes",
+        None,
+    ),
+    (
+        "get",
+        "/api/previews",
+        "Preview environments with status, URL and expiry",
+        None,
+    ),
+    (
+        "post",
+        "/webhooks/github",
+        "GitHub pull_request deliveries (X-Hub-Signature-256 verified first)",
+        None,
+    ),
+    (
+        "post",
+        "/webhooks/gitlab",
+        "GitLab merge request deliveries (X-Gitlab-Token verified first)",
+        None,
+    ),
+    (
+        "post",
+        "/admission/validate",
+        "Validating admission webhook (admission.k8s.io/v1 AdmissionReview)",
+        Some("AdmissionReview"),
+    ),
+    (
+        "post",
+        "/admission/mutate",
+        "Mutating admission webhook; the answer carries a base64 JSONPatch",
+        Some("AdmissionReview"),
+    ),
     ("get", "/healthz", "Liveness", None),
     (
         "get",
@@ -235,6 +313,34 @@ pub fn openapi_document() -> Value {
         "PolicyCheckResult",
         schemars::schema_for!(Vec<crate::server::routes::policy::CheckRow>),
     );
+    add(
+        "TaskRequest",
+        schemars::schema_for!(crate::server::routes::scaffolder::TaskRequest),
+    );
+    add(
+        "TaskCreated",
+        schemars::schema_for!(crate::server::routes::scaffolder::TaskCreated),
+    );
+    add(
+        "Task",
+        schemars::schema_for!(crate::server::scaffolder::TaskView),
+    );
+    add(
+        "TaskEvents",
+        schemars::schema_for!(Vec<crate::server::scaffolder::TaskEvent>),
+    );
+    add(
+        "PreviewList",
+        schemars::schema_for!(crate::server::routes::previews::PreviewList),
+    );
+    add(
+        "WebhookOutcome",
+        schemars::schema_for!(crate::server::previews::WebhookOutcome),
+    );
+    schemas.insert(
+        "AdmissionReview".to_owned(),
+        json!({"type": "object", "description": "admission.k8s.io/v1 AdmissionReview", "required": ["apiVersion", "kind"], "properties": {"apiVersion": {"const": "admission.k8s.io/v1"}, "kind": {"const": "AdmissionReview"}, "request": {"type": "object"}, "response": {"type": "object"}}}),
+    );
     let mut paths = serde_json::Map::new();
     for (method, path, summary, body) in ROUTES {
         let params: Vec<Value> = path
@@ -262,6 +368,18 @@ pub fn openapi_document() -> Value {
                 "application/json": {"schema": {}}
             }});
             op["responses"]["200"] = json!({"description": "One row per object", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PolicyCheckResult"}}}});
+        }
+        let answer = match *path {
+            "/api/scaffolder/v2/tasks" if *method == "post" => Some(("201", "TaskCreated")),
+            "/api/scaffolder/v2/tasks/{id}" => Some(("200", "Task")),
+            "/api/scaffolder/v2/tasks/{id}/events" => Some(("200", "TaskEvents")),
+            "/api/previews" => Some(("200", "PreviewList")),
+            "/webhooks/github" | "/webhooks/gitlab" => Some(("200", "WebhookOutcome")),
+            "/admission/validate" | "/admission/mutate" => Some(("200", "AdmissionReview")),
+            _ => None,
+        };
+        if let Some((code, schema)) = answer {
+            op["responses"][code] = json!({"description": "Success", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}});
         }
         let entry = paths.entry((*path).to_owned()).or_insert_with(|| json!({}));
         entry[*method] = op;

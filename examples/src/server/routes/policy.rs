@@ -65,7 +65,7 @@ pub struct CheckRow {
     pub violations: Vec<ViolationRow>,
 }
 
-fn build_set(pss: PssSetting, guardrails: bool) -> PolicySet {
+pub(crate) fn build_set(pss: PssSetting, guardrails: bool) -> PolicySet {
     let mut set = PolicySet::new().named("idp-server");
     match pss {
         PssSetting::None => {}

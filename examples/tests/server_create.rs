@@ -1,0 +1,1128 @@
+//! idp-server's creation area end to end, on a server started in-process with embedded
+//! defaults (a seeded catalog in a temporary data directory, the simulated cluster):
+//! templates, the scaffolder API and its portal form, previews driven by signed GitHub and
+//! GitLab webhooks, and the admission webhooks.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use idp_examples::server::{Config, RunningServer, ServerOptions, start};
+use k8s_openapi::api::core::v1::Namespace;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+struct Harness {
+    server: RunningServer,
+    data: tempfile::TempDir,
+}
+
+async fn harness() -> Harness {
+    harness_at(std::path::Path::to_path_buf).await
+}
+
+/// A server whose data directory is `path(tempdir)`.
+async fn harness_at(path: impl Fn(&std::path::Path) -> std::path::PathBuf) -> Harness {
+    harness_with(Config::default(), path).await
+}
+
+async fn harness_with(
+    config: Config,
+    path: impl Fn(&std::path::Path) -> std::path::PathBuf,
+) -> Harness {
+    let data = tempfile::tempdir().unwrap();
+    let server = start(ServerOptions {
+        listen: Some("127.0.0.1:0".into()),
+        data: Some(path(data.path())),
+        simulated_cluster: true,
+        ..ServerOptions::new(config)
+    })
+    .await
+    .unwrap();
+    Harness { server, data }
+}
+
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}), status {}: {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn dechunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(line_end) = body.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size_text = String::from_utf8_lossy(&body[..line_end]);
+        let size =
+            usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap_or(0);
+        if size == 0 {
+            return out;
+        }
+        let start = line_end + 2;
+        out.extend_from_slice(&body[start..start + size]);
+        body = &body[start + size + 2..];
+    }
+}
+
+impl Harness {
+    async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Resp {
+        let mut stream = tokio::net::TcpStream::connect(self.server.addr())
+            .await
+            .unwrap();
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            self.server.addr(),
+            body.len()
+        );
+        for (k, v) in headers {
+            let _ = write!(head, "{k}: {v}\r\n");
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(body).await.unwrap();
+        let mut raw = Vec::new();
+        tokio::time::timeout(Duration::from_secs(120), stream.read_to_end(&mut raw))
+            .await
+            .expect("the response came in time")
+            .unwrap();
+        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+        let mut lines = head.split("\r\n");
+        let status = lines
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        let mut body = raw[split + 4..].to_vec();
+        if headers
+            .iter()
+            .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
+        {
+            body = dechunk(&body);
+        }
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn get(&self, path: &str) -> Resp {
+        self.request("GET", path, &[], b"").await
+    }
+
+    async fn post_json(&self, path: &str, value: &Value) -> Resp {
+        let body = serde_json::to_vec(value).unwrap();
+        self.request("POST", path, &[("Content-Type", "application/json")], &body)
+            .await
+    }
+
+    async fn wait_task(&self, id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let task = self
+                .get(&format!("/api/scaffolder/v2/tasks/{id}"))
+                .await
+                .json();
+            if task["status"] == "completed" || task["status"] == "failed" {
+                return task;
+            }
+            assert!(Instant::now() < deadline, "task still running: {task}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// A client for the server's simulated cluster (its URL is on every portal page).
+    async fn cluster(&self) -> kube::Client {
+        let html = self.get("/").await.text();
+        let at = html
+            .find("simulated cluster at ")
+            .expect("a simulated cluster")
+            + 21;
+        let url: String = html[at..]
+            .chars()
+            .take_while(|c| !matches!(c, '<' | '"' | ' '))
+            .collect();
+        kube::Client::try_from(kube::Config::new(url.parse::<hyper::Uri>().unwrap())).unwrap()
+    }
+
+    fn secret(&self) -> String {
+        std::fs::read_to_string(self.data.path().join("webhook-secret"))
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+}
+
+async fn namespace_exists(client: &kube::Client, name: &str) -> bool {
+    kube::Api::<Namespace>::all(client.clone())
+        .get_opt(name)
+        .await
+        .unwrap()
+        .is_some()
+}
+
+async fn preview_namespaces(client: &kube::Client) -> Vec<String> {
+    kube::Api::<Namespace>::all(client.clone())
+        .list(&kube::api::ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|n| n.metadata.name)
+        .filter(|n| n.starts_with("pr-"))
+        .collect()
+}
+
+fn names(items: &Value) -> Vec<String> {
+    items
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["metadata"]["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn templates_are_in_the_catalog_with_their_parameter_schemas() {
+    let h = harness().await;
+    let templates = h.get("/api/catalog/entities?filter=kind=template").await;
+    assert_eq!(templates.status, 200);
+    let mut found = names(&templates.json());
+    found.sort();
+    assert_eq!(
+        found,
+        ["object-bucket", "postgres-database", "rust-service"]
+    );
+
+    let schema = h
+        .get("/api/scaffolder/v2/templates/default/template/rust-service/parameter-schema")
+        .await;
+    assert_eq!(schema.status, 200, "{}", schema.text());
+    let schema = schema.json();
+    assert_eq!(schema["title"], "Rust service");
+    assert!(schema["description"].as_str().unwrap().contains("Rust"));
+    let steps = schema["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 3);
+    assert_eq!(steps[0]["title"], "About the service");
+    assert_eq!(
+        steps[0]["schema"]["properties"]["name"]["type"], "string",
+        "{schema}"
+    );
+    assert!(
+        steps[0]["schema"]["required"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("name"))
+    );
+    assert_eq!(steps[1]["schema"]["properties"]["port"]["default"], 8080);
+    // The server fills repoUrl, so the schema no longer requires it.
+    assert!(
+        !steps[2]["schema"]["required"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("repoUrl"))
+    );
+
+    let missing = h
+        .get("/api/scaffolder/v2/templates/default/template/nope/parameter-schema")
+        .await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.json()["error"]["name"], "NotFoundError");
+
+    let actions = h.get("/api/scaffolder/v2/actions").await.json();
+    let publish = actions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == "publish:git")
+        .expect("publish:git is listed");
+    assert!(publish["schema"]["input"]["properties"]["repoUrl"].is_object());
+
+    let doc = h.get("/api/openapi.json").await.json();
+    for path in [
+        "/api/scaffolder/v2/tasks",
+        "/api/scaffolder/v2/tasks/{id}/eventstream",
+        "/api/previews",
+        "/webhooks/github",
+        "/admission/validate",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} missing");
+    }
+    assert!(doc["components"]["schemas"]["TaskRequest"]["properties"]["templateRef"].is_object());
+
+    // The portal lists them and generates a form from the schema.
+    let create = h.get("/create").await.text();
+    assert!(
+        create.contains("/create/default/rust-service") && create.contains("Object storage bucket")
+    );
+    let form = h.get("/create/default/rust-service").await.text();
+    assert!(form.contains("<form method=\"post\""));
+    assert!(form.contains("name=\"name\"") && form.contains("required"));
+    assert!(form.contains("type=\"number\"") && form.contains("value=\"8080\""));
+    assert!(form.contains("<option value=\"gitlab-ci\">GitLab CI</option>"));
+    h.server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rust_service_task_completes_and_the_component_is_in_the_catalog() {
+    let h = harness().await;
+    let created = h
+        .post_json(
+            "/api/scaffolder/v2/tasks",
+            &json!({
+                "templateRef": "template:default/rust-service",
+                "values": {"name": "orders-api", "owner": "group:default/payments-team", "description": "Takes orders"}
+            }),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+
+    let task = h.wait_task(&id).await;
+    assert_eq!(task["status"], "completed", "{task}");
+    assert_eq!(
+        task["spec"]["templateInfo"]["entityRef"],
+        "template:default/rust-service"
+    );
+    let links = task["output"]["links"].as_array().unwrap();
+    assert!(
+        links
+            .iter()
+            .any(|l| l["entityRef"] == "component:default/orders-api"),
+        "{task}"
+    );
+
+    // The new component is in the catalog, with its owner, read from the new repository.
+    let entity = h
+        .get("/api/catalog/entities/by-name/component/default/orders-api")
+        .await;
+    assert_eq!(entity.status, 200, "{}", entity.text());
+    let entity = entity.json();
+    assert_eq!(entity["spec"]["owner"], "group:default/payments-team");
+    assert!(
+        entity["relations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["type"] == "ownedBy" && r["targetRef"] == "group:default/payments-team"),
+        "{entity}"
+    );
+    assert!(h.data.path().join("repos/orders-api.git/HEAD").is_file());
+
+    // Step logs as events, with an `after` cursor.
+    let events = h
+        .get(&format!("/api/scaffolder/v2/tasks/{id}/events"))
+        .await
+        .json();
+    let events = events.as_array().unwrap();
+    for step in ["fetch", "publish", "register"] {
+        assert!(
+            events.iter().any(|e| e["body"]["stepId"] == step),
+            "no events of step {step}: {events:?}"
+        );
+    }
+    // In order: each step begins, logs and finishes before the next begins.
+    let position = |step: &str, prefix: &str| {
+        events
+            .iter()
+            .position(|e| {
+                e["body"]["stepId"] == step
+                    && e["body"]["message"].as_str().unwrap().starts_with(prefix)
+            })
+            .unwrap_or_else(|| panic!("no {prefix:?} event for {step}: {events:?}"))
+    };
+    assert!(position("fetch", "Beginning step") < position("fetch", "fetch:template"));
+    assert!(position("fetch", "fetch:template") < position("fetch", "Finished step"));
+    assert!(position("fetch", "Finished step") < position("publish", "Beginning step"));
+    assert!(position("publish", "Finished step") < position("register", "Beginning step"));
+    let last = events.last().unwrap();
+    assert_eq!(last["type"], "completion");
+    assert_eq!(last["body"]["status"], "completed");
+    let ids: Vec<u64> = events.iter().map(|e| e["id"].as_u64().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    let later = h
+        .get(&format!(
+            "/api/scaffolder/v2/tasks/{id}/events?after={}",
+            ids[2]
+        ))
+        .await
+        .json();
+    assert_eq!(later.as_array().unwrap().len(), events.len() - 3);
+    let bad_cursor = h
+        .get(&format!("/api/scaffolder/v2/tasks/{id}/events?after=x"))
+        .await;
+    assert_eq!(bad_cursor.status, 400);
+
+    // The same events as Server-Sent Events; the stream ends with the completion.
+    let sse = h
+        .get(&format!("/api/scaffolder/v2/tasks/{id}/eventstream"))
+        .await;
+    assert_eq!(sse.status, 200);
+    assert!(
+        sse.header("content-type")
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let text = sse.text();
+    assert!(
+        text.contains("event: log") && text.contains("event: completion"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("\ndata: ").count() + usize::from(text.starts_with("data: ")),
+        events.len(),
+        "{text}"
+    );
+
+    // The task page shows the step logs.
+    let page = h.get(&format!("/tasks/{id}")).await.text();
+    assert!(page.contains("publish") && page.contains("component:default/orders-api"));
+
+    // The same name again: the repository exists.
+    let again = h
+        .post_json(
+            "/api/scaffolder/v2/tasks",
+            &json!({"templateRef": "template:default/rust-service", "values": {"name": "orders-api", "owner": "payments-team"}}),
+        )
+        .await;
+    assert_eq!(again.status, 409, "{}", again.text());
+    assert!(
+        again.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("values.name")
+    );
+
+    let list = h.get("/api/scaffolder/v2/tasks").await.json();
+    assert_eq!(list["totalTasks"], 1);
+    let cancel = h
+        .request(
+            "POST",
+            &format!("/api/scaffolder/v2/tasks/{id}/cancel"),
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!(cancel.status, 409, "{}", cancel.text());
+    let unknown = h
+        .request("POST", "/api/scaffolder/v2/tasks/nope/cancel", &[], b"")
+        .await;
+    assert_eq!(unknown.status, 404);
+    h.server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relative_data_directory_publishes_and_registers() {
+    // `--data .idp` is relative to the working directory: new repositories still get
+    // usable file:// URLs.
+    let cwd = std::env::current_dir().unwrap();
+    let h = harness_at(|p| {
+        let up = "../".repeat(cwd.components().count() - 1);
+        std::path::PathBuf::from(up).join(p.strip_prefix("/").unwrap())
+    })
+    .await;
+    let created = h
+        .post_json(
+            "/api/scaffolder/v2/tasks",
+            &json!({"templateRef": "template:default/rust-service", "values": {"name": "stock", "owner": "platform-team"}}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let task = h.wait_task(created.json()["id"].as_str().unwrap()).await;
+    assert_eq!(task["status"], "completed", "{task}");
+    let entity = h
+        .get("/api/catalog/entities/by-name/component/default/stock")
+        .await;
+    assert_eq!(entity.status, 200);
+    h.server.shutdown().await.unwrap();
+}
+
+const BROKEN: &str = r#"apiVersion: scaffolder.backstage.io/v1beta3
+kind: Template
+metadata:
+  name: broken-service
+  title: Broken service
+spec:
+  type: service
+  owner: group:default/platform-team
+  parameters:
+    - required: [name, repoUrl]
+      properties:
+        name: {type: string}
+        repoUrl: {type: string}
+  steps:
+    - id: write
+      action: catalog:write
+      input:
+        entity:
+          apiVersion: backstage.io/v1alpha1
+          kind: Component
+          metadata: {name: "${{ parameters.name }}"}
+          spec: {type: service, owner: platform-team, lifecycle: experimental}
+    - id: publish
+      action: publish:git
+      input: {repoUrl: "${{ parameters.repoUrl }}"}
+    - id: boom
+      action: debug:log
+      input: {message: "${{ parameters.nothing.here }}"}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_task_reports_its_step_and_leaves_no_repository() {
+    let h = harness().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("template.yaml");
+    std::fs::write(&file, BROKEN).unwrap();
+    let registered = h
+        .post_json(
+            "/api/catalog/locations",
+            &json!({"type": "file", "target": file.display().to_string()}),
+        )
+        .await;
+    assert_eq!(registered.status, 201, "{}", registered.text());
+    let created = h
+        .post_json(
+            "/api/scaffolder/v2/tasks",
+            &json!({"templateRef": "template:default/broken-service", "values": {"name": "fragile"}}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    let task = h.wait_task(&id).await;
+    assert_eq!(task["status"], "failed", "{task}");
+    assert!(task["error"].as_str().unwrap().contains("boom"), "{task}");
+    let events = h
+        .get(&format!("/api/scaffolder/v2/tasks/{id}/events"))
+        .await
+        .json();
+    let events = events.as_array().unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["body"]["stepId"] == "publish" && e["body"]["status"] == "completed")
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["body"]["stepId"] == "boom" && e["body"]["status"] == "failed")
+    );
+    assert_eq!(events.last().unwrap()["body"]["status"], "failed");
+    // The repository the task created is gone, and nothing was registered.
+    assert!(!h.data.path().join("repos/fragile.git").exists());
+    assert_eq!(
+        h.get("/api/catalog/entities/by-name/component/default/fragile")
+            .await
+            .status,
+        404
+    );
+    let page = h.get(&format!("/tasks/{id}")).await.text();
+    assert!(page.contains("Failed:") && page.contains("boom"));
+    h.server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_task_requests_are_400_naming_the_field() {
+    let h = harness().await;
+    let post = |body: Value| {
+        let h = &h;
+        async move { h.post_json("/api/scaffolder/v2/tasks", &body).await }
+    };
+    let missing = post(json!({"templateRef": "template:default/rust-service", "values": {"owner": "payments-team"}})).await;
+    assert_eq!(missing.status, 400);
+    let message = missing.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(message.contains("values.name"), "{message}");
+    assert_eq!(missing.json()["error"]["name"], "InputError");
+
+    let bad_pattern = post(json!({"templateRef": "template:default/rust-service", "values": {"name": "Not A Name", "owner": "payments-team"}})).await;
+    assert_eq!(bad_pattern.status, 400);
+    let message = bad_pattern.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(message.contains("values.name"), "{message}");
+
+    let bad_type = post(json!({"templateRef": "template:default/rust-service", "values": {"name": "cart", "owner": "payments-team", "port": "eighty"}})).await;
+    assert_eq!(bad_type.status, 400);
+    let message = bad_type.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(message.contains("values.port"), "{message}");
+
+    let outside = post(json!({"templateRef": "template:default/rust-service", "values": {"name": "cart", "owner": "payments-team", "repoUrl": "file:///tmp/elsewhere.git"}})).await;
+    assert_eq!(outside.status, 400);
+    assert!(
+        outside.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("values.repoUrl")
+    );
+
+    let no_ref = post(json!({"values": {}})).await;
+    assert_eq!(no_ref.status, 400);
+    assert!(
+        no_ref.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("templateRef")
+    );
+
+    let values_not_object =
+        post(json!({"templateRef": "template:default/rust-service", "values": [1]})).await;
+    assert_eq!(values_not_object.status, 400);
+    assert!(
+        values_not_object.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("values")
+    );
+
+    let not_json = h
+        .request(
+            "POST",
+            "/api/scaffolder/v2/tasks",
+            &[("Content-Type", "application/json")],
+            b"{nope",
+        )
+        .await;
+    assert_eq!(not_json.status, 400);
+    assert!(
+        not_json.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON")
+    );
+
+    let unknown = post(json!({"templateRef": "template:default/nope", "values": {}})).await;
+    assert_eq!(unknown.status, 404);
+
+    // Nothing ran.
+    assert_eq!(
+        h.get("/api/scaffolder/v2/tasks").await.json()["totalTasks"],
+        0
+    );
+    assert!(!h.data.path().join("repos/cart.git").exists());
+
+    // The portal form shows the problems next to the fields and keeps what was typed.
+    let form = h
+        .request(
+            "POST",
+            "/create/default/rust-service",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            b"name=Bad+Name%21&owner=payments-team&port=80x&replicas=2",
+        )
+        .await;
+    assert_eq!(form.status, 400);
+    let html = form.text();
+    assert!(html.contains("must be a whole number"), "{html}");
+    assert!(html.contains("value=\"Bad Name!\""), "{html}");
+    let form = h
+        .request(
+            "POST",
+            "/create/default/rust-service",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            b"name=Bad+Name%21&owner=payments-team&port=8080",
+        )
+        .await;
+    assert_eq!(form.status, 400);
+    assert!(form.text().contains("class=\"error\""));
+
+    // A valid form starts a task and redirects to its page.
+    let ok = h
+        .request(
+            "POST",
+            "/create/default/rust-service",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            b"name=cart-api&owner=storefront-team&port=8081&ci=gitlab-ci&repoUrl=",
+        )
+        .await;
+    assert_eq!(ok.status, 303, "{}", ok.text());
+    let location = ok.header("location").unwrap().to_owned();
+    let id = location.strip_prefix("/tasks/").unwrap();
+    let task = h.wait_task(id).await;
+    assert_eq!(task["status"], "completed", "{task}");
+    assert_eq!(task["spec"]["parameters"]["port"], 8081);
+    let entity = h
+        .get("/api/catalog/entities/by-name/component/default/cart-api")
+        .await
+        .json();
+    assert_eq!(entity["spec"]["owner"], "storefront-team");
+    h.server.shutdown().await.unwrap();
+}
+
+fn github_sign(secret: &str, body: &[u8]) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+    let tag = ring::hmac::sign(&key, body);
+    let hex = tag.as_ref().iter().fold(String::new(), |mut acc, b| {
+        let _ = write!(acc, "{b:02x}");
+        acc
+    });
+    format!("sha256={hex}")
+}
+
+fn pull_request(action: &str, number: u64, sha: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "action": action,
+        "number": number,
+        "repository": {"full_name": "acme/web-shop"},
+        "pull_request": {
+            "number": number,
+            "state": if action == "closed" { "closed" } else { "open" },
+            "title": "Faster checkout",
+            "draft": false,
+            "merged": false,
+            "user": {"login": "jane"},
+            "labels": [],
+            "head": {"ref": "feature/fast", "sha": sha, "repo": {"full_name": "acme/web-shop"}},
+            "base": {"ref": "main"}
+        }
+    }))
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn github_pull_requests_open_and_close_previews() {
+    let h = harness().await;
+    let secret = h.secret();
+    assert_eq!(secret.len(), 64);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(h.data.path().join("webhook-secret"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let cluster = h.cluster().await;
+    assert!(preview_namespaces(&cluster).await.is_empty());
+
+    // A bad signature: 401 and nothing created.
+    let body = pull_request("opened", 7, "0123456789abcdef");
+    let forged = h
+        .request(
+            "POST",
+            "/webhooks/github",
+            &[
+                ("X-GitHub-Event", "pull_request"),
+                ("X-Hub-Signature-256", &github_sign("not-the-secret", &body)),
+                ("Content-Type", "application/json"),
+            ],
+            &body,
+        )
+        .await;
+    assert_eq!(forged.status, 401, "{}", forged.text());
+    assert_eq!(forged.json()["error"]["name"], "AuthenticationError");
+    let unsigned = h
+        .request(
+            "POST",
+            "/webhooks/github",
+            &[("X-GitHub-Event", "pull_request")],
+            &body,
+        )
+        .await;
+    assert_eq!(unsigned.status, 401);
+    assert!(preview_namespaces(&cluster).await.is_empty());
+    assert_eq!(h.get("/api/previews").await.json()["items"], json!([]));
+
+    // Signed but malformed: 400 with a message, nothing created.
+    let garbage = b"{\"action\": \"opened\"";
+    let malformed = h
+        .request(
+            "POST",
+            "/webhooks/github",
+            &[
+                ("X-GitHub-Event", "pull_request"),
+                ("X-Hub-Signature-256", &github_sign(&secret, garbage)),
+            ],
+            garbage,
+        )
+        .await;
+    assert_eq!(malformed.status, 400);
+    assert!(
+        malformed.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("JSON")
+    );
+    let no_repo = br#"{"action": "opened", "number": 3, "pull_request": {}}"#;
+    let missing_field = h
+        .request(
+            "POST",
+            "/webhooks/github",
+            &[
+                ("X-GitHub-Event", "pull_request"),
+                ("X-Hub-Signature-256", &github_sign(&secret, no_repo)),
+            ],
+            no_repo,
+        )
+        .await;
+    assert_eq!(missing_field.status, 400);
+    assert!(
+        missing_field.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("repository.full_name")
+    );
+    assert!(preview_namespaces(&cluster).await.is_empty());
+
+    // A ping is fine and ignored.
+    let ping = h
+        .request(
+            "POST",
+            "/webhooks/github",
+            &[
+                ("X-GitHub-Event", "ping"),
+                ("X-Hub-Signature-256", &github_sign(&secret, b"{}")),
+            ],
+            b"{}",
+        )
+        .await;
+    assert_eq!(ping.status, 200);
+    assert_eq!(ping.json()["result"], "ignored");
+
+    // Opened: the preview's namespace exists and the preview is ready.
+    let opened = h
+        .request(
+            "POST",
+            "/webhooks/github",
+            &[
+                ("X-GitHub-Event", "pull_request"),
+                ("X-Hub-Signature-256", &github_sign(&secret, &body)),
+            ],
+            &body,
+        )
+        .await;
+    assert_eq!(opened.status, 200, "{}", opened.text());
+    let outcome = opened.json();
+    assert_eq!(outcome["preview"]["phase"], "ready", "{outcome}");
+    let namespace = outcome["preview"]["namespace"].as_str().unwrap().to_owned();
+    assert!(namespace_exists(&cluster, &namespace).await);
+    assert_eq!(
+        preview_namespaces(&cluster).await,
+        std::slice::from_ref(&namespace)
+    );
+
+    let previews = h.get("/api/previews").await.json();
+    let items = previews["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{previews}");
+    assert_eq!(items[0]["preview"], "acme/web-shop#7");
+    assert_eq!(items[0]["status"], "ready");
+    assert_eq!(items[0]["namespace"], namespace.as_str());
+    assert_eq!(items[0]["component"], "component:default/web-shop");
+    assert!(items[0]["expiresAt"].as_str().unwrap().starts_with("20"));
+    let page = h.get("/previews").await.text();
+    assert!(page.contains("acme/web-shop#7") && page.contains("ready"));
+    // The component's page lists it too.
+    let entity_page = h.get("/catalog/default/component/web-shop").await.text();
+    assert!(entity_page.contains("acme/web-shop#7"), "{entity_page}");
+    assert!(
+        !h.get("/catalog/default/component/cart-service")
+            .await
+            .text()
+            .contains("acme/web-shop#7")
+    );
+
+    // Closed: the preview is gone, with nothing left behind.
+    let closed = pull_request("closed", 7, "0123456789abcdef");
+    let gone = h
+        .request(
+            "POST",
+            "/webhooks/github",
+            &[
+                ("X-GitHub-Event", "pull_request"),
+                ("X-Hub-Signature-256", &github_sign(&secret, &closed)),
+            ],
+            &closed,
+        )
+        .await;
+    assert_eq!(gone.status, 200, "{}", gone.text());
+    assert_eq!(gone.json()["preview"]["phase"], "gone", "{}", gone.text());
+    assert!(!namespace_exists(&cluster, &namespace).await);
+    assert!(preview_namespaces(&cluster).await.is_empty());
+    assert_eq!(h.get("/api/previews").await.json()["items"], json!([]));
+    h.server.shutdown().await.unwrap();
+}
+
+fn merge_request(action: &str, state: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "object_kind": "merge_request",
+        "user": {"username": "jane"},
+        "project": {"id": 5, "path_with_namespace": "acme/payments/ledger"},
+        "object_attributes": {
+            "iid": 12,
+            "action": action,
+            "state": state,
+            "title": "Ledger v2",
+            "source_branch": "feature/v2",
+            "target_branch": "main",
+            "source_project_id": 5,
+            "target_project_id": 5,
+            "last_commit": {"id": "feedfacecafebeef"}
+        },
+        "labels": []
+    }))
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gitlab_merge_requests_use_the_token() {
+    let h = harness().await;
+    let token = h.secret();
+    let cluster = h.cluster().await;
+    let open = merge_request("open", "opened");
+    let wrong = h
+        .request(
+            "POST",
+            "/webhooks/gitlab",
+            &[
+                ("X-Gitlab-Event", "Merge Request Hook"),
+                ("X-Gitlab-Token", "guess"),
+            ],
+            &open,
+        )
+        .await;
+    assert_eq!(wrong.status, 401);
+    assert!(preview_namespaces(&cluster).await.is_empty());
+
+    let opened = h
+        .request(
+            "POST",
+            "/webhooks/gitlab",
+            &[
+                ("X-Gitlab-Event", "Merge Request Hook"),
+                ("X-Gitlab-Token", &token),
+            ],
+            &open,
+        )
+        .await;
+    assert_eq!(opened.status, 200, "{}", opened.text());
+    assert_eq!(
+        opened.json()["preview"]["phase"],
+        "ready",
+        "{}",
+        opened.text()
+    );
+    let namespace = opened.json()["preview"]["namespace"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(namespace_exists(&cluster, &namespace).await);
+    assert_eq!(
+        h.get("/api/previews").await.json()["items"][0]["preview"],
+        "acme/payments/ledger#12"
+    );
+
+    let close = merge_request("close", "closed");
+    let closed = h
+        .request(
+            "POST",
+            "/webhooks/gitlab",
+            &[
+                ("X-Gitlab-Event", "Merge Request Hook"),
+                ("X-Gitlab-Token", &token),
+            ],
+            &close,
+        )
+        .await;
+    assert_eq!(closed.status, 200, "{}", closed.text());
+    assert!(!namespace_exists(&cluster, &namespace).await);
+    assert!(preview_namespaces(&cluster).await.is_empty());
+    h.server.shutdown().await.unwrap();
+}
+
+fn review(object: &Value) -> Value {
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+            "kind": {"group": "", "version": "v1", "kind": object["kind"]},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "name": object["metadata"]["name"],
+            "namespace": "shop",
+            "operation": "CREATE",
+            "userInfo": {"username": "jane"},
+            "object": object
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admission_reviews_round_trip() {
+    use base64::Engine as _;
+    let h = harness().await;
+    let privileged = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "root-shell", "namespace": "shop"},
+        "spec": {"hostNetwork": true, "containers": [{"name": "sh", "image": "busybox:1.36",
+            "securityContext": {"privileged": true}}]}
+    });
+    let answer = h
+        .post_json("/admission/validate", &review(&privileged))
+        .await;
+    assert_eq!(answer.status, 200);
+    let answer = answer.json();
+    assert_eq!(answer["kind"], "AdmissionReview");
+    assert_eq!(
+        answer["response"]["uid"],
+        "705ab4f5-6393-11e8-b7cc-42010a800002"
+    );
+    assert_eq!(answer["response"]["allowed"], false, "{answer}");
+    let message = answer["response"]["status"]["message"].as_str().unwrap();
+    assert!(message.contains("privileged"), "{message}");
+    assert!(message.to_lowercase().contains("host"), "{message}");
+
+    let plain = json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "settings", "namespace": "shop"},
+        "data": {"a": "b"}
+    });
+    let allowed = h
+        .post_json("/admission/validate", &review(&plain))
+        .await
+        .json();
+    assert_eq!(allowed["response"]["allowed"], true, "{allowed}");
+
+    let mutated = h
+        .post_json("/admission/mutate", &review(&plain))
+        .await
+        .json();
+    let response = &mutated["response"];
+    assert_eq!(response["allowed"], true, "{mutated}");
+    assert_eq!(response["patchType"], "JSONPatch");
+    let patch = base64::engine::general_purpose::STANDARD
+        .decode(response["patch"].as_str().unwrap())
+        .unwrap();
+    let patch: Value = serde_json::from_slice(&patch).unwrap();
+    let ops = patch.as_array().unwrap();
+    assert!(!ops.is_empty());
+    assert!(
+        ops.iter()
+            .all(|op| op["op"].is_string() && op["path"].as_str().unwrap().starts_with('/')),
+        "{patch}"
+    );
+    assert!(patch.to_string().contains("labels"), "{patch}");
+
+    // A malformed review is refused in the review itself, as Kubernetes expects.
+    let broken = h
+        .request(
+            "POST",
+            "/admission/validate",
+            &[("Content-Type", "application/json")],
+            b"{oops",
+        )
+        .await;
+    assert_eq!(broken.status, 200);
+    let broken = broken.json();
+    assert_eq!(broken["response"]["allowed"], false);
+    assert_eq!(broken["response"]["status"]["code"], 400);
+    h.server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_background_reaper_removes_expired_previews() {
+    let config = Config {
+        previews: idp_examples::server::config::PreviewsConfig {
+            reap_seconds: 1,
+            ..Default::default()
+        },
+        ..Config::default()
+    };
+    let h = harness_with(config, std::path::Path::to_path_buf).await;
+    let secret = h.secret();
+    let cluster = h.cluster().await;
+    let mut namespaces = Vec::new();
+    for number in [8, 9] {
+        let body = pull_request("opened", number, "00aa11bb");
+        let opened = h
+            .request(
+                "POST",
+                "/webhooks/github",
+                &[
+                    ("X-GitHub-Event", "pull_request"),
+                    ("X-Hub-Signature-256", &github_sign(&secret, &body)),
+                ],
+                &body,
+            )
+            .await;
+        assert_eq!(
+            opened.json()["preview"]["phase"],
+            "ready",
+            "{}",
+            opened.text()
+        );
+        namespaces.push(
+            opened.json()["preview"]["namespace"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    // Preview 8 expired an hour ago (as if nobody pushed for the whole TTL).
+    let past = (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1)).to_string();
+    kube::Api::<Namespace>::all(cluster.clone())
+        .patch(
+            &namespaces[0],
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(
+                json!({"metadata": {"annotations": {"idp.dev/expires-at": past}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while namespace_exists(&cluster, &namespaces[0]).await {
+        assert!(
+            Instant::now() < deadline,
+            "the reaper did not remove the expired preview"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The other one is kept: its pull request is open and it has not expired.
+    assert!(namespace_exists(&cluster, &namespaces[1]).await);
+    let items = h.get("/api/previews").await.json()["items"].clone();
+    assert_eq!(items.as_array().unwrap().len(), 1, "{items}");
+    assert_eq!(items[0]["preview"], "acme/web-shop#9");
+    h.server.shutdown().await.unwrap();
+}
