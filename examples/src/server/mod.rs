@@ -14,8 +14,10 @@
 //! `state::AppState` its port and merge a router in `app`.
 
 pub mod config;
+mod deliver;
 mod error;
 mod portal;
+mod portal_deliver;
 mod remote;
 mod routes;
 mod seed;
@@ -204,8 +206,10 @@ fn app(state: Arc<AppState>) -> Router {
         .merge(routes::catalog::router())
         .merge(routes::search::router())
         .merge(routes::policy::router())
+        .merge(routes::deliver::router())
         .merge(routes::ops::router())
         .merge(portal::router())
+        .merge(portal_deliver::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             error::layer,
@@ -263,6 +267,10 @@ pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
     };
 
     let state = Arc::new(AppState::new(config.policy.clone(), cluster, data.clone()));
+    let delivery = Arc::new(
+        deliver::Delivery::open(&config.deliver, &data, state.cluster.client.clone()).await?,
+    );
+    let _ = state.delivery.set(delivery.clone());
 
     // The catalog: a Git remote from the config, or the seeded local repository.
     let branch = config.catalog.branch.clone();
@@ -353,6 +361,7 @@ pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
             })
             .await;
         let _ = refresher.await;
+        delivery.shutdown().await;
         if let Some(fake) = simulated {
             fake.shutdown().await;
         }

@@ -72,7 +72,7 @@ dl{display:grid;grid-template-columns:10rem 1fr;gap:.3rem 1rem}dt{color:#5b6272}
 pre{background:#f1f2f5;padding:.8rem;overflow:auto;max-height:24rem}.muted{color:#5b6272}\
 input[type=search]{padding:.35rem .5rem;width:18rem}";
 
-fn page(state: &AppState, title: &str, body: &str) -> Html<String> {
+pub(crate) fn page(state: &AppState, title: &str, body: &str) -> Html<String> {
     let cluster = if state.cluster.simulated {
         format!(
             "<span class=\"badge sim\" title=\"no kubeconfig found: an in-process simulated cluster\">{}</span>",
@@ -83,7 +83,7 @@ fn page(state: &AppState, title: &str, body: &str) -> Html<String> {
     };
     Html(format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{} · idp</title><style>{STYLE}</style></head>\
-<body><header><a href=\"/\">idp portal</a><a href=\"/api/openapi.json\">API</a>{cluster}</header><main>{body}</main></body></html>",
+<body><header><a href=\"/\">idp portal</a><a href=\"/deployments\">Deployments</a><a href=\"/dora\">DORA</a><a href=\"/api/openapi.json\">API</a>{cluster}</header><main>{body}</main></body></html>",
         esc(title)
     ))
 }
@@ -379,11 +379,8 @@ async fn entity_page(
         );
     }
     // Areas other crates provide, wired later.
-    let deploy = if state.deployer.is_some() {
-        "Deployments are configured; per-environment status is not shown yet."
-    } else {
-        "Deployments: not configured."
-    };
+    let deployments =
+        crate::server::portal_deliver::entity_section(&state, entity.entity_ref()).await;
     let previews = if state.environments.is_some() {
         "Preview environments are configured; the list is not shown yet."
     } else {
@@ -391,9 +388,7 @@ async fn entity_page(
     };
     let _ = write!(
         body,
-        "<section><h2>Deployments</h2><p class=\"muted\">{deploy}</p></section>\
-<section><h2>Previews</h2><p class=\"muted\">{previews}</p></section>\
-<section><h2>Cost</h2><p class=\"muted\">Cost: not configured.</p></section>"
+        "{deployments}<section><h2>Previews</h2><p class=\"muted\">{previews}</p></section>"
     );
     let _ = write!(
         body,

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use idp_catalog::provider::EntityProvider;
@@ -80,6 +80,7 @@ pub struct AppState {
     /// The cluster the server talks to.
     pub cluster: ClusterInfo,
     /// Deployments (idp-deploy), once wired.
+    #[allow(dead_code)] // the delivery area uses `delivery` below
     pub deployer: Option<Arc<dyn Deployer>>,
     /// Preview environments (idp-preview), once wired.
     pub environments: Option<Arc<dyn EnvironmentProvider>>,
@@ -88,6 +89,8 @@ pub struct AppState {
     /// The data directory (local repositories, generated secrets).
     #[allow(dead_code)] // read by the deployment and preview areas as they are wired
     pub data: PathBuf,
+    /// Deployments, rollbacks, promotions, DORA and cost (set by `start`).
+    pub delivery: OnceLock<Arc<crate::server::deliver::Delivery>>,
 }
 
 impl AppState {
@@ -110,6 +113,7 @@ impl AppState {
             environments: None,
             started: Instant::now(),
             data,
+            delivery: OnceLock::new(),
         }
     }
 

@@ -3,6 +3,7 @@
 //! `router()` and optional ports in [`AppState`](crate::server::state::AppState).
 
 pub mod catalog;
+pub mod deliver;
 pub mod ops;
 pub mod policy;
 pub mod search;

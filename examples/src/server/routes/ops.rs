@@ -198,6 +198,54 @@ pub const ROUTES: &[(&str, &str, &str, Option<&str>)] = &[
         "Check Kubernetes manifests (YAML or JSON body) against Pod Security Standards and guardrails",
         None,
     ),
+    (
+        "post",
+        "/api/deployments",
+        "Deploy a component to an environment: render, mutate, policy check, GitOps commit (201; 403 with violations when denied)",
+        Some("DeploymentRequest"),
+    ),
+    (
+        "get",
+        "/api/deployments",
+        "Deployment history, newest first, with sync and health from the cluster (component=, env=, limit=)",
+        None,
+    ),
+    (
+        "get",
+        "/api/deployments/{id}",
+        "One deployment by release id or commit",
+        None,
+    ),
+    (
+        "post",
+        "/api/deployments/{id}/rollback",
+        "Restore the release before {id} (or `to`) as a new commit",
+        Some("RollbackRequest"),
+    ),
+    (
+        "post",
+        "/api/promotions",
+        "Copy a component's current release from one environment to another",
+        Some("PromotionRequest"),
+    ),
+    (
+        "get",
+        "/api/dora",
+        "DORA metrics from the GitOps history (component=, env=, days=)",
+        None,
+    ),
+    (
+        "get",
+        "/api/cost",
+        "Estimated monthly cost of what is deployed (component=, env=)",
+        None,
+    ),
+    (
+        "get",
+        "/api/environments",
+        "The environments and their reconcilers",
+        None,
+    ),
     ("get", "/healthz", "Liveness", None),
     (
         "get",
@@ -235,6 +283,7 @@ pub fn openapi_document() -> Value {
         "PolicyCheckResult",
         schemars::schema_for!(Vec<crate::server::routes::policy::CheckRow>),
     );
+    crate::server::routes::deliver::schemas(&mut add);
     let mut paths = serde_json::Map::new();
     for (method, path, summary, body) in ROUTES {
         let params: Vec<Value> = path
@@ -263,6 +312,7 @@ pub fn openapi_document() -> Value {
             }});
             op["responses"]["200"] = json!({"description": "One row per object", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PolicyCheckResult"}}}});
         }
+        crate::server::routes::deliver::document(method, path, &mut op);
         let entry = paths.entry((*path).to_owned()).or_insert_with(|| json!({}));
         entry[*method] = op;
     }
