@@ -9,8 +9,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use idp_core::git::{GitRepo, LogOptions};
-use idp_examples::server::config::{DeliverConfig, PssSetting};
+use idp_core::git::{CommitRequest, GitRepo, Identity, LogOptions};
+use idp_examples::server::config::DeliverConfig;
 use idp_examples::server::{Config, RunningServer, ServerOptions, start};
 use idp_testkit::FakeCluster;
 use serde_json::{Value, json};
@@ -533,12 +533,7 @@ async fn deploy_deny_rollback_promote_dora_cost_and_portal() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_bodies_and_unknown_components() {
-    // Baseline PSS so the Score workload (which cannot express a securityContext) passes.
-    let h = harness(DeliverConfig {
-        pss: PssSetting::Baseline,
-        ..fast()
-    })
-    .await;
+    let h = harness(fast()).await;
     let s = &h.server;
     let manifests = compliant("ghcr.io/acme/cart-service:1.0.0");
     let cases: Vec<(Value, &str)> = vec![
@@ -658,7 +653,8 @@ async fn bad_bodies_and_unknown_components() {
     assert!(r.body.contains("days"), "{}", r.body);
     assert_eq!(get(s, "/api/cost?env=qa").await.status, 400);
 
-    // A Score workload renders with the environment's profile and deploys.
+    // A Score workload renders with the environment's profile, gets the restricted
+    // security context from the mutations (Score cannot express one) and deploys.
     let score = "apiVersion: score.dev/v1b1
 metadata: {name: cart-service}
 containers:
@@ -695,5 +691,68 @@ service:
     assert_eq!(again.status, 200, "{}", again.body);
     assert_eq!(again.json()["created"], false);
     assert_eq!(again.json()["id"], d["id"]);
+    let live = h
+        .cluster
+        .object("apps", "deployments", "dev", "cart-service")
+        .unwrap();
+    assert_eq!(
+        live["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"],
+        true
+    );
+
+    // A component whose catalog entry names its Score file (idp.dev/workload) deploys with
+    // no manifests in the request; a wrong path is a 400 naming the annotation.
+    let catalog = GitRepo::open(h.data.path().join("idp/catalog.git"))
+        .await
+        .unwrap();
+    let entity = "apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: score-demo
+  annotations:
+    idp.dev/workload: services/score-demo/score.yaml
+spec: {type: service, lifecycle: experimental, owner: storefront-team}
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: score-missing
+  annotations:
+    idp.dev/workload: services/nowhere/score.yaml
+spec: {type: service, lifecycle: experimental, owner: storefront-team}
+";
+    catalog
+        .commit(
+            CommitRequest::new(
+                "main",
+                "add score-demo",
+                Identity::new("t", "t@example.com"),
+            )
+            .put("services/score-demo/catalog-info.yaml", entity.as_bytes())
+            .put(
+                "services/score-demo/score.yaml",
+                score.replace("cart-service", "score-demo").as_bytes(),
+            ),
+        )
+        .await
+        .unwrap();
+    let refreshed = call(s, "POST", "/api/catalog/refresh", None).await;
+    assert!(refreshed.status < 300, "{}", refreshed.body);
+    let r = post(
+        s,
+        "/api/deployments",
+        &json!({"component": "score-demo", "environment": "dev", "image": "ghcr.io/acme/score-demo:0.1.0"}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json()["version"], "ghcr.io/acme/score-demo:0.1.0");
+    let r = post(
+        s,
+        "/api/deployments",
+        &json!({"component": "score-missing", "environment": "dev", "image": "ghcr.io/acme/x:1.0"}),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("idp.dev/workload"), "{}", r.body);
     h.server.shutdown().await.unwrap();
 }

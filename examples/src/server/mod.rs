@@ -268,7 +268,20 @@ pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
 
     let state = Arc::new(AppState::new(config.policy.clone(), cluster, data.clone()));
     let delivery = Arc::new(
-        deliver::Delivery::open(&config.deliver, &data, state.cluster.client.clone()).await?,
+        deliver::Delivery::open(
+            &config.deliver,
+            &data,
+            state.cluster.client.clone(),
+            (
+                data.join(if config.catalog.remote.is_some() {
+                    "catalog-mirror.git"
+                } else {
+                    "catalog.git"
+                }),
+                config.catalog.branch.clone(),
+            ),
+        )
+        .await?,
     );
     let _ = state.delivery.set(delivery.clone());
 

@@ -27,7 +27,9 @@ use idp_deploy::dora;
 use idp_deploy::gitops::{GitOpsDeployer, GitOpsOutcome, ReleaseRecord};
 use idp_deploy::reconcile::ReconcileStatus;
 use idp_deploy::workload::{self, CompositeProvisioner, EnvironmentProfile, RenderContext};
-use idp_policy::mutate::{ATTR_OWNER, ATTR_SYSTEM, DefaultResources, Mutations, StandardLabels};
+use idp_policy::mutate::{
+    ATTR_OWNER, ATTR_SYSTEM, DefaultResources, Mutations, SecureDefaults, StandardLabels,
+};
 use idp_policy::pss::PodSecurity;
 use idp_policy::{PolicyOptions, PolicySet};
 use schemars::JsonSchema;
@@ -176,9 +178,16 @@ pub struct Delivery {
     mutations: Arc<Mutations>,
     prices: PriceSheet,
     background: Background,
+    /// The catalog repository and branch, for workloads named by the `idp.dev/workload`
+    /// annotation.
+    catalog: (PathBuf, String),
     /// Where releases are committed (shown in the portal).
     pub gitops_label: String,
 }
+
+/// The catalog annotation naming a component's Score workload: a path in the catalog
+/// repository, used when a deployment request gives neither manifests nor a workload.
+pub const WORKLOAD_ANNOTATION: &str = "idp.dev/workload";
 
 fn policy_set(pss: PssSetting, guardrails: bool) -> PolicySet {
     let mut set = PolicySet::new().named("idp-deliver");
@@ -244,7 +253,12 @@ impl Delivery {
     /// # Errors
     /// An unusable repository, environment name, profile or price sheet.
     #[tracing::instrument(skip_all)]
-    pub async fn open(config: &DeliverConfig, data: &Path, client: kube::Client) -> Result<Self> {
+    pub async fn open(
+        config: &DeliverConfig,
+        data: &Path,
+        client: kube::Client,
+        catalog: (PathBuf, String),
+    ) -> Result<Self> {
         let mut environments = Vec::new();
         for env in &config.environments {
             let name = EnvironmentName::new(&env.name).map_err(|e| {
@@ -300,7 +314,8 @@ impl Delivery {
         let mutations = Arc::new(
             Mutations::new()
                 .with(StandardLabels::default())
-                .with(DefaultResources::default()),
+                .with(DefaultResources::default())
+                .with(SecureDefaults::default()),
         );
         let mut targets = Vec::new();
         for env in &environments {
@@ -331,7 +346,37 @@ impl Delivery {
             mutations,
             prices,
             background,
+            catalog,
             gitops_label: label,
+        })
+    }
+
+    /// The Score workload the component's [`WORKLOAD_ANNOTATION`] names, read from the
+    /// catalog repository.
+    ///
+    /// # Errors
+    /// No catalog repository, or no such file in it (400, naming the annotation).
+    #[tracing::instrument(skip(self))]
+    pub async fn catalog_workload(&self, component: &EntityRef, path: &str) -> Result<String> {
+        let (repo, branch) = &self.catalog;
+        let missing = || {
+            Error::invalid_input(format!(
+                "{component}: its annotation {WORKLOAD_ANNOTATION} names {path:?}, which is not a file on branch {branch} of the catalog repository; fix the annotation or give manifests or workload in the request"
+            ))
+        };
+        if !repo.join("HEAD").exists() {
+            return Err(missing());
+        }
+        let repo = GitRepo::open(repo).await?;
+        let bytes = repo
+            .try_read_file(branch, path.trim_start_matches('/'))
+            .await
+            .map_err(|_| missing())?
+            .ok_or_else(missing)?;
+        String::from_utf8(bytes).map_err(|_| {
+            Error::invalid_input(format!(
+                "{component}: the workload {path} named by {WORKLOAD_ANNOTATION} is not UTF-8 text"
+            ))
         })
     }
 

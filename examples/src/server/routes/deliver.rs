@@ -23,6 +23,7 @@ use serde_json::{Map, Value, json};
 
 use crate::server::deliver::{
     CostView, Delivery, DeployInput, DeploymentView, DoraView, PolicyFinding, Source, Verdict,
+    WORKLOAD_ANNOTATION,
 };
 use crate::server::error::ApiError;
 use crate::server::state::AppState;
@@ -206,6 +207,8 @@ pub(crate) struct Resolved {
     pub component: EntityRef,
     pub owner: Option<String>,
     pub system: Option<String>,
+    /// The `idp.dev/workload` annotation: a Score file in the catalog repository.
+    pub workload: Option<String>,
 }
 
 /// Resolve `text` (a component reference or name) in the catalog: 400 when it is not a
@@ -241,6 +244,7 @@ pub(crate) fn resolve_component(
         component,
         owner: text_at("/spec/owner"),
         system: text_at("/spec/system"),
+        workload: text_at("/metadata/annotations/idp.dev~1workload"),
     })
 }
 
@@ -349,6 +353,7 @@ async fn create(
         .require_environment("environment", &environment)?
         .name
         .clone();
+    let resolved = resolve_component(&state, "component", &component)?;
     let source = match (manifests, workload) {
         (Some(_), Some(_)) => {
             return Err(ApiError::input(
@@ -358,12 +363,14 @@ async fn create(
         (Some(m), None) => Source::Manifests(m),
         (None, Some(w)) => Source::Workload(w),
         (None, None) => {
-            return Err(ApiError::input(
-                "manifests: missing; give Kubernetes manifests (YAML text) in manifests, or a Score workload in workload",
-            ));
+            let Some(path) = &resolved.workload else {
+                return Err(ApiError::input(format!(
+                    "manifests: missing; give Kubernetes manifests (YAML text) in manifests or a Score workload in workload, or annotate the component with {WORKLOAD_ANNOTATION}: <path of its Score file in the catalog repository>"
+                )));
+            };
+            Source::Workload(d.catalog_workload(&resolved.component, path).await?)
         }
     };
-    let resolved = resolve_component(&state, "component", &component)?;
     let verdict = d
         .deploy(DeployInput {
             component: resolved.component,
