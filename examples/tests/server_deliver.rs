@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use idp_core::git::{CommitRequest, GitRepo, Identity, LogOptions};
+use idp_core::git::{CommitRequest, GitRepo, Identity, InitOptions, LogOptions};
 use idp_examples::server::config::DeliverConfig;
 use idp_examples::server::{Config, RunningServer, ServerOptions, start};
 use idp_testkit::FakeCluster;
@@ -755,4 +755,95 @@ spec: {type: service, lifecycle: experimental, owner: storefront-team}
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.body.contains("idp.dev/workload"), "{}", r.body);
     h.server.shutdown().await.unwrap();
+}
+
+async fn leader(server: &RunningServer) -> bool {
+    let envs = get(server, "/api/environments").await.json();
+    envs[0]["leader"] == true
+}
+
+async fn eventually_async<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Two replicas share a GitOps remote (`file://`) and the cluster: only the Lease holder
+/// applies, a release committed through the other replica reaches the cluster anyway, and
+/// when the holder shuts down (releasing the Lease) the other takes over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_share_a_gitops_remote_and_one_lease() {
+    let cluster = FakeCluster::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let remote_path = dir.path().join("gitops-remote.git");
+    let remote_repo = GitRepo::init(&remote_path, InitOptions::bare("main"))
+        .await
+        .unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    cluster.write_kubeconfig(&kubeconfig).unwrap();
+    let replica = |name: &str| {
+        let config = Config {
+            deliver: DeliverConfig {
+                gitops_remote: Some(format!("file://{}", remote_path.display())),
+                reconcile_seconds: 1,
+                ..DeliverConfig::default()
+            },
+            ..Config::default()
+        };
+        start(ServerOptions {
+            listen: Some("127.0.0.1:0".into()),
+            data: Some(dir.path().join(name)),
+            kubeconfig: Some(kubeconfig.clone()),
+            ..ServerOptions::new(config)
+        })
+    };
+    let a = replica("a").await.unwrap();
+    eventually_async("replica a to lead", || leader(&a)).await;
+    let b = replica("b").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!leader(&b).await, "only one replica leads");
+
+    // A release committed through b (not leading) lands in the remote, and a applies it.
+    let r = post(
+        &b,
+        "/api/deployments",
+        &json!({"component": "cart-service", "environment": "dev", "manifests": compliant("ghcr.io/acme/cart-service:1.0.0")}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    let log = remote_repo
+        .log("main", &LogOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(log[0].trailer("Release-Id"), Some(id.as_str()));
+    eventually("replica a to apply b's release", || {
+        live_image(&cluster, "dev").filter(|i| i.ends_with(":1.0.0"))
+    })
+    .await;
+    // a sees the same history.
+    let seen = get(&a, &format!("/api/deployments/{id}")).await;
+    assert_eq!(seen.status, 200, "{}", seen.body);
+
+    // a stops and releases the Lease; b takes over and applies the next release.
+    a.shutdown().await.unwrap();
+    eventually_async("replica b to lead", || leader(&b)).await;
+    let r = post(
+        &b,
+        "/api/deployments",
+        &json!({"component": "cart-service", "environment": "dev", "manifests": compliant("ghcr.io/acme/cart-service:2.0.0")}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    eventually("replica b to apply its release", || {
+        live_image(&cluster, "dev").filter(|i| i.ends_with(":2.0.0"))
+    })
+    .await;
+    b.shutdown().await.unwrap();
 }

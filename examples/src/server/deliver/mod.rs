@@ -25,7 +25,7 @@ use idp_core::{
 use idp_deploy::cost::{self, PriceSheet};
 use idp_deploy::dora;
 use idp_deploy::gitops::{GitOpsDeployer, GitOpsOutcome, ReleaseRecord};
-use idp_deploy::reconcile::ReconcileStatus;
+use idp_deploy::reconcile::{ReconcileStatus, StallReason};
 use idp_deploy::workload::{self, CompositeProvisioner, EnvironmentProfile, RenderContext};
 use idp_policy::mutate::{
     ATTR_OWNER, ATTR_SYSTEM, DefaultResources, Mutations, SecureDefaults, StandardLabels,
@@ -714,7 +714,12 @@ impl Delivery {
                 Some(why),
             );
         }
-        if let Some(stall) = &status.stalled {
+        // Another replica leads and applies; this one still sees the live objects.
+        if let Some(stall) = status
+            .stalled
+            .as_ref()
+            .filter(|s| !matches!(s, StallReason::NotLeader))
+        {
             return (
                 "Stalled".into(),
                 Some(HealthStatus::Unknown.as_str().into()),
