@@ -847,3 +847,70 @@ async fn two_replicas_share_a_gitops_remote_and_one_lease() {
     .await;
     b.shutdown().await.unwrap();
 }
+
+/// The `deliver` section of `idp.yaml`: defaults, overrides, unknown fields and bad
+/// environment names are reported with the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deliver_section_of_idp_yaml() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("idp.yaml");
+    std::fs::write(
+        &path,
+        "deliver:
+  gitopsRemote: https://git.example/platform/gitops.git
+  reconcileSeconds: 10
+  pss: baseline
+  environments:
+    - {name: dev, namespace: team-dev}
+    - {name: prod}
+",
+    )
+    .unwrap();
+    let config = Config::load(&path).unwrap();
+    let d = &config.deliver;
+    assert_eq!(
+        d.gitops_remote.as_deref(),
+        Some("https://git.example/platform/gitops.git")
+    );
+    assert_eq!(d.reconcile_seconds, 10);
+    assert_eq!(d.branch, "main");
+    assert_eq!(d.lease_namespace, "idp-system");
+    assert_eq!(d.environments.len(), 2);
+    assert_eq!(d.environments[0].namespace(), "team-dev");
+    assert_eq!(d.environments[1].namespace(), "prod");
+    let defaults = Config::default().deliver;
+    let names: Vec<&str> = defaults
+        .environments
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect();
+    assert_eq!(names, ["dev", "staging", "prod"]);
+    assert!(Config::schema_json().contains("reconcileSeconds"));
+
+    std::fs::write(&path, "deliver:\n  reconcileEvery: 3\n").unwrap();
+    let e = Config::load(&path).unwrap_err();
+    assert!(e.report().contains("reconcileEvery"), "{}", e.report());
+
+    let bad = Config {
+        deliver: DeliverConfig {
+            environments: vec![idp_examples::server::config::EnvironmentConfig::named(
+                "Not An Env",
+            )],
+            ..DeliverConfig::default()
+        },
+        ..Config::default()
+    };
+    let e = start(ServerOptions {
+        listen: Some("127.0.0.1:0".into()),
+        data: Some(dir.path().join("data")),
+        simulated_cluster: true,
+        ..ServerOptions::new(bad)
+    })
+    .await
+    .unwrap_err();
+    assert!(
+        e.report().contains("deliver.environments"),
+        "{}",
+        e.report()
+    );
+}
