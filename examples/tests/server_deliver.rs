@@ -488,6 +488,17 @@ async fn deploy_deny_rollback_promote_dora_cost_and_portal() {
     let overview = get(s, "/deployments").await;
     assert_eq!(overview.status, 200);
     assert!(overview.body.contains("staging"));
+    assert!(!overview.body.contains("&lt;span"), "{}", overview.body);
+    // Every environment reports: prod holds nothing yet, which is in sync.
+    let envs = get(s, "/api/environments").await.json();
+    let prod = envs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "prod")
+        .unwrap();
+    assert_eq!(prod["sync"], "Synced", "{envs}");
+    assert_eq!(prod["leader"], true);
     // The rollback button (a form POST) restores v2 and redirects to the history.
     let form = format!("to={v2_id}");
     let clicked = call(

@@ -169,8 +169,7 @@ async fn overview(State(state): State<Arc<AppState>>) -> Response {
         let stalled = s
             .stalled
             .as_ref()
-            .map(|r| format!(" <span class=\"muted\">({r:?})</span>"))
-            .map(|t| esc(&t))
+            .map(|r| format!(" <span class=\"muted\">({})</span>", esc(&format!("{r:?}"))))
             .unwrap_or_default();
         let _ = write!(
             body,
@@ -187,9 +186,9 @@ async fn overview(State(state): State<Arc<AppState>>) -> Response {
         );
     }
     body.push_str("</tbody></table></section>");
-    let rows = d.history(None, None, 500).await.unwrap_or_default();
+    let rows = d.current().await.unwrap_or_default();
     body.push_str("<section><h2>Running now</h2>");
-    let current: Vec<&DeploymentView> = rows.iter().filter(|r| r.status == "current").collect();
+    let current: Vec<&DeploymentView> = rows.iter().collect();
     if current.is_empty() {
         body.push_str(
             "<p class=\"muted\">Nothing deployed yet: <code>POST /api/deployments</code>.</p>",

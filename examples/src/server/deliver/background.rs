@@ -135,6 +135,11 @@ pub async fn start(settings: Settings<'_>) -> idp_core::Result<Background> {
         .policy(settings.policies.clone())
         .policy_context(context)
         .default_namespace(env.namespace.clone())
+        // The environment folder is the whole truth: an empty one (nothing deployed yet,
+        // or the last component removed) is a valid state, not a broken source. Only
+        // objects this inventory applied are ever pruned, never after a fetch or render
+        // error.
+        .allow_empty_prune(true)
         .interval(settings.interval)
         .workdir(settings.workdir.join(env.name.as_str()))
         .leader(leader.subscribe())

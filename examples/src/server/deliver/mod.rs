@@ -252,7 +252,7 @@ impl Delivery {
     ///
     /// # Errors
     /// An unusable repository, environment name, profile or price sheet.
-    #[tracing::instrument(skip_all)]
+    // No span here: the background tasks started inside would inherit it for their life.
     pub async fn open(
         config: &DeliverConfig,
         data: &Path,
@@ -779,6 +779,20 @@ impl Delivery {
             if out.len() >= limit {
                 break;
             }
+            out.push(self.view(r, &all).await);
+        }
+        Ok(out)
+    }
+
+    /// What runs now: the current release of every component in every environment.
+    ///
+    /// # Errors
+    /// Git failures.
+    #[tracing::instrument(skip(self))]
+    pub async fn current(&self) -> Result<Vec<DeploymentView>> {
+        let all = self.deployer.all_releases(None).await?;
+        let mut out = Vec::new();
+        for r in all.iter().filter(|r| r.is_current()) {
             out.push(self.view(r, &all).await);
         }
         Ok(out)
