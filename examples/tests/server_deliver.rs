@@ -407,6 +407,26 @@ async fn deploy_deny_rollback_promote_dora_cost_and_portal() {
     })
     .await;
 
+    // Promotion to prod is checked against prod's policies: one replica is too few there.
+    let commits = gitops_commits(h.data.path()).await;
+    let to_prod = post(
+        s,
+        "/api/promotions",
+        &json!({"component": "cart-service", "from": "staging", "to": "prod"}),
+    )
+    .await;
+    assert_eq!(to_prod.status, 403, "{}", to_prod.body);
+    let to_prod = to_prod.json();
+    assert!(
+        to_prod["violations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["policy"] == "min-replicas" && v["action"] == "deny"),
+        "{to_prod}"
+    );
+    assert_eq!(gitops_commits(h.data.path()).await, commits);
+
     // DORA: 3 deployments in dev (v1, v2, the rollback), 1 in staging; v2 failed (rolled
     // back) and was restored by the rollback.
     let dora = get(s, "/api/dora?env=dev&days=7").await;
