@@ -74,7 +74,19 @@ pub async fn ensure_namespace(client: &kube::Client, name: &str) {
         },
         ..Default::default()
     };
-    match api.create(&PostParams::default(), &ns).await {
+    let created = tokio::time::timeout(
+        Duration::from_secs(5),
+        api.create(&PostParams::default(), &ns),
+    )
+    .await;
+    let Ok(created) = created else {
+        tracing::warn!(
+            namespace = name,
+            "the cluster did not answer within 5 s; the reconciler retries on its own"
+        );
+        return;
+    };
+    match created {
         Ok(_) => tracing::info!(namespace = name, "created the namespace"),
         Err(e) => {
             let e = from_kube(e, format_args!("create namespace {name}"));
