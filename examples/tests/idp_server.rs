@@ -442,7 +442,7 @@ fn portal_renders_and_escapes() {
         page.contains("href=\"/catalog/default/api/payments-api\""),
         "{page}"
     );
-    assert!(page.contains("Deployments: not configured"));
+    assert!(page.contains("<h2>Deployments</h2>") && page.contains("not deployed"));
     assert!(page.contains("No open previews"));
     assert_eq!(server.get("/catalog/default/component/nope").status, 404);
 

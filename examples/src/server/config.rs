@@ -32,6 +32,9 @@ pub struct Config {
     /// Preview environments: webhook secrets, planning and the reaper.
     #[serde(default)]
     pub previews: PreviewsConfig,
+    /// Deployments: the GitOps repository, the environments, the reconcilers.
+    #[serde(default)]
+    pub deliver: DeliverConfig,
 }
 
 /// Catalog sources.
@@ -234,4 +237,105 @@ pub fn parse_listen(text: &str) -> idp_core::Result<SocketAddr> {
         ))
         .with_source(e)
     })
+}
+
+/// Deployments (`/api/deployments`, promotions, DORA, cost) and the GitOps reconcilers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeliverConfig {
+    /// A GitOps Git remote (`https://`, `ssh://` or `file://`) to commit releases to and
+    /// reconcile from. Without one, the server keeps a local repository
+    /// (`<data>/gitops.git`).
+    pub gitops_remote: Option<String>,
+    /// The GitOps branch.
+    #[serde(default = "default_branch")]
+    pub branch: String,
+    /// The environments, in promotion order (default dev, staging, prod).
+    #[serde(default = "default_environments")]
+    pub environments: Vec<EnvironmentConfig>,
+    /// Seconds between two reconciliations of an environment (each deployment, rollback
+    /// and promotion also triggers one at once).
+    #[serde(default = "default_reconcile")]
+    pub reconcile_seconds: u64,
+    /// Pod Security Standards level deployments must meet (default `restricted`).
+    #[serde(default = "default_deliver_pss")]
+    pub pss: PssSetting,
+    /// Also apply idp's guardrails to deployments.
+    #[serde(default = "default_true")]
+    pub guardrails: bool,
+    /// The namespace of the leader-election Lease: only the replica holding it applies.
+    #[serde(default = "default_lease_namespace")]
+    pub lease_namespace: String,
+    /// The Lease's name.
+    #[serde(default = "default_lease_name")]
+    pub lease_name: String,
+    /// A price sheet (YAML, see idp-deploy's `cost::PriceSheet`); default prices without.
+    pub prices: Option<PathBuf>,
+}
+
+impl Default for DeliverConfig {
+    fn default() -> Self {
+        Self {
+            gitops_remote: None,
+            branch: default_branch(),
+            environments: default_environments(),
+            reconcile_seconds: default_reconcile(),
+            pss: default_deliver_pss(),
+            guardrails: true,
+            lease_namespace: default_lease_namespace(),
+            lease_name: default_lease_name(),
+            prices: None,
+        }
+    }
+}
+
+/// One deployment environment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnvironmentConfig {
+    /// Its name (a DNS label: `dev`, `staging`, `prod`).
+    pub name: String,
+    /// The namespace its objects land in (default: the name).
+    pub namespace: Option<String>,
+    /// An environment profile for Score workloads (YAML: replicas, resources, ingress...).
+    pub profile: Option<PathBuf>,
+}
+
+impl EnvironmentConfig {
+    /// An environment whose namespace is its name.
+    pub fn named(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            namespace: None,
+            profile: None,
+        }
+    }
+
+    /// The namespace its objects land in.
+    pub fn namespace(&self) -> &str {
+        self.namespace.as_deref().unwrap_or(&self.name)
+    }
+}
+
+fn default_environments() -> Vec<EnvironmentConfig> {
+    ["dev", "staging", "prod"]
+        .into_iter()
+        .map(EnvironmentConfig::named)
+        .collect()
+}
+
+fn default_reconcile() -> u64 {
+    30
+}
+
+fn default_deliver_pss() -> PssSetting {
+    PssSetting::Restricted
+}
+
+fn default_lease_namespace() -> String {
+    "idp-system".into()
+}
+
+fn default_lease_name() -> String {
+    "idp-reconciler".into()
 }

@@ -15,9 +15,11 @@
 
 pub mod config;
 mod create;
+mod deliver;
 mod error;
 mod portal;
 mod portal_create;
+mod portal_deliver;
 mod previews;
 mod remote;
 mod routes;
@@ -209,12 +211,14 @@ fn app(state: Arc<AppState>) -> Router {
         .merge(routes::catalog::router())
         .merge(routes::search::router())
         .merge(routes::policy::router())
+        .merge(routes::deliver::router())
         .merge(routes::ops::router())
         .merge(routes::scaffolder::router())
         .merge(routes::previews::router())
         .merge(routes::admission::router())
         .merge(portal::router())
         .merge(portal_create::router())
+        .merge(portal_deliver::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             error::layer,
@@ -272,6 +276,23 @@ pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
     };
 
     let state = Arc::new(AppState::new(config.policy.clone(), cluster, data.clone()));
+    let delivery = Arc::new(
+        deliver::Delivery::open(
+            &config.deliver,
+            &data,
+            state.cluster.client.clone(),
+            (
+                data.join(if config.catalog.remote.is_some() {
+                    "catalog-mirror.git"
+                } else {
+                    "catalog.git"
+                }),
+                config.catalog.branch.clone(),
+            ),
+        )
+        .await?,
+    );
+    let _ = state.delivery.set(delivery.clone());
 
     // The catalog: a Git remote from the config, or the seeded local repository.
     let branch = config.catalog.branch.clone();
@@ -365,6 +386,7 @@ pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
             .await;
         let _ = refresher.await;
         let _ = create_background.await;
+        delivery.shutdown().await;
         if let Some(fake) = simulated {
             fake.shutdown().await;
         }

@@ -83,7 +83,7 @@ pub(crate) fn page(state: &AppState, title: &str, body: &str) -> Html<String> {
     };
     Html(format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{} · idp</title><style>{STYLE}</style></head>\
-<body><header><a href=\"/\">idp portal</a><a href=\"/create\">Create</a><a href=\"/previews\">Previews</a><a href=\"/api/openapi.json\">API</a>{cluster}</header><main>{body}</main></body></html>",
+<body><header><a href=\"/\">idp portal</a><a href=\"/create\">Create</a><a href=\"/deployments\">Deployments</a><a href=\"/previews\">Previews</a><a href=\"/dora\">DORA</a><a href=\"/api/openapi.json\">API</a>{cluster}</header><main>{body}</main></body></html>",
         esc(title)
     ))
 }
@@ -379,17 +379,12 @@ async fn entity_page(
         );
     }
     // Areas other crates provide, wired later.
-    let deploy = if state.deployer.is_some() {
-        "Deployments are configured; per-environment status is not shown yet."
-    } else {
-        "Deployments: not configured."
-    };
+    let deployments =
+        crate::server::portal_deliver::entity_section(&state, entity.entity_ref()).await;
     let previews = crate::server::portal_create::entity_previews(&state, entity.entity_ref()).await;
     let _ = write!(
         body,
-        "<section><h2>Deployments</h2><p class=\"muted\">{deploy}</p></section>\
-<section><h2>Previews</h2>{previews}</section>\
-<section><h2>Cost</h2><p class=\"muted\">Cost: not configured.</p></section>"
+        "{deployments}<section><h2>Previews</h2>{previews}</section>"
     );
     let _ = write!(
         body,

@@ -5,14 +5,13 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use idp_catalog::provider::EntityProvider;
 use idp_catalog::search::SearchIndex;
 use idp_catalog::{InMemoryCatalog, IngestReport, Mutation, Snapshot};
 use idp_core::EntityRef;
-use idp_core::ports::{Deployer, EnvironmentProvider};
 use serde_json::Value;
 
 use crate::server::config::PolicyConfig;
@@ -36,7 +35,6 @@ pub struct ClusterInfo {
     /// True when the cluster is idp-testkit's in-process simulation.
     pub simulated: bool,
     /// A client for it (the kubeconfig's, or the simulated cluster's).
-    #[allow(dead_code)] // read by the deployment and preview areas as they are wired
     pub client: kube::Client,
 }
 
@@ -79,18 +77,14 @@ pub struct AppState {
     pub policy: PolicyConfig,
     /// The cluster the server talks to.
     pub cluster: ClusterInfo,
-    /// Deployments (idp-deploy), once wired.
-    pub deployer: Option<Arc<dyn Deployer>>,
-    /// Preview environments (idp-preview), once wired.
-    #[allow(dead_code)] // the preview area keeps its provider in `create`
-    pub environments: Option<Arc<dyn EnvironmentProvider>>,
     /// When the process started.
     pub started: Instant,
     /// The data directory (local repositories, generated secrets).
-    #[allow(dead_code)] // read by the deployment and preview areas as they are wired
     pub data: PathBuf,
     /// The scaffolder, previews and admission, once installed.
     pub create: std::sync::OnceLock<Arc<crate::server::create::CreateArea>>,
+    /// Deployments, rollbacks, promotions, DORA and cost (set by `start`).
+    pub delivery: OnceLock<Arc<crate::server::deliver::Delivery>>,
 }
 
 impl AppState {
@@ -109,11 +103,10 @@ impl AppState {
             metrics: Metrics::default(),
             policy,
             cluster,
-            deployer: None,
-            environments: None,
             started: Instant::now(),
             data,
             create: std::sync::OnceLock::new(),
+            delivery: OnceLock::new(),
         }
     }
 

@@ -124,6 +124,59 @@ impl GitOpsOutcome {
     }
 }
 
+/// The DORA input of a release history: one [`DeploymentRecord`](crate::dora::DeploymentRecord)
+/// per release (its id, component name, environment, commit time, status as an
+/// [`Outcome`](crate::dora::Outcome) and `Source-Committed-At`), oldest first.
+///
+/// `releases` is newest first, as [`GitOpsDeployer::all_releases`] returns them. Git
+/// times have one-second resolution: within a component and environment, a release made
+/// in the same second as the one before it is placed a nanosecond after it, so the
+/// metrics see the releases in their Git order.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> idp_core::Result<()> {
+/// # let dir = tempfile::tempdir()?;
+/// # let d = idp_deploy::gitops::GitOpsDeployer::new(idp_core::git::GitRepo::init(dir.path(), idp_core::git::InitOptions::bare("main")).await?);
+/// let v = |n: u32| idp_core::ManifestSet::parse(format!("{{apiVersion: v1, kind: ConfigMap, metadata: {{name: c}}, data: {{v: '{n}'}}}}").as_bytes(), None);
+/// let (c, env): (idp_core::EntityRef, idp_core::EnvironmentName) = ("component:default/a".parse()?, "dev".parse()?);
+/// d.deploy_release(&idp_core::Release::new(c.clone(), env.clone(), v(1)?)).await?;
+/// d.deploy_release(&idp_core::Release::new(c.clone(), env.clone(), v(2)?)).await?;
+/// let records = idp_deploy::gitops::dora_records(&d.all_releases(None).await?);
+/// assert_eq!(records.len(), 2);
+/// assert!(records[0].deployed_at < records[1].deployed_at);
+/// assert_eq!(records[1].status, idp_deploy::dora::Outcome::Pending);
+/// # Ok(()) }
+/// ```
+pub fn dora_records(releases: &[ReleaseRecord]) -> Vec<crate::dora::DeploymentRecord> {
+    let mut last: std::collections::HashMap<(String, String), jiff::Timestamp> =
+        std::collections::HashMap::new();
+    let mut records = Vec::with_capacity(releases.len());
+    for r in releases.iter().rev() {
+        let key = (r.component.to_string(), r.environment.to_string());
+        let mut at = r.time;
+        if let Some(prev) = last.get(&key)
+            && at <= *prev
+        {
+            at = prev
+                .checked_add(jiff::SignedDuration::from_nanos(1))
+                .unwrap_or(*prev);
+        }
+        last.insert(key, at);
+        let mut rec = crate::dora::DeploymentRecord::new(
+            r.component.name(),
+            r.environment.as_str(),
+            at,
+            r.status.into(),
+        )
+        .with_id(r.release_id.clone());
+        if let Some(committed) = r.source_committed_at {
+            rec = rec.with_source_committed_at(committed);
+        }
+        records.push(rec);
+    }
+    records
+}
+
 /// The [`Deployer`] that deploys by committing to a GitOps repository. See the
 /// [module docs](self).
 ///

@@ -7,6 +7,8 @@
 //!   `OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_RESOURCE_ATTRIBUTES`) and an optional collector
 //!   sidecar; opt out with the annotation `idp.dev/otel-inject: "false"`.
 //! - [`StandardLabels`]: `app.kubernetes.io/*`, `idp.dev/owner`, `idp.dev/environment`.
+//! - [`SecureDefaults`]: the restricted security context (non-root, seccomp, no privilege
+//!   escalation, no capabilities) where a pod spec names none.
 //! - [`Mutations`]: several in order, itself a [`Mutation`].
 //!
 //! Catalog data the [`PolicyContext`] has no field for is passed in its `attributes`:
@@ -38,6 +40,7 @@
 mod labels;
 mod otel;
 mod resources;
+mod security;
 
 use std::fmt;
 use std::sync::Arc;
@@ -49,6 +52,7 @@ use serde_json::{Map, Value};
 pub use labels::StandardLabels;
 pub use otel::{CollectorSidecar, OtelInjection};
 pub use resources::{DefaultResources, parse_quantity};
+pub use security::SecureDefaults;
 
 /// `PolicyContext::attributes` key holding the owning team.
 ///

@@ -471,21 +471,8 @@ fn window_length(text: &str) -> Result<jiff::SignedDuration, Failure> {
     Ok(jiff::SignedDuration::from_hours(hours))
 }
 
-fn outcome_of(r: &ReleaseRecord) -> idp_deploy::dora::Outcome {
-    use idp_deploy::dora::Outcome;
-    match r.status {
-        idp_core::DeploymentStatus::Pending | idp_core::DeploymentStatus::Progressing => {
-            Outcome::Pending
-        }
-        idp_core::DeploymentStatus::Succeeded => Outcome::Succeeded,
-        idp_core::DeploymentStatus::Superseded => Outcome::Superseded,
-        idp_core::DeploymentStatus::Failed => Outcome::Failed,
-        idp_core::DeploymentStatus::RolledBack => Outcome::RolledBack,
-    }
-}
-
 async fn dora(a: &DoraArgs, out: &Out) -> Result<ExitCode, Failure> {
-    use idp_deploy::dora::{DeploymentRecord, Window, compute};
+    use idp_deploy::dora::{Window, compute};
     let length = window_length(&a.since)?;
     let env = a
         .env
@@ -499,39 +486,11 @@ async fn dora(a: &DoraArgs, out: &Out) -> Result<ExitCode, Failure> {
     let window = Window::new(start, now).map_err(|e| Failure::usage(e.report()))?;
     let d = deployer(&a.repo).await?;
     let releases = d.all_releases(Some(start)).await?;
-    // Git times have one-second resolution: within a component and environment, a
-    // release made in the same second as the one before it is placed a nanosecond
-    // after it, so the metrics see the releases in their Git order.
-    let mut last: std::collections::HashMap<(String, String), jiff::Timestamp> =
-        std::collections::HashMap::new();
-    let mut records: Vec<DeploymentRecord> = Vec::with_capacity(releases.len());
-    for r in releases
-        .iter()
-        .rev()
+    let filtered: Vec<ReleaseRecord> = releases
+        .into_iter()
         .filter(|r| env.as_ref().is_none_or(|e| &r.environment == e))
-    {
-        let key = (r.component.to_string(), r.environment.to_string());
-        let mut at = r.time;
-        if let Some(prev) = last.get(&key)
-            && at <= *prev
-        {
-            at = prev
-                .checked_add(jiff::SignedDuration::from_nanos(1))
-                .unwrap_or(*prev);
-        }
-        last.insert(key, at);
-        let mut rec = DeploymentRecord::new(
-            r.component.name(),
-            r.environment.as_str(),
-            at,
-            outcome_of(r),
-        )
-        .with_id(r.release_id.clone());
-        if let Some(committed) = r.source_committed_at {
-            rec = rec.with_source_committed_at(committed);
-        }
-        records.push(rec);
-    }
+        .collect();
+    let records = idp_deploy::gitops::dora_records(&filtered);
     let report = compute(&records, &[], &window);
     if out.format != Format::Table {
         out.data(&report)?;

@@ -4,6 +4,7 @@
 
 pub mod admission;
 pub mod catalog;
+pub mod deliver;
 pub mod ops;
 pub mod policy;
 pub mod previews;

@@ -199,6 +199,54 @@ pub const ROUTES: &[(&str, &str, &str, Option<&str>)] = &[
         None,
     ),
     (
+        "post",
+        "/api/deployments",
+        "Deploy a component to an environment: render, mutate, policy check, GitOps commit (201; 403 with violations when denied)",
+        Some("DeploymentRequest"),
+    ),
+    (
+        "get",
+        "/api/deployments",
+        "Deployment history, newest first, with sync and health from the cluster (component=, env=, limit=)",
+        None,
+    ),
+    (
+        "get",
+        "/api/deployments/{id}",
+        "One deployment by release id or commit",
+        None,
+    ),
+    (
+        "post",
+        "/api/deployments/{id}/rollback",
+        "Restore the release before {id} (or `to`) as a new commit",
+        Some("RollbackRequest"),
+    ),
+    (
+        "post",
+        "/api/promotions",
+        "Copy a component's current release from one environment to another",
+        Some("PromotionRequest"),
+    ),
+    (
+        "get",
+        "/api/dora",
+        "DORA metrics from the GitOps history (component=, env=, days=)",
+        None,
+    ),
+    (
+        "get",
+        "/api/cost",
+        "Estimated monthly cost of what is deployed (component=, env=)",
+        None,
+    ),
+    (
+        "get",
+        "/api/environments",
+        "The environments and their reconcilers",
+        None,
+    ),
+    (
         "get",
         "/api/scaffolder/v2/templates/{namespace}/{kind}/{name}/parameter-schema",
         "A template's title, description and parameter pages (JSON Schemas)",
@@ -337,6 +385,7 @@ pub fn openapi_document() -> Value {
         "WebhookOutcome",
         schemars::schema_for!(crate::server::previews::WebhookOutcome),
     );
+    crate::server::routes::deliver::schemas(&mut add);
     schemas.insert(
         "AdmissionReview".to_owned(),
         json!({"type": "object", "description": "admission.k8s.io/v1 AdmissionReview", "required": ["apiVersion", "kind"], "properties": {"apiVersion": {"const": "admission.k8s.io/v1"}, "kind": {"const": "AdmissionReview"}, "request": {"type": "object"}, "response": {"type": "object"}}}),
@@ -381,6 +430,7 @@ pub fn openapi_document() -> Value {
         if let Some((code, schema)) = answer {
             op["responses"][code] = json!({"description": "Success", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}});
         }
+        crate::server::routes::deliver::document(method, path, &mut op);
         let entry = paths.entry((*path).to_owned()).or_insert_with(|| json!({}));
         entry[*method] = op;
     }
