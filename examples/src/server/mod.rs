@@ -115,6 +115,7 @@ pub struct RunningServer {
     stop: watch::Sender<bool>,
     task: JoinHandle<idp_core::Result<()>>,
     startup: Duration,
+    simulated_kubeconfig: Option<PathBuf>,
 }
 
 impl RunningServer {
@@ -134,6 +135,13 @@ impl RunningServer {
     #[must_use]
     pub fn startup(&self) -> Duration {
         self.startup
+    }
+
+    /// The kubeconfig file of the in-process simulated cluster (`<data>/simulated.kubeconfig`),
+    /// when the server runs one: `kubectl --kubeconfig` it to look inside.
+    #[must_use]
+    pub fn simulated_kubeconfig(&self) -> Option<&Path> {
+        self.simulated_kubeconfig.as_deref()
     }
 
     /// Stop gracefully: stop accepting, finish in-flight requests and background work,
@@ -256,6 +264,7 @@ pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
 
     // The cluster: a real one from a kubeconfig, or a simulated one in-process.
     let mut simulated = None;
+    let mut simulated_kubeconfig = None;
     let cluster = if let Some(path) = find_kubeconfig(&options) {
         tracing::info!(kubeconfig = %path.display(), "using the cluster from the kubeconfig");
         ClusterInfo {
@@ -271,6 +280,16 @@ pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
             simulated: true,
             client: fake.client(),
         };
+        let kubeconfig = data.join("simulated.kubeconfig");
+        match fake.write_kubeconfig(&kubeconfig) {
+            Ok(()) => {
+                tracing::info!(kubeconfig = %kubeconfig.display(), "kubectl reaches the simulated cluster with --kubeconfig {}", kubeconfig.display());
+                simulated_kubeconfig = Some(kubeconfig);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e.report(), "cannot write the simulated cluster's kubeconfig");
+            }
+        }
         simulated = Some(fake);
         info
     };
@@ -398,5 +417,6 @@ pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
         stop: stop_tx,
         task,
         startup,
+        simulated_kubeconfig,
     })
 }

@@ -351,33 +351,60 @@ impl Delivery {
         })
     }
 
-    /// The Score workload the component's [`WORKLOAD_ANNOTATION`] names, read from the
+    /// The Score workload the component's [`WORKLOAD_ANNOTATION`] names. A relative path
+    /// is read beside the entity's own `catalog-info.yaml` when its `location`
+    /// (`backstage.io/managed-by-location`: `git:<repository>@<branch>:<file>` or
+    /// `file:<repository>/<file>`) is in a local Git repository — a scaffolded service's own repository, say — and otherwise from the
     /// catalog repository.
     ///
     /// # Errors
-    /// No catalog repository, or no such file in it (400, naming the annotation).
+    /// No such file in either place (400, naming the annotation).
     #[tracing::instrument(skip(self))]
-    pub async fn catalog_workload(&self, component: &EntityRef, path: &str) -> Result<String> {
-        let (repo, branch) = &self.catalog;
-        let missing = || {
-            Error::invalid_input(format!(
-                "{component}: its annotation {WORKLOAD_ANNOTATION} names {path:?}, which is not a file on branch {branch} of the catalog repository; fix the annotation or give manifests or workload in the request"
-            ))
-        };
-        if !repo.join("HEAD").exists() {
-            return Err(missing());
+    pub async fn catalog_workload(
+        &self,
+        component: &EntityRef,
+        location: Option<&str>,
+        path: &str,
+    ) -> Result<String> {
+        let (catalog_repo, catalog_branch) = &self.catalog;
+        let mut places: Vec<(PathBuf, Option<String>, String)> = Vec::new();
+        if let Some((repo, branch, file)) = location.and_then(local_repository_of) {
+            let dir = file.rsplit_once('/').map_or("", |(dir, _)| dir);
+            let joined = if path.starts_with('/') || dir.is_empty() {
+                path.trim_start_matches('/').to_owned()
+            } else {
+                format!("{dir}/{path}")
+            };
+            places.push((repo, branch, joined));
         }
-        let repo = GitRepo::open(repo).await?;
-        let bytes = repo
-            .try_read_file(branch, path.trim_start_matches('/'))
-            .await
-            .map_err(|_| missing())?
-            .ok_or_else(missing)?;
-        String::from_utf8(bytes).map_err(|_| {
-            Error::invalid_input(format!(
-                "{component}: the workload {path} named by {WORKLOAD_ANNOTATION} is not UTF-8 text"
-            ))
-        })
+        places.push((
+            catalog_repo.clone(),
+            Some(catalog_branch.clone()),
+            path.trim_start_matches('/').to_owned(),
+        ));
+        for (repo, branch, file) in places {
+            if !repo.join("HEAD").exists() && !repo.join(".git").exists() {
+                continue;
+            }
+            let repo = GitRepo::open(&repo).await?;
+            let branch = match branch {
+                Some(b) => b,
+                None => match repo.head_branch().await? {
+                    Some(b) => b,
+                    None => continue,
+                },
+            };
+            if let Ok(Some(bytes)) = repo.try_read_file(&branch, &file).await {
+                return String::from_utf8(bytes).map_err(|_| {
+                    Error::invalid_input(format!(
+                        "{component}: the workload {path} named by {WORKLOAD_ANNOTATION} is not UTF-8 text"
+                    ))
+                });
+            }
+        }
+        Err(Error::invalid_input(format!(
+            "{component}: its annotation {WORKLOAD_ANNOTATION} names {path:?}, which is not a file beside its catalog-info.yaml nor on branch {catalog_branch} of the catalog repository; fix the annotation or give manifests or workload in the request"
+        )))
     }
 
     /// Stop the reconcilers (finishing their passes) and release the Lease.
@@ -1285,4 +1312,36 @@ impl DoraView {
             daily,
         }
     }
+}
+
+/// Split a location into the local Git repository that holds it, the branch when the
+/// location names one, and the file's path inside the repository. Two forms are read:
+/// `git:<repository>@<branch>:<path>` (what idp-catalog's Git provider records) and
+/// `file:<path>` (the longest leading directory with a `HEAD` or `.git` is the
+/// repository). `None` for anything else, such as remote URLs.
+fn local_repository_of(location: &str) -> Option<(PathBuf, Option<String>, String)> {
+    if let Some(rest) = location.strip_prefix("git:") {
+        let (repo, branch_and_path) = rest.rsplit_once('@')?;
+        let (branch, file) = branch_and_path.split_once(':')?;
+        let repo = PathBuf::from(repo.strip_prefix("file://").unwrap_or(repo));
+        return repo
+            .is_absolute()
+            .then(|| (repo, Some(branch.to_owned()), file.to_owned()));
+    }
+    let path = location.strip_prefix("file:")?;
+    let path = path.strip_prefix("//").unwrap_or(path);
+    let full = std::path::Path::new(path);
+    let mut dir = full.parent();
+    while let Some(d) = dir {
+        if d.join("HEAD").is_file() || d.join(".git").exists() {
+            let rel = full
+                .strip_prefix(d)
+                .ok()?
+                .to_string_lossy()
+                .replace('\\', "/");
+            return Some((d.to_path_buf(), None, rel));
+        }
+        dir = d.parent();
+    }
+    None
 }

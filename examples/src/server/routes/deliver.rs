@@ -207,8 +207,11 @@ pub(crate) struct Resolved {
     pub component: EntityRef,
     pub owner: Option<String>,
     pub system: Option<String>,
-    /// The `idp.dev/workload` annotation: a Score file in the catalog repository.
+    /// The `idp.dev/workload` annotation: a Score file beside the entity's own
+    /// `catalog-info.yaml` (or in the catalog repository).
     pub workload: Option<String>,
+    /// The `backstage.io/managed-by-location` annotation: where the entity was read.
+    pub location: Option<String>,
 }
 
 /// Resolve `text` (a component reference or name) in the catalog: 400 when it is not a
@@ -245,6 +248,7 @@ pub(crate) fn resolve_component(
         owner: text_at("/spec/owner"),
         system: text_at("/spec/system"),
         workload: text_at("/metadata/annotations/idp.dev~1workload"),
+        location: text_at("/metadata/annotations/backstage.io~1managed-by-location"),
     })
 }
 
@@ -368,7 +372,10 @@ async fn create(
                     "manifests: missing; give Kubernetes manifests (YAML text) in manifests or a Score workload in workload, or annotate the component with {WORKLOAD_ANNOTATION}: <path of its Score file in the catalog repository>"
                 )));
             };
-            Source::Workload(d.catalog_workload(&resolved.component, path).await?)
+            Source::Workload(
+                d.catalog_workload(&resolved.component, resolved.location.as_deref(), path)
+                    .await?,
+            )
         }
     };
     let verdict = d
