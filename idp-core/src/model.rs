@@ -78,6 +78,20 @@ impl Enforcement {
     pub fn blocks(self) -> bool {
         self == Enforcement::Deny
     }
+
+    /// The lower-case word, as serialized: `deny`, `warn` or `audit`.
+    ///
+    /// ```
+    /// assert_eq!(idp_core::model::Enforcement::Warn.as_str(), "warn");
+    /// ```
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Enforcement::Deny => "deny",
+            Enforcement::Warn => "warn",
+            Enforcement::Audit => "audit",
+        }
+    }
 }
 
 /// One finding of a policy about one object.

@@ -76,8 +76,8 @@ async fn templates(State(state): State<Arc<AppState>>) -> Response {
     page(&state, "Create", &body).into_response()
 }
 
-/// Decode an `application/x-www-form-urlencoded` body.
-fn parse_form(body: &[u8]) -> Vec<(String, String)> {
+/// Decode an `application/x-www-form-urlencoded` body (every portal form).
+pub(crate) fn parse_form(body: &[u8]) -> Vec<(String, String)> {
     fn decode(part: &[u8]) -> String {
         let mut out = Vec::with_capacity(part.len());
         let mut i = 0;

@@ -341,40 +341,6 @@ async fn history(
     page(&state, &name, &body).into_response()
 }
 
-/// Decode an `application/x-www-form-urlencoded` body.
-fn form(body: &[u8]) -> Vec<(String, String)> {
-    let decode = |s: &str| -> String {
-        let bytes = s.as_bytes();
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            match bytes[i] {
-                b'+' => out.push(b' '),
-                b'%' if i + 2 < bytes.len() => {
-                    let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
-                    if let Ok(b) = u8::from_str_radix(hex, 16) {
-                        out.push(b);
-                        i += 2;
-                    } else {
-                        out.push(b'%');
-                    }
-                }
-                b => out.push(b),
-            }
-            i += 1;
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    };
-    String::from_utf8_lossy(body)
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
-}
-
 async fn rollback(
     State(state): State<Arc<AppState>>,
     Path((namespace, name, env)): Path<(String, String, String)>,
@@ -391,7 +357,7 @@ async fn rollback(
             );
         }
     };
-    let fields = form(&body);
+    let fields = crate::server::portal_create::parse_form(&body);
     let Some(to) = fields
         .iter()
         .find(|(k, _)| k == "to")

@@ -27,15 +27,14 @@ use idp_deploy::dora;
 use idp_deploy::gitops::{GitOpsDeployer, GitOpsOutcome, ReleaseRecord};
 use idp_deploy::reconcile::{ReconcileStatus, StallReason};
 use idp_deploy::workload::{self, CompositeProvisioner, EnvironmentProfile, RenderContext};
+use idp_policy::PolicySet;
 use idp_policy::mutate::{
     ATTR_OWNER, ATTR_SYSTEM, DefaultResources, Mutations, SecureDefaults, StandardLabels,
 };
-use idp_policy::pss::PodSecurity;
-use idp_policy::{PolicyOptions, PolicySet};
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use crate::server::config::{DeliverConfig, PssSetting};
+use crate::server::config::DeliverConfig;
 use background::{Background, EnvTarget};
 
 /// One configured environment.
@@ -189,29 +188,6 @@ pub struct Delivery {
 /// repository, used when a deployment request gives neither manifests nor a workload.
 pub const WORKLOAD_ANNOTATION: &str = "idp.dev/workload";
 
-fn policy_set(pss: PssSetting, guardrails: bool) -> PolicySet {
-    let mut set = PolicySet::new().named("idp-deliver");
-    match pss {
-        PssSetting::None => {}
-        PssSetting::Baseline => set = set.with_policy(PodSecurity::baseline()),
-        PssSetting::Restricted => set = set.with_policy(PodSecurity::restricted()),
-    }
-    if guardrails {
-        for policy in idp_policy::guardrails::all() {
-            set.push(policy, PolicyOptions::new());
-        }
-    }
-    set
-}
-
-fn action(e: Enforcement) -> &'static str {
-    match e {
-        Enforcement::Deny => "deny",
-        Enforcement::Warn => "warn",
-        Enforcement::Audit => "audit",
-    }
-}
-
 fn status_word(s: DeploymentStatus) -> &'static str {
     match s {
         DeploymentStatus::Pending | DeploymentStatus::Progressing => "current",
@@ -310,7 +286,10 @@ impl Delivery {
         if let Some(remote) = &config.gitops_remote {
             deployer = deployer.remote(remote.clone());
         }
-        let policies = Arc::new(policy_set(config.pss, config.guardrails));
+        let policies = Arc::new(crate::server::routes::policy::build_set(
+            config.pss,
+            config.guardrails,
+        ));
         let mutations = Arc::new(
             Mutations::new()
                 .with(StandardLabels::default())
@@ -541,7 +520,7 @@ impl Delivery {
                     rule: v.rule,
                     path: v.path,
                     message: v.message,
-                    action: action(v.enforcement).to_owned(),
+                    action: v.enforcement.as_str().to_owned(),
                 };
                 if v.enforcement == Enforcement::Deny {
                     denied.push(finding);
@@ -941,7 +920,7 @@ impl Delivery {
                     rule: v.rule,
                     path: v.path,
                     message: v.message,
-                    action: action(v.enforcement).to_owned(),
+                    action: v.enforcement.as_str().to_owned(),
                 };
                 if v.enforcement == Enforcement::Deny {
                     denied.push(finding);

@@ -9,7 +9,6 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::routing::post;
 use axum::{Json, Router};
-use idp_core::model::Enforcement;
 use idp_core::{ManifestSet, PolicyContext};
 use idp_policy::pss::PodSecurity;
 use idp_policy::{PolicyOptions, PolicySet};
@@ -147,12 +146,7 @@ async fn check(
                         rule: v.rule,
                         message: v.message,
                         path: v.path,
-                        action: match v.enforcement {
-                            Enforcement::Deny => "deny",
-                            Enforcement::Warn => "warn",
-                            Enforcement::Audit => "audit",
-                        }
-                        .into(),
+                        action: v.enforcement.as_str().into(),
                     })
                     .collect(),
             }
