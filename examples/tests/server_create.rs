@@ -1126,3 +1126,40 @@ async fn the_background_reaper_removes_expired_previews() {
     assert_eq!(items[0]["preview"], "acme/web-shop#9");
     h.server.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaffolding_a_name_the_catalog_already_has_fails_and_leaves_it_alone() {
+    let h = harness().await;
+    let before = h
+        .get("/api/catalog/entities/by-name/component/default/ledger")
+        .await
+        .json();
+    assert!(
+        before["metadata"]["annotations"]["backstage.io/managed-by-location"]
+            .as_str()
+            .unwrap()
+            .contains("catalog.git@"),
+        "the seed holds a component named ledger: {before}"
+    );
+    let created = h
+        .post_json(
+            "/api/scaffolder/v2/tasks",
+            &json!({"templateRef": "template:default/rust-service", "values": {"name": "ledger", "owner": "payments-team"}}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let task = h.wait_task(created.json()["id"].as_str().unwrap()).await;
+    assert_eq!(task["status"], "failed", "{task}");
+    assert!(
+        task.to_string().contains("already in the catalog"),
+        "{task}"
+    );
+    // The seed's entity is untouched and the new repository is gone again.
+    let after = h
+        .get("/api/catalog/entities/by-name/component/default/ledger")
+        .await
+        .json();
+    assert_eq!(after, before);
+    assert!(!h.data.path().join("repos/ledger.git").exists());
+    h.server.shutdown().await.unwrap();
+}

@@ -700,8 +700,10 @@ impl Scaffolding {
             None => format!("scaffolded:{}", stable_id(&url)),
         };
         state.remove_provider(&name);
+        let source: PathBuf;
         if let Some(path) = local {
             let repo = GitRepo::open(&path).await?;
+            source = repo.path().to_path_buf();
             state.add_provider(Arc::new(
                 GitProvider::new(&name, repo, &branch).with_glob(&self.glob),
             ));
@@ -712,6 +714,7 @@ impl Scaffolding {
             } else {
                 GitRepo::init(&mirror_path, InitOptions::bare(&branch)).await?
             };
+            source = mirror.path().to_path_buf();
             let inner = GitProvider::new(&name, mirror.clone(), &branch).with_glob(&self.glob);
             state.add_provider(Arc::new(FetchingProvider::new(
                 inner,
@@ -726,12 +729,27 @@ impl Scaffolding {
             None,
         );
         state.refresh().await?;
+        let from_here = format!("git:{}@", source.display());
         match wanted {
-            Some(r) if state.view().snapshot.contains(&r) => Ok(Some(r)),
-            Some(r) => Err(idp_core::Error::unavailable(format!(
-                "published to {url}, but the catalog found no {r} there; check that catalog-info.yaml matches the catalog glob {:?}",
-                self.glob
-            ))),
+            Some(r) => match state.view().snapshot.get(&r) {
+                Some(entity) if managed_by(&entity).is_some_and(|l| l.starts_with(&from_here)) => {
+                    Ok(Some(r))
+                }
+                Some(entity) => {
+                    // Another location already holds this entity: take the new source
+                    // away again so the catalog keeps reporting no conflict.
+                    state.remove_provider(&name);
+                    state.refresh().await?;
+                    Err(idp_core::Error::conflict(format!(
+                        "{r} is already in the catalog from {}; choose another name",
+                        managed_by(&entity).unwrap_or("another location")
+                    )))
+                }
+                None => Err(idp_core::Error::unavailable(format!(
+                    "published to {url}, but the catalog found no {r} there; check that catalog-info.yaml matches the catalog glob {:?}",
+                    self.glob
+                ))),
+            },
             None => Ok(None),
         }
     }
@@ -746,6 +764,16 @@ enum Publish {
     Elsewhere,
     /// Cannot tell yet: the values have no name.
     Unnamed,
+}
+
+/// The entity's `backstage.io/managed-by-location` annotation.
+fn managed_by(entity: &idp_core::model::Entity) -> Option<&str> {
+    entity
+        .as_map()
+        .get("metadata")?
+        .get("annotations")?
+        .get("backstage.io/managed-by-location")?
+        .as_str()
 }
 
 fn provider_name(path: &Path) -> String {
