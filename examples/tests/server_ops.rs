@@ -257,7 +257,9 @@ fn otel_exports_spans_to_the_otlp_endpoint() {
 
     let collector = TcpListener::bind("127.0.0.1:0").unwrap();
     let endpoint = format!("http://{}", collector.local_addr().unwrap());
-    let received: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+    /// Request lines and bodies the fake collector received.
+    type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+    let received: Received = Arc::default();
     let sink = received.clone();
     std::thread::spawn(move || {
         for stream in collector.incoming() {
