@@ -330,3 +330,100 @@ fn otel_exports_spans_to_the_otlp_endpoint() {
         "{line}: the request span's route is missing"
     );
 }
+
+/// One blocking HTTP/1.1 request (Connection: close): status and body.
+fn http(addr: std::net::SocketAddr, method: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, body.to_owned())
+}
+
+async fn http_async(addr: std::net::SocketAddr, method: &'static str, path: &str) -> (u16, String) {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || http(addr, method, &path))
+        .await
+        .unwrap()
+}
+
+fn component_count(facets: &str) -> u64 {
+    let v: Value = serde_json::from_str(facets).unwrap();
+    v["facets"]["kind"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["value"] == "Component")
+        .map_or(0, |row| row["count"].as_u64().unwrap())
+}
+
+/// Facets are cached per catalog view: a refresh that changes the catalog must show the
+/// change; one that changes nothing keeps the same answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn facet_answers_follow_catalog_changes() {
+    use idp_examples::server::{Config, ServerOptions, start};
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(ServerOptions {
+        listen: Some("127.0.0.1:0".into()),
+        data: Some(dir.path().join("idp")),
+        simulated_cluster: true,
+        ..ServerOptions::new(Config::default())
+    })
+    .await
+    .unwrap();
+    let addr = server.addr();
+    let facets = "/api/catalog/entity-facets?facet=kind";
+    let (status, body) = http_async(addr, "GET", facets).await;
+    assert_eq!(status, 200, "{body}");
+    let before = component_count(&body);
+    assert!(before > 0, "{body}");
+    // Served again from the cache: the same answer.
+    assert_eq!(http_async(addr, "GET", facets).await.1, body);
+    // A refresh with no change keeps it.
+    assert_eq!(
+        http_async(addr, "POST", "/api/catalog/refresh").await.0 / 100,
+        2
+    );
+    assert_eq!(
+        component_count(&http_async(addr, "GET", facets).await.1),
+        before
+    );
+
+    // Two new components in the catalog repository, then a refresh.
+    let repo = idp_core::git::GitRepo::open(dir.path().join("idp/catalog.git"))
+        .await
+        .unwrap();
+    let mut text = String::new();
+    for i in 0..2 {
+        std::fmt::Write::write_fmt(
+            &mut text,
+            format_args!("---\napiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: facet-{i}\nspec:\n  type: service\n  lifecycle: production\n  owner: platform-team\n"),
+        )
+        .unwrap();
+    }
+    repo.commit(
+        idp_core::git::CommitRequest::new(
+            "main",
+            "two more",
+            idp_core::git::Identity::new("t", "t@example.com"),
+        )
+        .put("more/catalog-info.yaml", text),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        http_async(addr, "POST", "/api/catalog/refresh").await.0 / 100,
+        2
+    );
+    let (status, body) = http_async(addr, "GET", facets).await;
+    assert_eq!(status, 200);
+    assert_eq!(component_count(&body), before + 2, "{body}");
+    server.shutdown().await.unwrap();
+}

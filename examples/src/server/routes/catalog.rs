@@ -500,13 +500,17 @@ async fn facets(
         return Ok(json_response(StatusCode::OK, &hit));
     }
     let computing = view.clone();
-    let body = tokio::task::spawn_blocking(move || compute_facets(&computing, query, &facets))
-        .await
-        .map_err(|e| {
-            ApiError::from(idp_core::Error::internal(format!(
-                "facet computation failed: {e}"
-            )))
-        })??;
+    // The blocking thread stays inside the request's span.
+    let span = tracing::info_span!("catalog.facets", entities = view.snapshot.len());
+    let body = tokio::task::spawn_blocking(move || {
+        span.in_scope(|| compute_facets(&computing, query, &facets))
+    })
+    .await
+    .map_err(|e| {
+        ApiError::from(idp_core::Error::internal(format!(
+            "facet computation failed: {e}"
+        )))
+    })??;
     let body = view.cache.insert(key, body);
     Ok(json_response(StatusCode::OK, &body))
 }
