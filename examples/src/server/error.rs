@@ -173,8 +173,14 @@ pub async fn layer(State(state): State<Arc<AppState>>, request: Request, next: N
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
-    let span =
-        tracing::info_span!("request", %method, %route, url = %url, status = tracing::field::Empty);
+    let span = tracing::info_span!(
+        "request",
+        %method,
+        %route,
+        url = %url,
+        status = tracing::field::Empty,
+        latency_ms = tracing::field::Empty
+    );
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status();
     if let Some(err) = response.extensions_mut().remove::<ApiError>() {
@@ -208,6 +214,7 @@ pub async fn layer(State(state): State<Arc<AppState>>, request: Request, next: N
     let status = response.status().as_u16();
     span.record("status", status);
     let elapsed = start.elapsed();
+    span.record("latency_ms", elapsed.as_secs_f64() * 1000.0);
     state.metrics.observe(&method, &route, status, elapsed);
     span.in_scope(|| {
         tracing::debug!(

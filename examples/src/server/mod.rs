@@ -13,10 +13,13 @@
 //! (catalog, search, policy, ops) and `portal` the HTML pages. To add an area, give
 //! `state::AppState` its port and merge a router in `app`.
 
+mod cache;
 pub mod config;
 mod create;
 mod deliver;
 mod error;
+#[cfg(feature = "otel")]
+pub mod otel;
 mod portal;
 mod portal_create;
 mod portal_deliver;
@@ -213,6 +216,23 @@ async fn client_from_kubeconfig(path: &Path) -> idp_core::Result<kube::Client> {
     })
 }
 
+/// Inside a Kubernetes pod (`KUBERNETES_SERVICE_HOST` set, no kubeconfig found): a client
+/// from the pod's service account.
+fn in_cluster_client(options: &ServerOptions) -> idp_core::Result<Option<kube::Client>> {
+    if options.simulated_cluster || std::env::var_os("KUBERNETES_SERVICE_HOST").is_none() {
+        return Ok(None);
+    }
+    let config = kube::Config::incluster().map_err(|e| {
+        idp_core::Error::unavailable(
+            "KUBERNETES_SERVICE_HOST is set but the in-cluster config is unusable (is a service account token mounted?)",
+        )
+        .with_source(e)
+    })?;
+    kube::Client::try_from(config).map(Some).map_err(|e| {
+        idp_core::Error::unavailable("cannot build the in-cluster Kubernetes client").with_source(e)
+    })
+}
+
 /// The whole application router over `state`.
 fn app(state: Arc<AppState>) -> Router {
     Router::new()
@@ -271,6 +291,13 @@ pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
             label: format!("cluster: {}", path.display()),
             simulated: false,
             client: client_from_kubeconfig(&path).await?,
+        }
+    } else if let Some(client) = in_cluster_client(&options)? {
+        tracing::info!("using the cluster this pod runs in (service account)");
+        ClusterInfo {
+            label: "in-cluster (service account)".to_owned(),
+            simulated: false,
+            client,
         }
     } else {
         let fake = idp_testkit::FakeCluster::start().await?;

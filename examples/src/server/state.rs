@@ -25,6 +25,8 @@ pub struct View {
     pub snapshot: Snapshot,
     /// Full-text index over `snapshot`.
     pub search: SearchIndex,
+    /// Answers computed from this view (entity facets).
+    pub cache: crate::server::cache::ViewCache,
 }
 
 /// What the server runs against.
@@ -95,7 +97,11 @@ impl AppState {
         let search = SearchIndex::build(&snapshot);
         Self {
             catalog,
-            view: RwLock::new(Arc::new(View { snapshot, search })),
+            view: RwLock::new(Arc::new(View {
+                snapshot,
+                search,
+                cache: crate::server::cache::ViewCache::default(),
+            })),
             providers: Mutex::new(Vec::new()),
             locations: Mutex::new(Vec::new()),
             refresh_lock: tokio::sync::Mutex::new(()),
@@ -157,10 +163,15 @@ impl AppState {
             .clone();
         let mut reports = Vec::new();
         let mut failure = None;
+        // Publishing rebuilds the search index: skip it when nothing changed.
+        let mut changed = !self.is_ready();
         for provider in providers {
             match provider.read().await {
                 Ok(out) => {
                     let mut report = self.catalog.apply(provider.name(), with_uids(out.mutation));
+                    changed |= !(report.added.is_empty()
+                        && report.updated.is_empty()
+                        && report.removed.is_empty());
                     report.rejected.splice(0..0, out.rejected);
                     for r in &report.rejected {
                         tracing::warn!(provider = provider.name(), "rejected: {r}");
@@ -173,7 +184,9 @@ impl AppState {
                 }
             }
         }
-        self.publish();
+        if changed {
+            self.publish();
+        }
         self.ready.store(true, Ordering::Release);
         match failure {
             Some(e) if reports.is_empty() => Err(e),
@@ -184,7 +197,11 @@ impl AppState {
     fn publish(&self) {
         let snapshot = self.catalog.snapshot();
         let search = SearchIndex::build(&snapshot);
-        let view = Arc::new(View { snapshot, search });
+        let view = Arc::new(View {
+            snapshot,
+            search,
+            cache: crate::server::cache::ViewCache::default(),
+        });
         *self.view.write().unwrap_or_else(PoisonError::into_inner) = view;
     }
 }

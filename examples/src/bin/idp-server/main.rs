@@ -66,7 +66,7 @@ fn main() -> std::process::ExitCode {
         },
         None => Config::default(),
     };
-    init_tracing(cli.log_format.or(config.log_format).unwrap_or_default());
+    let telemetry = init_tracing(cli.log_format.or(config.log_format).unwrap_or_default());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -77,26 +77,92 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(cli, config)) {
+    let code = match runtime.block_on(serve(cli, config)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{}", e.report());
             eprintln!("idp-server: {}", e.report());
             std::process::ExitCode::FAILURE
         }
+    };
+    telemetry.shutdown();
+    code
+}
+
+/// What logging holds on to until exit: the OTLP exporter (feature `otel`), which must be
+/// flushed.
+#[derive(Debug, Default)]
+struct Telemetry {
+    #[cfg(feature = "otel")]
+    otel: Option<idp_examples::server::otel::OtelGuard>,
+}
+
+impl Telemetry {
+    /// Flush what is still buffered (the last spans) before the process exits.
+    #[cfg_attr(
+        not(feature = "otel"),
+        allow(clippy::unused_self, clippy::needless_pass_by_value)
+    )]
+    fn shutdown(self) {
+        #[cfg(feature = "otel")]
+        if let Some(guard) = self.otel
+            && let Err(e) = guard.shutdown()
+        {
+            eprintln!("idp-server: {}", e.report());
+        }
     }
 }
 
-fn init_tracing(format: LogFormat) {
+/// Logging on stderr, filtered by `RUST_LOG` (default `info`), as text or one JSON object
+/// per line; with the `otel` feature and `OTEL_EXPORTER_OTLP_ENDPOINT` set, the spans also
+/// go to an OTLP collector.
+fn init_tracing(format: LogFormat) -> Telemetry {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().with_current_span(true).init(),
-        LogFormat::Text => builder.init(),
+    let (json, text) = match format {
+        LogFormat::Json => (
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_current_span(true)
+                    .with_writer(std::io::stderr),
+            ),
+            None,
+        ),
+        LogFormat::Text => (
+            None,
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                    .with_writer(std::io::stderr),
+            ),
+        ),
+    };
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(json)
+        .with(text);
+    #[cfg(feature = "otel")]
+    match idp_examples::server::otel::layer() {
+        Ok(Some((layer, guard))) => {
+            registry.with(layer).init();
+            tracing::info!(
+                endpoint = guard.endpoint(),
+                "exporting traces over OTLP (service.name idp-server)"
+            );
+            return Telemetry { otel: Some(guard) };
+        }
+        Ok(None) => {}
+        Err(e) => eprintln!(
+            "idp-server: {}; continuing without trace export",
+            e.report()
+        ),
     }
+    registry.init();
+    Telemetry::default()
 }
 
 async fn serve(cli: Cli, config: Config) -> idp_core::Result<()> {

@@ -490,15 +490,43 @@ async fn facets(
             "Missing facet parameter: pass at least one, e.g. ?facet=kind&facet=spec.type",
         ));
     }
-    let mut query = build_query(&p.filters(), None)?;
+    let filters = p.filters();
+    let query = build_query(&filters, None)?;
     let view = state.view();
+    // Facets read every matching entity: compute them once per view, off the async
+    // workers so small requests are not queued behind them.
+    let key = format!("entity-facets\n{facets:?}\n{filters:?}");
+    if let Some(hit) = view.cache.get(&key) {
+        return Ok(json_response(StatusCode::OK, &hit));
+    }
+    let computing = view.clone();
+    // The blocking thread stays inside the request's span.
+    let span = tracing::info_span!("catalog.facets", entities = view.snapshot.len());
+    let body = tokio::task::spawn_blocking(move || {
+        span.in_scope(|| compute_facets(&computing, query, &facets))
+    })
+    .await
+    .map_err(|e| {
+        ApiError::from(idp_core::Error::internal(format!(
+            "facet computation failed: {e}"
+        )))
+    })??;
+    let body = view.cache.insert(key, body);
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+fn compute_facets(
+    view: &crate::server::state::View,
+    mut query: EntityQuery,
+    facets: &[String],
+) -> Result<Value, ApiError> {
     query.limit = Some(view.snapshot.len().max(1));
     let page = view
         .snapshot
-        .query_with(&query, &QueryOptions::default().fields(facets.clone()))
+        .query_with(&query, &QueryOptions::default().fields(facets.to_vec()))
         .map_err(ApiError::from)?;
     let mut out = serde_json::Map::new();
-    for facet in &facets {
+    for facet in facets {
         let mut counts: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
         for item in &page.items {
             let mut values = Vec::new();
@@ -520,7 +548,7 @@ async fn facets(
             ),
         );
     }
-    Ok(json_response(StatusCode::OK, &json!({ "facets": out })))
+    Ok(json!({ "facets": out }))
 }
 
 /// Body of `POST /api/catalog/locations`.
