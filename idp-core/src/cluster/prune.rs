@@ -270,7 +270,11 @@ impl Applier {
         if recorded.as_ref() != Some(&wanted) {
             inventory::write(&self.cluster, &self.inventory, &wanted, &self.field_manager).await?;
         }
-        tracing::info!(deleted = report.deleted.len(), "pruned");
+        if report.deleted.is_empty() {
+            tracing::debug!("pruned nothing");
+        } else {
+            tracing::info!(deleted = report.deleted.len(), "pruned");
+        }
         Ok(report)
     }
 

@@ -604,14 +604,31 @@ impl Reconciler {
     }
 
     fn publish(&self, status: ReconcileStatus) -> ReconcileStatus {
-        tracing::info!(
-            revision = status.revision.as_deref().unwrap_or("-"),
-            sync = ?status.sync,
-            health = ?status.health,
-            writes = status.writes,
-            stalled = ?status.stalled,
-            "reconciled"
-        );
+        // A pass that wrote nothing and changed no verdict is routine: debug, so a quiet
+        // environment does not fill the log every interval.
+        let changed = {
+            let last = self.inner.status.borrow();
+            status.writes > 0
+                || last.revision != status.revision
+                || last.sync != status.sync
+                || last.health != status.health
+                || last.stalled != status.stalled
+        };
+        if changed {
+            tracing::info!(
+                revision = status.revision.as_deref().unwrap_or("-"),
+                sync = ?status.sync,
+                health = ?status.health,
+                writes = status.writes,
+                stalled = ?status.stalled,
+                "reconciled"
+            );
+        } else {
+            tracing::debug!(
+                revision = status.revision.as_deref().unwrap_or("-"),
+                "reconciled: nothing changed"
+            );
+        }
         self.inner.status.send_replace(status.clone());
         status
     }
