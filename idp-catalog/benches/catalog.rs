@@ -4,8 +4,10 @@
 //! with `IDP_CATALOG_BENCH_SIZE=20000 cargo bench -p idp-catalog -- --quick`.
 //!
 //! Besides criterion's measurements it prints one-shot figures: full ingest time
-//! (read + parse + placeholders + validate + relations + index) and heap bytes per
-//! entity beyond the source text (a structural estimate, and RSS growth).
+//! (read + parse + placeholders + validate + relations + index), single-entity deltas
+//! with a reader holding the previous snapshot, the search index build, and heap bytes
+//! per entity beyond the source text (a structural estimate, and RSS growth). Criterion
+//! then measures get by ref, filter pages, graph queries, search and a one-entity delta.
 #![allow(
     missing_docs,
     clippy::unwrap_used,
@@ -20,6 +22,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use idp_catalog::provider::{EntityProvider, FileProvider};
 use idp_catalog::relations::RelationType;
+use idp_catalog::search::SearchIndex;
 use idp_catalog::{EntityInput, InMemoryCatalog, Mutation, filter};
 use idp_core::EntityRef;
 
@@ -125,8 +128,39 @@ fn bench(c: &mut Criterion) {
         "delta of 1 changed entity (one shot): {:.1} µs",
         delta.as_secs_f64() * 1e6
     );
+    // More one-shot deltas, each with a reader holding the snapshot before it (so the
+    // change copies what it touches): the worst and the median.
+    let mut shots: Vec<f64> = (0..21)
+        .map(|i| {
+            let _reader = catalog.snapshot();
+            let v = if i % 2 == 0 { v1.clone() } else { v2.clone() };
+            let start = Instant::now();
+            let r = catalog.apply(
+                "bench",
+                Mutation::Delta {
+                    upserts: vec![EntityInput::new(v)],
+                    removals: vec![],
+                },
+            );
+            let t = start.elapsed().as_secs_f64() * 1e6;
+            assert_eq!(r.updated.len(), 1, "{r:?}");
+            t
+        })
+        .collect();
+    shots.sort_by(f64::total_cmp);
+    println!(
+        "delta of 1 changed entity (21 more one-shots, a reader holding the previous snapshot): median {:.1} µs, worst {:.1} µs",
+        shots[10], shots[20]
+    );
     let owned = snap.owned_by_transitive(&owner).len();
     println!("team-1 owns {owned} entities transitively");
+    let start = Instant::now();
+    let search = SearchIndex::build(&catalog.snapshot());
+    println!(
+        "search index build: {:.2} s ({} entities)",
+        start.elapsed().as_secs_f64(),
+        search.len()
+    );
 
     let mut g = c.benchmark_group(format!("catalog_{n}"));
     g.sample_size(10).measurement_time(Duration::from_secs(3));
@@ -156,6 +190,12 @@ fn bench(c: &mut Criterion) {
                     .closure(&some_component, RelationType::DependsOn),
             )
         });
+    });
+    g.bench_function("search_payments_checkout_top20", |b| {
+        b.iter(|| black_box(search.search("payments checkout", 20)));
+    });
+    g.bench_function("search_typo_top20", |b| {
+        b.iter(|| black_box(search.search("paymnets", 20)));
     });
     let mut flip = false;
     g.bench_function("delta_1_entity", |b| {
