@@ -23,7 +23,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use idp_catalog::provider::{EntityProvider, FileProvider};
 use idp_catalog::relations::RelationType;
 use idp_catalog::search::SearchIndex;
-use idp_catalog::{EntityInput, InMemoryCatalog, Mutation, filter};
+use idp_catalog::{EntityInput, InMemoryCatalog, Mutation, QueryOptions, filter};
 use idp_core::EntityRef;
 
 /// Resident set size in bytes (Linux), 0 elsewhere.
@@ -178,6 +178,15 @@ fn bench(c: &mut Criterion) {
         .limit(20);
     g.bench_function("filter_owner_page20", |b| {
         b.iter(|| black_box(catalog.snapshot().query(&q_owner).unwrap()));
+    });
+    // The same page projected to kind and name (Backstage's `fields`): the index walk
+    // and the stored text, without materialising whole entities and their relations.
+    let names = QueryOptions::default().fields(["kind", "metadata.name"]);
+    g.bench_function("filter_kind_type_page20_fields_name", |b| {
+        b.iter(|| black_box(catalog.snapshot().query_with(&q, &names).unwrap()));
+    });
+    g.bench_function("count_kind_type", |b| {
+        b.iter(|| black_box(catalog.snapshot().count(&q)));
     });
     g.bench_function("owned_by_transitive", |b| {
         b.iter(|| black_box(catalog.snapshot().owned_by_transitive(&owner)));

@@ -609,8 +609,17 @@ impl Snapshot {
     }
 
     fn materialize_value(&self, id: u32) -> Option<Value> {
+        self.materialize_value_with(id, true)
+    }
+
+    /// The entity's JSON value; its `relations` only when `with_relations` (a projection
+    /// without them skips gathering and formatting them).
+    fn materialize_value_with(&self, id: u32, with_relations: bool) -> Option<Value> {
         let stored = self.stored(id)?;
         let mut value: Value = serde_json::from_str(&stored.json).ok()?;
+        if !with_relations {
+            return Some(value);
+        }
         let rels = self.relations_of(id, stored);
         if let Value::Object(map) = &mut value {
             map.insert(
@@ -1074,11 +1083,22 @@ impl Snapshot {
     /// assert!(page.items.is_empty());
     /// ```
     pub fn query_with(&self, query: &EntityQuery, options: &QueryOptions) -> Result<ProjectedPage> {
+        // Relations are gathered only when the projection or the order can see them.
+        let is_relations = |path: &str| {
+            path.split('.')
+                .next()
+                .is_some_and(|first| first.eq_ignore_ascii_case("relations"))
+        };
+        let with_relations = options.fields.is_empty()
+            || options.fields.iter().any(|f| is_relations(f))
+            || options.order.iter().any(|(f, _)| is_relations(f));
         if options.order.is_empty()
             && let Some(fast) = self.fast_page(query)
         {
             let (page, total, next_cursor) = fast?;
-            let values = page.into_iter().filter_map(|id| self.materialize_value(id));
+            let values = page
+                .into_iter()
+                .filter_map(|id| self.materialize_value_with(id, with_relations));
             let items = if options.fields.is_empty() {
                 values.collect()
             } else {
@@ -1096,7 +1116,7 @@ impl Snapshot {
             let (page, next) = Self::page_ids(query, &ids)?;
             (
                 page.into_iter()
-                    .filter_map(|id| self.materialize_value(id))
+                    .filter_map(|id| self.materialize_value_with(id, with_relations))
                     .collect(),
                 next,
             )
@@ -1104,7 +1124,7 @@ impl Snapshot {
             let mut rows: Vec<(Vec<Option<String>>, u32)> = ids
                 .iter()
                 .filter_map(|&id| {
-                    let v = self.materialize_value(id)?;
+                    let v = self.materialize_value_with(id, with_relations)?;
                     let keys = options
                         .order
                         .iter()
@@ -1151,7 +1171,7 @@ impl Snapshot {
             (
                 rows[start..end]
                     .iter()
-                    .filter_map(|(_, id)| self.materialize_value(*id))
+                    .filter_map(|(_, id)| self.materialize_value_with(*id, with_relations))
                     .collect(),
                 next,
             )
