@@ -99,6 +99,11 @@ fn bench(c: &mut Criterion) {
     println!(
         "memory (RSS growth during ingest, includes allocator slack and freed parse buffers): {rss_per_entity:.0} B/entity"
     );
+    println!(
+        "memory beyond the source text (YAML {src_per_entity:.0} B/entity): structural {:.0} B/entity, RSS growth {:.0} B/entity",
+        per_entity - src_per_entity,
+        rss_per_entity - src_per_entity
+    );
     println!("{mem:?}");
 
     let some_component: EntityRef = snap
