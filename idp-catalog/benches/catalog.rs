@@ -4,8 +4,10 @@
 //! with `IDP_CATALOG_BENCH_SIZE=20000 cargo bench -p idp-catalog -- --quick`.
 //!
 //! Besides criterion's measurements it prints one-shot figures: full ingest time
-//! (read + parse + placeholders + validate + relations + index) and heap bytes per
-//! entity beyond the source text (a structural estimate, and RSS growth).
+//! (read + parse + placeholders + validate + relations + index), single-entity deltas
+//! with a reader holding the previous snapshot, the search index build, and heap bytes
+//! per entity beyond the source text (a structural estimate, and RSS growth). Criterion
+//! then measures get by ref, filter pages, graph queries, search and a one-entity delta.
 #![allow(
     missing_docs,
     clippy::unwrap_used,
@@ -20,7 +22,8 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use idp_catalog::provider::{EntityProvider, FileProvider};
 use idp_catalog::relations::RelationType;
-use idp_catalog::{EntityInput, InMemoryCatalog, Mutation, filter};
+use idp_catalog::search::SearchIndex;
+use idp_catalog::{EntityInput, InMemoryCatalog, Mutation, QueryOptions, filter};
 use idp_core::EntityRef;
 
 /// Resident set size in bytes (Linux), 0 elsewhere.
@@ -96,6 +99,11 @@ fn bench(c: &mut Criterion) {
     println!(
         "memory (RSS growth during ingest, includes allocator slack and freed parse buffers): {rss_per_entity:.0} B/entity"
     );
+    println!(
+        "memory beyond the source text (YAML {src_per_entity:.0} B/entity): structural {:.0} B/entity, RSS growth {:.0} B/entity",
+        per_entity - src_per_entity,
+        rss_per_entity - src_per_entity
+    );
     println!("{mem:?}");
 
     let some_component: EntityRef = snap
@@ -125,8 +133,39 @@ fn bench(c: &mut Criterion) {
         "delta of 1 changed entity (one shot): {:.1} µs",
         delta.as_secs_f64() * 1e6
     );
+    // More one-shot deltas, each with a reader holding the snapshot before it (so the
+    // change copies what it touches): the worst and the median.
+    let mut shots: Vec<f64> = (0..21)
+        .map(|i| {
+            let _reader = catalog.snapshot();
+            let v = if i % 2 == 0 { v1.clone() } else { v2.clone() };
+            let start = Instant::now();
+            let r = catalog.apply(
+                "bench",
+                Mutation::Delta {
+                    upserts: vec![EntityInput::new(v)],
+                    removals: vec![],
+                },
+            );
+            let t = start.elapsed().as_secs_f64() * 1e6;
+            assert_eq!(r.updated.len(), 1, "{r:?}");
+            t
+        })
+        .collect();
+    shots.sort_by(f64::total_cmp);
+    println!(
+        "delta of 1 changed entity (21 more one-shots, a reader holding the previous snapshot): median {:.1} µs, worst {:.1} µs",
+        shots[10], shots[20]
+    );
     let owned = snap.owned_by_transitive(&owner).len();
     println!("team-1 owns {owned} entities transitively");
+    let start = Instant::now();
+    let search = SearchIndex::build(&catalog.snapshot());
+    println!(
+        "search index build: {:.2} s ({} entities)",
+        start.elapsed().as_secs_f64(),
+        search.len()
+    );
 
     let mut g = c.benchmark_group(format!("catalog_{n}"));
     g.sample_size(10).measurement_time(Duration::from_secs(3));
@@ -145,6 +184,15 @@ fn bench(c: &mut Criterion) {
     g.bench_function("filter_owner_page20", |b| {
         b.iter(|| black_box(catalog.snapshot().query(&q_owner).unwrap()));
     });
+    // The same page projected to kind and name (Backstage's `fields`): the index walk
+    // and the stored text, without materialising whole entities and their relations.
+    let names = QueryOptions::default().fields(["kind", "metadata.name"]);
+    g.bench_function("filter_kind_type_page20_fields_name", |b| {
+        b.iter(|| black_box(catalog.snapshot().query_with(&q, &names).unwrap()));
+    });
+    g.bench_function("count_kind_type", |b| {
+        b.iter(|| black_box(catalog.snapshot().count(&q)));
+    });
     g.bench_function("owned_by_transitive", |b| {
         b.iter(|| black_box(catalog.snapshot().owned_by_transitive(&owner)));
     });
@@ -156,6 +204,12 @@ fn bench(c: &mut Criterion) {
                     .closure(&some_component, RelationType::DependsOn),
             )
         });
+    });
+    g.bench_function("search_payments_checkout_top20", |b| {
+        b.iter(|| black_box(search.search("payments checkout", 20)));
+    });
+    g.bench_function("search_typo_top20", |b| {
+        b.iter(|| black_box(search.search("paymnets", 20)));
     });
     let mut flip = false;
     g.bench_function("delta_1_entity", |b| {

@@ -40,8 +40,7 @@ use idp_core::ports::{EntityPage, EntityQuery, FilterCondition};
 use idp_core::{Catalog, EntityRef, Error, Result};
 use serde_json::{Map, Value};
 
-use crate::cow::{CowMap, Postings, Slots};
-use crate::kinds::BuiltinKind;
+use crate::cow::{CowMap, FastMap, FastState, Postings, Slots};
 use crate::relations::{self, RelationType};
 use crate::validate::{Problem, Validator};
 
@@ -305,7 +304,8 @@ struct State {
     next_id: u32,
     ids: CowMap<Box<str>, u32>,
     slots: Slots<Arc<Stored>>,
-    index: CowMap<Term, Postings>,
+    /// Each list behind its own `Arc`: copying a shard for a change copies pointers.
+    index: CowMap<Term, Arc<Postings>>,
     incoming: CowMap<Box<str>, Vec<(RelationType, u32)>>,
     counts: CountCache,
 }
@@ -396,10 +396,10 @@ impl State {
     fn new() -> Self {
         Self {
             next_id: 0,
-            ids: CowMap::new(4096),
+            ids: CowMap::new(8192),
             slots: Slots::new(),
             index: CowMap::new(1024),
-            incoming: CowMap::new(4096),
+            incoming: CowMap::new(8192),
             counts: CountCache::default(),
         }
     }
@@ -469,6 +469,11 @@ pub struct ProjectedPage {
     pub total: usize,
     /// Cursor for the next page.
     pub next_cursor: Option<String>,
+}
+
+/// `entity.key()` with one allocation for ASCII references.
+fn key_of(entity: &EntityRef) -> String {
+    relations::ref_key(entity)
 }
 
 /// `s` in lower case, borrowed when it already is.
@@ -567,7 +572,7 @@ impl Snapshot {
     /// assert!(!s.contains(&"component:default/a".parse().unwrap()));
     /// ```
     pub fn contains(&self, entity: &EntityRef) -> bool {
-        self.id_of(&entity.key()).is_some()
+        self.id_of(&key_of(entity)).is_some()
     }
 
     /// The entity with this reference, relations included.
@@ -577,7 +582,7 @@ impl Snapshot {
     /// assert!(s.get(&"component:default/a".parse().unwrap()).is_none());
     /// ```
     pub fn get(&self, entity: &EntityRef) -> Option<Entity> {
-        let id = self.id_of(&entity.key())?;
+        let id = self.id_of(&key_of(entity))?;
         self.materialize(id)
     }
 
@@ -587,14 +592,14 @@ impl Snapshot {
             .iter()
             .map(|(t, target)| (*t, target.to_string()))
             .collect();
-        let key = stored.entity_ref.key();
+        let key = key_of(&stored.entity_ref);
         if let Some(incoming) = self.state.incoming.get(key.as_str()) {
             for (t, source) in incoming {
                 if *source == id {
                     continue;
                 }
                 if let Some(s) = self.stored(*source) {
-                    rels.push((t.inverse(), s.entity_ref.to_string()));
+                    rels.push((t.inverse(), relations::ref_string(&s.entity_ref)));
                 }
             }
         }
@@ -604,8 +609,17 @@ impl Snapshot {
     }
 
     fn materialize_value(&self, id: u32) -> Option<Value> {
+        self.materialize_value_with(id, true)
+    }
+
+    /// The entity's JSON value; its `relations` only when `with_relations` (a projection
+    /// without them skips gathering and formatting them).
+    fn materialize_value_with(&self, id: u32, with_relations: bool) -> Option<Value> {
         let stored = self.stored(id)?;
         let mut value: Value = serde_json::from_str(&stored.json).ok()?;
+        if !with_relations {
+            return Some(value);
+        }
         let rels = self.relations_of(id, stored);
         if let Value::Object(map) = &mut value {
             map.insert(
@@ -722,7 +736,7 @@ impl Snapshot {
                     return Some(IdSet::Postings(
                         terms
                             .iter()
-                            .filter_map(|t| self.state.index.get(t))
+                            .filter_map(|t| self.state.index.get(t).map(|p| &**p))
                             .collect(),
                     ));
                 }
@@ -735,7 +749,7 @@ impl Snapshot {
         Some(IdSet::Postings(
             c.values
                 .iter()
-                .filter_map(|v| self.state.index.get(&(field, lower(v))))
+                .filter_map(|v| self.state.index.get(&(field, lower(v))).map(|p| &**p))
                 .collect(),
         ))
     }
@@ -1039,11 +1053,10 @@ impl Snapshot {
     pub fn query(&self, query: &EntityQuery) -> Result<EntityPage> {
         if let Some(fast) = self.fast_page(query) {
             let (page, total, next_cursor) = fast?;
+            let mut entities = Vec::with_capacity(page.len());
+            entities.extend(page.into_iter().filter_map(|id| self.materialize(id)));
             return Ok(EntityPage {
-                entities: page
-                    .into_iter()
-                    .filter_map(|id| self.materialize(id))
-                    .collect(),
+                entities,
                 total,
                 next_cursor,
             });
@@ -1070,11 +1083,22 @@ impl Snapshot {
     /// assert!(page.items.is_empty());
     /// ```
     pub fn query_with(&self, query: &EntityQuery, options: &QueryOptions) -> Result<ProjectedPage> {
+        // Relations are gathered only when the projection or the order can see them.
+        let is_relations = |path: &str| {
+            path.split('.')
+                .next()
+                .is_some_and(|first| first.eq_ignore_ascii_case("relations"))
+        };
+        let with_relations = options.fields.is_empty()
+            || options.fields.iter().any(|f| is_relations(f))
+            || options.order.iter().any(|(f, _)| is_relations(f));
         if options.order.is_empty()
             && let Some(fast) = self.fast_page(query)
         {
             let (page, total, next_cursor) = fast?;
-            let values = page.into_iter().filter_map(|id| self.materialize_value(id));
+            let values = page
+                .into_iter()
+                .filter_map(|id| self.materialize_value_with(id, with_relations));
             let items = if options.fields.is_empty() {
                 values.collect()
             } else {
@@ -1092,7 +1116,7 @@ impl Snapshot {
             let (page, next) = Self::page_ids(query, &ids)?;
             (
                 page.into_iter()
-                    .filter_map(|id| self.materialize_value(id))
+                    .filter_map(|id| self.materialize_value_with(id, with_relations))
                     .collect(),
                 next,
             )
@@ -1100,7 +1124,7 @@ impl Snapshot {
             let mut rows: Vec<(Vec<Option<String>>, u32)> = ids
                 .iter()
                 .filter_map(|&id| {
-                    let v = self.materialize_value(id)?;
+                    let v = self.materialize_value_with(id, with_relations)?;
                     let keys = options
                         .order
                         .iter()
@@ -1147,7 +1171,7 @@ impl Snapshot {
             (
                 rows[start..end]
                     .iter()
-                    .filter_map(|(_, id)| self.materialize_value(*id))
+                    .filter_map(|(_, id)| self.materialize_value_with(*id, with_relations))
                     .collect(),
                 next,
             )
@@ -1172,7 +1196,7 @@ impl Snapshot {
     /// assert!(s.related(&"group:default/a".parse().unwrap(), RelationType::OwnerOf).is_empty());
     /// ```
     pub fn related(&self, entity: &EntityRef, relation: RelationType) -> Vec<String> {
-        let Some(id) = self.id_of(&entity.key()) else {
+        let Some(id) = self.id_of(&key_of(entity)) else {
             return Vec::new();
         };
         let Some(stored) = self.stored(id) else {
@@ -1201,7 +1225,7 @@ impl Snapshot {
                 if t.inverse() == relation
                     && let Some(s) = self.stored(*source)
                 {
-                    out.push(s.entity_ref.key());
+                    out.push(key_of(&s.entity_ref));
                 }
             }
         }
@@ -1217,7 +1241,7 @@ impl Snapshot {
     /// assert!(s.closure(&"component:default/a".parse().unwrap(), RelationType::DependsOn).is_empty());
     /// ```
     pub fn closure(&self, start: &EntityRef, relation: RelationType) -> Vec<String> {
-        let start_key = start.key();
+        let start_key = key_of(start);
         let mut seen: HashSet<String> = HashSet::from([start_key.clone()]);
         let mut queue = VecDeque::from([start_key]);
         let mut out = Vec::new();
@@ -1250,7 +1274,7 @@ impl Snapshot {
     /// assert!(s.owned_by_transitive(&"group:default/org".parse().unwrap()).is_empty());
     /// ```
     pub fn owned_by_transitive(&self, group: &EntityRef) -> Vec<EntityRef> {
-        let mut groups = vec![group.key()];
+        let mut groups = vec![key_of(group)];
         groups.extend(self.closure(group, RelationType::ParentOf));
         let mut ids: Vec<u32> = Vec::new();
         for g in &groups {
@@ -1370,7 +1394,8 @@ impl Snapshot {
                 + s.outgoing.iter().map(|(_, t)| t.len()).sum::<usize>()
                 + s.terms.len() * size_of::<Term>()
                 + s.terms.iter().map(|(_, t)| t.len()).sum::<usize>();
-            m.ref_index += slot(size_of::<Box<str>>(), size_of::<u32>()) + s.entity_ref.key().len();
+            m.ref_index +=
+                slot(size_of::<Box<str>>(), size_of::<u32>()) + key_of(&s.entity_ref).len();
         }
         for (term, postings) in self.state.index.iter() {
             m.field_indexes += slot(size_of::<Term>(), size_of::<Postings>())
@@ -1392,7 +1417,7 @@ impl Snapshot {
     /// assert!(s.provider_of(&"component:default/a".parse().unwrap()).is_none());
     /// ```
     pub fn provider_of(&self, entity: &EntityRef) -> Option<String> {
-        let id = self.id_of(&entity.key())?;
+        let id = self.id_of(&key_of(entity))?;
         self.stored(id)?.provider().map(str::to_owned)
     }
 }
@@ -1568,15 +1593,23 @@ fn prepare(
         revision.as_deref(),
     );
     let entity_ref = ref_of(&value);
-    let key: Option<Box<str>> = entity_ref.as_ref().map(|r| r.key().into_boxed_str());
+    let key: Option<Box<str>> = entity_ref.as_ref().map(|r| key_of(r).into_boxed_str());
     let rejection = |problems: Vec<Problem>| Rejection {
         location: location.clone(),
         document,
         entity_ref: entity_ref.as_ref().map(ToString::to_string),
         problems,
     };
-    let json = match serde_json::to_string(&value) {
-        Ok(j) => j.into_boxed_str(),
+    // Sized for a typical entity, so the text is not regrown a few times per entity.
+    let mut buf = Vec::with_capacity(1024);
+    let json = match serde_json::to_writer(&mut buf, &value).map(|()| String::from_utf8(buf)) {
+        Ok(Ok(j)) => j.into_boxed_str(),
+        Ok(Err(e)) => {
+            return Prepared::Rejected {
+                key,
+                rejection: rejection(vec![Problem::new("", "envelope", e.to_string())]),
+            };
+        }
         Err(e) => {
             return Prepared::Rejected {
                 key,
@@ -1606,7 +1639,8 @@ fn prepare(
             return Prepared::Unchanged(k.clone());
         }
     }
-    let problems = validator.validate(&value);
+    let mut rels = Vec::new();
+    let problems = validator.validate_and_derive(&value, Some(&mut rels));
     let (Some(entity_ref), Some(key), true) =
         (entity_ref.clone(), key.clone(), problems.is_empty())
     else {
@@ -1615,16 +1649,11 @@ fn prepare(
             rejection: rejection(problems),
         };
     };
-    let mut outgoing: Vec<(RelationType, Box<str>)> = Vec::new();
-    if let Some(kind) = BuiltinKind::from_kind(entity_ref.kind())
-        && let Some(Value::Object(spec)) = value.get("spec")
-    {
-        let (rels, _) = relations::derive(kind, spec, entity_ref.namespace());
-        outgoing = rels
-            .into_iter()
-            .map(|(t, r)| (t, r.to_string().into_boxed_str()))
-            .collect();
-    }
+    // The validator derived the relations of a valid built-in entity already.
+    let outgoing: Vec<(RelationType, Box<str>)> = rels
+        .into_iter()
+        .map(|(t, r)| (t, relations::ref_string(&r).into_boxed_str()))
+        .collect();
     let terms = terms_of(&entity_ref, &value, provider);
     let warnings = warnings
         .iter()
@@ -1646,7 +1675,7 @@ impl State {
     fn unlink(&mut self, id: u32, stored: &Stored) {
         for term in &stored.terms {
             if let Some(p) = self.index.get_mut(term) {
-                p.remove(id);
+                Arc::make_mut(p).remove(id);
                 if p.is_empty() {
                     self.index.remove(term);
                 }
@@ -1663,37 +1692,51 @@ impl State {
         }
     }
 
-    fn link(&mut self, id: u32, stored: &Stored) {
-        for term in &stored.terms {
-            if let Some(p) = self.index.get_or_default_with(term, Clone::clone) {
-                p.insert(id);
+    /// Index these entities (in bulk: each index list and incoming list is touched once).
+    fn link_many(&mut self, items: &[(u32, Arc<Stored>)]) {
+        let mut by_term: FastMap<&Term, Vec<u32>> = FastMap::default();
+        let mut by_target: FastMap<std::borrow::Cow<'_, str>, Vec<(RelationType, u32)>> =
+            FastMap::default();
+        for (id, stored) in items {
+            for term in &stored.terms {
+                by_term.entry(term).or_default().push(*id);
+            }
+            for (t, target) in &stored.outgoing {
+                by_target
+                    .entry(lower_cow(target))
+                    .or_default()
+                    .push((*t, *id));
             }
         }
-        for (t, target) in &stored.outgoing {
-            let key = lower_cow(target);
+        for (term, mut ids) in by_term {
+            ids.sort_unstable();
+            if let Some(p) = self.index.get_or_default_with(term, Clone::clone) {
+                Arc::make_mut(p).extend_sorted(&ids);
+            }
+        }
+        for (key, sources) in by_target {
             if let Some(list) = self.incoming.get_or_default_with(&*key, |k: &str| k.into()) {
-                list.push((*t, id));
+                list.extend(sources);
             }
         }
     }
 
-    /// Insert or replace; returns whether it was new, and its id.
-    fn put(&mut self, key: Box<str>, stored: Stored) -> (bool, u32) {
+    /// Insert or replace without indexing (the caller indexes with
+    /// [`State::link_many`]); returns whether it was new, its id and the stored entity.
+    fn put(&mut self, key: Box<str>, stored: Stored) -> (bool, u32, Arc<Stored>) {
         let stored = Arc::new(stored);
         if let Some(&id) = self.ids.get(&key) {
             if let Some(old) = self.slots.get(id).cloned() {
                 self.unlink(id, &old);
             }
-            self.link(id, &stored);
-            self.slots.set(id, Some(stored));
-            (false, id)
+            self.slots.set(id, Some(Arc::clone(&stored)));
+            (false, id, stored)
         } else {
             let id = self.next_id;
             self.next_id += 1;
-            self.link(id, &stored);
-            self.slots.set(id, Some(stored));
+            self.slots.set(id, Some(Arc::clone(&stored)));
             self.ids.insert(key, id);
-            (true, id)
+            (true, id, stored)
         }
     }
 
@@ -1708,23 +1751,20 @@ impl State {
 
 /// The entities one mutation named: ids of entities in the catalog, keys of new ones
 /// that were rejected (so a later copy in the same source is still a duplicate).
+/// (A set, not a bitmap over all ids: a delta of one entity must not cost O(catalog).)
 #[derive(Default)]
 struct Touched {
-    ids: Vec<bool>,
+    ids: HashSet<u32, FastState>,
     new_keys: HashSet<Box<str>>,
 }
 
 impl Touched {
     fn mark_id(&mut self, id: u32) {
-        let i = id as usize;
-        if self.ids.len() <= i {
-            self.ids.resize(i + 1, false);
-        }
-        self.ids[i] = true;
+        self.ids.insert(id);
     }
 
     fn has_id(&self, id: u32) -> bool {
-        self.ids.get(id as usize).copied().unwrap_or(false)
+        self.ids.contains(&id)
     }
 
     fn mark(&mut self, state: &State, key: Box<str>) {
@@ -1850,7 +1890,9 @@ impl InMemoryCatalog {
         let mut report = IngestReport::default();
         // Entities of this mutation, by id (and by key for rejected new ones).
         let mut touched = Touched::default();
+        touched.ids.reserve(prepared.len());
         let mut changed: Vec<u32> = Vec::new();
+        let mut pending: Vec<(u32, Arc<Stored>)> = Vec::new();
         for p in prepared {
             match p {
                 Prepared::Unchanged(key) => {
@@ -1886,7 +1928,8 @@ impl InMemoryCatalog {
                     }
                     report.warnings.extend(warnings);
                     let r = stored.entity_ref.clone();
-                    let (new, id) = state.put(key, stored);
+                    let (new, id, stored) = state.put(key, stored);
+                    pending.push((id, stored));
                     touched.mark_id(id);
                     if new {
                         report.added.push(r);
@@ -1897,6 +1940,8 @@ impl InMemoryCatalog {
                 }
             }
         }
+        state.link_many(&pending);
+        drop(pending);
         if full {
             let provider_key: Term = (Field::Provider, provider.into());
             let gone: Vec<Box<str>> = state
@@ -1906,7 +1951,7 @@ impl InMemoryCatalog {
                     p.iter()
                         .filter(|&id| !touched.has_id(id))
                         .filter_map(|id| state.slots.get(id))
-                        .map(|s| s.entity_ref.key().into_boxed_str())
+                        .map(|s| key_of(&s.entity_ref).into_boxed_str())
                         .collect()
                 })
                 .unwrap_or_default();
@@ -1917,7 +1962,7 @@ impl InMemoryCatalog {
             }
         }
         for r in removals {
-            let key = r.key();
+            let key = key_of(&r);
             let owned = state
                 .ids
                 .get(key.as_str())

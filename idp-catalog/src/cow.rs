@@ -9,8 +9,77 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 
+/// A fast, deterministic hasher for catalog keys (refs, index terms): a word-at-a-time
+/// multiply-rotate mix with a final avalanche, so both the low bits (shard choice) and the
+/// high bits (hash-table control bytes) are well spread. Not DoS-resistant — neither was
+/// the fixed-key SipHash it replaces; keys come from the platform's own catalog files.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct FastHasher(u64);
+
+const SEED: u64 = 0x9E37_79B9_7F4A_7C15;
+
+impl FastHasher {
+    #[inline]
+    fn mix(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(SEED);
+    }
+}
+
+impl std::hash::Hasher for FastHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.mix(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.mix(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 59));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.mix(u64::from(i));
+    }
+
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.mix(u64::from(i));
+    }
+
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.mix(i);
+    }
+
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.mix(i as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        // Avalanche (the murmur3 finaliser).
+        let mut z = self.0;
+        z = (z ^ (z >> 33)).wrapping_mul(0xFF51_AFD7_ED55_8CCD);
+        z = (z ^ (z >> 33)).wrapping_mul(0xC4CE_B9FE_1A85_EC53);
+        z ^ (z >> 33)
+    }
+}
+
+/// Builds [`FastHasher`]s.
+pub(crate) type FastState = std::hash::BuildHasherDefault<FastHasher>;
+
+/// A `HashMap` with the [`FastHasher`].
+pub(crate) type FastMap<K, V> = HashMap<K, V, FastState>;
+
 /// One group of shards.
-type Group<K, V> = Vec<Arc<HashMap<K, V>>>;
+type Group<K, V> = Vec<Arc<FastMap<K, V>>>;
 
 /// A hash map split into `Arc`-shared shards, themselves grouped behind `Arc`s: a clone
 /// copies one pointer per group (not per shard), and a change copies one group's
@@ -19,7 +88,7 @@ type Group<K, V> = Vec<Arc<HashMap<K, V>>>;
 pub(crate) struct CowMap<K, V> {
     groups: Vec<Arc<Group<K, V>>>,
     per_group: usize,
-    hasher: std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>,
+    hasher: FastState,
     len: usize,
 }
 
@@ -45,7 +114,13 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
         let groups = shards.div_ceil(per_group);
         Self {
             groups: (0..groups)
-                .map(|_| Arc::new((0..per_group).map(|_| Arc::new(HashMap::new())).collect()))
+                .map(|_| {
+                    Arc::new(
+                        (0..per_group)
+                            .map(|_| Arc::new(FastMap::default()))
+                            .collect(),
+                    )
+                })
                 .collect(),
             per_group,
             hasher: std::hash::BuildHasherDefault::default(),
@@ -55,17 +130,20 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
 
     /// (group, shard in group) of a key.
     fn shard<Q: Hash + ?Sized>(&self, key: &Q) -> (usize, usize) {
-        let h = self.hasher.hash_one(key) as usize % (self.groups.len() * self.per_group);
+        // Bits 32..56: the shard maps use the low bits (bucket) and the top seven
+        // (control bytes) of the same hash.
+        let h = ((self.hasher.hash_one(key) >> 32) & 0xFF_FFFF) as usize
+            % (self.groups.len() * self.per_group);
         (h / self.per_group, h % self.per_group)
     }
 
-    fn shard_ref<Q: Hash + ?Sized>(&self, key: &Q) -> &HashMap<K, V> {
+    fn shard_ref<Q: Hash + ?Sized>(&self, key: &Q) -> &FastMap<K, V> {
         let (g, s) = self.shard(key);
         &self.groups[g][s]
     }
 
     /// The shard of `key`, made unique (copied if shared).
-    fn shard_mut<Q: Hash + ?Sized>(&mut self, key: &Q) -> &mut HashMap<K, V> {
+    fn shard_mut<Q: Hash + ?Sized>(&mut self, key: &Q) -> &mut FastMap<K, V> {
         let (g, s) = self.shard(key);
         Arc::make_mut(&mut Arc::make_mut(&mut self.groups[g])[s])
     }
@@ -145,7 +223,8 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
     }
 }
 
-const CHUNK_BITS: u32 = 12;
+/// Ids per postings chunk: 1024 (4 KB), so a change copies at most 4 KB of a dense list.
+const CHUNK_BITS: u32 = 10;
 
 /// A sorted set of entity ids, chunked by id range so a change copies one chunk.
 #[derive(Debug, Clone, Default)]
@@ -155,11 +234,38 @@ pub(crate) struct Postings {
 }
 
 impl Postings {
+    #[cfg(test)]
     pub(crate) fn insert(&mut self, id: u32) {
         let chunk = Arc::make_mut(self.chunks.entry(id >> CHUNK_BITS).or_default());
         if let Err(pos) = chunk.binary_search(&id) {
             chunk.insert(pos, id);
             self.len += 1;
+        }
+    }
+
+    /// Insert ascending `ids` (bulk ingestion): appends in place when they come after
+    /// what a chunk holds, which is the common case for new entities.
+    pub(crate) fn extend_sorted(&mut self, ids: &[u32]) {
+        let mut i = 0;
+        while i < ids.len() {
+            let key = ids[i] >> CHUNK_BITS;
+            let end = i + ids[i..].partition_point(|&x| x >> CHUNK_BITS == key);
+            let chunk = Arc::make_mut(self.chunks.entry(key).or_default());
+            for &id in &ids[i..end] {
+                match chunk.last() {
+                    Some(&last) if last >= id => {
+                        if let Err(pos) = chunk.binary_search(&id) {
+                            chunk.insert(pos, id);
+                            self.len += 1;
+                        }
+                    }
+                    _ => {
+                        chunk.push(id);
+                        self.len += 1;
+                    }
+                }
+            }
+            i = end;
         }
     }
 
@@ -358,6 +464,14 @@ mod tests {
             r.insert(id);
         }
         assert_eq!(p.intersection_len(&r), 2);
+        let mut e = Postings::default();
+        e.extend_sorted(&[3, 5, 9000, 100_000]);
+        e.extend_sorted(&[1, 5, 2000, 100_001]);
+        assert_eq!(
+            e.iter().collect::<Vec<_>>(),
+            [1, 3, 5, 2000, 9000, 100_000, 100_001]
+        );
+        assert_eq!(e.len(), 7);
         assert_eq!(r.intersection_len(&q), 2);
     }
 

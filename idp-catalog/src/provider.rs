@@ -457,25 +457,40 @@ fn load_wave(
     if workers <= 1 {
         return wave.iter().map(|(f, _, _)| load_one(f)).collect();
     }
-    let chunk = wave.len().div_ceil(workers);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = wave
-            .chunks(chunk)
-            .map(|c| scope.spawn(move || c.iter().map(|(f, _, _)| load_one(f)).collect::<Vec<_>>()))
-            .collect();
+    // Files differ a lot in size (one org file, many parts): workers take the next file
+    // as they finish one instead of fixed halves.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some((f, _, _)) = wave.get(i) else {
+                return done;
+            };
+            done.push((i, load_one(f)));
+        }
+    };
+    let mut done: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers).map(|_| scope.spawn(work)).collect();
         handles
             .into_iter()
-            .flat_map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    vec![Err(Problem::new(
-                        "",
-                        "internal",
-                        "a reader thread panicked",
-                    ))]
-                })
-            })
+            .flat_map(|h| h.join().unwrap_or_default())
             .collect()
-    })
+    });
+    done.sort_unstable_by_key(|(i, _)| *i);
+    let mut out = Vec::with_capacity(wave.len());
+    let mut results = done.into_iter().peekable();
+    for i in 0..wave.len() {
+        match results.next_if(|(j, _)| *j == i) {
+            Some((_, r)) => out.push(r),
+            None => out.push(Err(Problem::new(
+                "",
+                "internal",
+                "a reader thread panicked",
+            ))),
+        }
+    }
+    out
 }
 
 /// Reads catalog files from a local directory.

@@ -198,6 +198,38 @@ fn fields(kind: BuiltinKind) -> &'static [(&'static str, RelationType, Option<&'
     }
 }
 
+/// `kind:namespace/name` of `r`, its kind and namespace lower-cased and the name lower-cased
+/// too when `lower_name` (the key) or kept (the display form): one allocation for ASCII
+/// references instead of four.
+fn ref_text(r: &EntityRef, lower_name: bool) -> String {
+    let (k, ns, n) = (r.kind(), r.namespace(), r.name());
+    if !(k.is_ascii() && ns.is_ascii() && n.is_ascii()) {
+        return if lower_name { r.key() } else { r.to_string() };
+    }
+    let mut out = String::with_capacity(k.len() + ns.len() + n.len() + 2);
+    out.push_str(k);
+    out.push(':');
+    out.push_str(ns);
+    out.make_ascii_lowercase();
+    out.push('/');
+    if lower_name {
+        out.extend(n.bytes().map(|b| char::from(b.to_ascii_lowercase())));
+    } else {
+        out.push_str(n);
+    }
+    out
+}
+
+/// `r.key()` (lower case), cheaply.
+pub(crate) fn ref_key(r: &EntityRef) -> String {
+    ref_text(r, true)
+}
+
+/// `r.to_string()`, cheaply.
+pub(crate) fn ref_string(r: &EntityRef) -> String {
+    ref_text(r, false)
+}
+
 /// The outgoing relations of an entity of `kind` with this `spec`, in field order, and
 /// a problem for every reference that cannot be parsed. Duplicates are removed.
 ///
@@ -213,6 +245,8 @@ pub fn derive(
     namespace: &str,
 ) -> (Vec<(RelationType, EntityRef)>, Vec<Problem>) {
     let mut rels: Vec<(RelationType, EntityRef)> = Vec::new();
+    // The keys of `rels`, computed once each (comparing `EntityRef`s builds both keys).
+    let mut keys: Vec<String> = Vec::new();
     let mut problems = Vec::new();
     for &(field, rel, default_kind) in fields(kind) {
         // The field path is only formatted for an error.
@@ -222,8 +256,14 @@ pub fn derive(
             namespace,
         ) {
             Ok(target) => {
-                if !rels.iter().any(|(t, r)| *t == rel && *r == target) {
+                let key = ref_key(&target);
+                if !rels
+                    .iter()
+                    .zip(&keys)
+                    .any(|((t, _), k)| *t == rel && *k == key)
+                {
                     rels.push((rel, target));
+                    keys.push(key);
                 }
             }
             Err(e) => problems.push(Problem::new(
@@ -248,18 +288,6 @@ pub fn derive(
         }
     }
     (rels, problems)
-}
-
-/// The reference problems of an entity (used by the validator).
-pub(crate) fn reference_errors(
-    kind: BuiltinKind,
-    spec: Option<&Value>,
-    namespace: &str,
-) -> Vec<Problem> {
-    match spec.and_then(Value::as_object) {
-        Some(spec) => derive(kind, spec, namespace).1,
-        None => Vec::new(),
-    }
 }
 
 #[cfg(test)]

@@ -96,12 +96,34 @@ fn tokenize(text: &str) -> impl Iterator<Item = String> + '_ {
         .map(str::to_lowercase)
 }
 
+/// A lower bound of the edit distance of two ASCII words (0 otherwise): the characters
+/// one has and the other lacks, counted with multiplicity, on the side with more. Each
+/// edit removes at most one of them from each side.
+fn letters_apart(a: &str, b: &str) -> usize {
+    if !(a.is_ascii() && b.is_ascii()) {
+        return 0;
+    }
+    let mut count = [0i32; 128];
+    for c in a.bytes() {
+        count[usize::from(c)] += 1;
+    }
+    for c in b.bytes() {
+        count[usize::from(c)] -= 1;
+    }
+    let (only_a, only_b) = count.iter().fold((0i32, 0i32), |(pa, pb), &n| {
+        if n > 0 { (pa + n, pb) } else { (pa, pb - n) }
+    });
+    usize::try_from(only_a.max(only_b)).unwrap_or(0)
+}
+
 /// Levenshtein distance, giving up above `max`.
 fn within(a: &str, b: &str, max: usize) -> bool {
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    if a.len().abs_diff(b.len()) > max {
+    // Most candidates differ in length by more than `max`: decide those without
+    // allocating.
+    if a.chars().count().abs_diff(b.chars().count()) > max || letters_apart(a, b) > max {
         return false;
     }
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.iter().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
@@ -353,5 +375,38 @@ mod tests {
         assert!(within("payments", "paymnets", 2));
         assert!(within("cart", "card", 1));
         assert!(!within("cart", "search", 1));
+        assert!(!within("paymnets", "123456", 2));
+        assert_eq!(letters_apart("paymnets", "payments"), 0);
+        assert_eq!(letters_apart("cart", "card"), 1);
+        assert_eq!(letters_apart("abc", "x"), 3);
+    }
+
+    /// Plain Levenshtein distance, for checking the filtered one.
+    fn levenshtein(a: &str, b: &str) -> usize {
+        let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+        let mut prev: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.iter().enumerate() {
+            let mut cur = vec![i + 1; b.len() + 1];
+            for (j, cb) in b.iter().enumerate() {
+                cur[j + 1] = (prev[j] + usize::from(ca != cb))
+                    .min(prev[j + 1] + 1)
+                    .min(cur[j] + 1);
+            }
+            prev = cur;
+        }
+        prev[b.len()]
+    }
+
+    proptest::proptest! {
+        /// The letter bound never exceeds the edit distance, so the filter never drops
+        /// a match: `within` agrees with the plain distance.
+        #[test]
+        fn letter_bound_keeps_within_exact(a in "[a-e0-2é]{0,9}", b in "[a-e0-2é]{0,9}") {
+            let d = levenshtein(&a, &b);
+            proptest::prop_assert!(letters_apart(&a, &b) <= d);
+            for max in 0..4 {
+                proptest::prop_assert_eq!(within(&a, &b, max), d <= max);
+            }
+        }
     }
 }

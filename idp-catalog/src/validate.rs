@@ -179,6 +179,16 @@ impl Validator {
     /// assert_eq!(p[0].rule, "unknown-kind");
     /// ```
     pub fn validate(&self, entity: &Value) -> Vec<Problem> {
+        self.validate_and_derive(entity, None)
+    }
+
+    /// [`Validator::validate`], also handing back the relations of a valid built-in
+    /// entity (derived once, for the reference checks) in `relations`.
+    pub(crate) fn validate_and_derive(
+        &self,
+        entity: &Value,
+        relations: Option<&mut Vec<(relations::RelationType, idp_core::EntityRef)>>,
+    ) -> Vec<Problem> {
         let mut out = Vec::new();
         let Some(root) = entity.as_object() else {
             out.push(Problem::new(
@@ -263,9 +273,13 @@ impl Validator {
             }
             let spec = root.get("spec");
             validate_spec(builtin, spec, &mut out);
-            if out.is_empty() {
-                for e in relations::reference_errors(builtin, spec, &namespace) {
-                    out.push(e);
+            if out.is_empty()
+                && let Some(spec) = spec.and_then(Value::as_object)
+            {
+                let (rels, problems) = relations::derive(builtin, spec, &namespace);
+                out.extend(problems);
+                if let Some(r) = relations {
+                    *r = rels;
                 }
             }
         } else if let Some(custom) = self.custom.get(kind) {

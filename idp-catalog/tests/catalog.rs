@@ -154,6 +154,24 @@ async fn pagination_ordering_projection() {
         .unwrap();
     assert_eq!(p2.items, [json!({"metadata": {"name": "cart"}})]);
     assert!(p2.next_cursor.is_none());
+    // Relations appear in a projection only when asked for (unordered: the fast path).
+    let q = filter::parse_filters(&["kind=component"]).unwrap().limit(1);
+    let bare = snap
+        .query_with(&q, &QueryOptions::default().fields(["metadata.name"]))
+        .unwrap();
+    assert!(bare.items[0].get("relations").is_none());
+    let with = snap
+        .query_with(
+            &q,
+            &QueryOptions::default().fields(["metadata.name", "relations"]),
+        )
+        .unwrap();
+    let whole = snap.query(&q).unwrap();
+    assert_eq!(
+        with.items[0]["relations"],
+        whole.entities[0].to_value()["relations"]
+    );
+    assert!(!with.items[0]["relations"].as_array().unwrap().is_empty());
 }
 
 #[tokio::test]
