@@ -35,6 +35,34 @@ pub struct Config {
     /// Deployments: the GitOps repository, the environments, the reconcilers.
     #[serde(default)]
     pub deliver: DeliverConfig,
+    /// An HTTPS listener beside the plain one, serving the same API — what the Kubernetes
+    /// API server needs to call the admission webhooks.
+    pub tls: Option<TlsConfig>,
+}
+
+/// The HTTPS listener.
+///
+/// ```
+/// let c: idp_examples::server::config::TlsConfig = serde_saphyr::from_str(
+///     "certFile: /etc/idp/tls/tls.crt\nkeyFile: /etc/idp/tls/tls.key\n",
+/// ).unwrap();
+/// assert_eq!(c.listen, "0.0.0.0:8443");
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TlsConfig {
+    /// `ADDR:PORT` for HTTPS (default `0.0.0.0:8443`; port 0 picks a free port).
+    #[serde(default = "default_tls_listen")]
+    pub listen: String,
+    /// The PEM certificate chain (server certificate first), e.g. a cert-manager
+    /// Certificate's `tls.crt`.
+    pub cert_file: PathBuf,
+    /// The PEM private key of that certificate (`tls.key`).
+    pub key_file: PathBuf,
+}
+
+fn default_tls_listen() -> String {
+    "0.0.0.0:8443".into()
 }
 
 /// Catalog sources.

@@ -30,6 +30,7 @@ mod scaffolder;
 mod seed;
 mod state;
 mod templates;
+mod tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -119,6 +120,7 @@ pub struct RunningServer {
     task: JoinHandle<idp_core::Result<()>>,
     startup: Duration,
     simulated_kubeconfig: Option<PathBuf>,
+    tls_addr: Option<SocketAddr>,
 }
 
 impl RunningServer {
@@ -126,6 +128,12 @@ impl RunningServer {
     #[must_use]
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The bound HTTPS address, when `tls` is configured.
+    #[must_use]
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
     }
 
     /// `http://ADDR:PORT`.
@@ -421,6 +429,25 @@ pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
         }
     });
 
+    // The HTTPS listener, when configured: the same API, for callers that only speak
+    // TLS (the API server calling the admission webhooks).
+    let mut tls_addr = None;
+    let mut tls_server = None;
+    if let Some(tls) = &config.tls {
+        let listener = tls::TlsListener::bind(tls).await?;
+        tls_addr = Some(listener.local());
+        tracing::info!("idp-server listening on https://{}", listener.local());
+        let mut stop = stop_rx.clone();
+        let router = app(state.clone());
+        tls_server = Some(tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|stop| *stop).await;
+                })
+                .await
+        }));
+    }
+
     let create_background = create::spawn_background(&state, stop_rx.clone());
     let mut serve_stop = stop_rx;
     let task = tokio::spawn(async move {
@@ -430,6 +457,11 @@ pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
                 tracing::info!("shutting down: finishing in-flight requests");
             })
             .await;
+        if let Some(tls) = tls_server
+            && let Ok(Err(e)) = tls.await
+        {
+            tracing::warn!(error = %e, "the HTTPS listener failed");
+        }
         let _ = refresher.await;
         let _ = create_background.await;
         delivery.shutdown().await;
@@ -445,5 +477,6 @@ pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
         task,
         startup,
         simulated_kubeconfig,
+        tls_addr,
     })
 }
