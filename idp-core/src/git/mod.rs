@@ -69,6 +69,7 @@
 
 mod commit;
 mod error;
+mod index_file;
 mod path;
 mod remote;
 mod worktree;

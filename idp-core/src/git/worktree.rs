@@ -6,7 +6,10 @@
 //! commit to bring the working tree and the index along, **incrementally**: only the
 //! paths that differ between the old and the new tree are written or removed, only their
 //! index entries are replaced (with the blob ids the commit already knows, so no file is
-//! hashed again), and the index is written once. The cost follows the size of the
+//! hashed again), and the index is written once. The index file is locked as Git locks
+//! it (`index.lock`) and edited directly at entry boundaries, without parsing or
+//! re-hashing the entries it keeps; forms of index that edit does not handle (version
+//! 4, split or sparse indexes) go through libgit2. The cost follows the size of the
 //! change, not the size of the repository: no checkout, no scan of the whole index or
 //! working tree.
 //!
@@ -17,11 +20,13 @@
 //! naming those paths. Files and folders elsewhere (untracked, ignored or edited) are
 //! never read or written.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use git2::{Oid, Repository};
 
 use super::error::Ctx;
+use super::index_file::{IndexLock, NewEntry, RawIndex};
 
 /// What happened to the working tree and index after a commit that asked for
 /// [`CommitRequest::update_worktree`](super::CommitRequest::update_worktree).
@@ -108,6 +113,7 @@ impl Delta {
 }
 
 const GITLINK: u32 = 0o160_000;
+const TREE: u32 = 0o040_000;
 const SYMLINK: u32 = 0o120_000;
 #[cfg(unix)]
 const EXECUTABLE: u32 = 0o100_755;
@@ -160,9 +166,28 @@ fn try_update(
     if deltas.is_empty() {
         return Ok(WorktreeUpdate::Updated { files: 0 });
     }
-    let mut index = repo.index().map_err(ctx.git("read the index"))?;
-    let in_the_way = local_changes(ctx, &index, &workdir, &deltas)?;
+    let git_dir = repo.path().to_path_buf();
+    // Lock the index the way Git does, then read it split at entry boundaries only.
+    let lock = IndexLock::acquire(&git_dir).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            crate::Error::conflict(format!(
+                "{} exists: another git process is using the index; wait for it to finish, or remove the file if no git process is running",
+                git_dir.join("index.lock").display()
+            ))
+        } else {
+            io_err(&git_dir.join("index.lock"), e)
+        }
+    })?;
+    let raw = RawIndex::read(&git_dir).map_err(|e| io_err(&git_dir.join("index"), e))?;
+    let in_the_way = if let Some(raw) = &raw {
+        local_changes(ctx, |p| raw.staged(&path_bytes(p)), &workdir, &deltas)?
+    } else {
+        let index = repo.index().map_err(ctx.git("read the index"))?;
+        let staged = |p: &Path| index.get_path(p, 0).map(|e| e.id);
+        local_changes(ctx, staged, &workdir, &deltas)?
+    };
     if !in_the_way.is_empty() {
+        drop(lock);
         let reason = format!(
             "local changes in the working tree of {} are in the way ({}); the branch moved but the working tree and index were left as they were: keep them with `git stash` (or discard them), then run `git reset --hard` there to bring the working tree and index to the branch (untracked files are kept)",
             workdir.display(),
@@ -174,6 +199,44 @@ fn try_update(
             reason,
         });
     }
+    let entries = write_files(repo, ctx, &workdir, &deltas)?;
+    let edits: BTreeMap<Vec<u8>, Option<NewEntry>> = entries
+        .into_iter()
+        .map(|(path, entry)| (path_bytes(&path), entry))
+        .collect();
+    if let Some(bytes) = raw.as_ref().and_then(|raw| raw.edited(&edits)) {
+        lock.commit(&bytes)
+            .map_err(|e| io_err(&git_dir.join("index"), e))?;
+    } else {
+        // A form of index the direct edit leaves alone: through libgit2.
+        drop(lock);
+        let mut index = repo.index().map_err(ctx.git("read the index"))?;
+        for (path, entry) in &edits {
+            let rel = bytes_path(path);
+            match entry {
+                Some(e) => index
+                    .add(&index_entry(&rel, e.id, e.mode, &e.meta))
+                    .map_err(ctx.git(format_args!("index entry for {}", rel.display())))?,
+                None => {
+                    let _ = index.remove(&rel, 0);
+                }
+            }
+        }
+        index.write().map_err(ctx.git("write the index"))?;
+    }
+    Ok(WorktreeUpdate::Updated {
+        files: deltas.len(),
+    })
+}
+
+/// Remove and write the changed files; the index entry each path gets (`None`: none).
+fn write_files(
+    repo: &Repository,
+    ctx: Ctx<'_>,
+    workdir: &Path,
+    deltas: &[Delta],
+) -> crate::Result<Vec<(PathBuf, Option<NewEntry>)>> {
+    let mut entries = Vec::with_capacity(deltas.len());
     // Removals first, so that a file replacing a folder (or the reverse) finds its
     // place free.
     for d in deltas.iter().filter(|d| d.needs_removal()) {
@@ -192,10 +255,10 @@ fn try_update(
             dir = parent.parent();
         }
         if d.after.is_none() {
-            let _ = index.remove(&d.path, 0);
+            entries.push((d.path.clone(), None));
         }
     }
-    for d in &deltas {
+    for d in deltas {
         let Some((id, mode)) = d.after else {
             continue;
         };
@@ -208,69 +271,99 @@ fn try_update(
         }
         write_file(&file, blob.content(), mode)?;
         let meta = std::fs::symlink_metadata(&file).map_err(|e| io_err(&file, e))?;
-        index
-            .add(&index_entry(&d.path, id, mode, &meta))
-            .map_err(ctx.git(format_args!("index entry for {}", d.path.display())))?;
+        entries.push((d.path.clone(), Some(NewEntry { id, mode, meta })));
     }
-    index.write().map_err(ctx.git("write the index"))?;
-    Ok(WorktreeUpdate::Updated {
-        files: deltas.len(),
-    })
+    Ok(entries)
 }
 
-/// The blobs that differ between two trees. Equal subtrees are skipped by id, so this
-/// walks only the folders along changed paths.
+/// The blobs that differ between two trees, by walking both side by side: subtrees
+/// with the same id are skipped without being read, so only the folders along changed
+/// paths are visited.
 fn changed_paths(
     repo: &Repository,
     ctx: Ctx<'_>,
     old_tree: Option<Oid>,
     new_tree: Oid,
 ) -> crate::Result<Vec<Delta>> {
-    let new = repo.find_tree(new_tree).map_err(ctx.git("new tree"))?;
-    let old = match old_tree {
-        Some(id) => Some(repo.find_tree(id).map_err(ctx.git("old tree"))?),
-        None => None,
-    };
-    let mut opts = git2::DiffOptions::new();
-    // A file that becomes a symbolic link (or the reverse) is one delta, not a deletion
-    // plus an addition of the same path.
-    opts.include_typechange(true).ignore_submodules(true);
-    let diff = repo
-        .diff_tree_to_tree(old.as_ref(), Some(&new), Some(&mut opts))
-        .map_err(ctx.git("compare trees"))?;
-    let mut out = Vec::with_capacity(diff.deltas().len());
-    for delta in diff.deltas() {
-        let side = |f: git2::DiffFile<'_>| {
-            let mode = u32::from(f.mode());
-            (!f.id().is_zero() && mode != GITLINK).then(|| (f.id(), mode))
-        };
-        let (before, after) = (side(delta.old_file()), side(delta.new_file()));
-        let path = delta.new_file().path().or_else(|| delta.old_file().path());
-        if let Some(path) = path
-            && (before.is_some() || after.is_some())
-        {
+    let mut out = Vec::new();
+    walk(repo, ctx, old_tree, Some(new_tree), Path::new(""), &mut out)?;
+    Ok(out)
+}
+
+type Side = Option<(Oid, u32)>;
+
+fn walk(
+    repo: &Repository,
+    ctx: Ctx<'_>,
+    old: Option<Oid>,
+    new: Option<Oid>,
+    prefix: &Path,
+    out: &mut Vec<Delta>,
+) -> crate::Result<()> {
+    let mut names: BTreeMap<Vec<u8>, (Side, Side)> = BTreeMap::new();
+    for (tree, is_new) in [(old, false), (new, true)] {
+        let Some(id) = tree else { continue };
+        let tree = repo
+            .find_tree(id)
+            .map_err(ctx.git(format_args!("tree {}", prefix.display())))?;
+        for entry in &tree {
+            let side = Some((entry.id(), u32::try_from(entry.filemode()).unwrap_or(0)));
+            let slot = names.entry(entry.name_bytes().to_vec()).or_default();
+            if is_new {
+                slot.1 = side;
+            } else {
+                slot.0 = side;
+            }
+        }
+    }
+    for (name, (before, after)) in names {
+        if before == after {
+            continue;
+        }
+        let path = prefix.join(bytes_path(&name));
+        let tree_of = |s: Side| s.filter(|(_, m)| *m == TREE).map(|(id, _)| id);
+        let blob_of = |s: Side| s.filter(|(_, m)| *m != TREE && *m != GITLINK);
+        let (old_sub, new_sub) = (tree_of(before), tree_of(after));
+        if old_sub.is_some() || new_sub.is_some() {
+            walk(repo, ctx, old_sub, new_sub, &path, out)?;
+        }
+        let (before, after) = (blob_of(before), blob_of(after));
+        if before != after {
             out.push(Delta {
-                path: path.to_path_buf(),
+                path,
                 before,
                 after,
             });
         }
     }
-    Ok(out)
+    Ok(())
+}
+
+/// A repository path from index or tree bytes.
+fn bytes_path(bytes: &[u8]) -> PathBuf {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        PathBuf::from(std::ffi::OsStr::from_bytes(bytes))
+    }
+    #[cfg(not(unix))]
+    {
+        PathBuf::from(String::from_utf8_lossy(bytes).into_owned())
+    }
 }
 
 /// The changed paths whose working-tree file or index entry differs from the old
 /// commit.
 fn local_changes(
     ctx: Ctx<'_>,
-    index: &git2::Index,
+    staged: impl Fn(&Path) -> Option<Oid>,
     workdir: &Path,
     deltas: &[Delta],
 ) -> crate::Result<Vec<String>> {
     let mut in_the_way = Vec::new();
     for d in deltas {
         let before_id = d.before.map(|(id, _)| id);
-        let staged = index.get_path(&d.path, 0).map(|e| e.id);
+        let staged = staged(&d.path);
         let file = workdir.join(&d.path);
         let on_disk = match std::fs::symlink_metadata(&file) {
             Ok(m) if m.is_file() => Some(
