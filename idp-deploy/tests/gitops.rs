@@ -417,6 +417,10 @@ async fn a_checked_out_working_tree_follows_the_branch() {
     assert!(service.exists());
     if let Some(status) = git_status(dir.path()) {
         assert_eq!(status, "");
+        // Let Git record its cache tree in the index, so the next deploy has to keep it
+        // correct (invalidated along the changed paths).
+        let tree = git_out(dir.path(), &["write-tree"]);
+        assert_eq!(tree, git_out(dir.path(), &["rev-parse", "HEAD^{tree}"]));
     }
     let v2 = d.deploy_release(&release("prod", 2)).await.unwrap();
     assert!(v2.worktree_warning.is_none());
@@ -440,6 +444,11 @@ async fn a_checked_out_working_tree_follows_the_branch() {
         assert_eq!(
             staged(dir.path(), "envs/prod/cart/service-cart.yaml").unwrap(),
             ""
+        );
+        // The tree Git builds from the index (through its cache tree) is the commit's.
+        assert_eq!(
+            git_out(dir.path(), &["write-tree"]),
+            git_out(dir.path(), &["rev-parse", "HEAD^{tree}"])
         );
     }
 

@@ -5,9 +5,10 @@
 //! else is hashed, which makes it several times cheaper than a full read and write
 //! through libgit2 on a large index.
 //!
-//! Optional extensions (cache tree, untracked cache, fsmonitor, offset tables, resolve
-//! undo) describe entries that are about to change, so they are dropped; Git rebuilds
-//! them when it needs them. Anything this does not handle (index version 4, a required
+//! The cache tree (`TREE`) is kept, with the folders along every changed path marked
+//! invalid, as Git does when it updates entries. The other optional extensions
+//! (untracked cache, fsmonitor, offset tables, resolve undo) describe entries that are
+//! about to change, so they are dropped; Git rebuilds them when it needs them. Anything this does not handle (index version 4, a required
 //! extension such as a split index or a sparse index, a SHA-256 repository, a file
 //! replacing a folder that still has entries) answers `None`, and the caller takes the
 //! general path through libgit2.
@@ -79,6 +80,8 @@ pub(crate) struct RawIndex {
     version: u32,
     /// (path start, path end, entry start, entry end, stage) per entry, in file order.
     entries: Vec<(usize, usize, usize, usize, u16)>,
+    /// Where the cache tree extension's data is, if there is one.
+    tree: Option<(usize, usize)>,
 }
 
 fn be32(bytes: &[u8], at: usize) -> Option<u32> {
@@ -102,6 +105,7 @@ impl RawIndex {
                     bytes: Vec::new(),
                     version: 2,
                     entries: Vec::new(),
+                    tree: None,
                 }));
             }
             Err(e) => return Err(e),
@@ -149,12 +153,16 @@ impl RawIndex {
         }
         // Extensions: optional ones (upper-case first letter) are dropped on write; a
         // required one (split index `link`, sparse index `sdir`, ...) cannot be.
+        let mut tree = None;
         while at + 8 <= end {
             let sig = bytes.get(at..at + 4)?;
             if !sig[0].is_ascii_uppercase() {
                 return None;
             }
             let size = usize::try_from(be32(&bytes, at + 4)?).ok()?;
+            if sig == b"TREE" {
+                tree = Some((at + 8, at.checked_add(8 + size)?));
+            }
             at = at.checked_add(8 + size)?;
         }
         if at != end {
@@ -164,6 +172,7 @@ impl RawIndex {
             bytes,
             version,
             entries,
+            tree,
         })
     }
 
@@ -220,9 +229,98 @@ impl RawIndex {
         for (_, record) in &records {
             out.extend_from_slice(record);
         }
+        let cache_tree = self
+            .tree
+            .and_then(|(start, end)| CacheTree::parse(&self.bytes[start..end]));
+        if let Some(mut tree) = cache_tree {
+            for path in edits.keys() {
+                tree.invalidate(path);
+            }
+            let mut data = Vec::new();
+            tree.write(&mut data);
+            out.extend_from_slice(b"TREE");
+            out.extend_from_slice(&u32::try_from(data.len()).ok()?.to_be_bytes());
+            out.extend_from_slice(&data);
+        }
         let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &out);
         out.extend_from_slice(digest.as_ref());
         Some(out)
+    }
+}
+
+/// The cache tree extension: per folder, how many entries it covers and its tree id,
+/// or `-1` when invalid.
+struct CacheTree {
+    name: Vec<u8>,
+    entries: i64,
+    id: Option<[u8; HASH]>,
+    children: Vec<CacheTree>,
+}
+
+impl CacheTree {
+    fn parse(data: &[u8]) -> Option<Self> {
+        let mut at = 0;
+        let tree = Self::parse_at(data, &mut at, 0)?;
+        (at == data.len()).then_some(tree)
+    }
+
+    fn parse_at(data: &[u8], at: &mut usize, depth: usize) -> Option<Self> {
+        if depth > 4096 {
+            return None;
+        }
+        let rest = data.get(*at..)?;
+        let nul = rest.iter().position(|b| *b == 0)?;
+        let name = rest[..nul].to_vec();
+        let rest = &rest[nul + 1..];
+        let space = rest.iter().position(|b| *b == b' ')?;
+        let newline = rest.iter().position(|b| *b == b'\n')?;
+        let entries: i64 = std::str::from_utf8(rest.get(..space)?).ok()?.parse().ok()?;
+        let subtrees: usize = std::str::from_utf8(rest.get(space + 1..newline)?)
+            .ok()?
+            .parse()
+            .ok()?;
+        *at += nul + 1 + newline + 1;
+        let id = if entries >= 0 {
+            let id: [u8; HASH] = data.get(*at..*at + HASH)?.try_into().ok()?;
+            *at += HASH;
+            Some(id)
+        } else {
+            None
+        };
+        let mut children = Vec::with_capacity(subtrees.min(1024));
+        for _ in 0..subtrees {
+            children.push(Self::parse_at(data, at, depth + 1)?);
+        }
+        Some(Self {
+            name,
+            entries,
+            id,
+            children,
+        })
+    }
+
+    /// Mark this folder and every folder on the way to `path` invalid.
+    fn invalidate(&mut self, path: &[u8]) {
+        self.entries = -1;
+        self.id = None;
+        if let Some(slash) = path.iter().position(|b| *b == b'/') {
+            let (dir, rest) = (&path[..slash], &path[slash + 1..]);
+            if let Some(child) = self.children.iter_mut().find(|c| c.name == dir) {
+                child.invalidate(rest);
+            }
+        }
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.name);
+        out.push(0);
+        out.extend_from_slice(format!("{} {}\n", self.entries, self.children.len()).as_bytes());
+        if let Some(id) = &self.id {
+            out.extend_from_slice(id);
+        }
+        for child in &self.children {
+            child.write(out);
+        }
     }
 }
 
@@ -297,6 +395,28 @@ mod tests {
         assert!(collides(&sorted, b"d/e"));
         assert!(!collides(&sorted, b"b1"));
         assert!(!collides(&sorted, b"d/e2"));
+    }
+
+    #[test]
+    fn cache_tree_round_trips_and_invalidates_along_a_path() {
+        let mut data = Vec::new();
+        data.extend_from_slice(b"\x003 2\n");
+        data.extend_from_slice(&[1; HASH]);
+        data.extend_from_slice(b"a\x002 0\n");
+        data.extend_from_slice(&[2; HASH]);
+        data.extend_from_slice(b"b\x00-1 1\n");
+        data.extend_from_slice(b"c\x001 0\n");
+        data.extend_from_slice(&[3; HASH]);
+        let mut tree = CacheTree::parse(&data).unwrap();
+        let mut again = Vec::new();
+        tree.write(&mut again);
+        assert_eq!(again, data);
+        tree.invalidate(b"b/c/file.txt");
+        assert_eq!(tree.entries, -1);
+        assert_eq!(tree.children[0].entries, 2, "a/ is untouched");
+        assert_eq!(tree.children[1].children[0].entries, -1);
+        assert!(tree.children[1].children[0].id.is_none());
+        assert!(CacheTree::parse(b"\x003 2\n").is_none(), "truncated");
     }
 
     #[test]
