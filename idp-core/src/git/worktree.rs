@@ -178,7 +178,12 @@ fn try_update(
             io_err(&git_dir.join("index.lock"), e)
         }
     })?;
-    let raw = RawIndex::read(&git_dir).map_err(|e| io_err(&git_dir.join("index"), e))?;
+    // The direct edit knows SHA-1 indexes only; others go through libgit2.
+    let raw = if repo.object_format() == git2::ObjectFormat::Sha1 {
+        RawIndex::read(&git_dir).map_err(|e| io_err(&git_dir.join("index"), e))?
+    } else {
+        None
+    };
     let in_the_way = if let Some(raw) = &raw {
         local_changes(ctx, |p| raw.staged(&path_bytes(p)), &workdir, &deltas)?
     } else {
