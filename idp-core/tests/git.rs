@@ -1121,3 +1121,146 @@ async fn commit_and_push_over_the_git_protocol_loses_nothing() {
     assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
     drop(daemon);
 }
+
+/// `git status --porcelain` through the git CLI, `None` (after saying so) without one.
+fn cli_status(dir: &Path) -> Option<String> {
+    match std::process::Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=all"])
+        .current_dir(dir)
+        .output()
+    {
+        Ok(out) => {
+            assert!(out.status.success(), "{out:?}");
+            Some(String::from_utf8(out.stdout).unwrap())
+        }
+        Err(e) => {
+            eprintln!("skipping the `git status` checks: cannot run the git CLI ({e})");
+            None
+        }
+    }
+}
+
+#[tokio::test]
+async fn update_worktree_writes_only_the_changed_paths_and_their_index_entries() {
+    use idp_core::git::WorktreeUpdate;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("w");
+    let w = GitRepo::init(&root, InitOptions::with_worktree("main"))
+        .await
+        .unwrap();
+    let first = w
+        .commit(
+            CommitRequest::new("main", "1", me())
+                .put("keep/a.txt", "a")
+                .put("gone/deep/b.txt", "b")
+                .put("swap", "file first")
+                .put("dir/c.txt", "c")
+                .update_worktree(true),
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.worktree, Some(WorktreeUpdate::Updated { files: 4 }));
+    if let Some(status) = cli_status(&root) {
+        assert_eq!(status, "");
+    }
+    // An untracked file and an edited tracked file elsewhere: never touched.
+    std::fs::write(root.join("keep/untracked.txt"), "mine").unwrap();
+    std::fs::write(root.join("keep/a.txt"), "edited").unwrap();
+    let second = w
+        .commit(
+            CommitRequest::new("main", "2", me())
+                .delete_tree("gone")
+                .delete("swap")
+                .put("swap/inside.txt", "now a folder")
+                .delete_tree("dir")
+                .put("dir", "now a file")
+                .put("new/n.txt", "n")
+                .update_worktree(true),
+        )
+        .await
+        .unwrap();
+    assert_eq!(second.worktree, Some(WorktreeUpdate::Updated { files: 6 }));
+    assert!(!root.join("gone").exists(), "emptied folders are removed");
+    assert_eq!(
+        std::fs::read(root.join("swap/inside.txt")).unwrap(),
+        b"now a folder"
+    );
+    assert_eq!(std::fs::read(root.join("dir")).unwrap(), b"now a file");
+    assert_eq!(std::fs::read(root.join("new/n.txt")).unwrap(), b"n");
+    assert_eq!(std::fs::read(root.join("keep/a.txt")).unwrap(), b"edited");
+    assert_eq!(
+        std::fs::read(root.join("keep/untracked.txt")).unwrap(),
+        b"mine"
+    );
+    if let Some(status) = cli_status(&root) {
+        assert_eq!(status, " M keep/a.txt\n?? keep/untracked.txt\n");
+    }
+
+    // A commit changing the edited file: committed, but the working tree and index are
+    // left exactly as they were.
+    let third = w
+        .commit(
+            CommitRequest::new("main", "3", me())
+                .put("keep/a.txt", "a2")
+                .put("new/n.txt", "n2")
+                .update_worktree(true),
+        )
+        .await
+        .unwrap();
+    assert!(third.created);
+    match third.worktree {
+        Some(WorktreeUpdate::Skipped { paths, reason }) => {
+            assert_eq!(paths, ["keep/a.txt"]);
+            assert!(reason.contains("keep/a.txt"), "{reason}");
+        }
+        other => panic!("expected a skipped update, got {other:?}"),
+    }
+    assert_eq!(std::fs::read(root.join("keep/a.txt")).unwrap(), b"edited");
+    assert_eq!(std::fs::read(root.join("new/n.txt")).unwrap(), b"n");
+    assert_eq!(w.read_file("main", "keep/a.txt").await.unwrap(), b"a2");
+
+    // Without the option (the default) the working tree is not touched; a bare
+    // repository has none.
+    let quiet = w
+        .commit(CommitRequest::new("main", "4", me()).put("quiet.txt", "q"))
+        .await
+        .unwrap();
+    assert_eq!(quiet.worktree, None);
+    assert!(!root.join("quiet.txt").exists());
+    let b = bare(dir.path(), "b.git").await;
+    let out = b
+        .commit(
+            CommitRequest::new("main", "1", me())
+                .put("x", "x")
+                .update_worktree(true),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.worktree, Some(WorktreeUpdate::NotCheckedOut));
+}
+
+#[tokio::test]
+async fn update_worktree_leaves_a_branch_that_is_not_checked_out_alone() {
+    use idp_core::git::WorktreeUpdate;
+    let dir = tempfile::tempdir().unwrap();
+    let w = GitRepo::init(dir.path(), InitOptions::with_worktree("main"))
+        .await
+        .unwrap();
+    w.commit(
+        CommitRequest::new("main", "1", me())
+            .put("a", "1")
+            .update_worktree(true),
+    )
+    .await
+    .unwrap();
+    let other = w
+        .commit(
+            CommitRequest::new("other", "x", me())
+                .put("b", "2")
+                .update_worktree(true),
+        )
+        .await
+        .unwrap();
+    assert_eq!(other.worktree, Some(WorktreeUpdate::NotCheckedOut));
+    assert!(!dir.path().join("b").exists());
+}

@@ -365,13 +365,43 @@ async fn two_writers_racing_on_a_bare_remote_lose_nothing() {
     }
 }
 
-fn git_status(dir: &std::path::Path) -> String {
+/// `git status --porcelain` through the git CLI; `None` (after saying so) when there is
+/// no git CLI on this machine.
+fn git_status(dir: &std::path::Path) -> Option<String> {
+    let out = match Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=all"])
+        .current_dir(dir)
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) => {
+            eprintln!("skipping the `git status` checks: cannot run the git CLI ({e})");
+            return None;
+        }
+    };
+    assert!(out.status.success(), "{out:?}");
+    Some(String::from_utf8(out.stdout).unwrap())
+}
+
+/// The index entry of `path` (`git ls-files -s`: mode, blob id, stage) through the git
+/// CLI; `None` without one.
+fn staged(dir: &std::path::Path, path: &str) -> Option<String> {
     let out = Command::new("git")
-        .args(["status", "--porcelain"])
+        .args(["ls-files", "-s", "--", path])
+        .current_dir(dir)
+        .output()
+        .ok()?;
+    assert!(out.status.success(), "{out:?}");
+    Some(String::from_utf8(out.stdout).unwrap())
+}
+
+fn git_out(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
         .current_dir(dir)
         .output()
         .unwrap();
-    assert!(out.status.success());
+    assert!(out.status.success(), "{out:?}");
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -385,7 +415,13 @@ async fn a_checked_out_working_tree_follows_the_branch() {
     d.deploy_release(&release("prod", 1)).await.unwrap();
     let service = dir.path().join("envs/prod/cart/service-cart.yaml");
     assert!(service.exists());
-    assert_eq!(git_status(dir.path()), "");
+    if let Some(status) = git_status(dir.path()) {
+        assert_eq!(status, "");
+        // Let Git record its cache tree in the index, so the next deploy has to keep it
+        // correct (invalidated along the changed paths).
+        let tree = git_out(dir.path(), &["write-tree"]);
+        assert_eq!(tree, git_out(dir.path(), &["rev-parse", "HEAD^{tree}"]));
+    }
     let v2 = d.deploy_release(&release("prod", 2)).await.unwrap();
     assert!(v2.worktree_warning.is_none());
     assert!(
@@ -398,7 +434,23 @@ async fn a_checked_out_working_tree_follows_the_branch() {
             .await
             .unwrap()
     );
-    assert_eq!(git_status(dir.path()), "");
+    if let Some(status) = git_status(dir.path()) {
+        // The index matches HEAD on every changed path, and the files are unmodified.
+        assert_eq!(status, "");
+        let path = "envs/prod/cart/deployment-cart.yaml";
+        let entry = staged(dir.path(), path).unwrap();
+        let head = git_out(dir.path(), &["rev-parse", &format!("HEAD:{path}")]);
+        assert_eq!(entry, format!("100644 {} 0\t{path}\n", head.trim()));
+        assert_eq!(
+            staged(dir.path(), "envs/prod/cart/service-cart.yaml").unwrap(),
+            ""
+        );
+        // The tree Git builds from the index (through its cache tree) is the commit's.
+        assert_eq!(
+            git_out(dir.path(), &["write-tree"]),
+            git_out(dir.path(), &["rev-parse", "HEAD^{tree}"])
+        );
+    }
 
     // A hand edit in the way: the commit is made, the edit is kept, the caller is told.
     let config = dir.path().join("envs/prod/cart/configmap-cart-config.yaml");
@@ -414,6 +466,66 @@ async fn a_checked_out_working_tree_follows_the_branch() {
         std::fs::read_to_string(&config).unwrap(),
         "edited by hand\n"
     );
+}
+
+#[tokio::test]
+async fn a_deploy_never_touches_untracked_or_edited_files_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = GitRepo::init(dir.path(), InitOptions::with_worktree("main"))
+        .await
+        .unwrap();
+    let d = GitOpsDeployer::new(repo.clone());
+    d.deploy_release(&release("prod", 1)).await.unwrap();
+    d.deploy_release(&release("staging", 1)).await.unwrap();
+    // A person's work in progress next to the machine-written folders.
+    let notes = dir.path().join("envs/prod/cart/NOTES.md");
+    std::fs::write(&notes, "my notes\n").unwrap();
+    let scratch = dir.path().join("scratch/todo.txt");
+    std::fs::create_dir_all(scratch.parent().unwrap()).unwrap();
+    std::fs::write(&scratch, "later\n").unwrap();
+    let staging = dir.path().join("envs/staging/cart/deployment-cart.yaml");
+    std::fs::write(&staging, "edited staging by hand\n").unwrap();
+
+    let v2 = d.deploy_release(&release("prod", 2)).await.unwrap();
+    assert!(v2.created);
+    assert_eq!(v2.worktree_warning, None, "nothing was in the way");
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "my notes\n");
+    assert_eq!(std::fs::read_to_string(&scratch).unwrap(), "later\n");
+    assert_eq!(
+        std::fs::read_to_string(&staging).unwrap(),
+        "edited staging by hand\n"
+    );
+    assert!(
+        !dir.path().join("envs/prod/cart/service-cart.yaml").exists(),
+        "the removed object's file is gone"
+    );
+    if let Some(status) = git_status(dir.path()) {
+        let mut lines: Vec<&str> = status.lines().collect();
+        lines.sort_unstable();
+        assert_eq!(
+            lines,
+            [
+                " M envs/staging/cart/deployment-cart.yaml",
+                "?? envs/prod/cart/NOTES.md",
+                "?? scratch/todo.txt",
+            ],
+            "only the person's own changes show"
+        );
+    }
+
+    // An untracked file where the next release puts a new file: kept, and the caller told.
+    let service = dir.path().join("envs/prod/cart/service-cart.yaml");
+    std::fs::write(&service, "mine\n").unwrap();
+    let v3 = d.deploy_release(&release("prod", 1)).await.unwrap();
+    assert!(v3.created);
+    assert!(
+        v3.worktree_warning
+            .as_deref()
+            .is_some_and(|w| w.contains("service-cart.yaml")),
+        "{:?}",
+        v3.worktree_warning
+    );
+    assert_eq!(std::fs::read_to_string(&service).unwrap(), "mine\n");
 }
 
 #[tokio::test]

@@ -236,6 +236,7 @@ pub struct CommitRequest {
     changes: Vec<Change>,
     expected: Expected,
     meta: Meta,
+    update_worktree: bool,
 }
 
 impl CommitRequest {
@@ -252,6 +253,7 @@ impl CommitRequest {
             changes: Vec::new(),
             expected: Expected::Current,
             meta: Meta::new(author),
+            update_worktree: false,
         }
     }
 
@@ -398,6 +400,44 @@ impl CommitRequest {
     pub fn unborn(mut self) -> Self {
         self.expected = Expected::Unborn;
         self
+    }
+
+    /// After the branch moved, bring the working tree and index along when the
+    /// repository has one with this branch checked out (off by default: writes touch
+    /// only refs and objects). Only the paths this commit changed are written or
+    /// removed, only their index entries replaced, and the index is written once; when
+    /// a changed path has local changes (a file edited or deleted by hand, an untracked
+    /// file where a new one goes, another version staged) nothing is touched. Other
+    /// files, tracked or not, are never read or written. The outcome says what happened
+    /// in [`CommitOutcome::worktree`]; a working tree that could not be updated never
+    /// fails the commit.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> idp_core::Result<()> {
+    /// use idp_core::git::{CommitRequest, GitRepo, Identity, InitOptions, WorktreeUpdate};
+    /// let dir = tempfile::tempdir()?;
+    /// let repo = GitRepo::init(dir.path(), InitOptions::with_worktree("main")).await?;
+    /// let req = CommitRequest::new("main", "add app", Identity::new("a", "a@x"))
+    ///     .put("envs/prod/app.yaml", "replicas: 2\n")
+    ///     .update_worktree(true);
+    /// let out = repo.commit(req).await?;
+    /// assert_eq!(out.worktree, Some(WorktreeUpdate::Updated { files: 1 }));
+    /// assert_eq!(std::fs::read(dir.path().join("envs/prod/app.yaml"))?, b"replicas: 2\n");
+    /// # Ok(()) }
+    /// ```
+    pub fn update_worktree(mut self, update: bool) -> Self {
+        self.update_worktree = update;
+        self
+    }
+
+    /// Whether [`update_worktree`](Self::update_worktree) was asked for.
+    ///
+    /// ```
+    /// let req = idp_core::git::CommitRequest::new("main", "m", idp_core::git::Identity::new("a", "a@x"));
+    /// assert!(!req.updates_worktree());
+    /// ```
+    pub fn updates_worktree(&self) -> bool {
+        self.update_worktree
     }
 
     /// The message with the trailers appended.
@@ -551,6 +591,9 @@ pub struct CommitOutcome {
     pub created: bool,
     /// How many attempts it took (1 without contention).
     pub attempts: u32,
+    /// What happened to the working tree and index, when the request asked for
+    /// [`CommitRequest::update_worktree`] and the branch moved; `None` otherwise.
+    pub worktree: Option<super::WorktreeUpdate>,
 }
 
 impl CommitOutcome {
@@ -566,6 +609,7 @@ impl CommitOutcome {
             tree,
             created,
             attempts: 1,
+            worktree: None,
         }
     }
 }
@@ -973,12 +1017,17 @@ fn commit_once(
         match update_ref_cas(repo, ctx, &refname, oid, current_id, &log)? {
             Step::Done(()) => {
                 tracing::debug!(commit = %oid, "branch moved to new commit");
+                let worktree = req.update_worktree.then(|| {
+                    let old_tree = base.as_ref().map(git2::Commit::tree_id);
+                    super::worktree::update(repo, ctx, &refname, old_tree, tree)
+                });
                 Step::Done(CommitOutcome {
                     id: oid.into(),
                     parent: current_id.map(ObjectId::from),
                     tree: tree.into(),
                     created: true,
                     attempts: 1,
+                    worktree,
                 })
             }
             Step::Moved(e) => Step::Moved(e),
@@ -1036,6 +1085,7 @@ fn revert_once(
             tree: tree_id.into(),
             created: false,
             attempts: 1,
+            worktree: None,
         }));
     }
     let message = if let Some(m) = &req.message {
@@ -1065,6 +1115,7 @@ fn revert_once(
                 tree: tree_id.into(),
                 created: true,
                 attempts: 1,
+                worktree: None,
             }),
             Step::Moved(e) => Step::Moved(e),
         },
@@ -1072,18 +1123,18 @@ fn revert_once(
 }
 
 /// A node of the edit trie built from a change list.
-enum Node {
-    Blob(Oid),
+enum Node<'c> {
+    Blob(&'c [u8]),
     Remove {
         recursive: bool,
     },
     Dir {
         replace: bool,
-        children: BTreeMap<String, Node>,
+        children: BTreeMap<String, Node<'c>>,
     },
 }
 
-fn insert(node: &mut Node, parts: &[&str], leaf: Node) {
+fn insert<'c>(node: &mut Node<'c>, parts: &[&str], leaf: Node<'c>) {
     let Node::Dir { children, .. } = node else {
         return;
     };
@@ -1112,6 +1163,11 @@ fn insert(node: &mut Node, parts: &[&str], leaf: Node) {
 }
 
 /// Apply `changes` to `base` (None: empty tree) and write the resulting tree.
+///
+/// Only the trees along changed paths are read and written; a file whose content is
+/// already there (same blob id, found by hashing in memory) is neither written to the
+/// object database nor re-inserted, so re-writing a whole folder where one file changed
+/// costs one blob write.
 pub(crate) fn apply_changes(
     repo: &Repository,
     ctx: Ctx<'_>,
@@ -1125,10 +1181,7 @@ pub(crate) fn apply_changes(
     for change in changes {
         let parts = path::components(change.path(), false)?;
         let leaf = match change {
-            Change::Put { path, bytes } => Node::Blob(
-                repo.blob(bytes)
-                    .map_err(ctx.git(format_args!("write {path}")))?,
-            ),
+            Change::Put { bytes, .. } => Node::Blob(bytes),
             Change::Delete { .. } => Node::Remove { recursive: false },
             Change::DeleteTree { .. } => Node::Remove { recursive: true },
         };
@@ -1137,7 +1190,7 @@ pub(crate) fn apply_changes(
     let Node::Dir { children, .. } = &root else {
         return Err(Error::internal("the edit trie lost its root"));
     };
-    match write_dir(repo, ctx, base, children, "")? {
+    match write_dir(repo, ctx, base, false, children, "")? {
         Some(id) => Ok(id),
         None => repo
             .treebuilder(None)
@@ -1146,17 +1199,35 @@ pub(crate) fn apply_changes(
     }
 }
 
-/// Write one directory level; `None` when it ends up empty.
+/// Write one directory level; `None` when it ends up empty. With `replace`, `base` is
+/// only a source of entries to reuse: anything in it that `children` does not name is
+/// dropped.
 fn write_dir(
     repo: &Repository,
     ctx: Ctx<'_>,
     base: Option<&git2::Tree<'_>>,
-    children: &BTreeMap<String, Node>,
+    replace: bool,
+    children: &BTreeMap<String, Node<'_>>,
     prefix: &str,
 ) -> Result<Option<Oid>> {
     let mut builder = repo
         .treebuilder(base)
         .map_err(ctx.git(format_args!("read tree {prefix}")))?;
+    let mut changed = false;
+    if replace && let Some(base) = base {
+        for entry in base {
+            let keep = entry
+                .name()
+                .is_ok_and(|n| matches!(children.get(n), Some(Node::Blob(_) | Node::Dir { .. })));
+            if !keep {
+                let name = entry.name_bytes();
+                builder
+                    .remove(name)
+                    .map_err(ctx.git(format_args!("{prefix}{}", String::from_utf8_lossy(name))))?;
+                changed = true;
+            }
+        }
+    }
     for (name, node) in children {
         let path = format!("{prefix}{name}");
         let existing = builder
@@ -1164,14 +1235,27 @@ fn write_dir(
             .map_err(ctx.git(&path))?
             .map(|e| (e.id(), e.kind(), e.filemode()));
         match node {
-            Node::Blob(oid) => {
+            Node::Blob(bytes) => {
+                // A file put into a replaced folder is new: it does not inherit a mode.
                 let mode = match existing {
-                    Some((_, _, 0o100_755)) => 0o100_755,
+                    Some((_, _, 0o100_755)) if !replace => 0o100_755,
                     _ => 0o100_644,
                 };
-                builder
-                    .insert(name.as_str(), *oid, mode)
-                    .map_err(ctx.git(&path))?;
+                let id = Oid::hash_object(ObjectType::Blob, bytes)
+                    .map_err(ctx.git(format_args!("hash {path}")))?;
+                let same = matches!(
+                    existing,
+                    Some((old, Some(ObjectType::Blob), old_mode)) if old == id && old_mode == mode
+                );
+                if !same {
+                    let written = repo
+                        .blob(bytes)
+                        .map_err(ctx.git(format_args!("write {path}")))?;
+                    builder
+                        .insert(name.as_str(), written, mode)
+                        .map_err(ctx.git(&path))?;
+                    changed = true;
+                }
             }
             Node::Remove { recursive } => {
                 if let Some((_, kind, _)) = existing {
@@ -1183,24 +1267,35 @@ fn write_dir(
                         ));
                     }
                     builder.remove(name.as_str()).map_err(ctx.git(&path))?;
+                    changed = true;
                 }
             }
-            Node::Dir { replace, children } => {
+            Node::Dir {
+                replace: replace_sub,
+                children,
+            } => {
                 let sub = match existing {
-                    Some((id, Some(ObjectType::Tree), _)) if !replace => {
+                    Some((id, Some(ObjectType::Tree), _)) => {
                         Some(repo.find_tree(id).map_err(ctx.git(&path))?)
                     }
                     _ => None,
                 };
-                match write_dir(repo, ctx, sub.as_ref(), children, &format!("{path}/"))? {
+                // Inside a replaced folder every folder is replaced too.
+                let replace_sub = replace || *replace_sub;
+                let prefix = format!("{path}/");
+                match write_dir(repo, ctx, sub.as_ref(), replace_sub, children, &prefix)? {
                     Some(id) => {
-                        builder
-                            .insert(name.as_str(), id, 0o040_000)
-                            .map_err(ctx.git(&path))?;
+                        if sub.as_ref().map(git2::Tree::id) != Some(id) {
+                            builder
+                                .insert(name.as_str(), id, 0o040_000)
+                                .map_err(ctx.git(&path))?;
+                            changed = true;
+                        }
                     }
                     None => {
                         if existing.is_some() {
                             builder.remove(name.as_str()).map_err(ctx.git(&path))?;
+                            changed = true;
                         }
                     }
                 }
@@ -1209,6 +1304,10 @@ fn write_dir(
     }
     if builder.is_empty() {
         return Ok(None);
+    }
+    if !changed && let Some(base) = base {
+        // Nothing changed at this level: the tree is already in the database.
+        return Ok(Some(base.id()));
     }
     builder
         .write()

@@ -54,8 +54,11 @@
 //!
 //! Writes update refs and the object database only. If a non-bare repository has the
 //! written branch checked out, its working tree and index are **not** updated (they
-//! will look modified). Use bare repositories (or branches that are not checked out) for
-//! machine-written state, as the GitOps deployer does.
+//! will look modified) unless the commit asks for it with
+//! [`CommitRequest::update_worktree`]: then only the paths the commit changed are
+//! written or removed and only their index entries replaced, and local changes on
+//! those paths stop the update (see [`WorktreeUpdate`]). Bare repositories (or branches
+//! that are not checked out) remain the simplest home for machine-written state.
 //!
 //! ## Transports
 //!
@@ -66,8 +69,10 @@
 
 mod commit;
 mod error;
+mod index_file;
 mod path;
 mod remote;
+mod worktree;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -78,6 +83,7 @@ use git2::{BranchType, ObjectType, Repository};
 use tracing::instrument;
 
 pub use commit::{Change, CommitOutcome, CommitRequest, Identity, RetryPolicy, RevertRequest};
+pub use worktree::WorktreeUpdate;
 
 use crate::{Error, ErrorKind, Result};
 use error::Ctx;

@@ -432,13 +432,19 @@ fn push_once(
             ));
         }
         (None, Some(b)) => {
-            advance_local(repo, ctx, &refname, b.id());
-            return Ok(Step::Done(CommitOutcome::new(
+            let moved = advance_local(repo, ctx, &refname, b.id());
+            let mut out = CommitOutcome::new(
                 b.id().into(),
                 b.parent_ids().next().map(ObjectId::from),
                 b.tree_id().into(),
                 false,
-            )));
+            );
+            // Nothing committed, but a fast-forwarded local branch still takes its
+            // working tree along.
+            if req.updates_worktree() && matches!(moved, LocalMove::From(_)) {
+                out.worktree = Some(follow_worktree(repo, ctx, &refname, &moved, b.tree_id()));
+            }
+            return Ok(Step::Done(out));
         }
     };
     let pushed = if let Some(remote_path) = &local {
@@ -459,13 +465,13 @@ fn push_once(
         Step::Done(()) => {
             // Best effort: the remote is the truth, these are caches.
             let _ = update_ref_cas(repo, ctx, &tracking, oid, base_id, "idp: pushed");
-            advance_local(repo, ctx, &refname, oid);
-            Ok(Step::Done(CommitOutcome::new(
-                oid.into(),
-                base_id.map(ObjectId::from),
-                tree.into(),
-                true,
-            )))
+            let moved = advance_local(repo, ctx, &refname, oid);
+            let mut out =
+                CommitOutcome::new(oid.into(), base_id.map(ObjectId::from), tree.into(), true);
+            if req.updates_worktree() {
+                out.worktree = Some(follow_worktree(repo, ctx, &refname, &moved, tree));
+            }
+            Ok(Step::Done(out))
         }
     }
 }
@@ -561,23 +567,56 @@ fn copy_objects(
     Ok(())
 }
 
+/// What [`advance_local`] did to the local branch.
+enum LocalMove {
+    /// It stayed where it was (already there, or not a fast-forward).
+    Stayed,
+    /// It moved from this commit (`None`: it did not exist).
+    From(Option<git2::Oid>),
+}
+
 /// Move the local branch to `to` if that is a fast-forward (or it does not exist).
-fn advance_local(repo: &Repository, ctx: Ctx<'_>, refname: &str, to: git2::Oid) {
+fn advance_local(repo: &Repository, ctx: Ctx<'_>, refname: &str, to: git2::Oid) -> LocalMove {
     let current = repo.refname_to_id(refname).ok();
     let ff = match current {
         None => true,
         Some(c) if c == to => false,
         Some(c) => repo.graph_descendant_of(to, c).unwrap_or(false),
     };
-    if ff {
-        let _ = update_ref_cas(
-            repo,
-            ctx,
-            refname,
-            to,
-            current,
-            "idp: fast-forward to pushed commit",
-        );
+    if !ff {
+        return LocalMove::Stayed;
+    }
+    match update_ref_cas(
+        repo,
+        ctx,
+        refname,
+        to,
+        current,
+        "idp: fast-forward to pushed commit",
+    ) {
+        Ok(Step::Done(())) => LocalMove::From(current),
+        _ => LocalMove::Stayed,
+    }
+}
+
+/// After the local branch moved from `from` to `to`, bring a checked-out working tree
+/// along (see [`CommitRequest::update_worktree`]).
+fn follow_worktree(
+    repo: &Repository,
+    ctx: Ctx<'_>,
+    refname: &str,
+    moved: &LocalMove,
+    to_tree: git2::Oid,
+) -> super::WorktreeUpdate {
+    match moved {
+        LocalMove::From(old) => {
+            let old_tree = old
+                .and_then(|c| repo.find_commit(c).ok())
+                .map(|c| c.tree_id());
+            super::worktree::update(repo, ctx, refname, old_tree, to_tree)
+        }
+        // The local branch did not move (or went its own way): leave its working tree.
+        LocalMove::Stayed => super::WorktreeUpdate::NotCheckedOut,
     }
 }
 

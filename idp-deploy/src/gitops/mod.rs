@@ -24,11 +24,18 @@
 //!
 //! Commits are built in the object database by editing only the trees on the path to the
 //! component's folder (see `idp_core::git`), so their cost does not grow with the size of
-//! the repository. A non-bare repository with the branch checked out has the changed
-//! files checked out after each commit (a safe checkout of those paths only); local
-//! edits in the way are never overwritten (the working tree is then left alone and a
-//! warning logged). For machine-written state a bare repository or a dedicated clone is
-//! the better home.
+//! the repository. A non-bare repository with the branch checked out has its working
+//! tree and index brought along incrementally after each commit
+//! ([`CommitRequest::update_worktree`](idp_core::git::CommitRequest::update_worktree)):
+//! only the files the commit changed are written or removed and only their index
+//! entries replaced, so `git status` stays clean and the cost follows the change, not
+//! the repository. Nothing a person left there is overwritten: files and folders
+//! elsewhere (untracked, ignored or edited) are never read or written, and when a
+//! changed path itself has local changes (an edited or deleted file, an untracked file
+//! where a new one goes, another version staged) the working tree and index are left
+//! exactly as they were, the commit is made all the same, and
+//! [`GitOpsOutcome::worktree_warning`] says which paths were in the way. For
+//! machine-written state a bare repository or a dedicated clone is the better home.
 //!
 //! Teams that already run Argo CD or Flux can have the hand-over objects generated and
 //! committed next to each release ([`Handover`]).
@@ -56,11 +63,11 @@ mod files;
 mod handover;
 mod layout;
 mod record;
-mod worktree;
 
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use idp_core::ManifestSet;
 use idp_core::git::{CommitOutcome, CommitRequest, GitRepo, Identity, LogOptions, RetryPolicy};
 use idp_core::ports::HistoryQuery;
 use idp_core::{
@@ -68,6 +75,8 @@ use idp_core::{
     ErrorKind, Release, Result,
 };
 use tracing::instrument;
+
+use crate::cost::{self, CostReport, PriceSheet};
 
 pub use files::{manifest_files, object_yaml};
 pub use handover::{ArgoCdOptions, FluxOptions, Handover, argo_cd_application, flux_objects};
@@ -90,7 +99,7 @@ pub use record::{ReleaseRecord, trailers};
 /// assert!(again.message.starts_with("unchanged"));
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct GitOpsOutcome {
     /// The new release, or the current one when nothing changed.
@@ -103,6 +112,11 @@ pub struct GitOpsOutcome {
     pub message: String,
     /// Set when the commit was made but a checked-out working tree could not be updated.
     pub worktree_warning: Option<String>,
+    /// The estimated monthly cost of what the folder now holds (see [`crate::cost`]),
+    /// priced with the deployer's [`prices`](GitOpsDeployer::prices); the
+    /// [`message`](Self::message) ends with its total. `None` when it could not be
+    /// estimated (a resource quantity that does not parse; the reason is logged).
+    pub cost: Option<CostReport>,
 }
 
 impl GitOpsOutcome {
@@ -204,6 +218,7 @@ pub struct GitOpsDeployer {
     retry: RetryPolicy,
     handover: Option<Handover>,
     source_repo: Option<GitRepo>,
+    prices: PriceSheet,
 }
 
 impl GitOpsDeployer {
@@ -228,7 +243,30 @@ impl GitOpsDeployer {
             retry: RetryPolicy::default(),
             handover: None,
             source_repo: None,
+            prices: PriceSheet::default(),
         }
+    }
+
+    /// The price sheet each release's estimated monthly cost is computed with
+    /// ([`GitOpsOutcome::cost`]); [`PriceSheet::default`] when not given.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> idp_core::Result<()> {
+    /// # use idp_core::{git::{GitRepo, InitOptions}, ManifestSet, Release};
+    /// # let dir = tempfile::tempdir()?;
+    /// let prices = idp_deploy::cost::PriceSheet::from_yaml("cpuHour: 0.10\ncurrency: EUR\n", None)?;
+    /// let deployer = idp_deploy::gitops::GitOpsDeployer::new(GitRepo::init(dir.path(), InitOptions::bare("main")).await?)
+    ///     .prices(prices);
+    /// let set = ManifestSet::parse(b"{apiVersion: apps/v1, kind: Deployment, metadata: {name: cart}, spec: {replicas: 2, template: {spec: {containers: [{name: c, image: i, resources: {requests: {cpu: '1'}}}]}}}}", None)?;
+    /// let out = deployer.deploy_release(&Release::new("component:default/cart".parse()?, "dev".parse()?, set)).await?;
+    /// let cost = out.cost.unwrap();
+    /// assert!((cost.total - 2.0 * 0.10 * 730.0).abs() < 1e-6);
+    /// assert!(out.message.ends_with("estimated cost 146.00 EUR/month"), "{}", out.message);
+    /// # Ok(()) }
+    /// ```
+    pub fn prices(mut self, prices: PriceSheet) -> Self {
+        self.prices = prices;
+        self
     }
 
     /// Write to this branch.
@@ -421,7 +459,8 @@ impl GitOpsDeployer {
             promoted_from: None,
             status: DeploymentStatus::Pending,
         };
-        self.commit_release(record, files, release.message.as_deref(), &folder)
+        let cost = self.cost_of(&release.manifests);
+        self.commit_release(record, files, release.message.as_deref(), &folder, cost)
             .await
     }
 
@@ -578,7 +617,9 @@ impl GitOpsDeployer {
             promoted_from: None,
             status: DeploymentStatus::Pending,
         };
-        self.commit_release(record, files, None, &folder).await
+        let cost = self.cost_of_files(&files);
+        self.commit_release(record, files, None, &folder, cost)
+            .await
     }
 
     /// Copy the current release of `component` in `from` to `to` (a new release there,
@@ -652,7 +693,35 @@ impl GitOpsDeployer {
             promoted_from: Some(format!("{from}/{}", source.release_id)),
             status: DeploymentStatus::Pending,
         };
-        self.commit_release(record, files, None, &to_folder).await
+        let cost = self.cost_of_files(&files);
+        self.commit_release(record, files, None, &to_folder, cost)
+            .await
+    }
+
+    /// The estimated monthly cost of `set`; `None` (logged) when it cannot be estimated.
+    fn cost_of(&self, set: &ManifestSet) -> Option<CostReport> {
+        match cost::estimate(set, &self.prices) {
+            Ok(report) => Some(report),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot estimate the release's cost");
+                None
+            }
+        }
+    }
+
+    /// [`cost_of`](Self::cost_of) the objects in a folder's files.
+    fn cost_of_files(&self, files: &BTreeMap<String, Vec<u8>>) -> Option<CostReport> {
+        let mut set = ManifestSet::new();
+        for (path, bytes) in files {
+            match ManifestSet::parse(bytes, Some(std::path::Path::new(path))) {
+                Ok(objects) => set.extend(objects),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot estimate the release's cost");
+                    return None;
+                }
+            }
+        }
+        self.cost_of(&set)
     }
 
     fn author_or_default(&self, author: Option<&str>) -> String {
@@ -712,7 +781,15 @@ impl GitOpsDeployer {
         files: BTreeMap<String, Vec<u8>>,
         body: Option<&str>,
         folder: &str,
+        cost: Option<CostReport>,
     ) -> Result<GitOpsOutcome> {
+        let priced = |message: String| match &cost {
+            Some(c) => format!(
+                "{message}; estimated cost {:.2} {}/month",
+                c.total, c.currency
+            ),
+            None => message,
+        };
         let (out, warning) = self.write(&record, &files, body, folder, false).await?;
         let (out, warning) = if out.created {
             (out, warning)
@@ -733,8 +810,9 @@ impl GitOpsDeployer {
                     record: current,
                     created: false,
                     attempts: out.attempts,
-                    message,
+                    message: priced(message),
                     worktree_warning: None,
+                    cost,
                 });
             }
             // The content is there but no release says so (written by hand): record it.
@@ -753,8 +831,9 @@ impl GitOpsDeployer {
             record,
             created: true,
             attempts: out.attempts,
-            message,
+            message: priced(message),
             worktree_warning: warning,
+            cost,
         })
     }
 
@@ -787,31 +866,18 @@ impl GitOpsDeployer {
         for (key, value) in trailer_list(record) {
             req = req.trailer(key, value);
         }
-        let checked_out = !self.repo.is_bare();
-        let old = if checked_out {
-            self.repo.resolve(&branch).await.ok()
-        } else {
-            None
-        };
+        // A checked-out branch takes its working tree and index along, incrementally
+        // (only the paths this commit changed; local edits there stop the update).
+        let req = req.update_worktree(!self.repo.is_bare());
         let out = match &self.remote {
             Some(remote) => self.repo.commit_and_push(remote, req, &self.retry).await?,
             None => self.repo.commit_with_retry(req, &self.retry).await?,
         };
-        let mut warning = None;
-        if out.created && checked_out {
-            let new = self.repo.resolve(&branch).await?;
-            match worktree::sync(self.repo.path().to_owned(), branch, old, new).await {
-                Ok(worktree::Sync::Skipped(why)) => {
-                    tracing::warn!("{why}");
-                    warning = Some(why);
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "the working tree was not updated");
-                    warning = Some(e.report());
-                }
-            }
-        }
+        let warning = out
+            .worktree
+            .as_ref()
+            .and_then(|w| w.warning())
+            .map(str::to_owned);
         Ok((out, warning))
     }
 
