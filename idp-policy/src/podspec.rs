@@ -179,13 +179,18 @@ impl<'a> PodSpec<'a> {
     /// assert!(idp_policy::podspec::PodSpec::of(&svc).is_none());
     /// ```
     pub fn of(object: &'a Object) -> Option<Self> {
-        let (spec_keys, meta_keys, path) = layout(object.kind())?;
+        Self::of_kind(object, object.kind())
+    }
+
+    /// [`PodSpec::of`] with the kind already read.
+    pub(crate) fn of_kind(object: &'a Object, kind: &str) -> Option<Self> {
+        let (spec_keys, meta_keys, path) = layout(kind)?;
         let root = object.as_map();
         Some(Self {
             spec: walk(root, spec_keys)?,
             metadata: walk(root, meta_keys),
             path,
-            metadata_path: metadata_path(object.kind()).unwrap_or("metadata"),
+            metadata_path: metadata_path(kind).unwrap_or("metadata"),
         })
     }
 
@@ -394,6 +399,24 @@ pub struct Container<'a> {
 }
 
 impl<'a> Container<'a> {
+    /// A container at `index` of the `kind` list of the pod spec at `prefix`, with its
+    /// `securityContext` already looked up.
+    pub(crate) fn new(
+        value: &'a Map<String, Value>,
+        security_context: Option<&'a Map<String, Value>>,
+        kind: ContainerKind,
+        index: usize,
+        prefix: &'static str,
+    ) -> Self {
+        Self {
+            value,
+            security_context,
+            kind,
+            index,
+            prefix,
+        }
+    }
+
     /// The container as JSON.
     ///
     /// ```
