@@ -26,6 +26,7 @@
 
 use std::fmt;
 
+use crate::view::text;
 use idp_core::Object;
 use serde_json::{Map, Value};
 
@@ -472,7 +473,7 @@ impl<'a> Container<'a> {
     /// assert_eq!(pod.containers().next().unwrap().path(), "spec.initContainers[0]");
     /// ```
     pub fn path(&self) -> String {
-        format!("{}.{}[{}]", self.prefix, self.kind.field(), self.index)
+        text!("{}.{}[{}]", self.prefix, self.kind.field(), self.index)
     }
 
     /// The dotted path of a field below the container.
@@ -483,7 +484,7 @@ impl<'a> Container<'a> {
     /// assert_eq!(pod.containers().next().unwrap().field_path("image"), "spec.containers[0].image");
     /// ```
     pub fn field_path(&self, field: &str) -> String {
-        format!(
+        text!(
             "{}.{}[{}].{field}",
             self.prefix,
             self.kind.field(),
@@ -494,7 +495,7 @@ impl<'a> Container<'a> {
     /// Like [`Container::field_path`] with the field given as format arguments, built in
     /// one string (the field is only formatted when a violation needs its path).
     pub(crate) fn field_path_args(&self, field: fmt::Arguments<'_>) -> String {
-        format!(
+        text!(
             "{}.{}[{}].{field}",
             self.prefix,
             self.kind.field(),

@@ -16,6 +16,42 @@ use serde_json::{Map, Value};
 
 use crate::podspec::{Container, ContainerKind, PodSpec};
 
+/// `format!` with the string allocated once, at its final length: the arguments are
+/// formatted twice, first only to count the bytes. (`format!` guesses a capacity from
+/// the literal pieces and then grows the string several times when the text starts
+/// with an argument, as most messages and paths here do.)
+pub(crate) fn format_exact(args: fmt::Arguments<'_>) -> String {
+    struct Count(usize);
+    impl fmt::Write for Count {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            self.0 += s.len();
+            Ok(())
+        }
+    }
+    if let Some(s) = args.as_str() {
+        return s.to_owned();
+    }
+    let mut count = Count(0);
+    let mut out = match fmt::write(&mut count, args) {
+        Ok(()) => String::with_capacity(count.0),
+        Err(_) => String::new(),
+    };
+    // Writing into a `String` only fails when a `Display` impl does; the text is then
+    // what was written so far, as with `format!`'s own `String` writes.
+    if fmt::write(&mut out, args).is_err() {
+        out.shrink_to_fit();
+    }
+    out
+}
+
+/// [`format_exact`] with `format!` syntax.
+macro_rules! text {
+    ($($arg:tt)*) => {
+        $crate::view::format_exact(format_args!($($arg)*))
+    };
+}
+pub(crate) use text;
+
 /// Containers kept on the stack; a pod with more spills onto the heap.
 pub(crate) const INLINE_CONTAINERS: usize = 8;
 

@@ -4,7 +4,7 @@ use idp_core::{Object, Policy, PolicyContext, Severity, Violation};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::view::{NativePolicy, ObjectView, evaluate_native};
+use crate::view::{NativePolicy, ObjectView, evaluate_native, text};
 
 /// A container image reference split into registry, repository, tag and digest, with
 /// Docker Hub defaults (`nginx` is `docker.io/library/nginx`).
@@ -44,7 +44,7 @@ impl ImageRef {
         let parts = ImageParts::parse(image);
         Self {
             registry: parts.registry.to_owned(),
-            repository: format!("{}{}", parts.repository_prefix, parts.repository),
+            repository: text!("{}{}", parts.repository_prefix, parts.repository),
             tag: parts.tag.map(str::to_owned),
             digest: parts.digest.map(str::to_owned),
         }
@@ -56,7 +56,7 @@ impl ImageRef {
     /// assert_eq!(idp_policy::guardrails::ImageRef::parse("redis:7").name(), "docker.io/library/redis");
     /// ```
     pub fn name(&self) -> String {
-        format!("{}/{}", self.registry, self.repository)
+        text!("{}/{}", self.registry, self.repository)
     }
 }
 
@@ -185,7 +185,7 @@ impl NativePolicy for AllowedRegistries {
                 Violation::new(
                     Self::NAME,
                     "registry",
-                    format!(
+                    text!(
                         "container \"{}\" uses image \"{}\" from a registry that is not allowed; use one of: {}",
                         c.name,
                         c.image,
@@ -265,7 +265,7 @@ impl NativePolicy for DisallowLatestTag {
                 Violation::new(
                     Self::NAME,
                     rule,
-                    format!("container \"{}\" image \"{}\" {why}", c.name, c.image),
+                    text!("container \"{}\" image \"{}\" {why}", c.name, c.image),
                 )
                 .with_path(c.field_path("image")),
             );

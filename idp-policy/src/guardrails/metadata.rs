@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::podspec::POD_KINDS;
-use crate::view::{NativePolicy, ObjectView};
+use crate::view::{NativePolicy, ObjectView, text};
 
 fn owner() -> Vec<String> {
     vec!["idp.dev/owner".to_owned()]
@@ -105,12 +105,12 @@ impl NativePolicy for RequireLabels {
                 Violation::new(
                     Self::NAME,
                     "missing-label",
-                    format!(
+                    text!(
                         "{} has no label \"{key}\"; add it to metadata.labels",
                         view.kind
                     ),
                 )
-                .with_path(format!("metadata.labels[\"{key}\"]"))
+                .with_path(text!("metadata.labels[\"{key}\"]"))
                 .with_severity(Severity::Low),
             );
         }

@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::view::{NativePolicy, ObjectView, evaluate_native};
+use crate::view::{NativePolicy, ObjectView, evaluate_native, text};
 
 /// The ports [`ForbidSensitivePorts`] forbids by default: SSH, Telnet, the Docker
 /// daemon, RDP, VNC, the Kubernetes API server, the kubelet and etcd.
@@ -96,11 +96,9 @@ impl NativePolicy for ForbidSensitivePorts {
                             Violation::new(
                                 Self::NAME,
                                 "service-port",
-                                format!(
-                                    "Service {field} {n} is a sensitive port; do not expose it"
-                                ),
+                                text!("Service {field} {n} is a sensitive port; do not expose it"),
                             )
-                            .with_path(format!("spec.ports[{i}].{field}"))
+                            .with_path(text!("spec.ports[{i}].{field}"))
                             .with_severity(Severity::High),
                         );
                     }
@@ -119,7 +117,7 @@ impl NativePolicy for ForbidSensitivePorts {
                             Violation::new(
                                 Self::NAME,
                                 "container-port",
-                                format!(
+                                text!(
                                     "container \"{}\" {field} {n} is a sensitive port; do not expose it",
                                     c.name
                                 ),
@@ -196,7 +194,7 @@ impl NativePolicy for RestrictServiceTypes {
                 Violation::new(
                     Self::NAME,
                     "service-type",
-                    format!(
+                    text!(
                         "Service type {t} is not allowed; use ClusterIP behind the platform ingress"
                     ),
                 )
@@ -285,9 +283,9 @@ impl NativePolicy for RequireIngressTls {
                     Violation::new(
                         Self::NAME,
                         "host-without-tls",
-                        format!("Ingress host \"{host}\" is not listed in any spec.tls[].hosts"),
+                        text!("Ingress host \"{host}\" is not listed in any spec.tls[].hosts"),
                     )
-                    .with_path(format!("spec.rules[{i}].host")),
+                    .with_path(text!("spec.rules[{i}].host")),
                 );
             }
         }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::podspec::ContainerKind;
-use crate::view::{NativePolicy, ObjectView, evaluate_native};
+use crate::view::{NativePolicy, ObjectView, evaluate_native, text};
 
 fn yes() -> bool {
     true
@@ -103,7 +103,7 @@ impl NativePolicy for RequireResources {
                             Violation::new(
                                 Self::NAME,
                                 section,
-                                format!(
+                                text!(
                                     "container \"{}\" has no {res} {noun}; set resources.{section}.{res}",
                                     c.name
                                 ),
@@ -202,7 +202,7 @@ impl NativePolicy for RequireProbes {
                         Violation::new(
                             Self::NAME,
                             rule,
-                            format!("container \"{}\" has no {field}", c.name),
+                            text!("container \"{}\" has no {field}", c.name),
                         )
                         .with_path(c.field_path(field))
                         .with_severity(Severity::Low),
@@ -298,7 +298,7 @@ impl NativePolicy for MinReplicas {
                 Violation::new(
                     Self::NAME,
                     "replicas",
-                    format!(
+                    text!(
                         "{} runs {} replica(s) in environment \"{env}\"; at least {} are required there",
                         view.kind,
                         replicas.map_or_else(|| "an invalid number of".to_owned(), |n| n.to_string()),
