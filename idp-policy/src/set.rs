@@ -2,7 +2,7 @@
 //! action and match rules, minus exceptions, over one object or a whole manifest set.
 //!
 //! Any [`Policy`] can join a set — the built-in [Pod Security Standards](crate::pss),
-//! the [guardrails](crate::guardrails), or a Rego/CEL/own implementation — and a set is
+//! the [guardrails], or a Rego/CEL/own implementation — and a set is
 //! itself a [`Policy`], so a whole set plugs into `idp_core::Platform`.
 //!
 //! ```
