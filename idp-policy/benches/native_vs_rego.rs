@@ -27,12 +27,13 @@
 mod common;
 
 use std::hint::black_box;
+use std::sync::Arc;
 
 use common::{Mix, OBJECTS, clock, corpus, ns_per};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use idp_core::{Object, Policy, PolicyContext};
 use idp_policy::rego::RegoPolicy;
-use idp_policy::{PolicySet, guardrails, pss::PodSecurity};
+use idp_policy::{PolicyOptions, PolicySet, guardrails, pss::PodSecurity};
 use serde_json::Value;
 
 const RULES: &str = r#"package bench
@@ -91,6 +92,21 @@ fn native() -> PolicySet {
         .with_policy(guardrails::AllowedRegistries::new(["ghcr.io/acme"]))
 }
 
+/// The same policies as [`native`], pushed as `Arc<dyn Policy>`: the set cannot tell
+/// they are built-ins, so each reads the object on its own.
+fn native_trait_objects() -> PolicySet {
+    let mut set = PolicySet::new();
+    let mut policies: Vec<Arc<dyn Policy>> = vec![Arc::new(PodSecurity::restricted())];
+    policies.extend(guardrails::all());
+    policies.push(Arc::new(guardrails::AllowedRegistries::new([
+        "ghcr.io/acme",
+    ])));
+    for p in policies {
+        set.push(p, PolicyOptions::default());
+    }
+    set
+}
+
 /// The native counterpart of the three Rego rules, rule for rule: PSS baseline (whose
 /// `privileged` check is the Rego `privileged` rule; baseline has ten more checks),
 /// cpu/memory limits (no requests) and sensitive container ports.
@@ -128,6 +144,7 @@ fn report(label: &str, mix: Mix, ctx: &PolicyContext) -> bool {
     let (docs, objects) = corpus(mix);
     let set = native();
     let three_rules = native_three_rules();
+    let trait_objects = native_trait_objects();
     let rego = rego_policy();
     let mut engine = rego_engine();
     let inputs: Vec<regorus::Value> = objects
@@ -183,6 +200,11 @@ fn report(label: &str, mix: Mix, ctx: &PolicyContext) -> bool {
             black_box(set.evaluate(o, ctx));
         }
     });
+    let trait_objects_ns = ns_per(ROUNDS, OBJECTS, || {
+        for o in &objects {
+            black_box(trait_objects.evaluate(o, ctx));
+        }
+    });
     let three_ns = ns_per(ROUNDS, OBJECTS, || {
         for o in &objects {
             black_box(three_rules.evaluate(o, ctx));
@@ -223,6 +245,10 @@ fn report(label: &str, mix: Mix, ctx: &PolicyContext) -> bool {
     println!(
         "native   the same, check_object (+ object refs)  {check_object_ns:>9.0} ns/object  ({:.3}x parse)",
         check_object_ns / parse
+    );
+    println!(
+        "native   the same pushed as Arc<dyn Policy>     {trait_objects_ns:>10.0} ns/object  ({:.3}x parse)",
+        trait_objects_ns / parse
     );
     println!(
         "native the 3 Rego rules natively (baseline, limits, ports) {three_ns:>5.0} ns/object"
