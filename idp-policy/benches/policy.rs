@@ -1,9 +1,10 @@
 //! Cost of checking objects natively versus the cost of merely parsing them.
 //!
-//! 10,000 mixed Pods and Deployments (some compliant, some not). Measures:
+//! 10,000 mixed Pods and Deployments (see `common/mod.rs`: two in three compliant, the
+//! others not). Measures:
 //!
 //! - `native/pss-restricted+guardrails`: a [`PolicySet`] with PSS restricted and every
-//!   guardrail, over already-parsed objects;
+//!   guardrail (and a registry allowlist), over already-parsed objects;
 //! - `parse/serde_json`: `serde_json::from_slice::<Object>` of each object's JSON — the
 //!   same `Object` type the engine takes, so the baseline is what any caller pays to get
 //!   an object to check.
@@ -11,7 +12,8 @@
 //! Criterion reports both per element (throughput); before that, a short warm measurement
 //! prints the per-object figures and their ratio.
 //!
-//! Run with `cargo bench -p idp-policy --bench policy`.
+//! The acceptance figures (parse, native and Rego side by side, with PASS/FAIL) are
+//! printed by the `native_vs_rego` bench. Run with `cargo bench -p idp-policy --bench policy`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -20,63 +22,32 @@
     missing_docs
 )]
 
+mod common;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use common::{Mix, OBJECTS, corpus};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use idp_core::{Object, Policy, PolicyContext};
-use idp_policy::{PolicyOptions, PolicySet, guardrails, pss::PodSecurity};
-use serde_json::{Value, json};
-
-const OBJECTS: usize = 10_000;
-
-fn container(i: usize, j: usize) -> Value {
-    let compliant = i % 3 != 0;
-    let mut c = json!({
-        "name": format!("c{j}"),
-        "image": if i % 7 == 0 { "nginx:latest".to_owned() } else { format!("ghcr.io/acme/svc{}:1.{j}", i % 50) },
-        "ports": [{"containerPort": if i % 11 == 0 { 22 } else { 8080 + j }}],
-        "env": [{"name": "MODE", "value": "prod"}, {"name": "LOG", "value": "info"}],
-    });
-    if compliant {
-        c["securityContext"] = json!({"allowPrivilegeEscalation": false, "runAsNonRoot": true,
-            "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}});
-        c["resources"] = json!({"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}});
-        c["livenessProbe"] = json!({"httpGet": {"path": "/healthz", "port": 8080}});
-        c["readinessProbe"] = json!({"httpGet": {"path": "/ready", "port": 8080}});
-    } else {
-        c["securityContext"] =
-            json!({"privileged": i % 2 == 0, "capabilities": {"add": ["NET_ADMIN"]}});
-    }
-    c
-}
-
-fn object(i: usize) -> Value {
-    let containers: Vec<Value> = (0..1 + i % 3).map(|j| container(i, j)).collect();
-    let pod_spec = json!({"containers": containers, "volumes": [{"name": "cfg", "configMap": {"name": "cfg"}}]});
-    let labels =
-        json!({"app.kubernetes.io/name": format!("svc{}", i % 50), "idp.dev/owner": "team-a"});
-    if i % 2 == 0 {
-        json!({"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": format!("pod-{i}"), "namespace": "shop", "labels": labels}, "spec": pod_spec})
-    } else {
-        json!({"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": format!("deploy-{i}"), "namespace": "shop", "labels": labels},
-            "spec": {"replicas": 1 + i % 3, "selector": {"matchLabels": {"app": "x"}},
-                "template": {"metadata": {"labels": labels}, "spec": pod_spec}}})
-    }
-}
+use idp_policy::{PolicySet, guardrails, pss::PodSecurity};
 
 fn policy_set() -> PolicySet {
-    let mut set = PolicySet::new().with_policy(PodSecurity::restricted());
-    for g in guardrails::all() {
-        set.push(g, PolicyOptions::default());
-    }
-    set.push(
-        std::sync::Arc::new(guardrails::AllowedRegistries::new(["ghcr.io/acme"])),
-        PolicyOptions::default(),
-    );
-    set
+    // Built from the concrete types (`with_policy`), which the set recognises as
+    // built-ins; `PolicySet::add_builtin` with `BuiltinPolicy::guardrails()` gives the
+    // same set.
+    PolicySet::new()
+        .with_policy(PodSecurity::restricted())
+        .with_policy(guardrails::RequireResources::default())
+        .with_policy(guardrails::ForbidSensitivePorts::default())
+        .with_policy(guardrails::AllowedRegistries::default())
+        .with_policy(guardrails::DisallowLatestTag::default())
+        .with_policy(guardrails::RequireLabels::default())
+        .with_policy(guardrails::RestrictServiceTypes::default())
+        .with_policy(guardrails::RequireIngressTls::default())
+        .with_policy(guardrails::RequireProbes::default())
+        .with_policy(guardrails::MinReplicas::default())
+        .with_policy(guardrails::AllowedRegistries::new(["ghcr.io/acme"]))
 }
 
 fn parse_all(docs: &[Vec<u8>]) -> usize {
@@ -119,15 +90,7 @@ fn per_object(rounds: usize, mut f: impl FnMut()) -> Duration {
 }
 
 fn bench(c: &mut Criterion) {
-    let values: Vec<Value> = (0..OBJECTS).map(object).collect();
-    let docs: Vec<Vec<u8>> = values
-        .iter()
-        .map(|v| serde_json::to_vec(v).unwrap())
-        .collect();
-    let objects: Vec<Object> = values
-        .into_iter()
-        .map(|v| Object::from_value(v).unwrap())
-        .collect();
+    let (docs, objects) = corpus(Mix::Mixed);
     let set = policy_set();
     let ctx = PolicyContext::new().with_environment("prod".parse().unwrap());
     let violations = check_all(&set, &objects, &ctx);

@@ -81,6 +81,27 @@ pub enum BuiltinPolicy {
 }
 
 impl BuiltinPolicy {
+    /// Every guardrail with its default configuration, in the order of
+    /// [`guardrails::all`](crate::guardrails::all); give them to
+    /// [`PolicySet::add_builtin`] so they share the set's one walk of each object.
+    ///
+    /// ```
+    /// assert_eq!(idp_policy::config::BuiltinPolicy::guardrails().len(), 9);
+    /// ```
+    pub fn guardrails() -> Vec<Self> {
+        vec![
+            Self::RequireResources(RequireResources::default()),
+            Self::ForbidSensitivePorts(ForbidSensitivePorts::default()),
+            Self::AllowedRegistries(AllowedRegistries::default()),
+            Self::DisallowLatestTag(DisallowLatestTag::default()),
+            Self::RequireLabels(RequireLabels::default()),
+            Self::RestrictServiceTypes(RestrictServiceTypes::default()),
+            Self::RequireIngressTls(RequireIngressTls::default()),
+            Self::RequireProbes(RequireProbes::default()),
+            Self::MinReplicas(MinReplicas::default()),
+        ]
+    }
+
     /// The policy as a shareable trait object.
     ///
     /// ```
@@ -185,7 +206,7 @@ impl PolicySetConfig {
             set = set.with_limits(limits);
         }
         for entry in self.policies {
-            set.push(entry.policy.into_policy(), entry.options);
+            set.add_builtin(entry.policy, entry.options);
         }
         for e in self.exceptions {
             set = set.with_exception(e);

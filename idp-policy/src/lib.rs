@@ -58,6 +58,7 @@ pub mod podspec;
 pub mod pss;
 pub mod report;
 pub mod set;
+mod view;
 
 #[cfg(feature = "rego")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rego")))]

@@ -26,6 +26,7 @@
 
 use std::fmt;
 
+use crate::view::text;
 use idp_core::Object;
 use serde_json::{Map, Value};
 
@@ -179,13 +180,18 @@ impl<'a> PodSpec<'a> {
     /// assert!(idp_policy::podspec::PodSpec::of(&svc).is_none());
     /// ```
     pub fn of(object: &'a Object) -> Option<Self> {
-        let (spec_keys, meta_keys, path) = layout(object.kind())?;
+        Self::of_kind(object, object.kind())
+    }
+
+    /// [`PodSpec::of`] with the kind already read.
+    pub(crate) fn of_kind(object: &'a Object, kind: &str) -> Option<Self> {
+        let (spec_keys, meta_keys, path) = layout(kind)?;
         let root = object.as_map();
         Some(Self {
             spec: walk(root, spec_keys)?,
             metadata: walk(root, meta_keys),
             path,
-            metadata_path: metadata_path(object.kind()).unwrap_or("metadata"),
+            metadata_path: metadata_path(kind).unwrap_or("metadata"),
         })
     }
 
@@ -394,6 +400,24 @@ pub struct Container<'a> {
 }
 
 impl<'a> Container<'a> {
+    /// A container at `index` of the `kind` list of the pod spec at `prefix`, with its
+    /// `securityContext` already looked up.
+    pub(crate) fn new(
+        value: &'a Map<String, Value>,
+        security_context: Option<&'a Map<String, Value>>,
+        kind: ContainerKind,
+        index: usize,
+        prefix: &'static str,
+    ) -> Self {
+        Self {
+            value,
+            security_context,
+            kind,
+            index,
+            prefix,
+        }
+    }
+
     /// The container as JSON.
     ///
     /// ```
@@ -449,7 +473,7 @@ impl<'a> Container<'a> {
     /// assert_eq!(pod.containers().next().unwrap().path(), "spec.initContainers[0]");
     /// ```
     pub fn path(&self) -> String {
-        format!("{}.{}[{}]", self.prefix, self.kind.field(), self.index)
+        text!("{}.{}[{}]", self.prefix, self.kind.field(), self.index)
     }
 
     /// The dotted path of a field below the container.
@@ -460,7 +484,7 @@ impl<'a> Container<'a> {
     /// assert_eq!(pod.containers().next().unwrap().field_path("image"), "spec.containers[0].image");
     /// ```
     pub fn field_path(&self, field: &str) -> String {
-        format!(
+        text!(
             "{}.{}[{}].{field}",
             self.prefix,
             self.kind.field(),
@@ -471,7 +495,7 @@ impl<'a> Container<'a> {
     /// Like [`Container::field_path`] with the field given as format arguments, built in
     /// one string (the field is only formatted when a violation needs its path).
     pub(crate) fn field_path_args(&self, field: fmt::Arguments<'_>) -> String {
-        format!(
+        text!(
             "{}.{}[{}].{field}",
             self.prefix,
             self.kind.field(),

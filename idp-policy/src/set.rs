@@ -2,7 +2,7 @@
 //! action and match rules, minus exceptions, over one object or a whole manifest set.
 //!
 //! Any [`Policy`] can join a set — the built-in [Pod Security Standards](crate::pss),
-//! the [guardrails](crate::guardrails), or a Rego/CEL/own implementation — and a set is
+//! the [guardrails], or a Rego/CEL/own implementation — and a set is
 //! itself a [`Policy`], so a whole set plugs into `idp_core::Platform`.
 //!
 //! ```
@@ -23,6 +23,7 @@
 //! assert!(result.warnings().any(|v| v.policy == "require-probes"));
 //! ```
 
+use std::any::Any;
 use std::borrow::Borrow;
 use std::fmt;
 use std::sync::Arc;
@@ -32,9 +33,13 @@ use idp_core::{Object, Policy, PolicyContext, Severity, Violation};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::config::BuiltinPolicy;
 use crate::exceptions::PolicyException;
+use crate::guardrails;
 use crate::matching::{MatchRules, ResourceFilter};
+use crate::pss::PodSecurity;
 use crate::report::{ObjectResult, Report, ReportBuilder, ReportLimits};
+use crate::view::{NativePolicy, ObjectView};
 
 /// What a policy's violations do: refuse the change, warn its author, or only record it.
 ///
@@ -151,13 +156,40 @@ impl PolicyOptions {
 #[derive(Clone)]
 struct Entry {
     policy: Arc<dyn Policy>,
+    /// The same policy as a built-in checking an [`ObjectView`], when it is one.
+    native: Option<Arc<dyn NativePolicy>>,
     options: PolicyOptions,
+}
+
+/// The built-in policy `policy` is, prepared for [`ObjectView`]s (a Pod Security
+/// Standards level with its checks resolved); `None` for any other policy.
+fn native_of(policy: &dyn Any) -> Option<Arc<dyn NativePolicy>> {
+    fn shared<T: NativePolicy + Clone + 'static>(
+        policy: &dyn Any,
+    ) -> Option<Arc<dyn NativePolicy>> {
+        policy
+            .downcast_ref::<T>()
+            .map(|p| Arc::new(p.clone()) as Arc<dyn NativePolicy>)
+    }
+    if let Some(p) = policy.downcast_ref::<PodSecurity>() {
+        return Some(Arc::new(p.compile()));
+    }
+    shared::<guardrails::RequireResources>(policy)
+        .or_else(|| shared::<guardrails::ForbidSensitivePorts>(policy))
+        .or_else(|| shared::<guardrails::AllowedRegistries>(policy))
+        .or_else(|| shared::<guardrails::DisallowLatestTag>(policy))
+        .or_else(|| shared::<guardrails::RequireLabels>(policy))
+        .or_else(|| shared::<guardrails::RestrictServiceTypes>(policy))
+        .or_else(|| shared::<guardrails::RequireIngressTls>(policy))
+        .or_else(|| shared::<guardrails::RequireProbes>(policy))
+        .or_else(|| shared::<guardrails::MinReplicas>(policy))
 }
 
 impl fmt::Debug for Entry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Entry")
             .field("policy", &self.policy.name())
+            .field("native", &self.native.is_some())
             .field("options", &self.options)
             .finish()
     }
@@ -235,8 +267,57 @@ impl PolicySet {
         policy: impl Policy + 'static,
         options: PolicyOptions,
     ) -> Self {
-        self.push(Arc::new(policy), options);
+        self.add(policy, options);
         self
+    }
+
+    /// Add a policy with options (the `&mut` form of
+    /// [`with_policy_options`](PolicySet::with_policy_options)).
+    ///
+    /// The built-in policies ([`PodSecurity`] and every guardrail) added this way share
+    /// one walk of each object: the set reads the object's kind, pod spec and containers
+    /// once and hands that to each of them. A policy added as an `Arc<dyn Policy>`
+    /// through [`push`](PolicySet::push) is evaluated on its own, with the same verdict.
+    ///
+    /// ```
+    /// use idp_policy::{PolicyOptions, PolicySet, guardrails::RequireProbes};
+    /// let mut set = PolicySet::new();
+    /// set.add(RequireProbes::default(), PolicyOptions::new());
+    /// assert_eq!(set.len(), 1);
+    /// ```
+    pub fn add(&mut self, policy: impl Policy + 'static, options: PolicyOptions) {
+        let native = native_of(&policy);
+        self.entries.push(Entry {
+            policy: Arc::new(policy),
+            native,
+            options,
+        });
+    }
+
+    /// Add a built-in policy (as a policy-set file names it) with options; it shares the
+    /// set's one walk of each object like every policy given to [`add`](PolicySet::add).
+    ///
+    /// ```
+    /// use idp_policy::{PolicyOptions, PolicySet, config::BuiltinPolicy};
+    /// let mut set = PolicySet::new();
+    /// for g in BuiltinPolicy::guardrails() {
+    ///     set.add_builtin(g, PolicyOptions::new());
+    /// }
+    /// assert_eq!(set.len(), 9);
+    /// ```
+    pub fn add_builtin(&mut self, policy: BuiltinPolicy, options: PolicyOptions) {
+        match policy {
+            BuiltinPolicy::PodSecurity(p) => self.add(p, options),
+            BuiltinPolicy::RequireResources(p) => self.add(p, options),
+            BuiltinPolicy::ForbidSensitivePorts(p) => self.add(p, options),
+            BuiltinPolicy::AllowedRegistries(p) => self.add(p, options),
+            BuiltinPolicy::DisallowLatestTag(p) => self.add(p, options),
+            BuiltinPolicy::RequireLabels(p) => self.add(p, options),
+            BuiltinPolicy::RestrictServiceTypes(p) => self.add(p, options),
+            BuiltinPolicy::RequireIngressTls(p) => self.add(p, options),
+            BuiltinPolicy::RequireProbes(p) => self.add(p, options),
+            BuiltinPolicy::MinReplicas(p) => self.add(p, options),
+        }
     }
 
     /// Add a shared policy (a Rego or CEL policy, another set…) with options.
@@ -251,7 +332,11 @@ impl PolicySet {
     /// assert_eq!(set.len(), 1);
     /// ```
     pub fn push(&mut self, policy: Arc<dyn Policy>, options: PolicyOptions) {
-        self.entries.push(Entry { policy, options });
+        self.entries.push(Entry {
+            policy,
+            native: None,
+            options,
+        });
     }
 
     /// Add an exception.
@@ -447,32 +532,52 @@ impl Policy for PolicySet {
     fn evaluate(&self, object: &Object, ctx: &PolicyContext) -> Vec<Violation> {
         let default_ns = ctx.namespace.as_deref();
         let mut out = Vec::new();
-        let exceptions: Vec<&PolicyException> = self
-            .exceptions
-            .iter()
-            .filter(|e| e.may_apply(object, ctx))
-            .collect();
+        // Built only when a built-in policy sees the object, and then once for all.
+        let mut view: Option<ObjectView<'_>> = None;
+        // Looked up only once there is a violation to waive.
+        let mut exceptions: Option<Vec<&PolicyException>> = None;
         for entry in &self.entries {
             if !entry.options.rules.matches(object, default_ns) {
                 continue;
             }
+            let start = out.len();
+            match &entry.native {
+                Some(native) => {
+                    let view = view.get_or_insert_with(|| ObjectView::of(object));
+                    native.check(view, ctx, &mut out);
+                }
+                None => out.extend(entry.policy.evaluate(object, ctx)),
+            }
+            if out.len() == start {
+                continue;
+            }
+            let exceptions = exceptions.get_or_insert_with(|| {
+                self.exceptions
+                    .iter()
+                    .filter(|e| e.may_apply(object, ctx))
+                    .collect()
+            });
             let name = entry.policy.name();
-            for mut v in entry.policy.evaluate(object, ctx) {
+            let mut i = start;
+            while i < out.len() {
+                let v = &out[i];
                 let waived = exceptions.iter().any(|e| {
                     e.applies(object, name, &v.rule, ctx)
                         || (v.policy != name && e.applies(object, &v.policy, &v.rule, ctx))
                 });
                 if waived {
                     tracing::trace!(policy = name, rule = %v.rule, "violation waived by an exception");
+                    out.remove(i);
                     continue;
                 }
+                let v = &mut out[i];
                 if let Some(action) = entry.options.action {
                     v.enforcement = action.into();
                 }
                 if let Some(severity) = entry.options.severity {
                     v.severity = severity;
                 }
-                out.push(v);
+                i += 1;
             }
         }
         out

@@ -384,3 +384,66 @@ fn schema_describes_the_file() {
         assert!(text.contains(needle), "schema lacks {needle}");
     }
 }
+
+/// A set given the built-in policies as concrete types shares one walk of each object
+/// among them; given the same policies as `Arc<dyn Policy>` it evaluates each on its
+/// own. Both must give the same violations in the same order, with options and
+/// exceptions applied the same way.
+#[test]
+fn built_ins_in_a_set_match_their_trait_objects() {
+    let restricted = PodSecurity::restricted().at("v1.30".parse().unwrap());
+    let registries = guardrails::AllowedRegistries::new(["ghcr.io/acme"]);
+    let probes_opts = PolicyOptions::new()
+        .action(Action::Warn)
+        .severity(Severity::Low)
+        .only(ResourceFilter::new().kinds(["Deployment"]));
+    let exception = PolicyException::new("legacy", "migrating")
+        .waive(RuleRef::rules("pod-security", ["runAsNonRoot"]))
+        .for_objects(ResourceFilter::new().namespaces(["legacy"]));
+
+    let mut native = PolicySet::new().with_policy(restricted.clone());
+    let mut dynamic = PolicySet::new();
+    dynamic.push(Arc::new(restricted), PolicyOptions::new());
+    for config in idp_policy::config::BuiltinPolicy::guardrails() {
+        dynamic.push(config.clone().into_policy(), PolicyOptions::new());
+        native.add_builtin(config, PolicyOptions::new());
+    }
+    native.add(registries.clone(), PolicyOptions::new());
+    dynamic.push(Arc::new(registries), PolicyOptions::new());
+    native.add(guardrails::RequireProbes::default(), probes_opts.clone());
+    dynamic.push(Arc::new(guardrails::RequireProbes::default()), probes_opts);
+    let native = native.with_exception(exception.clone());
+    let dynamic = dynamic.with_exception(exception);
+
+    let container = json!({"name": "app", "image": "nginx:latest",
+        "ports": [{"containerPort": 22, "hostPort": 22}],
+        "securityContext": {"privileged": true, "capabilities": {"add": ["SYS_ADMIN"]}}});
+    let pod_spec = json!({"hostNetwork": true, "containers": [container],
+        "initContainers": [{"name": "init", "image": "ghcr.io/acme/init:1"}],
+        "volumes": [{"name": "h", "hostPath": {"path": "/"}}]});
+    let objects = [
+        obj(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "legacy"}, "spec": pod_spec})),
+        obj(json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "d", "namespace": "shop", "labels": {"idp.dev/owner": "a"}},
+            "spec": {"replicas": 1, "template": {"spec": pod_spec}}})),
+        obj(
+            json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "c"},
+            "spec": {"jobTemplate": {"spec": {"template": {"spec": pod_spec}}}}}),
+        ),
+        obj(
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+            "spec": {"type": "NodePort", "ports": [{"port": 22}]}}),
+        ),
+        obj(
+            json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "i"},
+            "spec": {"rules": [{"host": "a.example.com"}]}}),
+        ),
+    ];
+    let ctx = PolicyContext::new().with_environment("prod".parse().unwrap());
+    for o in &objects {
+        let got = native.evaluate(o, &ctx);
+        assert!(!got.is_empty(), "{}", o.kind());
+        assert_eq!(got, dynamic.evaluate(o, &ctx), "{}", o.kind());
+    }
+}

@@ -4,7 +4,7 @@ use idp_core::{Object, Policy, PolicyContext, Severity, Violation};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::podspec::PodSpec;
+use crate::view::{NativePolicy, ObjectView, evaluate_native, text};
 
 /// A container image reference split into registry, repository, tag and digest, with
 /// Docker Hub defaults (`nginx` is `docker.io/library/nginx`).
@@ -44,7 +44,7 @@ impl ImageRef {
         let parts = ImageParts::parse(image);
         Self {
             registry: parts.registry.to_owned(),
-            repository: format!("{}{}", parts.repository_prefix, parts.repository),
+            repository: text!("{}{}", parts.repository_prefix, parts.repository),
             tag: parts.tag.map(str::to_owned),
             digest: parts.digest.map(str::to_owned),
         }
@@ -56,7 +56,7 @@ impl ImageRef {
     /// assert_eq!(idp_policy::guardrails::ImageRef::parse("redis:7").name(), "docker.io/library/redis");
     /// ```
     pub fn name(&self) -> String {
-        format!("{}/{}", self.registry, self.repository)
+        text!("{}/{}", self.registry, self.repository)
     }
 }
 
@@ -161,30 +161,41 @@ impl Policy for AllowedRegistries {
         Self::NAME
     }
 
-    fn evaluate(&self, object: &Object, _ctx: &PolicyContext) -> Vec<Violation> {
-        let Some(pod) = PodSpec::of(object) else {
-            return Vec::new();
-        };
+    fn evaluate(&self, object: &Object, ctx: &PolicyContext) -> Vec<Violation> {
         if self.registries.is_empty() {
             return Vec::new();
         }
-        pod.containers()
-            .filter(|c| !self.allows(&ImageParts::parse(c.image())))
-            .map(|c| {
+        evaluate_native(self, object, ctx)
+    }
+}
+
+impl NativePolicy for AllowedRegistries {
+    fn check(&self, view: &ObjectView<'_>, _ctx: &PolicyContext, out: &mut Vec<Violation>) {
+        let Some(pod) = &view.pod else {
+            return;
+        };
+        if self.registries.is_empty() {
+            return;
+        }
+        for c in pod.containers() {
+            if self.allows(&ImageParts::parse(c.image)) {
+                continue;
+            }
+            out.push(
                 Violation::new(
                     Self::NAME,
                     "registry",
-                    format!(
+                    text!(
                         "container \"{}\" uses image \"{}\" from a registry that is not allowed; use one of: {}",
-                        c.name(),
-                        c.image(),
+                        c.name,
+                        c.image,
                         self.registries.join(", ")
                     ),
                 )
                 .with_path(c.field_path("image"))
-                .with_severity(Severity::High)
-            })
-            .collect()
+                .with_severity(Severity::High),
+            );
+        }
     }
 }
 
@@ -227,13 +238,18 @@ impl Policy for DisallowLatestTag {
         Self::NAME
     }
 
-    fn evaluate(&self, object: &Object, _ctx: &PolicyContext) -> Vec<Violation> {
-        let Some(pod) = PodSpec::of(object) else {
-            return Vec::new();
+    fn evaluate(&self, object: &Object, ctx: &PolicyContext) -> Vec<Violation> {
+        evaluate_native(self, object, ctx)
+    }
+}
+
+impl NativePolicy for DisallowLatestTag {
+    fn check(&self, view: &ObjectView<'_>, _ctx: &PolicyContext, out: &mut Vec<Violation>) {
+        let Some(pod) = &view.pod else {
+            return;
         };
-        let mut out = Vec::new();
         for c in pod.containers() {
-            let image = ImageParts::parse(c.image());
+            let image = ImageParts::parse(c.image);
             let (rule, why) = if self.require_digest && image.digest.is_none() {
                 ("digest", "names no digest; pin it as image@sha256:…")
             } else if image.digest.is_some() {
@@ -249,11 +265,10 @@ impl Policy for DisallowLatestTag {
                 Violation::new(
                     Self::NAME,
                     rule,
-                    format!("container \"{}\" image \"{}\" {why}", c.name(), c.image()),
+                    text!("container \"{}\" image \"{}\" {why}", c.name, c.image),
                 )
                 .with_path(c.field_path("image")),
             );
         }
-        out
     }
 }

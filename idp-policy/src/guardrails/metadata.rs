@@ -5,6 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::podspec::POD_KINDS;
+use crate::view::{NativePolicy, ObjectView, text};
 
 fn owner() -> Vec<String> {
     vec!["idp.dev/owner".to_owned()]
@@ -73,9 +74,18 @@ impl Policy for RequireLabels {
         Self::NAME
     }
 
-    fn evaluate(&self, object: &Object, _ctx: &PolicyContext) -> Vec<Violation> {
-        if !self.kinds.is_empty() && !self.kinds.iter().any(|k| k == object.kind()) {
-            return Vec::new();
+    fn evaluate(&self, object: &Object, ctx: &PolicyContext) -> Vec<Violation> {
+        let mut out = Vec::new();
+        self.check(&ObjectView::without_pod(object), ctx, &mut out);
+        out
+    }
+}
+
+impl NativePolicy for RequireLabels {
+    fn check(&self, view: &ObjectView<'_>, _ctx: &PolicyContext, out: &mut Vec<Violation>) {
+        let object = view.object;
+        if !self.kinds.is_empty() && !self.kinds.iter().any(|k| k == view.kind) {
+            return;
         }
         // Borrowed: `Object::labels` would copy every label of every object.
         let labels = object
@@ -83,26 +93,26 @@ impl Policy for RequireLabels {
             .get("metadata")
             .and_then(|m| m.get("labels"))
             .and_then(serde_json::Value::as_object);
-        self.labels
-            .iter()
-            .filter(|key| {
-                labels
-                    .and_then(|l| l.get(key.as_str()))
-                    .and_then(serde_json::Value::as_str)
-                    .is_none_or(str::is_empty)
-            })
-            .map(|key| {
+        for key in &self.labels {
+            let present = labels
+                .and_then(|l| l.get(key.as_str()))
+                .and_then(serde_json::Value::as_str)
+                .is_some_and(|v| !v.is_empty());
+            if present {
+                continue;
+            }
+            out.push(
                 Violation::new(
                     Self::NAME,
                     "missing-label",
-                    format!(
+                    text!(
                         "{} has no label \"{key}\"; add it to metadata.labels",
-                        object.kind()
+                        view.kind
                     ),
                 )
-                .with_path(format!("metadata.labels[\"{key}\"]"))
-                .with_severity(Severity::Low)
-            })
-            .collect()
+                .with_path(text!("metadata.labels[\"{key}\"]"))
+                .with_severity(Severity::Low),
+            );
+        }
     }
 }

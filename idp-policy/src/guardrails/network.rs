@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::podspec::PodSpec;
+use crate::view::{NativePolicy, ObjectView, evaluate_native, text};
 
 /// The ports [`ForbidSensitivePorts`] forbids by default: SSH, Telnet, the Docker
 /// daemon, RDP, VNC, the Kubernetes API server, the kubelet and etcd.
@@ -75,9 +75,15 @@ impl Policy for ForbidSensitivePorts {
         Self::NAME
     }
 
-    fn evaluate(&self, object: &Object, _ctx: &PolicyContext) -> Vec<Violation> {
-        let mut out = Vec::new();
-        if object.kind() == "Service" {
+    fn evaluate(&self, object: &Object, ctx: &PolicyContext) -> Vec<Violation> {
+        evaluate_native(self, object, ctx)
+    }
+}
+
+impl NativePolicy for ForbidSensitivePorts {
+    fn check(&self, view: &ObjectView<'_>, _ctx: &PolicyContext, out: &mut Vec<Violation>) {
+        let object = view.object;
+        if view.kind == "Service" {
             let ports = object
                 .as_map()
                 .get("spec")
@@ -90,33 +96,30 @@ impl Policy for ForbidSensitivePorts {
                             Violation::new(
                                 Self::NAME,
                                 "service-port",
-                                format!(
-                                    "Service {field} {n} is a sensitive port; do not expose it"
-                                ),
+                                text!("Service {field} {n} is a sensitive port; do not expose it"),
                             )
-                            .with_path(format!("spec.ports[{i}].{field}"))
+                            .with_path(text!("spec.ports[{i}].{field}"))
                             .with_severity(Severity::High),
                         );
                     }
                 }
             }
-            return out;
+            return;
         }
-        let Some(pod) = PodSpec::of(object) else {
-            return out;
+        let Some(pod) = &view.pod else {
+            return;
         };
         for c in pod.containers() {
-            let ports = c.value().get("ports").and_then(Value::as_array);
-            for (j, port) in ports.into_iter().flatten().enumerate() {
+            for (j, port) in c.ports.into_iter().flatten().enumerate() {
                 for field in ["containerPort", "hostPort"] {
                     if let Some(n) = self.forbidden(port.get(field)) {
                         out.push(
                             Violation::new(
                                 Self::NAME,
                                 "container-port",
-                                format!(
+                                text!(
                                     "container \"{}\" {field} {n} is a sensitive port; do not expose it",
-                                    c.name()
+                                    c.name
                                 ),
                             )
                             .with_path(c.field_path_args(format_args!("ports[{j}].{field}")))
@@ -126,7 +129,6 @@ impl Policy for ForbidSensitivePorts {
                 }
             }
         }
-        out
     }
 }
 
@@ -168,9 +170,18 @@ impl Policy for RestrictServiceTypes {
         Self::NAME
     }
 
-    fn evaluate(&self, object: &Object, _ctx: &PolicyContext) -> Vec<Violation> {
-        if object.kind() != "Service" {
-            return Vec::new();
+    fn evaluate(&self, object: &Object, ctx: &PolicyContext) -> Vec<Violation> {
+        let mut out = Vec::new();
+        self.check(&ObjectView::without_pod(object), ctx, &mut out);
+        out
+    }
+}
+
+impl NativePolicy for RestrictServiceTypes {
+    fn check(&self, view: &ObjectView<'_>, _ctx: &PolicyContext, out: &mut Vec<Violation>) {
+        let object = view.object;
+        if view.kind != "Service" {
+            return;
         }
         let t = object
             .as_map()
@@ -179,18 +190,16 @@ impl Policy for RestrictServiceTypes {
             .and_then(Value::as_str)
             .unwrap_or("ClusterIP");
         if self.forbidden.iter().any(|f| f == t) {
-            vec![
+            out.push(
                 Violation::new(
                     Self::NAME,
                     "service-type",
-                    format!(
+                    text!(
                         "Service type {t} is not allowed; use ClusterIP behind the platform ingress"
                     ),
                 )
                 .with_path("spec.type"),
-            ]
-        } else {
-            Vec::new()
+            );
         }
     }
 }
@@ -228,9 +237,18 @@ impl Policy for RequireIngressTls {
         Self::NAME
     }
 
-    fn evaluate(&self, object: &Object, _ctx: &PolicyContext) -> Vec<Violation> {
-        if object.kind() != "Ingress" {
-            return Vec::new();
+    fn evaluate(&self, object: &Object, ctx: &PolicyContext) -> Vec<Violation> {
+        let mut out = Vec::new();
+        self.check(&ObjectView::without_pod(object), ctx, &mut out);
+        out
+    }
+}
+
+impl NativePolicy for RequireIngressTls {
+    fn check(&self, view: &ObjectView<'_>, _ctx: &PolicyContext, out: &mut Vec<Violation>) {
+        let object = view.object;
+        if view.kind != "Ingress" {
+            return;
         }
         let spec = object.as_map().get("spec");
         let tls = spec
@@ -238,7 +256,7 @@ impl Policy for RequireIngressTls {
             .and_then(Value::as_array)
             .filter(|t| !t.is_empty());
         let Some(tls) = tls else {
-            return vec![
+            out.push(
                 Violation::new(
                     Self::NAME,
                     "tls",
@@ -246,7 +264,8 @@ impl Policy for RequireIngressTls {
                 )
                 .with_path("spec.tls")
                 .with_severity(Severity::High),
-            ];
+            );
+            return;
         };
         let tls_hosts: Vec<&str> = tls
             .iter()
@@ -255,7 +274,6 @@ impl Policy for RequireIngressTls {
             .filter_map(Value::as_str)
             .collect();
         let rules = spec.and_then(|s| s.get("rules")).and_then(Value::as_array);
-        let mut out = Vec::new();
         for (i, rule) in rules.into_iter().flatten().enumerate() {
             let Some(host) = rule.get("host").and_then(Value::as_str) else {
                 continue;
@@ -265,13 +283,12 @@ impl Policy for RequireIngressTls {
                     Violation::new(
                         Self::NAME,
                         "host-without-tls",
-                        format!("Ingress host \"{host}\" is not listed in any spec.tls[].hosts"),
+                        text!("Ingress host \"{host}\" is not listed in any spec.tls[].hosts"),
                     )
-                    .with_path(format!("spec.rules[{i}].host")),
+                    .with_path(text!("spec.rules[{i}].host")),
                 );
             }
         }
-        out
     }
 }
 

@@ -5,7 +5,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::podspec::{ContainerKind, PodSpec};
+use crate::podspec::ContainerKind;
+use crate::view::{NativePolicy, ObjectView, evaluate_native, text};
 
 fn yes() -> bool {
     true
@@ -68,18 +69,23 @@ impl Policy for RequireResources {
         Self::NAME
     }
 
-    fn evaluate(&self, object: &Object, _ctx: &PolicyContext) -> Vec<Violation> {
-        let Some(pod) = PodSpec::of(object) else {
-            return Vec::new();
+    fn evaluate(&self, object: &Object, ctx: &PolicyContext) -> Vec<Violation> {
+        evaluate_native(self, object, ctx)
+    }
+}
+
+impl NativePolicy for RequireResources {
+    fn check(&self, view: &ObjectView<'_>, _ctx: &PolicyContext, out: &mut Vec<Violation>) {
+        let Some(pod) = &view.pod else {
+            return;
         };
-        let mut out = Vec::new();
         for c in pod.containers() {
             match c.kind() {
                 ContainerKind::Ephemeral => continue,
                 ContainerKind::Init if !self.init_containers => continue,
                 _ => {}
             }
-            let resources = c.value().get("resources");
+            let resources = c.resources;
             for (section, wanted, noun) in [
                 ("requests", self.requests, "request"),
                 ("limits", self.limits, "limit"),
@@ -97,9 +103,9 @@ impl Policy for RequireResources {
                             Violation::new(
                                 Self::NAME,
                                 section,
-                                format!(
+                                text!(
                                     "container \"{}\" has no {res} {noun}; set resources.{section}.{res}",
-                                    c.name()
+                                    c.name
                                 ),
                             )
                             .with_path(c.field_path_args(format_args!("resources.{section}.{res}"))),
@@ -108,7 +114,6 @@ impl Policy for RequireResources {
                 }
             }
         }
-        out
     }
 }
 
@@ -164,29 +169,40 @@ impl Policy for RequireProbes {
         Self::NAME
     }
 
-    fn evaluate(&self, object: &Object, _ctx: &PolicyContext) -> Vec<Violation> {
-        if !self.batch && matches!(object.kind(), "Job" | "CronJob") {
-            return Vec::new();
+    fn evaluate(&self, object: &Object, ctx: &PolicyContext) -> Vec<Violation> {
+        evaluate_native(self, object, ctx)
+    }
+}
+
+impl NativePolicy for RequireProbes {
+    fn check(&self, view: &ObjectView<'_>, _ctx: &PolicyContext, out: &mut Vec<Violation>) {
+        if !self.batch && matches!(view.kind, "Job" | "CronJob") {
+            return;
         }
-        let Some(pod) = PodSpec::of(object) else {
-            return Vec::new();
+        let Some(pod) = &view.pod else {
+            return;
         };
-        let mut out = Vec::new();
         for c in pod
             .containers()
+            .iter()
             .filter(|c| c.kind() == ContainerKind::Regular)
         {
-            for (wanted, field, rule) in [
-                (self.liveness, "livenessProbe", "liveness"),
-                (self.readiness, "readinessProbe", "readiness"),
-                (self.startup, "startupProbe", "startup"),
+            for (wanted, field, rule, probe) in [
+                (self.liveness, "livenessProbe", "liveness", c.liveness_probe),
+                (
+                    self.readiness,
+                    "readinessProbe",
+                    "readiness",
+                    c.readiness_probe,
+                ),
+                (self.startup, "startupProbe", "startup", c.startup_probe),
             ] {
-                if wanted && !c.value().get(field).is_some_and(Value::is_object) {
+                if wanted && !probe.is_some_and(Value::is_object) {
                     out.push(
                         Violation::new(
                             Self::NAME,
                             rule,
-                            format!("container \"{}\" has no {field}", c.name()),
+                            text!("container \"{}\" has no {field}", c.name),
                         )
                         .with_path(c.field_path(field))
                         .with_severity(Severity::Low),
@@ -194,7 +210,6 @@ impl Policy for RequireProbes {
                 }
             }
         }
-        out
     }
 }
 
@@ -250,18 +265,27 @@ impl Policy for MinReplicas {
     }
 
     fn evaluate(&self, object: &Object, ctx: &PolicyContext) -> Vec<Violation> {
-        if !matches!(object.kind(), "Deployment" | "StatefulSet" | "ReplicaSet") {
-            return Vec::new();
+        let mut out = Vec::new();
+        self.check(&ObjectView::without_pod(object), ctx, &mut out);
+        out
+    }
+}
+
+impl NativePolicy for MinReplicas {
+    fn check(&self, view: &ObjectView<'_>, ctx: &PolicyContext, out: &mut Vec<Violation>) {
+        let object = view.object;
+        if !matches!(view.kind, "Deployment" | "StatefulSet" | "ReplicaSet") {
+            return;
         }
         let Some(env) = ctx
             .environment
             .as_ref()
             .map(idp_core::EnvironmentName::as_str)
         else {
-            return Vec::new();
+            return;
         };
         if !self.environments.iter().any(|e| e == "*" || e == env) {
-            return Vec::new();
+            return;
         }
         let replicas = object
             .as_map()
@@ -269,20 +293,20 @@ impl Policy for MinReplicas {
             .and_then(|s| s.get("replicas"))
             .map_or(Some(1), Value::as_u64);
         match replicas {
-            Some(n) if n >= self.min => Vec::new(),
-            _ => vec![
+            Some(n) if n >= self.min => {}
+            _ => out.push(
                 Violation::new(
                     Self::NAME,
                     "replicas",
-                    format!(
+                    text!(
                         "{} runs {} replica(s) in environment \"{env}\"; at least {} are required there",
-                        object.kind(),
+                        view.kind,
                         replicas.map_or_else(|| "an invalid number of".to_owned(), |n| n.to_string()),
                         self.min
                     ),
                 )
                 .with_path("spec.replicas"),
-            ],
+            ),
         }
     }
 }

@@ -1,29 +1,38 @@
-//! The individual Pod Security Standards checks, each a function over a [`PodSpec`].
+//! The individual Pod Security Standards checks, each a function over a [`PodView`]
+//! (the pod's fields, walked once) and its containers.
 
+use idp_core::{Severity, Violation};
 use serde_json::{Map, Value};
 
 use super::Level;
-use crate::podspec::{Container, PodSpec};
+use crate::view::{ContainerView, PodView, SecurityFields, text};
 
-/// One finding of one check.
-pub(crate) struct Finding {
-    pub rule: &'static str,
-    pub message: String,
-    pub path: String,
+/// Where the checks put their findings: violations of the policy `name`, built only
+/// when a check fails.
+pub(crate) struct Sink<'o> {
+    pub name: &'o str,
+    pub out: &'o mut Vec<Violation>,
 }
 
-fn push(
-    out: &mut Vec<Finding>,
-    rule: &'static str,
-    reason: &str,
-    detail: impl std::fmt::Display,
-    path: String,
-) {
-    out.push(Finding {
-        rule,
-        message: format!("{reason} ({detail})"),
-        path,
-    });
+impl Sink<'_> {
+    fn push(
+        &mut self,
+        rule: &'static str,
+        reason: &str,
+        detail: impl std::fmt::Display,
+        path: String,
+    ) {
+        if self.out.capacity() == 0 {
+            // A pod that breaks one check usually breaks several: one allocation for
+            // the first findings rather than growing 4, 8, 16.
+            self.out.reserve(16);
+        }
+        self.out.push(
+            Violation::new(self.name, rule, text!("{reason} ({detail})"))
+                .with_path(path)
+                .with_severity(Severity::High),
+        );
+    }
 }
 
 /// A check id with the function implementing every revision of it.
@@ -75,13 +84,8 @@ impl Check {
         }
     }
 
-    pub(crate) fn run(
-        self,
-        pod: &PodSpec<'_>,
-        cs: &[Container<'_>],
-        minor: u32,
-        out: &mut Vec<Finding>,
-    ) {
+    pub(crate) fn run(self, pod: &PodView<'_>, minor: u32, out: &mut Sink<'_>) {
+        let cs = pod.containers();
         match self {
             Self::HostNamespaces => host_namespaces(pod, out),
             Self::Privileged => privileged(cs, out),
@@ -91,7 +95,7 @@ impl Check {
             Self::AppArmorProfile => app_armor(pod, cs, out),
             Self::SeLinuxOptions => se_linux(pod, cs, minor, out),
             Self::ProcMount => {
-                if !(minor >= 35 && pod.user_namespaced()) {
+                if !(minor >= 35 && pod.user_namespaced) {
                     proc_mount(cs, self.id(), out);
                 }
             }
@@ -102,27 +106,27 @@ impl Check {
             Self::HostProbesAndHostLifecycle => host_probes(cs, out),
             Self::RestrictedVolumes => restricted_volumes(pod, out),
             Self::AllowPrivilegeEscalation => {
-                if !(minor >= 25 && pod.is_windows()) {
+                if !(minor >= 25 && pod.windows) {
                     allow_privilege_escalation(cs, out);
                 }
             }
             Self::RunAsNonRoot => {
-                if !(minor >= 35 && pod.user_namespaced()) {
+                if !(minor >= 35 && pod.user_namespaced) {
                     run_as_non_root(pod, cs, out);
                 }
             }
             Self::RunAsUser => {
-                if !(minor >= 35 && pod.user_namespaced()) {
+                if !(minor >= 35 && pod.user_namespaced) {
                     run_as_user(pod, cs, out);
                 }
             }
             Self::SeccompProfileRestricted => {
-                if !(minor >= 25 && pod.is_windows()) {
+                if !(minor >= 25 && pod.windows) {
                     seccomp_restricted(pod, cs, out);
                 }
             }
             Self::CapabilitiesRestricted => {
-                if !(minor >= 25 && pod.is_windows()) {
+                if !(minor >= 25 && pod.windows) {
                     capabilities_restricted(cs, out);
                 }
             }
@@ -132,6 +136,7 @@ impl Check {
 
 /// A fixed-capacity list of checks, so that finding the checks in force allocates
 /// nothing (every check appears at most once, so the capacity is the number of checks).
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct ActiveChecks {
     list: [Check; ActiveChecks::CAPACITY],
     len: usize,
@@ -221,16 +226,8 @@ pub(crate) fn active(level: Level, minor: u32) -> ActiveChecks {
     out
 }
 
-fn flag(map: Option<&Map<String, Value>>, key: &str) -> Option<bool> {
-    map?.get(key)?.as_bool()
-}
-
 fn string<'a>(map: Option<&'a Map<String, Value>>, key: &str) -> Option<&'a str> {
     map?.get(key)?.as_str()
-}
-
-fn object<'a>(map: Option<&'a Map<String, Value>>, key: &str) -> Option<&'a Map<String, Value>> {
-    map?.get(key)?.as_object()
 }
 
 fn strings(value: Option<&Value>) -> impl Iterator<Item = (usize, &str)> {
@@ -242,30 +239,32 @@ fn strings(value: Option<&Value>) -> impl Iterator<Item = (usize, &str)> {
         .filter_map(|(i, v)| Some((i, v.as_str()?)))
 }
 
-fn host_namespaces(pod: &PodSpec<'_>, out: &mut Vec<Finding>) {
-    for field in ["hostNetwork", "hostPID", "hostIPC"] {
-        if flag(Some(pod.spec()), field) == Some(true) {
-            push(
-                out,
+fn host_namespaces(pod: &PodView<'_>, out: &mut Sink<'_>) {
+    for (field, set) in [
+        ("hostNetwork", pod.host_network),
+        ("hostPID", pod.host_pid),
+        ("hostIPC", pod.host_ipc),
+    ] {
+        if set == Some(true) {
+            out.push(
                 "hostNamespaces",
                 "host namespaces",
                 format_args!("{field}=true"),
-                format!("{}.{field}", pod.path()),
+                text!("{}.{field}", pod.pod.path()),
             );
         }
     }
 }
 
-fn privileged(cs: &[Container<'_>], out: &mut Vec<Finding>) {
+fn privileged(cs: &[ContainerView<'_>], out: &mut Sink<'_>) {
     for c in cs {
-        if flag(c.security_context(), "privileged") == Some(true) {
-            push(
-                out,
+        if c.security.privileged == Some(true) {
+            out.push(
                 "privileged",
                 "privileged",
                 format_args!(
                     "container \"{}\" must not set securityContext.privileged=true",
-                    c.name()
+                    c.name
                 ),
                 c.field_path("securityContext.privileged"),
             );
@@ -273,6 +272,7 @@ fn privileged(cs: &[Container<'_>], out: &mut Vec<Finding>) {
     }
 }
 
+/// Sorted, so that membership is a binary search.
 const BASELINE_CAPABILITIES: &[&str] = &[
     "AUDIT_WRITE",
     "CHOWN",
@@ -289,26 +289,24 @@ const BASELINE_CAPABILITIES: &[&str] = &[
     "SYS_CHROOT",
 ];
 
-fn capabilities<'a>(c: &Container<'a>) -> Option<&'a Map<String, Value>> {
-    object(c.security_context(), "capabilities")
-}
-
 fn forbidden_adds(
-    c: &Container<'_>,
+    c: &ContainerView<'_>,
     allowed: &[&str],
     rule: &'static str,
     reason: &str,
-    out: &mut Vec<Finding>,
+    out: &mut Sink<'_>,
 ) {
-    for (i, cap) in strings(capabilities(c).and_then(|caps| caps.get("add"))) {
-        if !allowed.contains(&cap) {
-            push(
-                out,
+    let Some(caps) = c.security.capabilities else {
+        return;
+    };
+    for (i, cap) in strings(caps.get("add")) {
+        if allowed.binary_search(&cap).is_err() {
+            out.push(
                 rule,
                 reason,
                 format_args!(
                     "container \"{}\" must not include \"{cap}\" in securityContext.capabilities.add",
-                    c.name()
+                    c.name
                 ),
                 c.field_path_args(format_args!("securityContext.capabilities.add[{i}]")),
             );
@@ -316,7 +314,7 @@ fn forbidden_adds(
     }
 }
 
-fn capabilities_baseline(cs: &[Container<'_>], out: &mut Vec<Finding>) {
+fn capabilities_baseline(cs: &[ContainerView<'_>], out: &mut Sink<'_>) {
     for c in cs {
         forbidden_adds(
             c,
@@ -328,20 +326,19 @@ fn capabilities_baseline(cs: &[Container<'_>], out: &mut Vec<Finding>) {
     }
 }
 
-fn capabilities_restricted(cs: &[Container<'_>], out: &mut Vec<Finding>) {
+fn capabilities_restricted(cs: &[ContainerView<'_>], out: &mut Sink<'_>) {
     const RULE: &str = "capabilities_restricted";
     const REASON: &str = "unrestricted capabilities";
     for c in cs {
-        let drops_all =
-            strings(capabilities(c).and_then(|caps| caps.get("drop"))).any(|(_, cap)| cap == "ALL");
+        let drops_all = strings(c.security.capabilities.and_then(|caps| caps.get("drop")))
+            .any(|(_, cap)| cap == "ALL");
         if !drops_all {
-            push(
-                out,
+            out.push(
                 RULE,
                 REASON,
                 format_args!(
                     "container \"{}\" must set securityContext.capabilities.drop=[\"ALL\"]",
-                    c.name()
+                    c.name
                 ),
                 c.field_path("securityContext.capabilities.drop"),
             );
@@ -350,20 +347,28 @@ fn capabilities_restricted(cs: &[Container<'_>], out: &mut Vec<Finding>) {
     }
 }
 
-fn host_path_volumes(pod: &PodSpec<'_>, out: &mut Vec<Finding>) {
-    for (i, v) in pod.volumes() {
+fn volumes<'a>(pod: &PodView<'a>) -> impl Iterator<Item = (usize, &'a Map<String, Value>)> + 'a {
+    pod.volumes
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .filter_map(|(i, v)| Some((i, v.as_object()?)))
+}
+
+fn host_path_volumes(pod: &PodView<'_>, out: &mut Sink<'_>) {
+    for (i, v) in volumes(pod) {
         if v.get("hostPath").is_some_and(|h| !h.is_null()) {
-            push(
-                out,
+            out.push(
                 "hostPathVolumes",
                 "hostPath volumes",
                 format_args!("volume \"{}\"", string(Some(v), "name").unwrap_or_default()),
-                format!("{}.volumes[{i}].hostPath", pod.path()),
+                text!("{}.volumes[{i}].hostPath", pod.pod.path()),
             );
         }
     }
 }
 
+/// Sorted, so that membership is a binary search.
 const RESTRICTED_VOLUME_TYPES: &[&str] = &[
     "configMap",
     "csi",
@@ -376,41 +381,38 @@ const RESTRICTED_VOLUME_TYPES: &[&str] = &[
     "secret",
 ];
 
-fn restricted_volumes(pod: &PodSpec<'_>, out: &mut Vec<Finding>) {
-    for (i, v) in pod.volumes() {
+fn restricted_volumes(pod: &PodView<'_>, out: &mut Sink<'_>) {
+    for (i, v) in volumes(pod) {
         let sources = || v.iter().filter(|(k, val)| *k != "name" && !val.is_null());
-        if sources().any(|(k, _)| RESTRICTED_VOLUME_TYPES.contains(&k.as_str())) {
+        if sources().any(|(k, _)| RESTRICTED_VOLUME_TYPES.binary_search(&k.as_str()).is_ok()) {
             continue;
         }
         if let Some((kind, _)) = sources().next() {
-            push(
-                out,
+            out.push(
                 "restrictedVolumes",
                 "restricted volume types",
                 format_args!(
                     "volume \"{}\" uses restricted volume type \"{kind}\"",
                     string(Some(v), "name").unwrap_or_default()
                 ),
-                format!("{}.volumes[{i}].{kind}", pod.path()),
+                text!("{}.volumes[{i}].{kind}", pod.pod.path()),
             );
         }
     }
 }
 
-fn host_ports(cs: &[Container<'_>], out: &mut Vec<Finding>) {
+fn host_ports(cs: &[ContainerView<'_>], out: &mut Sink<'_>) {
     for c in cs {
-        let ports = c.value().get("ports").and_then(Value::as_array);
-        for (j, port) in ports.into_iter().flatten().enumerate() {
+        for (j, port) in c.ports.into_iter().flatten().enumerate() {
             let Some(host_port) = port.get("hostPort") else {
                 continue;
             };
             let zero = host_port.is_null() || host_port.as_i64() == Some(0);
             if !zero {
-                push(
-                    out,
+                out.push(
                     "hostPorts",
                     "hostPort",
-                    format_args!("container \"{}\" uses hostPort {host_port}", c.name()),
+                    format_args!("container \"{}\" uses hostPort {host_port}", c.name),
                     c.field_path_args(format_args!("ports[{j}].hostPort")),
                 );
             }
@@ -420,45 +422,42 @@ fn host_ports(cs: &[Container<'_>], out: &mut Vec<Finding>) {
 
 const APPARMOR_PREFIX: &str = "container.apparmor.security.beta.kubernetes.io/";
 
-fn app_armor(pod: &PodSpec<'_>, cs: &[Container<'_>], out: &mut Vec<Finding>) {
-    fn bad_type(sc: Option<&Map<String, Value>>) -> Option<&str> {
-        let profile = object(sc, "appArmorProfile")?;
+fn app_armor(pod: &PodView<'_>, cs: &[ContainerView<'_>], out: &mut Sink<'_>) {
+    fn bad_type<'a>(sc: &SecurityFields<'a>) -> Option<&'a str> {
+        let profile = sc.app_armor_profile?;
         let t = string(Some(profile), "type").unwrap_or_default();
         (t != "RuntimeDefault" && t != "Localhost").then_some(t)
     }
     const RULE: &str = "appArmorProfile";
     const REASON: &str = "forbidden AppArmor profile";
-    for (key, value) in pod.annotations() {
+    for (key, value) in pod.pod.annotations() {
         if key.starts_with(APPARMOR_PREFIX)
             && !(value.is_empty() || value == "runtime/default" || value.starts_with("localhost/"))
         {
-            push(
-                out,
+            out.push(
                 RULE,
                 REASON,
                 format_args!("{key}=\"{value}\""),
-                format!("{}.annotations[\"{key}\"]", pod.metadata_path()),
+                text!("{}.annotations[\"{key}\"]", pod.pod.metadata_path()),
             );
         }
     }
-    if let Some(t) = bad_type(pod.security_context()) {
-        push(
-            out,
+    if let Some(t) = bad_type(&pod.security) {
+        out.push(
             RULE,
             REASON,
             format_args!("pod must not set securityContext.appArmorProfile.type to \"{t}\""),
-            format!("{}.securityContext.appArmorProfile.type", pod.path()),
+            text!("{}.securityContext.appArmorProfile.type", pod.pod.path()),
         );
     }
     for c in cs {
-        if let Some(t) = bad_type(c.security_context()) {
-            push(
-                out,
+        if let Some(t) = bad_type(&c.security) {
+            out.push(
                 RULE,
                 REASON,
                 format_args!(
                     "container \"{}\" must not set securityContext.appArmorProfile.type to \"{t}\"",
-                    c.name()
+                    c.name
                 ),
                 c.field_path("securityContext.appArmorProfile.type"),
             );
@@ -466,7 +465,7 @@ fn app_armor(pod: &PodSpec<'_>, cs: &[Container<'_>], out: &mut Vec<Finding>) {
     }
 }
 
-fn se_linux(pod: &PodSpec<'_>, cs: &[Container<'_>], minor: u32, out: &mut Vec<Finding>) {
+fn se_linux(pod: &PodView<'_>, cs: &[ContainerView<'_>], minor: u32, out: &mut Sink<'_>) {
     let allowed: &[&str] = if minor >= 31 {
         &[
             "",
@@ -478,37 +477,35 @@ fn se_linux(pod: &PodSpec<'_>, cs: &[Container<'_>], minor: u32, out: &mut Vec<F
     } else {
         &["", "container_t", "container_init_t", "container_kvm_t"]
     };
-    let problems = |sc: Option<&Map<String, Value>>| -> Option<String> {
-        let opts = object(sc, "seLinuxOptions")?;
+    let problems = |sc: &SecurityFields<'_>| -> Option<String> {
+        let opts = sc.se_linux_options?;
         let mut bad = Vec::new();
         if let Some(t) = string(Some(opts), "type").filter(|t| !allowed.contains(t)) {
-            bad.push(format!("type \"{t}\""));
+            bad.push(text!("type \"{t}\""));
         }
         for field in ["user", "role"] {
             if let Some(v) = string(Some(opts), field).filter(|v| !v.is_empty()) {
-                bad.push(format!("{field} \"{v}\""));
+                bad.push(text!("{field} \"{v}\""));
             }
         }
         (!bad.is_empty()).then(|| bad.join("; "))
     };
-    if let Some(p) = problems(pod.security_context()) {
-        push(
-            out,
+    if let Some(p) = problems(&pod.security) {
+        out.push(
             "seLinuxOptions",
             "seLinuxOptions",
             format_args!("pod set forbidden securityContext.seLinuxOptions: {p}"),
-            format!("{}.securityContext.seLinuxOptions", pod.path()),
+            text!("{}.securityContext.seLinuxOptions", pod.pod.path()),
         );
     }
     for c in cs {
-        if let Some(p) = problems(c.security_context()) {
-            push(
-                out,
+        if let Some(p) = problems(&c.security) {
+            out.push(
                 "seLinuxOptions",
                 "seLinuxOptions",
                 format_args!(
                     "container \"{}\" set forbidden securityContext.seLinuxOptions: {p}",
-                    c.name()
+                    c.name
                 ),
                 c.field_path("securityContext.seLinuxOptions"),
             );
@@ -516,19 +513,18 @@ fn se_linux(pod: &PodSpec<'_>, cs: &[Container<'_>], minor: u32, out: &mut Vec<F
     }
 }
 
-fn proc_mount(cs: &[Container<'_>], rule: &'static str, out: &mut Vec<Finding>) {
+fn proc_mount(cs: &[ContainerView<'_>], rule: &'static str, out: &mut Sink<'_>) {
     for c in cs {
-        if let Some(m) = string(c.security_context(), "procMount")
+        if let Some(m) = c.security.proc_mount
             && !m.is_empty()
             && m != "Default"
         {
-            push(
-                out,
+            out.push(
                 rule,
                 "procMount",
                 format_args!(
                     "container \"{}\" must not set securityContext.procMount to \"{m}\"",
-                    c.name()
+                    c.name
                 ),
                 c.field_path("securityContext.procMount"),
             );
@@ -539,53 +535,50 @@ fn proc_mount(cs: &[Container<'_>], rule: &'static str, out: &mut Vec<Finding>) 
 const SECCOMP_POD_ANNOTATION: &str = "seccomp.security.alpha.kubernetes.io/pod";
 const SECCOMP_CONTAINER_PREFIX: &str = "container.seccomp.security.alpha.kubernetes.io/";
 
-fn seccomp_type(sc: Option<&Map<String, Value>>) -> Option<&str> {
-    let profile = object(sc, "seccompProfile")?;
+fn seccomp_type<'a>(sc: &SecurityFields<'a>) -> Option<&'a str> {
+    let profile = sc.seccomp_profile?;
     Some(string(Some(profile), "type").unwrap_or_default())
 }
 
-fn seccomp_baseline(pod: &PodSpec<'_>, cs: &[Container<'_>], minor: u32, out: &mut Vec<Finding>) {
+fn seccomp_baseline(pod: &PodView<'_>, cs: &[ContainerView<'_>], minor: u32, out: &mut Sink<'_>) {
     const RULE: &str = "seccompProfile_baseline";
     if minor < 19 {
-        for (key, value) in pod.annotations() {
+        for (key, value) in pod.pod.annotations() {
             let about = if key == SECCOMP_POD_ANNOTATION {
                 Some("pod".to_owned())
             } else {
                 key.strip_prefix(SECCOMP_CONTAINER_PREFIX)
-                    .map(|c| format!("container \"{c}\""))
+                    .map(|c| text!("container \"{c}\""))
             };
             if let Some(about) = about
                 && value == "unconfined"
             {
-                push(
-                    out,
+                out.push(
                     RULE,
                     "seccompProfile",
                     format_args!("{about} must not set {key}=\"unconfined\""),
-                    format!("{}.annotations[\"{key}\"]", pod.metadata_path()),
+                    text!("{}.annotations[\"{key}\"]", pod.pod.metadata_path()),
                 );
             }
         }
         return;
     }
-    if seccomp_type(pod.security_context()) == Some("Unconfined") {
-        push(
-            out,
+    if seccomp_type(&pod.security) == Some("Unconfined") {
+        out.push(
             RULE,
             "seccompProfile",
             "pod must not set securityContext.seccompProfile.type to \"Unconfined\"",
-            format!("{}.securityContext.seccompProfile.type", pod.path()),
+            text!("{}.securityContext.seccompProfile.type", pod.pod.path()),
         );
     }
     for c in cs {
-        if seccomp_type(c.security_context()) == Some("Unconfined") {
-            push(
-                out,
+        if seccomp_type(&c.security) == Some("Unconfined") {
+            out.push(
                 RULE,
                 "seccompProfile",
                 format_args!(
                     "container \"{}\" must not set securityContext.seccompProfile.type to \"Unconfined\"",
-                    c.name()
+                    c.name
                 ),
                 c.field_path("securityContext.seccompProfile.type"),
             );
@@ -593,42 +586,39 @@ fn seccomp_baseline(pod: &PodSpec<'_>, cs: &[Container<'_>], minor: u32, out: &m
     }
 }
 
-fn seccomp_restricted(pod: &PodSpec<'_>, cs: &[Container<'_>], out: &mut Vec<Finding>) {
+fn seccomp_restricted(pod: &PodView<'_>, cs: &[ContainerView<'_>], out: &mut Sink<'_>) {
     const RULE: &str = "seccompProfile_restricted";
     let valid = |t: &str| t == "RuntimeDefault" || t == "Localhost";
     let mut pod_set = false;
-    if let Some(t) = seccomp_type(pod.security_context()) {
+    if let Some(t) = seccomp_type(&pod.security) {
         if valid(t) {
             pod_set = true;
         } else {
-            push(
-                out,
+            out.push(
                 RULE,
                 "seccompProfile",
                 format_args!("pod must not set securityContext.seccompProfile.type to \"{t}\""),
-                format!("{}.securityContext.seccompProfile.type", pod.path()),
+                text!("{}.securityContext.seccompProfile.type", pod.pod.path()),
             );
         }
     }
     for c in cs {
-        match seccomp_type(c.security_context()) {
-            Some(t) if !valid(t) => push(
-                out,
+        match seccomp_type(&c.security) {
+            Some(t) if !valid(t) => out.push(
                 RULE,
                 "seccompProfile",
                 format_args!(
                     "container \"{}\" must not set securityContext.seccompProfile.type to \"{t}\"",
-                    c.name()
+                    c.name
                 ),
                 c.field_path("securityContext.seccompProfile.type"),
             ),
-            None if !pod_set => push(
-                out,
+            None if !pod_set => out.push(
                 RULE,
                 "seccompProfile",
                 format_args!(
                     "pod or container \"{}\" must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\"",
-                    c.name()
+                    c.name
                 ),
                 c.field_path("securityContext.seccompProfile.type"),
             ),
@@ -636,6 +626,24 @@ fn seccomp_restricted(pod: &PodSpec<'_>, cs: &[Container<'_>], out: &mut Vec<Fin
         }
     }
 }
+
+/// The safe sysctls of each revision, with the minor version they join at.
+const SAFE_SYSCTLS: &[(u32, &str)] = &[
+    (0, "kernel.shm_rmid_forced"),
+    (0, "net.ipv4.ip_local_port_range"),
+    (0, "net.ipv4.tcp_syncookies"),
+    (0, "net.ipv4.ping_group_range"),
+    (0, "net.ipv4.ip_unprivileged_port_start"),
+    (27, "net.ipv4.ip_local_reserved_ports"),
+    (29, "net.ipv4.tcp_keepalive_time"),
+    (29, "net.ipv4.tcp_fin_timeout"),
+    (29, "net.ipv4.tcp_keepalive_intvl"),
+    (29, "net.ipv4.tcp_keepalive_probes"),
+    (32, "net.ipv4.tcp_rmem"),
+    (32, "net.ipv4.tcp_wmem"),
+    (37, "net.ipv4.tcp_slow_start_after_idle"),
+    (37, "net.ipv4.tcp_notsent_lowat"),
+];
 
 /// The sysctls the baseline level allows at an effective minor version.
 ///
@@ -646,80 +654,55 @@ fn seccomp_restricted(pod: &PodSpec<'_>, cs: &[Container<'_>], out: &mut Vec<Fin
 /// assert!(safe_sysctls(32).contains(&"net.ipv4.tcp_rmem"));
 /// ```
 pub fn safe_sysctls(minor: u32) -> Vec<&'static str> {
-    let mut out = vec![
-        "kernel.shm_rmid_forced",
-        "net.ipv4.ip_local_port_range",
-        "net.ipv4.tcp_syncookies",
-        "net.ipv4.ping_group_range",
-        "net.ipv4.ip_unprivileged_port_start",
-    ];
-    if minor >= 27 {
-        out.push("net.ipv4.ip_local_reserved_ports");
-    }
-    if minor >= 29 {
-        out.extend([
-            "net.ipv4.tcp_keepalive_time",
-            "net.ipv4.tcp_fin_timeout",
-            "net.ipv4.tcp_keepalive_intvl",
-            "net.ipv4.tcp_keepalive_probes",
-        ]);
-    }
-    if minor >= 32 {
-        out.extend(["net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem"]);
-    }
-    if minor >= 37 {
-        out.extend([
-            "net.ipv4.tcp_slow_start_after_idle",
-            "net.ipv4.tcp_notsent_lowat",
-        ]);
-    }
-    out
+    SAFE_SYSCTLS
+        .iter()
+        .filter(|(since, _)| *since <= minor)
+        .map(|(_, name)| *name)
+        .collect()
 }
 
-fn sysctls(pod: &PodSpec<'_>, minor: u32, out: &mut Vec<Finding>) {
-    let list = pod
-        .security_context()
-        .and_then(|sc| sc.get("sysctls"))
-        .and_then(Value::as_array);
-    let mut safe: Option<Vec<&str>> = None;
-    for (i, s) in list.into_iter().flatten().enumerate() {
+fn sysctls(pod: &PodView<'_>, minor: u32, out: &mut Sink<'_>) {
+    for (i, s) in pod.security.sysctls.into_iter().flatten().enumerate() {
         let name = s.get("name").and_then(Value::as_str).unwrap_or_default();
-        if !safe
-            .get_or_insert_with(|| safe_sysctls(minor))
-            .contains(&name)
-        {
-            push(
-                out,
+        let safe = SAFE_SYSCTLS
+            .iter()
+            .any(|(since, safe)| *since <= minor && *safe == name);
+        if !safe {
+            out.push(
                 "sysctls",
                 "forbidden sysctls",
                 name,
-                format!("{}.securityContext.sysctls[{i}].name", pod.path()),
+                text!("{}.securityContext.sysctls[{i}].name", pod.pod.path()),
             );
         }
     }
 }
 
-fn windows_host_process(pod: &PodSpec<'_>, cs: &[Container<'_>], out: &mut Vec<Finding>) {
-    let host_process =
-        |sc: Option<&Map<String, Value>>| flag(object(sc, "windowsOptions"), "hostProcess");
-    if host_process(pod.security_context()) == Some(true) {
-        push(
-            out,
+fn windows_host_process(pod: &PodView<'_>, cs: &[ContainerView<'_>], out: &mut Sink<'_>) {
+    let host_process = |sc: &SecurityFields<'_>| {
+        sc.windows_options
+            .and_then(|w| w.get("hostProcess"))
+            .and_then(Value::as_bool)
+    };
+    if host_process(&pod.security) == Some(true) {
+        out.push(
             "windowsHostProcess",
             "hostProcess",
             "pod must not set securityContext.windowsOptions.hostProcess=true",
-            format!("{}.securityContext.windowsOptions.hostProcess", pod.path()),
+            text!(
+                "{}.securityContext.windowsOptions.hostProcess",
+                pod.pod.path()
+            ),
         );
     }
     for c in cs {
-        if host_process(c.security_context()) == Some(true) {
-            push(
-                out,
+        if host_process(&c.security) == Some(true) {
+            out.push(
                 "windowsHostProcess",
                 "hostProcess",
                 format_args!(
                     "container \"{}\" must not set securityContext.windowsOptions.hostProcess=true",
-                    c.name()
+                    c.name
                 ),
                 c.field_path("securityContext.windowsOptions.hostProcess"),
             );
@@ -727,20 +710,26 @@ fn windows_host_process(pod: &PodSpec<'_>, cs: &[Container<'_>], out: &mut Vec<F
     }
 }
 
-fn host_probes(cs: &[Container<'_>], out: &mut Vec<Finding>) {
-    const HANDLERS: &[(&str, Option<&str>, &str)] = &[
-        ("livenessProbe", None, "probe"),
-        ("readinessProbe", None, "probe"),
-        ("startupProbe", None, "probe"),
-        ("lifecycle", Some("postStart"), "lifecycle"),
-        ("lifecycle", Some("preStop"), "lifecycle"),
-    ];
+fn host_probes(cs: &[ContainerView<'_>], out: &mut Sink<'_>) {
     for c in cs {
-        for (field, sub, what) in HANDLERS {
-            let mut handler = c.value().get(*field);
-            if let Some(sub) = sub {
-                handler = handler.and_then(|h| h.get(*sub));
-            }
+        let handlers = [
+            ("livenessProbe", None, "probe", c.liveness_probe),
+            ("readinessProbe", None, "probe", c.readiness_probe),
+            ("startupProbe", None, "probe", c.startup_probe),
+            (
+                "lifecycle",
+                Some("postStart"),
+                "lifecycle",
+                c.lifecycle.and_then(|l| l.get("postStart")),
+            ),
+            (
+                "lifecycle",
+                Some("preStop"),
+                "lifecycle",
+                c.lifecycle.and_then(|l| l.get("preStop")),
+            ),
+        ];
+        for (field, sub, what, handler) in handlers {
             let Some(handler) = handler else { continue };
             for action in ["httpGet", "tcpSocket"] {
                 let host = handler
@@ -753,11 +742,10 @@ fn host_probes(cs: &[Container<'_>], out: &mut Vec<Finding>) {
                         Some(sub) => c.field_path_args(format_args!("{field}.{sub}.{action}.host")),
                         None => c.field_path_args(format_args!("{field}.{action}.host")),
                     };
-                    push(
-                        out,
+                    out.push(
                         "hostProbesAndHostLifecycle",
                         "probe or lifecycle host",
-                        format_args!("container \"{}\" uses {what} host \"{host}\"", c.name()),
+                        format_args!("container \"{}\" uses {what} host \"{host}\"", c.name),
                         path,
                     );
                 }
@@ -766,16 +754,15 @@ fn host_probes(cs: &[Container<'_>], out: &mut Vec<Finding>) {
     }
 }
 
-fn allow_privilege_escalation(cs: &[Container<'_>], out: &mut Vec<Finding>) {
+fn allow_privilege_escalation(cs: &[ContainerView<'_>], out: &mut Sink<'_>) {
     for c in cs {
-        if flag(c.security_context(), "allowPrivilegeEscalation") != Some(false) {
-            push(
-                out,
+        if c.security.allow_privilege_escalation != Some(false) {
+            out.push(
                 "allowPrivilegeEscalation",
                 "allowPrivilegeEscalation != false",
                 format_args!(
                     "container \"{}\" must set securityContext.allowPrivilegeEscalation=false",
-                    c.name()
+                    c.name
                 ),
                 c.field_path("securityContext.allowPrivilegeEscalation"),
             );
@@ -783,40 +770,37 @@ fn allow_privilege_escalation(cs: &[Container<'_>], out: &mut Vec<Finding>) {
     }
 }
 
-fn run_as_non_root(pod: &PodSpec<'_>, cs: &[Container<'_>], out: &mut Vec<Finding>) {
+fn run_as_non_root(pod: &PodView<'_>, cs: &[ContainerView<'_>], out: &mut Sink<'_>) {
     const RULE: &str = "runAsNonRoot";
     const REASON: &str = "runAsNonRoot != true";
     let mut pod_non_root = false;
-    match flag(pod.security_context(), "runAsNonRoot") {
-        Some(false) => push(
-            out,
+    match pod.security.run_as_non_root {
+        Some(false) => out.push(
             RULE,
             REASON,
             "pod must not set securityContext.runAsNonRoot=false",
-            format!("{}.securityContext.runAsNonRoot", pod.path()),
+            text!("{}.securityContext.runAsNonRoot", pod.pod.path()),
         ),
         Some(true) => pod_non_root = true,
         None => {}
     }
     for c in cs {
-        match flag(c.security_context(), "runAsNonRoot") {
-            Some(false) => push(
-                out,
+        match c.security.run_as_non_root {
+            Some(false) => out.push(
                 RULE,
                 REASON,
                 format_args!(
                     "container \"{}\" must not set securityContext.runAsNonRoot=false",
-                    c.name()
+                    c.name
                 ),
                 c.field_path("securityContext.runAsNonRoot"),
             ),
-            None if !pod_non_root => push(
-                out,
+            None if !pod_non_root => out.push(
                 RULE,
                 REASON,
                 format_args!(
                     "pod or container \"{}\" must set securityContext.runAsNonRoot=true",
-                    c.name()
+                    c.name
                 ),
                 c.field_path("securityContext.runAsNonRoot"),
             ),
@@ -825,30 +809,34 @@ fn run_as_non_root(pod: &PodSpec<'_>, cs: &[Container<'_>], out: &mut Vec<Findin
     }
 }
 
-fn run_as_user(pod: &PodSpec<'_>, cs: &[Container<'_>], out: &mut Vec<Finding>) {
-    let is_root = |sc: Option<&Map<String, Value>>| {
-        sc.and_then(|sc| sc.get("runAsUser"))
-            .and_then(Value::as_i64)
-            == Some(0)
-    };
-    if is_root(pod.security_context()) {
-        push(
-            out,
+fn run_as_user(pod: &PodView<'_>, cs: &[ContainerView<'_>], out: &mut Sink<'_>) {
+    if pod.security.run_as_user == Some(0) {
+        out.push(
             "runAsUser",
             "runAsUser=0",
             "pod must not set runAsUser=0",
-            format!("{}.securityContext.runAsUser", pod.path()),
+            text!("{}.securityContext.runAsUser", pod.pod.path()),
         );
     }
     for c in cs {
-        if is_root(c.security_context()) {
-            push(
-                out,
+        if c.security.run_as_user == Some(0) {
+            out.push(
                 "runAsUser",
                 "runAsUser=0",
-                format_args!("container \"{}\" must not set runAsUser=0", c.name()),
+                format_args!("container \"{}\" must not set runAsUser=0", c.name),
                 c.field_path("securityContext.runAsUser"),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{BASELINE_CAPABILITIES, RESTRICTED_VOLUME_TYPES};
+
+    #[test]
+    fn lookup_tables_are_sorted() {
+        assert!(BASELINE_CAPABILITIES.is_sorted());
+        assert!(RESTRICTED_VOLUME_TYPES.is_sorted());
     }
 }

@@ -68,11 +68,12 @@ mod checks;
 use std::fmt;
 use std::str::FromStr;
 
-use idp_core::{Error, Object, Policy, PolicyContext, Severity, Violation};
+use idp_core::{Error, Object, Policy, PolicyContext, Violation};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::podspec::PodSpec;
+use crate::view::{NativePolicy, ObjectView, PodView};
 
 pub use checks::safe_sysctls;
 
@@ -327,50 +328,54 @@ impl PodSecurity {
     /// ```
     pub fn evaluate_pod(&self, pod: &PodSpec<'_>) -> Vec<Violation> {
         let minor = self.version.minor();
-        let mut findings = Vec::new();
-        // Collected once, every check walks the same containers: on the stack for the
-        // usual handful, on the heap past that.
-        let mut all = pod.containers();
-        let Some(first) = all.next() else {
-            for check in checks::active(self.level, minor).iter() {
-                check.run(pod, &[], minor, &mut findings);
-            }
-            return self.violations(findings);
-        };
-        let mut stack = [first; 8];
-        let mut len = 1;
-        let mut heap = Vec::new();
-        for c in all {
-            if heap.is_empty() && len < stack.len() {
-                stack[len] = c;
-                len += 1;
-            } else {
-                if heap.is_empty() {
-                    heap.extend_from_slice(&stack);
-                }
-                heap.push(c);
-            }
-        }
-        let containers = if heap.is_empty() {
-            &stack[..len]
-        } else {
-            &heap[..]
-        };
-        for check in checks::active(self.level, minor).iter() {
-            check.run(pod, containers, minor, &mut findings);
-        }
-        self.violations(findings)
+        let mut out = Vec::new();
+        run_checks(
+            &self.name,
+            minor,
+            &checks::active(self.level, minor),
+            &PodView::of(*pod),
+            &mut out,
+        );
+        out
     }
 
-    fn violations(&self, findings: Vec<checks::Finding>) -> Vec<Violation> {
-        findings
-            .into_iter()
-            .map(|f| {
-                Violation::new(self.name.as_str(), f.rule, f.message)
-                    .with_path(f.path)
-                    .with_severity(Severity::High)
-            })
-            .collect()
+    /// The checks in force, resolved once: what a [`PolicySet`](crate::PolicySet) keeps.
+    pub(crate) fn compile(&self) -> CompiledPodSecurity {
+        let minor = self.version.minor();
+        CompiledPodSecurity {
+            name: self.name.clone(),
+            minor,
+            active: checks::active(self.level, minor),
+        }
+    }
+}
+
+/// A [`PodSecurity`] with its level and version resolved into the list of checks.
+#[derive(Debug, Clone)]
+pub(crate) struct CompiledPodSecurity {
+    name: String,
+    minor: u32,
+    active: checks::ActiveChecks,
+}
+
+fn run_checks(
+    name: &str,
+    minor: u32,
+    active: &checks::ActiveChecks,
+    pod: &PodView<'_>,
+    out: &mut Vec<Violation>,
+) {
+    let mut sink = checks::Sink { name, out };
+    for check in active.iter() {
+        check.run(pod, minor, &mut sink);
+    }
+}
+
+impl NativePolicy for CompiledPodSecurity {
+    fn check(&self, view: &ObjectView<'_>, _ctx: &PolicyContext, out: &mut Vec<Violation>) {
+        if let Some(pod) = &view.pod {
+            run_checks(&self.name, self.minor, &self.active, pod, out);
+        }
     }
 }
 

@@ -1,0 +1,128 @@
+//! The objects both benches check: 10,000 mixed Pods and Deployments.
+//!
+//! Object `i` has `1 + i % 3` containers, each with an image, a port and two env
+//! variables. Two in three objects are compliant with PSS restricted and every
+//! guardrail (hardened `securityContext`, requests and limits, probes); the others are
+//! not: privileged (every other one), an added capability, no resources, no probes.
+//! Every 7th object uses `nginx:latest`, every 11th exposes port 22. Deployments carry
+//! 1 to 3 replicas. [`Mix`] picks that corpus or one where every object is of one
+//! sort.
+#![allow(
+    dead_code,
+    clippy::cast_precision_loss,
+    clippy::unwrap_used,
+    clippy::manual_is_multiple_of,
+    clippy::range_plus_one
+)]
+
+use idp_core::Object;
+use serde_json::{Value, json};
+
+pub const OBJECTS: usize = 10_000;
+
+/// Which objects are compliant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mix {
+    /// Two in three (the acceptance corpus).
+    Mixed,
+    /// Every object (the passing path).
+    Compliant,
+    /// None.
+    Violating,
+}
+
+fn container(i: usize, j: usize, compliant: bool) -> Value {
+    let mut c = json!({
+        "name": format!("c{j}"),
+        "image": if i % 7 == 0 { "nginx:latest".to_owned() } else { format!("ghcr.io/acme/svc{}:1.{j}", i % 50) },
+        "ports": [{"containerPort": if i % 11 == 0 { 22 } else { 8080 + j }}],
+        "env": [{"name": "MODE", "value": "prod"}, {"name": "LOG", "value": "info"}],
+    });
+    if compliant {
+        c["securityContext"] = json!({"allowPrivilegeEscalation": false, "runAsNonRoot": true,
+            "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}});
+        c["resources"] = json!({"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}});
+        c["livenessProbe"] = json!({"httpGet": {"path": "/healthz", "port": 8080}});
+        c["readinessProbe"] = json!({"httpGet": {"path": "/ready", "port": 8080}});
+    } else {
+        c["securityContext"] =
+            json!({"privileged": i % 2 == 0, "capabilities": {"add": ["NET_ADMIN"]}});
+    }
+    c
+}
+
+/// Object `i` as JSON.
+pub fn object(i: usize, mix: Mix) -> Value {
+    let compliant = match mix {
+        Mix::Mixed => i % 3 != 0,
+        Mix::Compliant => true,
+        Mix::Violating => false,
+    };
+    let containers: Vec<Value> = (0..1 + i % 3).map(|j| container(i, j, compliant)).collect();
+    let pod_spec = json!({"containers": containers, "volumes": [{"name": "cfg", "configMap": {"name": "cfg"}}]});
+    let labels =
+        json!({"app.kubernetes.io/name": format!("svc{}", i % 50), "idp.dev/owner": "team-a"});
+    if i % 2 == 0 {
+        json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": format!("pod-{i}"), "namespace": "shop", "labels": labels}, "spec": pod_spec})
+    } else {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": format!("deploy-{i}"), "namespace": "shop", "labels": labels},
+            "spec": {"replicas": 1 + i % 3, "selector": {"matchLabels": {"app": "x"}},
+                "template": {"metadata": {"labels": labels}, "spec": pod_spec}}})
+    }
+}
+
+/// The objects as JSON bytes and as parsed [`Object`]s.
+pub fn corpus(mix: Mix) -> (Vec<Vec<u8>>, Vec<Object>) {
+    let values: Vec<Value> = (0..OBJECTS).map(|i| object(i, mix)).collect();
+    let docs = values
+        .iter()
+        .map(|v| serde_json::to_vec(v).unwrap())
+        .collect();
+    let objects = values
+        .into_iter()
+        .map(|v| Object::from_value(v).unwrap())
+        .collect();
+    (docs, objects)
+}
+
+/// Nanoseconds this thread has spent on a CPU, from `/proc/thread-self/schedstat`
+/// (Linux); `None` elsewhere.
+fn cpu_ns() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    stat.split_whitespace().next()?.parse().ok()
+}
+
+/// Median over `rounds` passes of `f`, divided by `per`: nanoseconds per object.
+///
+/// The time is this thread's CPU time where Linux reports it, so that other processes
+/// sharing the machine do not inflate the figures (they still share its caches); wall
+/// time elsewhere.
+pub fn ns_per(rounds: usize, per: usize, mut f: impl FnMut()) -> f64 {
+    f(); // warm up
+    let mut times: Vec<f64> = (0..rounds)
+        .map(|_| {
+            let cpu = cpu_ns();
+            let start = std::time::Instant::now();
+            f();
+            let wall = start.elapsed().as_nanos() as f64;
+            let ns = match (cpu, cpu_ns()) {
+                (Some(a), Some(b)) => (b - a) as f64,
+                _ => wall,
+            };
+            ns / per as f64
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[rounds / 2]
+}
+
+/// What [`ns_per`] measures, for the printed figures.
+pub fn clock() -> &'static str {
+    if cpu_ns().is_some() {
+        "thread CPU time (/proc/thread-self/schedstat)"
+    } else {
+        "wall time"
+    }
+}
