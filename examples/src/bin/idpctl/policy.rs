@@ -167,8 +167,9 @@ fn build_set(options: &CheckOptions<'_>) -> Result<PolicySet, Failure> {
         set = set.with_policy(pss);
     }
     if options.guardrails {
-        for policy in idp_policy::guardrails::all() {
-            set.push(policy, PolicyOptions::new());
+        // Added as built-ins, so they share the set's one walk of each object.
+        for policy in idp_policy::config::BuiltinPolicy::guardrails() {
+            set.add_builtin(policy, PolicyOptions::new());
         }
     }
     for file in options.policies {

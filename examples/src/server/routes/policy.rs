@@ -72,8 +72,9 @@ pub(crate) fn build_set(pss: PssSetting, guardrails: bool) -> PolicySet {
         PssSetting::Restricted => set = set.with_policy(PodSecurity::restricted()),
     }
     if guardrails {
-        for policy in idp_policy::guardrails::all() {
-            set.push(policy, PolicyOptions::new());
+        // Added as built-ins, so they share the set's one walk of each object.
+        for policy in idp_policy::config::BuiltinPolicy::guardrails() {
+            set.add_builtin(policy, PolicyOptions::new());
         }
     }
     set
