@@ -101,6 +101,9 @@ fn deploy_history_rollback_promote() {
     assert_eq!(v1["environment"], "staging");
     assert_eq!(v1["component"], "cart");
     assert_eq!(v1["created"], true);
+    // Every deployment carries its cost estimate; a ConfigMap costs nothing.
+    assert_eq!(v1["monthly_cost"].as_f64(), Some(0.0), "{v1}");
+    assert_eq!(v1["currency"], "USD", "{v1}");
     assert_eq!(v1["commit"].as_str().unwrap().len(), 40);
     let v2 = deploy(
         &repo,

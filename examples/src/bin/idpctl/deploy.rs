@@ -268,6 +268,11 @@ struct Written<'a> {
     component: &'a str,
     component_ref: String,
     created: bool,
+    /// The release's estimated monthly cost, when it could be priced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    monthly_cost: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    currency: Option<&'a str>,
 }
 
 fn print_outcome(outcome: &GitOpsOutcome, out: &Out) -> Result<ExitCode, Failure> {
@@ -284,6 +289,8 @@ fn print_outcome(outcome: &GitOpsOutcome, out: &Out) -> Result<ExitCode, Failure
             component: r.component.name(),
             component_ref: r.component.to_string(),
             created: outcome.created,
+            monthly_cost: outcome.cost.as_ref().map(|c| c.total),
+            currency: outcome.cost.as_ref().map(|c| c.currency.as_str()),
         })?,
     }
     Ok(ExitCode::Ok)
@@ -292,6 +299,7 @@ fn print_outcome(outcome: &GitOpsOutcome, out: &Out) -> Result<ExitCode, Failure
 async fn deploy(a: &DeployArgs, out: &Out) -> Result<ExitCode, Failure> {
     let component = component(&a.component)?;
     let env = environment("--env", &a.env)?;
+    let progress = out.progress(&format!("rendering {component} for {env}"));
     let manifests = match (&a.manifests, &a.workload) {
         (Some(path), _) => read_manifests(path)?,
         (None, Some(score)) => render_workload(score, a, &env).await?,
@@ -312,7 +320,12 @@ async fn deploy(a: &DeployArgs, out: &Out) -> Result<ExitCode, Failure> {
     if let Some(message) = &a.message {
         release = release.with_message(message.clone());
     }
+    progress.set(&format!(
+        "committing the release of {} to the GitOps repository",
+        release.component
+    ));
     let outcome = d.deploy_release(&release).await?;
+    drop(progress);
     print_outcome(&outcome, out)
 }
 
@@ -404,10 +417,12 @@ async fn history(a: &HistoryArgs, out: &Out) -> Result<ExitCode, Failure> {
 async fn rollback(a: &RollbackArgs, out: &Out) -> Result<ExitCode, Failure> {
     let component = component(&a.component)?;
     let env = environment("--env", &a.env)?;
+    let progress = out.progress(&format!("rolling {component} in {env} back to {}", a.to));
     let d = deployer(&a.repo).await?;
     let outcome = d
         .rollback_to(&component, &env, &a.to, a.author.as_deref())
         .await?;
+    drop(progress);
     print_outcome(&outcome, out)
 }
 
@@ -415,10 +430,12 @@ async fn promote(a: &PromoteArgs, out: &Out) -> Result<ExitCode, Failure> {
     let component = component(&a.component)?;
     let from = environment("--from", &a.from)?;
     let to = environment("--to", &a.to)?;
+    let progress = out.progress(&format!("promoting {component} from {from} to {to}"));
     let d = deployer(&a.repo).await?;
     let outcome = d
         .promote(&component, &from, &to, a.author.as_deref())
         .await?;
+    drop(progress);
     print_outcome(&outcome, out)
 }
 

@@ -33,6 +33,26 @@ impl Out {
         }
     }
 
+    /// A spinner with `message` on stderr while a long operation runs — only when stdout
+    /// is a terminal and the output is for people (`--format table`), so scripts and pipes
+    /// never see it. It disappears when the returned [`Progress`] is dropped.
+    pub fn progress(&self, message: &str) -> Progress {
+        let show = self.format == Format::Table
+            && std::io::stdout().is_terminal()
+            && std::io::stderr().is_terminal();
+        if !show {
+            return Progress(None);
+        }
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.set_message(message.to_owned());
+        bar.enable_steady_tick(std::time::Duration::from_millis(100));
+        Progress(Some(bar))
+    }
+
     /// `text` in red or green when colour is on.
     pub fn paint(&self, text: &str, color: Color) -> String {
         if self.color {
@@ -73,4 +93,24 @@ impl Out {
 pub enum Color {
     Red,
     Green,
+}
+
+/// A running spinner (see [`Out::progress`]); cleared when dropped.
+pub struct Progress(Option<indicatif::ProgressBar>);
+
+impl Progress {
+    /// Say what the operation is doing now.
+    pub fn set(&self, message: &str) {
+        if let Some(bar) = &self.0 {
+            bar.set_message(message.to_owned());
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
+    }
 }

@@ -123,7 +123,9 @@ async fn run_async(args: &Args, out: &Out) -> Result<ExitCode, Failure> {
     .allow_empty_prune(args.allow_empty_prune)
     .build()?;
     if args.once {
+        let progress = out.progress(&format!("reconciling {} into the cluster", args.path));
         let status = reconciler.reconcile_once().await;
+        drop(progress);
         print(&status, out)?;
         return Ok(exit_code(&status));
     }
