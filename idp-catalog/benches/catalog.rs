@@ -190,6 +190,34 @@ fn bench(c: &mut Criterion) {
     g.bench_function("filter_kind_type_page20_fields_name", |b| {
         b.iter(|| black_box(catalog.snapshot().query_with(&q, &names).unwrap()));
     });
+    // The same pages as the JSON text a server writes (each entity rendered once per
+    // version and shared, so after the first pass this is the index walk plus a join).
+    let whole = QueryOptions::default();
+    g.bench_function("filter_kind_type_page20_json", |b| {
+        b.iter(|| {
+            black_box(
+                catalog
+                    .snapshot()
+                    .query_json(&q, &whole)
+                    .unwrap()
+                    .json_array(),
+            )
+        });
+    });
+    g.bench_function("filter_owner_page20_json", |b| {
+        b.iter(|| {
+            black_box(
+                catalog
+                    .snapshot()
+                    .query_json(&q_owner, &whole)
+                    .unwrap()
+                    .json_array(),
+            )
+        });
+    });
+    g.bench_function("get_json_by_ref", |b| {
+        b.iter(|| black_box(catalog.snapshot().get_json(&some_component)));
+    });
     g.bench_function("count_kind_type", |b| {
         b.iter(|| black_box(catalog.snapshot().count(&q)));
     });

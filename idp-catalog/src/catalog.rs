@@ -32,7 +32,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::fmt;
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use async_trait::async_trait;
 use idp_core::model::Entity;
@@ -285,12 +285,27 @@ type Term = (Field, Box<str>);
 #[derive(Debug)]
 struct Stored {
     entity_ref: EntityRef,
-    json: Box<str>,
-    outgoing: Box<[(RelationType, Box<str>)]>,
-    terms: Box<[Term]>,
+    json: Arc<str>,
+    outgoing: Arc<[(RelationType, Box<str>)]>,
+    terms: Arc<[Term]>,
+    /// The entity's JSON text with its relations, written on its first read. It can
+    /// never go stale: a changed entity is a new record, and an entity whose incoming
+    /// relations change gets a new record too ([`State::refresh`]).
+    rendered: OnceLock<Arc<str>>,
 }
 
 impl Stored {
+    /// The same record with an empty rendering (its relations changed).
+    fn refreshed(&self) -> Self {
+        Self {
+            entity_ref: self.entity_ref.clone(),
+            json: Arc::clone(&self.json),
+            outgoing: Arc::clone(&self.outgoing),
+            terms: Arc::clone(&self.terms),
+            rendered: OnceLock::new(),
+        }
+    }
+
     fn provider(&self) -> Option<&str> {
         self.terms
             .iter()
@@ -471,6 +486,60 @@ pub struct ProjectedPage {
     pub next_cursor: Option<String>,
 }
 
+/// A page of entities as JSON text ([`Snapshot::query_json`]).
+///
+/// ```
+/// let p = idp_catalog::JsonPage::default();
+/// assert_eq!(p.json_array(), "[]");
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct JsonPage {
+    /// Each item's JSON text.
+    pub items: Vec<Arc<str>>,
+    /// How many match in all.
+    pub total: usize,
+    /// Cursor for the next page.
+    pub next_cursor: Option<String>,
+}
+
+impl JsonPage {
+    /// The items as one JSON array (`[a,b]`, as `serde_json` writes an array).
+    ///
+    /// ```
+    /// let p = idp_catalog::JsonPage { items: vec!["1".into(), "{}".into()], total: 2, next_cursor: None };
+    /// assert_eq!(p.json_array(), "[1,{}]");
+    /// ```
+    pub fn json_array(&self) -> String {
+        write_json_array(self.items.iter().map(|s| &**s))
+    }
+}
+
+/// JSON texts joined into one JSON array (`[a,b]`, as `serde_json` writes an array).
+///
+/// ```
+/// assert_eq!(idp_catalog::catalog::write_json_array(["1", "null"]), "[1,null]");
+/// ```
+pub fn write_json_array<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+    let items = items.into_iter();
+    let mut out = String::with_capacity(2 + items.size_hint().0 * 1024);
+    out.push('[');
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(item);
+    }
+    out.push(']');
+    out
+}
+
+/// Whether a dotted path starts at `relations`.
+fn is_relations(path: &str) -> bool {
+    path.split('.')
+        .next()
+        .is_some_and(|first| first.eq_ignore_ascii_case("relations"))
+}
+
 /// `entity.key()` with one allocation for ASCII references.
 fn key_of(entity: &EntityRef) -> String {
     relations::ref_key(entity)
@@ -616,6 +685,9 @@ impl Snapshot {
     /// without them skips gathering and formatting them).
     fn materialize_value_with(&self, id: u32, with_relations: bool) -> Option<Value> {
         let stored = self.stored(id)?;
+        if with_relations && let Some(text) = stored.rendered.get() {
+            return serde_json::from_str(text).ok();
+        }
         let mut value: Value = serde_json::from_str(&stored.json).ok()?;
         if !with_relations {
             return Some(value);
@@ -634,6 +706,35 @@ impl Snapshot {
             );
         }
         Some(value)
+    }
+
+    /// The entity's JSON text with its relations, rendered once per record.
+    fn rendered(&self, id: u32) -> Option<Arc<str>> {
+        let stored = self.stored(id)?;
+        if let Some(text) = stored.rendered.get() {
+            return Some(Arc::clone(text));
+        }
+        let text: Arc<str> = self.materialize_value_with(id, true)?.to_string().into();
+        Some(Arc::clone(stored.rendered.get_or_init(|| text)))
+    }
+
+    /// The entity with this reference as JSON text, relations included: the bytes
+    /// `serde_json` writes for [`Snapshot::get`]'s value, written once per version of the
+    /// entity and shared (a server can send it as it is).
+    ///
+    /// ```
+    /// use idp_catalog::{EntityInput, InMemoryCatalog, Mutation};
+    /// let c = InMemoryCatalog::new();
+    /// c.apply("p", Mutation::Full(vec![EntityInput::new(serde_json::json!({
+    ///     "apiVersion": "backstage.io/v1alpha1", "kind": "Group",
+    ///     "metadata": {"name": "team-a"}, "spec": {"type": "team", "children": []}}))]));
+    /// let r = "group:default/team-a".parse().unwrap();
+    /// let s = c.snapshot();
+    /// let text = s.get_json(&r).unwrap();
+    /// assert_eq!(&*text, s.get(&r).unwrap().to_value().to_string());
+    /// ```
+    pub fn get_json(&self, entity: &EntityRef) -> Option<Arc<str>> {
+        self.rendered(self.id_of(&key_of(entity))?)
     }
 
     fn materialize(&self, id: u32) -> Option<Entity> {
@@ -692,7 +793,7 @@ impl Snapshot {
                 if let Some(tid) = self.id_of(&target)
                     && let Some(t) = self.stored(tid)
                 {
-                    for (rt, back) in &t.outgoing {
+                    for (rt, back) in t.outgoing.iter() {
                         if *rt == rel.inverse()
                             && let Some(id) = self.id_of(&back.to_lowercase())
                         {
@@ -1083,109 +1184,157 @@ impl Snapshot {
     /// assert!(page.items.is_empty());
     /// ```
     pub fn query_with(&self, query: &EntityQuery, options: &QueryOptions) -> Result<ProjectedPage> {
-        // Relations are gathered only when the projection or the order can see them.
-        let is_relations = |path: &str| {
-            path.split('.')
-                .next()
-                .is_some_and(|first| first.eq_ignore_ascii_case("relations"))
-        };
         let with_relations = options.fields.is_empty()
             || options.fields.iter().any(|f| is_relations(f))
             || options.order.iter().any(|(f, _)| is_relations(f));
-        if options.order.is_empty()
-            && let Some(fast) = self.fast_page(query)
-        {
-            let (page, total, next_cursor) = fast?;
-            let values = page
-                .into_iter()
-                .filter_map(|id| self.materialize_value_with(id, with_relations));
-            let items = if options.fields.is_empty() {
-                values.collect()
-            } else {
-                values.map(|v| project(&v, &options.fields)).collect()
-            };
-            return Ok(ProjectedPage {
-                items,
-                total,
-                next_cursor,
-            });
-        }
-        let ids = self.matching_ids(query);
-        let total = ids.len();
-        let (values, next_cursor): (Vec<Value>, Option<String>) = if options.order.is_empty() {
-            let (page, next) = Self::page_ids(query, &ids)?;
-            (
-                page.into_iter()
-                    .filter_map(|id| self.materialize_value_with(id, with_relations))
-                    .collect(),
-                next,
-            )
-        } else {
-            let mut rows: Vec<(Vec<Option<String>>, u32)> = ids
-                .iter()
-                .filter_map(|&id| {
-                    let v = self.materialize_value_with(id, with_relations)?;
-                    let keys = options
-                        .order
-                        .iter()
-                        .map(|(f, _)| {
-                            let mut found = Vec::new();
-                            lookup(&v, f, &mut found);
-                            found.first().and_then(|x| scalar_text(x))
-                        })
-                        .collect();
-                    Some((keys, id))
-                })
-                .collect();
-            rows.sort_by(|a, b| {
-                for (i, (_, desc)) in options.order.iter().enumerate() {
-                    // Entities without the field sort last either way, as in Backstage.
-                    let ord = match (&a.0[i], &b.0[i]) {
-                        (Some(x), Some(y)) if *desc => y.cmp(x),
-                        (Some(x), Some(y)) => x.cmp(y),
-                        (Some(_), None) => std::cmp::Ordering::Less,
-                        (None, Some(_)) => std::cmp::Ordering::Greater,
-                        (None, None) => std::cmp::Ordering::Equal,
-                    };
-                    if ord != std::cmp::Ordering::Equal {
-                        return ord;
-                    }
-                }
-                a.1.cmp(&b.1)
-            });
-            let start = match query.cursor.as_deref() {
-                None => 0,
-                Some(c) => c
-                    .strip_prefix("offset:")
-                    .and_then(|n| n.parse().ok())
-                    .ok_or_else(|| {
-                        Error::invalid_input(format!(
-                            "cursor {c:?} was not returned by an ordered query; start again without a cursor"
-                        ))
-                    })?,
-            };
-            let limit = query.limit.unwrap_or(DEFAULT_PAGE).max(1);
-            let end = (start + limit).min(rows.len());
-            let start = start.min(end);
-            let next = (end < rows.len()).then(|| format!("offset:{end}"));
-            (
-                rows[start..end]
-                    .iter()
-                    .filter_map(|(_, id)| self.materialize_value_with(*id, with_relations))
-                    .collect(),
-                next,
-            )
-        };
+        let (page, total, next_cursor) = self.select(query, options)?;
+        let values = page
+            .into_iter()
+            .filter_map(|id| self.materialize_value_with(id, with_relations));
         let items = if options.fields.is_empty() {
-            values
+            values.collect()
         } else {
-            values.iter().map(|v| project(v, &options.fields)).collect()
+            values.map(|v| project(&v, &options.fields)).collect()
         };
         Ok(ProjectedPage {
             items,
             total,
             next_cursor,
         })
+    }
+
+    /// Like [`Snapshot::query_with`], each item as JSON text (the bytes `serde_json`
+    /// writes for the item of [`Snapshot::query_with`]). Whole entities are rendered
+    /// once per version and shared, so a server can write a page without building
+    /// values; projections are built and written per call.
+    ///
+    /// ```
+    /// use idp_catalog::QueryOptions;
+    /// let s = idp_catalog::InMemoryCatalog::new().snapshot();
+    /// let page = s.query_json(&idp_core::ports::EntityQuery::new(), &QueryOptions::default()).unwrap();
+    /// assert_eq!(page.json_array(), "[]");
+    /// ```
+    pub fn query_json(&self, query: &EntityQuery, options: &QueryOptions) -> Result<JsonPage> {
+        if !options.fields.is_empty() {
+            let page = self.query_with(query, options)?;
+            return Ok(JsonPage {
+                items: page
+                    .items
+                    .iter()
+                    .map(|v| Arc::from(v.to_string()))
+                    .collect(),
+                total: page.total,
+                next_cursor: page.next_cursor,
+            });
+        }
+        let (page, total, next_cursor) = self.select(query, options)?;
+        Ok(JsonPage {
+            items: page
+                .into_iter()
+                .filter_map(|id| self.rendered(id))
+                .collect(),
+            total,
+            next_cursor,
+        })
+    }
+
+    /// The ids of one page for `query` in `options`' order, the total and the next cursor.
+    fn select(
+        &self,
+        query: &EntityQuery,
+        options: &QueryOptions,
+    ) -> Result<(Vec<u32>, usize, Option<String>)> {
+        if options.order.is_empty()
+            && let Some(fast) = self.fast_page(query)
+        {
+            return fast;
+        }
+        let ids = self.matching_ids(query);
+        let total = ids.len();
+        if options.order.is_empty() {
+            let (page, next) = Self::page_ids(query, &ids)?;
+            return Ok((page, total, next));
+        }
+        let order_relations = options.order.iter().any(|(f, _)| is_relations(f));
+        let mut rows: Vec<(Vec<Option<String>>, u32)> = ids
+            .iter()
+            .filter_map(|&id| Some((self.sort_keys(id, &options.order, order_relations)?, id)))
+            .collect();
+        rows.sort_by(|a, b| {
+            for (i, (_, desc)) in options.order.iter().enumerate() {
+                // Entities without the field sort last either way, as in Backstage.
+                let ord = match (&a.0[i], &b.0[i]) {
+                    (Some(x), Some(y)) if *desc => y.cmp(x),
+                    (Some(x), Some(y)) => x.cmp(y),
+                    (Some(_), None) => std::cmp::Ordering::Less,
+                    (None, Some(_)) => std::cmp::Ordering::Greater,
+                    (None, None) => std::cmp::Ordering::Equal,
+                };
+                if ord != std::cmp::Ordering::Equal {
+                    return ord;
+                }
+            }
+            a.1.cmp(&b.1)
+        });
+        let start = match query.cursor.as_deref() {
+            None => 0,
+            Some(c) => c
+                .strip_prefix("offset:")
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| {
+                    Error::invalid_input(format!(
+                        "cursor {c:?} was not returned by an ordered query; start again without a cursor"
+                    ))
+                })?,
+        };
+        let limit = query.limit.unwrap_or(DEFAULT_PAGE).max(1);
+        let end = (start + limit).min(rows.len());
+        let start = start.min(end);
+        let next = (end < rows.len()).then(|| format!("offset:{end}"));
+        Ok((
+            rows[start..end].iter().map(|(_, id)| *id).collect(),
+            total,
+            next,
+        ))
+    }
+
+    /// The values entity `id` sorts by; `kind` and `metadata.name` come from its
+    /// reference (the same text, lower-cased) without reading its JSON.
+    fn sort_keys(
+        &self,
+        id: u32,
+        order: &[(String, bool)],
+        with_relations: bool,
+    ) -> Option<Vec<Option<String>>> {
+        let stored = self.stored(id)?;
+        let from_ref = |f: &str| {
+            if f.eq_ignore_ascii_case("kind") {
+                Some(stored.entity_ref.kind())
+            } else if f.eq_ignore_ascii_case("metadata.name") {
+                Some(stored.entity_ref.name())
+            } else {
+                None
+            }
+        };
+        if order.iter().all(|(f, _)| from_ref(f).is_some()) {
+            return Some(
+                order
+                    .iter()
+                    .map(|(f, _)| from_ref(f).map(str::to_lowercase))
+                    .collect(),
+            );
+        }
+        let v = self.materialize_value_with(id, with_relations)?;
+        Some(
+            order
+                .iter()
+                .map(|(f, _)| {
+                    let mut found = Vec::new();
+                    lookup(&v, f, &mut found);
+                    found.first().and_then(|x| scalar_text(x))
+                })
+                .collect(),
+        )
     }
 
     /// Targets of `entity`'s relations of type `relation` (both stored directions).
@@ -1214,7 +1363,7 @@ impl Snapshot {
         if let Some(id) = self.id_of(key)
             && let Some(s) = self.stored(id)
         {
-            for (t, target) in &s.outgoing {
+            for (t, target) in s.outgoing.iter() {
                 if *t == relation {
                     out.push(target.to_lowercase());
                 }
@@ -1289,7 +1438,7 @@ impl Snapshot {
             if let Some(gid) = self.id_of(g)
                 && let Some(s) = self.stored(gid)
             {
-                for (t, target) in &s.outgoing {
+                for (t, target) in s.outgoing.iter() {
                     if *t == RelationType::OwnerOf
                         && let Some(id) = self.id_of(&target.to_lowercase())
                     {
@@ -1346,7 +1495,7 @@ impl Snapshot {
     }
 
     fn dangling_of(&self, s: &Stored, out: &mut Vec<DanglingRelation>) {
-        for (t, target) in &s.outgoing {
+        for (t, target) in s.outgoing.iter() {
             if self.id_of(&lower_cow(target)).is_none() {
                 out.push(DanglingRelation {
                     source: s.entity_ref.clone(),
@@ -1635,7 +1784,7 @@ fn prepare(
                 )]),
             };
         }
-        if existing.json == json {
+        if *existing.json == *json {
             return Prepared::Unchanged(k.clone());
         }
     }
@@ -1663,9 +1812,10 @@ fn prepare(
         key,
         stored: Stored {
             entity_ref,
-            json,
-            outgoing: outgoing.into_boxed_slice(),
-            terms: terms.into_boxed_slice(),
+            json: json.into(),
+            outgoing: outgoing.into(),
+            terms: terms.into(),
+            rendered: OnceLock::new(),
         },
         warnings,
     }
@@ -1673,7 +1823,7 @@ fn prepare(
 
 impl State {
     fn unlink(&mut self, id: u32, stored: &Stored) {
-        for term in &stored.terms {
+        for term in stored.terms.iter() {
             if let Some(p) = self.index.get_mut(term) {
                 Arc::make_mut(p).remove(id);
                 if p.is_empty() {
@@ -1681,7 +1831,7 @@ impl State {
                 }
             }
         }
-        for (t, target) in &stored.outgoing {
+        for (t, target) in stored.outgoing.iter() {
             let tk = lower_cow(target);
             if let Some(list) = self.incoming.get_mut(&*tk) {
                 list.retain(|(rt, sid)| !(*rt == *t && *sid == id));
@@ -1689,6 +1839,20 @@ impl State {
                     self.incoming.remove(&*tk);
                 }
             }
+            self.refresh(&tk);
+        }
+    }
+
+    /// Replace the record of the entity `key` (if present) by one with an empty
+    /// rendering: a relation pointing at it was added or removed. (Always, even when
+    /// nothing is rendered yet: a reader of an older snapshot sharing the record may be
+    /// rendering it right now.)
+    fn refresh(&mut self, key: &str) {
+        if let Some(&id) = self.ids.get(key)
+            && let Some(old) = self.slots.get(id)
+        {
+            let fresh = Arc::new(old.refreshed());
+            self.slots.set(id, Some(fresh));
         }
     }
 
@@ -1698,10 +1862,10 @@ impl State {
         let mut by_target: FastMap<std::borrow::Cow<'_, str>, Vec<(RelationType, u32)>> =
             FastMap::default();
         for (id, stored) in items {
-            for term in &stored.terms {
+            for term in stored.terms.iter() {
                 by_term.entry(term).or_default().push(*id);
             }
-            for (t, target) in &stored.outgoing {
+            for (t, target) in stored.outgoing.iter() {
                 by_target
                     .entry(lower_cow(target))
                     .or_default()
@@ -1718,6 +1882,7 @@ impl State {
             if let Some(list) = self.incoming.get_or_default_with(&*key, |k: &str| k.into()) {
                 list.extend(sources);
             }
+            self.refresh(&key);
         }
     }
 

@@ -49,6 +49,6 @@ pub mod search;
 pub mod validate;
 
 pub use catalog::{
-    DanglingRelation, EntityInput, InMemoryCatalog, IngestReport, Mutation, ProjectedPage,
-    QueryOptions, Rejection, Snapshot,
+    DanglingRelation, EntityInput, InMemoryCatalog, IngestReport, JsonPage, Mutation,
+    ProjectedPage, QueryOptions, Rejection, Snapshot,
 };

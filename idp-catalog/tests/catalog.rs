@@ -424,3 +424,95 @@ fn search_ranks_names_above_descriptions_and_tolerates_typos() {
     let hits = index.search_within("payments", 10, &groups);
     assert_eq!(hits.len(), 1);
 }
+
+/// Each entity's JSON text, as `serde_json` writes its value.
+fn texts(c: &InMemoryCatalog) -> Vec<(EntityRef, String, String)> {
+    let s = c.snapshot();
+    s.refs(&EntityQuery::new())
+        .into_iter()
+        .map(|r| {
+            let text = s.get_json(&r).unwrap().to_string();
+            let value = s.get(&r).unwrap().to_value().to_string();
+            (r, text, value)
+        })
+        .collect()
+}
+
+#[test]
+fn json_text_is_the_value_written_and_follows_relation_changes() {
+    let c = loaded();
+    for (r, text, value) in texts(&c) {
+        assert_eq!(text, value, "{r}");
+    }
+    let s = c.snapshot();
+    let payments = r("group:default/payments");
+    let before = s.get_json(&payments).unwrap();
+    assert!(before.contains("component:default/pricing"), "{before}");
+    // Read twice: the same shared text.
+    assert!(std::sync::Arc::ptr_eq(
+        &before,
+        &s.get_json(&payments).unwrap()
+    ));
+    // A related entity changes (pricing moves to platform): payments' record was not
+    // touched, yet its relations must follow.
+    let moved = component("pricing", "platform", json!({"dependsOn": ["resource:db"]}));
+    let report = c.apply(
+        "test",
+        Mutation::Delta {
+            upserts: vec![EntityInput::new(moved)],
+            removals: vec![],
+        },
+    );
+    assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+    let after = c.snapshot();
+    let now = after.get_json(&payments).unwrap();
+    assert!(!now.contains("component:default/pricing"), "{now}");
+    let platform = after.get_json(&r("group:default/platform")).unwrap();
+    assert!(platform.contains("component:default/pricing"), "{platform}");
+    // The old snapshot still reads the old text.
+    assert_eq!(s.get_json(&payments).unwrap(), before);
+    // A related entity is removed: the db no longer lists pricing as depending on it.
+    assert!(
+        after
+            .get_json(&r("resource:default/db"))
+            .unwrap()
+            .contains("component:default/pricing")
+    );
+    c.apply(
+        "test",
+        Mutation::Delta {
+            upserts: vec![],
+            removals: vec![r("component:default/pricing")],
+        },
+    );
+    let db = c.snapshot().get_json(&r("resource:default/db")).unwrap();
+    assert!(!db.contains("component:default/pricing"), "{db}");
+    for (r, text, value) in texts(&c) {
+        assert_eq!(text, value, "{r}");
+    }
+}
+
+#[test]
+fn json_pages_are_the_values_written() {
+    let c = loaded();
+    let s = c.snapshot();
+    let queries = [
+        EntityQuery::new(),
+        filter::parse_filters(&["kind=component"]).unwrap().limit(2),
+    ];
+    let options = [
+        QueryOptions::default(),
+        QueryOptions::default().order_by("metadata.name", true),
+        QueryOptions::default().order_by("spec.owner", false),
+        QueryOptions::default().fields(["kind", "metadata.name", "relations"]),
+    ];
+    for q in &queries {
+        for o in &options {
+            let values = s.query_with(q, o).unwrap();
+            let texts = s.query_json(q, o).unwrap();
+            assert_eq!(texts.total, values.total);
+            assert_eq!(texts.next_cursor, values.next_cursor);
+            assert_eq!(texts.json_array(), Value::Array(values.items).to_string());
+        }
+    }
+}

@@ -180,7 +180,12 @@ fn options(order: &[(String, bool)], fields: Vec<String>) -> QueryOptions {
 }
 
 fn json_response(status: StatusCode, value: &Value) -> Response {
-    let mut r = (status, value.to_string()).into_response();
+    raw_json_response(status, value.to_string())
+}
+
+/// A response whose body is JSON text already written.
+fn raw_json_response(status: StatusCode, body: String) -> Response {
+    let mut r = (status, body).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json; charset=utf-8"),
@@ -221,10 +226,10 @@ async fn list_entities(
     query.cursor = inner;
     let page = view
         .snapshot
-        .query_with(&query, &options(&order, fields))
+        .query_json(&query, &options(&order, fields))
         .map_err(ApiError::from)?;
-    let items: Vec<Value> = page.items.into_iter().skip(skip).collect();
-    let mut response = json_response(StatusCode::OK, &Value::Array(items));
+    let items = idp_catalog::catalog::write_json_array(page.items.iter().skip(skip).map(|s| &**s));
+    let mut response = raw_json_response(StatusCode::OK, items);
     if let (Some(limit), Some(next)) = (limit, page.next_cursor) {
         let cursor = Cursor {
             filter: filters,
@@ -269,8 +274,8 @@ async fn by_name(
     };
     let r = EntityRef::new(&kind, &namespace, &name).map_err(|_| not_found())?;
     let view = state.view();
-    let value = entity_value(&view.snapshot, &r).ok_or_else(not_found)?;
-    Ok(json_response(StatusCode::OK, &value))
+    let text = view.snapshot.get_json(&r).ok_or_else(not_found)?;
+    Ok(raw_json_response(StatusCode::OK, text.to_string()))
 }
 
 async fn by_uid(
@@ -278,10 +283,10 @@ async fn by_uid(
     UrlPath(uid): UrlPath<String>,
 ) -> Result<Response, ApiError> {
     let view = state.view();
-    let value = find_by_uid(&view.snapshot, &uid)
-        .and_then(|r| entity_value(&view.snapshot, &r))
+    let text = find_by_uid(&view.snapshot, &uid)
+        .and_then(|r| view.snapshot.get_json(&r))
         .ok_or_else(|| ApiError::not_found(format!("No entity with uid {uid}")))?;
-    Ok(json_response(StatusCode::OK, &value))
+    Ok(raw_json_response(StatusCode::OK, text.to_string()))
 }
 
 async fn delete_by_uid(
@@ -346,19 +351,45 @@ async fn by_refs(
     let mut fields = request.fields.unwrap_or_default();
     fields.extend(Params(params).fields());
     let view = state.view();
-    let mut items = Vec::with_capacity(request.entity_refs.len());
+    let mut items: Vec<Arc<str>> = Vec::with_capacity(request.entity_refs.len());
     for (i, text) in request.entity_refs.iter().enumerate() {
         let r: EntityRef = text.parse().map_err(|e: idp_core::Error| {
             ApiError::input(format!("entityRefs[{i}]: {}", e.report()))
         })?;
-        let value = entity_value(&view.snapshot, &r);
-        items.push(match value {
-            Some(v) if !fields.is_empty() => project(&v, &fields),
-            Some(v) => v,
-            None => Value::Null,
+        items.push(if fields.is_empty() {
+            view.snapshot
+                .get_json(&r)
+                .unwrap_or_else(|| Arc::from("null"))
+        } else {
+            entity_value(&view.snapshot, &r)
+                .map_or(Value::Null, |v| project(&v, &fields))
+                .to_string()
+                .into()
         });
     }
-    Ok(json_response(StatusCode::OK, &json!({ "items": items })))
+    Ok(raw_json_response(
+        StatusCode::OK,
+        with_items(&json!({ "items": [] }), &items),
+    ))
+}
+
+/// `envelope` written as JSON with its empty `"items":[]` filled with `items` (JSON
+/// texts): the bytes `serde_json` writes for the envelope holding those items, without
+/// building them as values. (An empty array is written `[]` wherever its key sorts, and
+/// no string in the envelope can hold `"items":[]` unescaped.)
+fn with_items(envelope: &Value, items: &[Arc<str>]) -> String {
+    let text = envelope.to_string();
+    let marker = "\"items\":[]";
+    let Some(at) = text.find(marker) else {
+        return text;
+    };
+    let array = idp_catalog::catalog::write_json_array(items.iter().map(|s| &**s));
+    let mut out = String::with_capacity(text.len() + array.len());
+    out.push_str(&text[..at]);
+    out.push_str("\"items\":");
+    out.push_str(&array);
+    out.push_str(&text[at + marker.len()..]);
+    out
 }
 
 /// Keep only `fields` (dotted paths) of `value`.
@@ -420,7 +451,7 @@ async fn by_query(
     let view = state.view();
     let page = view
         .snapshot
-        .query_with(&query, &options(&cursor.order, p.fields()))
+        .query_json(&query, &options(&cursor.order, p.fields()))
         .map_err(ApiError::from)?;
     let mut page_info = serde_json::Map::new();
     if let Some(next) = page.next_cursor {
@@ -444,9 +475,12 @@ async fn by_query(
         };
         page_info.insert("prevCursor".into(), Value::String(c.encode()));
     }
-    Ok(json_response(
+    Ok(raw_json_response(
         StatusCode::OK,
-        &json!({"items": page.items, "totalItems": page.total, "pageInfo": page_info}),
+        with_items(
+            &json!({"items": [], "totalItems": page.total, "pageInfo": page_info}),
+            &page.items,
+        ),
     ))
 }
 
@@ -733,4 +767,27 @@ async fn refresh(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Stat
     }
     state.refresh().await.map_err(ApiError::from)?;
     Ok(StatusCode::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_spliced_into_an_envelope_are_the_envelope_written() {
+        let items = vec![json!({"kind": "A", "n": [1, 2]}), Value::Null, json!("x")];
+        let texts: Vec<Arc<str>> = items.iter().map(|v| v.to_string().into()).collect();
+        let info = json!({"nextCursor": "eyJhIjoxfQ=="});
+        assert_eq!(
+            with_items(
+                &json!({"items": [], "totalItems": 3, "pageInfo": info}),
+                &texts
+            ),
+            json!({"items": items, "totalItems": 3, "pageInfo": info}).to_string()
+        );
+        assert_eq!(
+            with_items(&json!({"items": []}), &[]),
+            json!({"items": []}).to_string()
+        );
+    }
 }
