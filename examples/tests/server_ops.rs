@@ -255,10 +255,11 @@ fn otel_exports_spans_to_the_otlp_endpoint() {
     use std::net::TcpListener;
     use std::sync::{Arc, Mutex};
 
-    let collector = TcpListener::bind("127.0.0.1:0").unwrap();
-    let endpoint = format!("http://{}", collector.local_addr().unwrap());
     /// Request lines and bodies the fake collector received.
     type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
+    let collector = TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", collector.local_addr().unwrap());
     let received: Received = Arc::default();
     let sink = received.clone();
     std::thread::spawn(move || {
