@@ -2,6 +2,7 @@
 //! ([`Deployment`]), where ([`Environment`]), what a policy found ([`Violation`]) and what
 //! a policy is told ([`PolicyContext`]), plus the catalog's [`Entity`] envelope.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -109,10 +110,11 @@ impl Enforcement {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Violation {
-    /// The policy that found it.
-    pub policy: String,
-    /// The rule inside the policy.
-    pub rule: String,
+    /// The policy that found it. Borrowed when the name is a constant, as the
+    /// built-in policies' names are, so that a violation costs no allocation for it.
+    pub policy: Cow<'static, str>,
+    /// The rule inside the policy (borrowed when constant, like `policy`).
+    pub rule: Cow<'static, str>,
     /// What is wrong and, where possible, what to do.
     pub message: String,
     /// Path of the offending field, dotted with `[i]` indices
@@ -143,8 +145,33 @@ impl Violation {
         message: impl Into<String>,
     ) -> Self {
         Self {
-            policy: policy.into(),
-            rule: rule.into(),
+            policy: Cow::Owned(policy.into()),
+            rule: Cow::Owned(rule.into()),
+            message: message.into(),
+            path: None,
+            severity: Severity::default(),
+            enforcement: Enforcement::default(),
+            object: None,
+        }
+    }
+
+    /// Like [`Violation::new`] for a policy and rule named by constants, which the
+    /// violation borrows instead of copying: what a policy that reports many violations
+    /// uses to keep each one cheap.
+    ///
+    /// ```
+    /// let v = idp_core::Violation::from_static("guardrails", "require-limits", "no memory limit");
+    /// assert!(matches!(v.policy, std::borrow::Cow::Borrowed("guardrails")));
+    /// assert_eq!(v, idp_core::Violation::new("guardrails", "require-limits", "no memory limit"));
+    /// ```
+    pub fn from_static(
+        policy: &'static str,
+        rule: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            policy: Cow::Borrowed(policy),
+            rule: Cow::Borrowed(rule),
             message: message.into(),
             path: None,
             severity: Severity::default(),

@@ -530,8 +530,12 @@ mod tests {
                 .unwrap_or(false);
             if privileged {
                 vec![
-                    Violation::new(self.name(), "privileged", "must not be privileged")
-                        .with_enforcement(self.0),
+                    Violation::new(
+                        self.name().to_owned(),
+                        "privileged",
+                        "must not be privileged",
+                    )
+                    .with_enforcement(self.0),
                 ]
             } else {
                 vec![]

@@ -26,7 +26,7 @@
 
 use std::fmt;
 
-use crate::view::text;
+use crate::view::{Digits, text};
 use idp_core::Object;
 use serde_json::{Map, Value};
 
@@ -484,12 +484,29 @@ impl<'a> Container<'a> {
     /// assert_eq!(pod.containers().next().unwrap().field_path("image"), "spec.containers[0].image");
     /// ```
     pub fn field_path(&self, field: &str) -> String {
-        text!(
-            "{}.{}[{}].{field}",
-            self.prefix,
-            self.kind.field(),
-            self.index
-        )
+        self.field_path_pieces(&[field])
+    }
+
+    /// Like [`Container::field_path`] with the field given as pieces, joined in one
+    /// string without the formatting machinery.
+    pub(crate) fn field_path_pieces(&self, field: &[&str]) -> String {
+        let index = Digits::new(self.index);
+        let (index, list) = (index.as_str(), self.kind.field());
+        let mut len = self.prefix.len() + list.len() + index.len() + 4;
+        for p in field {
+            len += p.len();
+        }
+        let mut out = String::with_capacity(len);
+        out.push_str(self.prefix);
+        out.push('.');
+        out.push_str(list);
+        out.push('[');
+        out.push_str(index);
+        out.push_str("].");
+        for p in field {
+            out.push_str(p);
+        }
+        out
     }
 
     /// Like [`Container::field_path`] with the field given as format arguments, built in

@@ -223,10 +223,10 @@ impl ReportBuilder {
         r.violations += result.violations.len() as u64;
         let mut seen: Vec<(&str, &str)> = Vec::new();
         for v in &result.violations {
-            let key = (v.policy.clone(), v.rule.clone());
+            let key = (v.policy.to_string(), v.rule.to_string());
             let s = self.rules.entry(key).or_insert_with(|| RuleSummary {
-                policy: v.policy.clone(),
-                rule: v.rule.clone(),
+                policy: v.policy.to_string(),
+                rule: v.rule.to_string(),
                 count: 0,
                 objects: 0,
                 deny: 0,
@@ -239,8 +239,8 @@ impl ReportBuilder {
                 Enforcement::Warn => s.warn += 1,
                 Enforcement::Audit => s.audit += 1,
             }
-            if !seen.contains(&(v.policy.as_str(), v.rule.as_str())) {
-                seen.push((v.policy.as_str(), v.rule.as_str()));
+            if !seen.contains(&(&*v.policy, &*v.rule)) {
+                seen.push((&*v.policy, &*v.rule));
                 s.objects += 1;
             }
         }

@@ -5,43 +5,107 @@
 //! [guardrails](crate::guardrails)) check an [`ObjectView`] rather than the object: the
 //! kind is read once, the pod spec is found once ([autogen](crate::podspec)), and each
 //! container's mapping and `securityContext` are walked once, key by key, instead of
-//! being searched again by every check. Nothing here allocates unless a pod has more
-//! than [`INLINE_CONTAINERS`] containers. A [`PolicySet`](crate::PolicySet) builds one
-//! view per object and hands it to every built-in policy it holds.
+//! being searched again by every check; each image is split once. The only allocation
+//! is the list of container views, at its exact size, which keeps the view small to
+//! move. A [`PolicySet`](crate::PolicySet) builds one view per object and hands it to
+//! every built-in policy it holds.
 
+use std::borrow::Cow;
 use std::fmt;
 
-use idp_core::{Object, PolicyContext, Violation};
+use idp_core::model::Enforcement;
+use idp_core::{Object, PolicyContext, Severity, Violation};
 use serde_json::{Map, Value};
 
+use crate::guardrails::ImageParts;
 use crate::podspec::{Container, ContainerKind, PodSpec};
 
-/// `format!` with the string allocated once, at its final length: the arguments are
-/// formatted twice, first only to count the bytes. (`format!` guesses a capacity from
-/// the literal pieces and then grows the string several times when the text starts
-/// with an argument, as most messages and paths here do.)
+/// `format!` into a string allocated once with room for a typical message or path, the
+/// arguments formatted in one pass. (`format!` guesses a capacity from the literal
+/// pieces and then grows the string several times when the text starts with an
+/// argument, as most messages and paths here do.)
 pub(crate) fn format_exact(args: fmt::Arguments<'_>) -> String {
-    struct Count(usize);
-    impl fmt::Write for Count {
-        fn write_str(&mut self, s: &str) -> fmt::Result {
-            self.0 += s.len();
-            Ok(())
-        }
-    }
+    /// Most messages fit: one allocation, no growth, no copy.
+    const TYPICAL: usize = 128;
     if let Some(s) = args.as_str() {
         return s.to_owned();
     }
-    let mut count = Count(0);
-    let mut out = match fmt::write(&mut count, args) {
-        Ok(()) => String::with_capacity(count.0),
-        Err(_) => String::new(),
-    };
+    let mut out = String::with_capacity(TYPICAL);
     // Writing into a `String` only fails when a `Display` impl does; the text is then
     // what was written so far, as with `format!`'s own `String` writes.
-    if fmt::write(&mut out, args).is_err() {
-        out.shrink_to_fit();
+    let _ = fmt::write(&mut out, args);
+    out
+}
+
+/// The pieces joined into one string allocated at exactly their length, without the
+/// formatting machinery: what the field paths of violations are built with.
+pub(crate) fn concat(pieces: &[&str]) -> String {
+    let mut out = String::with_capacity(pieces.iter().map(|p| p.len()).sum());
+    for p in pieces {
+        out.push_str(p);
     }
     out
+}
+
+/// The decimal digits of an index, on the stack (for [`concat`]).
+pub(crate) enum Digits {
+    /// 0 to 9, the common case: a constant.
+    One(&'static str),
+    /// The digits at the end of the buffer, from `start`.
+    Many { bytes: [u8; 20], start: usize },
+}
+
+impl Digits {
+    pub(crate) fn new(mut n: usize) -> Self {
+        const ONE: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+        if let Some(one) = ONE.get(n) {
+            return Self::One(one);
+        }
+        let mut bytes = [b'0'; 20];
+        let mut start = bytes.len();
+        loop {
+            start -= 1;
+            // `n % 10` is below 10, so the cast keeps it whole.
+            #[allow(clippy::cast_possible_truncation)]
+            let digit = (n % 10) as u8;
+            bytes[start] = b'0' + digit;
+            n /= 10;
+            if n == 0 || start == 0 {
+                break;
+            }
+        }
+        Self::Many { bytes, start }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            Self::One(s) => s,
+            // Only ASCII digits were written.
+            Self::Many { bytes, start } => {
+                std::str::from_utf8(&bytes[*start..]).unwrap_or_default()
+            }
+        }
+    }
+}
+
+/// A violation of a built-in policy, built in place: the builder methods of
+/// [`Violation`] move its some 200 bytes once per call.
+pub(crate) fn violation(
+    policy: &'static str,
+    rule: &'static str,
+    message: String,
+    path: String,
+    severity: Severity,
+) -> Violation {
+    Violation {
+        policy: Cow::Borrowed(policy),
+        rule: Cow::Borrowed(rule),
+        message,
+        path: Some(path),
+        severity,
+        enforcement: Enforcement::default(),
+        object: None,
+    }
 }
 
 /// [`format_exact`] with `format!` syntax.
@@ -51,9 +115,6 @@ macro_rules! text {
     };
 }
 pub(crate) use text;
-
-/// Containers kept on the stack; a pod with more spills onto the heap.
-pub(crate) const INLINE_CONTAINERS: usize = 8;
 
 /// The `securityContext` fields the checks read (pod or container level), as the
 /// checks read them: a field of the wrong JSON type counts as absent.
@@ -101,6 +162,8 @@ pub(crate) struct ContainerView<'a> {
     pub container: Container<'a>,
     pub name: &'a str,
     pub image: &'a str,
+    /// `image` split into registry, repository, tag and digest.
+    pub image_parts: ImageParts<'a>,
     pub ports: Option<&'a Vec<Value>>,
     pub resources: Option<&'a Value>,
     pub liveness_probe: Option<&'a Value>,
@@ -143,6 +206,7 @@ impl<'a> ContainerView<'a> {
             container: Container::new(value, security_context, kind, index, prefix),
             name,
             image,
+            image_parts: ImageParts::parse(image),
             ports,
             resources,
             liveness_probe,
@@ -164,43 +228,9 @@ impl<'a> ContainerView<'a> {
     pub(crate) fn field_path_args(&self, field: fmt::Arguments<'_>) -> String {
         self.container.field_path_args(field)
     }
-}
 
-/// A short list kept on the stack up to [`INLINE_CONTAINERS`] entries.
-// The inline variant is large on purpose: it is what keeps the common pod off the heap.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone)]
-enum List<'a> {
-    Empty,
-    Inline([ContainerView<'a>; INLINE_CONTAINERS], usize),
-    Heap(Vec<ContainerView<'a>>),
-}
-
-impl<'a> List<'a> {
-    fn push(&mut self, c: ContainerView<'a>) {
-        match self {
-            Self::Empty => *self = Self::Inline([c; INLINE_CONTAINERS], 1),
-            Self::Inline(items, len) => {
-                if let Some(slot) = items.get_mut(*len) {
-                    *slot = c;
-                    *len += 1;
-                } else {
-                    let mut heap = Vec::with_capacity(INLINE_CONTAINERS * 2);
-                    heap.extend_from_slice(items);
-                    heap.push(c);
-                    *self = Self::Heap(heap);
-                }
-            }
-            Self::Heap(heap) => heap.push(c),
-        }
-    }
-
-    fn as_slice(&self) -> &[ContainerView<'a>] {
-        match self {
-            Self::Empty => &[],
-            Self::Inline(items, len) => &items[..*len],
-            Self::Heap(heap) => heap,
-        }
+    pub(crate) fn field_path_pieces(&self, field: &[&str]) -> String {
+        self.container.field_path_pieces(field)
     }
 }
 
@@ -217,7 +247,7 @@ pub(crate) struct PodView<'a> {
     pub windows: bool,
     pub volumes: Option<&'a Vec<Value>>,
     pub security: SecurityFields<'a>,
-    containers: List<'a>,
+    containers: Vec<ContainerView<'a>>,
 }
 
 impl<'a> PodView<'a> {
@@ -231,7 +261,7 @@ impl<'a> PodView<'a> {
             windows: false,
             volumes: None,
             security: SecurityFields::default(),
-            containers: List::Empty,
+            containers: Vec::new(),
         };
         let mut lists: [Option<&'a Vec<Value>>; 3] = [None; 3];
         let mut security = None;
@@ -253,6 +283,8 @@ impl<'a> PodView<'a> {
             }
         }
         view.security = SecurityFields::of(security);
+        // One allocation of the exact size: the view stays small to move around.
+        view.containers = Vec::with_capacity(lists.iter().flatten().map(|l| l.len()).sum());
         // The order of `PodSpec::containers`: init, regular, ephemeral.
         for (kind, list) in ContainerKind::ALL.into_iter().zip(lists) {
             for (index, v) in list.into_iter().flatten().enumerate() {
@@ -267,7 +299,7 @@ impl<'a> PodView<'a> {
 
     /// Every container: init containers, then containers, then ephemeral containers.
     pub(crate) fn containers(&self) -> &[ContainerView<'a>] {
-        self.containers.as_slice()
+        &self.containers
     }
 }
 
@@ -318,4 +350,28 @@ pub(crate) fn evaluate_native(
     let mut out = Vec::new();
     policy.check(&ObjectView::of(object), ctx, &mut out);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digits_and_concat() {
+        for n in [0, 7, 10, 99, 12_345, usize::MAX] {
+            assert_eq!(Digits::new(n).as_str(), n.to_string());
+        }
+        let s = concat(&["spec.", "containers", "[", Digits::new(12).as_str(), "]"]);
+        assert_eq!(s, "spec.containers[12]");
+        assert_eq!(s.capacity(), s.len());
+        assert_eq!(concat(&[]), "");
+    }
+
+    #[test]
+    fn format_exact_long_and_short() {
+        let long = "x".repeat(500);
+        assert_eq!(text!("{long}!"), format!("{long}!"));
+        assert_eq!(text!("a{}b", 1), "a1b");
+        assert_eq!(text!("plain"), "plain");
+    }
 }

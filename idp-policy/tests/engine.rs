@@ -39,8 +39,12 @@ impl Policy for NoDefaultNamespace {
     fn evaluate(&self, object: &Object, _: &PolicyContext) -> Vec<Violation> {
         if object.namespace() == Some("default") {
             vec![
-                Violation::new(self.name(), "namespace", "do not use the default namespace")
-                    .with_path("metadata.namespace"),
+                Violation::new(
+                    self.name().to_owned(),
+                    "namespace",
+                    "do not use the default namespace",
+                )
+                .with_path("metadata.namespace"),
             ]
         } else {
             vec![]

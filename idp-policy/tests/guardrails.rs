@@ -32,7 +32,7 @@ fn found_in(p: &dyn Policy, o: &Object, ctx: &PolicyContext) -> Vec<(String, Str
         .into_iter()
         .map(|v| {
             assert_eq!(v.policy, p.name());
-            (v.rule, v.path.unwrap_or_default())
+            (v.rule.into_owned(), v.path.unwrap_or_default())
         })
         .collect()
 }

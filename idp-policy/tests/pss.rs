@@ -33,7 +33,7 @@ fn run(level: Level, v: &str, object: &Object) -> Vec<(String, String)> {
         .at(version(v))
         .evaluate(object, &PolicyContext::new())
         .into_iter()
-        .map(|v| (v.rule, v.path.unwrap_or_default()))
+        .map(|v| (v.rule.into_owned(), v.path.unwrap_or_default()))
         .collect()
 }
 

@@ -397,7 +397,7 @@ fn rego_joins_a_policy_set_with_native_policies() {
     let policies: Vec<&str> = result
         .violations
         .iter()
-        .map(|v| v.policy.as_str())
+        .map(|v| v.policy.as_ref())
         .collect();
     assert!(policies.contains(&"conftest"), "{policies:?}");
     assert!(policies.contains(&"pod-security"), "{policies:?}");

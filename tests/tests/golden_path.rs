@@ -116,7 +116,7 @@ async fn privileged_workload_is_denied_with_every_violation_and_nothing_deploys(
     let (platform, deployer, events) = platform().await;
     let err = platform.deploy(release(PRIVILEGED)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Denied);
-    let rules: Vec<&str> = err.violations().iter().map(|v| v.rule.as_str()).collect();
+    let rules: Vec<&str> = err.violations().iter().map(|v| v.rule.as_ref()).collect();
     for rule in ["privileged", "hostNamespaces"] {
         assert!(rules.contains(&rule), "missing {rule} in {rules:?}");
     }

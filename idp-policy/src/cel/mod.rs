@@ -630,7 +630,7 @@ enum Outcome {
 impl Run<'_> {
     fn violation(&self, rule: &str, message: String, path: Option<String>) -> Violation {
         let mut v = Violation::new(
-            &self.set.name,
+            self.set.name.clone(),
             format!("{}/{rule}", self.policy.name),
             message,
         )
@@ -876,7 +876,7 @@ impl Policy for CelPolicy {
     fn evaluate(&self, object: &Object, ctx: &PolicyContext) -> Vec<Violation> {
         match self.try_evaluate(object, ctx) {
             Ok(v) => v,
-            Err(e) => vec![Violation::new(&self.name, "error", e.report())],
+            Err(e) => vec![Violation::new(self.name.clone(), "error", e.report())],
         }
     }
 }

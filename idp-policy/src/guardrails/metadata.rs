@@ -102,7 +102,7 @@ impl NativePolicy for RequireLabels {
                 continue;
             }
             out.push(
-                Violation::new(
+                Violation::from_static(
                     Self::NAME,
                     "missing-label",
                     text!(

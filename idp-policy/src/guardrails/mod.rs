@@ -28,7 +28,7 @@
 //!     "metadata": {"name": "s", "labels": {"idp.dev/owner": "team-a"}},
 //!     "spec": {"type": "LoadBalancer", "ports": [{"port": 22}]}})).unwrap();
 //! let result = set.check_object(&svc, &PolicyContext::new());
-//! let rules: Vec<_> = result.violations.iter().map(|v| v.rule.as_str()).collect();
+//! let rules: Vec<_> = result.violations.iter().map(|v| v.rule.as_ref()).collect();
 //! assert_eq!(rules, ["service-port", "service-type"]);
 //! ```
 
@@ -41,6 +41,7 @@ use std::sync::Arc;
 
 use idp_core::Policy;
 
+pub(crate) use images::ImageParts;
 pub use images::{AllowedRegistries, DisallowLatestTag, ImageRef};
 pub use metadata::RequireLabels;
 pub use network::{ForbidSensitivePorts, RequireIngressTls, RestrictServiceTypes, SENSITIVE_PORTS};

@@ -93,7 +93,7 @@ impl NativePolicy for ForbidSensitivePorts {
                 for field in ["port", "targetPort", "nodePort"] {
                     if let Some(n) = self.forbidden(port.get(field)) {
                         out.push(
-                            Violation::new(
+                            Violation::from_static(
                                 Self::NAME,
                                 "service-port",
                                 text!("Service {field} {n} is a sensitive port; do not expose it"),
@@ -114,7 +114,7 @@ impl NativePolicy for ForbidSensitivePorts {
                 for field in ["containerPort", "hostPort"] {
                     if let Some(n) = self.forbidden(port.get(field)) {
                         out.push(
-                            Violation::new(
+                            Violation::from_static(
                                 Self::NAME,
                                 "container-port",
                                 text!(
@@ -191,7 +191,7 @@ impl NativePolicy for RestrictServiceTypes {
             .unwrap_or("ClusterIP");
         if self.forbidden.iter().any(|f| f == t) {
             out.push(
-                Violation::new(
+                Violation::from_static(
                     Self::NAME,
                     "service-type",
                     text!(
@@ -257,7 +257,7 @@ impl NativePolicy for RequireIngressTls {
             .filter(|t| !t.is_empty());
         let Some(tls) = tls else {
             out.push(
-                Violation::new(
+                Violation::from_static(
                     Self::NAME,
                     "tls",
                     "Ingress has no spec.tls; serve it over HTTPS with a certificate",
@@ -280,7 +280,7 @@ impl NativePolicy for RequireIngressTls {
             };
             if !tls_hosts.iter().any(|p| host_covered(p, host)) {
                 out.push(
-                    Violation::new(
+                    Violation::from_static(
                         Self::NAME,
                         "host-without-tls",
                         text!("Ingress host \"{host}\" is not listed in any spec.tls[].hosts"),

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::podspec::ContainerKind;
-use crate::view::{NativePolicy, ObjectView, evaluate_native, text};
+use crate::view::{NativePolicy, ObjectView, concat, evaluate_native, text, violation};
 
 fn yes() -> bool {
     true
@@ -99,17 +99,24 @@ impl NativePolicy for RequireResources {
                         .and_then(|p| p.get(res))
                         .is_some_and(|v| !v.is_null() && v.as_str() != Some(""));
                     if !set {
-                        out.push(
-                            Violation::new(
-                                Self::NAME,
+                        out.push(violation(
+                            Self::NAME,
+                            section,
+                            concat(&[
+                                "container \"",
+                                c.name,
+                                "\" has no ",
+                                res,
+                                " ",
+                                noun,
+                                "; set resources.",
                                 section,
-                                text!(
-                                    "container \"{}\" has no {res} {noun}; set resources.{section}.{res}",
-                                    c.name
-                                ),
-                            )
-                            .with_path(c.field_path_args(format_args!("resources.{section}.{res}"))),
-                        );
+                                ".",
+                                res,
+                            ]),
+                            c.field_path_pieces(&["resources.", section, ".", res]),
+                            Severity::default(),
+                        ));
                     }
                 }
             }
@@ -198,15 +205,13 @@ impl NativePolicy for RequireProbes {
                 (self.startup, "startupProbe", "startup", c.startup_probe),
             ] {
                 if wanted && !probe.is_some_and(Value::is_object) {
-                    out.push(
-                        Violation::new(
-                            Self::NAME,
-                            rule,
-                            text!("container \"{}\" has no {field}", c.name),
-                        )
-                        .with_path(c.field_path(field))
-                        .with_severity(Severity::Low),
-                    );
+                    out.push(violation(
+                        Self::NAME,
+                        rule,
+                        concat(&["container \"", c.name, "\" has no ", field]),
+                        c.field_path(field),
+                        Severity::Low,
+                    ));
                 }
             }
         }
@@ -295,7 +300,7 @@ impl NativePolicy for MinReplicas {
         match replicas {
             Some(n) if n >= self.min => {}
             _ => out.push(
-                Violation::new(
+                Violation::from_static(
                     Self::NAME,
                     "replicas",
                     text!(

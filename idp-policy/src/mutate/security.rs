@@ -146,7 +146,7 @@ mod tests {
         let left: Vec<String> = PodSecurity::restricted()
             .evaluate(&d, &ctx)
             .into_iter()
-            .map(|v| v.rule)
+            .map(|v| v.rule.into_owned())
             .collect();
         assert!(left.is_empty(), "{left:?}");
     }

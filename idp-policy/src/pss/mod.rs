@@ -65,6 +65,7 @@
 
 mod checks;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -330,7 +331,7 @@ impl PodSecurity {
         let minor = self.version.minor();
         let mut out = Vec::new();
         run_checks(
-            &self.name,
+            &policy_name(&self.name),
             minor,
             &checks::active(self.level, minor),
             &PodView::of(*pod),
@@ -343,7 +344,7 @@ impl PodSecurity {
     pub(crate) fn compile(&self) -> CompiledPodSecurity {
         let minor = self.version.minor();
         CompiledPodSecurity {
-            name: self.name.clone(),
+            name: policy_name(&self.name),
             minor,
             active: checks::active(self.level, minor),
         }
@@ -353,13 +354,26 @@ impl PodSecurity {
 /// A [`PodSecurity`] with its level and version resolved into the list of checks.
 #[derive(Debug, Clone)]
 pub(crate) struct CompiledPodSecurity {
-    name: String,
+    name: Cow<'static, str>,
     minor: u32,
     active: checks::ActiveChecks,
 }
 
+/// The name violations carry: borrowed when it is the default, so that they cost no
+/// allocation for it.
+fn policy_name(name: &str) -> Cow<'static, str> {
+    const DEFAULT: &str = "pod-security";
+    if name == DEFAULT {
+        Cow::Borrowed(DEFAULT)
+    } else {
+        Cow::Owned(name.to_owned())
+    }
+}
+
+// The name is cloned into every violation: cheap when it is borrowed.
+#[allow(clippy::ptr_arg)]
 fn run_checks(
-    name: &str,
+    name: &Cow<'static, str>,
     minor: u32,
     active: &checks::ActiveChecks,
     pod: &PodView<'_>,

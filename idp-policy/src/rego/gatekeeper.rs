@@ -631,7 +631,7 @@ impl Gatekeeper {
             for (message, _details) in messages(&value) {
                 out.push(
                     Violation::new(
-                        policy,
+                        policy.to_owned(),
                         format!("{}/{}", constraint.kind, constraint.name),
                         message,
                     )

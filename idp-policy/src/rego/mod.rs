@@ -561,7 +561,7 @@ impl RegoPolicy {
                     let rule_name = path.strip_prefix("data.").unwrap_or(&path);
                     for (message, _) in messages(&value) {
                         out.push(
-                            Violation::new(&self.name, rule_name, message)
+                            Violation::new(self.name.clone(), rule_name.to_owned(), message)
                                 .with_enforcement(rule.enforcement),
                         );
                     }
@@ -591,7 +591,7 @@ impl Policy for RegoPolicy {
                     Enforcement::Deny
                 };
                 vec![
-                    Violation::new(&self.name, "rego-error", error.report())
+                    Violation::new(self.name.clone(), "rego-error", error.report())
                         .with_enforcement(enforcement),
                 ]
             }

@@ -238,8 +238,8 @@ pub fn check(
                     .violations
                     .into_iter()
                     .map(|v| ViolationRow {
-                        policy: v.policy,
-                        rule: v.rule,
+                        policy: v.policy.into_owned(),
+                        rule: v.rule.into_owned(),
                         message: v.message,
                         path: v.path,
                         action: v.enforcement,

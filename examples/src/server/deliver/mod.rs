@@ -516,8 +516,8 @@ impl Delivery {
             for v in result.violations {
                 let finding = PolicyFinding {
                     object: name.clone(),
-                    policy: v.policy,
-                    rule: v.rule,
+                    policy: v.policy.into_owned(),
+                    rule: v.rule.into_owned(),
                     path: v.path,
                     message: v.message,
                     action: v.enforcement.as_str().to_owned(),
@@ -916,8 +916,8 @@ impl Delivery {
             for v in self.policies.check_object(object, &ctx).violations {
                 let finding = PolicyFinding {
                     object: format!("{}/{}", object.kind(), object.name()),
-                    policy: v.policy,
-                    rule: v.rule,
+                    policy: v.policy.into_owned(),
+                    rule: v.rule.into_owned(),
                     path: v.path,
                     message: v.message,
                     action: v.enforcement.as_str().to_owned(),
