@@ -123,6 +123,9 @@ pub(crate) struct SecurityFields<'a> {
     pub privileged: Option<bool>,
     pub allow_privilege_escalation: Option<bool>,
     pub capabilities: Option<&'a Map<String, Value>>,
+    /// `capabilities.add` and `capabilities.drop`, taken in the same walk.
+    pub capabilities_add: Option<&'a Value>,
+    pub capabilities_drop: Option<&'a Value>,
     pub app_armor_profile: Option<&'a Map<String, Value>>,
     pub se_linux_options: Option<&'a Map<String, Value>>,
     pub proc_mount: Option<&'a str>,
@@ -140,7 +143,16 @@ impl<'a> SecurityFields<'a> {
             match key.as_str() {
                 "privileged" => f.privileged = v.as_bool(),
                 "allowPrivilegeEscalation" => f.allow_privilege_escalation = v.as_bool(),
-                "capabilities" => f.capabilities = v.as_object(),
+                "capabilities" => {
+                    f.capabilities = v.as_object();
+                    for (key, list) in f.capabilities.into_iter().flatten() {
+                        match key.as_str() {
+                            "add" => f.capabilities_add = Some(list),
+                            "drop" => f.capabilities_drop = Some(list),
+                            _ => {}
+                        }
+                    }
+                }
                 "appArmorProfile" => f.app_armor_profile = v.as_object(),
                 "seLinuxOptions" => f.se_linux_options = v.as_object(),
                 "procMount" => f.proc_mount = v.as_str(),

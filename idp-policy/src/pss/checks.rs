@@ -327,10 +327,7 @@ fn forbidden_adds(
     reason: &str,
     out: &mut Sink<'_>,
 ) {
-    let Some(caps) = c.security.capabilities else {
-        return;
-    };
-    for (i, cap) in strings(caps.get("add")) {
+    for (i, cap) in strings(c.security.capabilities_add) {
         if allowed.binary_search(&cap).is_err() {
             let index = Digits::new(i);
             out.push_pieces(
@@ -365,8 +362,7 @@ fn capabilities_restricted(cs: &[ContainerView<'_>], out: &mut Sink<'_>) {
     const RULE: &str = "capabilities_restricted";
     const REASON: &str = "unrestricted capabilities";
     for c in cs {
-        let drops_all = strings(c.security.capabilities.and_then(|caps| caps.get("drop")))
-            .any(|(_, cap)| cap == "ALL");
+        let drops_all = strings(c.security.capabilities_drop).any(|(_, cap)| cap == "ALL");
         if !drops_all {
             out.push_pieces(
                 RULE,
@@ -770,12 +766,16 @@ fn host_probes(cs: &[ContainerView<'_>], out: &mut Sink<'_>) {
             ),
         ];
         for (field, sub, what, handler) in handlers {
-            let Some(handler) = handler else { continue };
-            for action in ["httpGet", "tcpSocket"] {
-                let host = handler
-                    .get(action)
-                    .and_then(|a| a.get("host"))
-                    .and_then(Value::as_str);
+            let Some(handler) = handler.and_then(Value::as_object) else {
+                continue;
+            };
+            // One walk of the handler rather than a search per action.
+            for (action, spec) in handler {
+                let action = action.as_str();
+                if action != "httpGet" && action != "tcpSocket" {
+                    continue;
+                }
+                let host = spec.get("host").and_then(Value::as_str);
                 if let Some(host) = host.filter(|h| !h.is_empty()) {
                     // The path is only built for a finding.
                     let path = match sub {
