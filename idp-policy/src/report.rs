@@ -45,6 +45,101 @@ pub struct ObjectResult {
     pub violations: Vec<Violation>,
 }
 
+/// One violation as a row of a check's output: `{policy, rule, message, path, action}`.
+///
+/// ```
+/// let row = idp_policy::report::ViolationRow::from(idp_core::Violation::new("p", "r", "m"));
+/// assert_eq!(serde_json::to_value(&row).unwrap()["action"], "deny");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ViolationRow {
+    /// The policy that found it.
+    pub policy: String,
+    /// The rule within the policy.
+    pub rule: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+    /// The path of the offending field, when known.
+    pub path: Option<String>,
+    /// `deny`, `warn` or `audit`.
+    pub action: Enforcement,
+}
+
+impl From<Violation> for ViolationRow {
+    fn from(v: Violation) -> Self {
+        Self {
+            policy: v.policy.into_owned(),
+            rule: v.rule.into_owned(),
+            message: v.message,
+            path: v.path,
+            action: v.enforcement,
+        }
+    }
+}
+
+/// One object's verdict as a row of a check's output, the shape `idpctl policy check
+/// --format json` prints and the server's policy check returns: `{file, document,
+/// apiVersion, kind, namespace, name, allowed, violations: [..]}`.
+///
+/// ```
+/// use idp_core::{Object, PolicyContext};
+/// use idp_policy::{PolicySet, pss::PodSecurity, report::CheckRow};
+/// let pod = Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+///     "metadata": {"name": "p"}, "spec": {"hostPID": true}})).unwrap();
+/// let set = PolicySet::new().with_policy(PodSecurity::baseline());
+/// let row = CheckRow::new("pod.yaml", &pod, set.check_object(&pod, &PolicyContext::new()));
+/// let json = serde_json::to_value(&row).unwrap();
+/// assert_eq!((json["apiVersion"].as_str(), json["allowed"].as_bool()), (Some("v1"), Some(false)));
+/// assert_eq!(json["violations"][0]["rule"], "hostNamespaces");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckRow {
+    /// The file the object came from (or another name for its source).
+    pub file: String,
+    /// The 0-based index of the YAML document in its file.
+    pub document: usize,
+    /// The object's `apiVersion`.
+    pub api_version: String,
+    /// The object's kind.
+    pub kind: String,
+    /// The object's namespace, when it has one.
+    pub namespace: Option<String>,
+    /// The object's name.
+    pub name: String,
+    /// `false` when any violation denies.
+    pub allowed: bool,
+    /// Every violation, in policy order.
+    pub violations: Vec<ViolationRow>,
+}
+
+impl CheckRow {
+    /// The row of `object`, read from `file`, with its `result`.
+    ///
+    /// ```
+    /// # let pod = idp_core::Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}})).unwrap();
+    /// # let result = idp_policy::PolicySet::new().check_object(&pod, &idp_core::PolicyContext::new());
+    /// let row = idp_policy::report::CheckRow::new("request", &pod, result);
+    /// assert!(row.allowed && row.violations.is_empty());
+    /// ```
+    pub fn new(file: impl Into<String>, object: &idp_core::Object, result: ObjectResult) -> Self {
+        Self {
+            file: file.into(),
+            document: object.source().map_or(0, |s| s.document),
+            api_version: object.api_version().to_owned(),
+            kind: object.kind().to_owned(),
+            namespace: object.namespace().map(str::to_owned),
+            name: object.name().to_owned(),
+            allowed: result.allowed,
+            violations: result
+                .violations
+                .into_iter()
+                .map(ViolationRow::from)
+                .collect(),
+        }
+    }
+}
+
 impl ObjectResult {
     /// A result; `allowed` is computed from the violations.
     ///

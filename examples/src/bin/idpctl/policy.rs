@@ -12,8 +12,8 @@ use idp_policy::config::PolicySetConfig;
 use idp_policy::mutate::{DefaultResources, Mutations, OtelInjection, StandardLabels};
 use idp_policy::pss::{PodSecurity, PssVersion};
 use idp_policy::rego::RegoPolicy;
+use idp_policy::report::CheckRow;
 use idp_policy::{PolicyOptions, PolicySet};
-use serde::Serialize;
 
 use crate::files::collect;
 use crate::output::{Color, Format, Out};
@@ -178,32 +178,6 @@ fn build_set(options: &CheckOptions<'_>) -> Result<PolicySet, Failure> {
     Ok(set)
 }
 
-/// One violation (JSON shape).
-#[derive(Debug, Serialize)]
-struct ViolationRow {
-    policy: String,
-    rule: String,
-    message: String,
-    path: Option<String>,
-    /// `deny`, `warn` or `audit`.
-    action: Enforcement,
-}
-
-/// One object's verdict (the JSON shape of `policy check --format json`).
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct CheckRow {
-    file: PathBuf,
-    /// 0-based index of the YAML document in its file.
-    document: usize,
-    api_version: String,
-    kind: String,
-    namespace: Option<String>,
-    name: String,
-    allowed: bool,
-    violations: Vec<ViolationRow>,
-}
-
 fn read_objects(file: &Path) -> Result<ManifestSet, Failure> {
     ManifestSet::from_file(file).map_err(Failure::from)
 }
@@ -226,26 +200,7 @@ pub fn check(
     for file in &files {
         for object in &read_objects(file)? {
             let result = set.check_object(object, &ctx);
-            rows.push(CheckRow {
-                file: file.clone(),
-                document: object.source().map_or(0, |s| s.document),
-                api_version: object.api_version().to_owned(),
-                kind: object.kind().to_owned(),
-                namespace: object.namespace().map(str::to_owned),
-                name: object.name().to_owned(),
-                allowed: result.allowed,
-                violations: result
-                    .violations
-                    .into_iter()
-                    .map(|v| ViolationRow {
-                        policy: v.policy.into_owned(),
-                        rule: v.rule.into_owned(),
-                        message: v.message,
-                        path: v.path,
-                        action: v.enforcement,
-                    })
-                    .collect(),
-            });
+            rows.push(CheckRow::new(file.display().to_string(), object, result));
         }
     }
     let denied = rows.iter().filter(|r| !r.allowed).count();
@@ -264,7 +219,7 @@ pub fn check(
                     .map_or(String::new(), |n| format!("{n}/"));
                 say!(
                     "{verdict} {} (document {}) {} {ns}{}",
-                    r.file.display(),
+                    r.file,
                     r.document,
                     r.kind,
                     r.name

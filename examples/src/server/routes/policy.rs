@@ -12,8 +12,6 @@ use axum::{Json, Router};
 use idp_core::{ManifestSet, PolicyContext};
 use idp_policy::pss::PodSecurity;
 use idp_policy::{PolicyOptions, PolicySet};
-use schemars::JsonSchema;
-use serde::Serialize;
 
 use crate::server::config::PssSetting;
 use crate::server::error::ApiError;
@@ -27,42 +25,8 @@ pub fn router() -> Router<Arc<AppState>> {
 /// Largest manifest body accepted.
 const MAX_BODY: usize = 4 * 1024 * 1024;
 
-/// One violation.
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct ViolationRow {
-    /// The policy that found it.
-    pub policy: String,
-    /// The rule within the policy.
-    pub rule: String,
-    /// What is wrong and how to fix it.
-    pub message: String,
-    /// The field path, when known.
-    pub path: Option<String>,
-    /// `deny`, `warn` or `audit`.
-    pub action: String,
-}
-
-/// One object's verdict.
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct CheckRow {
-    /// Always `request` (the body).
-    pub file: String,
-    /// 0-based YAML document index.
-    pub document: usize,
-    /// The object's apiVersion.
-    pub api_version: String,
-    /// The object's kind.
-    pub kind: String,
-    /// The object's namespace.
-    pub namespace: Option<String>,
-    /// The object's name.
-    pub name: String,
-    /// False when any violation denies.
-    pub allowed: bool,
-    /// Every violation.
-    pub violations: Vec<ViolationRow>,
-}
+/// One object's verdict (the shape shared with `idpctl policy check --format json`).
+pub use idp_policy::report::CheckRow;
 
 pub(crate) fn build_set(pss: PssSetting, guardrails: bool) -> PolicySet {
     let mut set = PolicySet::new().named("idp-server");
@@ -129,29 +93,7 @@ async fn check(
     let ctx = PolicyContext::new();
     let rows = set
         .iter()
-        .map(|object| {
-            let result = policies.check_object(object, &ctx);
-            CheckRow {
-                file: "request".into(),
-                document: object.source().map_or(0, |s| s.document),
-                api_version: object.api_version().to_owned(),
-                kind: object.kind().to_owned(),
-                namespace: object.namespace().map(str::to_owned),
-                name: object.name().to_owned(),
-                allowed: result.allowed,
-                violations: result
-                    .violations
-                    .into_iter()
-                    .map(|v| ViolationRow {
-                        policy: v.policy.into_owned(),
-                        rule: v.rule.into_owned(),
-                        message: v.message,
-                        path: v.path,
-                        action: v.enforcement.as_str().into(),
-                    })
-                    .collect(),
-            }
-        })
+        .map(|object| CheckRow::new("request", object, policies.check_object(object, &ctx)))
         .collect();
     Ok(Json(rows))
 }
