@@ -194,36 +194,6 @@ fn find_kubeconfig(options: &ServerOptions) -> Option<PathBuf> {
     candidates.into_iter().flatten().find(|p| p.is_file())
 }
 
-/// A Kubernetes client from a kubeconfig file (its current context).
-async fn client_from_kubeconfig(path: &Path) -> idp_core::Result<kube::Client> {
-    let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(|e| {
-        idp_core::Error::invalid_input(format!(
-            "cannot read the kubeconfig {}; fix it or pass another with --kubeconfig",
-            path.display()
-        ))
-        .with_source(e)
-    })?;
-    let config = kube::Config::from_custom_kubeconfig(
-        kubeconfig,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .map_err(|e| {
-        idp_core::Error::invalid_input(format!(
-            "the kubeconfig {} has no usable current context",
-            path.display()
-        ))
-        .with_source(e)
-    })?;
-    kube::Client::try_from(config).map_err(|e| {
-        idp_core::Error::unavailable(format!(
-            "cannot build a Kubernetes client from {}",
-            path.display()
-        ))
-        .with_source(e)
-    })
-}
-
 /// Inside a Kubernetes pod (`KUBERNETES_SERVICE_HOST` set, no kubeconfig found): a client
 /// from the pod's service account.
 fn in_cluster_client(options: &ServerOptions) -> idp_core::Result<Option<kube::Client>> {
@@ -298,7 +268,7 @@ pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
         ClusterInfo {
             label: format!("cluster: {}", path.display()),
             simulated: false,
-            client: client_from_kubeconfig(&path).await?,
+            client: idp_core::cluster::client_from_kubeconfig(Some(&path)).await?,
         }
     } else if let Some(client) = in_cluster_client(&options)? {
         tracing::info!("using the cluster this pod runs in (service account)");

@@ -34,6 +34,8 @@
 
 use std::sync::Arc;
 
+use crate::error::{Error, Result};
+
 pub mod apply;
 pub mod diff;
 pub mod discovery;
@@ -81,6 +83,70 @@ impl std::fmt::Debug for Cluster {
             .field("retry", &self.retry)
             .finish_non_exhaustive()
     }
+}
+
+/// A Kubernetes client for the current context of the kubeconfig at `path`, or, with
+/// no path, for the cluster found the way `kubectl` finds it (`KUBECONFIG`,
+/// `~/.kube/config`, or the in-cluster service account).
+///
+/// Errors name the file and say what to do: an unreadable or malformed file and a
+/// file without a usable current context are [`InvalidInput`](crate::ErrorKind::InvalidInput);
+/// no configuration at all, or a client that cannot be built, is
+/// [`Unavailable`](crate::ErrorKind::Unavailable).
+///
+/// ```no_run
+/// # async fn demo() -> idp_core::Result<()> {
+/// let client = idp_core::cluster::client_from_kubeconfig(Some("kind.kubeconfig".as_ref())).await?;
+/// let cluster = idp_core::cluster::Cluster::new(client);
+/// # Ok(()) }
+/// ```
+pub async fn client_from_kubeconfig(path: Option<&std::path::Path>) -> Result<kube::Client> {
+    use tracing::Instrument;
+    let span = tracing::debug_span!("cluster.client_from_kubeconfig", path = ?path);
+    let config = async { config_from_kubeconfig(path).await }
+        .instrument(span)
+        .await?;
+    kube::Client::try_from(config).map_err(|e| {
+        Error::unavailable(match path {
+            Some(path) => format!("cannot build a Kubernetes client from {}", path.display()),
+            None => "cannot build a Kubernetes client".to_owned(),
+        })
+        .with_source(e)
+    })
+}
+
+async fn config_from_kubeconfig(path: Option<&std::path::Path>) -> Result<kube::Config> {
+    Ok(match path {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(|e| {
+                Error::invalid_input(format!(
+                    "cannot read the kubeconfig {}: fix it or give another file",
+                    path.display()
+                ))
+                .with_source(e)
+            })?;
+            kube::Config::from_custom_kubeconfig(
+                kubeconfig,
+                &kube::config::KubeConfigOptions::default(),
+            )
+            .await
+            .map_err(|e| {
+                Error::invalid_input(format!(
+                    "the kubeconfig {} has no usable current context: set one with \
+                     `kubectl config use-context`",
+                    path.display()
+                ))
+                .with_source(e)
+            })?
+        }
+        None => kube::Config::infer().await.map_err(|e| {
+            Error::unavailable(
+                "no Kubernetes cluster is configured: give a kubeconfig file, set KUBECONFIG, \
+                 or run inside a cluster",
+            )
+            .with_source(e)
+        })?,
+    })
 }
 
 impl Cluster {

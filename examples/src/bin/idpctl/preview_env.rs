@@ -274,20 +274,7 @@ async fn cluster(target: &Target) -> Result<Cluster, Failure> {
             "give --kubeconfig FILE or --gitops-repo PATH",
         ));
     };
-    let kubeconfig = kube::config::Kubeconfig::read_from(path)
-        .map_err(|e| Failure::io(format!("cannot read kubeconfig {}: {e}", path.display())))?;
-    let config = kube::Config::from_custom_kubeconfig(
-        kubeconfig,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .map_err(|e| Failure::io(format!("kubeconfig {}: {e}", path.display())))?;
-    let client = kube::Client::try_from(config).map_err(|e| {
-        Failure::io(format!(
-            "cannot build a Kubernetes client from {}: {e}",
-            path.display()
-        ))
-    })?;
+    let client = idp_core::cluster::client_from_kubeconfig(Some(path)).await?;
     Ok(Cluster::new(client))
 }
 

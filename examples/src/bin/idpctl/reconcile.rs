@@ -70,21 +70,7 @@ pub fn run(args: &Args, out: &Out) -> Result<ExitCode, Failure> {
 }
 
 async fn client(kubeconfig: Option<&PathBuf>) -> Result<kube::Client, Failure> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| {
-                Failure::io(format!("cannot read kubeconfig {}: {e}", path.display()))
-            })?;
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-                .await
-                .map_err(|e| Failure::io(format!("kubeconfig {}: {e}", path.display())))?
-        }
-        None => kube::Config::infer()
-            .await
-            .map_err(|e| Failure::io(format!("no cluster configured (use --kubeconfig): {e}")))?,
-    };
-    kube::Client::try_from(config)
-        .map_err(|e| Failure::io(format!("cannot create the Kubernetes client: {e}")))
+    Ok(idp_core::cluster::client_from_kubeconfig(kubeconfig.map(PathBuf::as_path)).await?)
 }
 
 async fn run_async(args: &Args, out: &Out) -> Result<ExitCode, Failure> {
