@@ -41,49 +41,12 @@ mod common;
 use std::hint::black_box;
 use std::sync::Arc;
 
-use common::{Mix, OBJECTS, clock, corpus, just_parsed, ns_per};
+use common::{Mix, OBJECTS, RULES, clock, corpus, just_parsed, ns_per};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use idp_core::{Object, Policy, PolicyContext};
 use idp_policy::rego::RegoPolicy;
 use idp_policy::{PolicyOptions, PolicySet, guardrails, pss::PodSecurity};
 use serde_json::Value;
-
-const RULES: &str = r#"package bench
-
-sensitive_ports := {22, 23, 2375, 2376, 3389, 5900, 6443, 10250, 10255, 2379, 2380}
-
-pod_spec := input.spec if input.kind == "Pod"
-
-pod_spec := input.spec.template.spec if input.kind == "Deployment"
-
-containers contains c if {
-	some c in pod_spec.containers
-}
-
-containers contains c if {
-	some c in pod_spec.initContainers
-}
-
-deny contains msg if {
-	some c in containers
-	c.securityContext.privileged == true
-	msg := sprintf("privileged (container %q must not set securityContext.privileged=true)", [c.name])
-}
-
-deny contains msg if {
-	some c in containers
-	some resource in ["cpu", "memory"]
-	not c.resources.limits[resource]
-	msg := sprintf("container %q has no %s limit", [c.name, resource])
-}
-
-deny contains msg if {
-	some c in containers
-	some p in c.ports
-	p.containerPort in sensitive_ports
-	msg := sprintf("container %q exposes sensitive port %d", [c.name, p.containerPort])
-}
-"#;
 
 /// PSS restricted and every guardrail, plus a registry allowlist (empty by default).
 fn native() -> PolicySet {

@@ -20,6 +20,45 @@ use serde_json::{Value, json};
 
 pub const OBJECTS: usize = 10_000;
 
+/// The privileged, cpu/memory-limits and sensitive-port rules as conftest `deny` rules
+/// (package `bench`): the Rego side of the comparison.
+pub const RULES: &str = r#"package bench
+
+sensitive_ports := {22, 23, 2375, 2376, 3389, 5900, 6443, 10250, 10255, 2379, 2380}
+
+pod_spec := input.spec if input.kind == "Pod"
+
+pod_spec := input.spec.template.spec if input.kind == "Deployment"
+
+containers contains c if {
+	some c in pod_spec.containers
+}
+
+containers contains c if {
+	some c in pod_spec.initContainers
+}
+
+deny contains msg if {
+	some c in containers
+	c.securityContext.privileged == true
+	msg := sprintf("privileged (container %q must not set securityContext.privileged=true)", [c.name])
+}
+
+deny contains msg if {
+	some c in containers
+	some resource in ["cpu", "memory"]
+	not c.resources.limits[resource]
+	msg := sprintf("container %q has no %s limit", [c.name, resource])
+}
+
+deny contains msg if {
+	some c in containers
+	some p in c.ports
+	p.containerPort in sensitive_ports
+	msg := sprintf("container %q exposes sensitive port %d", [c.name, p.containerPort])
+}
+"#;
+
 /// Which objects are compliant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mix {
