@@ -8,6 +8,11 @@
 //! with a reader holding the previous snapshot, the search index build, and heap bytes
 //! per entity beyond the source text (a structural estimate, and RSS growth). Criterion
 //! then measures get by ref, filter pages, graph queries, search and a one-entity delta.
+//!
+//! For profiling and A/B runs: `IDP_CATALOG_BENCH_DIR=/some/dir` writes the generated YAML
+//! there once and reuses it in later runs (same size and seed), `IDP_CATALOG_BENCH_ONESHOT=1`
+//! stops after the full-ingest figures, and `RUST_LOG=idp_catalog=debug` prints the ingest
+//! phases (prepare, serial apply, index and relations, dangling check) as tracing events.
 #![allow(
     missing_docs,
     clippy::unwrap_used,
@@ -67,10 +72,23 @@ fn bench(c: &mut Criterion) {
         .worker_threads(2)
         .build()
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    idp_catalog::generate::write_org(dir.path(), n, 42).unwrap();
-    let src = source_bytes(dir.path());
-    let provider = FileProvider::new("bench", dir.path());
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = match std::env::var_os("IDP_CATALOG_BENCH_DIR") {
+        Some(d) => std::path::PathBuf::from(d).join(format!("org-{n}-42")),
+        None => tmp.path().to_path_buf(),
+    };
+    if !dir.join("catalog-info.yaml").exists() {
+        std::fs::create_dir_all(&dir).unwrap();
+        idp_catalog::generate::write_org(&dir, n, 42).unwrap();
+    }
+    let src = source_bytes(&dir);
+    let provider = FileProvider::new("bench", &dir);
 
     // One-shot figures: full ingest and memory.
     let before = rss();
@@ -111,6 +129,9 @@ fn bench(c: &mut Criterion) {
         rss_per_entity - src_per_entity
     );
     println!("{mem:?}");
+    if std::env::var_os("IDP_CATALOG_BENCH_ONESHOT").is_some() {
+        return;
+    }
 
     let some_component: EntityRef = snap
         .refs(&filter::parse_filters(&["kind=component"]).unwrap())
