@@ -1885,8 +1885,9 @@ fn link_relations_part(
     items: &[(u32, Arc<Stored>)],
     fresh_from: u32,
 ) -> (Vec<Box<str>>, Vec<Box<str>>) {
+    // Sized for about one target per entity in this half, so it is not regrown.
     let mut by_target: FastMap<std::borrow::Cow<'_, str>, Vec<(RelationType, u32)>> =
-        FastMap::default();
+        FastMap::with_capacity_and_hasher(items.len() / 2, FastState::default());
     for (id, stored) in items {
         for (t, target) in stored.outgoing.iter() {
             let key = lower_cow(target);
@@ -2191,8 +2192,8 @@ impl InMemoryCatalog {
         // Entities of this mutation, by id (and by key for rejected new ones).
         let mut touched = Touched::default();
         touched.ids.reserve(prepared.len());
-        let mut changed: Vec<u32> = Vec::new();
-        let mut pending: Vec<(u32, Arc<Stored>)> = Vec::new();
+        let mut changed: Vec<u32> = Vec::with_capacity(prepared.len());
+        let mut pending: Vec<(u32, Arc<Stored>)> = Vec::with_capacity(prepared.len());
         for p in prepared {
             match p {
                 Prepared::Unchanged(key) => {

@@ -221,6 +221,14 @@ pub(crate) fn read_tree(
         let started = std::time::Instant::now();
         let loaded = load_wave(tree, &wave, url_reader);
         let loaded_at = started.elapsed();
+        // One allocation for this wave's inputs (regrowing a vector of 250,000 inputs
+        // copies it several times, into fresh pages).
+        out.inputs.reserve(
+            loaded
+                .iter()
+                .map(|r| r.as_ref().map_or(0, |(docs, _)| docs.len()))
+                .sum(),
+        );
         let mut next = Vec::new();
         for ((file, origin, depth), result) in wave.iter().zip(loaded) {
             let remote = is_url(file);
