@@ -8,6 +8,11 @@
 //! with a reader holding the previous snapshot, the search index build, and heap bytes
 //! per entity beyond the source text (a structural estimate, and RSS growth). Criterion
 //! then measures get by ref, filter pages, graph queries, search and a one-entity delta.
+//!
+//! For profiling and A/B runs: `IDP_CATALOG_BENCH_DIR=/some/dir` writes the generated YAML
+//! there once and reuses it in later runs (same size and seed), `IDP_CATALOG_BENCH_ONESHOT=1`
+//! stops after the full-ingest figures, and `RUST_LOG=idp_catalog=debug` prints the ingest
+//! phases (prepare, serial apply, index and relations, dangling check) as tracing events.
 #![allow(
     missing_docs,
     clippy::unwrap_used,
@@ -44,6 +49,28 @@ fn rss() -> f64 {
         .map_or(0.0, |pages| pages * 4096.0)
 }
 
+/// CPU time (user + system) this process has used so far, in seconds (Linux, from
+/// `/proc/self/stat`; 0 elsewhere): on a shared machine it shows the work an ingest
+/// does apart from how much of the cores it got.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which is in parentheses and may hold spaces):
+    // utime and stime are the 12th and 13th, in clock ticks (100 per second on Linux).
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// The catalog size: `IDP_CATALOG_BENCH_SIZE`, else 250,000 under `cargo bench` and
 /// 1,000 when the bench runs as a test (`cargo test --all-targets`).
 fn size() -> usize {
@@ -67,19 +94,34 @@ fn bench(c: &mut Criterion) {
         .worker_threads(2)
         .build()
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    idp_catalog::generate::write_org(dir.path(), n, 42).unwrap();
-    let src = source_bytes(dir.path());
-    let provider = FileProvider::new("bench", dir.path());
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = match std::env::var_os("IDP_CATALOG_BENCH_DIR") {
+        Some(d) => std::path::PathBuf::from(d).join(format!("org-{n}-42")),
+        None => tmp.path().to_path_buf(),
+    };
+    if !dir.join("catalog-info.yaml").exists() {
+        std::fs::create_dir_all(&dir).unwrap();
+        idp_catalog::generate::write_org(&dir, n, 42).unwrap();
+    }
+    let src = source_bytes(&dir);
+    let provider = FileProvider::new("bench", &dir);
 
     // One-shot figures: full ingest and memory.
     let before = rss();
+    let cpu_before = cpu_seconds();
     let start = Instant::now();
     let catalog = InMemoryCatalog::new();
     let out = rt.block_on(provider.read()).unwrap();
     let read = start.elapsed();
     let report = catalog.apply("bench", out.mutation);
     let total = start.elapsed();
+    let cpu = cpu_seconds() - cpu_before;
     assert!(report.rejected.is_empty(), "{:?}", &report.rejected[..1]);
     drop(report);
     let rss_per_entity = (rss() - before).max(0.0) / n as f64;
@@ -99,6 +141,10 @@ fn bench(c: &mut Criterion) {
         total.checked_sub(read).unwrap().as_secs_f64()
     );
     println!(
+        "full ingest CPU time: {cpu:.2} s (user + system, all threads; {:.2} cores busy on average)",
+        cpu / total.as_secs_f64()
+    );
+    println!(
         "memory (structural estimate): {per_entity:.0} B/entity, of which {beyond:.0} B/entity beyond the entity text ({:.0} B/entity stored JSON)",
         mem.entity_text as f64 / n as f64
     );
@@ -111,6 +157,9 @@ fn bench(c: &mut Criterion) {
         rss_per_entity - src_per_entity
     );
     println!("{mem:?}");
+    if std::env::var_os("IDP_CATALOG_BENCH_ONESHOT").is_some() {
+        return;
+    }
 
     let some_component: EntityRef = snap
         .refs(&filter::parse_filters(&["kind=component"]).unwrap())

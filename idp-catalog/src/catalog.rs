@@ -40,7 +40,7 @@ use idp_core::ports::{EntityPage, EntityQuery, FilterCondition};
 use idp_core::{Catalog, EntityRef, Error, Result};
 use serde_json::{Map, Value};
 
-use crate::cow::{CowMap, FastMap, FastState, Postings, Slots};
+use crate::cow::{CowMap, CowMapPart, FastMap, FastState, Postings, Slots};
 use crate::relations::{self, RelationType};
 use crate::validate::{Problem, Validator};
 
@@ -1467,13 +1467,26 @@ impl Snapshot {
         out
     }
 
-    /// Dangling relations of these entities, checked in parallel for large sets.
-    fn dangling_of_ids(&self, ids: &[u32]) -> Vec<DanglingRelation> {
+    /// Dangling relations of these entities, whose targets (if missing) are all among
+    /// the keys `absent`; checked in parallel for large sets.
+    fn dangling_of_ids(&self, ids: &[u32], absent: &[Box<str>]) -> Vec<DanglingRelation> {
+        if absent.is_empty() {
+            return Vec::new();
+        }
+        let absent: HashSet<&str, FastState> = absent.iter().map(|k| &**k).collect();
         let check = |ids: &[u32]| {
             let mut out = Vec::new();
             for &id in ids {
                 if let Some(s) = self.stored(id) {
-                    self.dangling_of(s, &mut out);
+                    for (t, target) in s.outgoing.iter() {
+                        if absent.contains(&*lower_cow(target)) {
+                            out.push(DanglingRelation {
+                                source: s.entity_ref.clone(),
+                                relation: *t,
+                                target: target.to_string(),
+                            });
+                        }
+                    }
                 }
             }
             out
@@ -1630,6 +1643,9 @@ enum Prepared {
         key: Box<str>,
         stored: Stored,
         warnings: Vec<String>,
+        /// A copy of the ref for the report, made here (in parallel) rather than in
+        /// the serial apply.
+        reported: EntityRef,
     },
     Rejected {
         key: Option<Box<str>>,
@@ -1751,21 +1767,22 @@ fn prepare(
     };
     // Sized for a typical entity, so the text is not regrown a few times per entity.
     let mut buf = Vec::with_capacity(1024);
-    let json = match serde_json::to_writer(&mut buf, &value).map(|()| String::from_utf8(buf)) {
-        Ok(Ok(j)) => j.into_boxed_str(),
-        Ok(Err(e)) => {
-            return Prepared::Rejected {
-                key,
-                rejection: rejection(vec![Problem::new("", "envelope", e.to_string())]),
-            };
-        }
-        Err(e) => {
-            return Prepared::Rejected {
-                key,
-                rejection: rejection(vec![Problem::new("", "envelope", e.to_string())]),
-            };
-        }
-    };
+    let json: Arc<str> =
+        match serde_json::to_writer(&mut buf, &value).map(|()| String::from_utf8(buf)) {
+            Ok(Ok(j)) => j.into(),
+            Ok(Err(e)) => {
+                return Prepared::Rejected {
+                    key,
+                    rejection: rejection(vec![Problem::new("", "envelope", e.to_string())]),
+                };
+            }
+            Err(e) => {
+                return Prepared::Rejected {
+                    key,
+                    rejection: rejection(vec![Problem::new("", "envelope", e.to_string())]),
+                };
+            }
+        };
     if let Some(k) = &key
         && let Some(id) = snapshot.id_of(k)
         && let Some(existing) = snapshot.stored(id)
@@ -1810,15 +1827,121 @@ fn prepare(
         .collect();
     Prepared::Ready {
         key,
+        reported: entity_ref.clone(),
         stored: Stored {
             entity_ref,
-            json: json.into(),
+            json,
             outgoing: outgoing.into(),
             terms: terms.into(),
             rendered: OnceLock::new(),
         },
         warnings,
     }
+}
+
+/// Mutations with at least this many changed entities index terms and relations on two
+/// threads.
+const PARALLEL_LINK: usize = 4096;
+
+/// [`State::refresh`] on the parts of a state; records with ids from `fresh_from` on are
+/// left as they are (created by the running mutation, not shared with any snapshot).
+fn refresh_in(
+    ids: &CowMap<Box<str>, u32>,
+    slots: &mut Slots<Arc<Stored>>,
+    key: &str,
+    fresh_from: u32,
+) {
+    if let Some(&id) = ids.get(key)
+        && id < fresh_from
+        && let Some(old) = slots.get(id)
+    {
+        let fresh = Arc::new(old.refreshed());
+        slots.set(id, Some(fresh));
+    }
+}
+
+/// Add these entities' ids to the posting lists of their terms.
+fn link_terms(index: &mut CowMap<Term, Arc<Postings>>, items: &[(u32, Arc<Stored>)]) {
+    let mut by_term: FastMap<&Term, Vec<u32>> = FastMap::default();
+    for (id, stored) in items {
+        for term in stored.terms.iter() {
+            by_term.entry(term).or_default().push(*id);
+        }
+    }
+    for (term, mut ids) in by_term {
+        ids.sort_unstable();
+        if let Some(p) = index.get_or_default_with(term, Clone::clone) {
+            Arc::make_mut(p).extend_sorted(&ids);
+        }
+    }
+}
+
+/// [`link_relations`] for the targets in one part of the incoming map, on its own
+/// thread: returns the missing targets and the targets whose records need a
+/// [`refresh_in`] (done by the caller, which holds the slots).
+fn link_relations_part(
+    ids: &CowMap<Box<str>, u32>,
+    incoming: &mut CowMapPart<'_, Box<str>, Vec<(RelationType, u32)>>,
+    items: &[(u32, Arc<Stored>)],
+    fresh_from: u32,
+) -> (Vec<Box<str>>, Vec<Box<str>>) {
+    // Sized for about one target per entity in this half, so it is not regrown.
+    let mut by_target: FastMap<std::borrow::Cow<'_, str>, Vec<(RelationType, u32)>> =
+        FastMap::with_capacity_and_hasher(items.len() / 2, FastState::default());
+    for (id, stored) in items {
+        for (t, target) in stored.outgoing.iter() {
+            let key = lower_cow(target);
+            if incoming.owns(&*key) {
+                by_target.entry(key).or_default().push((*t, *id));
+            }
+        }
+    }
+    let (mut missing, mut refresh) = (Vec::new(), Vec::new());
+    for (key, sources) in by_target {
+        if let Some(list) = incoming.get_or_default_with(&*key, |k: &str| k.into()) {
+            list.extend(sources);
+        }
+        match ids.get(&*key) {
+            None => missing.push(key.into_owned().into_boxed_str()),
+            Some(&id) if id < fresh_from => refresh.push(key.into_owned().into_boxed_str()),
+            Some(_) => {}
+        }
+    }
+    (missing, refresh)
+}
+
+/// Add these entities' outgoing relations to the incoming lists of their targets,
+/// replace the targets' records (their relations changed), and return the targets
+/// that are not in the catalog.
+fn link_relations(
+    ids: &CowMap<Box<str>, u32>,
+    slots: &mut Slots<Arc<Stored>>,
+    incoming: &mut CowMap<Box<str>, Vec<(RelationType, u32)>>,
+    items: &[(u32, Arc<Stored>)],
+    fresh_from: u32,
+) -> Vec<Box<str>> {
+    let mut by_target: FastMap<std::borrow::Cow<'_, str>, Vec<(RelationType, u32)>> =
+        FastMap::default();
+    for (id, stored) in items {
+        for (t, target) in stored.outgoing.iter() {
+            by_target
+                .entry(lower_cow(target))
+                .or_default()
+                .push((*t, *id));
+        }
+    }
+    let mut missing = Vec::new();
+    for (key, sources) in by_target {
+        if let Some(list) = incoming.get_or_default_with(&*key, |k: &str| k.into()) {
+            list.extend(sources);
+        }
+        if ids.get(&*key).is_none() {
+            missing.push(key.into_owned().into_boxed_str());
+        } else {
+            refresh_in(ids, slots, &key, fresh_from);
+        }
+    }
+    missing
 }
 
 impl State {
@@ -1848,49 +1971,63 @@ impl State {
     /// nothing is rendered yet: a reader of an older snapshot sharing the record may be
     /// rendering it right now.)
     fn refresh(&mut self, key: &str) {
-        if let Some(&id) = self.ids.get(key)
-            && let Some(old) = self.slots.get(id)
-        {
-            let fresh = Arc::new(old.refreshed());
-            self.slots.set(id, Some(fresh));
-        }
+        refresh_in(&self.ids, &mut self.slots, key, u32::MAX);
     }
 
-    /// Index these entities (in bulk: each index list and incoming list is touched once).
-    fn link_many(&mut self, items: &[(u32, Arc<Stored>)]) {
-        let mut by_term: FastMap<&Term, Vec<u32>> = FastMap::default();
-        let mut by_target: FastMap<std::borrow::Cow<'_, str>, Vec<(RelationType, u32)>> =
-            FastMap::default();
-        for (id, stored) in items {
-            for term in stored.terms.iter() {
-                by_term.entry(term).or_default().push(*id);
-            }
-            for (t, target) in stored.outgoing.iter() {
-                by_target
-                    .entry(lower_cow(target))
-                    .or_default()
-                    .push((*t, *id));
-            }
+    /// Index these entities (in bulk: each index list and incoming list is touched once);
+    /// returns the relation targets (keys) that are not in the catalog.
+    ///
+    /// Ids from `fresh_from` on were created by this mutation: no older snapshot shares
+    /// their records, so a new incoming relation does not need to replace them. Large
+    /// batches build the field index on a second thread while the relations are stitched.
+    fn link_many(&mut self, items: &[(u32, Arc<Stored>)], fresh_from: u32) -> Vec<Box<str>> {
+        let State {
+            ids,
+            slots,
+            index,
+            incoming,
+            ..
+        } = self;
+        if items.len() < PARALLEL_LINK || workers(items.len()) < 2 {
+            link_terms(index, items);
+            return link_relations(ids, slots, incoming, items, fresh_from);
         }
-        for (term, mut ids) in by_term {
-            ids.sort_unstable();
-            if let Some(p) = self.index.get_or_default_with(term, Clone::clone) {
-                Arc::make_mut(p).extend_sorted(&ids);
-            }
+        // Two threads: one indexes the terms and stitches the relations whose targets
+        // fall in the first half of the incoming map's shards, the other the rest.
+        let ids_ro: &CowMap<Box<str>, u32> = ids;
+        let (mut first, mut second) = incoming.split_in_two();
+        let ((mut missing, refresh, added_a), (missing_b, refresh_b, added_b)) =
+            std::thread::scope(|scope| {
+                let other = scope.spawn(|| {
+                    link_terms(index, items);
+                    let (m, r) = link_relations_part(ids_ro, &mut first, items, fresh_from);
+                    (m, r, first.added)
+                });
+                let (m, r) = link_relations_part(ids_ro, &mut second, items, fresh_from);
+                match other.join() {
+                    Ok(a) => (a, (m, r, second.added)),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            });
+        incoming.add_len(added_a + added_b);
+        for key in refresh.iter().chain(&refresh_b) {
+            refresh_in(ids, slots, key, fresh_from);
         }
-        for (key, sources) in by_target {
-            if let Some(list) = self.incoming.get_or_default_with(&*key, |k: &str| k.into()) {
-                list.extend(sources);
-            }
-            self.refresh(&key);
-        }
+        missing.extend(missing_b);
+        missing
     }
 
     /// Insert or replace without indexing (the caller indexes with
-    /// [`State::link_many`]); returns whether it was new, its id and the stored entity.
-    fn put(&mut self, key: Box<str>, stored: Stored) -> (bool, u32, Arc<Stored>) {
+    /// [`State::link_many`]); `existing` is the id of `key` in this state, if any.
+    /// Returns whether it was new, its id and the stored entity.
+    fn put(
+        &mut self,
+        key: Box<str>,
+        existing: Option<u32>,
+        stored: Stored,
+    ) -> (bool, u32, Arc<Stored>) {
         let stored = Arc::new(stored);
-        if let Some(&id) = self.ids.get(&key) {
+        if let Some(id) = existing {
             if let Some(old) = self.slots.get(id).cloned() {
                 self.unlink(id, &old);
             }
@@ -1940,13 +2077,6 @@ impl Touched {
             }
         }
     }
-
-    fn contains(&self, state: &State, key: &str) -> bool {
-        match state.ids.get(key) {
-            Some(&id) => self.has_id(id),
-            None => self.new_keys.contains(key),
-        }
-    }
 }
 
 /// The default [`Catalog`]: in memory, indexed, copy-on-write, fed by providers.
@@ -1974,6 +2104,9 @@ impl Default for InMemoryCatalog {
         Self::new()
     }
 }
+
+/// Inputs per unit of work when validating in parallel.
+const PREPARE_CHUNK: usize = 1024;
 
 /// The parallelism used to validate large mutations.
 fn workers(n: usize) -> usize {
@@ -2050,14 +2183,17 @@ impl InMemoryCatalog {
             Mutation::Full(inputs) => (inputs, Vec::new(), true),
             Mutation::Delta { upserts, removals } => (upserts, removals, false),
         };
+        let started = std::time::Instant::now();
         let prepared = self.prepare_all(&snapshot, provider, inputs);
+        let prepared_at = started.elapsed();
         let mut state = (*snapshot.state).clone();
+        let fresh_from = state.next_id;
         let mut report = IngestReport::default();
         // Entities of this mutation, by id (and by key for rejected new ones).
         let mut touched = Touched::default();
         touched.ids.reserve(prepared.len());
-        let mut changed: Vec<u32> = Vec::new();
-        let mut pending: Vec<(u32, Arc<Stored>)> = Vec::new();
+        let mut changed: Vec<u32> = Vec::with_capacity(prepared.len());
+        let mut pending: Vec<(u32, Arc<Stored>)> = Vec::with_capacity(prepared.len());
         for p in prepared {
             match p {
                 Prepared::Unchanged(key) => {
@@ -2074,8 +2210,14 @@ impl InMemoryCatalog {
                     key,
                     stored,
                     warnings,
+                    reported,
                 } => {
-                    if touched.contains(&state, &key) {
+                    let existing = state.ids.get(&*key).copied();
+                    let duplicate = match existing {
+                        Some(id) => touched.has_id(id),
+                        None => touched.new_keys.contains(&key),
+                    };
+                    if duplicate {
                         let r = &stored.entity_ref;
                         report.rejected.push(Rejection {
                             location: None,
@@ -2092,8 +2234,8 @@ impl InMemoryCatalog {
                         continue;
                     }
                     report.warnings.extend(warnings);
-                    let r = stored.entity_ref.clone();
-                    let (new, id, stored) = state.put(key, stored);
+                    let r = reported;
+                    let (new, id, stored) = state.put(key, existing, stored);
                     pending.push((id, stored));
                     touched.mark_id(id);
                     if new {
@@ -2105,8 +2247,10 @@ impl InMemoryCatalog {
                 }
             }
         }
-        state.link_many(&pending);
+        let put_at = started.elapsed();
+        let mut absent = state.link_many(&pending, fresh_from);
         drop(pending);
+        let linked_at = started.elapsed();
         if full {
             let provider_key: Term = (Field::Provider, provider.into());
             let gone: Vec<Box<str>> = state
@@ -2123,6 +2267,7 @@ impl InMemoryCatalog {
             for key in gone {
                 if let Some(r) = state.delete(&key) {
                     report.removed.push(r);
+                    absent.push(key);
                 }
             }
         }
@@ -2135,13 +2280,24 @@ impl InMemoryCatalog {
                 .is_some_and(|s| s.provider() == Some(provider));
             if owned && let Some(r) = state.delete(&key) {
                 report.removed.push(r);
+                absent.push(key.into_boxed_str());
             }
         }
         let after = Snapshot {
             state: Arc::new(state),
         };
-        report.dangling = after.dangling_of_ids(&changed);
+        let removed_at = started.elapsed();
+        // A changed entity's relation dangles when its target was missing when the
+        // relations were stitched, or was removed afterwards, and is not there now.
+        absent.retain(|k| after.id_of(k).is_none());
+        report.dangling = after.dangling_of_ids(&changed, &absent);
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
         tracing::debug!(
+            prepare_ms = ms(prepared_at),
+            put_ms = ms(put_at.saturating_sub(prepared_at)),
+            link_ms = ms(linked_at.saturating_sub(put_at)),
+            remove_ms = ms(removed_at.saturating_sub(linked_at)),
+            dangling_ms = ms(started.elapsed().saturating_sub(removed_at)),
             added = report.added.len(),
             updated = report.updated.len(),
             unchanged = report.unchanged,
@@ -2167,32 +2323,49 @@ impl InMemoryCatalog {
                 .map(|i| prepare(snapshot, &self.validator, provider, i))
                 .collect();
         }
-        let chunk = inputs.len().div_ceil(n);
-        let mut chunks: Vec<Vec<EntityInput>> = Vec::new();
+        // Workers take the next chunk as they finish one (on a shared machine one thread
+        // may get less CPU than the other), and the results are put back in order.
+        let mut chunks: Vec<Mutex<Vec<EntityInput>>> = Vec::new();
         let mut iter = inputs.into_iter();
         loop {
-            let c: Vec<EntityInput> = iter.by_ref().take(chunk).collect();
+            let c: Vec<EntityInput> = iter.by_ref().take(PREPARE_CHUNK).collect();
             if c.is_empty() {
                 break;
             }
-            chunks.push(c);
+            chunks.push(Mutex::new(c));
         }
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = chunks
-                .into_iter()
-                .map(|c| {
-                    scope.spawn(move || {
-                        c.into_iter()
-                            .map(|i| prepare(snapshot, &self.validator, provider, i))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let work = || {
+            let mut done = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(chunk) = chunks.get(i) else {
+                    return done;
+                };
+                let inputs = std::mem::take(&mut *lock(chunk));
+                let prepared: Vec<Prepared> = inputs
+                    .into_iter()
+                    .map(|input| prepare(snapshot, &self.validator, provider, input))
+                    .collect();
+                done.push((i, prepared));
+            }
+        };
+        let mut done: Vec<(usize, Vec<Prepared>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..n).map(|_| scope.spawn(work)).collect();
             handles
                 .into_iter()
-                .flat_map(|h| h.join().unwrap_or_default())
+                .flat_map(|h| match h.join() {
+                    Ok(done) => done,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                })
                 .collect()
-        })
+        });
+        done.sort_unstable_by_key(|(i, _)| *i);
+        let mut out = Vec::with_capacity(done.iter().map(|(_, p)| p.len()).sum());
+        for (_, prepared) in done {
+            out.extend(prepared);
+        }
+        out
     }
 
     /// The validator in use.

@@ -223,6 +223,90 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
     }
 }
 
+impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
+    /// Split the map into two disjoint parts (the even and the odd shard groups), each
+    /// changeable on its own thread. Add up the parts' [`CowMapPart::added`] with
+    /// [`CowMap::add_len`] afterwards.
+    pub(crate) fn split_in_two(&mut self) -> (CowMapPart<'_, K, V>, CowMapPart<'_, K, V>) {
+        let total_groups = self.groups.len();
+        let part = |part: usize, hasher: FastState| CowMapPart {
+            groups: Vec::new(),
+            parts: 2,
+            part,
+            per_group: self.per_group,
+            total_groups,
+            hasher,
+            added: 0,
+        };
+        let (mut even, mut odd) = (part(0, self.hasher.clone()), part(1, self.hasher.clone()));
+        for (i, g) in self.groups.iter_mut().enumerate() {
+            if i % 2 == 0 {
+                even.groups.push(g);
+            } else {
+                odd.groups.push(g);
+            }
+        }
+        (even, odd)
+    }
+
+    /// Count `n` entries inserted through parts.
+    pub(crate) fn add_len(&mut self, n: usize) {
+        self.len += n;
+    }
+}
+
+/// Some of a [`CowMap`]'s shard groups, borrowed for changes ([`CowMap::split_in_two`]).
+pub(crate) struct CowMapPart<'a, K, V> {
+    /// `groups[i]` is the map's group `i * parts + part`.
+    groups: Vec<&'a mut Arc<Group<K, V>>>,
+    parts: usize,
+    part: usize,
+    per_group: usize,
+    total_groups: usize,
+    hasher: FastState,
+    /// Entries inserted through this part.
+    pub(crate) added: usize,
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> CowMapPart<'_, K, V> {
+    /// (group, shard in group) of a key, as [`CowMap`] computes it.
+    fn shard<Q: Hash + ?Sized>(&self, key: &Q) -> (usize, usize) {
+        let h = ((self.hasher.hash_one(key) >> 32) & 0xFF_FFFF) as usize
+            % (self.total_groups * self.per_group);
+        (h / self.per_group, h % self.per_group)
+    }
+
+    /// Whether `key` lives in this part.
+    pub(crate) fn owns<Q: Hash + ?Sized>(&self, key: &Q) -> bool {
+        self.shard(key).0 % self.parts == self.part
+    }
+
+    /// [`CowMap::get_or_default_with`] for a key this part [owns](Self::owns); `None`
+    /// for any other key.
+    pub(crate) fn get_or_default_with<Q>(
+        &mut self,
+        key: &Q,
+        owned: impl FnOnce(&Q) -> K,
+    ) -> Option<&mut V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        V: Default,
+    {
+        let (g, s) = self.shard(key);
+        if g % self.parts != self.part {
+            return None;
+        }
+        let group = self.groups.get_mut(g / self.parts)?;
+        let shard = Arc::make_mut(Arc::make_mut(group).get_mut(s)?);
+        if !shard.contains_key(key) {
+            shard.insert(owned(key), V::default());
+            self.added += 1;
+        }
+        shard.get_mut(key)
+    }
+}
+
 /// Ids per postings chunk: 1024 (4 KB), so a change copies at most 4 KB of a dense list.
 const CHUNK_BITS: u32 = 10;
 

@@ -10,6 +10,8 @@
 //! decides how fast, never what. Property tests compare the two on generated documents
 //! and on arbitrary text.
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
 /// Deepest nesting the fast path handles; deeper documents go to the full parser, which
@@ -42,13 +44,14 @@ impl Line<'_> {
 /// An empty document gives `Some(Value::Null)`.
 pub(crate) fn parse(text: &str) -> Option<Value> {
     // Large documents go to the full parser, which enforces the node budget.
-    if text.len() > MAX_LEN || !text.chars().all(printable) {
+    if text.len() > MAX_LEN || !all_printable(text) {
         return None;
     }
+    let has_cr = text.contains('\r');
     let mut lines = Vec::with_capacity(text.len() / 16 + 1);
     for (n, raw) in text.split('\n').enumerate() {
         let raw = raw.strip_suffix('\r').unwrap_or(raw);
-        if raw.contains('\r') {
+        if has_cr && raw.contains('\r') {
             return None;
         }
         if n == 0 && raw.starts_with("---") {
@@ -114,6 +117,17 @@ pub(crate) fn parse(text: &str) -> Option<Value> {
     };
     p.skip_trivia();
     (p.pos >= p.lines.len()).then_some(value)
+}
+
+/// Whether every character of `text` is [`printable`] (checked a byte at a time for
+/// ASCII text).
+fn all_printable(text: &str) -> bool {
+    if text.is_ascii() {
+        text.bytes()
+            .all(|b| matches!(b, b'\t' | b'\n' | b'\r' | 0x20..=0x7e))
+    } else {
+        text.chars().all(printable)
+    }
 }
 
 /// Whether `c` is allowed in a YAML stream (the `c-printable` set) and not a character
@@ -218,9 +232,9 @@ impl<'a> Parser<'a> {
                 return None;
             }
             let (key, rest) = split_key(line.text)?;
-            if map.contains_key(&key) {
+            let serde_json::map::Entry::Vacant(slot) = map.entry(key) else {
                 return None;
-            }
+            };
             self.pos += 1;
             let value = if rest.is_empty() || rest.starts_with('#') {
                 self.nested_or_null(indent, depth, false)?
@@ -231,7 +245,7 @@ impl<'a> Parser<'a> {
                 self.reject_continuation(indent)?;
                 v
             };
-            map.insert(key, value);
+            slot.insert(value);
         }
         Some(Value::Object(map))
     }
@@ -378,16 +392,16 @@ fn block_scalar_style(rest: &str) -> Option<BlockStyle> {
 }
 
 /// Split `key: rest` (or `key:`) into the key and the trimmed rest of the line.
-fn split_key(text: &str) -> Option<(String, &str)> {
+fn split_key(text: &str) -> Option<(Cow<'_, str>, &str)> {
     let first = text.chars().next()?;
     let (key, after) = match first {
         '"' => {
             let (s, used) = double_quoted(text)?;
-            (s, &text[used..])
+            (Cow::Owned(s), &text[used..])
         }
         '\'' => {
             let (s, used) = single_quoted(text)?;
-            (s, &text[used..])
+            (Cow::Owned(s), &text[used..])
         }
         _ => {
             if starts_with_indicator(text) {
@@ -413,7 +427,7 @@ fn split_key(text: &str) -> Option<(String, &str)> {
                 // typed differently by different tools: left to the full parser.
                 return None;
             }
-            (key.to_owned(), &text[colon..])
+            (Cow::Borrowed(key), &text[colon..])
         }
     };
     let after = after.trim_start_matches(' ');
@@ -589,18 +603,19 @@ fn plain_is_string(plain: &str) -> bool {
         b'+' | b'-' => !matches!(second, Some(b'0'..=b'9' | b'.') | None),
         b'.' => {
             !(matches!(second, Some(b'0'..=b'9') | None)
-                || matches!(plain[1..].to_ascii_lowercase().as_str(), "inf" | "nan"))
+                || ["inf", "nan"]
+                    .iter()
+                    .any(|w| plain[1..].eq_ignore_ascii_case(w)))
         }
         b'~' => second.is_some(),
         _ => {
             if plain.len() > 5 {
                 return true;
             }
-            let lower = plain.to_ascii_lowercase();
-            !matches!(
-                lower.as_str(),
-                "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "y" | "n"
-            )
+            // Compared without allocating a lower-case copy (most keys are this short).
+            !["true", "false", "null", "yes", "no", "on", "off", "y", "n"]
+                .iter()
+                .any(|w| plain.eq_ignore_ascii_case(w))
         }
     }
 }

@@ -19,7 +19,9 @@ use serde_json::Value;
 
 use crate::catalog::EntityInput;
 use crate::parse::parse_documents;
-use crate::placeholder::{DirSource, PlaceholderContext, SourceReader, UrlReader, resolve};
+use crate::placeholder::{
+    DirSource, PlaceholderContext, SourceReader, UrlReader, has_placeholders, resolve,
+};
 use crate::validate::Validator;
 
 /// The verdict on one YAML document (`idpctl catalog validate --format json` prints an
@@ -85,9 +87,13 @@ pub fn load_text(
         .into_iter()
         .map(|d| {
             let mut value = d.value;
-            let (warnings, error) = match resolve(&mut value, &ctx) {
-                Ok(w) => (w, None),
-                Err(e) => (Vec::new(), Some(e.to_string())),
+            let (warnings, error) = if has_placeholders(&value) {
+                match resolve(&mut value, &ctx) {
+                    Ok(w) => (w, None),
+                    Err(e) => (Vec::new(), Some(e.to_string())),
+                }
+            } else {
+                (Vec::new(), None)
             };
             LoadedDocument {
                 index: d.index,

@@ -275,6 +275,25 @@ pub fn resolve(value: &mut Value, ctx: &PlaceholderContext<'_>) -> Result<Vec<St
     Ok(warnings)
 }
 
+/// Whether `value` holds a placeholder anywhere (a mapping whose only key is `$text`,
+/// `$json` or `$yaml`): most entities have none, and this looks without building the
+/// field paths that [`resolve`] keeps for its messages.
+pub(crate) fn has_placeholders(value: &Value) -> bool {
+    match value {
+        Value::Object(map) => {
+            if map.len() == 1
+                && let Some((key, _)) = map.iter().next()
+                && matches!(key.as_str(), "$text" | "$json" | "$yaml")
+            {
+                return true;
+            }
+            map.values().any(has_placeholders)
+        }
+        Value::Array(items) => items.iter().any(has_placeholders),
+        _ => false,
+    }
+}
+
 fn walk(
     value: &mut Value,
     ctx: &PlaceholderContext<'_>,

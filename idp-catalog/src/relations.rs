@@ -212,10 +212,10 @@ fn ref_text(r: &EntityRef, lower_name: bool) -> String {
     out.push_str(ns);
     out.make_ascii_lowercase();
     out.push('/');
+    let start = out.len();
+    out.push_str(n);
     if lower_name {
-        out.extend(n.bytes().map(|b| char::from(b.to_ascii_lowercase())));
-    } else {
-        out.push_str(n);
+        out[start..].make_ascii_lowercase();
     }
     out
 }

@@ -516,3 +516,157 @@ fn json_pages_are_the_values_written() {
         }
     }
 }
+
+/// The dangling relations a mutation reports are exactly those of its changed entities
+/// in the snapshot it publishes: targets missing from the start, targets the same
+/// mutation removes (full and delta), targets it adds, and mixed-case names.
+#[test]
+fn reported_dangling_matches_the_snapshot() {
+    let dangling_of = |c: &InMemoryCatalog, changed: &[EntityRef]| -> Vec<String> {
+        let mut all: Vec<String> = c
+            .snapshot()
+            .dangling()
+            .into_iter()
+            .filter(|d| changed.contains(&d.source))
+            .map(|d| d.to_string())
+            .collect();
+        all.sort();
+        all
+    };
+    let reported = |r: &idp_catalog::IngestReport| -> Vec<String> {
+        let mut all: Vec<String> = r.dangling.iter().map(ToString::to_string).collect();
+        all.sort();
+        all
+    };
+    let c = InMemoryCatalog::new();
+    let first = vec![
+        group("Team-A", None, &[]),
+        component(
+            "Api-Gw",
+            "team-a",
+            json!({"dependsOn": ["component:Billing", "resource:DB"]}),
+        ),
+        component(
+            "billing",
+            "Team-A",
+            json!({"dependsOn": ["component:ghost"]}),
+        ),
+    ];
+    let r1 = c.apply(
+        "p",
+        Mutation::Full(first.into_iter().map(EntityInput::new).collect()),
+    );
+    assert!(r1.rejected.is_empty(), "{:?}", r1.rejected);
+    let changed: Vec<EntityRef> = r1.added.clone();
+    assert_eq!(reported(&r1), dangling_of(&c, &changed));
+    assert_eq!(r1.dangling.len(), 2, "{:?}", r1.dangling);
+
+    // A full mutation that drops billing and changes Api-Gw: its dependency on billing
+    // now dangles (removed by the same mutation), DB still does.
+    let second = vec![
+        group("Team-A", None, &[]),
+        component(
+            "Api-Gw",
+            "team-a",
+            json!({"dependsOn": ["component:Billing", "resource:DB"], "metadata": {"description": "changed"}}),
+        ),
+    ];
+    let r2 = c.apply(
+        "p",
+        Mutation::Full(second.into_iter().map(EntityInput::new).collect()),
+    );
+    assert_eq!(r2.removed.len(), 1);
+    assert_eq!(reported(&r2), dangling_of(&c, &r2.updated));
+    assert_eq!(r2.dangling.len(), 2, "{:?}", r2.dangling);
+
+    // A delta that adds the database and removes the group: DB resolves, the owner
+    // of the upserted component dangles.
+    let db = json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Resource", "metadata": {"name": "db"},
+                    "spec": {"type": "database", "owner": "team-a"}});
+    let r3 = c.apply(
+        "p",
+        Mutation::Delta {
+            upserts: vec![
+                EntityInput::new(db),
+                EntityInput::new(component(
+                    "api-gw",
+                    "team-a",
+                    json!({"dependsOn": ["resource:DB"]}),
+                )),
+            ],
+            removals: vec![r("group:default/team-a")],
+        },
+    );
+    assert_eq!(r3.removed.len(), 1, "{r3:?}");
+    let mut changed = r3.added.clone();
+    changed.extend(r3.updated.clone());
+    assert_eq!(reported(&r3), dangling_of(&c, &changed));
+    let targets: Vec<&str> = r3.dangling.iter().map(|d| d.target.as_str()).collect();
+    assert!(targets.contains(&"group:default/team-a"), "{targets:?}");
+    assert!(
+        !targets.iter().any(|t| t.starts_with("resource:")),
+        "{targets:?}"
+    );
+}
+
+/// A large mutation indexes terms and stitches relations on two threads; what it
+/// publishes reads exactly like the same entities applied as small deltas (one thread).
+#[test]
+fn large_mutations_read_like_small_ones() {
+    let mut entities = idp_catalog::generate::org(6000, 9);
+    entities.push(component(
+        "Orphan-X",
+        "Team-Nobody",
+        json!({"dependsOn": ["component:Missing-One", "resource:db-gone"]}),
+    ));
+    let big = InMemoryCatalog::new();
+    let report = big.apply(
+        "p",
+        Mutation::Full(entities.iter().cloned().map(EntityInput::new).collect()),
+    );
+    assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+    let small = InMemoryCatalog::new();
+    for chunk in entities.chunks(700) {
+        let r = small.apply(
+            "p",
+            Mutation::Delta {
+                upserts: chunk.iter().cloned().map(EntityInput::new).collect(),
+                removals: vec![],
+            },
+        );
+        assert!(r.rejected.is_empty(), "{:?}", r.rejected);
+    }
+    let (a, b) = (big.snapshot(), small.snapshot());
+    let all = EntityQuery::default();
+    let refs = a.refs(&all);
+    assert_eq!(refs.len(), entities.len());
+    assert_eq!(refs, b.refs(&all));
+    for r in &refs {
+        assert_eq!(a.get_json(r), b.get_json(r), "{r}");
+    }
+    let dangling = |s: &idp_catalog::Snapshot| -> Vec<String> {
+        let mut d: Vec<String> = s.dangling().iter().map(ToString::to_string).collect();
+        d.sort();
+        d
+    };
+    assert_eq!(dangling(&a), dangling(&b));
+    assert_eq!(dangling(&a).len(), 3, "{:?}", dangling(&a));
+    let mut reported: Vec<String> = report.dangling.iter().map(ToString::to_string).collect();
+    reported.sort();
+    assert_eq!(reported, dangling(&a));
+    for f in [
+        "kind=component,spec.type=service",
+        "spec.owner=team-nobody",
+        "kind=api",
+    ] {
+        let q = filter::parse_filters(&[f]).unwrap();
+        assert_eq!(a.refs(&q), b.refs(&q), "{f}");
+        assert_eq!(a.count(&q), b.count(&q), "{f}");
+    }
+    let owner: EntityRef = refs
+        .iter()
+        .find(|r| r.kind().eq_ignore_ascii_case("group"))
+        .unwrap()
+        .clone();
+    assert_eq!(a.owned_by_transitive(&owner), b.owned_by_transitive(&owner));
+}
