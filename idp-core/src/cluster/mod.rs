@@ -30,7 +30,7 @@
 //! - [`wait`]: [`wait_healthy`], watch objects until they are healthy.
 //! - [`discovery`]: the discovery cache resolving kinds to resources.
 //! - [`retry`]: [`RetryPolicy`], backoff for transient API failures; [`errors`] maps
-//!   kube errors into [`Error`](crate::Error) kinds.
+//!   kube errors into [`Error`] kinds.
 
 use std::sync::Arc;
 
