@@ -41,33 +41,16 @@ mod common;
 use std::hint::black_box;
 use std::sync::Arc;
 
-use common::{Mix, OBJECTS, RULES, clock, corpus, just_parsed, ns_per};
+use common::{
+    Mix, OBJECTS, RULES, clock, corpus, just_parsed, native, native_three_rules, ns_per, walk_only,
+};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use idp_core::{Object, Policy, PolicyContext};
 use idp_policy::rego::RegoPolicy;
 use idp_policy::{PolicyOptions, PolicySet, guardrails, pss::PodSecurity};
 use serde_json::Value;
 
-/// PSS restricted and every guardrail, plus a registry allowlist (empty by default).
-fn native() -> PolicySet {
-    // Built from the concrete types (`with_policy`), which the set recognises as
-    // built-ins; `PolicySet::add_builtin` with `BuiltinPolicy::guardrails()` gives the
-    // same set.
-    PolicySet::new()
-        .with_policy(PodSecurity::restricted())
-        .with_policy(guardrails::RequireResources::default())
-        .with_policy(guardrails::ForbidSensitivePorts::default())
-        .with_policy(guardrails::AllowedRegistries::default())
-        .with_policy(guardrails::DisallowLatestTag::default())
-        .with_policy(guardrails::RequireLabels::default())
-        .with_policy(guardrails::RestrictServiceTypes::default())
-        .with_policy(guardrails::RequireIngressTls::default())
-        .with_policy(guardrails::RequireProbes::default())
-        .with_policy(guardrails::MinReplicas::default())
-        .with_policy(guardrails::AllowedRegistries::new(["ghcr.io/acme"]))
-}
-
-/// The same policies as [`native`], pushed as `Arc<dyn Policy>`: the set cannot tell
+/// The same policies as [`native`](common::native), pushed as `Arc<dyn Policy>`: the set cannot tell
 /// they are built-ins, so each reads the object on its own.
 fn native_trait_objects() -> PolicySet {
     let mut set = PolicySet::new();
@@ -80,30 +63,6 @@ fn native_trait_objects() -> PolicySet {
         set.push(p, PolicyOptions::default());
     }
     set
-}
-
-/// The native counterpart of the three Rego rules, rule for rule: PSS baseline (whose
-/// `privileged` check is the Rego `privileged` rule; baseline has ten more checks),
-/// cpu/memory limits (no requests) and sensitive container ports.
-fn native_three_rules() -> PolicySet {
-    PolicySet::new()
-        .with_policy(PodSecurity::baseline())
-        .with_policy(guardrails::RequireResources {
-            requests: false,
-            ..Default::default()
-        })
-        .with_policy(guardrails::ForbidSensitivePorts::default())
-}
-
-/// The floor: one built-in policy that walks every container (the view every native
-/// check reads) and asks for nothing, so it finds nothing.
-fn walk_only() -> PolicySet {
-    PolicySet::new().with_policy(guardrails::RequireProbes {
-        liveness: false,
-        readiness: false,
-        startup: false,
-        batch: true,
-    })
 }
 
 fn rego_policy() -> RegoPolicy {

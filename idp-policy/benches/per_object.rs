@@ -24,9 +24,8 @@ mod common;
 
 use std::hint::black_box;
 
-use common::{Mix, RULES};
+use common::{Mix, RULES, native, native_three_rules, walk_only};
 use idp_core::{Object, Policy, PolicyContext};
-use idp_policy::{PolicySet, guardrails, pss::PodSecurity};
 
 fn var(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -38,22 +37,6 @@ fn var(name: &str, default: usize) -> usize {
 fn cpu_ns() -> Option<u64> {
     let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
     stat.split_whitespace().next()?.parse().ok()
-}
-
-/// The set of `native_vs_rego`.
-fn native() -> PolicySet {
-    PolicySet::new()
-        .with_policy(PodSecurity::restricted())
-        .with_policy(guardrails::RequireResources::default())
-        .with_policy(guardrails::ForbidSensitivePorts::default())
-        .with_policy(guardrails::AllowedRegistries::default())
-        .with_policy(guardrails::DisallowLatestTag::default())
-        .with_policy(guardrails::RequireLabels::default())
-        .with_policy(guardrails::RestrictServiceTypes::default())
-        .with_policy(guardrails::RequireIngressTls::default())
-        .with_policy(guardrails::RequireProbes::default())
-        .with_policy(guardrails::MinReplicas::default())
-        .with_policy(guardrails::AllowedRegistries::new(["ghcr.io/acme"]))
 }
 
 fn main() {
@@ -87,19 +70,8 @@ fn main() {
         }
     } else {
         let set = match what.as_str() {
-            "walk" => PolicySet::new().with_policy(guardrails::RequireProbes {
-                liveness: false,
-                readiness: false,
-                startup: false,
-                batch: true,
-            }),
-            "three" => PolicySet::new()
-                .with_policy(PodSecurity::baseline())
-                .with_policy(guardrails::RequireResources {
-                    requests: false,
-                    ..Default::default()
-                })
-                .with_policy(guardrails::ForbidSensitivePorts::default()),
+            "walk" => walk_only(),
+            "three" => native_three_rules(),
             _ => native(),
         };
         for _ in 0..rounds {

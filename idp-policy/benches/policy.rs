@@ -27,28 +27,10 @@ mod common;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use common::{Mix, OBJECTS, corpus};
+use common::{Mix, OBJECTS, corpus, native};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use idp_core::{Object, Policy, PolicyContext};
 use idp_policy::{PolicySet, guardrails, pss::PodSecurity};
-
-fn policy_set() -> PolicySet {
-    // Built from the concrete types (`with_policy`), which the set recognises as
-    // built-ins; `PolicySet::add_builtin` with `BuiltinPolicy::guardrails()` gives the
-    // same set.
-    PolicySet::new()
-        .with_policy(PodSecurity::restricted())
-        .with_policy(guardrails::RequireResources::default())
-        .with_policy(guardrails::ForbidSensitivePorts::default())
-        .with_policy(guardrails::AllowedRegistries::default())
-        .with_policy(guardrails::DisallowLatestTag::default())
-        .with_policy(guardrails::RequireLabels::default())
-        .with_policy(guardrails::RestrictServiceTypes::default())
-        .with_policy(guardrails::RequireIngressTls::default())
-        .with_policy(guardrails::RequireProbes::default())
-        .with_policy(guardrails::MinReplicas::default())
-        .with_policy(guardrails::AllowedRegistries::new(["ghcr.io/acme"]))
-}
 
 fn parse_all(docs: &[Vec<u8>]) -> usize {
     docs.iter()
@@ -91,7 +73,7 @@ fn per_object(rounds: usize, mut f: impl FnMut()) -> Duration {
 
 fn bench(c: &mut Criterion) {
     let (docs, objects) = corpus(Mix::Mixed);
-    let set = policy_set();
+    let set = native();
     let ctx = PolicyContext::new().with_environment("prod".parse().unwrap());
     let violations = check_all(&set, &objects, &ctx);
     let bytes: usize = docs.iter().map(Vec::len).sum();

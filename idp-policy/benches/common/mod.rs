@@ -16,6 +16,7 @@
 )]
 
 use idp_core::Object;
+use idp_policy::{PolicySet, guardrails, pss::PodSecurity};
 use serde_json::{Value, json};
 
 pub const OBJECTS: usize = 10_000;
@@ -209,4 +210,47 @@ pub fn just_parsed(
     let timed = passes[rounds / 2].0;
     passes.sort_by(|a, b| a.1.total_cmp(&b.1));
     (timed, passes[rounds / 2].1)
+}
+
+/// PSS restricted and every guardrail, plus a registry allowlist (empty by default).
+pub fn native() -> PolicySet {
+    // Built from the concrete types (`with_policy`), which the set recognises as
+    // built-ins; `PolicySet::add_builtin` with `BuiltinPolicy::guardrails()` gives the
+    // same set.
+    PolicySet::new()
+        .with_policy(PodSecurity::restricted())
+        .with_policy(guardrails::RequireResources::default())
+        .with_policy(guardrails::ForbidSensitivePorts::default())
+        .with_policy(guardrails::AllowedRegistries::default())
+        .with_policy(guardrails::DisallowLatestTag::default())
+        .with_policy(guardrails::RequireLabels::default())
+        .with_policy(guardrails::RestrictServiceTypes::default())
+        .with_policy(guardrails::RequireIngressTls::default())
+        .with_policy(guardrails::RequireProbes::default())
+        .with_policy(guardrails::MinReplicas::default())
+        .with_policy(guardrails::AllowedRegistries::new(["ghcr.io/acme"]))
+}
+
+/// The native counterpart of the three Rego rules, rule for rule: PSS baseline (whose
+/// `privileged` check is the Rego `privileged` rule; baseline has ten more checks),
+/// cpu/memory limits (no requests) and sensitive container ports.
+pub fn native_three_rules() -> PolicySet {
+    PolicySet::new()
+        .with_policy(PodSecurity::baseline())
+        .with_policy(guardrails::RequireResources {
+            requests: false,
+            ..Default::default()
+        })
+        .with_policy(guardrails::ForbidSensitivePorts::default())
+}
+
+/// The floor: one built-in policy that walks every container (the view every native
+/// check reads) and asks for nothing, so it finds nothing.
+pub fn walk_only() -> PolicySet {
+    PolicySet::new().with_policy(guardrails::RequireProbes {
+        liveness: false,
+        readiness: false,
+        startup: false,
+        batch: true,
+    })
 }
