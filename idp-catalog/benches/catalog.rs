@@ -21,6 +21,8 @@
     clippy::unchecked_time_subtraction
 )]
 
+mod common;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -47,28 +49,6 @@ fn rss() -> f64 {
                 .and_then(|p| p.parse::<f64>().ok())
         })
         .map_or(0.0, |pages| pages * 4096.0)
-}
-
-/// CPU time (user + system) this process has used so far, in seconds (Linux, from
-/// `/proc/self/stat`; 0 elsewhere): on a shared machine it shows the work an ingest
-/// does apart from how much of the cores it got.
-fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    // Fields after the command name (which is in parentheses and may hold spaces):
-    // utime and stime are the 12th and 13th, in clock ticks (100 per second on Linux).
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// The catalog size: `IDP_CATALOG_BENCH_SIZE`, else 250,000 under `cargo bench` and
@@ -114,14 +94,14 @@ fn bench(c: &mut Criterion) {
 
     // One-shot figures: full ingest and memory.
     let before = rss();
-    let cpu_before = cpu_seconds();
+    let cpu_before = common::cpu_seconds();
     let start = Instant::now();
     let catalog = InMemoryCatalog::new();
     let out = rt.block_on(provider.read()).unwrap();
     let read = start.elapsed();
     let report = catalog.apply("bench", out.mutation);
     let total = start.elapsed();
-    let cpu = cpu_seconds() - cpu_before;
+    let cpu = common::cpu_seconds() - cpu_before;
     assert!(report.rejected.is_empty(), "{:?}", &report.rejected[..1]);
     drop(report);
     let rss_per_entity = (rss() - before).max(0.0) / n as f64;

@@ -7,6 +7,8 @@
 //! `TMPDIR=/dev/shm` to keep a slow disk out of the figure (every file is created once).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::Path;
 use std::time::Instant;
 
@@ -15,24 +17,6 @@ use idp_catalog::scaffolder::{ActionRegistry, RunOptions, Scaffolder, TaskStatus
 use serde_json::json;
 
 const FILES: usize = 1_000;
-
-/// User + system CPU seconds of this process so far (Linux; 0 elsewhere).
-fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    // Fields after the command name (which is in parentheses): utime is the 12th, stime the 13th.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // Clock ticks are 100 per second on Linux.
-    (ticks(11) + ticks(12)) / 100.0
-}
 
 fn skeleton(root: &Path) {
     for i in 0..FILES {
@@ -86,14 +70,14 @@ fn bench(c: &mut Criterion) {
             .unwrap();
         assert_eq!(task.status, TaskStatus::Completed, "{:?}", task.error);
     };
-    let cpu = cpu_seconds();
+    let cpu = common::cpu_seconds();
     let start = Instant::now();
     once();
     let took = start.elapsed();
     println!(
         "fetch:template of a {FILES}-file skeleton: {:.1} ms wall, {:.0} ms CPU (target: < 1000 ms)",
         took.as_secs_f64() * 1000.0,
-        (cpu_seconds() - cpu) * 1000.0
+        (common::cpu_seconds() - cpu) * 1000.0
     );
     c.bench_function("fetch:template 1,000 files", |b| b.iter(once));
 }
