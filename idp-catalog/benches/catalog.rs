@@ -11,7 +11,8 @@
 //!
 //! For profiling and A/B runs: `IDP_CATALOG_BENCH_DIR=/some/dir` writes the generated YAML
 //! there once and reuses it in later runs (same size and seed), `IDP_CATALOG_BENCH_ONESHOT=1`
-//! stops after the full-ingest figures, and `RUST_LOG=idp_catalog=debug` prints the ingest
+//! stops after the full-ingest figures (and the same-run baseline that reads everything
+//! before validating anything; `IDP_CATALOG_BENCH_BASELINE=0` skips it), and `RUST_LOG=idp_catalog=debug` prints the ingest
 //! phases (prepare, serial apply, index and relations, dangling check) as tracing events.
 #![allow(
     missing_docs,
@@ -97,9 +98,12 @@ fn bench(c: &mut Criterion) {
     let cpu_before = common::cpu_seconds();
     let start = Instant::now();
     let catalog = InMemoryCatalog::new();
-    let out = rt.block_on(provider.read()).unwrap();
+    // What `provider::refresh` does: each file's entities are validated on the thread
+    // that parsed them, then the whole read is committed.
+    let stage = catalog.stage("bench");
+    let out = rt.block_on(provider.read_staged(&stage)).unwrap();
     let read = start.elapsed();
-    let report = catalog.apply("bench", out.mutation);
+    let report = catalog.commit(&stage, out.mutation);
     let total = start.elapsed();
     let cpu = common::cpu_seconds() - cpu_before;
     assert!(report.rejected.is_empty(), "{:?}", &report.rejected[..1]);
@@ -115,7 +119,7 @@ fn bench(c: &mut Criterion) {
         src as f64 / 1e6
     );
     println!(
-        "full ingest: {:.2} s (read+parse+placeholders {:.2} s, validate+relations+index {:.2} s)",
+        "full ingest: {:.2} s (read+parse+placeholders+validate {:.2} s, relations+index {:.2} s)",
         total.as_secs_f64(),
         read.as_secs_f64(),
         total.checked_sub(read).unwrap().as_secs_f64()
@@ -137,6 +141,29 @@ fn bench(c: &mut Criterion) {
         rss_per_entity - src_per_entity
     );
     println!("{mem:?}");
+    // The baseline in the same run: read everything, then validate everything
+    // (`IDP_CATALOG_BENCH_BASELINE=0` skips it, e.g. under a profiler).
+    if std::env::var_os("IDP_CATALOG_BENCH_BASELINE").is_none_or(|v| v != "0") {
+        let cpu_before = common::cpu_seconds();
+        let start = Instant::now();
+        let baseline = InMemoryCatalog::new();
+        let out = rt.block_on(provider.read()).unwrap();
+        let base_read = start.elapsed();
+        let report = baseline.apply("bench", out.mutation);
+        let base_total = start.elapsed();
+        let base_cpu = common::cpu_seconds() - cpu_before;
+        assert_eq!(report.added.len(), snap.len());
+        drop(report);
+        drop(baseline);
+        println!(
+            "baseline, read all then apply: {:.2} s (read {:.2} s, apply {:.2} s), CPU {base_cpu:.2} s; streamed/baseline: {:.2}x time, {:.2}x CPU",
+            base_total.as_secs_f64(),
+            base_read.as_secs_f64(),
+            base_total.checked_sub(base_read).unwrap().as_secs_f64(),
+            total.as_secs_f64() / base_total.as_secs_f64(),
+            cpu / base_cpu
+        );
+    }
     if std::env::var_os("IDP_CATALOG_BENCH_ONESHOT").is_some() {
         return;
     }
@@ -294,8 +321,10 @@ fn bench(c: &mut Criterion) {
     g.bench_function("full_ingest_files", |b| {
         b.iter(|| {
             let catalog = InMemoryCatalog::new();
-            let out = rt.block_on(provider.read()).unwrap();
-            black_box(catalog.apply("bench", out.mutation).added.len())
+            let report = rt
+                .block_on(idp_catalog::provider::refresh(&catalog, &provider))
+                .unwrap();
+            black_box(report.added.len())
         });
     });
     g.finish();

@@ -32,6 +32,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::fmt;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use async_trait::async_trait;
@@ -316,6 +317,9 @@ impl Stored {
 
 #[derive(Debug, Clone)]
 struct State {
+    /// Counts the mutations applied: a staged entity prepared against another
+    /// generation is re-checked at commit.
+    generation: u64,
     next_id: u32,
     ids: CowMap<Box<str>, u32>,
     slots: Slots<Arc<Stored>>,
@@ -410,6 +414,7 @@ impl IdSet<'_> {
 impl State {
     fn new() -> Self {
         Self {
+            generation: 0,
             next_id: 0,
             ids: CowMap::new(8192),
             slots: Slots::new(),
@@ -1637,20 +1642,117 @@ fn project(value: &Value, fields: &[String]) -> Value {
 }
 
 /// Outcome of preparing one input, before it touches the state.
+#[derive(Debug)]
 enum Prepared {
-    Unchanged(Box<str>),
+    /// Identical to `existing`, the record in the snapshot it was compared with (kept
+    /// so that a commit against a newer snapshot can tell whether it still is).
+    Unchanged {
+        key: Box<str>,
+        existing: Arc<Stored>,
+    },
     Ready {
         key: Box<str>,
-        stored: Stored,
+        /// Allocated here (in parallel) rather than in the serial apply.
+        stored: Arc<Stored>,
         warnings: Vec<String>,
         /// A copy of the ref for the report, made here (in parallel) rather than in
         /// the serial apply.
         reported: EntityRef,
+        /// Where it was read from, for a conflict found at commit.
+        location: Option<String>,
+        document: Option<usize>,
     },
     Rejected {
         key: Option<Box<str>>,
         rejection: Rejection,
     },
+}
+
+/// The rejection of an entity that another provider already supplies.
+fn conflict(
+    existing: &Stored,
+    entity_ref: Option<&EntityRef>,
+    location: Option<String>,
+    document: Option<usize>,
+) -> Prepared {
+    Prepared::Rejected {
+        key: None,
+        rejection: Rejection {
+            location,
+            document,
+            entity_ref: entity_ref.map(ToString::to_string),
+            problems: vec![Problem::new(
+                "metadata.name",
+                "conflict",
+                format!(
+                    "{} is already provided by {}; an entity can have only one source (rename it or remove the other copy)",
+                    existing.entity_ref,
+                    existing.provider().unwrap_or("another provider")
+                ),
+            )],
+        },
+    }
+}
+
+/// Decide again, against `snapshot`, what a prepared entity is: the catalog changed
+/// between staging and commit, so an entity may have become unchanged, changed, or
+/// another provider's.
+fn resettle(snapshot: &Snapshot, provider: &str, prepared: Prepared) -> Prepared {
+    let now = |key: &str| {
+        snapshot
+            .id_of(key)
+            .and_then(|id| snapshot.stored(id))
+            .cloned()
+    };
+    match prepared {
+        Prepared::Unchanged { key, existing } => match now(&key) {
+            Some(current) if Arc::ptr_eq(&current, &existing) => {
+                Prepared::Unchanged { key, existing }
+            }
+            // Changed or removed since: the source still says what `existing` says.
+            _ => {
+                let stored = Arc::new(existing.refreshed());
+                let reported = stored.entity_ref.clone();
+                resettle(
+                    snapshot,
+                    provider,
+                    Prepared::Ready {
+                        key,
+                        stored,
+                        warnings: Vec::new(),
+                        reported,
+                        location: None,
+                        document: None,
+                    },
+                )
+            }
+        },
+        Prepared::Ready {
+            key,
+            stored,
+            warnings,
+            reported,
+            location,
+            document,
+        } => match now(&key) {
+            Some(current) if current.provider() != Some(provider) => {
+                conflict(&current, Some(&reported), location, document)
+            }
+            Some(current) if *current.json == *stored.json => Prepared::Unchanged {
+                key,
+                existing: current,
+            },
+            _ => Prepared::Ready {
+                key,
+                stored,
+                warnings,
+                reported,
+                location,
+                document,
+            },
+        },
+        rejected @ Prepared::Rejected { .. } => rejected,
+    }
 }
 
 fn ref_of(value: &Value) -> Option<EntityRef> {
@@ -1788,21 +1890,13 @@ fn prepare(
         && let Some(existing) = snapshot.stored(id)
     {
         if existing.provider() != Some(provider) {
-            return Prepared::Rejected {
-                key: None,
-                rejection: rejection(vec![Problem::new(
-                    "metadata.name",
-                    "conflict",
-                    format!(
-                        "{} is already provided by {}; an entity can have only one source (rename it or remove the other copy)",
-                        existing.entity_ref,
-                        existing.provider().unwrap_or("another provider")
-                    ),
-                )]),
-            };
+            return conflict(existing, entity_ref.as_ref(), location.clone(), document);
         }
         if *existing.json == *json {
-            return Prepared::Unchanged(k.clone());
+            return Prepared::Unchanged {
+                key: k.clone(),
+                existing: Arc::clone(existing),
+            };
         }
     }
     let mut rels = Vec::new();
@@ -1828,14 +1922,16 @@ fn prepare(
     Prepared::Ready {
         key,
         reported: entity_ref.clone(),
-        stored: Stored {
+        stored: Arc::new(Stored {
             entity_ref,
             json,
             outgoing: outgoing.into(),
             terms: terms.into(),
             rendered: OnceLock::new(),
-        },
+        }),
         warnings,
+        location,
+        document,
     }
 }
 
@@ -2024,9 +2120,8 @@ impl State {
         &mut self,
         key: Box<str>,
         existing: Option<u32>,
-        stored: Stored,
+        stored: Arc<Stored>,
     ) -> (bool, u32, Arc<Stored>) {
-        let stored = Arc::new(stored);
         if let Some(id) = existing {
             if let Some(old) = self.slots.get(id).cloned() {
                 self.unlink(id, &old);
@@ -2088,7 +2183,10 @@ impl Touched {
 pub struct InMemoryCatalog {
     state: RwLock<Arc<State>>,
     writer: Mutex<()>,
-    validator: Validator,
+    validator: Arc<Validator>,
+    /// Counts the stages (part of their identity: a commit refuses entities staged by
+    /// another stage).
+    stages: AtomicU64,
 }
 
 impl fmt::Debug for InMemoryCatalog {
@@ -2137,7 +2235,8 @@ impl InMemoryCatalog {
         Self {
             state: RwLock::new(Arc::new(State::new())),
             writer: Mutex::new(()),
-            validator,
+            validator: Arc::new(validator),
+            stages: AtomicU64::new(0),
         }
     }
 
@@ -2166,6 +2265,9 @@ impl InMemoryCatalog {
     /// Apply a provider's mutation: validate what changed, re-stitch its relations,
     /// remove what disappeared (full mutations), and publish a new snapshot.
     ///
+    /// This is [`stage`](Self::stage), [`Stage::prepare_all`] and
+    /// [`commit`](Self::commit) in one call, holding the writer lock throughout.
+    ///
     /// ```
     /// use idp_catalog::{InMemoryCatalog, Mutation, EntityInput};
     /// let c = InMemoryCatalog::new();
@@ -2174,19 +2276,108 @@ impl InMemoryCatalog {
     /// ```
     pub fn apply(&self, provider: &str, mutation: Mutation) -> IngestReport {
         let _span = tracing::info_span!("catalog.apply", provider).entered();
-        let _writer = match self.writer.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        let snapshot = self.snapshot();
+        let _writer = lock(&self.writer);
+        let stage = self.stage(provider);
         let (inputs, removals, full) = match mutation {
             Mutation::Full(inputs) => (inputs, Vec::new(), true),
             Mutation::Delta { upserts, removals } => (upserts, removals, false),
         };
         let started = std::time::Instant::now();
-        let prepared = self.prepare_all(&snapshot, provider, inputs);
+        let prepared = stage.prepare_inputs(inputs);
+        self.commit_prepared(&stage.snapshot, provider, prepared, removals, full, started)
+    }
+
+    /// Start reading a provider's entities into the catalog: the [`Stage`] validates
+    /// each entity as soon as the provider has read it, on the provider's own threads,
+    /// and [`commit`](Self::commit) applies them all at once. A provider that hands its
+    /// entities over file by file this way never holds its whole source parsed in
+    /// memory ([`provider::refresh`](crate::provider::refresh) does this).
+    ///
+    /// ```
+    /// use idp_catalog::{EntityInput, InMemoryCatalog, StagedMutation};
+    /// let catalog = InMemoryCatalog::new();
+    /// let stage = catalog.stage("example");
+    /// let staged = stage.prepare(EntityInput::new(serde_json::json!({
+    ///     "apiVersion": "backstage.io/v1alpha1", "kind": "Group",
+    ///     "metadata": {"name": "team-a"}, "spec": {"type": "team", "children": []}})));
+    /// let report = catalog.commit(&stage, StagedMutation::Full(vec![staged]));
+    /// assert_eq!(report.added.len(), 1);
+    /// ```
+    pub fn stage(&self, provider: &str) -> Stage {
+        // Unique across catalogs too: the count of this catalog's stages, hashed with
+        // fresh random keys.
+        let n = self.stages.fetch_add(1, Ordering::Relaxed);
+        let id =
+            std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), n);
+        Stage {
+            id,
+            snapshot: self.snapshot(),
+            validator: Arc::clone(&self.validator),
+            provider: provider.into(),
+        }
+    }
+
+    /// Apply what `stage` prepared, like [`apply`](Self::apply) applies a
+    /// [`Mutation`]. Entities staged before another mutation changed the catalog are
+    /// checked again (unchanged, changed, or now another provider's); entities staged by
+    /// a different [`Stage`] are rejected.
+    ///
+    /// ```
+    /// use idp_catalog::{EntityInput, InMemoryCatalog, StagedMutation};
+    /// let catalog = InMemoryCatalog::new();
+    /// let stage = catalog.stage("example");
+    /// let report = catalog.commit(&stage, StagedMutation::Delta {
+    ///     upserts: vec![],
+    ///     removals: vec!["component:default/gone".parse().unwrap()],
+    /// });
+    /// assert!(report.removed.is_empty());
+    /// ```
+    pub fn commit(&self, stage: &Stage, mutation: StagedMutation) -> IngestReport {
+        let _span = tracing::info_span!("catalog.commit", provider = &*stage.provider).entered();
+        let _writer = lock(&self.writer);
+        let started = std::time::Instant::now();
+        let snapshot = self.snapshot();
+        let (staged, removals, full) = match mutation {
+            StagedMutation::Full(staged) => (staged, Vec::new(), true),
+            StagedMutation::Delta { upserts, removals } => (upserts, removals, false),
+        };
+        let generation = snapshot.state.generation;
+        let prepared = staged
+            .into_iter()
+            .map(|s| {
+                if s.stage != stage.id {
+                    s.foreign()
+                } else if s.generation == generation {
+                    s.prepared
+                } else {
+                    resettle(&snapshot, &stage.provider, s.prepared)
+                }
+            })
+            .collect();
+        self.commit_prepared(
+            &snapshot,
+            &stage.provider,
+            prepared,
+            removals,
+            full,
+            started,
+        )
+    }
+
+    /// The serial part of a mutation (the caller holds the writer lock and `snapshot`
+    /// is current): put, link, remove, publish.
+    fn commit_prepared(
+        &self,
+        snapshot: &Snapshot,
+        provider: &str,
+        prepared: Vec<Prepared>,
+        removals: Vec<EntityRef>,
+        full: bool,
+        started: std::time::Instant,
+    ) -> IngestReport {
         let prepared_at = started.elapsed();
         let mut state = (*snapshot.state).clone();
+        state.generation += 1;
         let fresh_from = state.next_id;
         let mut report = IngestReport::default();
         // Entities of this mutation, by id (and by key for rejected new ones).
@@ -2196,7 +2387,7 @@ impl InMemoryCatalog {
         let mut pending: Vec<(u32, Arc<Stored>)> = Vec::with_capacity(prepared.len());
         for p in prepared {
             match p {
-                Prepared::Unchanged(key) => {
+                Prepared::Unchanged { key, .. } => {
                     report.unchanged += 1;
                     touched.mark(&state, key);
                 }
@@ -2211,6 +2402,7 @@ impl InMemoryCatalog {
                     stored,
                     warnings,
                     reported,
+                    ..
                 } => {
                     let existing = state.ids.get(&*key).copied();
                     let duplicate = match existing {
@@ -2310,18 +2502,205 @@ impl InMemoryCatalog {
         report
     }
 
-    fn prepare_all(
-        &self,
-        snapshot: &Snapshot,
-        provider: &str,
-        inputs: Vec<EntityInput>,
-    ) -> Vec<Prepared> {
+    /// The validator in use.
+    ///
+    /// ```
+    /// assert!(idp_catalog::InMemoryCatalog::new().validator().custom_kinds().is_empty());
+    /// ```
+    pub fn validator(&self) -> &Validator {
+        &self.validator
+    }
+}
+
+/// A provider's read in progress, from [`InMemoryCatalog::stage`]: it validates entities
+/// against the catalog as it was when the stage started, on whichever thread calls it,
+/// and [`InMemoryCatalog::commit`] applies the result. Cheap to clone and `Send`, so a
+/// provider can hand it to its reader threads.
+///
+/// ```
+/// use idp_catalog::{EntityInput, InMemoryCatalog, StagedMutation};
+/// let catalog = InMemoryCatalog::new();
+/// let stage = catalog.stage("example");
+/// let staged = std::thread::scope(|s| {
+///     let stage = &stage;
+///     let reader = s.spawn(move || stage.prepare(EntityInput::new(serde_json::json!({
+///         "apiVersion": "backstage.io/v1alpha1", "kind": "System",
+///         "metadata": {"name": "payments"}, "spec": {"owner": "team-a"}}))));
+///     reader.join().unwrap()
+/// });
+/// let report = catalog.commit(&stage, StagedMutation::Full(vec![staged]));
+/// assert_eq!(report.added.len(), 1);
+/// assert_eq!(report.dangling.len(), 1); // group:default/team-a is not in the catalog
+/// ```
+#[derive(Debug, Clone)]
+pub struct Stage {
+    id: u64,
+    snapshot: Snapshot,
+    validator: Arc<Validator>,
+    provider: Arc<str>,
+}
+
+/// One entity validated by a [`Stage`] (accepted, rejected or unchanged), waiting for
+/// [`InMemoryCatalog::commit`]. It holds the entity's compact JSON text, not its
+/// parsed tree.
+///
+/// ```
+/// let catalog = idp_catalog::InMemoryCatalog::new();
+/// let staged = catalog.stage("p").prepare(idp_catalog::EntityInput::new(serde_json::json!({"kind": "Nope"})));
+/// assert!(staged.is_rejected());
+/// ```
+#[derive(Debug)]
+pub struct Staged {
+    prepared: Prepared,
+    stage: u64,
+    generation: u64,
+}
+
+impl Staged {
+    /// Whether validation refused it (the commit reports why).
+    ///
+    /// ```
+    /// let catalog = idp_catalog::InMemoryCatalog::new();
+    /// let staged = catalog.stage("p").prepare(idp_catalog::EntityInput::new(serde_json::json!({"kind": "Nope"})));
+    /// assert!(staged.is_rejected());
+    /// ```
+    pub fn is_rejected(&self) -> bool {
+        matches!(self.prepared, Prepared::Rejected { .. })
+    }
+
+    /// What a commit makes of an entity staged by another stage.
+    fn foreign(self) -> Prepared {
+        match self.prepared {
+            rejected @ Prepared::Rejected { .. } => rejected,
+            Prepared::Unchanged { existing, .. } => Prepared::Rejected {
+                key: None,
+                rejection: Rejection {
+                    location: None,
+                    document: None,
+                    entity_ref: Some(existing.entity_ref.to_string()),
+                    problems: vec![foreign_problem()],
+                },
+            },
+            Prepared::Ready {
+                reported,
+                location,
+                document,
+                ..
+            } => Prepared::Rejected {
+                key: None,
+                rejection: Rejection {
+                    location,
+                    document,
+                    entity_ref: Some(reported.to_string()),
+                    problems: vec![foreign_problem()],
+                },
+            },
+        }
+    }
+}
+
+fn foreign_problem() -> Problem {
+    Problem::new(
+        "",
+        "stage",
+        "this entity was staged by another Stage (of another catalog or read); commit it with the Stage that prepared it",
+    )
+}
+
+/// A [`Mutation`] whose entities a [`Stage`] has prepared.
+///
+/// ```
+/// let m = idp_catalog::StagedMutation::Full(vec![]);
+/// assert!(matches!(m, idp_catalog::StagedMutation::Full(v) if v.is_empty()));
+/// ```
+#[derive(Debug)]
+pub enum StagedMutation {
+    /// The provider's complete set: entities it provided before and not now are removed.
+    Full(Vec<Staged>),
+    /// Changes only.
+    Delta {
+        /// Entities added or changed.
+        upserts: Vec<Staged>,
+        /// Entities gone from the source.
+        removals: Vec<EntityRef>,
+    },
+}
+
+impl Stage {
+    /// The provider this stage reads for.
+    ///
+    /// ```
+    /// assert_eq!(idp_catalog::InMemoryCatalog::new().stage("git").provider(), "git");
+    /// ```
+    pub fn provider(&self) -> &str {
+        &self.provider
+    }
+
+    /// Validate one entity now, on this thread: placeholders must already be resolved.
+    /// Its parsed tree is dropped here; the result keeps the compact JSON text.
+    ///
+    /// ```
+    /// let catalog = idp_catalog::InMemoryCatalog::new();
+    /// let staged = catalog.stage("p").prepare(idp_catalog::EntityInput::new(serde_json::json!({
+    ///     "apiVersion": "backstage.io/v1alpha1", "kind": "Group",
+    ///     "metadata": {"name": "team-a"}, "spec": {"type": "team", "children": []}})));
+    /// assert!(!staged.is_rejected());
+    /// ```
+    pub fn prepare(&self, input: EntityInput) -> Staged {
+        self.staged(self.prepare_one(input))
+    }
+
+    /// Validate `inputs`, on every core when there are many; the result is in the same
+    /// order.
+    ///
+    /// ```
+    /// let catalog = idp_catalog::InMemoryCatalog::new();
+    /// let inputs = idp_catalog::generate::org(50, 1).into_iter().map(idp_catalog::EntityInput::from).collect();
+    /// let staged = catalog.stage("p").prepare_all(inputs);
+    /// assert_eq!(staged.len(), 50);
+    /// ```
+    pub fn prepare_all(&self, inputs: Vec<EntityInput>) -> Vec<Staged> {
+        self.prepare_inputs(inputs)
+            .into_iter()
+            .map(|p| self.staged(p))
+            .collect()
+    }
+
+    /// Validate a provider's [`Mutation`].
+    ///
+    /// ```
+    /// let catalog = idp_catalog::InMemoryCatalog::new();
+    /// let stage = catalog.stage("p");
+    /// let staged = stage.prepare_mutation(idp_catalog::Mutation::Full(vec![]));
+    /// assert!(catalog.commit(&stage, staged).is_clean());
+    /// ```
+    pub fn prepare_mutation(&self, mutation: Mutation) -> StagedMutation {
+        match mutation {
+            Mutation::Full(inputs) => StagedMutation::Full(self.prepare_all(inputs)),
+            Mutation::Delta { upserts, removals } => StagedMutation::Delta {
+                upserts: self.prepare_all(upserts),
+                removals,
+            },
+        }
+    }
+
+    fn staged(&self, prepared: Prepared) -> Staged {
+        Staged {
+            prepared,
+            stage: self.id,
+            generation: self.snapshot.state.generation,
+        }
+    }
+
+    fn prepare_one(&self, input: EntityInput) -> Prepared {
+        prepare(&self.snapshot, &self.validator, &self.provider, input)
+    }
+
+    /// Prepare `inputs` in order, on every core for large batches.
+    fn prepare_inputs(&self, inputs: Vec<EntityInput>) -> Vec<Prepared> {
         let n = workers(inputs.len());
         if n <= 1 {
-            return inputs
-                .into_iter()
-                .map(|i| prepare(snapshot, &self.validator, provider, i))
-                .collect();
+            return inputs.into_iter().map(|i| self.prepare_one(i)).collect();
         }
         // Workers take the next chunk as they finish one (on a shared machine one thread
         // may get less CPU than the other), and the results are put back in order.
@@ -2334,18 +2713,18 @@ impl InMemoryCatalog {
             }
             chunks.push(Mutex::new(c));
         }
-        let next = std::sync::atomic::AtomicUsize::new(0);
+        let next = AtomicUsize::new(0);
         let work = || {
             let mut done = Vec::new();
             loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(chunk) = chunks.get(i) else {
                     return done;
                 };
                 let inputs = std::mem::take(&mut *lock(chunk));
                 let prepared: Vec<Prepared> = inputs
                     .into_iter()
-                    .map(|input| prepare(snapshot, &self.validator, provider, input))
+                    .map(|input| self.prepare_one(input))
                     .collect();
                 done.push((i, prepared));
             }
@@ -2366,15 +2745,6 @@ impl InMemoryCatalog {
             out.extend(prepared);
         }
         out
-    }
-
-    /// The validator in use.
-    ///
-    /// ```
-    /// assert!(idp_catalog::InMemoryCatalog::new().validator().custom_kinds().is_empty());
-    /// ```
-    pub fn validator(&self) -> &Validator {
-        &self.validator
     }
 }
 

@@ -50,5 +50,5 @@ pub mod validate;
 
 pub use catalog::{
     DanglingRelation, EntityInput, InMemoryCatalog, IngestReport, JsonPage, Mutation,
-    ProjectedPage, QueryOptions, Rejection, Snapshot,
+    ProjectedPage, QueryOptions, Rejection, Snapshot, Stage, Staged, StagedMutation,
 };

@@ -18,7 +18,6 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::catalog::EntityInput;
-use crate::parse::parse_documents;
 use crate::placeholder::{
     DirSource, PlaceholderContext, SourceReader, UrlReader, has_placeholders, resolve,
 };
@@ -81,29 +80,40 @@ pub fn load_text(
     source: &dyn SourceReader,
     url_reader: Option<&dyn UrlReader>,
 ) -> Result<Vec<LoadedDocument>, crate::parse::ParseError> {
-    let docs = parse_documents(text)?;
+    let mut out = Vec::new();
+    load_each(file, text, source, url_reader, |d| out.push(d))?;
+    Ok(out)
+}
+
+/// [`load_text`], handing each document to `each` as soon as it is parsed and its
+/// placeholders resolved. On a YAML error the documents before it have been handed over
+/// already; the caller discards them (the error fails the whole file).
+pub(crate) fn load_each(
+    file: &str,
+    text: &str,
+    source: &dyn SourceReader,
+    url_reader: Option<&dyn UrlReader>,
+    mut each: impl FnMut(LoadedDocument),
+) -> Result<(), crate::parse::ParseError> {
     let ctx = PlaceholderContext::new(source, file).with_url_reader(url_reader);
-    Ok(docs
-        .into_iter()
-        .map(|d| {
-            let mut value = d.value;
-            let (warnings, error) = if has_placeholders(&value) {
-                match resolve(&mut value, &ctx) {
-                    Ok(w) => (w, None),
-                    Err(e) => (Vec::new(), Some(e.to_string())),
-                }
-            } else {
-                (Vec::new(), None)
-            };
-            LoadedDocument {
-                index: d.index,
-                line: d.line,
-                value,
-                warnings,
-                error,
+    crate::parse::for_each_document(text, |d| {
+        let mut value = d.value;
+        let (warnings, error) = if has_placeholders(&value) {
+            match resolve(&mut value, &ctx) {
+                Ok(w) => (w, None),
+                Err(e) => (Vec::new(), Some(e.to_string())),
             }
-        })
-        .collect())
+        } else {
+            (Vec::new(), None)
+        };
+        each(LoadedDocument {
+            index: d.index,
+            line: d.line,
+            value,
+            warnings,
+            error,
+        });
+    })
 }
 
 fn entity_ref_text(value: &Value) -> Option<String> {
@@ -321,32 +331,27 @@ pub fn validate_paths<P: AsRef<Path>>(paths: &[P]) -> Vec<DocumentReport> {
         .collect()
 }
 
-/// Turn loaded documents into catalog inputs located at `location`.
-pub(crate) fn inputs_of(
-    docs: Vec<LoadedDocument>,
+/// Turn a loaded document into a catalog input located at `location`, or the
+/// rejection of its unresolved placeholder.
+pub(crate) fn input_of(
+    d: LoadedDocument,
     location: &str,
     revision: Option<&str>,
-) -> (Vec<EntityInput>, Vec<crate::catalog::Rejection>) {
-    let mut inputs = Vec::new();
-    let mut rejected = Vec::new();
-    for d in docs {
-        if let Some(e) = d.error {
-            rejected.push(crate::catalog::Rejection {
-                location: Some(location.to_owned()),
-                document: Some(d.index),
-                entity_ref: entity_ref_text(&d.value),
-                problems: vec![crate::validate::Problem::new("", "placeholder", e)],
-            });
-            continue;
-        }
-        inputs.push(EntityInput {
-            value: d.value,
+) -> Result<EntityInput, crate::catalog::Rejection> {
+    if let Some(e) = d.error {
+        return Err(crate::catalog::Rejection {
             location: Some(location.to_owned()),
-            origin_location: None,
-            revision: revision.map(str::to_owned),
             document: Some(d.index),
-            warnings: d.warnings,
+            entity_ref: entity_ref_text(&d.value),
+            problems: vec![crate::validate::Problem::new("", "placeholder", e)],
         });
     }
-    (inputs, rejected)
+    Ok(EntityInput {
+        value: d.value,
+        location: Some(location.to_owned()),
+        origin_location: None,
+        revision: revision.map(str::to_owned),
+        document: Some(d.index),
+        warnings: d.warnings,
+    })
 }

@@ -116,8 +116,19 @@ fn split(text: &str) -> Vec<(usize, &str)> {
 /// assert_eq!(docs[1].value["b"], 2);
 /// ```
 pub fn parse_documents(text: &str) -> Result<Vec<Document>, ParseError> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut out = Vec::new();
+    for_each_document(text, |d| out.push(d))?;
+    Ok(out)
+}
+
+/// [`parse_documents`], handing each document to `each` as soon as it is parsed (so
+/// that a caller can be done with one before the next is built). On a syntax error the
+/// documents before it have been handed over already; the caller discards them.
+pub(crate) fn for_each_document(
+    text: &str,
+    mut each: impl FnMut(Document),
+) -> Result<(), ParseError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     for (index, (line, segment)) in split(text).into_iter().enumerate() {
         if !has_content(segment) {
             continue;
@@ -128,7 +139,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, ParseError> {
         };
         match parsed {
             Ok(Value::Null) => {}
-            Ok(value) => out.push(Document { index, line, value }),
+            Ok(value) => each(Document { index, line, value }),
             Err(e) => {
                 let err_line = e
                     .location()
@@ -145,7 +156,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, ParseError> {
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -32,8 +32,10 @@ use idp_core::{EntityRef, Error, Result};
 use serde_json::Value;
 use tracing::Instrument;
 
-use crate::catalog::{EntityInput, InMemoryCatalog, IngestReport, Mutation, Rejection};
-use crate::load::{LoadedDocument, inputs_of, load_text, relative_to};
+use crate::catalog::{
+    EntityInput, InMemoryCatalog, IngestReport, Mutation, Rejection, Stage, StagedMutation,
+};
+use crate::load::{LoadedDocument, input_of, load_each, relative_to};
 use crate::placeholder::{DirSource, SourceReader, UrlReader, resolve_relative};
 use crate::validate::Problem;
 
@@ -49,6 +51,21 @@ pub struct ProviderOutput {
     pub mutation: Mutation,
     /// Files or documents that could not be read (bad YAML, bad placeholders, missing
     /// required Location targets).
+    pub rejected: Vec<Rejection>,
+}
+
+/// What a provider read, validated by a [`Stage`]: the staged mutation and what it
+/// could not read.
+///
+/// ```
+/// let out = idp_catalog::provider::StagedOutput { mutation: idp_catalog::StagedMutation::Full(vec![]), rejected: vec![] };
+/// assert!(out.rejected.is_empty());
+/// ```
+#[derive(Debug)]
+pub struct StagedOutput {
+    /// The change to commit.
+    pub mutation: StagedMutation,
+    /// Files or documents that could not be read.
     pub rejected: Vec<Rejection>,
 }
 
@@ -73,10 +90,37 @@ pub trait EntityProvider: Send + Sync + fmt::Debug {
     fn name(&self) -> &str;
     /// Read the whole source (a full mutation).
     async fn read(&self) -> Result<ProviderOutput>;
+    /// Read the whole source into `stage`, which validates each entity as soon as it is
+    /// read ([`Stage::prepare`], callable from any thread), so that a large source is
+    /// never held parsed all at once. [`refresh`] reads this way.
+    ///
+    /// The default calls [`read`](Self::read) and stages its mutation; [`FileProvider`]
+    /// and [`GitProvider`] validate each file's entities on the thread that parsed it.
+    ///
+    /// ```
+    /// # use idp_catalog::provider::{EntityProvider, FileProvider};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let dir = tempfile::tempdir().unwrap();
+    /// idp_catalog::generate::write_org(dir.path(), 100, 1).unwrap();
+    /// let catalog = idp_catalog::InMemoryCatalog::new();
+    /// let stage = catalog.stage("local");
+    /// let out = FileProvider::new("local", dir.path()).read_staged(&stage).await.unwrap();
+    /// let report = catalog.commit(&stage, out.mutation);
+    /// assert_eq!(report.added.len(), 101);
+    /// # });
+    /// ```
+    async fn read_staged(&self, stage: &Stage) -> Result<StagedOutput> {
+        let out = self.read().await?;
+        Ok(StagedOutput {
+            mutation: stage.prepare_mutation(out.mutation),
+            rejected: out.rejected,
+        })
+    }
 }
 
-/// Read `provider` and apply its mutation to `catalog`; the report includes what the
-/// provider could not read.
+/// Read `provider` into `catalog`: each entity is validated as it is read
+/// ([`EntityProvider::read_staged`]) and the whole read is committed as one full
+/// mutation; the report includes what the provider could not read.
 ///
 /// ```
 /// # use idp_catalog::provider::{refresh, FileProvider};
@@ -91,11 +135,20 @@ pub async fn refresh(
     provider: &dyn EntityProvider,
 ) -> Result<IngestReport> {
     let span = tracing::info_span!("catalog.refresh", provider = provider.name());
-    let out = provider.read().instrument(span.clone()).await?;
+    let stage = catalog.stage(provider.name());
+    let out = provider
+        .read_staged(&stage)
+        .instrument(span.clone())
+        .await?;
     let _guard = span.enter();
-    let mut report = catalog.apply(provider.name(), out.mutation);
+    let mut report = catalog.commit(&stage, out.mutation);
     report.rejected.splice(0..0, out.rejected);
     Ok(report)
+}
+
+/// The conversion of a plain read: the input itself.
+fn keep(input: EntityInput) -> EntityInput {
+    input
 }
 
 /// A tiny glob matcher over `/`-separated paths: `**` (any number of directories), `*`
@@ -189,9 +242,11 @@ fn list_dir(root: &Path, dir: &Path, out: &mut Vec<String>) {
 }
 
 /// The result of discovering and reading a tree.
-#[derive(Debug, Default)]
-pub(crate) struct TreeRead {
-    pub(crate) inputs: Vec<EntityInput>,
+#[derive(Debug)]
+pub(crate) struct TreeRead<T = EntityInput> {
+    /// The entities read, in file and document order, each converted as soon as its
+    /// file was parsed.
+    pub(crate) inputs: Vec<T>,
     pub(crate) rejected: Vec<Rejection>,
     /// Entity keys per file, for deltas.
     pub(crate) by_file: HashMap<String, Vec<EntityRef>>,
@@ -205,40 +260,87 @@ pub const MAX_URL_LOCATION_DEPTH: usize = 8;
 /// how many URL Location hops led to it.
 type WaveItem = (String, Option<String>, usize);
 
+/// Turns each entity read into what the reader returns: the input itself, or the
+/// entity validated by a [`Stage`] (so that its parsed tree is dropped at once).
+type Convert<'a, T> = &'a (dyn Fn(EntityInput) -> T + Sync);
+
+/// What a file's parse leaves for the serial part of a wave.
+enum Slot<T> {
+    /// An entity, converted on the reader thread.
+    Ready(T),
+    /// A Location: its targets are followed (in order, serially) before it is converted.
+    Location(LoadedDocument),
+}
+
+/// One file, parsed: its documents in order, the rejections of documents whose
+/// placeholders failed, and the refs of its entities.
+struct FileRead<T> {
+    slots: Vec<Slot<T>>,
+    rejected: Vec<Rejection>,
+    refs: Vec<EntityRef>,
+}
+
+/// What the files of one wave have in common.
+struct WaveContext<'a, T> {
+    tree: &'a dyn SourceReader,
+    url_reader: Option<&'a dyn UrlReader>,
+    location_prefix: &'a str,
+    revision: Option<&'a str>,
+    convert: Convert<'a, T>,
+}
+
+impl<T> WaveContext<'_, T> {
+    fn location_of(&self, file: &str) -> String {
+        if is_url(file) {
+            format!("url:{file}")
+        } else {
+            format!("{}{file}", self.location_prefix)
+        }
+    }
+}
+
 /// Read `start` files and every file their Locations lead to, in waves, parsing each
-/// wave in parallel. URL targets are read through `url_reader`.
-pub(crate) fn read_tree(
+/// wave in parallel. URL targets are read through `url_reader`. Every entity is passed
+/// through `convert` on the thread that parsed it.
+pub(crate) fn read_tree<T: Send>(
     tree: &dyn SourceReader,
     start: Vec<String>,
     location_prefix: &str,
     revision: Option<&str>,
     url_reader: Option<&dyn UrlReader>,
-) -> TreeRead {
-    let mut out = TreeRead::default();
+    convert: Convert<'_, T>,
+) -> TreeRead<T> {
+    let cx = WaveContext {
+        tree,
+        url_reader,
+        location_prefix,
+        revision,
+        convert,
+    };
+    let mut out = TreeRead {
+        inputs: Vec::new(),
+        rejected: Vec::new(),
+        by_file: HashMap::new(),
+    };
     let mut seen: HashSet<String> = start.iter().cloned().collect();
     let mut wave: Vec<WaveItem> = start.into_iter().map(|f| (f, None, 0)).collect();
     while !wave.is_empty() {
         let started = std::time::Instant::now();
-        let loaded = load_wave(tree, &wave, url_reader);
+        let loaded = load_wave(&cx, &wave);
         let loaded_at = started.elapsed();
-        // One allocation for this wave's inputs (regrowing a vector of 250,000 inputs
+        // One allocation for this wave's entities (regrowing a vector of 250,000 of them
         // copies it several times, into fresh pages).
         out.inputs.reserve(
             loaded
                 .iter()
-                .map(|r| r.as_ref().map_or(0, |(docs, _)| docs.len()))
+                .map(|r| r.as_ref().map_or(0, |f| f.slots.len()))
                 .sum(),
         );
         let mut next = Vec::new();
         for ((file, origin, depth), result) in wave.iter().zip(loaded) {
-            let remote = is_url(file);
-            let location = if remote {
-                format!("url:{file}")
-            } else {
-                format!("{location_prefix}{file}")
-            };
-            let (mut docs, refs) = match result {
-                Ok(loaded) => loaded,
+            let location = cx.location_of(file);
+            let read = match result {
+                Ok(read) => read,
                 Err(problem) => {
                     out.rejected.push(Rejection {
                         location: Some(location),
@@ -249,10 +351,9 @@ pub(crate) fn read_tree(
                     continue;
                 }
             };
-            for d in &mut docs {
-                if d.error.is_none()
-                    && d.value.get("kind").and_then(Value::as_str) == Some("Location")
-                {
+            let mut slots = read.slots;
+            for slot in &mut slots {
+                if let Slot::Location(d) = slot {
                     let from = Follow {
                         file,
                         location: &location,
@@ -264,17 +365,24 @@ pub(crate) fn read_tree(
                     d.warnings.extend(warnings);
                 }
             }
-            let (mut inputs, rejected) = inputs_of(docs, &location, revision);
-            out.rejected.extend(rejected);
-            for input in &mut inputs {
-                input.origin_location.clone_from(origin);
+            out.rejected.extend(read.rejected);
+            for slot in slots {
+                match slot {
+                    Slot::Ready(t) => out.inputs.push(t),
+                    Slot::Location(d) => match input_of(d, &location, revision) {
+                        Ok(mut input) => {
+                            input.origin_location.clone_from(origin);
+                            out.inputs.push(convert(input));
+                        }
+                        Err(rejection) => out.rejected.push(rejection),
+                    },
+                }
             }
             // The refs of the documents that became inputs (computed by the reader).
             out.by_file
                 .entry(file.clone())
                 .or_default()
-                .extend(refs.into_iter().flatten());
-            out.inputs.extend(inputs);
+                .extend(read.refs);
         }
         tracing::debug!(
             files = wave.len(),
@@ -443,18 +551,14 @@ impl SourceReader for NoRelativeFiles {
     }
 }
 
-/// A file's documents, and the entity ref of each document that has no placeholder
-/// error (`None` when it cannot be formed).
-type Loaded = (Vec<LoadedDocument>, Vec<Option<EntityRef>>);
-
-fn load_wave(
-    tree: &dyn SourceReader,
+/// Read, parse and convert the files of one wave, in parallel.
+fn load_wave<T: Send>(
+    cx: &WaveContext<'_, T>,
     wave: &[WaveItem],
-    url_reader: Option<&dyn UrlReader>,
-) -> Vec<std::result::Result<Loaded, Problem>> {
-    let load_one = |file: &str| -> std::result::Result<Loaded, Problem> {
+) -> Vec<std::result::Result<FileRead<T>, Problem>> {
+    let load_one = |(file, origin, _): &WaveItem| -> std::result::Result<FileRead<T>, Problem> {
         let (text, source): (String, &dyn SourceReader) = if is_url(file) {
-            let reader = url_reader.ok_or_else(|| {
+            let reader = cx.url_reader.ok_or_else(|| {
                 Problem::new("", "read", format!("{file}: no UrlReader is configured"))
             })?;
             let text = reader
@@ -462,19 +566,38 @@ fn load_wave(
                 .map_err(|e| Problem::new("", "read", format!("{file}: {e}")))?;
             (text, &NoRelativeFiles as &dyn SourceReader)
         } else {
-            let text = tree
+            let text = cx
+                .tree
                 .read_file(file)
                 .map_err(|e| Problem::new("", "read", e.to_string()))?;
-            (text, tree)
+            (text, cx.tree)
         };
-        let docs = load_text(file, &text, source, url_reader)
-            .map_err(|e| Problem::new("", "yaml", e.to_string()))?;
-        let refs = docs
-            .iter()
-            .filter(|d| d.error.is_none())
-            .map(|d| entity_ref_of(&d.value))
-            .collect();
-        Ok((docs, refs))
+        let location = cx.location_of(file);
+        let mut read = FileRead {
+            slots: Vec::new(),
+            rejected: Vec::new(),
+            refs: Vec::new(),
+        };
+        // Each document is converted before the next is parsed: only one parsed tree
+        // is alive at a time, and its memory is reused for the next.
+        load_each(file, &text, source, cx.url_reader, |d| {
+            if d.error.is_none() {
+                read.refs.extend(entity_ref_of(&d.value));
+                if d.value.get("kind").and_then(Value::as_str) == Some("Location") {
+                    read.slots.push(Slot::Location(d));
+                    return;
+                }
+            }
+            match input_of(d, &location, cx.revision) {
+                Ok(mut input) => {
+                    input.origin_location.clone_from(origin);
+                    read.slots.push(Slot::Ready((cx.convert)(input)));
+                }
+                Err(rejection) => read.rejected.push(rejection),
+            }
+        })
+        .map_err(|e| Problem::new("", "yaml", e.to_string()))?;
+        Ok(read)
     };
     let workers = if wave.len() < 8 {
         1
@@ -482,7 +605,7 @@ fn load_wave(
         std::thread::available_parallelism().map_or(1, |p| p.get().min(8))
     };
     if workers <= 1 {
-        return wave.iter().map(|(f, _, _)| load_one(f)).collect();
+        return wave.iter().map(load_one).collect();
     }
     // Files differ a lot in size (one org file, many parts): workers take the next file
     // as they finish one instead of fixed halves.
@@ -491,10 +614,10 @@ fn load_wave(
         let mut done = Vec::new();
         loop {
             let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let Some((f, _, _)) = wave.get(i) else {
+            let Some(item) = wave.get(i) else {
                 return done;
             };
-            done.push((i, load_one(f)));
+            done.push((i, load_one(item)));
         }
     };
     let mut done: Vec<_> = std::thread::scope(|scope| {
@@ -656,6 +779,7 @@ impl FileProvider {
             &self.location_prefix(),
             None,
             self.url_reader.as_deref(),
+            &keep,
         );
         let previous: Vec<EntityRef> = {
             let last = match self.last.lock() {
@@ -685,7 +809,8 @@ impl FileProvider {
         })
     }
 
-    fn read_blocking(&self) -> ProviderOutput {
+    /// Read the whole directory, converting each entity with `convert`.
+    fn read_full<T: Send>(&self, convert: Convert<'_, T>) -> (Vec<T>, Vec<Rejection>) {
         let start: Vec<String> = self
             .source
             .list()
@@ -698,12 +823,10 @@ impl FileProvider {
             &self.location_prefix(),
             None,
             self.url_reader.as_deref(),
+            convert,
         );
         self.remember(read.by_file, true);
-        ProviderOutput {
-            mutation: Mutation::Full(read.inputs),
-            rejected: read.rejected,
-        }
+        (read.inputs, read.rejected)
     }
 }
 
@@ -716,10 +839,29 @@ impl EntityProvider for FileProvider {
     async fn read(&self) -> Result<ProviderOutput> {
         let span = tracing::info_span!("file_provider.read", provider = %self.name);
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.read_blocking())
+        let (inputs, rejected) = tokio::task::spawn_blocking(move || this.read_full(&keep))
             .instrument(span)
             .await
-            .map_err(|e| Error::internal("the file reader task failed").with_source(e))
+            .map_err(|e| Error::internal("the file reader task failed").with_source(e))?;
+        Ok(ProviderOutput {
+            mutation: Mutation::Full(inputs),
+            rejected,
+        })
+    }
+
+    async fn read_staged(&self, stage: &Stage) -> Result<StagedOutput> {
+        let span = tracing::info_span!("file_provider.read_staged", provider = %self.name);
+        let this = self.clone();
+        let stage = stage.clone();
+        let (staged, rejected) =
+            tokio::task::spawn_blocking(move || this.read_full(&|input| stage.prepare(input)))
+                .instrument(span)
+                .await
+                .map_err(|e| Error::internal("the file reader task failed").with_source(e))?;
+        Ok(StagedOutput {
+            mutation: StagedMutation::Full(staged),
+            rejected,
+        })
     }
 }
 
@@ -809,41 +951,65 @@ impl EntityProvider for GitProvider {
 
     async fn read(&self) -> Result<ProviderOutput> {
         let span = tracing::info_span!("git_provider.read", provider = %self.name, rev = %self.rev);
-        async {
-            let commit = self.repo.resolve(&self.rev).await?.to_hex();
-            let files = self.repo.read_tree(&commit, "").await?;
-            let mut texts: Vec<(String, String)> = Vec::new();
-            for (path, bytes) in files {
-                if let Ok(text) = String::from_utf8(bytes) {
-                    texts.push((path, text));
-                }
+        let (inputs, rejected) = self.read_full(keep).instrument(span).await?;
+        Ok(ProviderOutput {
+            mutation: Mutation::Full(inputs),
+            rejected,
+        })
+    }
+
+    async fn read_staged(&self, stage: &Stage) -> Result<StagedOutput> {
+        let span =
+            tracing::info_span!("git_provider.read_staged", provider = %self.name, rev = %self.rev);
+        let stage = stage.clone();
+        let (staged, rejected) = self
+            .read_full(move |input| stage.prepare(input))
+            .instrument(span)
+            .await?;
+        Ok(StagedOutput {
+            mutation: StagedMutation::Full(staged),
+            rejected,
+        })
+    }
+}
+
+impl GitProvider {
+    /// Read the tree at the revision, converting each entity with `convert` on the
+    /// reader threads.
+    async fn read_full<T, F>(&self, convert: F) -> Result<(Vec<T>, Vec<Rejection>)>
+    where
+        T: Send + 'static,
+        F: Fn(EntityInput) -> T + Send + Sync + 'static,
+    {
+        let commit = self.repo.resolve(&self.rev).await?.to_hex();
+        let files = self.repo.read_tree(&commit, "").await?;
+        let mut texts: Vec<(String, String)> = Vec::new();
+        for (path, bytes) in files {
+            if let Ok(text) = String::from_utf8(bytes) {
+                texts.push((path, text));
             }
-            let start: Vec<String> = texts
-                .iter()
-                .map(|(p, _)| p.clone())
-                .filter(|p| glob_match(&self.glob, p))
-                .collect();
-            let source = crate::placeholder::MemorySource::new(texts);
-            let prefix = format!("git:{}@{}:", self.repo.path().display(), self.rev);
-            let url_reader = self.url_reader.clone();
-            let read = tokio::task::spawn_blocking(move || {
-                read_tree(
-                    &source,
-                    start,
-                    &prefix,
-                    Some(&commit),
-                    url_reader.as_deref(),
-                )
-            })
-            .await
-            .map_err(|e| Error::internal("the git reader task failed").with_source(e))?;
-            Ok(ProviderOutput {
-                mutation: Mutation::Full(read.inputs),
-                rejected: read.rejected,
-            })
         }
-        .instrument(span)
+        let start: Vec<String> = texts
+            .iter()
+            .map(|(p, _)| p.clone())
+            .filter(|p| glob_match(&self.glob, p))
+            .collect();
+        let source = crate::placeholder::MemorySource::new(texts);
+        let prefix = format!("git:{}@{}:", self.repo.path().display(), self.rev);
+        let url_reader = self.url_reader.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            read_tree(
+                &source,
+                start,
+                &prefix,
+                Some(&commit),
+                url_reader.as_deref(),
+                &convert,
+            )
+        })
         .await
+        .map_err(|e| Error::internal("the git reader task failed").with_source(e))?;
+        Ok((read.inputs, read.rejected))
     }
 }
 
@@ -946,6 +1112,7 @@ mod tests {
             "file:/r/",
             None,
             Some(&urls),
+            &keep,
         );
         assert!(read.rejected.is_empty(), "{:?}", read.rejected);
         let b_url = "https://git.example/org/repo/blob/main/teams/b.yaml";
@@ -996,6 +1163,7 @@ mod tests {
             "file:/",
             None,
             None,
+            &keep,
         );
         assert!(read.rejected.is_empty());
         assert_eq!(read.inputs.len(), 1);
@@ -1034,6 +1202,7 @@ mod tests {
             "file:/",
             None,
             Some(&urls),
+            &keep,
         );
         assert_eq!(urls.reads().len(), MAX_URL_LOCATION_DEPTH);
         assert_eq!(read.rejected.len(), 1, "{:?}", read.rejected);
@@ -1053,6 +1222,7 @@ mod tests {
             "file:/",
             None,
             Some(&urls),
+            &keep,
         );
         assert_eq!(read.rejected.len(), 1);
         assert!(
@@ -1077,6 +1247,7 @@ mod tests {
             "file:/",
             None,
             Some(&urls),
+            &keep,
         );
         assert_eq!(read.rejected.len(), 1, "{:?}", read.rejected);
         assert!(

@@ -2,7 +2,8 @@
 //! mirror, then reads it like any local repository.
 
 use async_trait::async_trait;
-use idp_catalog::provider::{EntityProvider, GitProvider, ProviderOutput};
+use idp_catalog::Stage;
+use idp_catalog::provider::{EntityProvider, GitProvider, ProviderOutput, StagedOutput};
 use idp_core::git::GitRepo;
 
 /// Fetch, then read through the wrapped [`GitProvider`].
@@ -33,11 +34,22 @@ impl EntityProvider for FetchingProvider {
     }
 
     async fn read(&self) -> idp_core::Result<ProviderOutput> {
+        self.fetch().await?;
+        self.inner.read().await
+    }
+
+    async fn read_staged(&self, stage: &Stage) -> idp_core::Result<StagedOutput> {
+        self.fetch().await?;
+        self.inner.read_staged(stage).await
+    }
+}
+
+impl FetchingProvider {
+    async fn fetch(&self) -> idp_core::Result<()> {
         let spec = format!("+refs/heads/{0}:refs/heads/{0}", self.branch);
         self.mirror
             .fetch(&self.remote, &[spec.as_str()])
             .await
-            .map_err(|e| e.context(format!("fetching the catalog from {}", self.remote)))?;
-        self.inner.read().await
+            .map_err(|e| e.context(format!("fetching the catalog from {}", self.remote)))
     }
 }
