@@ -42,6 +42,7 @@ use idp_core::{Catalog, EntityRef, Error, Result};
 use serde_json::{Map, Value};
 
 use crate::cow::{CowMap, CowMapPart, FastMap, FastState, Postings, Slots};
+use crate::processor::EntityProcessor;
 use crate::relations::{self, RelationType};
 use crate::validate::{Problem, Validator};
 
@@ -1842,6 +1843,7 @@ fn terms_of(entity_ref: &EntityRef, value: &Value, provider: &str) -> Vec<Term> 
 fn prepare(
     snapshot: &Snapshot,
     validator: &Validator,
+    processors: &[Arc<dyn EntityProcessor>],
     provider: &str,
     input: EntityInput,
 ) -> Prepared {
@@ -1859,8 +1861,32 @@ fn prepare(
         origin_location.as_deref(),
         revision.as_deref(),
     );
+    let mut failed = None;
+    for processor in processors {
+        let _span =
+            tracing::trace_span!("catalog.processor", processor = processor.name()).entered();
+        if let Err(e) = processor.pre_process(&mut value, location.as_deref()) {
+            failed = Some(Problem::new(
+                "",
+                "processor",
+                format!("{}: {}", processor.name(), e.report()),
+            ));
+            break;
+        }
+    }
     let entity_ref = ref_of(&value);
     let key: Option<Box<str>> = entity_ref.as_ref().map(|r| key_of(r).into_boxed_str());
+    if let Some(problem) = failed {
+        return Prepared::Rejected {
+            key,
+            rejection: Rejection {
+                location,
+                document,
+                entity_ref: entity_ref.as_ref().map(ToString::to_string),
+                problems: vec![problem],
+            },
+        };
+    }
     let rejection = |problems: Vec<Problem>| Rejection {
         location: location.clone(),
         document,
@@ -2184,6 +2210,7 @@ pub struct InMemoryCatalog {
     state: RwLock<Arc<State>>,
     writer: Mutex<()>,
     validator: Arc<Validator>,
+    processors: Arc<[Arc<dyn EntityProcessor>]>,
     /// Counts the stages (part of their identity: a commit refuses entities staged by
     /// another stage).
     stages: AtomicU64,
@@ -2236,8 +2263,32 @@ impl InMemoryCatalog {
             state: RwLock::new(Arc::new(State::new())),
             writer: Mutex::new(()),
             validator: Arc::new(validator),
+            processors: Arc::new([]),
             stages: AtomicU64::new(0),
         }
+    }
+
+    /// Run `processor` on every entity before validation, after the processors added
+    /// before it (see [`processor`](crate::processor)).
+    ///
+    /// ```
+    /// # use idp_catalog::processor::EntityProcessor;
+    /// # #[derive(Debug)] struct Uid;
+    /// # impl EntityProcessor for Uid {
+    /// #     fn name(&self) -> &str { "uid" }
+    /// #     fn pre_process(&self, e: &mut serde_json::Value, _: Option<&str>) -> idp_core::Result<()> {
+    /// #         e["metadata"]["uid"] = "0000".into(); Ok(())
+    /// #     }
+    /// # }
+    /// let catalog = idp_catalog::InMemoryCatalog::new().with_processor(Uid);
+    /// # let _ = catalog;
+    /// ```
+    #[must_use]
+    pub fn with_processor(mut self, processor: impl EntityProcessor + 'static) -> Self {
+        let mut all: Vec<Arc<dyn EntityProcessor>> = self.processors.iter().cloned().collect();
+        all.push(Arc::new(processor));
+        self.processors = all.into();
+        self
     }
 
     /// The current snapshot; keep it as long as you like, it never changes.
@@ -2313,6 +2364,7 @@ impl InMemoryCatalog {
             id,
             snapshot: self.snapshot(),
             validator: Arc::clone(&self.validator),
+            processors: Arc::clone(&self.processors),
             provider: provider.into(),
         }
     }
@@ -2537,6 +2589,7 @@ pub struct Stage {
     id: u64,
     snapshot: Snapshot,
     validator: Arc<Validator>,
+    processors: Arc<[Arc<dyn EntityProcessor>]>,
     provider: Arc<str>,
 }
 
@@ -2693,7 +2746,13 @@ impl Stage {
     }
 
     fn prepare_one(&self, input: EntityInput) -> Prepared {
-        prepare(&self.snapshot, &self.validator, &self.provider, input)
+        prepare(
+            &self.snapshot,
+            &self.validator,
+            &self.processors,
+            &self.provider,
+            input,
+        )
     }
 
     /// Prepare `inputs` in order, on every core for large batches.

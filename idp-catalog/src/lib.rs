@@ -17,6 +17,8 @@
 //! - [`catalog`]: the indexed, copy-on-write [`InMemoryCatalog`] and its [`Snapshot`]s.
 //! - [`filter`]: Backstage filter strings (`kind=component,spec.type=service`).
 //! - [`provider`]: the [`EntityProvider`](provider::EntityProvider) trait and providers.
+//! - [`processor`]: [`EntityProcessor`](processor::EntityProcessor)s, steps every entity
+//!   goes through before validation (a `metadata.uid`, defaults).
 //! - [`search`]: ranked full-text search (BM25, field boosts, typo tolerance, `Embedder`).
 //! - [`generate`]: a synthetic organisation for benchmarks and demos.
 //! - [`scaffolder`]: run Backstage `scaffolder.backstage.io/v1beta3` templates (golden
@@ -41,6 +43,7 @@ pub mod kinds;
 pub mod load;
 pub mod parse;
 pub mod placeholder;
+pub mod processor;
 pub mod provider;
 pub mod relations;
 pub mod rules;

@@ -276,3 +276,89 @@ async fn providers_without_read_staged_are_staged_from_read() {
     assert_eq!(sorted(&report.removed), ["component:default/b"]);
     assert_eq!(report.unchanged, 1);
 }
+
+/// Sets `metadata.uid` from the entity's name and refuses entities labelled
+/// `refuse: "yes"`.
+#[derive(Debug)]
+struct Uids;
+
+impl idp_catalog::processor::EntityProcessor for Uids {
+    fn name(&self) -> &str {
+        "uids"
+    }
+
+    fn pre_process(&self, entity: &mut Value, location: Option<&str>) -> idp_core::Result<()> {
+        let name = entity["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if entity["metadata"]["labels"]["refuse"] == "yes" {
+            return Err(idp_core::Error::invalid_input(format!(
+                "{name} is labelled refuse"
+            )));
+        }
+        assert!(
+            location.is_none_or(|l| l.starts_with("file:")),
+            "{location:?}"
+        );
+        entity["metadata"]["uid"] = Value::String(format!("uid-{name}"));
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn processors_run_before_validation_on_every_path() {
+    let dir = tempfile::tempdir().unwrap();
+    idp_catalog::generate::write_org(dir.path(), 400, 5).unwrap();
+    let provider = FileProvider::new("local", dir.path());
+    let streamed = InMemoryCatalog::new().with_processor(Uids);
+    let report = refresh(&streamed, &provider).await.unwrap();
+    assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+    let plain = InMemoryCatalog::new().with_processor(Uids);
+    let out = provider.read().await.unwrap();
+    let applied = plain.apply("local", out.mutation);
+    same_report(&report, &applied);
+    assert_eq!(contents(&streamed), contents(&plain));
+    let snap = streamed.snapshot();
+    for entity in snap.entities() {
+        let v = entity.to_value();
+        assert_eq!(
+            v["metadata"]["uid"],
+            format!("uid-{}", v["metadata"]["name"].as_str().unwrap())
+        );
+    }
+    // Deterministic processors keep unchanged entities unchanged.
+    let again = refresh(&streamed, &provider).await.unwrap();
+    assert_eq!(again.unchanged, snap.len());
+    assert!(again.updated.is_empty());
+
+    // A refusal rejects the entity and names the processor; the last good version of
+    // an entity already in the catalog stays.
+    let catalog = InMemoryCatalog::new().with_processor(Uids);
+    catalog.apply("p", Mutation::Full(vec![EntityInput::new(group("team"))]));
+    let mut refused = group("team");
+    refused["metadata"]["labels"] = json!({"refuse": "yes"});
+    let report = catalog.apply(
+        "p",
+        Mutation::Full(vec![
+            EntityInput::new(refused).with_location("file:/repo/catalog-info.yaml"),
+        ]),
+    );
+    assert_eq!(report.rejected.len(), 1);
+    let message = report.rejected[0].to_string();
+    assert!(
+        message.contains("file:/repo/catalog-info.yaml"),
+        "{message}"
+    );
+    assert!(message.contains("group:default/team"), "{message}");
+    assert!(message.contains("uids: "), "{message}");
+    assert!(message.contains("team is labelled refuse"), "{message}");
+    assert!(report.removed.is_empty(), "{:?}", report.removed);
+    let kept = catalog
+        .snapshot()
+        .get(&r("group:default/team"))
+        .unwrap()
+        .to_value();
+    assert_eq!(kept["metadata"]["uid"], "uid-team");
+    assert!(kept["metadata"].get("labels").is_none());
+}

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
+use idp_catalog::processor::EntityProcessor;
 use idp_catalog::provider::EntityProvider;
 use idp_catalog::search::SearchIndex;
 use idp_catalog::{InMemoryCatalog, IngestReport, Mutation, Snapshot};
@@ -92,7 +93,7 @@ pub struct AppState {
 impl AppState {
     /// A state over an empty catalog.
     pub fn new(policy: PolicyConfig, cluster: ClusterInfo, data: PathBuf) -> Self {
-        let catalog = Arc::new(InMemoryCatalog::new());
+        let catalog = Arc::new(InMemoryCatalog::new().with_processor(UidProcessor));
         let snapshot = catalog.snapshot();
         let search = SearchIndex::build(&snapshot);
         Self {
@@ -147,7 +148,7 @@ impl AppState {
 
     /// Apply a mutation directly (generated entities, deletions), then publish a new view.
     pub fn apply(&self, provider: &str, mutation: Mutation) -> IngestReport {
-        let report = self.catalog.apply(provider, with_uids(mutation));
+        let report = self.catalog.apply(provider, mutation);
         self.publish();
         report
     }
@@ -166,9 +167,11 @@ impl AppState {
         // Publishing rebuilds the search index: skip it when nothing changed.
         let mut changed = !self.is_ready();
         for provider in providers {
-            match provider.read().await {
+            // Each entity is validated on the provider's reader threads as it is read.
+            let stage = self.catalog.stage(provider.name());
+            match provider.read_staged(&stage).await {
                 Ok(out) => {
-                    let mut report = self.catalog.apply(provider.name(), with_uids(out.mutation));
+                    let mut report = self.catalog.commit(&stage, out.mutation);
                     changed |= !(report.added.is_empty()
                         && report.updated.is_empty()
                         && report.removed.is_empty());
@@ -241,28 +244,23 @@ fn ref_of_value(value: &Value) -> Option<EntityRef> {
     EntityRef::new(kind, namespace, name).ok()
 }
 
-fn with_uids(mutation: Mutation) -> Mutation {
-    let add = |mut inputs: Vec<idp_catalog::EntityInput>| {
-        for input in &mut inputs {
-            if let Some(r) = ref_of_value(&input.value) {
-                let uid = uid_of(&r);
-                if let Some(meta) = input
-                    .value
-                    .get_mut("metadata")
-                    .and_then(Value::as_object_mut)
-                {
-                    meta.insert("uid".into(), Value::String(uid));
-                }
-            }
+/// Sets every entity's `metadata.uid` ([`uid_of`] its reference) before validation, on
+/// whichever thread prepares the entity (the provider's readers during a refresh).
+#[derive(Debug)]
+struct UidProcessor;
+
+impl EntityProcessor for UidProcessor {
+    fn name(&self) -> &str {
+        "uid"
+    }
+
+    fn pre_process(&self, entity: &mut Value, _location: Option<&str>) -> idp_core::Result<()> {
+        if let Some(r) = ref_of_value(entity)
+            && let Some(meta) = entity.get_mut("metadata").and_then(Value::as_object_mut)
+        {
+            meta.insert("uid".into(), Value::String(uid_of(&r)));
         }
-        inputs
-    };
-    match mutation {
-        Mutation::Full(inputs) => Mutation::Full(add(inputs)),
-        Mutation::Delta { upserts, removals } => Mutation::Delta {
-            upserts: add(upserts),
-            removals,
-        },
+        Ok(())
     }
 }
 
