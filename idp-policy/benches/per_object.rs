@@ -5,8 +5,10 @@
 //! `IDP_POLICY_BENCH` picks what runs per object: `native` (PSS restricted, every
 //! guardrail and a registry allowlist, as in `native_vs_rego`), `walk` (the floor: one
 //! built-in policy that walks every container and finds nothing), `three` (the three
-//! Rego rules done natively: PSS baseline, limits, sensitive ports) or `rego` (the bare
-//! regorus engine with the three rules, inputs converted beforehand). `MIX` is `mixed`
+//! Rego rules done natively: PSS baseline, limits, sensitive ports), `rego` (the bare
+//! regorus engine with the three rules, inputs converted beforehand) or `rego-policy`
+//! (`RegoPolicy::evaluate` with the three rules: each object converted to a regorus
+//! value, then the engine, as `idpctl policy check --policy` runs it). `MIX` is `mixed`
 //! (default), `compliant` or `violating`; `OBJECTS` (default 100) objects are checked
 //! `ROUNDS` (default 1,000) times, so they stay in the caches. It prints thread CPU
 //! time per object; for instructions, run it under cachegrind twice and divide the
@@ -66,6 +68,17 @@ fn main() {
             for input in &inputs {
                 engine.set_input(input.clone());
                 black_box(engine.eval_rule("data.bench.deny".to_owned()).unwrap());
+            }
+        }
+    } else if what == "rego-policy" {
+        // What `idpctl policy check --policy bench.rego` runs per object: the object
+        // converted to a regorus value, then the engine.
+        let rego = idp_policy::rego::RegoPolicy::new("bench")
+            .with_module("bench.rego", RULES)
+            .unwrap();
+        for _ in 0..rounds {
+            for o in &objects {
+                black_box(rego.evaluate(o, &ctx));
             }
         }
     } else {
