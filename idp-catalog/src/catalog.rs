@@ -1651,22 +1651,26 @@ enum Prepared {
         key: Box<str>,
         existing: Arc<Stored>,
     },
-    Ready {
-        key: Box<str>,
-        /// Allocated here (in parallel) rather than in the serial apply.
-        stored: Arc<Stored>,
-        warnings: Vec<String>,
-        /// A copy of the ref for the report, made here (in parallel) rather than in
-        /// the serial apply.
-        reported: EntityRef,
-        /// Where it was read from, for a conflict found at commit.
-        location: Option<String>,
-        document: Option<usize>,
-    },
+    Ready(Ready),
     Rejected {
         key: Option<Box<str>>,
         rejection: Rejection,
     },
+}
+
+/// A valid entity, ready to be put in the catalog.
+#[derive(Debug)]
+struct Ready {
+    key: Box<str>,
+    /// Allocated here (in parallel) rather than in the serial apply.
+    stored: Arc<Stored>,
+    warnings: Vec<String>,
+    /// A copy of the ref for the report, made here (in parallel) rather than in the
+    /// serial apply.
+    reported: EntityRef,
+    /// Where it was read from, for a conflict found at commit.
+    location: Option<String>,
+    document: Option<usize>,
 }
 
 /// The rejection of an entity that another provider already supplies.
@@ -1717,40 +1721,29 @@ fn resettle(snapshot: &Snapshot, provider: &str, prepared: Prepared) -> Prepared
                 resettle(
                     snapshot,
                     provider,
-                    Prepared::Ready {
+                    Prepared::Ready(Ready {
                         key,
                         stored,
                         warnings: Vec::new(),
                         reported,
                         location: None,
                         document: None,
-                    },
+                    }),
                 )
             }
         },
-        Prepared::Ready {
-            key,
-            stored,
-            warnings,
-            reported,
-            location,
-            document,
-        } => match now(&key) {
-            Some(current) if current.provider() != Some(provider) => {
-                conflict(&current, Some(&reported), location, document)
-            }
-            Some(current) if *current.json == *stored.json => Prepared::Unchanged {
-                key,
+        Prepared::Ready(ready) => match now(&ready.key) {
+            Some(current) if current.provider() != Some(provider) => conflict(
+                &current,
+                Some(&ready.reported),
+                ready.location,
+                ready.document,
+            ),
+            Some(current) if *current.json == *ready.stored.json => Prepared::Unchanged {
+                key: ready.key,
                 existing: current,
             },
-            _ => Prepared::Ready {
-                key,
-                stored,
-                warnings,
-                reported,
-                location,
-                document,
-            },
+            _ => Prepared::Ready(ready),
         },
         rejected @ Prepared::Rejected { .. } => rejected,
     }
@@ -1945,7 +1938,7 @@ fn prepare(
         .iter()
         .map(|w| format!("{entity_ref}: {w}"))
         .collect();
-    Prepared::Ready {
+    Prepared::Ready(Ready {
         key,
         reported: entity_ref.clone(),
         stored: Arc::new(Stored {
@@ -1958,7 +1951,7 @@ fn prepare(
         warnings,
         location,
         document,
-    }
+    })
 }
 
 /// Mutations with at least this many changed entities index terms and relations on two
@@ -2449,13 +2442,13 @@ impl InMemoryCatalog {
                     }
                     report.rejected.push(rejection);
                 }
-                Prepared::Ready {
+                Prepared::Ready(Ready {
                     key,
                     stored,
                     warnings,
                     reported,
                     ..
-                } => {
+                }) => {
                     let existing = state.ids.get(&*key).copied();
                     let duplicate = match existing {
                         Some(id) => touched.has_id(id),
@@ -2634,12 +2627,12 @@ impl Staged {
                     problems: vec![foreign_problem()],
                 },
             },
-            Prepared::Ready {
+            Prepared::Ready(Ready {
                 reported,
                 location,
                 document,
                 ..
-            } => Prepared::Rejected {
+            }) => Prepared::Rejected {
                 key: None,
                 rejection: Rejection {
                     location,
