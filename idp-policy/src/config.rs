@@ -188,6 +188,12 @@ impl PolicySetConfig {
                 "a policy-set file has kind PolicySet, not `{kind}`"
             )));
         }
+        for (i, entry) in config.policies.iter().enumerate() {
+            if let BuiltinPolicy::PodSecurity(p) = &entry.policy {
+                p.validate()
+                    .map_err(|e| e.context(format!("policies[{i}] (type: pod-security)")))?;
+            }
+        }
         Ok(config)
     }
 

@@ -202,6 +202,69 @@ impl ActiveChecks {
     }
 }
 
+/// The Pod Security Standards controls by the names the Kubernetes documentation (and
+/// Kyverno's `podSecurity.exclude`) gives them, with the checks implementing each, and
+/// whether the control has fields in containers (an exclusion limited to images only
+/// makes sense for those).
+pub(crate) const CONTROLS: &[(&str, &[Check], bool)] = &[
+    ("HostProcess", &[Check::WindowsHostProcess], true),
+    ("Host Namespaces", &[Check::HostNamespaces], false),
+    ("Privileged Containers", &[Check::Privileged], true),
+    (
+        "Capabilities",
+        &[Check::CapabilitiesBaseline, Check::CapabilitiesRestricted],
+        true,
+    ),
+    ("HostPath Volumes", &[Check::HostPathVolumes], false),
+    ("Host Ports", &[Check::HostPorts], true),
+    (
+        "Host Probes / Lifecycle Hooks",
+        &[Check::HostProbesAndHostLifecycle],
+        true,
+    ),
+    ("AppArmor", &[Check::AppArmorProfile], true),
+    ("SELinux", &[Check::SeLinuxOptions], true),
+    (
+        "/proc Mount Type",
+        &[Check::ProcMount, Check::ProcMountRestricted],
+        true,
+    ),
+    (
+        "Seccomp",
+        &[
+            Check::SeccompProfileBaseline,
+            Check::SeccompProfileRestricted,
+        ],
+        true,
+    ),
+    ("Sysctls", &[Check::Sysctls], false),
+    ("Volume Types", &[Check::RestrictedVolumes], false),
+    (
+        "Privilege Escalation",
+        &[Check::AllowPrivilegeEscalation],
+        true,
+    ),
+    ("Running as Non-root", &[Check::RunAsNonRoot], true),
+    ("Running as Non-root user", &[Check::RunAsUser], true),
+];
+
+/// The checks a control name (case-insensitive) or a check id names, and whether it has
+/// container-level fields.
+pub(crate) fn control(name: &str) -> Option<(Vec<Check>, bool)> {
+    if let Some((_, checks, per_container)) = CONTROLS
+        .iter()
+        .find(|(n, _, _)| n.eq_ignore_ascii_case(name.trim()))
+    {
+        return Some((checks.to_vec(), *per_container));
+    }
+    CONTROLS.iter().find_map(|(_, checks, per_container)| {
+        checks
+            .iter()
+            .find(|c| c.id() == name.trim())
+            .map(|c| (vec![*c], *per_container))
+    })
+}
+
 /// The checks in force at `level` and effective `minor`, with restricted's overrides
 /// applied.
 pub(crate) fn active(level: Level, minor: u32) -> ActiveChecks {
@@ -452,7 +515,7 @@ fn host_ports(cs: &[ContainerView<'_>], out: &mut Sink<'_>) {
     }
 }
 
-const APPARMOR_PREFIX: &str = "container.apparmor.security.beta.kubernetes.io/";
+pub(crate) const APPARMOR_PREFIX: &str = "container.apparmor.security.beta.kubernetes.io/";
 
 fn app_armor(pod: &PodView<'_>, cs: &[ContainerView<'_>], out: &mut Sink<'_>) {
     fn bad_type<'a>(sc: &SecurityFields<'a>) -> Option<&'a str> {

@@ -58,6 +58,12 @@
 //! version, here as upstream: `image` volumes are allowed by `restrictedVolumes`, and the
 //! AppArmor fields are checked.
 //!
+//! # Excluding controls
+//!
+//! [`PodSecurity::excluding`] switches one control off, for the whole pod or only for
+//! containers running certain images, like Kyverno's `podSecurity.exclude` (see
+//! [`ControlExclusion`]).
+//!
 //! Differences from upstream, on purpose: upstream reports one result per check listing
 //! every offending container; this crate reports one violation per offending field, so
 //! each has its own path. A volume that names no source at all is treated as the
@@ -224,6 +230,41 @@ pub struct PodSecurity {
     /// The version.
     #[serde(default)]
     pub version: PssVersion,
+    /// Controls switched off, for the whole pod or for containers running certain
+    /// images (Kyverno's `podSecurity.exclude`). [`PodSecurity::validate`] checks the
+    /// names; a name that is not a control excludes nothing.
+    #[serde(
+        default,
+        rename = "excludeControls",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub exclude_controls: Vec<ControlExclusion>,
+}
+
+/// One Pod Security Standards control switched off in a [`PodSecurity`] policy, like an
+/// entry of Kyverno's `podSecurity.exclude`.
+///
+/// `control_name` is a control as the Pod Security Standards documentation names it
+/// (`Capabilities`, `Host Namespaces`, `Privileged Containers`, `Seccomp`, … —
+/// case-insensitive; see [`PodSecurity::control_names`]) or one check id
+/// (`capabilities_restricted`). With `images` (`*` wildcards), only findings in
+/// containers running a matching image are dropped (an Istio sidecar that needs
+/// `NET_ADMIN`); findings in pod-level fields and in other containers stay. Without
+/// `images`, the control is off for the whole pod.
+///
+/// ```
+/// let e: idp_policy::pss::ControlExclusion = serde_json::from_value(serde_json::json!({
+///     "controlName": "Capabilities", "images": ["docker.io/istio/proxyv2:*"]})).unwrap();
+/// assert_eq!(e.images.len(), 1);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ControlExclusion {
+    /// The control name or check id.
+    pub control_name: String,
+    /// Images whose containers are exempt; empty: the whole pod.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<String>,
 }
 
 fn default_name() -> String {
@@ -242,6 +283,7 @@ impl PodSecurity {
             name: default_name(),
             level,
             version: PssVersion::Latest,
+            exclude_controls: Vec::new(),
         }
     }
 
@@ -283,6 +325,69 @@ impl PodSecurity {
     pub fn named(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
         self
+    }
+
+    /// Switch `control` off for containers running one of `images` (`*` wildcards), or
+    /// for the whole pod when `images` is empty (see [`ControlExclusion`]).
+    ///
+    /// # Errors
+    ///
+    /// `control` is neither a control name nor a check id, or `images` are given for a
+    /// control that has no container-level fields (`Host Namespaces`, `HostPath
+    /// Volumes`, `Sysctls`, `Volume Types`).
+    ///
+    /// ```
+    /// use idp_core::{Object, Policy, PolicyContext};
+    /// let pss = idp_policy::pss::PodSecurity::restricted()
+    ///     .excluding("Capabilities", ["docker.io/istio/proxyv2:*"])
+    ///     .unwrap();
+    /// let pod = Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+    ///     "spec": {"containers": [{"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.24.0",
+    ///         "securityContext": {"capabilities": {"add": ["NET_ADMIN"]}}}]}})).unwrap();
+    /// let rules: Vec<_> = pss.evaluate(&pod, &PolicyContext::new()).into_iter().map(|v| v.rule).collect();
+    /// assert!(!rules.iter().any(|r| r.starts_with("capabilities")), "{rules:?}");
+    /// assert!(idp_policy::pss::PodSecurity::baseline().excluding("Host Namespaces", ["x"]).is_err());
+    /// ```
+    pub fn excluding<I, S>(mut self, control: &str, images: I) -> idp_core::Result<Self>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let exclusion = ControlExclusion {
+            control_name: control.to_owned(),
+            images: images.into_iter().map(Into::into).collect(),
+        };
+        validate_exclusion(&exclusion)?;
+        self.exclude_controls.push(exclusion);
+        Ok(self)
+    }
+
+    /// Check the [`exclude_controls`](PodSecurity::exclude_controls) (what a policy-set
+    /// file gives).
+    ///
+    /// # Errors
+    ///
+    /// The first exclusion that names no control, or gives images for a pod-level one.
+    ///
+    /// ```
+    /// let mut p = idp_policy::pss::PodSecurity::baseline();
+    /// p.exclude_controls.push(idp_policy::pss::ControlExclusion { control_name: "Privileged".into(), images: vec![] });
+    /// let err = p.validate().unwrap_err();
+    /// assert!(err.to_string().contains("Privileged Containers"), "{err}");
+    /// ```
+    pub fn validate(&self) -> idp_core::Result<()> {
+        self.exclude_controls
+            .iter()
+            .try_for_each(validate_exclusion)
+    }
+
+    /// The control names an exclusion can use (check ids work too).
+    ///
+    /// ```
+    /// assert!(idp_policy::pss::PodSecurity::control_names().any(|n| n == "Seccomp"));
+    /// ```
+    pub fn control_names() -> impl Iterator<Item = &'static str> {
+        checks::CONTROLS.iter().map(|(name, _, _)| *name)
     }
 
     /// The level.
@@ -334,6 +439,7 @@ impl PodSecurity {
             &policy_name(&self.name),
             minor,
             &checks::active(self.level, minor),
+            &compile_exclusions(&self.exclude_controls),
             &PodView::of(*pod),
             &mut out,
         );
@@ -347,6 +453,7 @@ impl PodSecurity {
             name: policy_name(&self.name),
             minor,
             active: checks::active(self.level, minor),
+            exclusions: compile_exclusions(&self.exclude_controls),
         }
     }
 }
@@ -357,6 +464,69 @@ pub(crate) struct CompiledPodSecurity {
     name: Cow<'static, str>,
     minor: u32,
     active: checks::ActiveChecks,
+    exclusions: Vec<Exclusion>,
+}
+
+/// A [`ControlExclusion`] resolved into its checks.
+#[derive(Debug, Clone)]
+struct Exclusion {
+    checks: Vec<checks::Check>,
+    images: Vec<String>,
+}
+
+fn validate_exclusion(e: &ControlExclusion) -> idp_core::Result<()> {
+    let Some((_, per_container)) = checks::control(&e.control_name) else {
+        let names: Vec<&str> = PodSecurity::control_names().collect();
+        return Err(Error::invalid_input(format!(
+            "excludeControls: `{}` is not a Pod Security Standards control; use one of {} (or a check id such as `capabilities_restricted`)",
+            e.control_name,
+            names.join(", ")
+        )));
+    };
+    if !per_container && !e.images.is_empty() {
+        return Err(Error::invalid_input(format!(
+            "excludeControls: `{}` has no container fields, so it cannot be excluded for images; remove `images` to exclude it for the whole pod",
+            e.control_name
+        )));
+    }
+    if e.images.iter().any(|i| i.trim().is_empty()) {
+        return Err(Error::invalid_input(format!(
+            "excludeControls: `{}` has an empty image pattern; write an image (`*` matches any run of characters)",
+            e.control_name
+        )));
+    }
+    Ok(())
+}
+
+/// The exclusions whose control exists (an unknown name excludes nothing).
+fn compile_exclusions(list: &[ControlExclusion]) -> Vec<Exclusion> {
+    list.iter()
+        .filter_map(|e| {
+            checks::control(&e.control_name).map(|(checks, _)| Exclusion {
+                checks,
+                images: e.images.clone(),
+            })
+        })
+        .collect()
+}
+
+/// The container a finding's path points into: a field below it, or its AppArmor
+/// annotation.
+fn container_of<'v, 'a>(
+    pod: &'v PodView<'a>,
+    path: &str,
+) -> Option<&'v crate::view::ContainerView<'a>> {
+    let annotated = path
+        .split_once(checks::APPARMOR_PREFIX)
+        .map(|(_, rest)| rest.trim_end_matches(['"', ']']));
+    pod.containers().iter().find(|c| {
+        if let Some(name) = annotated {
+            return c.name == name;
+        }
+        let prefix = c.container.path();
+        path.strip_prefix(prefix.as_str())
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+    })
 }
 
 /// The name violations carry: borrowed when it is the default, so that they cost no
@@ -376,19 +546,63 @@ fn run_checks(
     name: &Cow<'static, str>,
     minor: u32,
     active: &checks::ActiveChecks,
+    exclusions: &[Exclusion],
     pod: &PodView<'_>,
     out: &mut Vec<Violation>,
 ) {
     let mut sink = checks::Sink { name, out };
     for check in active.iter() {
+        if exclusions.is_empty() {
+            check.run(pod, minor, &mut sink);
+            continue;
+        }
+        let mut by_image = exclusions
+            .iter()
+            .filter(|e| e.checks.contains(&check))
+            .peekable();
+        if by_image.peek().is_none() {
+            check.run(pod, minor, &mut sink);
+            continue;
+        }
+        let by_image: Vec<&Exclusion> = by_image.collect();
+        if by_image.iter().any(|e| e.images.is_empty()) {
+            continue; // off for the whole pod
+        }
+        let start = sink.out.len();
         check.run(pod, minor, &mut sink);
+        let mut i = start;
+        while i < sink.out.len() {
+            let exempt = sink.out[i]
+                .path
+                .as_deref()
+                .and_then(|p| container_of(pod, p))
+                .is_some_and(|c| {
+                    by_image.iter().any(|e| {
+                        e.images
+                            .iter()
+                            .any(|pattern| crate::matching::wildcard(pattern, c.image))
+                    })
+                });
+            if exempt {
+                sink.out.remove(i);
+            } else {
+                i += 1;
+            }
+        }
     }
 }
 
 impl NativePolicy for CompiledPodSecurity {
     fn check(&self, view: &ObjectView<'_>, _ctx: &PolicyContext, out: &mut Vec<Violation>) {
         if let Some(pod) = &view.pod {
-            run_checks(&self.name, self.minor, &self.active, pod, out);
+            run_checks(
+                &self.name,
+                self.minor,
+                &self.active,
+                &self.exclusions,
+                pod,
+                out,
+            );
         }
     }
 }
