@@ -423,3 +423,63 @@ fn broken_rego_and_cel_are_usage_errors() {
         "{err}"
     );
 }
+
+#[test]
+fn check_prints_policy_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "k8s/bad.yaml",
+        &format!("{NAMESPACE}---\n{PRIVILEGED}"),
+    );
+    write(dir.path(), "k8s/good.yaml", PLAIN);
+    let root = dir.path().to_str().unwrap();
+    let out = idpctl(&[
+        "policy",
+        "check",
+        root,
+        "--policy-report",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "denied objects still fail the command"
+    );
+    let list = json(&out);
+    assert_eq!(list["apiVersion"], "v1");
+    assert_eq!(list["kind"], "List");
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{list}");
+    assert_eq!(items[0]["kind"], "ClusterPolicyReport");
+    let shop = &items[1];
+    assert_eq!(shop["apiVersion"], "wgpolicyk8s.io/v1alpha2");
+    assert_eq!(shop["kind"], "PolicyReport");
+    assert_eq!(shop["metadata"]["namespace"], "shop");
+    let results = shop["results"].as_array().unwrap();
+    let failed: Vec<&str> = results
+        .iter()
+        .filter(|r| r["result"] == "fail")
+        .map(|r| r["rule"].as_str().unwrap())
+        .collect();
+    assert!(failed.contains(&"privileged"), "{results:#?}");
+    assert!(failed.contains(&"hostNamespaces"), "{results:#?}");
+    let passed: Vec<&str> = results
+        .iter()
+        .filter(|r| r["result"] == "pass")
+        .map(|r| r["resources"][0]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(passed, ["web"], "the compliant Deployment passes");
+    assert_eq!(shop["summary"]["pass"], 1);
+    assert_eq!(shop["summary"]["fail"].as_u64(), Some(failed.len() as u64));
+
+    // YAML by default, which kubectl applies as it is.
+    let out = idpctl(&["policy", "check", root, "--policy-report"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("kind: List"), "{text}");
+    assert!(
+        text.contains("apiVersion: wgpolicyk8s.io/v1alpha2"),
+        "{text}"
+    );
+}

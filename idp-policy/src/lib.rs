@@ -19,6 +19,8 @@
 //! - [`admission`]: answer Kubernetes `AdmissionReview`s (validating and mutating) with
 //!   the same set; an HTTP endpoint behind the `admission` feature.
 //! - [`config::PolicySetConfig`]: the YAML file a platform team writes.
+//! - [`policy_report`]: the verdicts as `wgpolicyk8s.io/v1alpha2` `PolicyReport`s, the
+//!   format Kyverno reports in and Policy Reporter reads.
 //! - [`set`]: the engine's module (what [`PolicySet`] re-exports), with its overview.
 //! - `rego` (feature `rego`): `RegoPolicy`, Rego policies with conftest and Gatekeeper
 //!   conventions, evaluated by regorus.
@@ -55,6 +57,7 @@ pub mod guardrails;
 pub mod matching;
 pub mod mutate;
 pub mod podspec;
+pub mod policy_report;
 pub mod pss;
 pub mod report;
 pub mod set;

@@ -408,6 +408,34 @@ impl PolicySet {
         self.entries.is_empty()
     }
 
+    /// The names of the policies that check `object`: those whose match rules select it
+    /// and, for the built-in policies, whose kinds it is (Pod Security Standards and the
+    /// pod guardrails apply to pods and pod controllers, the Service and Ingress
+    /// guardrails to those kinds). Any other policy counts as checking every object its
+    /// match rules select. What a [policy report](crate::policy_report) counts a pass
+    /// for.
+    ///
+    /// ```
+    /// use idp_core::{Object, PolicyContext};
+    /// use idp_policy::{PolicySet, guardrails::RestrictServiceTypes, pss::PodSecurity};
+    /// let set = PolicySet::new().with_policy(PodSecurity::baseline()).with_policy(RestrictServiceTypes::default());
+    /// let svc = Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}})).unwrap();
+    /// assert_eq!(set.applicable_policies(&svc, &PolicyContext::new()), ["restrict-service-types"]);
+    /// ```
+    pub fn applicable_policies(&self, object: &Object, ctx: &PolicyContext) -> Vec<&str> {
+        let default_ns = ctx.namespace.as_deref();
+        let mut view: Option<ObjectView<'_>> = None;
+        self.entries
+            .iter()
+            .filter(|entry| entry.options.rules.matches(object, default_ns))
+            .filter(|entry| match &entry.native {
+                Some(native) => native.applies(view.get_or_insert_with(|| ObjectView::of(object))),
+                None => true,
+            })
+            .map(|entry| entry.policy.name())
+            .collect()
+    }
+
     /// Evaluate one object and give its verdict; every violation names the object.
     ///
     /// ```

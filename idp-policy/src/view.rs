@@ -351,6 +351,12 @@ impl<'a> ObjectView<'a> {
 pub(crate) trait NativePolicy: Send + Sync + fmt::Debug {
     /// Append the violations of `view.object` to `out`.
     fn check(&self, view: &ObjectView<'_>, ctx: &PolicyContext, out: &mut Vec<Violation>);
+
+    /// Whether the policy has anything to check on this object (its kind carries the
+    /// fields it reads): a policy report counts a pass only for these.
+    fn applies(&self, view: &ObjectView<'_>) -> bool {
+        view.pod.is_some()
+    }
 }
 
 /// `Policy::evaluate` of a built-in: one view, one check.

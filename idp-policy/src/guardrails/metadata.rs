@@ -82,6 +82,10 @@ impl Policy for RequireLabels {
 }
 
 impl NativePolicy for RequireLabels {
+    fn applies(&self, view: &ObjectView<'_>) -> bool {
+        self.kinds.is_empty() || self.kinds.iter().any(|k| k == view.kind)
+    }
+
     fn check(&self, view: &ObjectView<'_>, _ctx: &PolicyContext, out: &mut Vec<Violation>) {
         let object = view.object;
         if !self.kinds.is_empty() && !self.kinds.iter().any(|k| k == view.kind) {

@@ -81,6 +81,10 @@ impl Policy for ForbidSensitivePorts {
 }
 
 impl NativePolicy for ForbidSensitivePorts {
+    fn applies(&self, view: &ObjectView<'_>) -> bool {
+        view.pod.is_some() || view.kind == "Service"
+    }
+
     fn check(&self, view: &ObjectView<'_>, _ctx: &PolicyContext, out: &mut Vec<Violation>) {
         let object = view.object;
         if view.kind == "Service" {
@@ -178,6 +182,10 @@ impl Policy for RestrictServiceTypes {
 }
 
 impl NativePolicy for RestrictServiceTypes {
+    fn applies(&self, view: &ObjectView<'_>) -> bool {
+        view.kind == "Service"
+    }
+
     fn check(&self, view: &ObjectView<'_>, _ctx: &PolicyContext, out: &mut Vec<Violation>) {
         let object = view.object;
         if view.kind != "Service" {
@@ -245,6 +253,10 @@ impl Policy for RequireIngressTls {
 }
 
 impl NativePolicy for RequireIngressTls {
+    fn applies(&self, view: &ObjectView<'_>) -> bool {
+        view.kind == "Ingress"
+    }
+
     fn check(&self, view: &ObjectView<'_>, _ctx: &PolicyContext, out: &mut Vec<Violation>) {
         let object = view.object;
         if view.kind != "Ingress" {

@@ -182,6 +182,10 @@ impl Policy for RequireProbes {
 }
 
 impl NativePolicy for RequireProbes {
+    fn applies(&self, view: &ObjectView<'_>) -> bool {
+        view.pod.is_some() && (self.batch || !matches!(view.kind, "Job" | "CronJob"))
+    }
+
     fn check(&self, view: &ObjectView<'_>, _ctx: &PolicyContext, out: &mut Vec<Violation>) {
         if !self.batch && matches!(view.kind, "Job" | "CronJob") {
             return;
@@ -277,6 +281,10 @@ impl Policy for MinReplicas {
 }
 
 impl NativePolicy for MinReplicas {
+    fn applies(&self, view: &ObjectView<'_>) -> bool {
+        matches!(view.kind, "Deployment" | "StatefulSet" | "ReplicaSet")
+    }
+
     fn check(&self, view: &ObjectView<'_>, ctx: &PolicyContext, out: &mut Vec<Violation>) {
         let object = view.object;
         if !matches!(view.kind, "Deployment" | "StatefulSet" | "ReplicaSet") {

@@ -223,7 +223,7 @@ enum PolicyCommand {
     /// object gets a row; exits 1 when any object is denied
     /// (warn and audit findings are reported but do not fail).
     #[command(
-        after_help = "EXAMPLES:\n  idpctl policy check k8s/                            # PSS baseline\n  idpctl policy check k8s/ --pss restricted --pss-version v1.30\n  idpctl policy check k8s/ --guardrails --policy platform/policies.yaml\n  idpctl policy check k8s/ --policy policy/deny.rego --policy gatekeeper/templates.yaml --policy vap.yaml\n  idpctl policy check app.yaml --format json          # [{file, document, apiVersion, kind, namespace, name, allowed, violations}]"
+        after_help = "EXAMPLES:\n  idpctl policy check k8s/                            # PSS baseline\n  idpctl policy check k8s/ --pss restricted --pss-version v1.30\n  idpctl policy check k8s/ --guardrails --policy platform/policies.yaml\n  idpctl policy check k8s/ --policy policy/deny.rego --policy gatekeeper/templates.yaml --policy vap.yaml\n  idpctl policy check app.yaml --format json          # [{file, document, apiVersion, kind, namespace, name, allowed, violations}]\n  idpctl policy check k8s/ --guardrails --policy-report | kubectl apply -f -   # wgpolicyk8s.io PolicyReports"
     )]
     Check {
         /// Files or directories with manifests.
@@ -241,6 +241,11 @@ enum PolicyCommand {
         /// A policy file: .rego, Gatekeeper, ValidatingAdmissionPolicy or policy-set YAML (repeatable).
         #[arg(long = "policy", value_name = "FILE")]
         policies: Vec<PathBuf>,
+        /// Print wgpolicyk8s.io/v1alpha2 PolicyReports (one per namespace, a
+        /// ClusterPolicyReport for cluster-scoped objects) as a v1 List instead of rows:
+        /// YAML, or JSON with --format json.
+        #[arg(long)]
+        policy_report: bool,
     },
     /// Print the manifests with the platform's standard mutations applied.
     ///
@@ -389,6 +394,7 @@ fn main() -> std::process::ExitCode {
             pss_version,
             guardrails,
             policies,
+            policy_report,
         }) => policy::check(
             paths,
             &policy::CheckOptions {
@@ -396,6 +402,7 @@ fn main() -> std::process::ExitCode {
                 pss_version: pss_version.as_deref(),
                 guardrails: *guardrails,
                 policies,
+                policy_report: *policy_report,
             },
             &out,
         ),

@@ -10,6 +10,7 @@ use idp_core::{ManifestSet, Object, Policy, PolicyContext};
 use idp_policy::cel::CelPolicy;
 use idp_policy::config::PolicySetConfig;
 use idp_policy::mutate::{DefaultResources, Mutations, OtelInjection, StandardLabels};
+use idp_policy::policy_report::PolicyReports;
 use idp_policy::pss::{PodSecurity, PssVersion};
 use idp_policy::rego::RegoPolicy;
 use idp_policy::report::CheckRow;
@@ -39,6 +40,8 @@ pub struct CheckOptions<'a> {
     pub guardrails: bool,
     /// `--policy FILE`.
     pub policies: &'a [PathBuf],
+    /// `--policy-report`.
+    pub policy_report: bool,
 }
 
 /// `v1.30`, `1.30` or `latest`.
@@ -197,13 +200,32 @@ pub fn check(
     }
     let ctx = PolicyContext::new();
     let mut rows = Vec::new();
+    let mut reports = options
+        .policy_report
+        .then(|| PolicyReports::new("idp", std::time::SystemTime::now()));
     for file in &files {
         for object in &read_objects(file)? {
             let result = set.check_object(object, &ctx);
+            if let Some(reports) = reports.as_mut() {
+                reports.add(object, &result, &set.applicable_policies(object, &ctx));
+            }
             rows.push(CheckRow::new(file.display().to_string(), object, result));
         }
     }
     let denied = rows.iter().filter(|r| !r.allowed).count();
+    if let Some(reports) = reports {
+        // A `List`, which `kubectl apply -f -` takes as it is.
+        out.data(&serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "List",
+            "items": reports.finish(),
+        }))?;
+        return Ok(if denied > 0 {
+            ExitCode::Findings
+        } else {
+            ExitCode::Ok
+        });
+    }
     match out.format {
         Format::Json | Format::Yaml => out.data(&rows)?,
         Format::Table => {

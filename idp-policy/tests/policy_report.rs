@@ -1,0 +1,188 @@
+//! Policy reports (`wgpolicyk8s.io/v1alpha2`) from a policy set's verdicts.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use idp_core::{Object, PolicyContext};
+use idp_policy::config::BuiltinPolicy;
+use idp_policy::policy_report::{Outcome, PolicyReport, PolicyReports};
+use idp_policy::pss::PodSecurity;
+use idp_policy::{Action, PolicyOptions, PolicySet, guardrails};
+use serde_json::json;
+
+fn object(v: serde_json::Value) -> Object {
+    Object::from_value(v).unwrap()
+}
+
+fn objects() -> Vec<Object> {
+    vec![
+        object(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})),
+        object(json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "cart", "namespace": "shop", "labels": {"team": "payments"}},
+            "spec": {"replicas": 2, "template": {"spec": {"hostNetwork": true, "containers": [{
+                "name": "app", "image": "ghcr.io/acme/cart:1.4",
+                "resources": {"requests": {"cpu": "100m", "memory": "64Mi"},
+                              "limits": {"cpu": "1", "memory": "256Mi"}}}]}}}})),
+        // No namespace: placed in the default namespace, as kubectl would.
+        object(
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "cart"},
+            "spec": {"type": "NodePort", "ports": [{"port": 80}]}}),
+        ),
+    ]
+}
+
+fn set() -> PolicySet {
+    let mut set = PolicySet::new().with_policy(PodSecurity::baseline());
+    set.add_builtin(
+        BuiltinPolicy::RequireResources(guardrails::RequireResources::default()),
+        PolicyOptions::new(),
+    );
+    set.add_builtin(
+        BuiltinPolicy::RestrictServiceTypes(guardrails::RestrictServiceTypes::default()),
+        PolicyOptions::new().action(Action::Warn),
+    );
+    set
+}
+
+fn reports() -> Vec<PolicyReport> {
+    let set = set();
+    let ctx = PolicyContext::new();
+    let mut reports = PolicyReports::new("idp", std::time::SystemTime::UNIX_EPOCH);
+    for o in &objects() {
+        reports.add(
+            o,
+            &set.check_object(o, &ctx),
+            &set.applicable_policies(o, &ctx),
+        );
+    }
+    reports.finish()
+}
+
+#[test]
+fn one_report_per_namespace_and_one_for_the_cluster() {
+    let reports = reports();
+    let scopes: Vec<(&str, Option<&str>)> = reports
+        .iter()
+        .map(|r| (r.kind.as_str(), r.metadata.namespace.as_deref()))
+        .collect();
+    assert_eq!(
+        scopes,
+        [
+            ("ClusterPolicyReport", None),
+            ("PolicyReport", Some("default")),
+            ("PolicyReport", Some("shop")),
+        ]
+    );
+    assert!(
+        reports[0].results.is_empty(),
+        "nothing applies to a Namespace"
+    );
+
+    // The Service: a warning from restrict-service-types, nothing else applies to it.
+    let service = &reports[1];
+    assert_eq!(service.results.len(), 1, "{:#?}", service.results);
+    let warn = &service.results[0];
+    assert_eq!(warn.policy, "restrict-service-types");
+    assert_eq!(warn.result, Outcome::Warn);
+    assert!(!warn.scored);
+    assert_eq!(warn.properties["action"], "warn");
+    assert_eq!(warn.resources[0].namespace.as_deref(), Some("default"));
+    assert_eq!(service.summary.warn, 1);
+
+    // The Deployment: a failure from pod security, a pass from require-resources.
+    let shop = &reports[2];
+    let outcomes: Vec<(&str, Outcome)> = shop
+        .results
+        .iter()
+        .map(|r| (r.policy.as_str(), r.result))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("pod-security", Outcome::Fail),
+            ("require-resources", Outcome::Pass)
+        ]
+    );
+    let fail = &shop.results[0];
+    assert_eq!(fail.rule.as_deref(), Some("hostNamespaces"));
+    assert_eq!(fail.properties["path"], "spec.template.spec.hostNetwork");
+    assert_eq!(fail.severity.as_deref(), Some("high"));
+    assert_eq!(fail.category.as_deref(), Some("Pod Security Standards"));
+    assert_eq!(fail.resources[0].name, "cart");
+    assert_eq!((shop.summary.pass, shop.summary.fail), (1, 1));
+}
+
+#[test]
+fn summaries_count_the_results() {
+    for r in reports() {
+        let count = |o: Outcome| r.results.iter().filter(|x| x.result == o).count() as u64;
+        assert_eq!(r.summary.pass, count(Outcome::Pass));
+        assert_eq!(r.summary.fail, count(Outcome::Fail));
+        assert_eq!(r.summary.warn, count(Outcome::Warn));
+    }
+}
+
+#[test]
+fn the_json_is_the_report_resource() {
+    let reports = reports();
+    let value = serde_json::to_value(&reports[2]).unwrap();
+    assert_eq!(value["apiVersion"], "wgpolicyk8s.io/v1alpha2");
+    assert_eq!(value["kind"], "PolicyReport");
+    assert_eq!(
+        value["metadata"],
+        json!({"name": "idp-policy", "namespace": "shop"})
+    );
+    assert_eq!(
+        value["summary"],
+        json!({"pass": 1, "fail": 1, "warn": 0, "error": 0, "skip": 0})
+    );
+    let result = &value["results"][0];
+    assert_eq!(result["source"], "idp");
+    assert_eq!(result["result"], "fail");
+    assert_eq!(result["scored"], true);
+    assert_eq!(result["timestamp"], json!({"seconds": 0, "nanos": 0}));
+    assert_eq!(
+        result["resources"][0],
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "cart", "namespace": "shop"})
+    );
+    // And back.
+    let back: PolicyReport = serde_json::from_value(value).unwrap();
+    assert_eq!(back, reports[2]);
+}
+
+#[test]
+fn audit_findings_fail_and_waived_ones_pass() {
+    let ctx = PolicyContext::new();
+    let pod = object(json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "agent", "namespace": "monitoring"},
+        "spec": {"hostPID": true, "containers": [{"name": "c", "image": "x:1"}]}}));
+    let audit = PolicySet::new().with_policy_options(
+        PodSecurity::baseline(),
+        PolicyOptions::new().action(Action::Audit),
+    );
+    let mut reports = PolicyReports::new("idp", std::time::SystemTime::UNIX_EPOCH);
+    reports.add(
+        &pod,
+        &audit.check_object(&pod, &ctx),
+        &audit.applicable_policies(&pod, &ctx),
+    );
+    let r = reports.finish();
+    assert_eq!(r[0].results[0].result, Outcome::Fail);
+    assert_eq!(r[0].results[0].properties["action"], "audit");
+
+    let waived = audit.with_exception(
+        serde_json::from_value(
+            json!({"name": "agent", "reason": "needs the host PID until OPS-7",
+            "policies": [{"policy": "pod-security", "rules": ["hostNamespaces"]}],
+            "match": {"namespaces": ["monitoring"]}}),
+        )
+        .unwrap(),
+    );
+    let mut reports = PolicyReports::new("idp", std::time::SystemTime::UNIX_EPOCH);
+    reports.add(
+        &pod,
+        &waived.check_object(&pod, &ctx),
+        &waived.applicable_policies(&pod, &ctx),
+    );
+    let r = reports.finish();
+    assert_eq!(r[0].results.len(), 1);
+    assert_eq!(r[0].results[0].result, Outcome::Pass);
+}
