@@ -389,6 +389,27 @@ spec:
         .post_json("/api/policy/check?guardrails=false", &ok)
         .json();
     assert_eq!(rows[0]["allowed"], true, "{rows}");
+    // The same verdicts as PolicyReports.
+    let list = server
+        .request(
+            "POST",
+            "/api/policy/check?guardrails=false&format=policy-report",
+            Some(("application/yaml", privileged)),
+        )
+        .json();
+    assert_eq!(list["kind"], "List", "{list}");
+    let report = &list["items"][0];
+    assert_eq!(report["apiVersion"], "wgpolicyk8s.io/v1alpha2");
+    assert_eq!(report["metadata"]["namespace"], "dev");
+    assert_eq!(report["results"][0]["source"], "idp-server");
+    assert_eq!(report["results"][0]["resources"][0]["name"], "root-shell");
+    assert!(report["summary"]["fail"].as_u64().unwrap() >= 2, "{report}");
+    let r = server.request(
+        "POST",
+        "/api/policy/check?format=sarif",
+        Some(("application/yaml", privileged)),
+    );
+    assert_eq!(r.status, 400);
 
     assert_eq!(server.get("/healthz").status, 200);
     assert_eq!(server.get("/readyz").status, 200);

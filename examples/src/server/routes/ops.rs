@@ -195,7 +195,7 @@ pub const ROUTES: &[(&str, &str, &str, Option<&str>)] = &[
     (
         "post",
         "/api/policy/check",
-        "Check Kubernetes manifests (YAML or JSON body) against Pod Security Standards and guardrails",
+        "Check Kubernetes manifests (YAML or JSON body) against Pod Security Standards and guardrails (format=policy-report: wgpolicyk8s.io PolicyReports)",
         None,
     ),
     (

@@ -1,15 +1,19 @@
 //! `POST /api/policy/check`: Kubernetes manifests (YAML or JSON, several documents) in
 //! the body, one verdict row per object back (the shape of `idpctl policy check --format
 //! json`). Query parameters `pss=baseline|restricted|none` and `guardrails=true|false`
-//! override the server's defaults.
+//! override the server's defaults; `format=policy-report` answers with
+//! `wgpolicyk8s.io/v1alpha2` PolicyReports in a `v1` `List` instead (the shape of
+//! `idpctl policy check --policy-report`).
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use idp_core::{ManifestSet, PolicyContext};
+use idp_policy::policy_report::PolicyReports;
 use idp_policy::pss::PodSecurity;
 use idp_policy::{PolicyOptions, PolicySet};
 
@@ -48,9 +52,10 @@ async fn check(
     State(state): State<Arc<AppState>>,
     Query(params): Query<Vec<(String, String)>>,
     body: Bytes,
-) -> Result<Json<Vec<CheckRow>>, ApiError> {
+) -> Result<Response, ApiError> {
     let mut pss = state.policy.pss;
     let mut guardrails = state.policy.guardrails;
+    let mut policy_report = false;
     for (k, v) in &params {
         match k.as_str() {
             "pss" => {
@@ -69,6 +74,17 @@ async fn check(
                 guardrails = v.parse().map_err(|_| {
                     ApiError::input(format!("Invalid guardrails {v:?}: use true or false"))
                 })?;
+            }
+            "format" => {
+                policy_report = match v.as_str() {
+                    "rows" => false,
+                    "policy-report" => true,
+                    _ => {
+                        return Err(ApiError::input(format!(
+                            "Invalid format {v:?}: use rows (the default) or policy-report"
+                        )));
+                    }
+                }
             }
             _ => {}
         }
@@ -91,9 +107,19 @@ async fn check(
     }
     let policies = build_set(pss, guardrails);
     let ctx = PolicyContext::new();
-    let rows = set
+    if policy_report {
+        let mut reports = PolicyReports::new("idp-server", std::time::SystemTime::now());
+        for object in &set {
+            let result = policies.check_object(object, &ctx);
+            reports.add(object, &result, &policies.applicable_policies(object, &ctx));
+        }
+        let list =
+            serde_json::json!({"apiVersion": "v1", "kind": "List", "items": reports.finish()});
+        return Ok(Json(list).into_response());
+    }
+    let rows: Vec<CheckRow> = set
         .iter()
         .map(|object| CheckRow::new("request", object, policies.check_object(object, &ctx)))
         .collect();
-    Ok(Json(rows))
+    Ok(Json(rows).into_response())
 }
