@@ -153,8 +153,16 @@ fn bench(c: &mut Criterion) {
         let base_total = start.elapsed();
         let base_cpu = common::cpu_seconds() - cpu_before;
         assert_eq!(report.added.len(), snap.len());
+        let dropped = Instant::now();
         drop(report);
+        let report_drop = dropped.elapsed();
         drop(baseline);
+        let catalog_drop = dropped.elapsed() - report_drop;
+        println!(
+            "dropping the baseline: its report {:.0} ms, the catalog {:.0} ms",
+            report_drop.as_secs_f64() * 1e3,
+            catalog_drop.as_secs_f64() * 1e3
+        );
         println!(
             "baseline, read all then apply: {:.2} s (read {:.2} s, apply {:.2} s), CPU {base_cpu:.2} s; streamed/baseline: {:.2}x time, {:.2}x CPU",
             base_total.as_secs_f64(),
