@@ -5,7 +5,6 @@
 //! the reconcilers applied.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -14,7 +13,6 @@ use idp_examples::server::config::DeliverConfig;
 use idp_examples::server::{Config, RunningServer, ServerOptions, start};
 use idp_testkit::FakeCluster;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// One HTTP response.
 struct Reply {
@@ -36,75 +34,23 @@ impl Reply {
     }
 }
 
-fn dechunk(body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut rest = body;
-    while let Some(end) = rest.windows(2).position(|w| w == b"\r\n") {
-        let size =
-            usize::from_str_radix(String::from_utf8_lossy(&rest[..end]).trim(), 16).unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        out.extend_from_slice(&rest[end + 2..end + 2 + size]);
-        rest = &rest[end + 2 + size + 2..];
-    }
-    out
-}
-
 async fn call(
     server: &RunningServer,
     method: &str,
     path: &str,
     body: Option<(&str, &[u8])>,
 ) -> Reply {
-    let mut stream = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
-        server.addr()
-    );
-    match body {
-        Some((ct, bytes)) => {
-            let _ = write!(
-                head,
-                "Content-Type: {ct}\r\nContent-Length: {}\r\n",
-                bytes.len()
-            );
-        }
-        None => head.push_str("Content-Length: 0\r\n"),
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).await.unwrap();
-    if let Some((_, bytes)) = body {
-        stream.write_all(bytes).await.unwrap();
-    }
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status: u16 = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
+    let (headers, bytes): (&[(&str, &str)], &[u8]) = match body {
+        Some((ct, bytes)) => (&[("Content-Type", ct)], bytes),
+        None => (&[], b""),
+    };
+    let r = idp_testkit::http::send(&server.addr().to_string(), method, path, headers, bytes)
+        .await
         .unwrap();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    let mut body = raw[split + 4..].to_vec();
-    if headers
-        .iter()
-        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
-    {
-        body = dechunk(&body);
-    }
     Reply {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
+        status: r.status,
+        body: r.text(),
+        headers: r.headers,
     }
 }
 

@@ -44,7 +44,7 @@
 //! `registry` (resource types and CRDs), `store` (objects, resourceVersions, events),
 //! `api` (the verbs), `delete` (deletion and cascades), `selectors`, `patch`, `ssa` (managed fields), `watch`,
 //! `simulator` (rollouts), `faults`, `requests`, `kubeconfig`, `openapi`, `protobuf`
-//! (the few protobuf bodies kubectl sends), `table` (kubectl's table output), [`fixtures`] (Git), [`doubles`] (in-memory ports)
+//! (the few protobuf bodies kubectl sends), `table` (kubectl's table output), [`fixtures`] (Git), [`http`] (a raw HTTP/1.1 client for server tests), [`doubles`] (in-memory ports)
 //! and [`conformance`] (suites every implementation of a port must pass).
 
 mod api;
@@ -56,6 +56,7 @@ mod discovery;
 pub mod doubles;
 mod faults;
 pub mod fixtures;
+pub mod http;
 mod kubeconfig;
 mod meta;
 mod openapi;

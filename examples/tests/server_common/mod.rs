@@ -2,9 +2,7 @@
 //! a tiny blocking HTTP/1.1 client for the tests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -77,36 +75,7 @@ pub fn start(extra: &[&str]) -> Server {
 }
 
 /// A response.
-#[derive(Debug)]
-pub struct Response {
-    /// Status code.
-    pub status: u16,
-    /// Lower-cased header names with values.
-    pub headers: Vec<(String, String)>,
-    /// Body bytes.
-    pub body: Vec<u8>,
-}
-
-impl Response {
-    /// The body as JSON (panics with the body when it is not).
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
-    }
-
-    /// The body as text.
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    /// A header's value.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
+pub use idp_testkit::http::HttpResponse as Response;
 
 impl Server {
     /// The process id.
@@ -128,62 +97,11 @@ impl Server {
 
     /// Send one request (Connection: close) and read the whole response.
     pub fn request(&self, method: &str, path: &str, body: Option<(&str, &[u8])>) -> Response {
-        let mut stream = TcpStream::connect(&self.addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(60)))
-            .unwrap();
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
-            self.addr
-        );
-        if let Some((ct, bytes)) = body {
-            let _ = write!(
-                head,
-                "Content-Type: {ct}
-Content-Length: {}
-",
-                bytes.len()
-            );
-        } else if method == "POST" || method == "DELETE" {
-            head.push_str("Content-Length: 0\r\n");
-        }
-        head.push_str("\r\n");
-        stream.write_all(head.as_bytes()).unwrap();
-        if let Some((_, bytes)) = body {
-            stream.write_all(bytes).unwrap();
-        }
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).unwrap();
-        let split = raw
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .expect("a complete response head");
-        let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-        let mut lines = head.split("\r\n");
-        let status: u16 = lines
-            .next()
-            .unwrap()
-            .split(' ')
-            .nth(1)
-            .unwrap()
-            .parse()
-            .unwrap();
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-            .collect();
-        let mut body = raw[split + 4..].to_vec();
-        if headers
-            .iter()
-            .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
-        {
-            body = dechunk(&body);
-        }
-        Response {
-            status,
-            headers,
-            body,
-        }
+        let (headers, bytes): (&[(&str, &str)], &[u8]) = match body {
+            Some((ct, bytes)) => (&[("Content-Type", ct)], bytes),
+            None => (&[], b""),
+        };
+        idp_testkit::http::send_blocking(&self.addr, method, path, headers, bytes).unwrap()
     }
 
     /// GET.
@@ -196,18 +114,4 @@ Content-Length: {}
         let bytes = serde_json::to_vec(value).unwrap();
         self.request("POST", path, Some(("application/json", &bytes)))
     }
-}
-
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(end) = data.windows(2).position(|w| w == b"\r\n") {
-        let size =
-            usize::from_str_radix(String::from_utf8_lossy(&data[..end]).trim(), 16).unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        out.extend_from_slice(&data[end + 2..end + 2 + size]);
-        data = &data[end + 2 + size + 2..];
-    }
-    out
 }
