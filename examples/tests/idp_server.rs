@@ -428,12 +428,46 @@ spec:
         "{metrics}"
     );
 
+    // Backstage's validate-entity: 200 when valid, 400 with every problem otherwise.
+    let valid = json!({"location": "url:https://git.example/org/repo/blob/main/catalog-info.yaml",
+        "entity": {"apiVersion": "backstage.io/v1alpha1", "kind": "Component",
+            "metadata": {"name": "new-svc"},
+            "spec": {"type": "service", "lifecycle": "experimental", "owner": "payments-team"}}});
+    let r = server.post_json("/api/catalog/validate-entity", &valid);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let invalid = json!({"location": "url:https://git.example/x.yaml",
+        "entity": {"apiVersion": "backstage.io/v1alpha1", "kind": "Component",
+            "metadata": {"name": "Bad Name!"}, "spec": {"type": "service"}}});
+    let r = server.post_json("/api/catalog/validate-entity", &invalid);
+    assert_eq!(r.status, 400, "{}", r.text());
+    let errors = r.json()["errors"].as_array().unwrap().clone();
+    let messages: Vec<&str> = errors
+        .iter()
+        .map(|e| e["message"].as_str().unwrap())
+        .collect();
+    assert!(
+        messages.iter().any(|m| m.starts_with("metadata.name")),
+        "{messages:?}"
+    );
+    assert!(
+        messages.iter().any(|m| m.contains("spec.lifecycle")),
+        "{messages:?}"
+    );
+    assert!(errors.iter().all(|e| e["name"] == "InputError"));
+    let r = server.post_json(
+        "/api/catalog/validate-entity",
+        &json!({"location": "nowhere", "entity": {}}),
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("type:target"), "{}", r.text());
+
     let doc = server.get("/api/openapi.json").json();
     assert_eq!(doc["openapi"], "3.1.0");
     for path in [
         "/api/catalog/entities",
         "/api/catalog/entities/by-query",
         "/api/policy/check",
+        "/api/catalog/validate-entity",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} missing");
     }

@@ -49,6 +49,7 @@ pub fn router() -> Router<Arc<AppState>> {
             get(get_location).delete(delete_location),
         )
         .route("/api/catalog/refresh", post(refresh))
+        .route("/api/catalog/validate-entity", post(validate_entity))
 }
 
 /// Query parameters in order, repeated keys kept (`filter=a&filter=b`).
@@ -767,6 +768,43 @@ async fn refresh(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Stat
     }
     state.refresh().await.map_err(ApiError::from)?;
     Ok(StatusCode::OK)
+}
+
+/// Body of `POST /api/catalog/validate-entity` (Backstage's `validateEntity`).
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ValidateEntityRequest {
+    /// The entity, as it would be in a catalog file (placeholders resolved).
+    pub entity: Value,
+    /// Where it would be read from, as a location ref (`url:https://…`, `file:/…`).
+    pub location: String,
+}
+
+/// Backstage's `POST /validate-entity`: 200 with no body when the catalog would accept
+/// the entity, 400 `{"errors": [{"name": "InputError", "message": …}]}` with one error
+/// per problem (field path, what is wrong, the rule) otherwise.
+async fn validate_entity(
+    State(state): State<Arc<AppState>>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request: ValidateEntityRequest = parse_json(&body)?;
+    match request.location.split_once(':') {
+        Some((kind, target)) if !kind.is_empty() && !target.is_empty() => {}
+        _ => {
+            return Err(ApiError::input(format!(
+                "Invalid location ref {:?}: write it as type:target, e.g. url:https://github.com/org/repo/blob/main/catalog-info.yaml",
+                request.location
+            )));
+        }
+    }
+    let problems = state.catalog.validator().validate(&request.entity);
+    if problems.is_empty() {
+        return Ok(StatusCode::OK.into_response());
+    }
+    let errors: Vec<Value> = problems
+        .iter()
+        .map(|p| json!({"name": "InputError", "message": p.to_string()}))
+        .collect();
+    Ok((StatusCode::BAD_REQUEST, Json(json!({ "errors": errors }))).into_response())
 }
 
 #[cfg(test)]

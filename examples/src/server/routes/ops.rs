@@ -187,6 +187,12 @@ pub const ROUTES: &[(&str, &str, &str, Option<&str>)] = &[
         Some("RefreshRequest"),
     ),
     (
+        "post",
+        "/api/catalog/validate-entity",
+        "Validate an entity as the catalog would on ingest (200, or 400 with every problem)",
+        Some("ValidateEntityRequest"),
+    ),
+    (
         "get",
         "/api/search/query",
         "Ranked full-text search (term=)",
@@ -356,6 +362,10 @@ pub fn openapi_document() -> Value {
     add(
         "RefreshRequest",
         schemars::schema_for!(crate::server::routes::catalog::RefreshRequest),
+    );
+    add(
+        "ValidateEntityRequest",
+        schemars::schema_for!(crate::server::routes::catalog::ValidateEntityRequest),
     );
     add(
         "PolicyCheckResult",
