@@ -2,7 +2,10 @@
 //!
 //! A provider reads its source and hands the catalog a [`Mutation`]: `Full` (its whole
 //! set; what it no longer has is removed) or `Delta` (changes only). The catalog
-//! re-validates only what changed. [`refresh`] runs one provider against a catalog.
+//! re-validates only what changed. [`refresh`] runs one provider against a catalog,
+//! streaming: it opens a [`Stage`] and calls [`EntityProvider::read_staged`], so each
+//! entity is validated as soon as it is read (on the reader's thread, its parsed tree
+//! dropped at once) and the whole read is committed as one mutation.
 //!
 //! [`FileProvider`] reads a local directory: files matching a glob (default
 //! `**/catalog-info.yaml`), then the files named by `Location` entities' `target` /
