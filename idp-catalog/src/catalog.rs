@@ -2170,17 +2170,23 @@ impl State {
 /// (A set, not a bitmap over all ids: a delta of one entity must not cost O(catalog).)
 #[derive(Default)]
 struct Touched {
+    /// Ids from here on were created by this mutation, and so are all touched: they
+    /// are not stored (a first ingest of 250,000 entities would fill the set for
+    /// nothing).
+    fresh_from: u32,
     ids: HashSet<u32, FastState>,
     new_keys: HashSet<Box<str>>,
 }
 
 impl Touched {
     fn mark_id(&mut self, id: u32) {
-        self.ids.insert(id);
+        if id < self.fresh_from {
+            self.ids.insert(id);
+        }
     }
 
     fn has_id(&self, id: u32) -> bool {
-        self.ids.contains(&id)
+        id >= self.fresh_from || self.ids.contains(&id)
     }
 
     fn mark(&mut self, state: &State, key: Box<str>) {
@@ -2426,8 +2432,10 @@ impl InMemoryCatalog {
         let fresh_from = state.next_id;
         let mut report = IngestReport::default();
         // Entities of this mutation, by id (and by key for rejected new ones).
-        let mut touched = Touched::default();
-        touched.ids.reserve(prepared.len());
+        let mut touched = Touched {
+            fresh_from,
+            ..Touched::default()
+        };
         let mut changed: Vec<u32> = Vec::with_capacity(prepared.len());
         let mut pending: Vec<(u32, Arc<Stored>)> = Vec::with_capacity(prepared.len());
         for p in prepared {
