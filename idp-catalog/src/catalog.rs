@@ -1854,38 +1854,32 @@ fn prepare(
         origin_location.as_deref(),
         revision.as_deref(),
     );
-    let mut failed = None;
-    for processor in processors {
+    let refused = processors.iter().find_map(|processor| {
         let _span =
             tracing::trace_span!("catalog.processor", processor = processor.name()).entered();
-        if let Err(e) = processor.pre_process(&mut value, location.as_deref()) {
-            failed = Some(Problem::new(
+        let outcome = processor.pre_process(&mut value, location.as_deref());
+        outcome.err().map(|e| {
+            Problem::new(
                 "",
                 "processor",
                 format!("{}: {}", processor.name(), e.report()),
-            ));
-            break;
-        }
-    }
+            )
+        })
+    });
     let entity_ref = ref_of(&value);
     let key: Option<Box<str>> = entity_ref.as_ref().map(|r| key_of(r).into_boxed_str());
-    if let Some(problem) = failed {
-        return Prepared::Rejected {
-            key,
-            rejection: Rejection {
-                location,
-                document,
-                entity_ref: entity_ref.as_ref().map(ToString::to_string),
-                problems: vec![problem],
-            },
-        };
-    }
     let rejection = |problems: Vec<Problem>| Rejection {
         location: location.clone(),
         document,
         entity_ref: entity_ref.as_ref().map(ToString::to_string),
         problems,
     };
+    if let Some(problem) = refused {
+        return Prepared::Rejected {
+            key,
+            rejection: rejection(vec![problem]),
+        };
+    }
     // Sized for a typical entity, so the text is not regrown a few times per entity.
     let mut buf = Vec::with_capacity(1024);
     let json: Arc<str> =
