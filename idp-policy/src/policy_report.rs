@@ -43,28 +43,6 @@ pub const API_VERSION: &str = "wgpolicyk8s.io/v1alpha2";
 /// The name every report gets (one per namespace, so the name can be the same).
 pub const REPORT_NAME: &str = "idp-policy";
 
-/// Kinds that are cluster-scoped among the built-in ones: their results go into the
-/// `ClusterPolicyReport`.
-const CLUSTER_SCOPED: &[&str] = &[
-    "Namespace",
-    "Node",
-    "PersistentVolume",
-    "StorageClass",
-    "ClusterRole",
-    "ClusterRoleBinding",
-    "CustomResourceDefinition",
-    "PriorityClass",
-    "IngressClass",
-    "ValidatingWebhookConfiguration",
-    "MutatingWebhookConfiguration",
-    "ValidatingAdmissionPolicy",
-    "ValidatingAdmissionPolicyBinding",
-    "APIService",
-    "RuntimeClass",
-    "CSIDriver",
-    "VolumeSnapshotClass",
-];
-
 /// A `PolicyReport` (namespaced) or `ClusterPolicyReport`.
 ///
 /// ```
@@ -303,7 +281,7 @@ impl PolicyReports {
         let mut resource = ResourceRef::from(&result.object);
         let scope = if resource.namespace.is_some() {
             resource.namespace.clone()
-        } else if CLUSTER_SCOPED.contains(&object.kind()) {
+        } else if idp_core::manifest::is_cluster_scoped(object.kind()) {
             None
         } else {
             resource.namespace = Some(self.default_namespace.clone());

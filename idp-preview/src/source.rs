@@ -94,25 +94,6 @@ pub struct ManifestSource {
     tag_template: String,
 }
 
-/// Kinds that are cluster-scoped among the built-in ones.
-const CLUSTER_SCOPED: &[&str] = &[
-    "Namespace",
-    "Node",
-    "PersistentVolume",
-    "StorageClass",
-    "ClusterRole",
-    "ClusterRoleBinding",
-    "CustomResourceDefinition",
-    "PriorityClass",
-    "IngressClass",
-    "ValidatingWebhookConfiguration",
-    "MutatingWebhookConfiguration",
-    "ValidatingAdmissionPolicy",
-    "ValidatingAdmissionPolicyBinding",
-    "APIService",
-    "RuntimeClass",
-];
-
 impl ManifestSource {
     /// Use `set` for every preview.
     ///
@@ -271,7 +252,7 @@ impl PreviewSource for ManifestSource {
         }
         let mut out = ManifestSet::new();
         for object in set {
-            if CLUSTER_SCOPED.contains(&object.kind()) {
+            if idp_core::manifest::is_cluster_scoped(object.kind()) {
                 return Err(Error::invalid_input(format!(
                     "{}: {} is cluster-scoped and would outlive the preview's namespace; \
                      a preview may only hold namespaced objects",

@@ -44,7 +44,7 @@ mod tests;
 use std::path::PathBuf;
 
 pub use object::Object;
-pub use order::{APPLY_LAST, APPLY_ORDER, apply_rank};
+pub use order::{APPLY_LAST, APPLY_ORDER, CLUSTER_SCOPED_KINDS, apply_rank, is_cluster_scoped};
 pub use parse::{ParseError, ParseLimits};
 pub use set::ManifestSet;
 

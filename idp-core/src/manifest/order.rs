@@ -72,6 +72,45 @@ pub const APPLY_LAST: &[&str] = &[
     "ValidatingAdmissionPolicyBinding",
 ];
 
+/// The built-in kinds that are cluster-scoped (every other built-in kind lives in a
+/// namespace; custom resources can be either, which only their CRD says).
+///
+/// ```
+/// assert!(idp_core::manifest::CLUSTER_SCOPED_KINDS.contains(&"ClusterRole"));
+/// assert!(!idp_core::manifest::CLUSTER_SCOPED_KINDS.contains(&"Deployment"));
+/// ```
+pub const CLUSTER_SCOPED_KINDS: &[&str] = &[
+    "Namespace",
+    "Node",
+    "PersistentVolume",
+    "StorageClass",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "CustomResourceDefinition",
+    "PriorityClass",
+    "IngressClass",
+    "ValidatingWebhookConfiguration",
+    "MutatingWebhookConfiguration",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+    "APIService",
+    "RuntimeClass",
+    "CSIDriver",
+    "CSINode",
+    "VolumeAttachment",
+    "CertificateSigningRequest",
+];
+
+/// Whether `kind` is one of the [`CLUSTER_SCOPED_KINDS`].
+///
+/// ```
+/// assert!(idp_core::manifest::is_cluster_scoped("Namespace"));
+/// assert!(!idp_core::manifest::is_cluster_scoped("ConfigMap"));
+/// ```
+pub fn is_cluster_scoped(kind: &str) -> bool {
+    CLUSTER_SCOPED_KINDS.contains(&kind)
+}
+
 /// Where `kind` sorts when applying: a tuple that orders known kinds by [`APPLY_ORDER`],
 /// then unknown kinds by name, then [`APPLY_LAST`].
 ///
