@@ -49,6 +49,24 @@ pub enum Severity {
     Critical,
 }
 
+impl Severity {
+    /// The lower-case word, as serialized: `info`, `low`, `medium`, `high` or
+    /// `critical`.
+    ///
+    /// ```
+    /// assert_eq!(idp_core::Severity::High.as_str(), "high");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
 /// What happens when a policy finds a violation.
 ///
 /// ```

@@ -30,7 +30,7 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use idp_core::model::{Enforcement, Severity};
+use idp_core::model::Enforcement;
 use idp_core::{Object, ObjectRef};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -315,12 +315,7 @@ impl PolicyReports {
             if let Some(path) = &v.path {
                 properties.insert("path".to_owned(), path.clone());
             }
-            let action = match v.enforcement {
-                Enforcement::Deny => "deny",
-                Enforcement::Warn => "warn",
-                Enforcement::Audit => "audit",
-            };
-            properties.insert("action".to_owned(), action.to_owned());
+            properties.insert("action".to_owned(), v.enforcement.as_str().to_owned());
             report.push(ReportResult {
                 source: source.clone(),
                 policy: v.policy.to_string(),
@@ -332,7 +327,7 @@ impl PolicyReports {
                 properties,
                 timestamp,
                 category: category(&v.policy),
-                severity: Some(severity(v.severity).to_owned()),
+                severity: Some(v.severity.as_str().to_owned()),
             });
         }
         for policy in applicable {
@@ -393,14 +388,4 @@ fn category(policy: &str) -> Option<String> {
         _ => return None,
     };
     Some(category.to_owned())
-}
-
-fn severity(s: Severity) -> &'static str {
-    match s {
-        Severity::Info => "info",
-        Severity::Low => "low",
-        Severity::Medium => "medium",
-        Severity::High => "high",
-        Severity::Critical => "critical",
-    }
 }

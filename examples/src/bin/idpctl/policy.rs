@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use idp_core::model::Enforcement;
 use idp_core::ports::Mutation;
 use idp_core::{ManifestSet, Object, Policy, PolicyContext};
 use idp_policy::cel::CelPolicy;
@@ -251,11 +250,7 @@ pub fn check(
                         .path
                         .as_deref()
                         .map_or(String::new(), |p| format!(" at {p}"));
-                    let action = match v.action {
-                        Enforcement::Deny => "deny",
-                        Enforcement::Warn => "warn",
-                        Enforcement::Audit => "audit",
-                    };
+                    let action = v.action.as_str();
                     say!(
                         "    {action:<5} {}/{}{path}: {}",
                         v.policy,
