@@ -130,11 +130,7 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
 
     /// (group, shard in group) of a key.
     fn shard<Q: Hash + ?Sized>(&self, key: &Q) -> (usize, usize) {
-        // Bits 32..56: the shard maps use the low bits (bucket) and the top seven
-        // (control bytes) of the same hash.
-        let h = ((self.hasher.hash_one(key) >> 32) & 0xFF_FFFF) as usize
-            % (self.groups.len() * self.per_group);
-        (h / self.per_group, h % self.per_group)
+        shard_of(&self.hasher, key, self.groups.len(), self.per_group)
     }
 
     fn shard_ref<Q: Hash + ?Sized>(&self, key: &Q) -> &FastMap<K, V> {
@@ -193,8 +189,7 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
     {
         let (g, s) = self.shard(key);
         let shard = Arc::make_mut(&mut Arc::make_mut(&mut self.groups[g])[s]);
-        if !shard.contains_key(key) {
-            shard.insert(owned(key), V::default());
+        if insert_default(shard, key, owned) {
             self.len += 1;
         }
         shard.get_mut(key)
@@ -271,9 +266,7 @@ pub(crate) struct CowMapPart<'a, K, V> {
 impl<K: Hash + Eq + Clone, V: Clone> CowMapPart<'_, K, V> {
     /// (group, shard in group) of a key, as [`CowMap`] computes it.
     fn shard<Q: Hash + ?Sized>(&self, key: &Q) -> (usize, usize) {
-        let h = ((self.hasher.hash_one(key) >> 32) & 0xFF_FFFF) as usize
-            % (self.total_groups * self.per_group);
-        (h / self.per_group, h % self.per_group)
+        shard_of(&self.hasher, key, self.total_groups, self.per_group)
     }
 
     /// Whether `key` lives in this part.
@@ -299,12 +292,39 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMapPart<'_, K, V> {
         }
         let group = self.groups.get_mut(g / self.parts)?;
         let shard = Arc::make_mut(Arc::make_mut(group).get_mut(s)?);
-        if !shard.contains_key(key) {
-            shard.insert(owned(key), V::default());
+        if insert_default(shard, key, owned) {
             self.added += 1;
         }
         shard.get_mut(key)
     }
+}
+
+/// (group, shard in group) of a key in a map of `groups` groups of `per_group` shards.
+fn shard_of<Q: Hash + ?Sized>(
+    hasher: &FastState,
+    key: &Q,
+    groups: usize,
+    per_group: usize,
+) -> (usize, usize) {
+    // Bits 32..56: the shard maps use the low bits (bucket) and the top seven (control
+    // bytes) of the same hash.
+    let h = ((hasher.hash_one(key) >> 32) & 0xFF_FFFF) as usize % (groups * per_group);
+    (h / per_group, h % per_group)
+}
+
+/// Insert a default value for `key` into `shard` unless it is there (the key made by
+/// `owned`, so nothing is allocated for a key already present); whether it inserted.
+fn insert_default<K, V, Q>(shard: &mut FastMap<K, V>, key: &Q, owned: impl FnOnce(&Q) -> K) -> bool
+where
+    K: Borrow<Q> + Hash + Eq,
+    Q: Hash + Eq + ?Sized,
+    V: Default,
+{
+    if shard.contains_key(key) {
+        return false;
+    }
+    shard.insert(owned(key), V::default());
+    true
 }
 
 /// Ids per postings chunk: 1024 (4 KB), so a change copies at most 4 KB of a dense list.
