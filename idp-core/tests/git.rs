@@ -455,6 +455,38 @@ async fn cas_commit_with_stale_parent_is_a_conflict() {
     assert_eq!(out.parent, Some(ok.id));
 }
 
+/// Writers racing to create a branch that does not exist yet: exactly one creates it,
+/// the others rebase onto it; no commit is lost (libgit2's plain create checks for an
+/// existing ref before taking the ref's lock, so the create must be a compare-and-swap).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writers_racing_to_create_a_branch_lose_nothing() {
+    for round in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = bare(dir.path(), "r.git").await;
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(8));
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let repo = repo.clone();
+                let barrier = barrier.clone();
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    let req = CommitRequest::new("main", format!("writer {i}"), me())
+                        .put(format!("f{i}.txt"), "x");
+                    repo.commit_with_retry(req, &generous()).await
+                })
+            })
+            .collect();
+        for t in tasks {
+            assert!(t.await.unwrap().unwrap().created);
+        }
+        let files = repo.read_tree("main", "").await.unwrap();
+        assert_eq!(files.len(), 8, "round {round}: {:?}", files.keys());
+        let log = repo.log("main", &LogOptions::default()).await.unwrap();
+        assert_eq!(log.len(), 8, "round {round}: one commit per writer");
+        assert!(log.last().unwrap().parents.is_empty(), "one root commit");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_writers_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();

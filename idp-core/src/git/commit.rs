@@ -912,10 +912,12 @@ pub(crate) fn update_ref_cas(
     expected: Option<Oid>,
     log_message: &str,
 ) -> Result<Step<()>> {
-    let result = match expected {
-        Some(old) => repo.reference_matching(refname, new, true, old, log_message),
-        None => repo.reference(refname, new, false, log_message),
-    };
+    // "Absent" is the zero id: libgit2 checks the old value under the ref's lock, while a
+    // plain create (`force = false`) checks for an existing ref before taking the lock,
+    // so two writers creating the branch at once could both succeed, the second
+    // silently replacing the first's commit.
+    let old = expected.unwrap_or(Oid::ZERO_SHA1);
+    let result = repo.reference_matching(refname, new, true, old, log_message);
     match result {
         Ok(_) => Ok(Step::Done(())),
         Err(e)
