@@ -487,6 +487,46 @@ async fn writers_racing_to_create_a_branch_lose_nothing() {
     }
 }
 
+/// Callers racing to create the same branch: exactly one wins, the others are told it
+/// exists, and the branch points where the winner said.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_branch_creations_have_one_winner() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = bare(dir.path(), "r.git").await;
+    let mut commits = Vec::new();
+    for i in 0..8 {
+        let out = repo
+            .commit(CommitRequest::new("main", format!("c{i}"), me()).put("f", format!("{i}")))
+            .await
+            .unwrap();
+        commits.push(out.id.to_string());
+    }
+    for round in 0..20 {
+        let name = format!("race-{round}");
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(8));
+        let tasks: Vec<_> = commits
+            .iter()
+            .map(|rev| {
+                let (repo, barrier, name, rev) =
+                    (repo.clone(), barrier.clone(), name.clone(), rev.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    repo.create_branch(&name, &rev).await
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(id) => winners.push(id),
+                Err(e) => assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}: {winners:?}");
+        assert_eq!(repo.resolve(&name).await.unwrap(), winners[0]);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_writers_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();

@@ -965,14 +965,35 @@ impl GitRepo {
         self.with_repo("create-branch", move |repo, ctx| {
             let refname = branch_ref(&name)?;
             let commit = resolve_commit(repo, ctx, &rev)?;
-            repo.reference(
-                &refname,
-                commit.id(),
-                false,
-                &format!("branch: created from {rev}"),
-            )
-            .map_err(ctx.git(&refname))?;
-            Ok(commit.id().into())
+            // Against the zero id: libgit2 checks it under the ref's lock (a plain
+            // create checks for an existing ref before locking, so two callers
+            // creating the same branch at once could both succeed). While another
+            // writer holds the lock (microseconds), wait for its outcome.
+            let log = format!("branch: created from {rev}");
+            let mut waits = 0;
+            loop {
+                match repo.reference_matching(
+                    &refname,
+                    commit.id(),
+                    true,
+                    git2::Oid::ZERO_SHA1,
+                    &log,
+                ) {
+                    Ok(_) => return Ok(commit.id().into()),
+                    Err(e) if e.code() == git2::ErrorCode::Modified => {
+                        return Err(ctx.error(
+                            ErrorKind::AlreadyExists,
+                            &refname,
+                            "the branch already exists; pick another name or delete it first",
+                        ));
+                    }
+                    Err(e) if e.code() == git2::ErrorCode::Locked && waits < 200 => {
+                        waits += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                    Err(e) => return Err(ctx.git_error(&refname, e)),
+                }
+            }
         })
         .await
     }
