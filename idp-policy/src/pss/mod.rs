@@ -552,43 +552,35 @@ fn run_checks(
 ) {
     let mut sink = checks::Sink { name, out };
     for check in active.iter() {
-        if exclusions.is_empty() {
-            check.run(pod, minor, &mut sink);
-            continue;
+        // The exclusions naming this check: off for the whole pod, or the image
+        // patterns whose containers are exempt (no allocation when there are none).
+        let mut off = false;
+        let mut patterns: Vec<&str> = Vec::new();
+        for e in exclusions.iter().filter(|e| e.checks.contains(&check)) {
+            off |= e.images.is_empty();
+            patterns.extend(e.images.iter().map(String::as_str));
         }
-        let mut by_image = exclusions
-            .iter()
-            .filter(|e| e.checks.contains(&check))
-            .peekable();
-        if by_image.peek().is_none() {
-            check.run(pod, minor, &mut sink);
+        if off {
             continue;
-        }
-        let by_image: Vec<&Exclusion> = by_image.collect();
-        if by_image.iter().any(|e| e.images.is_empty()) {
-            continue; // off for the whole pod
         }
         let start = sink.out.len();
         check.run(pod, minor, &mut sink);
-        let mut i = start;
-        while i < sink.out.len() {
-            let exempt = sink.out[i]
+        if patterns.is_empty() || sink.out.len() == start {
+            continue;
+        }
+        let found = sink.out.split_off(start);
+        sink.out.extend(found.into_iter().filter(|v| {
+            let exempt_image = v
                 .path
                 .as_deref()
                 .and_then(|p| container_of(pod, p))
                 .is_some_and(|c| {
-                    by_image.iter().any(|e| {
-                        e.images
-                            .iter()
-                            .any(|pattern| crate::matching::wildcard(pattern, c.image))
-                    })
+                    patterns
+                        .iter()
+                        .any(|p| crate::matching::wildcard(p, c.image))
                 });
-            if exempt {
-                sink.out.remove(i);
-            } else {
-                i += 1;
-            }
-        }
+            !exempt_image
+        }));
     }
 }
 
