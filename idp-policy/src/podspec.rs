@@ -56,27 +56,17 @@ pub const POD_KINDS: &[&str] = &[
     "CronJob",
 ];
 
-/// Where the pod spec and pod metadata of `kind` live, as JSON keys from the root:
-/// `(spec keys, metadata keys, dotted spec path)`.
-fn layout(
-    kind: &str,
-) -> Option<(
-    &'static [&'static str],
-    &'static [&'static str],
-    &'static str,
-)> {
+/// Where the pod template of `kind` lives, as JSON keys from the root (the mapping
+/// holding the pod's `spec` and `metadata`; the root itself for a Pod), and the dotted
+/// path of the pod spec.
+fn layout(kind: &str) -> Option<(&'static [&'static str], &'static str)> {
     match kind {
-        "Pod" => Some((&["spec"], &["metadata"], "spec")),
+        "Pod" => Some((&[], "spec")),
         "CronJob" => Some((
-            &["spec", "jobTemplate", "spec", "template", "spec"],
-            &["spec", "jobTemplate", "spec", "template", "metadata"],
+            &["spec", "jobTemplate", "spec", "template"],
             "spec.jobTemplate.spec.template.spec",
         )),
-        k if TEMPLATE_KINDS.contains(&k) => Some((
-            &["spec", "template", "spec"],
-            &["spec", "template", "metadata"],
-            "spec.template.spec",
-        )),
+        k if TEMPLATE_KINDS.contains(&k) => Some((&["spec", "template"], "spec.template.spec")),
         _ => None,
     }
 }
@@ -185,11 +175,12 @@ impl<'a> PodSpec<'a> {
 
     /// [`PodSpec::of`] with the kind already read.
     pub(crate) fn of_kind(object: &'a Object, kind: &str) -> Option<Self> {
-        let (spec_keys, meta_keys, path) = layout(kind)?;
-        let root = object.as_map();
+        let (template_keys, path) = layout(kind)?;
+        // The spec and the metadata sit side by side: walk to them once.
+        let template = walk(object.as_map(), template_keys)?;
         Some(Self {
-            spec: walk(root, spec_keys)?,
-            metadata: walk(root, meta_keys),
+            spec: template.get("spec")?.as_object()?,
+            metadata: template.get("metadata").and_then(Value::as_object),
             path,
             metadata_path: metadata_path(kind).unwrap_or("metadata"),
         })
@@ -548,14 +539,17 @@ impl<'a> Container<'a> {
 
 /// The mutable pod spec of an object; `None` when the object carries no pod spec.
 pub(crate) fn pod_spec_mut(object: &mut Object) -> Option<&mut Map<String, Value>> {
-    let (spec_keys, _, _) = layout(object.kind())?;
-    walk_mut(object.as_map_mut(), spec_keys)
+    let (template_keys, _) = layout(object.kind())?;
+    walk_mut(object.as_map_mut(), template_keys)?
+        .get_mut("spec")?
+        .as_object_mut()
 }
 
 /// The mutable pod metadata of an object, created when missing; `None` when the object
 /// carries no pod spec or something on the way is not a mapping.
 pub(crate) fn pod_metadata_mut(object: &mut Object) -> Option<&mut Map<String, Value>> {
-    let (spec_keys, meta_keys, _) = layout(object.kind())?;
-    walk(object.as_map(), spec_keys)?;
-    walk_create(object.as_map_mut(), meta_keys)
+    let (template_keys, _) = layout(object.kind())?;
+    let template = walk_mut(object.as_map_mut(), template_keys)?;
+    template.get("spec")?.as_object()?;
+    walk_create(template, &["metadata"])
 }

@@ -113,6 +113,9 @@ impl NativePolicy for ForbidSensitivePorts {
         let Some(pod) = &view.pod else {
             return;
         };
+        if !pod.port_numbers.may_include_any(&self.ports) {
+            return;
+        }
         for c in pod.containers() {
             for (j, port) in c.ports.into_iter().flatten().enumerate() {
                 for field in ["containerPort", "hostPort"] {

@@ -6,7 +6,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::podspec::ContainerKind;
-use crate::view::{NativePolicy, ObjectView, concat, evaluate_native, text, violation};
+use crate::view::{
+    NativePolicy, ObjectView, RESOURCE_LIMITS_CPU, RESOURCE_LIMITS_MEMORY, RESOURCE_REQUESTS_CPU,
+    RESOURCE_REQUESTS_MEMORY, concat, evaluate_native, text, violation,
+};
 
 fn yes() -> bool {
     true
@@ -74,6 +77,29 @@ impl Policy for RequireResources {
     }
 }
 
+impl RequireResources {
+    /// Whether a container with the `resources_set` bits of its view has every request
+    /// and limit this policy wants (`false` when it wants a resource other than cpu and
+    /// memory: the container's fields are then read one by one).
+    fn satisfied_by(&self, resources_set: u8) -> bool {
+        let mut wanted = 0;
+        for res in &self.resources {
+            let (request, limit) = match res.as_str() {
+                "cpu" => (RESOURCE_REQUESTS_CPU, RESOURCE_LIMITS_CPU),
+                "memory" => (RESOURCE_REQUESTS_MEMORY, RESOURCE_LIMITS_MEMORY),
+                _ => return false,
+            };
+            if self.requests {
+                wanted |= request;
+            }
+            if self.limits {
+                wanted |= limit;
+            }
+        }
+        resources_set & wanted == wanted
+    }
+}
+
 impl NativePolicy for RequireResources {
     fn check(&self, view: &ObjectView<'_>, _ctx: &PolicyContext, out: &mut Vec<Violation>) {
         let Some(pod) = &view.pod else {
@@ -84,6 +110,9 @@ impl NativePolicy for RequireResources {
                 ContainerKind::Ephemeral => continue,
                 ContainerKind::Init if !self.init_containers => continue,
                 _ => {}
+            }
+            if self.satisfied_by(c.resources_set) {
+                continue;
             }
             let resources = c.resources;
             for (section, wanted, noun) in [

@@ -114,6 +114,11 @@ impl Check {
         }
     }
 
+    /// This check's bit in [`suspects`].
+    pub(crate) const fn bit(self) -> u32 {
+        1 << self as u32
+    }
+
     pub(crate) fn run(self, pod: &PodView<'_>, minor: u32, out: &mut Sink<'_>) {
         let cs = pod.containers();
         match self {
@@ -319,6 +324,114 @@ pub(crate) fn active(level: Level, minor: u32) -> ActiveChecks {
     out
 }
 
+/// The checks that may find something in `pod`, as [`Check::bit`]s: a check whose bit
+/// is clear finds nothing at any version, so it need not run. Read from the fields the
+/// view already holds, in one pass over the containers; a set bit only means the check
+/// has something to look at (the check itself decides, version by version).
+pub(crate) fn suspects(pod: &PodView<'_>) -> u32 {
+    use Check::{
+        AllowPrivilegeEscalation, AppArmorProfile, CapabilitiesBaseline, CapabilitiesRestricted,
+        HostNamespaces, HostPathVolumes, HostPorts, HostProbesAndHostLifecycle, Privileged,
+        ProcMount, ProcMountRestricted, RestrictedVolumes, RunAsNonRoot, RunAsUser, SeLinuxOptions,
+        SeccompProfileBaseline, SeccompProfileRestricted, Sysctls, WindowsHostProcess,
+    };
+    let valid_seccomp = |t: Option<&str>| matches!(t, Some("RuntimeDefault" | "Localhost"));
+    let mut bits = 0;
+    let mut set = |check: Check, on: bool| {
+        if on {
+            bits |= check.bit();
+        }
+    };
+    let sc = &pod.security;
+    set(
+        HostNamespaces,
+        pod.host_network == Some(true) || pod.host_pid == Some(true) || pod.host_ipc == Some(true),
+    );
+    // Annotations are read by the AppArmor check and, before v1.19, by seccomp.
+    let annotated = pod.pod.annotations().next().is_some();
+    set(AppArmorProfile, annotated || sc.app_armor_profile.is_some());
+    set(
+        SeccompProfileBaseline,
+        annotated || sc.seccomp_type == Some("Unconfined"),
+    );
+    set(SeLinuxOptions, sc.se_linux_options.is_some());
+    set(Sysctls, sc.sysctls.is_some_and(|s| !s.is_empty()));
+    set(WindowsHostProcess, sc.windows_options.is_some());
+    let pod_non_root = sc.run_as_non_root == Some(true);
+    set(RunAsNonRoot, sc.run_as_non_root == Some(false));
+    set(RunAsUser, sc.run_as_user == Some(0));
+    let pod_seccomp = valid_seccomp(sc.seccomp_type);
+    set(
+        SeccompProfileRestricted,
+        sc.seccomp_type.is_some() && !pod_seccomp,
+    );
+    if pod.volumes.is_some_and(|v| !v.is_empty()) {
+        let (host_path, restricted) = volume_suspects(pod);
+        set(HostPathVolumes, host_path);
+        set(RestrictedVolumes, restricted);
+    }
+    for c in pod.containers() {
+        let s = &c.security;
+        set(Privileged, s.privileged == Some(true));
+        let adds = s
+            .capabilities_add
+            .is_some_and(|a| a.as_array().is_some_and(|a| !a.is_empty()));
+        set(CapabilitiesBaseline, adds);
+        set(CapabilitiesRestricted, adds || !s.drops_all);
+        set(HostPorts, c.host_port);
+        set(AppArmorProfile, s.app_armor_profile.is_some());
+        set(SeLinuxOptions, s.se_linux_options.is_some());
+        let proc_mount = s
+            .proc_mount
+            .is_some_and(|m| !m.is_empty() && m != "Default");
+        set(ProcMount, proc_mount);
+        set(ProcMountRestricted, proc_mount);
+        set(SeccompProfileBaseline, s.seccomp_type == Some("Unconfined"));
+        set(
+            SeccompProfileRestricted,
+            match s.seccomp_type {
+                Some(t) => !valid_seccomp(Some(t)),
+                None => !pod_seccomp,
+            },
+        );
+        set(WindowsHostProcess, s.windows_options.is_some());
+        set(HostProbesAndHostLifecycle, c.probe_host);
+        set(
+            AllowPrivilegeEscalation,
+            s.allow_privilege_escalation != Some(false),
+        );
+        set(
+            RunAsNonRoot,
+            match s.run_as_non_root {
+                Some(non_root) => !non_root,
+                None => !pod_non_root,
+            },
+        );
+        set(RunAsUser, s.run_as_user == Some(0));
+    }
+    bits
+}
+
+/// Whether some volume is a `hostPath` one, and whether some uses a type restricted
+/// forbids: the conditions of the two volume checks.
+fn volume_suspects(pod: &PodView<'_>) -> (bool, bool) {
+    let (mut host_path, mut restricted) = (false, false);
+    for (_, v) in volumes(pod) {
+        let mut source = false;
+        let mut allowed = false;
+        for (k, val) in v {
+            if k == "name" || val.is_null() {
+                continue;
+            }
+            source = true;
+            host_path |= k == "hostPath";
+            allowed |= RESTRICTED_VOLUME_TYPES.binary_search(&k.as_str()).is_ok();
+        }
+        restricted |= source && !allowed;
+    }
+    (host_path, restricted)
+}
+
 fn string<'a>(map: Option<&'a Map<String, Value>>, key: &str) -> Option<&'a str> {
     map?.get(key)?.as_str()
 }
@@ -425,8 +538,7 @@ fn capabilities_restricted(cs: &[ContainerView<'_>], out: &mut Sink<'_>) {
     const RULE: &str = "capabilities_restricted";
     const REASON: &str = "unrestricted capabilities";
     for c in cs {
-        let drops_all = strings(c.security.capabilities_drop).any(|(_, cap)| cap == "ALL");
-        if !drops_all {
+        if !c.security.drops_all {
             out.push_pieces(
                 RULE,
                 REASON,
@@ -631,8 +743,7 @@ const SECCOMP_POD_ANNOTATION: &str = "seccomp.security.alpha.kubernetes.io/pod";
 const SECCOMP_CONTAINER_PREFIX: &str = "container.seccomp.security.alpha.kubernetes.io/";
 
 fn seccomp_type<'a>(sc: &SecurityFields<'a>) -> Option<&'a str> {
-    let profile = sc.seccomp_profile?;
-    Some(string(Some(profile), "type").unwrap_or_default())
+    sc.seccomp_type
 }
 
 fn seccomp_baseline(pod: &PodView<'_>, cs: &[ContainerView<'_>], minor: u32, out: &mut Sink<'_>) {
