@@ -26,7 +26,7 @@ mod common;
 
 use std::hint::black_box;
 
-use common::{Mix, RULES, native, native_three_rules, walk_only};
+use common::{Mix, RULES, cpu_ns, native, native_three_rules, walk_only};
 use idp_core::{Object, Policy, PolicyContext};
 
 fn var(name: &str, default: usize) -> usize {
@@ -34,11 +34,6 @@ fn var(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(default)
-}
-
-fn cpu_ns() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    stat.split_whitespace().next()?.parse().ok()
 }
 
 fn main() {

@@ -5,7 +5,7 @@
 use idp_core::{Object, Policy, PolicyContext};
 use idp_policy::PolicySet;
 use idp_policy::config::PolicySetConfig;
-use idp_policy::pss::PodSecurity;
+use idp_policy::pss::{ControlExclusion, PodSecurity};
 use serde_json::{Value, json};
 
 const ISTIO: &str = "docker.io/istio/proxyv2:1.24.0";
@@ -232,5 +232,279 @@ policies:
     assert!(
         schema.contains("excludeControls"),
         "the schema documents the field"
+    );
+}
+
+/// `PodSecurity` with one exclusion limited to a field and values.
+fn allowing(
+    level: PodSecurity,
+    control: &str,
+    images: &[&str],
+    field: &str,
+    values: &[&str],
+) -> PodSecurity {
+    let mut e = ControlExclusion::new(control);
+    e.images = images.iter().map(|s| (*s).to_owned()).collect();
+    e.restricted_field = Some(field.to_owned());
+    e.values = values.iter().map(|s| (*s).to_owned()).collect();
+    level.with_exclusion(e).unwrap()
+}
+
+#[test]
+fn a_restricted_field_exempts_only_the_listed_values() {
+    let caps = json!({"capabilities": {"add": ["NET_ADMIN", "SYS_ADMIN"], "drop": ["ALL"]}});
+    let object = deployment(
+        &[
+            container("app", "ghcr.io/acme/shop:1.2", &caps),
+            container("istio-proxy", ISTIO, &caps),
+        ],
+        &json!({}),
+    );
+    let field = "spec.containers[*].securityContext.capabilities.add";
+    // No images: NET_ADMIN is allowed everywhere, SYS_ADMIN nowhere.
+    let pss = allowing(
+        PodSecurity::restricted(),
+        "Capabilities",
+        &[],
+        field,
+        &["NET_ADMIN"],
+    );
+    assert_eq!(
+        findings(&pss, &object),
+        [
+            (
+                "capabilities_restricted".to_owned(),
+                "spec.template.spec.containers[0].securityContext.capabilities.add[1]".to_owned()
+            ),
+            (
+                "capabilities_restricted".to_owned(),
+                "spec.template.spec.containers[1].securityContext.capabilities.add[1]".to_owned()
+            ),
+        ]
+    );
+    // With images: NET_ADMIN only for the sidecar.
+    let pss = allowing(
+        PodSecurity::restricted(),
+        "Capabilities",
+        &["docker.io/istio/*"],
+        field,
+        &["NET_ADMIN"],
+    );
+    let paths: Vec<String> = findings(&pss, &object)
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "spec.template.spec.containers[0].securityContext.capabilities.add[0]",
+            "spec.template.spec.containers[0].securityContext.capabilities.add[1]",
+            "spec.template.spec.containers[1].securityContext.capabilities.add[1]",
+        ]
+    );
+    // The field names regular containers: an init container adding NET_ADMIN stays.
+    let mut init = deployment(
+        &[container("app", "ghcr.io/acme/shop:1.2", &json!({}))],
+        &json!({}),
+    );
+    init.as_map_mut()["spec"]["template"]["spec"]["initContainers"] = json!([container(
+        "setup",
+        "busybox:1.36",
+        &json!({"capabilities": {"add": ["NET_ADMIN"], "drop": ["ALL"]}})
+    )]);
+    let pss = allowing(
+        PodSecurity::restricted(),
+        "Capabilities",
+        &[],
+        field,
+        &["NET_ADMIN"],
+    );
+    assert_eq!(
+        findings(&pss, &init),
+        [(
+            "capabilities_restricted".to_owned(),
+            "spec.template.spec.initContainers[0].securityContext.capabilities.add[0]".to_owned()
+        )]
+    );
+}
+
+#[test]
+fn restricted_fields_cover_scalars_numbers_volumes_and_annotations() {
+    // Host ports: the value is the port number as text.
+    let ports = |c: Value, p: Value| {
+        let mut c = c;
+        c["ports"] = p;
+        c
+    };
+    let object = deployment(
+        &[ports(
+            container("app", "a:1", &json!({})),
+            json!([{"containerPort": 80, "hostPort": 8080}, {"containerPort": 81, "hostPort": 9090}]),
+        )],
+        &json!({"volumes": [{"name": "a", "nfs": {"server": "x"}}, {"name": "b", "gitRepo": {"repository": "r"}}],
+                "securityContext": {"sysctls": [{"name": "kernel.msgmax", "value": "1"}, {"name": "kernel.sem", "value": "1"}]}}),
+    );
+    let pss = allowing(
+        PodSecurity::baseline(),
+        "Host Ports",
+        &[],
+        "spec.containers[*].ports[*].hostPort",
+        &["8080"],
+    );
+    let rules: Vec<(String, String)> = findings(&pss, &object);
+    assert!(
+        rules.contains(&(
+            "hostPorts".to_owned(),
+            "spec.template.spec.containers[0].ports[1].hostPort".to_owned()
+        )),
+        "{rules:?}"
+    );
+    assert!(
+        !rules.iter().any(|(_, p)| p.ends_with("ports[0].hostPort")),
+        "{rules:?}"
+    );
+    // Sysctls by name.
+    let pss = allowing(
+        PodSecurity::baseline(),
+        "Sysctls",
+        &[],
+        "spec.securityContext.sysctls[*].name",
+        &["kernel.msgmax"],
+    );
+    let sysctls: Vec<String> = findings(&pss, &object)
+        .into_iter()
+        .filter(|(r, _)| r == "sysctls")
+        .map(|(_, p)| p)
+        .collect();
+    assert_eq!(
+        sysctls,
+        ["spec.template.spec.securityContext.sysctls[1].name"]
+    );
+    // Volume types by name or by path.
+    for value in ["nfs", "spec.volumes[*].nfs"] {
+        let pss = allowing(
+            PodSecurity::restricted(),
+            "Volume Types",
+            &[],
+            "spec.volumes[*]",
+            &[value],
+        );
+        let volumes: Vec<String> = findings(&pss, &object)
+            .into_iter()
+            .filter(|(r, _)| r == "restrictedVolumes")
+            .map(|(_, p)| p)
+            .collect();
+        assert_eq!(
+            volumes,
+            ["spec.template.spec.volumes[1].gitRepo"],
+            "{value}"
+        );
+    }
+    // AppArmor annotations: the value is the annotation's.
+    let mut annotated = deployment(&[container("app", "a:1", &json!({}))], &json!({}));
+    annotated.as_map_mut()["spec"]["template"]["metadata"]["annotations"] =
+        json!({"container.apparmor.security.beta.kubernetes.io/app": "unconfined"});
+    let pss = allowing(
+        PodSecurity::baseline(),
+        "AppArmor",
+        &[],
+        "metadata.annotations",
+        &["unconfined"],
+    );
+    assert!(findings(&pss, &annotated).is_empty());
+    let pss = allowing(
+        PodSecurity::baseline(),
+        "AppArmor",
+        &[],
+        "metadata.annotations",
+        &["localhost/x"],
+    );
+    assert_eq!(findings(&pss, &annotated).len(), 1);
+}
+
+#[test]
+fn a_selinux_finding_is_waived_only_when_each_forbidden_field_is() {
+    let object = deployment(
+        &[container(
+            "app",
+            "a:1",
+            &json!({"seLinuxOptions": {"type": "spc_t", "user": "system_u"}}),
+        )],
+        &json!({}),
+    );
+    let field = "spec.containers[*].securityContext.seLinuxOptions";
+    let only_type = allowing(
+        PodSecurity::baseline(),
+        "SELinux",
+        &[],
+        &format!("{field}.type"),
+        &["spc_t"],
+    );
+    assert_eq!(
+        findings(&only_type, &object).len(),
+        1,
+        "the user is still forbidden"
+    );
+    let both = only_type
+        .with_exclusion({
+            let mut e = ControlExclusion::new("SELinux");
+            e.restricted_field = Some(format!("{field}.user"));
+            e.values = vec!["system_u".to_owned()];
+            e
+        })
+        .unwrap();
+    assert!(findings(&both, &object).is_empty());
+}
+
+#[test]
+fn bad_restricted_fields_are_clear_errors() {
+    let err = |e: ControlExclusion| {
+        PodSecurity::baseline()
+            .with_exclusion(e)
+            .unwrap_err()
+            .to_string()
+    };
+    let mut e = ControlExclusion::new("Capabilities");
+    e.restricted_field = Some("spec.containers[*].securityContext.privileged".into());
+    e.values = vec!["true".into()];
+    let msg = err(e);
+    assert!(msg.contains("not a field of `Capabilities`"), "{msg}");
+    assert!(
+        msg.contains("spec.containers[*].securityContext.capabilities.add"),
+        "{msg}"
+    );
+    let mut e = ControlExclusion::new("Capabilities");
+    e.restricted_field = Some("spec.containers[0].securityContext.capabilities.add".into());
+    let msg = err(e);
+    assert!(msg.contains("no `values`"), "{msg}");
+    let mut e = ControlExclusion::new("Capabilities");
+    e.values = vec!["NET_ADMIN".into()];
+    assert!(err(e).contains("without a `restrictedField`"));
+    // An index in place of `[*]` is accepted; the fields listed are normal.
+    let mut e = ControlExclusion::new("Capabilities");
+    e.restricted_field = Some("spec.containers[3].securityContext.capabilities.add".into());
+    e.values = vec!["NET_ADMIN".into()];
+    assert!(PodSecurity::baseline().with_exclusion(e).is_ok());
+    assert!(PodSecurity::restricted_fields("Nope").is_none());
+    // In a policy-set file, with the entry named.
+    let err = PolicySetConfig::from_yaml(
+        "policies:\n  - type: pod-security\n    excludeControls:\n      - controlName: Host Ports\n        restrictedField: spec.hostNetwork\n        values: [\"true\"]\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("policies[0]") && err.contains("not a field of `Host Ports`"),
+        "{err}"
+    );
+    let config = PolicySetConfig::from_yaml(
+        "policies:\n  - type: pod-security\n    excludeControls:\n      - controlName: Host Ports\n        restrictedField: spec.containers[*].ports[*].hostPort\n        values: [\"8080\"]\n",
+    )
+    .unwrap();
+    let text = serde_json::to_string(&config).unwrap();
+    assert!(
+        text.contains(
+            r#""restrictedField":"spec.containers[*].ports[*].hostPort","values":["8080"]"#
+        ),
+        "{text}"
     );
 }

@@ -113,32 +113,31 @@ pub fn object(i: usize, mix: Mix) -> Value {
     }
 }
 
-/// The objects as JSON bytes and as parsed [`Object`]s.
+/// The objects as JSON bytes and as [`Object`]s parsed from those bytes, one after the
+/// other (as a tool reading manifests lays them out in memory).
 pub fn corpus(mix: Mix) -> (Vec<Vec<u8>>, Vec<Object>) {
-    let values: Vec<Value> = (0..OBJECTS).map(|i| object(i, mix)).collect();
-    let docs = values
-        .iter()
-        .map(|v| serde_json::to_vec(v).unwrap())
+    let docs: Vec<Vec<u8>> = (0..OBJECTS)
+        .map(|i| serde_json::to_vec(&object(i, mix)).unwrap())
         .collect();
-    let objects = values
-        .into_iter()
-        .map(|v| Object::from_value(v).unwrap())
+    let objects = docs
+        .iter()
+        .map(|d| serde_json::from_slice(d).unwrap())
         .collect();
     (docs, objects)
 }
 
-/// Nanoseconds this thread has spent on a CPU, from `/proc/thread-self/schedstat`
-/// (Linux); `None` elsewhere.
-fn cpu_ns() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    stat.split_whitespace().next()?.parse().ok()
+/// Nanoseconds this thread has spent on a CPU (`clock_gettime` with
+/// `CLOCK_THREAD_CPUTIME_ID` where the platform has it); `None` elsewhere.
+pub fn cpu_ns() -> Option<u64> {
+    let t = cpu_time::ThreadTime::try_now().ok()?;
+    u64::try_from(t.as_duration().as_nanos()).ok()
 }
 
 /// Median over `rounds` passes of `f`, divided by `per`: nanoseconds per object.
 ///
-/// The time is this thread's CPU time where Linux reports it, so that other processes
-/// sharing the machine do not inflate the figures (they still share its caches); wall
-/// time elsewhere.
+/// The time is this thread's CPU time where the platform reports it, so that other
+/// processes sharing the machine do not inflate the figures (they still share its
+/// caches); wall time elsewhere.
 pub fn ns_per(rounds: usize, per: usize, mut f: impl FnMut()) -> f64 {
     f(); // warm up
     let mut times: Vec<f64> = (0..rounds)
@@ -161,7 +160,7 @@ pub fn ns_per(rounds: usize, per: usize, mut f: impl FnMut()) -> f64 {
 /// What [`ns_per`] measures, for the printed figures.
 pub fn clock() -> &'static str {
     if cpu_ns().is_some() {
-        "thread CPU time (/proc/thread-self/schedstat)"
+        "thread CPU time (clock_gettime CLOCK_THREAD_CPUTIME_ID)"
     } else {
         "wall time"
     }

@@ -89,6 +89,30 @@ pub(crate) enum Check {
     ProcMountRestricted,
 }
 
+/// Every check.
+#[cfg(test)]
+pub(crate) const ALL: [Check; 19] = [
+    Check::HostNamespaces,
+    Check::Privileged,
+    Check::CapabilitiesBaseline,
+    Check::HostPathVolumes,
+    Check::HostPorts,
+    Check::AppArmorProfile,
+    Check::SeLinuxOptions,
+    Check::ProcMount,
+    Check::SeccompProfileBaseline,
+    Check::Sysctls,
+    Check::WindowsHostProcess,
+    Check::HostProbesAndHostLifecycle,
+    Check::RestrictedVolumes,
+    Check::AllowPrivilegeEscalation,
+    Check::RunAsNonRoot,
+    Check::RunAsUser,
+    Check::SeccompProfileRestricted,
+    Check::CapabilitiesRestricted,
+    Check::ProcMountRestricted,
+];
+
 impl Check {
     pub(crate) fn id(self) -> &'static str {
         match self {
@@ -672,7 +696,12 @@ fn app_armor(pod: &PodView<'_>, cs: &[ContainerView<'_>], out: &mut Sink<'_>) {
     }
 }
 
-fn se_linux(pod: &PodView<'_>, cs: &[ContainerView<'_>], minor: u32, out: &mut Sink<'_>) {
+/// The forbidden fields of a `seLinuxOptions` mapping at `minor`, with their values:
+/// a `type` outside the allowed list, a non-empty `user` or `role`.
+pub(crate) fn se_linux_offending(
+    opts: &Map<String, Value>,
+    minor: u32,
+) -> impl Iterator<Item = (&'static str, &str)> {
     let allowed: &[&str] = if minor >= 31 {
         &[
             "",
@@ -684,17 +713,22 @@ fn se_linux(pod: &PodView<'_>, cs: &[ContainerView<'_>], minor: u32, out: &mut S
     } else {
         &["", "container_t", "container_init_t", "container_kvm_t"]
     };
+    let kind = string(Some(opts), "type")
+        .filter(|t| !allowed.contains(t))
+        .map(|t| ("type", t));
+    let others = ["user", "role"].into_iter().filter_map(|field| {
+        string(Some(opts), field)
+            .filter(|v| !v.is_empty())
+            .map(|v| (field, v))
+    });
+    kind.into_iter().chain(others)
+}
+
+fn se_linux(pod: &PodView<'_>, cs: &[ContainerView<'_>], minor: u32, out: &mut Sink<'_>) {
     let problems = |sc: &SecurityFields<'_>| -> Option<String> {
-        let opts = sc.se_linux_options?;
-        let mut bad = Vec::new();
-        if let Some(t) = string(Some(opts), "type").filter(|t| !allowed.contains(t)) {
-            bad.push(text!("type \"{t}\""));
-        }
-        for field in ["user", "role"] {
-            if let Some(v) = string(Some(opts), field).filter(|v| !v.is_empty()) {
-                bad.push(text!("{field} \"{v}\""));
-            }
-        }
+        let bad: Vec<String> = se_linux_offending(sc.se_linux_options?, minor)
+            .map(|(field, v)| text!("{field} \"{v}\""))
+            .collect();
         (!bad.is_empty()).then(|| bad.join("; "))
     };
     if let Some(p) = problems(&pod.security) {

@@ -62,7 +62,10 @@
 //!
 //! [`PodSecurity::excluding`] switches one control off, for the whole pod or only for
 //! containers running certain images, like Kyverno's `podSecurity.exclude` (see
-//! [`ControlExclusion`]).
+//! [`ControlExclusion`]). [`PodSecurity::with_exclusion`] also takes Kyverno's finer
+//! form: a `restrictedField` of the control and the `values` allowed there (allow
+//! `NET_ADMIN` in `capabilities.add`, host port 8080, the `nfs` volume type), so every
+//! other value in that field is still reported.
 //!
 //! Differences from upstream, on purpose: upstream reports one result per check listing
 //! every offending container; this crate reports one violation per offending field, so
@@ -70,6 +73,7 @@
 //! `emptyDir` the API server would default it to.
 
 mod checks;
+mod fields;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -252,12 +256,24 @@ pub struct PodSecurity {
 /// `NET_ADMIN`); findings in pod-level fields and in other containers stay. Without
 /// `images`, the control is off for the whole pod.
 ///
+/// `restricted_field` with `values` narrows it further, as Kyverno's `restrictedField`
+/// and `values` do: only findings in that field (written against the pod, `[*]` for
+/// any index, e.g. `spec.containers[*].securityContext.capabilities.add`; it covers
+/// controllers' templates too) whose offending value is one of `values` are dropped.
+/// Values are compared as text (`"true"`, `"8080"`, `"NET_ADMIN"`); a volume's value
+/// is its type (`nfs`). Findings with the same field but another value stay, so
+/// allowing `NET_ADMIN` does not allow `SYS_ADMIN`. [`PodSecurity::restricted_fields`]
+/// lists the fields of each control.
+///
 /// ```
 /// let e: idp_policy::pss::ControlExclusion = serde_json::from_value(serde_json::json!({
-///     "controlName": "Capabilities", "images": ["docker.io/istio/proxyv2:*"]})).unwrap();
+///     "controlName": "Capabilities", "images": ["docker.io/istio/proxyv2:*"],
+///     "restrictedField": "spec.containers[*].securityContext.capabilities.add",
+///     "values": ["NET_ADMIN"]})).unwrap();
 /// assert_eq!(e.images.len(), 1);
+/// assert_eq!(e.values, ["NET_ADMIN"]);
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ControlExclusion {
     /// The control name or check id.
@@ -265,6 +281,31 @@ pub struct ControlExclusion {
     /// Images whose containers are exempt; empty: the whole pod.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub images: Vec<String>,
+    /// One field of the control, pod-relative with `[*]` indices; only findings there
+    /// are exempt (with `values`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restricted_field: Option<String>,
+    /// The offending values exempt in `restricted_field` (required with it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
+}
+
+impl ControlExclusion {
+    /// An exclusion of `control` for the whole pod; narrow it with the public fields.
+    ///
+    /// ```
+    /// let mut e = idp_policy::pss::ControlExclusion::new("Host Ports");
+    /// e.restricted_field = Some("spec.containers[*].ports[*].hostPort".into());
+    /// e.values = vec!["8080".into()];
+    /// let pss = idp_policy::pss::PodSecurity::baseline().with_exclusion(e).unwrap();
+    /// assert_eq!(pss.exclude_controls.len(), 1);
+    /// ```
+    pub fn new(control: impl Into<String>) -> Self {
+        Self {
+            control_name: control.into(),
+            ..Self::default()
+        }
+    }
 }
 
 fn default_name() -> String {
@@ -348,18 +389,63 @@ impl PodSecurity {
     /// assert!(!rules.iter().any(|r| r.starts_with("capabilities")), "{rules:?}");
     /// assert!(idp_policy::pss::PodSecurity::baseline().excluding("Host Namespaces", ["x"]).is_err());
     /// ```
-    pub fn excluding<I, S>(mut self, control: &str, images: I) -> idp_core::Result<Self>
+    pub fn excluding<I, S>(self, control: &str, images: I) -> idp_core::Result<Self>
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let exclusion = ControlExclusion {
+        self.with_exclusion(ControlExclusion {
             control_name: control.to_owned(),
             images: images.into_iter().map(Into::into).collect(),
-        };
+            ..ControlExclusion::default()
+        })
+    }
+
+    /// Add an exclusion (see [`ControlExclusion`]): with a `restricted_field`, only the
+    /// listed `values` of that field are exempt.
+    ///
+    /// # Errors
+    ///
+    /// As [`PodSecurity::excluding`]; also a `restricted_field` that is not one of the
+    /// control's fields, one without `values`, or `values` without one.
+    ///
+    /// ```
+    /// use idp_core::{Object, Policy, PolicyContext};
+    /// use idp_policy::pss::{ControlExclusion, PodSecurity};
+    /// let mut allow = ControlExclusion::new("Capabilities");
+    /// allow.restricted_field = Some("spec.containers[*].securityContext.capabilities.add".into());
+    /// allow.values = vec!["NET_ADMIN".into()];
+    /// let pss = PodSecurity::baseline().with_exclusion(allow).unwrap();
+    /// let pod = Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+    ///     "spec": {"containers": [{"name": "vpn", "image": "vpn:1",
+    ///         "securityContext": {"capabilities": {"add": ["NET_ADMIN", "SYS_ADMIN"]}}}]}})).unwrap();
+    /// let found = pss.evaluate(&pod, &PolicyContext::new());
+    /// // NET_ADMIN is allowed; SYS_ADMIN is not.
+    /// assert_eq!(found.len(), 1);
+    /// assert_eq!(found[0].path.as_deref(), Some("spec.containers[0].securityContext.capabilities.add[1]"));
+    /// ```
+    pub fn with_exclusion(mut self, exclusion: ControlExclusion) -> idp_core::Result<Self> {
         validate_exclusion(&exclusion)?;
         self.exclude_controls.push(exclusion);
         Ok(self)
+    }
+
+    /// The fields a `restricted_field` may name for `control` (a control name or check
+    /// id), pod-relative with `[*]` indices; `None` for an unknown control.
+    ///
+    /// ```
+    /// let fields = idp_policy::pss::PodSecurity::restricted_fields("Host Ports").unwrap();
+    /// assert!(fields.contains(&"spec.containers[*].ports[*].hostPort".to_owned()));
+    /// ```
+    pub fn restricted_fields(control: &str) -> Option<Vec<String>> {
+        let (checks, _) = checks::control(control)?;
+        let mut out: Vec<String> = checks
+            .into_iter()
+            .flat_map(fields::restricted_fields)
+            .collect();
+        out.sort();
+        out.dedup();
+        Some(out)
     }
 
     /// Check the [`exclude_controls`](PodSecurity::exclude_controls) (what a policy-set
@@ -371,7 +457,7 @@ impl PodSecurity {
     ///
     /// ```
     /// let mut p = idp_policy::pss::PodSecurity::baseline();
-    /// p.exclude_controls.push(idp_policy::pss::ControlExclusion { control_name: "Privileged".into(), images: vec![] });
+    /// p.exclude_controls.push(idp_policy::pss::ControlExclusion::new("Privileged"));
     /// let err = p.validate().unwrap_err();
     /// assert!(err.to_string().contains("Privileged Containers"), "{err}");
     /// ```
@@ -472,6 +558,15 @@ pub(crate) struct CompiledPodSecurity {
 struct Exclusion {
     checks: Vec<checks::Check>,
     images: Vec<String>,
+    /// The restricted field (normalized) and the values exempt in it.
+    field: Option<(String, Vec<String>)>,
+}
+
+impl Exclusion {
+    /// Whether this exclusion switches its checks off for the whole pod.
+    fn whole_pod(&self) -> bool {
+        self.images.is_empty() && self.field.is_none()
+    }
 }
 
 fn validate_exclusion(e: &ControlExclusion) -> idp_core::Result<()> {
@@ -495,16 +590,54 @@ fn validate_exclusion(e: &ControlExclusion) -> idp_core::Result<()> {
             e.control_name
         )));
     }
+    match (&e.restricted_field, e.values.is_empty()) {
+        (None, true) => {}
+        (None, false) => {
+            return Err(Error::invalid_input(format!(
+                "excludeControls: `{}` gives `values` without a `restrictedField`; name the field the values are for",
+                e.control_name
+            )));
+        }
+        (Some(field), true) => {
+            return Err(Error::invalid_input(format!(
+                "excludeControls: `{}` restricts `{field}` but gives no `values`; list the values to allow there",
+                e.control_name
+            )));
+        }
+        (Some(field), false) => {
+            let fields = PodSecurity::restricted_fields(&e.control_name).unwrap_or_default();
+            if !fields_include(&fields, field) {
+                return Err(Error::invalid_input(format!(
+                    "excludeControls: `{field}` is not a field of `{}`; use one of {}",
+                    e.control_name,
+                    fields.join(", ")
+                )));
+            }
+        }
+    }
     Ok(())
+}
+
+/// Whether `field` (any indices) is one of `fields`.
+fn fields_include(fields: &[String], field: &str) -> bool {
+    fields::normalize(field).is_some_and(|f| fields.contains(&f))
 }
 
 /// The exclusions whose control exists (an unknown name excludes nothing).
 fn compile_exclusions(list: &[ControlExclusion]) -> Vec<Exclusion> {
     list.iter()
         .filter_map(|e| {
-            checks::control(&e.control_name).map(|(checks, _)| Exclusion {
+            let (checks, _) = checks::control(&e.control_name)?;
+            // A field that does not parse exempts nothing (fails closed); validation
+            // reports it where the exclusion is written.
+            let field = match &e.restricted_field {
+                Some(f) => Some((fields::normalize(f)?, e.values.clone())),
+                None => None,
+            };
+            Some(Exclusion {
                 checks,
                 images: e.images.clone(),
+                field,
             })
         })
         .collect()
@@ -578,36 +711,67 @@ fn run_suspected_checks(
         if suspects & check.bit() == 0 {
             continue;
         }
-        // The exclusions naming this check: off for the whole pod, or the image
-        // patterns whose containers are exempt (no allocation when there are none).
+        // The exclusions naming this check: off for the whole pod, or limited to some
+        // containers or some values (no allocation when there are none).
         let mut off = false;
-        let mut patterns: Vec<&str> = Vec::new();
+        let mut partial: Vec<&Exclusion> = Vec::new();
         for e in exclusions.iter().filter(|e| e.checks.contains(&check)) {
-            off |= e.images.is_empty();
-            patterns.extend(e.images.iter().map(String::as_str));
+            off |= e.whole_pod();
+            partial.push(e);
         }
         if off {
             continue;
         }
         let start = sink.out.len();
         check.run(pod, minor, &mut sink);
-        if patterns.is_empty() || sink.out.len() == start {
+        if partial.is_empty() || sink.out.len() == start {
             continue;
         }
         let found = sink.out.split_off(start);
-        sink.out.extend(found.into_iter().filter(|v| {
-            let exempt_image = v
-                .path
-                .as_deref()
-                .and_then(|p| container_of(pod, p))
-                .is_some_and(|c| {
-                    patterns
-                        .iter()
-                        .any(|p| crate::matching::wildcard(p, c.image))
-                });
-            !exempt_image
-        }));
+        sink.out.extend(
+            found
+                .into_iter()
+                .filter(|v| !waived(check, v, &partial, pod, minor)),
+        );
     }
+}
+
+/// Whether the `partial` exclusions of `check` waive the finding `v`: every offending
+/// field behind it is covered by an exclusion whose images (if any) include the
+/// finding's container and whose restricted field (if any) lists the offending value.
+fn waived(
+    check: checks::Check,
+    v: &Violation,
+    partial: &[&Exclusion],
+    pod: &PodView<'_>,
+    minor: u32,
+) -> bool {
+    let Some(path) = v.path.as_deref() else {
+        return false;
+    };
+    let container = container_of(pod, path);
+    let image_ok = |e: &Exclusion| {
+        e.images.is_empty()
+            || container.is_some_and(|c| {
+                e.images
+                    .iter()
+                    .any(|p| crate::matching::wildcard(p, c.image))
+            })
+    };
+    // Image-only exclusions need no offending values.
+    if partial.iter().any(|e| e.field.is_none() && image_ok(e)) {
+        return true;
+    }
+    let offenses = fields::offenses(check, path, pod, minor);
+    !offenses.is_empty()
+        && offenses.iter().all(|o| {
+            partial.iter().any(|e| {
+                image_ok(e)
+                    && e.field
+                        .as_ref()
+                        .is_some_and(|(field, values)| fields::waives(field, values, o))
+            })
+        })
 }
 
 impl NativePolicy for CompiledPodSecurity {
