@@ -188,6 +188,10 @@ impl PolicySetConfig {
                 "a policy-set file has kind PolicySet, not `{kind}`"
             )));
         }
+        for (i, e) in config.exceptions.iter().enumerate() {
+            e.validate()
+                .map_err(|err| err.context(format!("exceptions[{i}] ({}): podSecurity", e.name)))?;
+        }
         for (i, entry) in config.policies.iter().enumerate() {
             if let BuiltinPolicy::PodSecurity(p) = &entry.policy {
                 p.validate()

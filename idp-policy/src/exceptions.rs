@@ -24,12 +24,14 @@
 //!
 //! [`PolicyContext::now`]: idp_core::PolicyContext::now
 
-use idp_core::{Object, PolicyContext};
+use idp_core::{Object, PolicyContext, Violation};
 use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::matching::ResourceFilter;
+use crate::pss::ControlExclusion;
+use crate::view::PodView;
 
 /// A policy (and optionally some of its rules) an exception waives.
 ///
@@ -114,6 +116,12 @@ pub struct PolicyException {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<String>")]
     pub expires: Option<Timestamp>,
+    /// Pod Security Standards controls it waives, as Kyverno's `PolicyException`
+    /// `podSecurity` (the same entries as a policy's `excludeControls`, see
+    /// [`ControlExclusion`]): when given, only Pod Security findings of these controls
+    /// (for these images, fields and values) are waived, and nothing else.
+    #[serde(default, rename = "podSecurity", skip_serializing_if = "Vec::is_empty")]
+    pub pod_security: Vec<ControlExclusion>,
 }
 
 impl PolicyException {
@@ -130,7 +138,55 @@ impl PolicyException {
             policies: Vec::new(),
             objects: ResourceFilter::new(),
             expires: None,
+            pod_security: Vec::new(),
         }
+    }
+
+    /// Waive only the Pod Security findings `control` covers (see
+    /// [`PolicyException::pod_security`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`PodSecurity::with_exclusion`](crate::pss::PodSecurity::with_exclusion).
+    ///
+    /// ```
+    /// use idp_core::{Object, Policy, PolicyContext};
+    /// use idp_policy::{PolicySet, exceptions::{PolicyException, RuleRef}, pss::{ControlExclusion, PodSecurity}};
+    /// let mut net_admin = ControlExclusion::new("Capabilities");
+    /// net_admin.restricted_field = Some("spec.containers[*].securityContext.capabilities.add".into());
+    /// net_admin.values = vec!["NET_ADMIN".into()];
+    /// let e = PolicyException::new("vpn", "the VPN gateway manages routes; NET-12")
+    ///     .waive(RuleRef::policy("pod-security"))
+    ///     .with_pod_security(net_admin).unwrap();
+    /// let set = PolicySet::new().with_policy(PodSecurity::baseline()).with_exception(e);
+    /// let pod = Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "vpn"},
+    ///     "spec": {"hostNetwork": true, "containers": [{"name": "vpn", "image": "vpn:1",
+    ///         "securityContext": {"capabilities": {"add": ["NET_ADMIN"]}}}]}})).unwrap();
+    /// let rules: Vec<_> = set.evaluate(&pod, &PolicyContext::new()).into_iter().map(|v| v.rule).collect();
+    /// assert_eq!(rules, ["hostNamespaces"]); // NET_ADMIN is waived, the host network is not
+    /// ```
+    pub fn with_pod_security(mut self, control: ControlExclusion) -> idp_core::Result<Self> {
+        crate::pss::validate_exclusion(&control)?;
+        self.pod_security.push(control);
+        Ok(self)
+    }
+
+    /// Check the [`pod_security`](PolicyException::pod_security) entries (what a
+    /// policy-set file gives).
+    ///
+    /// # Errors
+    ///
+    /// The first entry that names no control or a field the control does not have.
+    ///
+    /// ```
+    /// let mut e = idp_policy::exceptions::PolicyException::new("e", "r");
+    /// e.pod_security.push(idp_policy::pss::ControlExclusion::new("Nope"));
+    /// assert!(e.validate().is_err());
+    /// ```
+    pub fn validate(&self) -> idp_core::Result<()> {
+        self.pod_security
+            .iter()
+            .try_for_each(crate::pss::validate_exclusion)
     }
 
     /// Waive a policy or some of its rules.
@@ -192,6 +248,40 @@ impl PolicyException {
         !self.is_expired(ctx.now)
             && self.policies.iter().any(|r| r.covers(policy, rule))
             && self.objects.matches(object, ctx.namespace.as_deref())
+    }
+
+    /// Whether it waives the finding `violation` of `object`: [`PolicyException::applies`]
+    /// to its policy and rule and, when the exception lists
+    /// [`pod_security`](PolicyException::pod_security) controls, the finding is a Pod
+    /// Security one those entries cover.
+    ///
+    /// ```
+    /// # use idp_policy::exceptions::{PolicyException, RuleRef};
+    /// let e = PolicyException::new("e", "r").waive(RuleRef::policy("p"));
+    /// let o = idp_core::Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod"})).unwrap();
+    /// let v = idp_core::Violation::new("p", "any", "m");
+    /// assert!(e.waives(&o, &v, &idp_core::PolicyContext::new()));
+    /// ```
+    pub fn waives(&self, object: &Object, violation: &Violation, ctx: &PolicyContext) -> bool {
+        self.waives_for(object, &violation.policy, violation, ctx, None)
+    }
+
+    /// [`PolicyException::waives`] for a finding of the policy named `policy` (a set
+    /// may rename its findings' policy), with the pod view and PSS version when known.
+    pub(crate) fn waives_for(
+        &self,
+        object: &Object,
+        policy: &str,
+        violation: &Violation,
+        ctx: &PolicyContext,
+        pss: Option<(&PodView<'_>, u32)>,
+    ) -> bool {
+        let named = self.applies(object, policy, &violation.rule, ctx)
+            || (violation.policy != policy
+                && self.applies(object, &violation.policy, &violation.rule, ctx));
+        named
+            && (self.pod_security.is_empty()
+                || crate::pss::exclusions_waive(&self.pod_security, violation, object, pss))
     }
 
     /// Whether it is in force and covers `object` (ignores policy and rule names).

@@ -589,10 +589,15 @@ impl Policy for PolicySet {
             let mut i = start;
             while i < out.len() {
                 let v = &out[i];
-                let waived = exceptions.iter().any(|e| {
-                    e.applies(object, name, &v.rule, ctx)
-                        || (v.policy != name && e.applies(object, &v.policy, &v.rule, ctx))
-                });
+                let pss = match (&view, &entry.native) {
+                    (Some(ObjectView { pod: Some(pod), .. }), Some(native)) => {
+                        native.pss_minor().map(|minor| (pod, minor))
+                    }
+                    _ => None,
+                };
+                let waived = exceptions
+                    .iter()
+                    .any(|e| e.waives_for(object, name, v, ctx, pss));
                 if waived {
                     tracing::trace!(policy = name, rule = %v.rule, "violation waived by an exception");
                     out.remove(i);

@@ -497,6 +497,12 @@ pub(crate) trait NativePolicy: Send + Sync + fmt::Debug {
     fn applies(&self, view: &ObjectView<'_>) -> bool {
         view.pod.is_some()
     }
+
+    /// The Pod Security Standards minor version this policy checks at, for a Pod
+    /// Security policy (exceptions waiving its findings by field need it).
+    fn pss_minor(&self) -> Option<u32> {
+        None
+    }
 }
 
 /// `Policy::evaluate` of a built-in: one view, one check.

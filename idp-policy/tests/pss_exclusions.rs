@@ -508,3 +508,90 @@ fn bad_restricted_fields_are_clear_errors() {
         "{text}"
     );
 }
+
+#[test]
+fn exceptions_waive_only_the_pod_security_findings_they_list() {
+    let config = PolicySetConfig::from_yaml(
+        r#"
+policies:
+  - type: pod-security
+    level: restricted
+    version: v1.30
+  - type: require-probes
+exceptions:
+  - name: vpn-gateway
+    reason: the gateway manages routes; NET-12
+    policies: [{policy: pod-security}, {policy: require-probes}]
+    match: {names: [shop]}
+    podSecurity:
+      - controlName: Capabilities
+        restrictedField: spec.containers[*].securityContext.capabilities.add
+        values: [NET_ADMIN]
+      - controlName: SELinux
+        images: ["ghcr.io/acme/*"]
+        restrictedField: spec.containers[*].securityContext.seLinuxOptions.type
+        values: [container_engine_t]
+"#,
+    )
+    .unwrap();
+    let set = config.build();
+    let object = deployment(
+        &[
+            container(
+                "app",
+                "ghcr.io/acme/shop:1.2",
+                &json!({"capabilities": {"add": ["NET_ADMIN", "SYS_ADMIN"], "drop": ["ALL"]},
+                        "seLinuxOptions": {"type": "container_engine_t"}}),
+            ),
+            container(
+                "helper",
+                "busybox:1.36",
+                &json!({"seLinuxOptions": {"type": "container_engine_t"}}),
+            ),
+        ],
+        &json!({}),
+    );
+    let found: Vec<(String, String)> = set
+        .evaluate(&object, &PolicyContext::new())
+        .into_iter()
+        .map(|v| (v.rule.into_owned(), v.path.unwrap_or_default()))
+        .collect();
+    // SYS_ADMIN stays; NET_ADMIN goes. At v1.30 container_engine_t is forbidden: the
+    // exception waives it for the acme image only. The probes policy's findings stay,
+    // though the exception names it: podSecurity limits it to Pod Security findings.
+    let c0 = "spec.template.spec.containers[0]";
+    let c1 = "spec.template.spec.containers[1]";
+    assert_eq!(
+        found,
+        [
+            (
+                "seLinuxOptions".to_owned(),
+                format!("{c1}.securityContext.seLinuxOptions")
+            ),
+            (
+                "capabilities_restricted".to_owned(),
+                format!("{c0}.securityContext.capabilities.add[1]")
+            ),
+            ("liveness".to_owned(), format!("{c0}.livenessProbe")),
+            ("readiness".to_owned(), format!("{c0}.readinessProbe")),
+            ("liveness".to_owned(), format!("{c1}.livenessProbe")),
+            ("readiness".to_owned(), format!("{c1}.readinessProbe")),
+        ]
+    );
+    // Another object is not covered by the exception at all.
+    let mut other = object.clone();
+    other.as_map_mut()["metadata"]["name"] = json!("other");
+    let n = set.evaluate(&other, &PolicyContext::new()).len();
+    assert_eq!(n, found.len() + 2);
+
+    // A bad entry is an error naming the exception.
+    let err = PolicySetConfig::from_yaml(
+        "exceptions:\n  - name: x\n    reason: y\n    policies: [{policy: pod-security}]\n    podSecurity: [{controlName: Capabilities, values: [NET_ADMIN]}]\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("exceptions[0] (x)") && err.contains("restrictedField"),
+        "{err}"
+    );
+}

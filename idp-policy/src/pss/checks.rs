@@ -90,7 +90,6 @@ pub(crate) enum Check {
 }
 
 /// Every check.
-#[cfg(test)]
 pub(crate) const ALL: [Check; 19] = [
     Check::HostNamespaces,
     Check::Privileged,
@@ -112,6 +111,11 @@ pub(crate) const ALL: [Check; 19] = [
     Check::CapabilitiesRestricted,
     Check::ProcMountRestricted,
 ];
+
+/// The check with this id.
+pub(crate) fn by_id(id: &str) -> Option<Check> {
+    ALL.into_iter().find(|c| c.id() == id)
+}
 
 impl Check {
     pub(crate) fn id(self) -> &'static str {

@@ -569,7 +569,7 @@ impl Exclusion {
     }
 }
 
-fn validate_exclusion(e: &ControlExclusion) -> idp_core::Result<()> {
+pub(crate) fn validate_exclusion(e: &ControlExclusion) -> idp_core::Result<()> {
     let Some((_, per_container)) = checks::control(&e.control_name) else {
         let names: Vec<&str> = PodSecurity::control_names().collect();
         return Err(Error::invalid_input(format!(
@@ -736,6 +736,44 @@ fn run_suspected_checks(
     }
 }
 
+/// Whether an exception's `podSecurity` entries waive the finding `v` of `object`: its
+/// rule is a Pod Security check one of them names, and the finding lies in the images,
+/// field and values they give. `pss` is the pod view and the version the finding was
+/// made at, when known (else the view is built here and `latest` is assumed).
+pub(crate) fn exclusions_waive(
+    exclusions: &[ControlExclusion],
+    v: &Violation,
+    object: &Object,
+    pss: Option<(&PodView<'_>, u32)>,
+) -> bool {
+    let Some(check) = checks::by_id(&v.rule) else {
+        return false;
+    };
+    let compiled = compile_exclusions(exclusions);
+    let partial: Vec<&Exclusion> = compiled
+        .iter()
+        .filter(|e| e.checks.contains(&check))
+        .collect();
+    if partial.is_empty() {
+        return false;
+    }
+    if partial.iter().any(|e| e.whole_pod()) {
+        return true;
+    }
+    match pss {
+        Some((pod, minor)) => waived(check, v, &partial, pod, minor),
+        None => PodSpec::of(object).is_some_and(|spec| {
+            waived(
+                check,
+                v,
+                &partial,
+                &PodView::of(spec),
+                PssVersion::Latest.minor(),
+            )
+        }),
+    }
+}
+
 /// Whether the `partial` exclusions of `check` waive the finding `v`: every offending
 /// field behind it is covered by an exclusion whose images (if any) include the
 /// finding's container and whose restricted field (if any) lists the offending value.
@@ -775,6 +813,10 @@ fn waived(
 }
 
 impl NativePolicy for CompiledPodSecurity {
+    fn pss_minor(&self) -> Option<u32> {
+        Some(self.minor)
+    }
+
     fn check(&self, view: &ObjectView<'_>, _ctx: &PolicyContext, out: &mut Vec<Violation>) {
         if let Some(pod) = &view.pod {
             run_checks(
