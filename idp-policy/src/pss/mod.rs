@@ -494,17 +494,27 @@ impl PodSecurity {
         self.version
     }
 
-    /// The ids of the checks in force at this level and version, in evaluation order.
+    /// The ids of the checks in force at this level and version, in evaluation order;
+    /// a check excluded for the whole pod is not in force (one excluded only for some
+    /// images or values still is).
     ///
     /// ```
     /// let b = idp_policy::pss::PodSecurity::baseline().at("v1.33".parse().unwrap());
     /// assert!(!b.checks().contains(&"hostProbesAndHostLifecycle"));
     /// let b = idp_policy::pss::PodSecurity::baseline().at("v1.34".parse().unwrap());
     /// assert!(b.checks().contains(&"hostProbesAndHostLifecycle"));
+    /// let off = b.excluding("Host Ports", Vec::<String>::new()).unwrap();
+    /// assert!(!off.checks().contains(&"hostPorts"));
     /// ```
     pub fn checks(&self) -> Vec<&'static str> {
+        let exclusions = compile_exclusions(&self.exclude_controls);
         checks::active(self.level, self.version.minor())
             .iter()
+            .filter(|c| {
+                !exclusions
+                    .iter()
+                    .any(|e| e.whole_pod() && e.checks.contains(c))
+            })
             .map(checks::Check::id)
             .collect()
     }
