@@ -585,16 +585,26 @@ impl Policy for PolicySet {
                     .filter(|e| e.may_apply(object, ctx))
                     .collect()
             });
+            if exceptions.is_empty()
+                && entry.options.action.is_none()
+                && entry.options.severity.is_none()
+            {
+                continue;
+            }
             let name = entry.policy.name();
+            // The pod view and version of a Pod Security policy, for exceptions that
+            // waive its findings by field.
+            let pss = match (&view, &entry.native) {
+                (Some(ObjectView { pod: Some(pod), .. }), Some(native))
+                    if !exceptions.is_empty() =>
+                {
+                    native.pss_minor().map(|minor| (pod, minor))
+                }
+                _ => None,
+            };
             let mut i = start;
             while i < out.len() {
                 let v = &out[i];
-                let pss = match (&view, &entry.native) {
-                    (Some(ObjectView { pod: Some(pod), .. }), Some(native)) => {
-                        native.pss_minor().map(|minor| (pod, minor))
-                    }
-                    _ => None,
-                };
                 let waived = exceptions
                     .iter()
                     .any(|e| e.waives_for(object, name, v, ctx, pss));
