@@ -17,7 +17,7 @@
 //! Each is measured in two settings:
 //!
 //! - **a batch**: the 10,000 objects parsed beforehand, then checked one after the
-//!   other. They take ~150 MB as `serde_json` trees, far more than the caches, so each
+//!   other. They take ~250 MB as `serde_json` trees, far more than the caches, so each
 //!   check starts with cache misses on its object (as when a large manifest set is
 //!   loaded first and checked after);
 //! - **just parsed**: each object is parsed and then checked at once, as in an
