@@ -337,6 +337,30 @@ impl<'a> PodSpec<'a> {
     }
 }
 
+/// `{prefix}.{list}[` for the pod spec paths of [`layout`]: the constant start of a
+/// container's field paths.
+fn list_head(prefix: &str, kind: ContainerKind) -> Option<&'static str> {
+    use ContainerKind::{Ephemeral, Init, Regular};
+    Some(match (prefix, kind) {
+        ("spec", Init) => "spec.initContainers[",
+        ("spec", Regular) => "spec.containers[",
+        ("spec", Ephemeral) => "spec.ephemeralContainers[",
+        ("spec.template.spec", Init) => "spec.template.spec.initContainers[",
+        ("spec.template.spec", Regular) => "spec.template.spec.containers[",
+        ("spec.template.spec", Ephemeral) => "spec.template.spec.ephemeralContainers[",
+        ("spec.jobTemplate.spec.template.spec", Init) => {
+            "spec.jobTemplate.spec.template.spec.initContainers["
+        }
+        ("spec.jobTemplate.spec.template.spec", Regular) => {
+            "spec.jobTemplate.spec.template.spec.containers["
+        }
+        ("spec.jobTemplate.spec.template.spec", Ephemeral) => {
+            "spec.jobTemplate.spec.template.spec.ephemeralContainers["
+        }
+        _ => return None,
+    })
+}
+
 /// Which list of the pod spec a container is in.
 ///
 /// ```
@@ -482,16 +506,25 @@ impl<'a> Container<'a> {
     /// string without the formatting machinery.
     pub(crate) fn field_path_pieces(&self, field: &[&str]) -> String {
         let index = Digits::new(self.index);
-        let (index, list) = (index.as_str(), self.kind.field());
-        let mut len = self.prefix.len() + list.len() + index.len() + 4;
+        let index = index.as_str();
+        // The part before the index is one constant for every pod layout and list, so
+        // a path is built from four or five copies rather than nine (this is most of
+        // the cost of a violation after its allocations).
+        let head = list_head(self.prefix, self.kind);
+        let mut len = index.len() + 2;
+        len += head.map_or(self.prefix.len() + self.kind.field().len() + 2, str::len);
         for p in field {
             len += p.len();
         }
         let mut out = String::with_capacity(len);
-        out.push_str(self.prefix);
-        out.push('.');
-        out.push_str(list);
-        out.push('[');
+        if let Some(head) = head {
+            out.push_str(head);
+        } else {
+            out.push_str(self.prefix);
+            out.push('.');
+            out.push_str(self.kind.field());
+            out.push('[');
+        }
         out.push_str(index);
         out.push_str("].");
         for p in field {
@@ -552,4 +585,32 @@ pub(crate) fn pod_metadata_mut(object: &mut Object) -> Option<&mut Map<String, V
     let template = walk_mut(object.as_map_mut(), template_keys)?;
     template.get("spec")?.as_object()?;
     walk_create(template, &["metadata"])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_heads_are_the_prefix_and_list() {
+        for kind in [Some("Pod"), Some("Deployment"), Some("CronJob")] {
+            let (_, prefix) = layout(kind.unwrap()).unwrap();
+            for list in ContainerKind::ALL {
+                assert_eq!(
+                    list_head(prefix, list).unwrap(),
+                    format!("{prefix}.{}[", list.field())
+                );
+            }
+        }
+        assert_eq!(list_head("other", ContainerKind::Regular), None);
+        // Paths are the same with or without a constant head.
+        let value = Map::new();
+        for prefix in ["spec.template.spec", "other.spec"] {
+            let c = Container::new(&value, None, ContainerKind::Init, 12, prefix);
+            assert_eq!(
+                c.field_path_pieces(&["securityContext.", "privileged"]),
+                format!("{prefix}.initContainers[12].securityContext.privileged")
+            );
+        }
+    }
 }
