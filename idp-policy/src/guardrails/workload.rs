@@ -100,6 +100,30 @@ impl RequireResources {
     }
 }
 
+/// The message after the container's name, and the field, of a missing cpu or memory
+/// request or limit.
+fn resource_texts(section: &str, resource: &str) -> Option<(&'static str, &'static str)> {
+    Some(match (section, resource) {
+        ("requests", "cpu") => (
+            "\" has no cpu request; set resources.requests.cpu",
+            "resources.requests.cpu",
+        ),
+        ("requests", "memory") => (
+            "\" has no memory request; set resources.requests.memory",
+            "resources.requests.memory",
+        ),
+        ("limits", "cpu") => (
+            "\" has no cpu limit; set resources.limits.cpu",
+            "resources.limits.cpu",
+        ),
+        ("limits", "memory") => (
+            "\" has no memory limit; set resources.limits.memory",
+            "resources.limits.memory",
+        ),
+        _ => return None,
+    })
+}
+
 impl NativePolicy for RequireResources {
     fn check(&self, view: &ObjectView<'_>, _ctx: &PolicyContext, out: &mut Vec<Violation>) {
         let Some(pod) = &view.pod else {
@@ -128,22 +152,33 @@ impl NativePolicy for RequireResources {
                         .and_then(|p| p.get(res))
                         .is_some_and(|v| !v.is_null() && v.as_str() != Some(""));
                     if !set {
+                        // cpu and memory, the common case, are two constants; any other
+                        // resource is joined from pieces.
+                        let (message, path) = match resource_texts(section, res) {
+                            Some((tail, field)) => {
+                                (concat(&["container \"", c.name, tail]), c.field_path(field))
+                            }
+                            None => (
+                                concat(&[
+                                    "container \"",
+                                    c.name,
+                                    "\" has no ",
+                                    res,
+                                    " ",
+                                    noun,
+                                    "; set resources.",
+                                    section,
+                                    ".",
+                                    res,
+                                ]),
+                                c.field_path_pieces(&["resources.", section, ".", res]),
+                            ),
+                        };
                         out.push(violation(
                             Self::NAME,
                             section,
-                            concat(&[
-                                "container \"",
-                                c.name,
-                                "\" has no ",
-                                res,
-                                " ",
-                                noun,
-                                "; set resources.",
-                                section,
-                                ".",
-                                res,
-                            ]),
-                            c.field_path_pieces(&["resources.", section, ".", res]),
+                            message,
+                            path,
                             Severity::default(),
                         ));
                     }
