@@ -483,3 +483,88 @@ fn check_prints_policy_reports() {
         "{text}"
     );
 }
+
+/// A referential Gatekeeper template: an Ingress host served twice in the change.
+const UNIQUE_HOST: &str = r#"apiVersion: templates.gatekeeper.sh/v1
+kind: ConstraintTemplate
+metadata: {name: uniqueingresshost}
+spec:
+  crd: {spec: {names: {kind: UniqueIngressHost}}}
+  targets:
+    - target: admission.k8s.gatekeeper.sh
+      rego: |
+        package uniqueingresshost
+        same_object(other, review) {
+          other.metadata.namespace == review.object.metadata.namespace
+          other.metadata.name == review.object.metadata.name
+        }
+        violation[{"msg": msg}] {
+          host := input.review.object.spec.rules[_].host
+          other := data.inventory.namespace[ns][_]["Ingress"][name]
+          not same_object(other, input.review)
+          other.spec.rules[_].host == host
+          msg := sprintf("host %v is already served by Ingress %v/%v", [host, ns, name])
+        }
+---
+apiVersion: constraints.gatekeeper.sh/v1beta1
+kind: UniqueIngressHost
+metadata: {name: one-ingress-per-host}
+spec:
+  match:
+    kinds: [{apiGroups: [networking.k8s.io], kinds: [Ingress]}]
+"#;
+
+#[test]
+fn gatekeeper_templates_see_every_manifest_checked_as_the_inventory() {
+    let dir = tempfile::tempdir().unwrap();
+    let ingress = |ns: &str, name: &str, host: &str| {
+        format!(
+            "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  rules: [{{host: {host}}}]\n"
+        )
+    };
+    // Two files: the duplicate is found across them.
+    let shop = write(
+        dir.path(),
+        "k8s/shop.yaml",
+        &ingress("shop", "web", "shop.example.com"),
+    );
+    write(
+        dir.path(),
+        "k8s/more.yaml",
+        &format!(
+            "{}---\n{}",
+            ingress("test", "copy", "shop.example.com"),
+            ingress("blog", "web", "blog.example.com")
+        ),
+    );
+    let policy = write(dir.path(), "policy/unique.yaml", UNIQUE_HOST);
+    let k8s = dir.path().join("k8s").display().to_string();
+    let out = idpctl(&[
+        "policy", "check", &k8s, "--policy", &policy, "--format", "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let rows = json(&out);
+    let verdicts: Vec<(String, bool)> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap().to_owned(),
+                r["allowed"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            ("copy".to_owned(), false),
+            ("web".to_owned(), true),
+            ("web".to_owned(), false),
+        ],
+        "{rows:#}"
+    );
+    // Checking one file alone, there is nothing to collide with.
+    let out = idpctl(&["policy", "check", &shop, "--policy", &policy]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}

@@ -442,3 +442,96 @@ mod properties {
         }
     }
 }
+
+const UNIQUE_HOST: &str = include_str!("fixtures/rego/unique-ingress-host.yaml");
+
+fn ingress(namespace: &str, name: &str, host: &str) -> Object {
+    object(json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"rules": [{"host": host}]}
+    }))
+}
+
+#[test]
+fn referential_templates_read_the_inventory() {
+    let ctx = PolicyContext::new();
+    let shop = ingress("shop", "web", "shop.example.com");
+    let blog = ingress("blog", "web", "blog.example.com");
+    let copy = ingress("test", "shop-copy", "shop.example.com");
+    let template = || {
+        RegoPolicy::new("gk")
+            .with_gatekeeper_yaml(UNIQUE_HOST, None)
+            .unwrap()
+    };
+    // Without an inventory there is nothing to compare with.
+    assert!(template().evaluate(&shop, &ctx).is_empty());
+    let policy = template().with_inventory([&shop, &blog, &copy]).unwrap();
+    let found = policy.evaluate(&shop, &ctx);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(
+        found[0].message,
+        "host shop.example.com is already served by Ingress test/shop-copy"
+    );
+    assert_eq!(found[0].rule, "UniqueIngressHost/one-ingress-per-host");
+    assert_eq!(
+        policy.evaluate(&copy, &ctx)[0].message,
+        "host shop.example.com is already served by Ingress shop/web"
+    );
+    // An object is not its own duplicate.
+    assert!(policy.evaluate(&blog, &ctx).is_empty());
+    // A second call replaces the inventory rather than adding to it.
+    let policy = policy.with_inventory([&shop, &blog]).unwrap();
+    assert!(policy.evaluate(&shop, &ctx).is_empty());
+    // Templates loaded after the inventory see it too.
+    let later = RegoPolicy::new("gk")
+        .with_inventory([&shop, &copy])
+        .unwrap()
+        .with_gatekeeper_yaml(UNIQUE_HOST, None)
+        .unwrap();
+    assert_eq!(later.evaluate(&shop, &ctx).len(), 1);
+}
+
+#[test]
+fn the_inventory_has_gatekeepers_layout() {
+    let ns = object(json!({"apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": "shop", "labels": {"env": "prod"}}}));
+    let cm = object(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}}));
+    let template = r#"
+apiVersion: templates.gatekeeper.sh/v1
+kind: ConstraintTemplate
+metadata: {name: dumpinventory}
+spec:
+  crd: {spec: {names: {kind: DumpInventory}}}
+  targets:
+    - target: admission.k8s.gatekeeper.sh
+      rego: |
+        package dumpinventory
+        violation[{"msg": msg}] {
+          data.inventory.cluster["v1"].Namespace.shop.metadata.labels.env == "prod"
+          data.inventory.namespace["default"]["v1"].ConfigMap.cfg.metadata.name == "cfg"
+          msg := "laid out as Gatekeeper does"
+        }
+---
+apiVersion: constraints.gatekeeper.sh/v1beta1
+kind: DumpInventory
+metadata: {name: dump}
+spec:
+  match:
+    namespaceSelector: {matchLabels: {env: prod}}
+"#;
+    let policy = RegoPolicy::new("gk")
+        .with_gatekeeper_yaml(template, None)
+        .unwrap()
+        .with_inventory([&ns, &cm])
+        .unwrap();
+    // The Namespace in the inventory also labels `shop` for namespaceSelector.
+    let found = policy.evaluate(&pod("shop", json!({}), json!([])), &PolicyContext::new());
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].message, "laid out as Gatekeeper does");
+    assert!(
+        policy
+            .evaluate(&pod("other", json!({}), json!([])), &PolicyContext::new())
+            .is_empty()
+    );
+}

@@ -30,7 +30,12 @@
 //! cluster-scoped objects other than Namespaces are not filtered by the namespace
 //! criteria, and a `Namespace` object is matched by its own name and labels.
 //!
-//! Not supported: referential data (`data.inventory` is empty), external data, and
+//! Referential data: [`RegoPolicy::with_inventory`](super::RegoPolicy::with_inventory)
+//! fills `data.inventory` as Gatekeeper's replication does
+//! (`data.inventory.namespace[<namespace>][<apiVersion>][<kind>][<name>]`, and
+//! `data.inventory.cluster[<apiVersion>][<kind>][<name>]` for cluster-scoped kinds), so
+//! templates such as a unique Ingress host work on the manifests of a change; without
+//! it `data.inventory` is empty. Not supported: external data, and
 //! `K8sNativeValidation` (CEL) code blocks, which are skipped.
 //!
 //! ```
@@ -476,12 +481,60 @@ impl fmt::Debug for LoadedTemplate {
     }
 }
 
-/// Templates, constraints and known namespaces.
+/// Templates, constraints, known namespaces and the replicated objects.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Gatekeeper {
     pub(crate) templates: Vec<LoadedTemplate>,
     pub(crate) constraints: Vec<Constraint>,
     pub(crate) namespaces: BTreeMap<String, BTreeMap<String, String>>,
+    /// `data.inventory` as Gatekeeper lays it out, when objects were given.
+    inventory: Option<regorus::Value>,
+}
+
+/// `data.inventory` for `objects`, as Gatekeeper replicates them:
+/// `cluster[<apiVersion>][<kind>][<name>]` for cluster-scoped kinds and
+/// `namespace[<namespace>][<apiVersion>][<kind>][<name>]` for the others (`default` when
+/// an object names no namespace, as the API server would file it).
+pub(crate) fn inventory<'o>(objects: impl IntoIterator<Item = &'o Object>) -> Value {
+    let mut cluster = serde_json::Map::new();
+    let mut namespaced = serde_json::Map::new();
+    let entry =
+        |map: &mut serde_json::Map<String, Value>, key: &str| -> serde_json::Map<String, Value> {
+            map.remove(key)
+                .and_then(|v| match v {
+                    Value::Object(m) => Some(m),
+                    _ => None,
+                })
+                .unwrap_or_default()
+        };
+    for object in objects {
+        let (api_version, kind, name) = (object.api_version(), object.kind(), object.name());
+        let root = if idp_core::manifest::is_cluster_scoped(kind) {
+            &mut cluster
+        } else {
+            let ns = object.namespace().unwrap_or("default").to_owned();
+            let slot = namespaced
+                .entry(ns)
+                .or_insert_with(|| Value::Object(serde_json::Map::new()));
+            match slot {
+                Value::Object(m) => m,
+                _ => continue,
+            }
+        };
+        let mut versions = entry(root, api_version);
+        let mut kinds = entry(&mut versions, kind);
+        kinds.insert(name.to_owned(), object.to_value());
+        versions.insert(kind.to_owned(), Value::Object(kinds));
+        root.insert(api_version.to_owned(), Value::Object(versions));
+    }
+    json!({"cluster": cluster, "namespace": namespaced})
+}
+
+/// `{"inventory": inventory}`: what a template engine's data holds.
+fn inventory_data(inventory: &regorus::Value) -> regorus::Value {
+    let mut data = std::collections::BTreeMap::new();
+    data.insert(regorus::Value::from("inventory"), inventory.clone());
+    regorus::Value::from(data)
 }
 
 /// `apps/v1` → (`apps`, `v1`); `v1` → (``, `v1`).
@@ -521,11 +574,53 @@ impl Gatekeeper {
             }
             add_module(e, &format!("{here}{}/rego", template.name), &template.rego)
         })?;
+        if let Some(inventory) = &self.inventory {
+            engine
+                .with(|e| e.add_data(inventory_data(inventory)))
+                .map_err(|e| {
+                    Error::invalid_input(format!("{here}cannot add data.inventory: {e}"))
+                })?;
+        }
         self.templates.push(LoadedTemplate {
             template,
             package,
             engine,
         });
+        Ok(())
+    }
+
+    /// Replace `data.inventory` in every template, loaded or to come, with `objects`;
+    /// `Namespace` objects among them also give `namespaceSelector` its labels (where
+    /// the Gatekeeper YAML named none for them).
+    pub(crate) fn set_inventory<'o>(
+        &mut self,
+        objects: impl IntoIterator<Item = &'o Object> + Clone,
+    ) -> Result<()> {
+        for ns in objects
+            .clone()
+            .into_iter()
+            .filter(|o| o.kind() == "Namespace" && split_api_version(o.api_version()).0.is_empty())
+        {
+            self.namespaces
+                .entry(ns.name().to_owned())
+                .or_insert_with(|| ns.labels());
+        }
+        let inventory = regorus::Value::from(inventory(objects));
+        for t in &self.templates {
+            t.engine
+                .with(|e| {
+                    // Templates hold no other data: replacing it all replaces the inventory.
+                    e.clear_data();
+                    e.add_data(inventory_data(&inventory))
+                })
+                .map_err(|e| {
+                    Error::invalid_input(format!(
+                        "{}: cannot add data.inventory: {e}",
+                        t.template.name
+                    ))
+                })?;
+        }
+        self.inventory = Some(inventory);
         Ok(())
     }
 

@@ -416,6 +416,59 @@ impl RegoPolicy {
         self
     }
 
+    /// Fill Gatekeeper's `data.inventory` with `objects` (replacing what an earlier call
+    /// gave), laid out as Gatekeeper replicates cluster state:
+    /// `data.inventory.namespace[<namespace>][<apiVersion>][<kind>][<name>]`, and
+    /// `data.inventory.cluster[<apiVersion>][<kind>][<name>]` for cluster-scoped kinds.
+    /// Give it the manifests of a change (and, if you have them, the objects already in
+    /// the cluster) and referential templates — a unique Ingress host, a unique Service
+    /// selector — check the change as a whole. `Namespace` objects among them also
+    /// give `namespaceSelector` its labels.
+    ///
+    /// # Errors
+    ///
+    /// The data cannot be added to a template's engine.
+    ///
+    /// ```
+    /// use idp_core::{Object, Policy, PolicyContext};
+    /// let yaml = r#"
+    /// apiVersion: templates.gatekeeper.sh/v1
+    /// kind: ConstraintTemplate
+    /// metadata: {name: uniquename}
+    /// spec:
+    ///   crd: {spec: {names: {kind: UniqueName}}}
+    ///   targets:
+    ///     - target: admission.k8s.gatekeeper.sh
+    ///       rego: |
+    ///         package uniquename
+    ///         violation[{"msg": msg}] {
+    ///           other := data.inventory.namespace[ns][_][input.review.kind.kind][input.review.name]
+    ///           ns != input.review.namespace
+    ///           msg := sprintf("the name is taken in namespace %v", [ns])
+    ///         }
+    /// ---
+    /// apiVersion: constraints.gatekeeper.sh/v1beta1
+    /// kind: UniqueName
+    /// metadata: {name: unique-names}
+    /// "#;
+    /// let a = Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": "a"}}))?;
+    /// let b = Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": "b"}}))?;
+    /// let policy = idp_policy::rego::RegoPolicy::new("gk")
+    ///     .with_gatekeeper_yaml(yaml, None)?
+    ///     .with_inventory([&a, &b])?;
+    /// let found = policy.evaluate(&a, &PolicyContext::new());
+    /// assert_eq!(found[0].message, "the name is taken in namespace b");
+    /// # Ok::<(), idp_core::Error>(())
+    /// ```
+    pub fn with_inventory<'o, I>(mut self, objects: I) -> Result<Self>
+    where
+        I: IntoIterator<Item = &'o Object>,
+        I::IntoIter: Clone,
+    {
+        self.gatekeeper.set_inventory(objects.into_iter())?;
+        Ok(self)
+    }
+
     /// Give a `Namespace` object, whose labels `namespaceSelector` matches against.
     ///
     /// ```

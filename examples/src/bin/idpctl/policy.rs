@@ -110,7 +110,9 @@ fn yaml_format(path: &Path, text: &str) -> Result<PolicyFormat, Failure> {
 
 /// Read a `--policy` file: a Rego module, Gatekeeper templates and constraints,
 /// ValidatingAdmissionPolicies with bindings and params, or an idp policy-set file.
-fn load_policy_file(path: &Path) -> Result<Arc<dyn Policy>, Failure> {
+/// Gatekeeper templates get `inventory` (the manifests being checked) as their
+/// replicated `data.inventory`.
+fn load_policy_file(path: &Path, inventory: &[&Object]) -> Result<Arc<dyn Policy>, Failure> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Failure::io(format!("cannot read {}: {e}", path.display())))?;
     let name = path.file_stem().map_or_else(
@@ -135,6 +137,7 @@ fn load_policy_file(path: &Path) -> Result<Arc<dyn Policy>, Failure> {
         PolicyFormat::Gatekeeper => Arc::new(
             RegoPolicy::new(name)
                 .with_gatekeeper_yaml(&text, Some(path))
+                .and_then(|p| p.with_inventory(inventory.iter().copied()))
                 .map_err(failed)?,
         ),
         PolicyFormat::AdmissionPolicy => {
@@ -147,8 +150,9 @@ fn load_policy_file(path: &Path) -> Result<Arc<dyn Policy>, Failure> {
     })
 }
 
-/// Build the policy set the flags ask for (`--pss baseline` when none is given).
-fn build_set(options: &CheckOptions<'_>) -> Result<PolicySet, Failure> {
+/// Build the policy set the flags ask for (`--pss baseline` when none is given);
+/// `inventory` is what referential Gatekeeper templates see of the cluster.
+fn build_set(options: &CheckOptions<'_>, inventory: &[&Object]) -> Result<PolicySet, Failure> {
     let version = options.pss_version.map(parse_version).transpose()?;
     let nothing_chosen =
         options.pss.is_none() && !options.guardrails && options.policies.is_empty();
@@ -175,7 +179,7 @@ fn build_set(options: &CheckOptions<'_>) -> Result<PolicySet, Failure> {
         }
     }
     for file in options.policies {
-        set.push(load_policy_file(file)?, PolicyOptions::new());
+        set.push(load_policy_file(file, inventory)?, PolicyOptions::new());
     }
     Ok(set)
 }
@@ -190,20 +194,27 @@ pub fn check(
     options: &CheckOptions<'_>,
     out: &Out,
 ) -> Result<ExitCode, Failure> {
-    let set = build_set(options)?;
     let files = collect(paths)?;
     if files.is_empty() {
         return Err(Failure::usage(
             "no manifest files found (looked for *.yaml, *.yml and *.json)",
         ));
     }
+    // Every manifest is read first: together they are the cluster state referential
+    // Gatekeeper templates (a unique Ingress host) check each object against.
+    let manifests = files
+        .iter()
+        .map(|file| Ok((file, read_objects(file)?)))
+        .collect::<Result<Vec<_>, Failure>>()?;
+    let inventory: Vec<&Object> = manifests.iter().flat_map(|(_, set)| set.iter()).collect();
+    let set = build_set(options, &inventory)?;
     let ctx = PolicyContext::new();
     let mut rows = Vec::new();
     let mut reports = options
         .policy_report
         .then(|| PolicyReports::new("idp", std::time::SystemTime::now()));
-    for file in &files {
-        for object in &read_objects(file)? {
+    for (file, objects) in &manifests {
+        for object in objects {
             let result = set.check_object(object, &ctx);
             if let Some(reports) = reports.as_mut() {
                 reports.add(object, &result, &set.applicable_policies(object, &ctx));
