@@ -496,36 +496,23 @@ pub(crate) struct Gatekeeper {
 /// `namespace[<namespace>][<apiVersion>][<kind>][<name>]` for the others (`default` when
 /// an object names no namespace, as the API server would file it).
 pub(crate) fn inventory<'o>(objects: impl IntoIterator<Item = &'o Object>) -> Value {
-    let mut cluster = serde_json::Map::new();
-    let mut namespaced = serde_json::Map::new();
-    let entry =
-        |map: &mut serde_json::Map<String, Value>, key: &str| -> serde_json::Map<String, Value> {
-            map.remove(key)
-                .and_then(|v| match v {
-                    Value::Object(m) => Some(m),
-                    _ => None,
-                })
-                .unwrap_or_default()
-        };
+    // Nested maps keyed by strings, built with the keys in order.
+    type Tree = BTreeMap<String, BTreeMap<String, BTreeMap<String, Value>>>;
+    let mut cluster: Tree = BTreeMap::new();
+    let mut namespaced: BTreeMap<String, Tree> = BTreeMap::new();
     for object in objects {
-        let (api_version, kind, name) = (object.api_version(), object.kind(), object.name());
-        let root = if idp_core::manifest::is_cluster_scoped(kind) {
+        let kind = object.kind();
+        let tree = if idp_core::manifest::is_cluster_scoped(kind) {
             &mut cluster
         } else {
-            let ns = object.namespace().unwrap_or("default").to_owned();
-            let slot = namespaced
-                .entry(ns)
-                .or_insert_with(|| Value::Object(serde_json::Map::new()));
-            match slot {
-                Value::Object(m) => m,
-                _ => continue,
-            }
+            let ns = object.namespace().unwrap_or("default");
+            namespaced.entry(ns.to_owned()).or_default()
         };
-        let mut versions = entry(root, api_version);
-        let mut kinds = entry(&mut versions, kind);
-        kinds.insert(name.to_owned(), object.to_value());
-        versions.insert(kind.to_owned(), Value::Object(kinds));
-        root.insert(api_version.to_owned(), Value::Object(versions));
+        tree.entry(object.api_version().to_owned())
+            .or_default()
+            .entry(kind.to_owned())
+            .or_default()
+            .insert(object.name().to_owned(), object.to_value());
     }
     json!({"cluster": cluster, "namespace": namespaced})
 }
