@@ -122,14 +122,11 @@ pub(crate) use text;
 pub(crate) struct SecurityFields<'a> {
     pub privileged: Option<bool>,
     pub allow_privilege_escalation: Option<bool>,
-    pub capabilities: Option<&'a Map<String, Value>>,
-    /// `capabilities.add` and `capabilities.drop`, taken in the same walk.
+    /// `capabilities.add`, taken in the same walk as `drops_all`.
     pub capabilities_add: Option<&'a Value>,
-    pub capabilities_drop: Option<&'a Value>,
     pub app_armor_profile: Option<&'a Map<String, Value>>,
     pub se_linux_options: Option<&'a Map<String, Value>>,
     pub proc_mount: Option<&'a str>,
-    pub seccomp_profile: Option<&'a Map<String, Value>>,
     pub windows_options: Option<&'a Map<String, Value>>,
     pub run_as_non_root: Option<bool>,
     pub run_as_user: Option<i64>,
@@ -153,12 +150,10 @@ impl<'a> SecurityFields<'a> {
                 "privileged" => f.privileged = v.as_bool(),
                 "allowPrivilegeEscalation" => f.allow_privilege_escalation = v.as_bool(),
                 "capabilities" => {
-                    f.capabilities = v.as_object();
-                    for (key, list) in f.capabilities.into_iter().flatten() {
+                    for (key, list) in v.as_object().into_iter().flatten() {
                         match key.as_str() {
                             "add" => f.capabilities_add = Some(list),
                             "drop" => {
-                                f.capabilities_drop = Some(list);
                                 f.drops_all = list
                                     .as_array()
                                     .is_some_and(|l| l.iter().any(|c| c.as_str() == Some("ALL")));
@@ -171,9 +166,8 @@ impl<'a> SecurityFields<'a> {
                 "seLinuxOptions" => f.se_linux_options = v.as_object(),
                 "procMount" => f.proc_mount = v.as_str(),
                 "seccompProfile" => {
-                    f.seccomp_profile = v.as_object();
-                    f.seccomp_type = f
-                        .seccomp_profile
+                    f.seccomp_type = v
+                        .as_object()
                         .map(|p| p.get("type").and_then(Value::as_str).unwrap_or_default());
                 }
                 "windowsOptions" => f.windows_options = v.as_object(),

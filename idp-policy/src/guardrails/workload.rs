@@ -78,16 +78,16 @@ impl Policy for RequireResources {
 }
 
 impl RequireResources {
-    /// Whether a container with the `resources_set` bits of its view has every request
-    /// and limit this policy wants (`false` when it wants a resource other than cpu and
-    /// memory: the container's fields are then read one by one).
-    fn satisfied_by(&self, resources_set: u8) -> bool {
+    /// The `resources_set` bits of a container that has every request and limit this
+    /// policy wants; `None` when it wants a resource other than cpu and memory (the
+    /// container's fields are then read one by one).
+    fn wanted_bits(&self) -> Option<u8> {
         let mut wanted = 0;
         for res in &self.resources {
             let (request, limit) = match res.as_str() {
                 "cpu" => (RESOURCE_REQUESTS_CPU, RESOURCE_LIMITS_CPU),
                 "memory" => (RESOURCE_REQUESTS_MEMORY, RESOURCE_LIMITS_MEMORY),
-                _ => return false,
+                _ => return None,
             };
             if self.requests {
                 wanted |= request;
@@ -96,7 +96,7 @@ impl RequireResources {
                 wanted |= limit;
             }
         }
-        resources_set & wanted == wanted
+        Some(wanted)
     }
 }
 
@@ -129,13 +129,14 @@ impl NativePolicy for RequireResources {
         let Some(pod) = &view.pod else {
             return;
         };
+        let wanted = self.wanted_bits();
         for c in pod.containers() {
             match c.kind() {
                 ContainerKind::Ephemeral => continue,
                 ContainerKind::Init if !self.init_containers => continue,
                 _ => {}
             }
-            if self.satisfied_by(c.resources_set) {
+            if wanted.is_some_and(|w| c.resources_set & w == w) {
                 continue;
             }
             let resources = c.resources;

@@ -780,10 +780,6 @@ fn proc_mount(cs: &[ContainerView<'_>], rule: &'static str, out: &mut Sink<'_>) 
 const SECCOMP_POD_ANNOTATION: &str = "seccomp.security.alpha.kubernetes.io/pod";
 const SECCOMP_CONTAINER_PREFIX: &str = "container.seccomp.security.alpha.kubernetes.io/";
 
-fn seccomp_type<'a>(sc: &SecurityFields<'a>) -> Option<&'a str> {
-    sc.seccomp_type
-}
-
 fn seccomp_baseline(pod: &PodView<'_>, cs: &[ContainerView<'_>], minor: u32, out: &mut Sink<'_>) {
     const RULE: &str = "seccompProfile_baseline";
     if minor < 19 {
@@ -807,7 +803,7 @@ fn seccomp_baseline(pod: &PodView<'_>, cs: &[ContainerView<'_>], minor: u32, out
         }
         return;
     }
-    if seccomp_type(&pod.security) == Some("Unconfined") {
+    if pod.security.seccomp_type == Some("Unconfined") {
         out.push(
             RULE,
             "seccompProfile",
@@ -816,7 +812,7 @@ fn seccomp_baseline(pod: &PodView<'_>, cs: &[ContainerView<'_>], minor: u32, out
         );
     }
     for c in cs {
-        if seccomp_type(&c.security) == Some("Unconfined") {
+        if c.security.seccomp_type == Some("Unconfined") {
             out.push(
                 RULE,
                 "seccompProfile",
@@ -834,7 +830,7 @@ fn seccomp_restricted(pod: &PodView<'_>, cs: &[ContainerView<'_>], out: &mut Sin
     const RULE: &str = "seccompProfile_restricted";
     let valid = |t: &str| t == "RuntimeDefault" || t == "Localhost";
     let mut pod_set = false;
-    if let Some(t) = seccomp_type(&pod.security) {
+    if let Some(t) = pod.security.seccomp_type {
         if valid(t) {
             pod_set = true;
         } else {
@@ -847,7 +843,7 @@ fn seccomp_restricted(pod: &PodView<'_>, cs: &[ContainerView<'_>], out: &mut Sin
         }
     }
     for c in cs {
-        match seccomp_type(&c.security) {
+        match c.security.seccomp_type {
             Some(t) if !valid(t) => out.push_pieces(
                 RULE,
                 "seccompProfile",
