@@ -484,35 +484,10 @@ fn check_prints_policy_reports() {
     );
 }
 
-/// A referential Gatekeeper template: an Ingress host served twice in the change.
-const UNIQUE_HOST: &str = r#"apiVersion: templates.gatekeeper.sh/v1
-kind: ConstraintTemplate
-metadata: {name: uniqueingresshost}
-spec:
-  crd: {spec: {names: {kind: UniqueIngressHost}}}
-  targets:
-    - target: admission.k8s.gatekeeper.sh
-      rego: |
-        package uniqueingresshost
-        same_object(other, review) {
-          other.metadata.namespace == review.object.metadata.namespace
-          other.metadata.name == review.object.metadata.name
-        }
-        violation[{"msg": msg}] {
-          host := input.review.object.spec.rules[_].host
-          other := data.inventory.namespace[ns][_]["Ingress"][name]
-          not same_object(other, input.review)
-          other.spec.rules[_].host == host
-          msg := sprintf("host %v is already served by Ingress %v/%v", [host, ns, name])
-        }
----
-apiVersion: constraints.gatekeeper.sh/v1beta1
-kind: UniqueIngressHost
-metadata: {name: one-ingress-per-host}
-spec:
-  match:
-    kinds: [{apiGroups: [networking.k8s.io], kinds: [Ingress]}]
-"#;
+/// A referential Gatekeeper template: an Ingress host served twice in the change (the
+/// one idp-policy's own Rego tests use).
+const UNIQUE_HOST: &str =
+    include_str!("../../idp-policy/tests/fixtures/rego/unique-ingress-host.yaml");
 
 #[test]
 fn gatekeeper_templates_see_every_manifest_checked_as_the_inventory() {
