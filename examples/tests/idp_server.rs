@@ -2,7 +2,7 @@
 //! (embedded defaults, simulated cluster), exercised over HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod server_common;
+use crate::server_common;
 
 use std::collections::HashSet;
 use std::fmt::Write as _;

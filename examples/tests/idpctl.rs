@@ -1,7 +1,7 @@
 //! idpctl as a user runs it: the real binary, real files, exit codes and output formats.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::{idpctl, write};
 

@@ -2,7 +2,7 @@
 //! totals, exit codes and the JSON shape.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::{idpctl, json, write};
 

@@ -2,7 +2,7 @@
 //! JSON shapes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::{idpctl, json, write};
 

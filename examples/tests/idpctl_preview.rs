@@ -2,7 +2,7 @@
 //! idp-preview's tests use.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -2,7 +2,7 @@
 //! server reached with a kubeconfig.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::process::Output;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! and a real Git repository in a temp dir.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::{idpctl, json};
 use idp_testkit::FakeCluster;

@@ -2,7 +2,7 @@
 //! validation errors and the action list.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -1,7 +1,7 @@
 //! PreviewController against the fake API server: the whole lifecycle of a pull request.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! zero objects behind. (No timing assertions: performance lives in the bench.)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::{destroy, ensure, event};
 use idp_preview::event::PullRequestAction;

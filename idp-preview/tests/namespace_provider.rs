@@ -1,7 +1,7 @@
 //! NamespaceProvider against the fake API server, through the real kube client.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

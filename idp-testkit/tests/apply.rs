@@ -1,7 +1,7 @@
 //! Server-side apply: ownership, conflicts, force, no-op applies, removal of dropped fields.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::{api_err, cluster};
 use k8s_openapi::api::apps::v1::Deployment;

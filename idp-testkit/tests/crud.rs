@@ -1,7 +1,7 @@
 //! Every verb through the real `kube::Client`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::{api_err, cluster, cm_resource, configmap, create_namespace};
 use idp_testkit::Verb;

@@ -1,7 +1,7 @@
 //! `kubectl` against the fake cluster (skipped when kubectl is not on PATH).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! Lifecycle: namespaces cascading, finalizers, status subresource, generation, CRDs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::{api_err, cluster, cm_resource, configmap, create_namespace, eventually};
 use k8s_openapi::api::apps::v1::Deployment;

@@ -1,7 +1,7 @@
 //! Listing: label selectors, field selectors, pagination.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::{api_err, cluster, cm_resource, configmap, create_namespace};
 use kube::api::{Api, DynamicObject, ListParams, PostParams};

@@ -1,7 +1,7 @@
 //! The rollout simulator.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::{cluster, eventually};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};

@@ -1,7 +1,7 @@
 //! Watch: events, selectors, resume from a resourceVersion, 410 Gone, bookmarks, timeouts.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

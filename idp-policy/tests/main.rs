@@ -1,0 +1,20 @@
+//! idp-policy's integration tests: Pod Security Standards, guardrails, Rego, CEL, mutation and admission.
+//!
+//! One test binary for the whole crate: each module is one file of `tests/`, so the
+//! dependencies are linked once rather than once per file.
+
+mod admission;
+#[cfg(feature = "admission")]
+mod admission_http;
+#[cfg(feature = "cel")]
+mod cel;
+mod engine;
+mod guardrails;
+mod hostile;
+mod hostile_native;
+mod mutate;
+mod policy_report;
+mod pss;
+mod pss_exclusions;
+#[cfg(feature = "rego")]
+mod rego;
