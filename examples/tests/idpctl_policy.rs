@@ -543,3 +543,47 @@ fn gatekeeper_templates_see_every_manifest_checked_as_the_inventory() {
     let out = idpctl(&["policy", "check", &shop, "--policy", &policy]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 }
+
+/// A Gatekeeper template whose code is CEL (`K8sNativeValidation`), with Rego beside it
+/// that must not run (the one idp-policy's own tests use).
+const CEL_TEMPLATE: &str =
+    include_str!("../../idp-policy/tests/fixtures/gatekeeper-cel/privileged.yaml");
+
+#[test]
+fn gatekeeper_templates_with_cel_code_run_their_cel() {
+    let dir = tempfile::tempdir().unwrap();
+    let pod = write(
+        dir.path(),
+        "k8s/pod.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: debug, namespace: shop}\nspec:\n  containers:\n    - {name: tools, image: 'ghcr.io/acme/debug:1.0', securityContext: {privileged: true}}\n",
+    );
+    let policy = write(dir.path(), "policy/privileged.yaml", CEL_TEMPLATE);
+    let out = idpctl(&[
+        "policy", "check", &pod, "--policy", &policy, "--format", "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let rows = json(&out);
+    let found: Vec<(String, String, String)> = rows[0]["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["rule"].as_str().unwrap().starts_with("K8sNoPrivileged/"))
+        .map(|v| {
+            (
+                v["rule"].as_str().unwrap().to_owned(),
+                v["message"].as_str().unwrap().to_owned(),
+                v["action"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    // The constraint exempting the debug image finds nothing; the other denies.
+    assert_eq!(
+        found,
+        [(
+            "K8sNoPrivileged/everywhere".to_owned(),
+            "privileged containers: tools".to_owned(),
+            "deny".to_owned()
+        )],
+        "{rows:#}"
+    );
+}

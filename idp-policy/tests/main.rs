@@ -9,6 +9,8 @@ mod admission_http;
 #[cfg(feature = "cel")]
 mod cel;
 mod engine;
+#[cfg(all(feature = "rego", feature = "cel"))]
+mod gatekeeper_cel;
 mod guardrails;
 mod hostile;
 mod hostile_native;

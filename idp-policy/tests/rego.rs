@@ -535,3 +535,36 @@ spec:
             .is_empty()
     );
 }
+
+/// Without the `cel` feature, a template's Rego runs and a CEL-only template is refused
+/// (with `cel`, see `gatekeeper_cel.rs`).
+#[cfg(not(feature = "cel"))]
+#[test]
+fn without_cel_the_rego_runs_and_cel_only_templates_are_refused() {
+    let both = RegoPolicy::new("g")
+        .with_gatekeeper_yaml(
+            include_str!("fixtures/gatekeeper-cel/privileged.yaml"),
+            None,
+        )
+        .unwrap();
+    let p = pod(
+        "shop",
+        json!({}),
+        json!([{"name": "app", "image": "app:1"}]),
+    );
+    let v = both.evaluate(&p, &PolicyContext::new());
+    assert_eq!(v.len(), 2, "{v:#?}");
+    assert!(v.iter().all(|v| v.message == "the Rego ran"));
+
+    let err = RegoPolicy::new("g")
+        .with_gatekeeper_yaml(
+            include_str!("fixtures/gatekeeper-cel/required-labels.yaml"),
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("has only K8sNativeValidation (CEL) code"),
+        "{err}"
+    );
+}

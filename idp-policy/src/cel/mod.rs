@@ -108,11 +108,10 @@ impl fmt::Debug for Expression {
 }
 
 impl Expression {
-    fn compile(text: &str, field: String, here: &str, policy: &str) -> Result<Self> {
+    /// `label` names what holds the expression (`ValidatingAdmissionPolicy max-replicas`).
+    fn compile(text: &str, field: String, here: &str, label: &str) -> Result<Self> {
         let program = Program::compile(text).map_err(|e| {
-            Error::invalid_input(format!(
-                "{here}ValidatingAdmissionPolicy {policy}: {field} is not valid CEL: {e}"
-            ))
+            Error::invalid_input(format!("{here}{label}: {field} is not valid CEL: {e}"))
         })?;
         Ok(Self {
             text: text.to_owned(),
@@ -131,10 +130,12 @@ struct Validation {
     field_path: Option<String>,
 }
 
-/// A parsed `ValidatingAdmissionPolicy`.
+/// A parsed `ValidatingAdmissionPolicy` (or the CEL code of a Gatekeeper template).
 #[derive(Debug, Clone)]
 struct AdmissionPolicy {
     name: String,
+    /// What errors call it: `ValidatingAdmissionPolicy max-replicas`.
+    label: String,
     fail_closed: bool,
     param_kind: Option<(String, String)>,
     match_constraints: MatchResources,
@@ -156,16 +157,8 @@ impl AdmissionPolicy {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
+        let label = format!("ValidatingAdmissionPolicy {name}");
         let spec = value.get("spec").cloned().unwrap_or_else(|| json!({}));
-        let fail_closed = match text(&spec, "failurePolicy") {
-            None | Some("Fail") => true,
-            Some("Ignore") => false,
-            Some(other) => {
-                return Err(Error::invalid_input(format!(
-                    "{here}ValidatingAdmissionPolicy {name}: spec.failurePolicy {other:?} is not Fail or Ignore"
-                )));
-            }
-        };
         let param_kind = spec.get("paramKind").map(|p| {
             (
                 text(p, "apiVersion").unwrap_or_default().to_owned(),
@@ -174,10 +167,37 @@ impl AdmissionPolicy {
         });
         let match_constraints = match spec.get("matchConstraints") {
             Some(m) => MatchResources::from_value(m, "spec.matchConstraints")
-                .map_err(|e| e.context(format!("{here}ValidatingAdmissionPolicy {name}")))?,
+                .map_err(|e| e.context(format!("{here}{label}")))?,
             None => {
                 return Err(Error::invalid_input(format!(
-                    "{here}ValidatingAdmissionPolicy {name}: spec.matchConstraints is required (list the resourceRules the policy applies to)"
+                    "{here}{label}: spec.matchConstraints is required (list the resourceRules the policy applies to)"
+                )));
+            }
+        };
+        let mut policy = Self::parse(&spec, "spec", name, label, &[], source)?;
+        policy.param_kind = param_kind;
+        policy.match_constraints = match_constraints;
+        Ok(policy)
+    }
+
+    /// The expressions of `spec` (`failurePolicy`, `matchConditions`, `variables`,
+    /// `validations`), their fields named under `prefix`; `given` variables come first,
+    /// as if written before the others. Matches everything and takes no params.
+    fn parse(
+        spec: &Value,
+        prefix: &str,
+        name: String,
+        label: String,
+        given: &[(&str, &str)],
+        source: Option<Source>,
+    ) -> Result<Self> {
+        let here = at(source.as_ref());
+        let fail_closed = match text(spec, "failurePolicy") {
+            None | Some("Fail") => true,
+            Some("Ignore") => false,
+            Some(other) => {
+                return Err(Error::invalid_input(format!(
+                    "{here}{label}: {prefix}.failurePolicy {other:?} is not Fail or Ignore"
                 )));
             }
         };
@@ -187,7 +207,7 @@ impl AdmissionPolicy {
                 .cloned()
                 .unwrap_or_default()
         };
-        let named = |key: &str, field: &str| -> Result<Vec<(String, Expression)>> {
+        let named = |key: &str| -> Result<Vec<(String, Expression)>> {
             list(key)
                 .iter()
                 .enumerate()
@@ -198,31 +218,45 @@ impl AdmissionPolicy {
                         item_name,
                         Expression::compile(
                             expr,
-                            format!("spec.{key}[{i}].{field}"),
+                            format!("{prefix}.{key}[{i}].expression"),
                             &here,
-                            &name,
+                            &label,
                         )?,
                     ))
                 })
                 .collect()
         };
-        let match_conditions = named("matchConditions", "expression")?;
-        let variables = named("variables", "expression")?;
+        let match_conditions = named("matchConditions")?;
+        let mut variables = given
+            .iter()
+            .map(|(variable, expr)| {
+                Ok((
+                    (*variable).to_owned(),
+                    Expression::compile(
+                        expr,
+                        format!("variables.{variable} (provided)"),
+                        &here,
+                        &label,
+                    )?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        variables.extend(named("variables")?);
         let mut validations = Vec::new();
         for (i, item) in list("validations").iter().enumerate() {
             let expression = Expression::compile(
                 text(item, "expression").unwrap_or_default(),
-                format!("spec.validations[{i}].expression"),
+                format!("{prefix}.validations[{i}].expression"),
                 &here,
-                &name,
+                &label,
             )?;
             let message_expression = text(item, "messageExpression")
                 .map(|m| {
                     Expression::compile(
                         m,
-                        format!("spec.validations[{i}].messageExpression"),
+                        format!("{prefix}.validations[{i}].messageExpression"),
                         &here,
-                        &name,
+                        &label,
                     )
                 })
                 .transpose()?;
@@ -235,13 +269,14 @@ impl AdmissionPolicy {
             });
         }
         if spec.get("auditAnnotations").is_some() {
-            tracing::debug!(policy = %name, "spec.auditAnnotations are not evaluated client-side");
+            tracing::debug!(policy = %name, "auditAnnotations are not evaluated client-side");
         }
         Ok(Self {
             name,
+            label,
             fail_closed,
-            param_kind,
-            match_constraints,
+            param_kind: None,
+            match_constraints: MatchResources::default(),
             match_conditions,
             variables,
             validations,
@@ -500,9 +535,12 @@ impl CelPolicy {
                 continue;
             };
             let run = Run {
-                set: self,
+                set_name: &self.name,
                 policy,
-                binding,
+                rule: None,
+                through: format!("binding {}", binding.name),
+                through_source: binding.source.as_ref(),
+                enforcement: binding.enforcement,
                 inputs,
             };
             match &policy.param_kind {
@@ -614,11 +652,19 @@ impl Inputs {
     }
 }
 
-/// One evaluation of a policy through a binding.
+/// One evaluation of a policy through a binding (or of a Gatekeeper template for one
+/// constraint).
 struct Run<'a> {
-    set: &'a CelPolicy,
+    /// The `policy` of the violations.
+    set_name: &'a str,
     policy: &'a AdmissionPolicy,
-    binding: &'a Binding,
+    /// The rule of every violation, when fixed (`K8sRequiredLabels/need-team`); otherwise
+    /// `<policy>/<validations[i]>`.
+    rule: Option<&'a str>,
+    /// What put the policy in force, for error messages: `binding max-replicas`.
+    through: String,
+    through_source: Option<&'a Source>,
+    enforcement: Enforcement,
     inputs: &'a Inputs,
 }
 
@@ -629,12 +675,12 @@ enum Outcome {
 
 impl Run<'_> {
     fn violation(&self, rule: &str, message: String, path: Option<String>) -> Violation {
-        let mut v = Violation::new(
-            self.set.name.clone(),
-            format!("{}/{rule}", self.policy.name),
-            message,
-        )
-        .with_enforcement(self.binding.enforcement);
+        let rule = match self.rule {
+            Some(fixed) => fixed.to_owned(),
+            None => format!("{}/{rule}", self.policy.name),
+        };
+        let mut v = Violation::new(self.set_name.to_owned(), rule, message)
+            .with_enforcement(self.enforcement);
         if let Some(p) = path {
             v = v.with_path(p);
         }
@@ -647,10 +693,10 @@ impl Run<'_> {
             out.push(self.violation(
                 "error",
                 format!(
-                    "{}ValidatingAdmissionPolicy {} (binding {}): {error} (failurePolicy: Fail)",
-                    at(self.policy.source.as_ref().or(self.binding.source.as_ref())),
-                    self.policy.name,
-                    self.binding.name
+                    "{}{} ({}): {error} (failurePolicy: Fail)",
+                    at(self.policy.source.as_ref().or(self.through_source)),
+                    self.policy.label,
+                    self.through
                 ),
                 None,
             ));
@@ -673,7 +719,7 @@ impl Run<'_> {
         if let Some(ns) = &self.inputs.namespace_json {
             sized.push(("namespaceObject", ns));
         }
-        let bindings = cost::Bindings::new(sized);
+        let mut bindings = cost::Bindings::new(sized.clone());
         let mut context = Context::default();
         context.register_all();
         context.add_variable_from_value("object", self.inputs.object.clone());
@@ -716,6 +762,9 @@ impl Run<'_> {
 
         let mut budget = cost::RUNTIME_BUDGET as f64;
         let mut variable_errors: Vec<(String, String)> = Vec::new();
+        // The variables' values as JSON, so that the cost of a path through one
+        // (`variables.containers.all(...)`) is sized by what it holds, as `object.…` is.
+        let mut sized_variables = Value::Object(serde_json::Map::new());
         for (name, expression) in &self.policy.variables {
             match run(
                 expression,
@@ -725,8 +774,14 @@ impl Run<'_> {
                 cost::RUNTIME_BUDGET,
             ) {
                 Outcome::Value(v) => {
+                    if let Value::Object(map) = &mut sized_variables {
+                        map.insert(name.clone(), cel_to_json(&v, 0));
+                    }
                     variables.insert(Key::String(Arc::new(name.clone())), v);
                     context.add_variable_from_value("variables", map_value(&variables));
+                    let mut with_variables = sized.clone();
+                    with_variables.push(("variables", &sized_variables));
+                    bindings = cost::Bindings::new(with_variables);
                 }
                 Outcome::Error(e) => variable_errors.push((name.clone(), e)),
             }
@@ -830,6 +885,40 @@ fn map_value(entries: &HashMap<Key, CelValue>) -> CelValue {
     })
 }
 
+/// A CEL value as JSON, to size the paths that read it: lists, maps and strings keep
+/// their lengths; what JSON cannot hold (durations, functions…) becomes `null`.
+fn cel_to_json(value: &CelValue, depth: usize) -> Value {
+    if depth > MAX_DEPTH {
+        return Value::Null;
+    }
+    match value {
+        CelValue::List(items) => {
+            Value::Array(items.iter().map(|v| cel_to_json(v, depth + 1)).collect())
+        }
+        CelValue::Map(m) => Value::Object(
+            m.map
+                .iter()
+                .map(|(k, v)| {
+                    let key = match k {
+                        Key::String(s) => s.to_string(),
+                        Key::Int(i) => i.to_string(),
+                        Key::Uint(u) => u.to_string(),
+                        Key::Bool(b) => b.to_string(),
+                    };
+                    (key, cel_to_json(v, depth + 1))
+                })
+                .collect(),
+        ),
+        CelValue::String(s) => Value::String(s.to_string()),
+        CelValue::Bytes(b) => Value::String(String::from_utf8_lossy(b).into_owned()),
+        CelValue::Int(i) => json!(i),
+        CelValue::UInt(u) => json!(u),
+        CelValue::Float(f) => json!(f),
+        CelValue::Bool(b) => Value::Bool(*b),
+        _ => Value::Null,
+    }
+}
+
 /// JSON to CEL: integers are `int` (or `uint` above `i64::MAX`), other numbers `double`.
 fn json_to_cel(value: &Value, depth: usize) -> Result<CelValue> {
     if depth > MAX_DEPTH {
@@ -878,5 +967,82 @@ impl Policy for CelPolicy {
             Ok(v) => v,
             Err(e) => vec![Violation::new(self.name.clone(), "error", e.report())],
         }
+    }
+}
+
+/// The `K8sNativeValidation` code of a Gatekeeper `ConstraintTemplate`, compiled: the
+/// same CEL as a `ValidatingAdmissionPolicy`, run for each constraint of the template's
+/// kind with the constraint as `params`. Gatekeeper's two variables come first:
+/// `variables.params` (the constraint's `spec.parameters`, `{}` when it has none, as
+/// Rego's `input.parameters`) and `variables.anyObject` (the object reviewed).
+#[derive(Debug, Clone)]
+pub(crate) struct NativeValidation {
+    policy: AdmissionPolicy,
+}
+
+impl NativeValidation {
+    /// Compile the `source` mapping found at `field` of the template `template`.
+    pub(crate) fn compile(
+        template: &str,
+        source: &Value,
+        field: &str,
+        from: Option<Source>,
+    ) -> Result<Self> {
+        let here = at(from.as_ref());
+        if !source.is_object() {
+            return Err(Error::invalid_input(format!(
+                "{here}ConstraintTemplate {template}: {field} is not a mapping: give it validations (and optionally variables, matchConditions, failurePolicy)"
+            )));
+        }
+        let policy = AdmissionPolicy::parse(
+            source,
+            field,
+            template.to_owned(),
+            format!("ConstraintTemplate {template}"),
+            &[
+                (
+                    "params",
+                    "has(params.spec) && has(params.spec.parameters) ? params.spec.parameters : {}",
+                ),
+                ("anyObject", "object"),
+            ],
+            from,
+        )?;
+        if policy.validations.is_empty() {
+            return Err(Error::invalid_input(format!(
+                "{here}ConstraintTemplate {template}: {field} has no validations: list the CEL expressions that must hold"
+            )));
+        }
+        Ok(Self { policy })
+    }
+
+    /// Run for one constraint (already matched), pushing a violation per failed
+    /// validation with `rule` and `enforcement`. `constraint` is the constraint object
+    /// (`params`); an object CEL cannot take (nested too deep) is an error.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn evaluate(
+        &self,
+        set_name: &str,
+        rule: &str,
+        constraint: &Value,
+        enforcement: Enforcement,
+        object: &Object,
+        ctx: &PolicyContext,
+        out: &mut Vec<Violation>,
+    ) -> Result<()> {
+        let namespace = object.namespace().or(ctx.namespace.as_deref());
+        let inputs = Inputs::new(object, namespace, ctx, &BTreeMap::new())?;
+        let run = Run {
+            set_name,
+            policy: &self.policy,
+            rule: Some(rule),
+            through: format!("constraint {rule}"),
+            through_source: None,
+            enforcement,
+            inputs: &inputs,
+        };
+        let params = json_to_cel(constraint, 0)?;
+        run.evaluate(Some((params, constraint.clone())), out);
+        Ok(())
     }
 }

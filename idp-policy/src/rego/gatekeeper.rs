@@ -35,8 +35,22 @@
 //! (`data.inventory.namespace[<namespace>][<apiVersion>][<kind>][<name>]`, and
 //! `data.inventory.cluster[<apiVersion>][<kind>][<name>]` for cluster-scoped kinds), so
 //! templates such as a unique Ingress host work on the manifests of a change; without
-//! it `data.inventory` is empty. Not supported: external data, and
-//! `K8sNativeValidation` (CEL) code blocks, which are skipped.
+//! it `data.inventory` is empty. Not supported: external data.
+//!
+//! CEL: a template may carry a `spec.targets[].code[]` block with
+//! `engine: K8sNativeValidation`, whose `source` is written like a
+//! `ValidatingAdmissionPolicy` spec (`validations` with `expression`, `message`,
+//! `messageExpression`, `fieldPath`; `variables`; `matchConditions`; `failurePolicy`).
+//! With the `cel` feature, that block is what runs, as in Gatekeeper, where it takes
+//! priority over the template's Rego (one engine per template, no fallback). It sees
+//! `object`, `oldObject` (`null`), `request`, `params` (the constraint) and Gatekeeper's
+//! variables `variables.params` (the constraint's `spec.parameters`, `{}` when unset)
+//! and `variables.anyObject` (the object), under the cost limits of
+//! [`cel`](crate::cel); each failed validation is one violation with the same rule
+//! (`Kind/constraint-name`) and action as the Rego would give. Without the `cel`
+//! feature the Rego runs, and a template with CEL only is refused when loaded. CEL
+//! templates do not read `data.inventory` (in Gatekeeper too, referential policies are
+//! Rego only).
 //!
 //! ```
 //! use idp_core::{Object, Policy, PolicyContext};
@@ -111,7 +125,30 @@ fn strings(value: Option<&Value>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// A Gatekeeper `ConstraintTemplate`: the constraint kind it defines and its Rego.
+/// A `K8sNativeValidation` code block of a template (`spec.targets[].code[]`): CEL in
+/// the shape of a `ValidatingAdmissionPolicy` spec (`validations`, `variables`,
+/// `matchConditions`, `failurePolicy`).
+///
+/// ```
+/// use idp_policy::rego::ConstraintTemplate;
+/// let t = ConstraintTemplate::from_value(&serde_json::json!({
+///   "metadata": {"name": "t"}, "spec": {"crd": {"spec": {"names": {"kind": "T"}}},
+///   "targets": [{"target": "admission.k8s.gatekeeper.sh", "code": [{"engine": "K8sNativeValidation",
+///     "source": {"validations": [{"expression": "has(object.metadata.labels)"}]}}]}]}}), None).unwrap();
+/// let cel = t.cel.unwrap();
+/// assert_eq!(cel.field, "spec.targets[0].code[0].source");
+/// assert!(t.rego.is_none());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CelCode {
+    /// Where it is in the template: `spec.targets[0].code[0].source`.
+    pub field: String,
+    /// The `source` mapping as written.
+    pub source: Value,
+}
+
+/// A Gatekeeper `ConstraintTemplate`: the constraint kind it defines and its code —
+/// Rego, CEL (`K8sNativeValidation`) or both.
 ///
 /// ```
 /// use idp_policy::rego::ConstraintTemplate;
@@ -125,10 +162,14 @@ pub struct ConstraintTemplate {
     pub name: String,
     /// The constraint kind (`spec.crd.spec.names.kind`).
     pub kind: String,
-    /// The main Rego module (must declare `violation`).
-    pub rego: String,
+    /// The main Rego module (must declare `violation`), when the template has Rego.
+    pub rego: Option<String>,
     /// Library modules (`libs`).
     pub libs: Vec<String>,
+    /// The first `K8sNativeValidation` code block, when the template has one. With the
+    /// `cel` feature it is what runs, as in Gatekeeper, where that engine takes priority
+    /// over Rego; without it the Rego runs, and a template without Rego is an error.
+    pub cel: Option<CelCode>,
     /// Where it was read from.
     pub source: Option<Source>,
 }
@@ -142,6 +183,7 @@ impl ConstraintTemplate {
     ///   "metadata": {"name": "t"}, "spec": {"crd": {"spec": {"names": {"kind": "T"}}},
     ///   "targets": [{"target": "admission.k8s.gatekeeper.sh", "rego": "package t\nviolation[{\"msg\": \"x\"}] { false }"}]}}), None).unwrap();
     /// assert_eq!(t.kind, "T");
+    /// assert!(t.rego.is_some() && t.cel.is_none());
     /// ```
     pub fn from_value(value: &Value, source: Option<Source>) -> Result<Self> {
         let name = str_at(value, "/metadata/name")
@@ -163,35 +205,47 @@ impl ConstraintTemplate {
             .unwrap_or_default();
         let mut rego = None;
         let mut libs = Vec::new();
-        for target in &targets {
+        let mut cel = None;
+        for (t, target) in targets.iter().enumerate() {
             if let Some(text) = target.get("rego").and_then(Value::as_str) {
                 rego.get_or_insert_with(|| text.to_owned());
                 libs.extend(strings(target.get("libs")));
             }
-            for code in target
+            for (c, code) in target
                 .get("code")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
+                .enumerate()
             {
-                if code.get("engine").and_then(Value::as_str) == Some("Rego")
-                    && let Some(text) = str_at(code, "/source/rego")
-                {
-                    rego.get_or_insert_with(|| text.to_owned());
-                    libs.extend(strings(code.pointer("/source/libs")));
+                match code.get("engine").and_then(Value::as_str) {
+                    Some("Rego") => {
+                        if let Some(text) = str_at(code, "/source/rego") {
+                            rego.get_or_insert_with(|| text.to_owned());
+                            libs.extend(strings(code.pointer("/source/libs")));
+                        }
+                    }
+                    Some("K8sNativeValidation") if cel.is_none() => {
+                        cel = Some(CelCode {
+                            field: format!("spec.targets[{t}].code[{c}].source"),
+                            source: code.get("source").cloned().unwrap_or(Value::Null),
+                        });
+                    }
+                    _ => {}
                 }
             }
         }
-        let rego = rego.ok_or_else(|| {
-            Error::invalid_input(format!(
-                "{here}ConstraintTemplate {name:?} has no Rego: put it in spec.targets[].rego (only Rego templates are supported)"
-            ))
-        })?;
+        if rego.is_none() && cel.is_none() {
+            return Err(Error::invalid_input(format!(
+                "{here}ConstraintTemplate {name:?} has no code: put Rego in spec.targets[].rego, or CEL in spec.targets[].code[] with engine: K8sNativeValidation"
+            )));
+        }
         Ok(Self {
             name,
             kind,
             rego,
             libs,
+            cel,
             source,
         })
     }
@@ -456,28 +510,46 @@ impl Constraint {
     }
 }
 
-pub(crate) struct LoadedTemplate {
-    pub(crate) template: ConstraintTemplate,
-    package: String,
-    engine: LockedEngine,
+/// What runs a template's constraints.
+#[derive(Clone)]
+enum Code {
+    /// Its Rego: the engine and the package holding `violation`.
+    Rego {
+        package: String,
+        engine: Box<LockedEngine>,
+    },
+    /// Its `K8sNativeValidation` CEL.
+    #[cfg(feature = "cel")]
+    Cel(Box<crate::cel::NativeValidation>),
 }
 
-impl Clone for LoadedTemplate {
-    fn clone(&self) -> Self {
-        Self {
-            template: self.template.clone(),
-            package: self.package.clone(),
-            engine: self.engine.clone(),
+#[derive(Clone)]
+pub(crate) struct LoadedTemplate {
+    pub(crate) template: ConstraintTemplate,
+    code: Code,
+}
+
+impl LoadedTemplate {
+    #[cfg_attr(not(feature = "cel"), allow(clippy::unnecessary_wraps))]
+    fn engine(&self) -> Option<&LockedEngine> {
+        match &self.code {
+            Code::Rego { engine, .. } => Some(engine),
+            #[cfg(feature = "cel")]
+            Code::Cel(_) => None,
         }
     }
 }
 
 impl fmt::Debug for LoadedTemplate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LoadedTemplate")
-            .field("kind", &self.template.kind)
-            .field("package", &self.package)
-            .finish_non_exhaustive()
+        let mut d = f.debug_struct("LoadedTemplate");
+        d.field("kind", &self.template.kind);
+        match &self.code {
+            Code::Rego { package, .. } => d.field("package", package),
+            #[cfg(feature = "cel")]
+            Code::Cel(_) => d.field("engine", &"K8sNativeValidation"),
+        };
+        d.finish_non_exhaustive()
     }
 }
 
@@ -554,12 +626,32 @@ impl Gatekeeper {
                 template.kind
             )));
         }
+        #[cfg(feature = "cel")]
+        if let Some(cel) = &template.cel {
+            let code = crate::cel::NativeValidation::compile(
+                &template.name,
+                &cel.source,
+                &cel.field,
+                template.source.clone(),
+            )?;
+            self.templates.push(LoadedTemplate {
+                template,
+                code: Code::Cel(Box::new(code)),
+            });
+            return Ok(());
+        }
+        let Some(rego) = &template.rego else {
+            return Err(Error::invalid_input(format!(
+                "{here}ConstraintTemplate {:?} has only K8sNativeValidation (CEL) code: build idp-policy with its `cel` feature to run it, or add its Rego",
+                template.name
+            )));
+        };
         let engine = LockedEngine::new(limit);
         let package = engine.with(|e| -> Result<String> {
             for (i, lib) in template.libs.iter().enumerate() {
                 add_module(e, &format!("{here}{}/libs[{i}]", template.name), lib)?;
             }
-            add_module(e, &format!("{here}{}/rego", template.name), &template.rego)
+            add_module(e, &format!("{here}{}/rego", template.name), rego)
         })?;
         if let Some(inventory) = &self.inventory {
             engine
@@ -570,8 +662,10 @@ impl Gatekeeper {
         }
         self.templates.push(LoadedTemplate {
             template,
-            package,
-            engine,
+            code: Code::Rego {
+                package,
+                engine: Box::new(engine),
+            },
         });
         Ok(())
     }
@@ -593,8 +687,8 @@ impl Gatekeeper {
                 .or_insert_with(|| ns.labels());
         }
         let inventory = regorus::Value::from(inventory(objects));
-        for t in &self.templates {
-            t.engine
+        for (t, engine) in self.templates.iter().filter_map(|t| Some((t, t.engine()?))) {
+            engine
                 .with(|e| {
                     // Templates hold no other data: replacing it all replaces the inventory.
                     e.clear_data();
@@ -612,8 +706,8 @@ impl Gatekeeper {
     }
 
     pub(crate) fn set_time_limit(&mut self, limit: Duration) {
-        for t in &self.templates {
-            t.engine.with(|e| set_time_limit(e, limit));
+        for engine in self.templates.iter().filter_map(LoadedTemplate::engine) {
+            engine.with(|e| set_time_limit(e, limit));
         }
     }
 
@@ -681,6 +775,30 @@ impl Gatekeeper {
                         constraint.kind
                     ))
                 })?;
+            let (package, engine) = match &template.code {
+                Code::Rego { package, engine } => (package, engine),
+                #[cfg(feature = "cel")]
+                Code::Cel(code) => {
+                    let rule = format!("{}/{}", constraint.kind, constraint.name);
+                    let params = json!({
+                        "apiVersion": "constraints.gatekeeper.sh/v1beta1",
+                        "kind": constraint.kind,
+                        "metadata": {"name": constraint.name},
+                        "spec": {"parameters": constraint.parameters},
+                    });
+                    code.evaluate(
+                        policy,
+                        &rule,
+                        &params,
+                        constraint.enforcement,
+                        object,
+                        ctx,
+                        out,
+                    )
+                    .map_err(|e| e.context(format!("constraint {rule}")))?;
+                    continue;
+                }
+            };
             let review = review.get_or_insert_with(|| {
                 let (group, version) = split_api_version(object.api_version());
                 json!({
@@ -695,8 +813,8 @@ impl Gatekeeper {
                 })
             });
             let input = json!({"review": review, "parameters": constraint.parameters});
-            let rule = format!("{}.violation", template.package);
-            let value = template.engine.with(|e| {
+            let rule = format!("{package}.violation");
+            let value = engine.with(|e| {
                 e.set_input(regorus::Value::from(input));
                 e.eval_rule(rule.clone())
             });

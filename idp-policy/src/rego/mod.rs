@@ -12,7 +12,9 @@
 //! - **Gatekeeper constraint templates and constraints** — see [`gatekeeper`]: the
 //!   template's Rego (`spec.targets[].rego` and `libs`) runs for every constraint whose
 //!   `match` selects the object, with `input.review` and `input.parameters` as Gatekeeper
-//!   builds them, and the constraint's `enforcementAction` decides the enforcement.
+//!   builds them, and the constraint's `enforcementAction` decides the enforcement. A
+//!   template's `K8sNativeValidation` (CEL) code runs instead when the `cel` feature is
+//!   on, as Gatekeeper gives it priority.
 //!
 //! Data documents (JSON or YAML) are merged under `data` for the conftest modules.
 //!
