@@ -246,6 +246,34 @@ fn an_expression_over_its_cost_budget_is_refused_not_run() {
 }
 
 #[test]
+fn paths_through_variables_are_costed_by_what_the_variable_holds() {
+    let expr =
+        "variables.items.all(a, variables.items.all(b, variables.items.all(c, a + b + c >= 0)))";
+    let p = simple(
+        expr,
+        "variables: [{name: items, expression: 'object.spec.items'}]",
+    );
+    // A 5,000-character annotation elsewhere in the object does not make three items
+    // look like 5,000 (which would cost 1.25e11 and be refused).
+    let small = object(json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "c", "annotations": {"note": "x".repeat(5000)}},
+        "spec": {"items": [1, 2, 3]}}));
+    let v = p.evaluate(&small, &PolicyContext::new());
+    assert!(v.is_empty(), "{v:#?}");
+    // 2,000 items through the variable are still refused.
+    let items: Vec<i64> = (0..2000).collect();
+    let big = object(json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "c"}, "spec": {"items": items}}));
+    let v = p.evaluate(&big, &PolicyContext::new());
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert!(
+        v[0].message.contains("per-expression limit"),
+        "{}",
+        v[0].message
+    );
+}
+
+#[test]
 fn missing_params_follow_parameter_not_found_action() {
     let yaml = REPLICA_LIMIT.replace(
         "name: prod-limit\n    namespace: default",

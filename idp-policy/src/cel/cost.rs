@@ -12,8 +12,9 @@
 //! comprehensions charge their body once per element, string scans 0.1 per character,
 //! list scans 1 per element) with sizes taken from the input:
 //!
-//! - a field path from a bound variable (`object.spec.containers`, `params.allowed`) has the
-//!   size of the actual value there;
+//! - a field path from a bound variable (`object.spec.containers`, `params.allowed`, or
+//!   `variables.containers` once that variable has been evaluated) has the size of the
+//!   actual value there;
 //! - a list literal has its element count;
 //! - anything else (iteration variables, results of functions) has the size of the
 //!   largest list, map or string anywhere in the input.
