@@ -587,3 +587,48 @@ fn gatekeeper_templates_with_cel_code_run_their_cel() {
         "{rows:#}"
     );
 }
+
+/// Kyverno ClusterPolicies (idp-policy's own fixture): auto-gen for controllers and the
+/// per-namespace action override.
+const KYVERNO: &str = include_str!("../../idp-policy/tests/fixtures/kyverno/best-practices.yaml");
+
+#[test]
+fn kyverno_cluster_policies_are_recognised_and_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = write(
+        dir.path(),
+        "k8s/app.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: dev}\nspec:\n  replicas: 2\n  template:\n    spec:\n      containers:\n        - {name: app, image: 'nginx:latest', resources: {limits: {cpu: 500m, memory: 256Mi}}}\n",
+    );
+    let policy = write(dir.path(), "policy/kyverno.yaml", KYVERNO);
+    // In dev the latest tag is audited: reported, not denied.
+    let out = idpctl(&[
+        "policy", "check", &app, "--policy", &policy, "--format", "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let rows = json(&out);
+    assert_eq!(
+        rules(&rows),
+        [("kyverno".to_owned(), "images/autogen-no-latest".to_owned())],
+        "{rows:#}"
+    );
+    assert_eq!(rows[0]["violations"][0]["action"], "audit", "{rows:#}");
+    assert_eq!(
+        rows[0]["violations"][0]["path"], "spec.template.spec.containers[0].image",
+        "{rows:#}"
+    );
+
+    // A bad rule is a usage error naming the file and the rule.
+    let bad = write(
+        dir.path(),
+        "policy/bad.yaml",
+        "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: p}\nspec:\n  rules:\n    - name: r\n      match: {any: [{resources: {kinds: [Pod]}}]}\n      validate: {deny: {conditions: {any: []}}}\n",
+    );
+    let out = idpctl(&["policy", "check", &app, "--policy", &bad]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.yaml") && err.contains("spec.rules[0] (r).validate.deny"),
+        "{err}"
+    );
+}

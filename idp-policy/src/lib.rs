@@ -26,6 +26,8 @@
 //!   conventions, evaluated by regorus.
 //! - `cel` (feature `cel`): `CelPolicy`, Kubernetes ValidatingAdmissionPolicies
 //!   evaluated with CEL through kube-cel.
+//! - [`kyverno`]: `KyvernoPolicy`, Kyverno ClusterPolicies and Policies (validate rules:
+//!   patterns, `podSecurity`, CEL), auto-generated for Pod controllers as Kyverno does.
 //! - [`podspec`]: pod-controller autogen — how one pod-level rule covers Pods,
 //!   Deployments, StatefulSets, DaemonSets, ReplicaSets, ReplicationControllers, Jobs and
 //!   CronJobs with paths into the template.
@@ -54,6 +56,7 @@ pub mod admission;
 pub mod config;
 pub mod exceptions;
 pub mod guardrails;
+pub mod kyverno;
 pub mod matching;
 pub mod mutate;
 pub mod podspec;

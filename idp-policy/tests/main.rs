@@ -14,6 +14,7 @@ mod gatekeeper_cel;
 mod guardrails;
 mod hostile;
 mod hostile_native;
+mod kyverno;
 mod mutate;
 mod policy_report;
 mod pss;

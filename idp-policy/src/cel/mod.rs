@@ -174,18 +174,20 @@ impl AdmissionPolicy {
                 )));
             }
         };
-        let mut policy = Self::parse(&spec, "spec", name, label, &[], source)?;
+        let mut policy = Self::parse(&spec, "spec", "validations", name, label, &[], source)?;
         policy.param_kind = param_kind;
         policy.match_constraints = match_constraints;
         Ok(policy)
     }
 
-    /// The expressions of `spec` (`failurePolicy`, `matchConditions`, `variables`,
-    /// `validations`), their fields named under `prefix`; `given` variables come first,
-    /// as if written before the others. Matches everything and takes no params.
+    /// The expressions of `spec` (`failurePolicy`, `matchConditions`, `variables`, and
+    /// the validations under `list_key`), their fields named under `prefix`; `given`
+    /// variables come first, as if written before the others. Matches everything and
+    /// takes no params.
     fn parse(
         spec: &Value,
         prefix: &str,
+        list_key: &str,
         name: String,
         label: String,
         given: &[(&str, &str)],
@@ -243,10 +245,10 @@ impl AdmissionPolicy {
             .collect::<Result<Vec<_>>>()?;
         variables.extend(named("variables")?);
         let mut validations = Vec::new();
-        for (i, item) in list("validations").iter().enumerate() {
+        for (i, item) in list(list_key).iter().enumerate() {
             let expression = Expression::compile(
                 text(item, "expression").unwrap_or_default(),
-                format!("{prefix}.validations[{i}].expression"),
+                format!("{prefix}.{list_key}[{i}].expression"),
                 &here,
                 &label,
             )?;
@@ -254,7 +256,7 @@ impl AdmissionPolicy {
                 .map(|m| {
                     Expression::compile(
                         m,
-                        format!("{prefix}.validations[{i}].messageExpression"),
+                        format!("{prefix}.{list_key}[{i}].messageExpression"),
                         &here,
                         &label,
                     )
@@ -970,61 +972,74 @@ impl Policy for CelPolicy {
     }
 }
 
-/// The `K8sNativeValidation` code of a Gatekeeper `ConstraintTemplate`, compiled: the
-/// same CEL as a `ValidatingAdmissionPolicy`, run for each constraint of the template's
-/// kind with the constraint as `params`. Gatekeeper's two variables come first:
-/// `variables.params` (the constraint's `spec.parameters`, `{}` when it has none, as
-/// Rego's `input.parameters`) and `variables.anyObject` (the object reviewed).
+/// CEL validations outside a `ValidatingAdmissionPolicy`, compiled: the
+/// `K8sNativeValidation` code of a Gatekeeper `ConstraintTemplate`, or a Kyverno rule's
+/// `validate.cel`. The same CEL as a policy, run for an object already matched, with
+/// `params` given by the caller.
+///
+/// For Gatekeeper, its two variables come first: `variables.params` (the constraint's
+/// `spec.parameters`, `{}` when it has none, as Rego's `input.parameters`) and
+/// `variables.anyObject` (the object reviewed).
 #[derive(Debug, Clone)]
 pub(crate) struct NativeValidation {
     policy: AdmissionPolicy,
 }
 
+/// Gatekeeper's variables for templates' CEL.
+pub(crate) const GATEKEEPER_VARIABLES: &[(&str, &str)] = &[
+    (
+        "params",
+        "has(params.spec) && has(params.spec.parameters) ? params.spec.parameters : {}",
+    ),
+    ("anyObject", "object"),
+];
+
 impl NativeValidation {
-    /// Compile the `source` mapping found at `field` of the template `template`.
+    /// Compile the `source` mapping found at `field` of what `label` names
+    /// (`ConstraintTemplate k8srequiredlabels`); its validations are under `list_key`
+    /// (`validations`, or Kyverno's `expressions`); `given` variables come first.
     pub(crate) fn compile(
-        template: &str,
+        label: &str,
         source: &Value,
         field: &str,
+        list_key: &str,
+        given: &[(&str, &str)],
         from: Option<Source>,
     ) -> Result<Self> {
         let here = at(from.as_ref());
         if !source.is_object() {
             return Err(Error::invalid_input(format!(
-                "{here}ConstraintTemplate {template}: {field} is not a mapping: give it validations (and optionally variables, matchConditions, failurePolicy)"
+                "{here}{label}: {field} is not a mapping: give it {list_key} (and optionally variables, matchConditions, failurePolicy)"
             )));
         }
         let policy = AdmissionPolicy::parse(
             source,
             field,
-            template.to_owned(),
-            format!("ConstraintTemplate {template}"),
-            &[
-                (
-                    "params",
-                    "has(params.spec) && has(params.spec.parameters) ? params.spec.parameters : {}",
-                ),
-                ("anyObject", "object"),
-            ],
+            list_key,
+            label.to_owned(),
+            label.to_owned(),
+            given,
             from,
         )?;
         if policy.validations.is_empty() {
             return Err(Error::invalid_input(format!(
-                "{here}ConstraintTemplate {template}: {field} has no validations: list the CEL expressions that must hold"
+                "{here}{label}: {field} has no {list_key}: list the CEL expressions that must hold"
             )));
         }
         Ok(Self { policy })
     }
 
-    /// Run for one constraint (already matched), pushing a violation per failed
-    /// validation with `rule` and `enforcement`. `constraint` is the constraint object
-    /// (`params`); an object CEL cannot take (nested too deep) is an error.
+    /// Run for one object (already matched), pushing a violation per failed validation
+    /// with `rule` and `enforcement`; `through` names what applied it in error messages
+    /// (`constraint K8sRequiredLabels/need-team`); `params` is what CEL sees as `params`
+    /// (`null` without). An object CEL cannot take (nested too deep) is an error.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn evaluate(
         &self,
         set_name: &str,
         rule: &str,
-        constraint: &Value,
+        through: &str,
+        params: Option<&Value>,
         enforcement: Enforcement,
         object: &Object,
         ctx: &PolicyContext,
@@ -1036,13 +1051,16 @@ impl NativeValidation {
             set_name,
             policy: &self.policy,
             rule: Some(rule),
-            through: format!("constraint {rule}"),
+            through: through.to_owned(),
             through_source: None,
             enforcement,
             inputs: &inputs,
         };
-        let params = json_to_cel(constraint, 0)?;
-        run.evaluate(Some((params, constraint.clone())), out);
+        let params = match params {
+            Some(p) => Some((json_to_cel(p, 0)?, p.clone())),
+            None => None,
+        };
+        run.evaluate(params, out);
         Ok(())
     }
 }

@@ -629,9 +629,11 @@ impl Gatekeeper {
         #[cfg(feature = "cel")]
         if let Some(cel) = &template.cel {
             let code = crate::cel::NativeValidation::compile(
-                &template.name,
+                &format!("ConstraintTemplate {}", template.name),
                 &cel.source,
                 &cel.field,
+                "validations",
+                crate::cel::GATEKEEPER_VARIABLES,
                 template.source.clone(),
             )?;
             self.templates.push(LoadedTemplate {
@@ -789,7 +791,8 @@ impl Gatekeeper {
                     code.evaluate(
                         policy,
                         &rule,
-                        &params,
+                        &format!("constraint {rule}"),
+                        Some(&params),
                         constraint.enforcement,
                         object,
                         ctx,

@@ -219,13 +219,14 @@ enum PolicyCommand {
     /// TLS, probes, replicas). --policy FILE adds a policy file, recognised by its content:
     /// a Rego module (.rego, conftest deny/violation/warn rules), Gatekeeper
     /// ConstraintTemplate/constraint YAML, ValidatingAdmissionPolicy/Binding YAML (with
-    /// their param objects), or an idp policy-set YAML file (kind: PolicySet). Gatekeeper
+    /// their param objects), Kyverno ClusterPolicy/Policy YAML (validate rules: pattern,
+    /// anyPattern, podSecurity, cel), or an idp policy-set YAML file (kind: PolicySet). Gatekeeper
     /// templates see every manifest checked as their replicated `data.inventory`, so
     /// referential constraints (a unique Ingress host) check the change as a whole. Every
     /// object gets a row; exits 1 when any object is denied
     /// (warn and audit findings are reported but do not fail).
     #[command(
-        after_help = "EXAMPLES:\n  idpctl policy check k8s/                            # PSS baseline\n  idpctl policy check k8s/ --pss restricted --pss-version v1.30\n  idpctl policy check k8s/ --guardrails --policy platform/policies.yaml\n  idpctl policy check k8s/ --policy policy/deny.rego --policy gatekeeper/templates.yaml --policy vap.yaml\n  idpctl policy check app.yaml --format json          # [{file, document, apiVersion, kind, namespace, name, allowed, violations}]\n  idpctl policy check k8s/ --guardrails --policy-report | kubectl apply -f -   # wgpolicyk8s.io PolicyReports"
+        after_help = "EXAMPLES:\n  idpctl policy check k8s/                            # PSS baseline\n  idpctl policy check k8s/ --pss restricted --pss-version v1.30\n  idpctl policy check k8s/ --guardrails --policy platform/policies.yaml\n  idpctl policy check k8s/ --policy policy/deny.rego --policy gatekeeper/templates.yaml --policy vap.yaml\n  idpctl policy check k8s/ --policy kyverno/best-practices.yaml   # Kyverno ClusterPolicies\n  idpctl policy check app.yaml --format json          # [{file, document, apiVersion, kind, namespace, name, allowed, violations}]\n  idpctl policy check k8s/ --guardrails --policy-report | kubectl apply -f -   # wgpolicyk8s.io PolicyReports"
     )]
     Check {
         /// Files or directories with manifests.
@@ -240,7 +241,7 @@ enum PolicyCommand {
         /// Add the built-in guardrails.
         #[arg(long)]
         guardrails: bool,
-        /// A policy file: .rego, Gatekeeper, ValidatingAdmissionPolicy or policy-set YAML (repeatable).
+        /// A policy file: .rego, Gatekeeper, ValidatingAdmissionPolicy, Kyverno or policy-set YAML (repeatable).
         #[arg(long = "policy", value_name = "FILE")]
         policies: Vec<PathBuf>,
         /// Print wgpolicyk8s.io/v1alpha2 PolicyReports (one per namespace, a

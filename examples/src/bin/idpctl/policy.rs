@@ -8,6 +8,7 @@ use idp_core::ports::Mutation;
 use idp_core::{ManifestSet, Object, Policy, PolicyContext};
 use idp_policy::cel::CelPolicy;
 use idp_policy::config::PolicySetConfig;
+use idp_policy::kyverno::KyvernoPolicy;
 use idp_policy::mutate::{DefaultResources, Mutations, OtelInjection, StandardLabels};
 use idp_policy::policy_report::PolicyReports;
 use idp_policy::pss::{PodSecurity, PssVersion};
@@ -61,6 +62,7 @@ enum PolicyFormat {
     Rego,
     Gatekeeper,
     AdmissionPolicy,
+    Kyverno,
     PolicySet,
 }
 
@@ -89,12 +91,13 @@ fn yaml_format(path: &Path, text: &str) -> Result<PolicyFormat, Failure> {
                 "admissionregistration.k8s.io",
                 "ValidatingAdmissionPolicy" | "ValidatingAdmissionPolicyBinding",
             ) => PolicyFormat::AdmissionPolicy,
+            ("kyverno.io", "ClusterPolicy" | "Policy") => PolicyFormat::Kyverno,
             (_, "PolicySet") => PolicyFormat::PolicySet,
             _ => continue,
         };
         if found.is_some_and(|f| f != format) {
             return Err(Failure::usage(format!(
-                "{}: mixes Gatekeeper, ValidatingAdmissionPolicy and policy-set documents; put each kind in its own file",
+                "{}: mixes Gatekeeper, ValidatingAdmissionPolicy, Kyverno and policy-set documents; put each kind in its own file",
                 path.display()
             )));
         }
@@ -102,14 +105,15 @@ fn yaml_format(path: &Path, text: &str) -> Result<PolicyFormat, Failure> {
     }
     found.ok_or_else(|| {
         Failure::usage(format!(
-            "{}: no policy found (no ConstraintTemplate, constraint, ValidatingAdmissionPolicy/Binding or PolicySet document); --policy accepts .rego modules and those YAML kinds",
+            "{}: no policy found (no ConstraintTemplate, constraint, ValidatingAdmissionPolicy/Binding, Kyverno ClusterPolicy/Policy or PolicySet document); --policy accepts .rego modules and those YAML kinds",
             path.display()
         ))
     })
 }
 
 /// Read a `--policy` file: a Rego module, Gatekeeper templates and constraints,
-/// ValidatingAdmissionPolicies with bindings and params, or an idp policy-set file.
+/// ValidatingAdmissionPolicies with bindings and params, Kyverno ClusterPolicies and
+/// Policies, or an idp policy-set file.
 /// Gatekeeper templates get `inventory` (the manifests being checked) as their
 /// replicated `data.inventory`.
 fn load_policy_file(path: &Path, inventory: &[&Object]) -> Result<Arc<dyn Policy>, Failure> {
@@ -142,6 +146,9 @@ fn load_policy_file(path: &Path, inventory: &[&Object]) -> Result<Arc<dyn Policy
         ),
         PolicyFormat::AdmissionPolicy => {
             Arc::new(CelPolicy::from_yaml(name, &text, Some(path)).map_err(failed)?)
+        }
+        PolicyFormat::Kyverno => {
+            Arc::new(KyvernoPolicy::from_yaml(name, &text, Some(path)).map_err(failed)?)
         }
         PolicyFormat::PolicySet => {
             let config = PolicySetConfig::from_yaml(&text).map_err(failed)?;

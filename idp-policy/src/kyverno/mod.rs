@@ -1,0 +1,1120 @@
+//! Kyverno `ClusterPolicy` and `Policy` (kyverno.io/v1) validate rules, evaluated
+//! client-side.
+//!
+//! Start with [`KyvernoPolicy::from_yaml`]: give it the policies as written for a
+//! cluster; it checks objects the way Kyverno's admission webhook would:
+//!
+//! - **match / exclude**: `any` and `all` lists of resource filters (or the older single
+//!   `resources` block) with `kinds` (`Kind`, `Version/Kind`, `Group/Version/Kind`,
+//!   `*` wildcards), `names` and `namespaces` (`*`/`?` wildcards), `annotations`,
+//!   `selector`, `namespaceSelector` (labels of the `Namespace` objects you supply) and
+//!   `operations`. A namespaced `Policy` applies only in its own namespace.
+//! - **validate**: `pattern` and `anyPattern` (wildcards, operators such as `>=2`,
+//!   `!default`, `1-10`, `a | b`, quantities, and the anchors `(key)`, `=(key)`,
+//!   `X(key)`, `^(key)`, `<(key)`), `podSecurity` (`level`, `version`, `exclude` with
+//!   `controlName`, `images`, `restrictedField`, `values`: the
+//!   [native Pod Security Standards](crate::pss)), and `cel` (`expressions`,
+//!   `variables`; feature `cel`).
+//! - **auto-gen**: a rule that matches only Pods also applies to the Pod template of
+//!   `DaemonSet`, `Deployment`, `Job`, `StatefulSet`, `ReplicaSet` and
+//!   `ReplicationController` (rule `autogen-<name>`, pattern under `spec.template`) and
+//!   of `CronJob` (`autogen-cronjob-<name>`, under `spec.jobTemplate.spec.template`), as
+//!   Kyverno generates them. The `pod-policies.kyverno.io/autogen-controllers`
+//!   annotation narrows the list (`none` turns it off), and a rule whose filters use
+//!   `names`, `selector` or `annotations` is not auto-generated, as in Kyverno.
+//! - **actions**: `validate.failureAction` of the rule, else the policy's
+//!   `validationFailureAction` (`Audit` by default): `Enforce` denies, `Audit` reports.
+//!   `validationFailureActionOverrides` (or the rule's `failureActionOverrides`)
+//!   change it per namespace.
+//!
+//! Each failure is one violation: policy = this set's name, rule = `<policy>/<rule>`,
+//! the rule's `message` followed by where and why the object failed, and the JSON path
+//! of the offending field. `{{request.object.<path>}}`, `{{request.operation}}` and
+//! `{{request.namespace}}` in messages are filled in.
+//!
+//! What Kyverno evaluates with JMESPath — `validate.deny`, `foreach`, `preconditions`,
+//! `context` — and rules that are not validate rules (`mutate`, `generate`,
+//! `verifyImages`) are refused when loaded, naming the rule, rather than skipped:
+//! skipping one would pass objects Kyverno denies. A `validate.cel` with `paramKind`
+//! is refused too (write a `ValidatingAdmissionPolicy` with its binding instead).
+//!
+//! ```
+//! use idp_core::{Object, Policy, PolicyContext};
+//! use idp_policy::kyverno::KyvernoPolicy;
+//!
+//! let yaml = r#"
+//! apiVersion: kyverno.io/v1
+//! kind: ClusterPolicy
+//! metadata: {name: require-limits}
+//! spec:
+//!   validationFailureAction: Enforce
+//!   rules:
+//!     - name: memory-limit
+//!       match: {any: [{resources: {kinds: [Pod]}}]}
+//!       validate:
+//!         message: "Containers need a memory limit."
+//!         pattern:
+//!           spec:
+//!             containers:
+//!               - resources: {limits: {memory: "?*"}}
+//! "#;
+//! let policy = KyvernoPolicy::from_yaml("kyverno", yaml, None).unwrap();
+//! let deploy = Object::from_value(serde_json::json!({
+//!     "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+//!     "spec": {"template": {"spec": {"containers": [{"name": "app", "image": "app:1"}]}}}})).unwrap();
+//! let v = policy.evaluate(&deploy, &PolicyContext::new());
+//! assert_eq!(v[0].rule, "require-limits/autogen-memory-limit");
+//! assert_eq!(v[0].path.as_deref(), Some("spec.template.spec.containers[0].resources"));
+//! assert!(v[0].message.starts_with("Containers need a memory limit."));
+//! ```
+
+mod pattern;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use idp_core::manifest::Source;
+use idp_core::model::{Enforcement, Operation};
+use idp_core::{Error, ManifestSet, Object, Policy, PolicyContext, Result, Violation};
+use serde_json::{Value, json};
+
+use crate::matching::LabelSelector;
+use crate::pss::{ControlExclusion, Level, PodSecurity, PssVersion};
+
+const GROUP: &str = "kyverno.io";
+/// The annotation naming the controllers rules are auto-generated for.
+const AUTOGEN_ANNOTATION: &str = "pod-policies.kyverno.io/autogen-controllers";
+/// The controllers whose Pod template sits at `spec.template`.
+const TEMPLATE_CONTROLLERS: [&str; 6] = [
+    "DaemonSet",
+    "Deployment",
+    "Job",
+    "StatefulSet",
+    "ReplicaSet",
+    "ReplicationController",
+];
+
+fn at(source: Option<&Source>) -> String {
+    source.map_or_else(String::new, |s| format!("{s}: "))
+}
+
+/// `apps/v1` → (`apps`, `v1`); `v1` → (``, `v1`).
+fn split_api_version(api_version: &str) -> (&str, &str) {
+    api_version.rsplit_once('/').unwrap_or(("", api_version))
+}
+
+/// `*` and `?` wildcards, as Kyverno matches names, namespaces and annotations.
+fn glob(pattern: &str, text: &str) -> bool {
+    pattern::wildcard(pattern, text)
+}
+
+fn strings(value: Option<&Value>, field: &str, here: &str) -> Result<Vec<String>> {
+    match value {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| {
+                i.as_str().map(str::to_owned).ok_or_else(|| {
+                    Error::invalid_input(format!("{here}{field}: {i} is not a string"))
+                })
+            })
+            .collect(),
+        Some(other) => Err(Error::invalid_input(format!(
+            "{here}{field}: {other} is not a list of strings"
+        ))),
+    }
+}
+
+fn selector(value: Option<&Value>, field: &str, here: &str) -> Result<Option<LabelSelector>> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => serde_json::from_value(v.clone()).map(Some).map_err(|e| {
+            Error::invalid_input(format!("{here}{field} is not a label selector: {e}"))
+        }),
+    }
+}
+
+/// An action word: `Enforce`/`enforce` or `Audit`/`audit`.
+fn action(word: &str, field: &str, here: &str) -> Result<Enforcement> {
+    if word.eq_ignore_ascii_case("enforce") {
+        Ok(Enforcement::Deny)
+    } else if word.eq_ignore_ascii_case("audit") {
+        Ok(Enforcement::Audit)
+    } else {
+        Err(Error::invalid_input(format!(
+            "{here}{field} {word:?} is not Enforce or Audit"
+        )))
+    }
+}
+
+/// One `kinds` entry: `Kind`, `Version/Kind` or `Group/Version/Kind`.
+#[derive(Debug, Clone)]
+struct KindSpec {
+    group: Option<String>,
+    version: Option<String>,
+    kind: String,
+}
+
+impl KindSpec {
+    fn parse(text: &str) -> Self {
+        let parts: Vec<&str> = text.split('/').collect();
+        match parts.as_slice() {
+            [group, version, kind, ..] => Self {
+                group: Some((*group).to_owned()),
+                version: Some((*version).to_owned()),
+                kind: (*kind).to_owned(),
+            },
+            [version, kind] => Self {
+                group: None,
+                version: Some((*version).to_owned()),
+                kind: (*kind).to_owned(),
+            },
+            _ => Self {
+                group: None,
+                version: None,
+                kind: text.to_owned(),
+            },
+        }
+    }
+
+    fn matches(&self, group: &str, version: &str, kind: &str) -> bool {
+        glob(&self.kind, kind)
+            && self.version.as_deref().is_none_or(|v| glob(v, version))
+            && self.group.as_deref().is_none_or(|g| glob(g, group))
+    }
+
+    fn is_pod(&self) -> bool {
+        self.kind == "Pod" && self.group.as_deref().is_none_or(str::is_empty)
+    }
+}
+
+/// One resource filter (`match.any[i]`, `match.all[i]`, or the older `match`).
+#[derive(Debug, Clone, Default)]
+struct Filter {
+    kinds: Vec<KindSpec>,
+    names: Vec<String>,
+    namespaces: Vec<String>,
+    annotations: BTreeMap<String, String>,
+    selector: Option<LabelSelector>,
+    namespace_selector: Option<LabelSelector>,
+    operations: Vec<String>,
+}
+
+impl Filter {
+    fn from_value(value: &Value, field: &str, here: &str) -> Result<Self> {
+        for unsupported in ["subjects", "roles", "clusterRoles"] {
+            if value.get(unsupported).is_some_and(|v| !v.is_null()) {
+                return Err(Error::invalid_input(format!(
+                    "{here}{field}.{unsupported}: matching on the requesting user is not supported client-side; match on resources only"
+                )));
+            }
+        }
+        let resources = value.get("resources").cloned().unwrap_or_else(|| json!({}));
+        let r = &resources;
+        let f = |key: &str| format!("{field}.resources.{key}");
+        let mut names = strings(r.get("names"), &f("names"), here)?;
+        if let Some(name) = r.get("name").and_then(Value::as_str) {
+            names.push(name.to_owned());
+        }
+        let annotations = match r.get("annotations") {
+            None | Some(Value::Null) => BTreeMap::new(),
+            Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
+                Error::invalid_input(format!(
+                    "{here}{}: not a map of strings: {e}",
+                    f("annotations")
+                ))
+            })?,
+        };
+        Ok(Self {
+            kinds: strings(r.get("kinds"), &f("kinds"), here)?
+                .iter()
+                .map(|k| KindSpec::parse(k))
+                .collect(),
+            names,
+            namespaces: strings(r.get("namespaces"), &f("namespaces"), here)?,
+            annotations,
+            selector: selector(r.get("selector"), &f("selector"), here)?,
+            namespace_selector: selector(
+                r.get("namespaceSelector"),
+                &f("namespaceSelector"),
+                here,
+            )?,
+            operations: strings(r.get("operations"), &f("operations"), here)?,
+        })
+    }
+
+    /// Whether the filter selects `object`. With `as_pod`, the kinds are checked as if
+    /// the object were a Pod (an auto-generated rule on a Pod controller).
+    fn matches(&self, object: &Object, request: &Request<'_>, as_pod: bool) -> bool {
+        let (group, version) = split_api_version(object.api_version());
+        let kind_ok = self.kinds.is_empty()
+            || self.kinds.iter().any(|k| {
+                if as_pod {
+                    k.matches("", "v1", "Pod")
+                } else {
+                    k.matches(group, version, object.kind())
+                }
+            });
+        let name_ok = self.names.is_empty() || self.names.iter().any(|n| glob(n, object.name()));
+        let namespace = request.namespace;
+        let namespace_ok = self.namespaces.is_empty()
+            || (object.kind() == "Namespace"
+                && self.namespaces.iter().any(|n| glob(n, object.name())))
+            || namespace.is_some_and(|ns| self.namespaces.iter().any(|n| glob(n, ns)));
+        let annotations_ok = self.annotations.is_empty() || {
+            let have = object.annotations();
+            self.annotations
+                .iter()
+                .all(|(k, v)| have.iter().any(|(hk, hv)| glob(k, hk) && glob(v, hv)))
+        };
+        let selector_ok = self
+            .selector
+            .as_ref()
+            .is_none_or(|s| s.matches(&object.labels()));
+        let namespace_selector_ok = self.namespace_selector.as_ref().is_none_or(|s| {
+            let empty = BTreeMap::new();
+            let labels = namespace
+                .and_then(|ns| request.namespaces.get(ns))
+                .unwrap_or(&empty);
+            s.matches(labels)
+        });
+        let operation_ok = self.operations.is_empty()
+            || self
+                .operations
+                .iter()
+                .any(|o| o.eq_ignore_ascii_case(request.operation));
+        kind_ok
+            && name_ok
+            && namespace_ok
+            && annotations_ok
+            && selector_ok
+            && namespace_selector_ok
+            && operation_ok
+    }
+
+    /// Filters that do not carry over to Pod controllers (Kyverno skips auto-gen).
+    fn blocks_autogen(&self) -> bool {
+        !self.names.is_empty() || self.selector.is_some() || !self.annotations.is_empty()
+    }
+}
+
+/// `match` or `exclude`: any of / all of the filters.
+#[derive(Debug, Clone, Default)]
+struct Matcher {
+    any: Vec<Filter>,
+    all: Vec<Filter>,
+}
+
+impl Matcher {
+    fn from_value(value: Option<&Value>, field: &str, here: &str) -> Result<Option<Self>> {
+        let Some(value) = value.filter(|v| !v.is_null()) else {
+            return Ok(None);
+        };
+        let list = |key: &str| -> Result<Vec<Filter>> {
+            value
+                .get(key)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+                .map(|(i, f)| Filter::from_value(f, &format!("{field}.{key}[{i}]"), here))
+                .collect()
+        };
+        let mut m = Self {
+            any: list("any")?,
+            all: list("all")?,
+        };
+        let legacy = value
+            .get("resources")
+            .is_some_and(|r| r.as_object().is_some_and(|r| !r.is_empty()));
+        if legacy {
+            m.all.push(Filter::from_value(value, field, here)?);
+        }
+        if m.any.is_empty() && m.all.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(m))
+    }
+
+    fn matches(&self, object: &Object, request: &Request<'_>, as_pod: bool) -> bool {
+        (self.any.is_empty() || self.any.iter().any(|f| f.matches(object, request, as_pod)))
+            && self.all.iter().all(|f| f.matches(object, request, as_pod))
+    }
+
+    fn filters(&self) -> impl Iterator<Item = &Filter> {
+        self.any.iter().chain(&self.all)
+    }
+}
+
+/// `validationFailureActionOverrides` / `failureActionOverrides` entry.
+#[derive(Debug, Clone)]
+struct Override {
+    action: Enforcement,
+    namespaces: Vec<String>,
+    namespace_selector: Option<LabelSelector>,
+}
+
+fn overrides(value: Option<&Value>, field: &str, here: &str) -> Result<Vec<Override>> {
+    value
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, o)| {
+            let f = format!("{field}[{i}]");
+            Ok(Override {
+                action: action(
+                    o.get("action").and_then(Value::as_str).unwrap_or_default(),
+                    &format!("{f}.action"),
+                    here,
+                )?,
+                namespaces: strings(o.get("namespaces"), &format!("{f}.namespaces"), here)?,
+                namespace_selector: selector(
+                    o.get("namespaceSelector"),
+                    &format!("{f}.namespaceSelector"),
+                    here,
+                )?,
+            })
+        })
+        .collect()
+}
+
+/// What a validate rule checks.
+#[derive(Debug, Clone)]
+enum Check {
+    /// `pattern`, with its auto-generated forms.
+    Pattern(Patterns),
+    /// `anyPattern`: one of them must hold.
+    AnyPattern(Vec<Patterns>),
+    /// `podSecurity`.
+    PodSecurity(Box<PodSecurity>),
+    /// `cel`.
+    #[cfg(feature = "cel")]
+    Cel(Box<crate::cel::NativeValidation>),
+}
+
+/// A pattern as written (for Pods and anything matched directly) and wrapped for the
+/// Pod templates of controllers.
+#[derive(Debug, Clone)]
+struct Patterns {
+    direct: Value,
+    template: Value,
+    cronjob: Value,
+}
+
+impl Patterns {
+    fn new(pattern: &Value, field: &str, here: &str) -> Result<Self> {
+        pattern::check(pattern).map_err(|e| {
+            let at_field = if e.field.is_empty() {
+                field.to_owned()
+            } else {
+                format!("{field}.{}", e.field)
+            };
+            Error::invalid_input(format!("{here}{at_field}: {}", e.message))
+        })?;
+        Ok(Self {
+            direct: pattern.clone(),
+            template: json!({"spec": {"template": pattern}}),
+            cronjob: json!({"spec": {"jobTemplate": {"spec": {"template": pattern}}}}),
+        })
+    }
+
+    fn get(&self, form: Form) -> &Value {
+        match form {
+            Form::Direct => &self.direct,
+            Form::Template => &self.template,
+            Form::CronJob => &self.cronjob,
+        }
+    }
+}
+
+/// How a rule applies to an object: as written, or auto-generated for a controller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    Direct,
+    Template,
+    CronJob,
+}
+
+/// One validate rule.
+#[derive(Debug, Clone)]
+struct Rule {
+    name: String,
+    matcher: Matcher,
+    exclude: Option<Matcher>,
+    message: String,
+    action: Option<Enforcement>,
+    overrides: Vec<Override>,
+    check: Check,
+    /// The controllers it is auto-generated for (may include `CronJob`).
+    autogen: Vec<String>,
+}
+
+/// The request facts matching and messages read.
+struct Request<'a> {
+    namespace: Option<&'a str>,
+    operation: &'static str,
+    namespaces: &'a BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// A loaded `ClusterPolicy` or `Policy`.
+#[derive(Debug, Clone)]
+struct LoadedPolicy {
+    name: String,
+    /// A namespaced `Policy`'s namespace.
+    namespace: Option<String>,
+    action: Enforcement,
+    overrides: Vec<Override>,
+    rules: Vec<Rule>,
+}
+
+fn operation_name(op: Operation) -> &'static str {
+    match op {
+        Operation::Apply | Operation::Create => "CREATE",
+        Operation::Update => "UPDATE",
+        Operation::Delete => "DELETE",
+    }
+}
+
+impl LoadedPolicy {
+    fn from_object(object: &Object) -> Result<Self> {
+        let source = object.source().cloned();
+        let here = at(source.as_ref());
+        let kind = object.kind();
+        let name = object.name().to_owned();
+        let what = format!("{kind} {name}");
+        let value = object.to_value();
+        let spec = value.get("spec").cloned().unwrap_or_else(|| json!({}));
+        let action = match spec.get("validationFailureAction").and_then(Value::as_str) {
+            None => Enforcement::Audit,
+            Some(word) => action(
+                word,
+                &format!("{what}: spec.validationFailureAction"),
+                &here,
+            )?,
+        };
+        let overrides = overrides(
+            spec.get("validationFailureActionOverrides"),
+            &format!("{what}: spec.validationFailureActionOverrides"),
+            &here,
+        )?;
+        let annotations = object.annotations();
+        let autogen: Vec<String> = match annotations.get(AUTOGEN_ANNOTATION).map(String::as_str) {
+            None | Some("" | "all") => TEMPLATE_CONTROLLERS
+                .iter()
+                .map(|c| (*c).to_owned())
+                .chain(std::iter::once("CronJob".to_owned()))
+                .collect(),
+            Some("none") => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        };
+        let rules = spec
+            .get("rules")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if rules.is_empty() {
+            return Err(Error::invalid_input(format!(
+                "{here}{what}: spec.rules is empty: a policy needs at least one rule"
+            )));
+        }
+        let rules = rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                Rule::from_value(
+                    r,
+                    &format!("{what}: spec.rules[{i}]"),
+                    &here,
+                    &autogen,
+                    source.clone(),
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            name,
+            namespace: (kind == "Policy")
+                .then(|| object.namespace().unwrap_or("default").to_owned()),
+            action,
+            overrides,
+            rules,
+        })
+    }
+}
+
+impl Rule {
+    fn from_value(
+        value: &Value,
+        field: &str,
+        here: &str,
+        controllers: &[String],
+        source: Option<Source>,
+    ) -> Result<Self> {
+        let name = value
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| Error::invalid_input(format!("{here}{field}.name is required")))?
+            .to_owned();
+        let field = format!("{field} ({name})");
+        for (key, why) in [
+            (
+                "mutate",
+                "mutate rules are not supported: use idp's Mutation implementations",
+            ),
+            ("generate", "generate rules are not supported"),
+            (
+                "verifyImages",
+                "verifyImages rules are not supported (they need registry access)",
+            ),
+            (
+                "preconditions",
+                "preconditions are JMESPath and not supported: express the condition in match/exclude or with a conditional anchor in the pattern",
+            ),
+            (
+                "context",
+                "context entries (API calls, ConfigMaps, JMESPath) are not supported",
+            ),
+        ] {
+            if value.get(key).is_some_and(|v| !v.is_null()) {
+                return Err(Error::invalid_input(format!("{here}{field}.{key}: {why}")));
+            }
+        }
+        let matcher = Matcher::from_value(value.get("match"), &format!("{field}.match"), here)?
+            .ok_or_else(|| {
+                Error::invalid_input(format!(
+                    "{here}{field}.match is required: list the resources the rule applies to (match.any[].resources.kinds)"
+                ))
+            })?;
+        let exclude = Matcher::from_value(value.get("exclude"), &format!("{field}.exclude"), here)?;
+        let validate = value
+            .get("validate")
+            .filter(|v| v.is_object())
+            .ok_or_else(|| {
+                Error::invalid_input(format!(
+                    "{here}{field}: only validate rules are supported, and this rule has no validate"
+                ))
+            })?;
+        let vfield = format!("{field}.validate");
+        for (key, why) in [
+            (
+                "deny",
+                "deny conditions are JMESPath and not supported: write the check as a pattern or with cel",
+            ),
+            (
+                "foreach",
+                "foreach is JMESPath and not supported: a pattern on a list checks every element",
+            ),
+            ("manifests", "manifest signature checks are not supported"),
+        ] {
+            if validate.get(key).is_some_and(|v| !v.is_null()) {
+                return Err(Error::invalid_input(format!("{here}{vfield}.{key}: {why}")));
+            }
+        }
+        let check = if let Some(p) = validate.get("pattern").filter(|p| !p.is_null()) {
+            Check::Pattern(Patterns::new(p, &format!("{vfield}.pattern"), here)?)
+        } else if let Some(list) = validate.get("anyPattern").filter(|p| !p.is_null()) {
+            let items = list.as_array().filter(|l| !l.is_empty()).ok_or_else(|| {
+                Error::invalid_input(format!(
+                    "{here}{vfield}.anyPattern must be a non-empty list of patterns"
+                ))
+            })?;
+            Check::AnyPattern(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| Patterns::new(p, &format!("{vfield}.anyPattern[{i}]"), here))
+                    .collect::<Result<_>>()?,
+            )
+        } else if let Some(pss) = validate.get("podSecurity").filter(|p| !p.is_null()) {
+            Check::PodSecurity(Box::new(pod_security(
+                pss,
+                &format!("{vfield}.podSecurity"),
+                here,
+                &name,
+            )?))
+        } else if let Some(cel) = validate.get("cel").filter(|p| !p.is_null()) {
+            cel_check(cel, &format!("{vfield}.cel"), here, &field, source)?
+        } else {
+            return Err(Error::invalid_input(format!(
+                "{here}{vfield}: give pattern, anyPattern, podSecurity or cel"
+            )));
+        };
+        let action = validate
+            .get("failureAction")
+            .and_then(Value::as_str)
+            .map(|w| action(w, &format!("{vfield}.failureAction"), here))
+            .transpose()?;
+        let overrides = overrides(
+            validate.get("failureActionOverrides"),
+            &format!("{vfield}.failureActionOverrides"),
+            here,
+        )?;
+        // Auto-gen: only for rules whose match and exclude name no kind but Pod, and use
+        // no filter that would not carry over to a controller. CEL expressions are not
+        // rewritten, so CEL rules are not auto-generated.
+        let filters: Vec<&Filter> = matcher
+            .filters()
+            .chain(exclude.iter().flat_map(Matcher::filters))
+            .collect();
+        let pods_only = matcher.filters().any(|f| !f.kinds.is_empty())
+            && filters.iter().all(|f| f.kinds.iter().all(KindSpec::is_pod));
+        let carries_over = !filters.iter().any(|f| f.blocks_autogen());
+        #[cfg(feature = "cel")]
+        let is_cel = matches!(check, Check::Cel(_));
+        #[cfg(not(feature = "cel"))]
+        let is_cel = false;
+        let autogen = if pods_only && carries_over && !is_cel {
+            controllers.to_vec()
+        } else {
+            Vec::new()
+        };
+        Ok(Self {
+            name,
+            matcher,
+            exclude,
+            message: validate
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            action,
+            overrides,
+            check,
+            autogen,
+        })
+    }
+
+    /// How the rule applies to `object`, if at all: as written, or auto-generated.
+    fn applies(&self, object: &Object, request: &Request<'_>) -> Option<Form> {
+        let excluded = |as_pod| {
+            self.exclude
+                .as_ref()
+                .is_some_and(|e| e.matches(object, request, as_pod))
+        };
+        if self.matcher.matches(object, request, false) && !excluded(false) {
+            return Some(Form::Direct);
+        }
+        let kind = object.kind();
+        if !self.autogen.iter().any(|c| c == kind) {
+            return None;
+        }
+        let form = if kind == "CronJob" {
+            Form::CronJob
+        } else {
+            Form::Template
+        };
+        (self.matcher.matches(object, request, true) && !excluded(true)).then_some(form)
+    }
+
+    fn rule_name(&self, form: Form) -> String {
+        match form {
+            Form::Direct => self.name.clone(),
+            Form::Template => format!("autogen-{}", self.name),
+            Form::CronJob => format!("autogen-cronjob-{}", self.name),
+        }
+    }
+}
+
+fn pod_security(value: &Value, field: &str, here: &str, rule: &str) -> Result<PodSecurity> {
+    let level: Level = match value.get("level") {
+        None | Some(Value::Null) => {
+            return Err(Error::invalid_input(format!(
+                "{here}{field}.level is required: baseline, restricted or privileged"
+            )));
+        }
+        Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
+            Error::invalid_input(format!(
+                "{here}{field}.level: {e} (baseline, restricted or privileged)"
+            ))
+        })?,
+    };
+    let version: PssVersion = match value.get("version").and_then(Value::as_str) {
+        None => PssVersion::default(),
+        Some(v) => v.parse().map_err(|e: Error| {
+            Error::invalid_input(format!("{here}{field}.version: {}", e.report()))
+        })?,
+    };
+    let mut pss = PodSecurity::new(level).at(version).named(rule);
+    for (i, e) in value
+        .get("exclude")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let exclusion: ControlExclusion = serde_json::from_value(e.clone())
+            .map_err(|err| Error::invalid_input(format!("{here}{field}.exclude[{i}]: {err}")))?;
+        pss = pss.with_exclusion(exclusion).map_err(|err| {
+            Error::invalid_input(format!("{here}{field}.exclude[{i}]: {}", err.report()))
+        })?;
+    }
+    Ok(pss)
+}
+
+#[cfg(feature = "cel")]
+fn cel_check(
+    value: &Value,
+    field: &str,
+    here: &str,
+    rule: &str,
+    source: Option<Source>,
+) -> Result<Check> {
+    if value.get("paramKind").is_some_and(|v| !v.is_null()) {
+        return Err(Error::invalid_input(format!(
+            "{here}{field}.paramKind: CEL params are not supported in Kyverno rules; write a ValidatingAdmissionPolicy with a binding and its params instead"
+        )));
+    }
+    let code =
+        crate::cel::NativeValidation::compile(rule, value, field, "expressions", &[], source)
+            .map_err(|e| Error::invalid_input(e.report()))?;
+    Ok(Check::Cel(Box::new(code)))
+}
+
+#[cfg(not(feature = "cel"))]
+fn cel_check(
+    _value: &Value,
+    field: &str,
+    here: &str,
+    _rule: &str,
+    _source: Option<Source>,
+) -> Result<Check> {
+    Err(Error::invalid_input(format!(
+        "{here}{field}: CEL rules need idp-policy's `cel` feature"
+    )))
+}
+
+/// Fill in `{{request.object.<path>}}`, `{{request.operation}}` and
+/// `{{request.namespace}}`; anything else between braces is left as written.
+fn fill_message(message: &str, object: &Value, request: &Request<'_>) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else {
+            out.push_str(&rest[start..]);
+            return out;
+        };
+        let expr = after[..end].trim();
+        let filled = match expr {
+            "request.operation" => Some(request.operation.to_owned()),
+            "request.namespace" => Some(request.namespace.unwrap_or_default().to_owned()),
+            _ => expr.strip_prefix("request.object.").and_then(|path| {
+                let mut v = object;
+                for key in path.split('.') {
+                    v = v.get(key)?;
+                }
+                Some(match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+            }),
+        };
+        match filled {
+            Some(text) => out.push_str(&text),
+            None => out.push_str(&rest[start..start + 2 + end + 2]),
+        }
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Kyverno `ClusterPolicy` and `Policy` validate rules as one [`Policy`]. See the
+/// [module documentation](self).
+///
+/// ```
+/// let p = idp_policy::kyverno::KyvernoPolicy::new("kyverno");
+/// assert!(p.rules().is_empty());
+/// ```
+#[derive(Debug, Clone)]
+pub struct KyvernoPolicy {
+    name: String,
+    policies: Vec<LoadedPolicy>,
+    namespaces: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl KyvernoPolicy {
+    /// An empty set named `name` (the `policy` of its violations).
+    ///
+    /// ```
+    /// use idp_core::Policy;
+    /// assert_eq!(idp_policy::kyverno::KyvernoPolicy::new("kyverno").name(), "kyverno");
+    /// ```
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            policies: Vec::new(),
+            namespaces: BTreeMap::new(),
+        }
+    }
+
+    /// Read multi-document YAML: `ClusterPolicy` and `Policy` (kyverno.io/v1 or v2beta1)
+    /// documents, and `Namespace` objects (their labels feed `namespaceSelector`).
+    ///
+    /// ```
+    /// let err = idp_policy::kyverno::KyvernoPolicy::from_yaml("k", "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: p}\nspec:\n  rules:\n    - name: r\n      match: {any: [{resources: {kinds: [Pod]}}]}\n      validate: {deny: {conditions: []}}\n", None).unwrap_err();
+    /// assert!(err.to_string().contains("spec.rules[0] (r).validate.deny"), "{err}");
+    /// ```
+    pub fn from_yaml(name: impl Into<String>, yaml: &str, file: Option<&Path>) -> Result<Self> {
+        let mut policy = Self::new(name);
+        policy.add_yaml(yaml, file)?;
+        Ok(policy)
+    }
+
+    /// Add the documents of a YAML text (see [`Self::from_yaml`]); anything else is an
+    /// error naming the document.
+    ///
+    /// ```
+    /// let mut p = idp_policy::kyverno::KyvernoPolicy::new("k");
+    /// let err = p.add_yaml("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n", None).unwrap_err();
+    /// assert!(err.to_string().contains("is not a Kyverno ClusterPolicy"), "{err}");
+    /// ```
+    pub fn add_yaml(&mut self, yaml: &str, file: Option<&Path>) -> Result<()> {
+        let set = ManifestSet::parse(yaml.as_bytes(), file)?;
+        for object in &set {
+            let (group, _) = split_api_version(object.api_version());
+            match (group, object.kind()) {
+                (GROUP, "ClusterPolicy" | "Policy") => {
+                    self.policies.push(LoadedPolicy::from_object(object)?);
+                }
+                ("", "Namespace") => {
+                    self.namespaces
+                        .insert(object.name().to_owned(), object.labels());
+                }
+                _ => {
+                    return Err(Error::invalid_input(format!(
+                        "{}{} {} is not a Kyverno ClusterPolicy or Policy (kyverno.io) or a Namespace",
+                        at(object.source()),
+                        object.api_version(),
+                        object.kind()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every rule loaded, as `<policy>/<rule>`.
+    ///
+    /// ```
+    /// let p = idp_policy::kyverno::KyvernoPolicy::from_yaml("k", "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: p}\nspec:\n  rules:\n    - name: r\n      match: {any: [{resources: {kinds: [Pod]}}]}\n      validate: {pattern: {spec: {hostNetwork: 'false'}}}\n", None).unwrap();
+    /// assert_eq!(p.rules(), ["p/r"]);
+    /// ```
+    pub fn rules(&self) -> Vec<String> {
+        self.policies
+            .iter()
+            .flat_map(|p| {
+                p.rules
+                    .iter()
+                    .map(move |r| format!("{}/{}", p.name, r.name))
+            })
+            .collect()
+    }
+
+    /// Evaluate like [`Policy::evaluate`], but report input a check cannot take (an
+    /// object nested too deep for CEL) as an error.
+    ///
+    /// ```
+    /// use idp_core::{Object, PolicyContext};
+    /// let p = idp_policy::kyverno::KyvernoPolicy::new("k");
+    /// let o = Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}})).unwrap();
+    /// assert!(p.try_evaluate(&o, &PolicyContext::new()).unwrap().is_empty());
+    /// ```
+    pub fn try_evaluate(&self, object: &Object, ctx: &PolicyContext) -> Result<Vec<Violation>> {
+        let _span = tracing::trace_span!("kyverno.evaluate", policy = %self.name, kind = object.kind(), name = object.name()).entered();
+        let request = Request {
+            namespace: object.namespace().or(ctx.namespace.as_deref()),
+            operation: operation_name(ctx.operation),
+            namespaces: &self.namespaces,
+        };
+        let mut value: Option<Value> = None;
+        let mut out = Vec::new();
+        for policy in &self.policies {
+            if let Some(ns) = &policy.namespace
+                && request.namespace != Some(ns.as_str())
+            {
+                continue;
+            }
+            for rule in &policy.rules {
+                let Some(form) = rule.applies(object, &request) else {
+                    continue;
+                };
+                let enforcement = Self::action(policy, rule, &request);
+                let rule_id = format!("{}/{}", policy.name, rule.rule_name(form));
+                let value = value.get_or_insert_with(|| object.to_value());
+                let message = fill_message(&rule.message, value, &request);
+                let violation = |text: String, path: Option<String>| {
+                    let mut v = Violation::new(self.name.clone(), rule_id.clone(), text)
+                        .with_enforcement(enforcement);
+                    if let Some(p) = path.filter(|p| !p.is_empty()) {
+                        v = v.with_path(p);
+                    }
+                    v
+                };
+                let joined = |detail: &str| {
+                    if message.is_empty() {
+                        detail.to_owned()
+                    } else {
+                        format!("{message} ({detail})")
+                    }
+                };
+                match &rule.check {
+                    Check::Pattern(patterns) => {
+                        if let pattern::Outcome::Fail { path, message: why } =
+                            pattern::validate(value, patterns.get(form))
+                        {
+                            let detail = if path.is_empty() {
+                                why
+                            } else {
+                                format!("{path}: {why}")
+                            };
+                            out.push(violation(joined(&detail), Some(path)));
+                        }
+                    }
+                    Check::AnyPattern(list) => {
+                        let mut failures = Vec::new();
+                        let mut held = false;
+                        for (i, patterns) in list.iter().enumerate() {
+                            match pattern::validate(value, patterns.get(form)) {
+                                pattern::Outcome::Fail { path, message: why } => {
+                                    failures.push((i, path, why));
+                                }
+                                pattern::Outcome::Pass | pattern::Outcome::Skip { .. } => {
+                                    held = true;
+                                    break;
+                                }
+                            }
+                        }
+                        if !held {
+                            let detail = failures
+                                .iter()
+                                .map(|(i, path, why)| format!("anyPattern[{i}]: {path}: {why}"))
+                                .collect::<Vec<_>>()
+                                .join("; ");
+                            let path = failures.first().map(|(_, p, _)| p.clone());
+                            out.push(violation(
+                                joined(&format!("no pattern holds: {detail}")),
+                                path,
+                            ));
+                        }
+                    }
+                    Check::PodSecurity(pss) => {
+                        for finding in pss.evaluate(object, ctx) {
+                            out.push(violation(joined(&finding.message), finding.path));
+                        }
+                    }
+                    #[cfg(feature = "cel")]
+                    Check::Cel(code) => {
+                        let mut found = Vec::new();
+                        code.evaluate(
+                            &self.name,
+                            &rule_id,
+                            &format!("rule {rule_id}"),
+                            None,
+                            enforcement,
+                            object,
+                            ctx,
+                            &mut found,
+                        )?;
+                        out.extend(found.into_iter().map(|mut v| {
+                            v.message = joined(&v.message);
+                            v
+                        }));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The rule's action, then the policy's, each with its namespace overrides.
+    fn action(policy: &LoadedPolicy, rule: &Rule, request: &Request<'_>) -> Enforcement {
+        let overridden = |list: &[Override]| {
+            list.iter()
+                .find(|o| {
+                    let ns = request.namespace.unwrap_or_default();
+                    let by_name = o.namespaces.iter().any(|n| glob(n, ns));
+                    let by_labels = o
+                        .namespace_selector
+                        .as_ref()
+                        .is_some_and(|s| request.namespaces.get(ns).is_some_and(|l| s.matches(l)));
+                    by_name || by_labels
+                })
+                .map(|o| o.action)
+        };
+        overridden(&rule.overrides)
+            .or(rule.action)
+            .or_else(|| overridden(&policy.overrides))
+            .unwrap_or(policy.action)
+    }
+}
+
+impl Policy for KyvernoPolicy {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn evaluate(&self, object: &Object, ctx: &PolicyContext) -> Vec<Violation> {
+        match self.try_evaluate(object, ctx) {
+            Ok(v) => v,
+            Err(e) => vec![Violation::new(self.name.clone(), "error", e.report())],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob("kube-*", "kube-system"));
+        assert!(glob("*-system", "kube-system"));
+        assert!(glob("a?c", "abc"));
+        assert!(!glob("a?c", "ac"));
+        assert!(glob("*", ""));
+        assert!(!glob("prod", "production"));
+        // Many stars do not backtrack without bound.
+        assert!(!glob(&"*a".repeat(40), &"a".repeat(30)));
+    }
+
+    #[test]
+    fn kinds() {
+        let k = KindSpec::parse("apps/v1/Deployment");
+        assert!(k.matches("apps", "v1", "Deployment"));
+        assert!(!k.matches("", "v1", "Deployment"));
+        let k = KindSpec::parse("v1/Pod");
+        assert!(k.matches("", "v1", "Pod") && k.is_pod());
+        assert!(KindSpec::parse("*").matches("apps", "v1", "StatefulSet"));
+    }
+
+    #[test]
+    fn messages_fill_request_variables() {
+        let object = json!({"metadata": {"name": "web", "labels": {"team": "cart"}}});
+        let namespaces = BTreeMap::new();
+        let request = Request {
+            namespace: Some("shop"),
+            operation: "CREATE",
+            namespaces: &namespaces,
+        };
+        assert_eq!(
+            fill_message(
+                "{{request.object.metadata.name}} in {{ request.namespace }} ({{request.operation}}), {{ images.containers }}",
+                &object,
+                &request
+            ),
+            "web in shop (CREATE), {{ images.containers }}"
+        );
+        assert_eq!(
+            fill_message("open {{ end", &object, &request),
+            "open {{ end"
+        );
+    }
+}

@@ -1,0 +1,417 @@
+//! Kyverno ClusterPolicies and Policies: match and exclude, patterns with operators and
+//! anchors, auto-gen for Pod controllers, failure actions and their overrides,
+//! podSecurity and CEL rules, and the rules we refuse rather than skip.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::needless_pass_by_value
+)]
+
+use idp_core::model::Enforcement;
+use idp_core::{Object, Policy, PolicyContext, Violation};
+use idp_policy::kyverno::KyvernoPolicy;
+use serde_json::{Value, json};
+
+const BEST_PRACTICES: &str = include_str!("fixtures/kyverno/best-practices.yaml");
+const POD_SECURITY: &str = include_str!("fixtures/kyverno/pod-security.yaml");
+
+fn object(value: Value) -> Object {
+    Object::from_value(value).unwrap()
+}
+
+fn pod(namespace: &str, spec: Value) -> Object {
+    object(json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "p", "namespace": namespace}, "spec": spec}))
+}
+
+fn controller(kind: &str, namespace: &str, pod_spec: Value) -> Object {
+    let (api, spec) = match kind {
+        "CronJob" => (
+            "batch/v1",
+            json!({"schedule": "* * * * *", "jobTemplate": {"spec": {"template": {"spec": pod_spec}}}}),
+        ),
+        "Job" => ("batch/v1", json!({"template": {"spec": pod_spec}})),
+        _ => (
+            "apps/v1",
+            json!({"replicas": 3, "template": {"spec": pod_spec}}),
+        ),
+    };
+    object(json!({"apiVersion": api, "kind": kind,
+        "metadata": {"name": "web", "namespace": namespace}, "spec": spec}))
+}
+
+fn limited(image: &str) -> Value {
+    json!({"name": "app", "image": image,
+        "resources": {"limits": {"cpu": "500m", "memory": "256Mi"}}})
+}
+
+fn policy(yaml: &str) -> KyvernoPolicy {
+    KyvernoPolicy::from_yaml("kyverno", yaml, None).unwrap()
+}
+
+fn found<'a>(v: &'a [Violation], prefix: &str) -> Vec<&'a Violation> {
+    v.iter().filter(|v| v.rule.starts_with(prefix)).collect()
+}
+
+#[test]
+fn limits_are_required_on_pods_and_auto_generated_for_controllers() {
+    let p = policy(BEST_PRACTICES);
+    let ctx = PolicyContext::new();
+
+    let bare = pod(
+        "shop",
+        json!({"containers": [{"name": "app", "image": "app:1.0"}]}),
+    );
+    let v = p.evaluate(&bare, &ctx);
+    let limits = found(&v, "require-limits/");
+    assert_eq!(limits.len(), 1, "{v:#?}");
+    assert_eq!(limits[0].rule, "require-limits/cpu-and-memory");
+    assert_eq!(limits[0].enforcement, Enforcement::Deny);
+    assert!(
+        limits[0]
+            .message
+            .starts_with("Container p needs cpu and memory limits. ("),
+        "{}",
+        limits[0].message
+    );
+    let path = limits[0].path.as_deref().unwrap();
+    assert!(path.starts_with("spec.containers[0].resources"), "{path}");
+
+    let ok = pod("shop", json!({"containers": [limited("app:1.0")]}));
+    assert!(found(&p.evaluate(&ok, &ctx), "require-limits/").is_empty());
+    // Excluded by namespace glob.
+    let system = pod(
+        "kube-system",
+        json!({"containers": [{"name": "app", "image": "app:1.0"}]}),
+    );
+    assert!(found(&p.evaluate(&system, &ctx), "require-limits/").is_empty());
+
+    // Auto-gen: the Pod template of every controller, under its own rule name.
+    for (kind, rule, prefix) in [
+        (
+            "Deployment",
+            "require-limits/autogen-cpu-and-memory",
+            "spec.template.spec.containers[0]",
+        ),
+        (
+            "StatefulSet",
+            "require-limits/autogen-cpu-and-memory",
+            "spec.template.spec.containers[0]",
+        ),
+        (
+            "Job",
+            "require-limits/autogen-cpu-and-memory",
+            "spec.template.spec.containers[0]",
+        ),
+        (
+            "CronJob",
+            "require-limits/autogen-cronjob-cpu-and-memory",
+            "spec.jobTemplate.spec.template.spec.containers[0]",
+        ),
+    ] {
+        let bare = controller(
+            kind,
+            "shop",
+            json!({"containers": [{"name": "app", "image": "app:1.0"}]}),
+        );
+        let v = p.evaluate(&bare, &ctx);
+        let limits = found(&v, "require-limits/");
+        assert_eq!(limits.len(), 1, "{kind}: {v:#?}");
+        assert_eq!(limits[0].rule, rule, "{kind}");
+        let path = limits[0].path.as_deref().unwrap();
+        assert!(path.starts_with(prefix), "{kind}: {path}");
+
+        let ok = controller(kind, "shop", json!({"containers": [limited("app:1.0")]}));
+        assert!(
+            found(&p.evaluate(&ok, &ctx), "require-limits/").is_empty(),
+            "{kind}"
+        );
+    }
+}
+
+#[test]
+fn the_autogen_annotation_and_failure_actions() {
+    let p = policy(BEST_PRACTICES);
+    let ctx = PolicyContext::new();
+    let latest = json!({"containers": [limited("nginx:latest")]});
+
+    // Auto-gen only for Deployments (the annotation): a StatefulSet is not checked.
+    let sts = controller("StatefulSet", "dev", latest.clone());
+    assert!(found(&p.evaluate(&sts, &ctx), "images/").is_empty());
+
+    // Audit by default, Enforce in prod (the policy's override).
+    let dev = controller("Deployment", "dev", latest.clone());
+    let v = p.evaluate(&dev, &ctx);
+    let tags = found(&v, "images/autogen-no-latest");
+    assert_eq!(tags.len(), 1, "{v:#?}");
+    assert_eq!(tags[0].enforcement, Enforcement::Audit);
+    let prod = controller("Deployment", "prod", latest);
+    let v = p.evaluate(&prod, &ctx);
+    assert_eq!(
+        found(&v, "images/autogen-no-latest")[0].enforcement,
+        Enforcement::Deny
+    );
+
+    // The rule's own failureAction beats the policy's Audit; the equality anchor only
+    // checks hostNetwork where it is set.
+    let host = pod(
+        "dev",
+        json!({"hostNetwork": true, "containers": [limited("app:1.0")]}),
+    );
+    let v = p.evaluate(&host, &ctx);
+    let hn = found(&v, "images/host-network");
+    assert_eq!(hn.len(), 1, "{v:#?}");
+    assert_eq!(hn[0].enforcement, Enforcement::Deny);
+    assert_eq!(hn[0].path.as_deref(), Some("spec.hostNetwork"));
+    let unset = pod("dev", json!({"containers": [limited("app:1.0")]}));
+    assert!(
+        p.evaluate(&unset, &ctx).is_empty(),
+        "{:#?}",
+        p.evaluate(&unset, &ctx)
+    );
+}
+
+#[test]
+fn operators_and_kind_forms() {
+    let p = policy(BEST_PRACTICES);
+    let ctx = PolicyContext::new();
+    let one = object(json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "prod"},
+        "spec": {"replicas": 1, "template": {"spec": {"containers": [limited("app:1.0")]}}}}));
+    let v = p.evaluate(&one, &ctx);
+    let r = found(&v, "replicas/");
+    assert_eq!(r.len(), 1, "{v:#?}");
+    assert_eq!(r[0].path.as_deref(), Some("spec.replicas"));
+    assert!(
+        r[0].message
+            .starts_with("Production Deployments need at least two replicas.")
+    );
+
+    let three = controller(
+        "Deployment",
+        "prod",
+        json!({"containers": [limited("app:1.0")]}),
+    );
+    assert!(found(&p.evaluate(&three, &ctx), "replicas/").is_empty());
+    // Another namespace, another kind: not matched.
+    let mut dev = one.clone();
+    dev.as_map_mut().insert(
+        "metadata".into(),
+        json!({"name": "web", "namespace": "dev"}),
+    );
+    assert!(found(&p.evaluate(&dev, &ctx), "replicas/").is_empty());
+    let sts = object(json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "db", "namespace": "prod"},
+        "spec": {"replicas": 1, "template": {"spec": {"containers": [limited("db:1.0")]}}}}));
+    assert!(found(&p.evaluate(&sts, &ctx), "replicas/").is_empty());
+}
+
+fn restricted_container(name: &str, image: &str, add: &[&str]) -> Value {
+    json!({"name": name, "image": image, "securityContext": {
+        "runAsNonRoot": true, "allowPrivilegeEscalation": false,
+        "seccompProfile": {"type": "RuntimeDefault"},
+        "capabilities": {"drop": ["ALL"], "add": add}}})
+}
+
+#[test]
+fn pod_security_rules_use_the_native_checks_with_kyverno_exclusions() {
+    let p = policy(POD_SECURITY);
+    let ctx = PolicyContext::new();
+    let ok = pod(
+        "shop",
+        json!({"containers": [
+            restricted_container("proxy", "ghcr.io/acme/mesh-proxy:1.2", &["NET_ADMIN"]),
+            restricted_container("app", "ghcr.io/acme/app:1.0", &[]),
+        ]}),
+    );
+    let v = p.evaluate(&ok, &ctx);
+    assert!(found(&v, "psa/").is_empty(), "{v:#?}");
+
+    // The exclusion is for that image and that value only.
+    let bad = pod(
+        "shop",
+        json!({"containers": [
+            restricted_container("proxy", "ghcr.io/acme/mesh-proxy:1.2", &["NET_ADMIN", "SYS_ADMIN"]),
+            restricted_container("app", "ghcr.io/acme/app:1.0", &["NET_ADMIN"]),
+        ]}),
+    );
+    let v = p.evaluate(&bad, &ctx);
+    let psa = found(&v, "psa/restricted");
+    assert!(!psa.is_empty(), "{v:#?}");
+    assert!(psa.iter().all(|f| f.enforcement == Enforcement::Deny));
+    let text: Vec<&str> = psa.iter().map(|f| f.message.as_str()).collect();
+    assert!(text.iter().any(|m| m.contains("SYS_ADMIN")), "{text:?}");
+    assert!(
+        text.iter()
+            .any(|m| m.contains("\"app\"") && m.contains("NET_ADMIN")),
+        "{text:?}"
+    );
+    assert!(
+        !text.iter().any(|m| m.contains("\"proxy\"")
+            && m.contains("NET_ADMIN")
+            && !m.contains("SYS_ADMIN")),
+        "{text:?}"
+    );
+
+    // Controllers: the auto-generated rule.
+    let deploy = controller(
+        "Deployment",
+        "shop",
+        json!({"containers": [{"name": "app", "image": "app:1"}]}),
+    );
+    let v = p.evaluate(&deploy, &ctx);
+    assert!(!found(&v, "psa/autogen-restricted").is_empty(), "{v:#?}");
+}
+
+#[cfg(feature = "cel")]
+#[test]
+fn cel_rules_and_namespace_selectors() {
+    let p = policy(POD_SECURITY);
+    let ctx = PolicyContext::new();
+    let mut deploy = controller(
+        "Deployment",
+        "shop",
+        json!({"containers": [{"name": "app", "image": "app:1"}]}),
+    );
+    let v = p.evaluate(&deploy, &ctx);
+    let labels = found(&v, "labels/");
+    assert_eq!(labels.len(), 1, "{v:#?}");
+    assert_eq!(labels[0].rule, "labels/owner-label");
+    assert_eq!(labels[0].message, "Deployment web has no owner label");
+    assert_eq!(labels[0].enforcement, Enforcement::Deny);
+
+    deploy.set_label("owner", "ana");
+    assert!(found(&p.evaluate(&deploy, &ctx), "labels/").is_empty());
+    // A namespace without the selected labels (or not supplied): not matched.
+    let other = controller(
+        "Deployment",
+        "other",
+        json!({"containers": [{"name": "app", "image": "app:1"}]}),
+    );
+    assert!(found(&p.evaluate(&other, &ctx), "labels/").is_empty());
+}
+
+fn one_rule(rule: &str) -> String {
+    format!(
+        "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {{name: p}}\nspec:\n  rules:\n    - name: r\n      match: {{any: [{{resources: {{kinds: [Pod]}}}}]}}\n{rule}"
+    )
+}
+
+#[test]
+fn rules_we_cannot_evaluate_are_refused_naming_the_rule() {
+    for (rule, wanted) in [
+        (
+            "      validate: {deny: {conditions: {any: []}}}\n",
+            "spec.rules[0] (r).validate.deny",
+        ),
+        (
+            "      validate: {foreach: [{list: x}]}\n",
+            "spec.rules[0] (r).validate.foreach",
+        ),
+        (
+            "      preconditions: {all: []}\n      validate: {pattern: {spec: {}}}\n",
+            "spec.rules[0] (r).preconditions",
+        ),
+        (
+            "      mutate: {patchStrategicMerge: {}}\n",
+            "spec.rules[0] (r).mutate",
+        ),
+        (
+            "      validate: {message: m}\n",
+            "give pattern, anyPattern, podSecurity or cel",
+        ),
+        (
+            "      validate: {failureAction: Block, pattern: {spec: {}}}\n",
+            "failureAction \"Block\" is not Enforce or Audit",
+        ),
+        (
+            "      validate: {podSecurity: {level: strict}}\n",
+            "podSecurity.level",
+        ),
+        (
+            "      validate: {podSecurity: {level: baseline, exclude: [{controlName: Nope}]}}\n",
+            "podSecurity.exclude[0]",
+        ),
+        (
+            "      validate: {anyPattern: []}\n",
+            "anyPattern must be a non-empty list",
+        ),
+    ] {
+        let err = KyvernoPolicy::from_yaml("k", &one_rule(rule), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(wanted), "{rule}: {err}");
+        assert!(err.contains("ClusterPolicy p"), "{rule}: {err}");
+    }
+    let err = KyvernoPolicy::from_yaml(
+        "k",
+        "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: p}\nspec:\n  rules:\n    - name: r\n      validate: {pattern: {spec: {}}}\n",
+        Some(std::path::Path::new("policies/p.yaml")),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("policies/p.yaml"), "{err}");
+    assert!(err.contains("match is required"), "{err}");
+}
+
+#[test]
+fn a_namespaced_policy_applies_in_its_namespace_only() {
+    let yaml = "apiVersion: kyverno.io/v1\nkind: Policy\nmetadata: {name: team-rules, namespace: shop}\nspec:\n  validationFailureAction: Enforce\n  rules:\n    - name: team-label\n      match: {any: [{resources: {kinds: [Pod]}}]}\n      validate:\n        message: team label\n        pattern: {metadata: {labels: {team: '?*'}}}\n";
+    let p = policy(yaml);
+    let ctx = PolicyContext::new();
+    let v = p.evaluate(&pod("shop", json!({"containers": []})), &ctx);
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert_eq!(v[0].rule, "team-rules/team-label");
+    assert!(
+        p.evaluate(&pod("blog", json!({"containers": []})), &ctx)
+            .is_empty()
+    );
+}
+
+#[test]
+fn any_pattern_passes_when_one_pattern_holds() {
+    let yaml = one_rule(
+        "      validate:\n        failureAction: Enforce\n        message: run as non-root\n        anyPattern:\n          - spec: {securityContext: {runAsNonRoot: true}}\n          - spec: {containers: [{securityContext: {runAsNonRoot: true}}]}\n",
+    );
+    let p = policy(&yaml);
+    let ctx = PolicyContext::new();
+    let pod_level = pod(
+        "shop",
+        json!({"securityContext": {"runAsNonRoot": true}, "containers": [{"name": "a", "image": "a:1"}]}),
+    );
+    assert!(p.evaluate(&pod_level, &ctx).is_empty());
+    let containers = pod(
+        "shop",
+        json!({"containers": [{"name": "a", "image": "a:1", "securityContext": {"runAsNonRoot": true}}]}),
+    );
+    assert!(p.evaluate(&containers, &ctx).is_empty());
+    let neither = pod(
+        "shop",
+        json!({"containers": [{"name": "a", "image": "a:1"}]}),
+    );
+    let v = p.evaluate(&neither, &ctx);
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert!(
+        v[0].message.contains("anyPattern[0]") && v[0].message.contains("anyPattern[1]"),
+        "{}",
+        v[0].message
+    );
+    assert_eq!(v[0].enforcement, Enforcement::Deny);
+}
+
+#[test]
+fn kyverno_policies_join_a_policy_set() {
+    let mut set = idp_policy::PolicySet::new();
+    set.push(
+        std::sync::Arc::new(policy(BEST_PRACTICES)),
+        idp_policy::PolicyOptions::default(),
+    );
+    let bare = pod(
+        "shop",
+        json!({"containers": [{"name": "app", "image": "app:1.0"}]}),
+    );
+    let result = set.check_object(&bare, &PolicyContext::new());
+    assert!(!result.allowed);
+    let ok = pod("shop", json!({"containers": [limited("app:1.0")]}));
+    assert!(set.check_object(&ok, &PolicyContext::new()).allowed);
+}
