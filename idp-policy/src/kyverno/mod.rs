@@ -28,7 +28,7 @@
 //!   change it per namespace.
 //!
 //! Each failure is one violation: policy = this set's name, rule = `<policy>/<rule>`,
-//! the rule's `message` followed by where and why the object failed, and the JSON path
+//! the rule's `message` followed by why the object failed (in parentheses), and the JSON path
 //! of the offending field. `{{request.object.<path>}}`, `{{request.operation}}` and
 //! `{{request.namespace}}` in messages are filled in.
 //!
@@ -970,12 +970,8 @@ impl KyvernoPolicy {
                         if let pattern::Outcome::Fail { path, message: why } =
                             pattern::validate(value, patterns.get(form))
                         {
-                            let detail = if path.is_empty() {
-                                why
-                            } else {
-                                format!("{path}: {why}")
-                            };
-                            out.push(violation(joined(&detail), Some(path)));
+                            // The path is the violation's own; the text says what failed.
+                            out.push(violation(joined(&why), Some(path)));
                         }
                     }
                     Check::AnyPattern(list) => {
