@@ -618,6 +618,19 @@ fn kyverno_cluster_policies_are_recognised_and_run() {
         "{rows:#}"
     );
 
+    // A PolicyException in a file of its own waives the rule for that Deployment.
+    let exception = write(
+        dir.path(),
+        "policy/exceptions.yaml",
+        "apiVersion: kyverno.io/v2\nkind: PolicyException\nmetadata: {name: web-latest, namespace: kyverno}\nspec:\n  exceptions: [{policyName: images, ruleNames: [autogen-no-latest]}]\n  match: {any: [{resources: {kinds: [Deployment], names: [web]}}]}\n",
+    );
+    let out = idpctl(&[
+        "policy", "check", &app, "--policy", &policy, "--policy", &exception, "--format", "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let rows = json(&out);
+    assert!(rules(&rows).is_empty(), "{rows:#}");
+
     // A bad rule is a usage error naming the file and the rule.
     let bad = write(
         dir.path(),

@@ -415,3 +415,133 @@ fn kyverno_policies_join_a_policy_set() {
     let ok = pod("shop", json!({"containers": [limited("app:1.0")]}));
     assert!(set.check_object(&ok, &PolicyContext::new()).allowed);
 }
+
+#[test]
+fn policy_exceptions_waive_the_rules_they_name_for_what_they_match() {
+    let exception = r#"
+apiVersion: kyverno.io/v2
+kind: PolicyException
+metadata: {name: legacy-batch, namespace: kyverno}
+spec:
+  exceptions:
+    - policyName: require-limits
+      ruleNames: [cpu-and-memory, autogen-cpu-and-memory]
+  match:
+    any:
+      - resources:
+          kinds: [Pod, Deployment]
+          namespaces: [batch]
+          names: ["legacy-*"]
+---
+apiVersion: kyverno.io/v2
+kind: PolicyException
+metadata: {name: root-in-delta, namespace: kyverno}
+spec:
+  exceptions:
+    - policyName: psa
+      ruleNames: ["*"]
+  match:
+    any:
+      - resources:
+          namespaces: [delta]
+  podSecurity:
+    - controlName: Running as Non-root
+"#;
+    let mut p = policy(BEST_PRACTICES);
+    p.add_yaml(POD_SECURITY, None).unwrap();
+    p.add_yaml(exception, None).unwrap();
+    let ctx = PolicyContext::new();
+    let bare = json!({"containers": [{"name": "app", "image": "app:1.0"}]});
+
+    let named = |kind: &str, name: &str, ns: &str| {
+        let mut o = if kind == "Pod" {
+            pod(ns, bare.clone())
+        } else {
+            controller(kind, ns, bare.clone())
+        };
+        o.as_map_mut()
+            .insert("metadata".into(), json!({"name": name, "namespace": ns}));
+        o
+    };
+    // Waived: the named rules, for the matched names, kinds and namespace.
+    for kind in ["Pod", "Deployment"] {
+        let v = p.evaluate(&named(kind, "legacy-report", "batch"), &ctx);
+        assert!(found(&v, "require-limits/").is_empty(), "{kind}: {v:#?}");
+        // Other rules still apply.
+        assert!(!found(&v, "psa/").is_empty(), "{kind}: {v:#?}");
+    }
+    // Not waived: another name, another namespace, a kind the exception does not match.
+    for (kind, name, ns) in [
+        ("Pod", "report", "batch"),
+        ("Pod", "legacy-report", "shop"),
+        ("StatefulSet", "legacy-report", "batch"),
+    ] {
+        let v = p.evaluate(&named(kind, name, ns), &ctx);
+        assert_eq!(
+            found(&v, "require-limits/").len(),
+            1,
+            "{kind} {ns}/{name}: {v:#?}"
+        );
+    }
+
+    // podSecurity entries exclude only their control from the podSecurity rule.
+    let root = pod(
+        "delta",
+        json!({"containers": [{"name": "app", "image": "app:1", "securityContext": {
+            "runAsNonRoot": false, "allowPrivilegeEscalation": false,
+            "seccompProfile": {"type": "RuntimeDefault"}, "capabilities": {"drop": ["ALL"]}}}]}),
+    );
+    let v = p.evaluate(&root, &ctx);
+    assert!(found(&v, "psa/").is_empty(), "{v:#?}");
+    let mut elsewhere = root.clone();
+    elsewhere
+        .as_map_mut()
+        .insert("metadata".into(), json!({"name": "p", "namespace": "shop"}));
+    let v = p.evaluate(&elsewhere, &ctx);
+    assert_eq!(found(&v, "psa/").len(), 1, "{v:#?}");
+    let privileged = pod(
+        "delta",
+        json!({"containers": [{"name": "app", "image": "app:1", "securityContext": {
+            "privileged": true, "runAsNonRoot": false, "allowPrivilegeEscalation": false,
+            "seccompProfile": {"type": "RuntimeDefault"}, "capabilities": {"drop": ["ALL"]}}}]}),
+    );
+    let v = p.evaluate(&privileged, &ctx);
+    let psa = found(&v, "psa/");
+    assert_eq!(psa.len(), 1, "{v:#?}");
+    assert!(psa[0].message.contains("privileged"), "{}", psa[0].message);
+}
+
+#[test]
+fn bad_exceptions_are_refused() {
+    for (spec, wanted) in [
+        (
+            "  exceptions: [{policyName: p, ruleNames: [r]}]\n  match: {any: [{resources: {kinds: [Pod]}}]}\n  conditions: {any: []}\n",
+            "spec.conditions are JMESPath",
+        ),
+        (
+            "  exceptions: []\n  match: {any: [{resources: {kinds: [Pod]}}]}\n",
+            "spec.exceptions is empty",
+        ),
+        (
+            "  exceptions: [{policyName: p}]\n  match: {any: [{resources: {kinds: [Pod]}}]}\n",
+            "spec.exceptions[0].ruleNames is required",
+        ),
+        (
+            "  exceptions: [{policyName: p, ruleNames: [r]}]\n",
+            "spec.match is required",
+        ),
+        (
+            "  exceptions: [{policyName: p, ruleNames: [r]}]\n  match: {any: [{resources: {kinds: [Pod]}}]}\n  podSecurity: [{controlName: Nope}]\n",
+            "spec.podSecurity[0]",
+        ),
+    ] {
+        let yaml = format!(
+            "apiVersion: kyverno.io/v2\nkind: PolicyException\nmetadata: {{name: e, namespace: k}}\nspec:\n{spec}"
+        );
+        let err = KyvernoPolicy::from_yaml("k", &yaml, None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(wanted), "{spec}: {err}");
+        assert!(err.contains("PolicyException e"), "{err}");
+    }
+}

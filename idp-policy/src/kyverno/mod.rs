@@ -22,6 +22,11 @@
 //!   Kyverno generates them. The `pod-policies.kyverno.io/autogen-controllers`
 //!   annotation narrows the list (`none` turns it off), and a rule whose filters use
 //!   `names`, `selector` or `annotations` is not auto-generated, as in Kyverno.
+//! - **exceptions**: `PolicyException` (kyverno.io/v2) documents waive the rules they
+//!   name (`ruleNames` with `*` wildcards; `autogen-<rule>` for controllers, as in
+//!   Kyverno; `<namespace>/<name>` for a namespaced Policy) for the objects their
+//!   `match`/`exclude` select. With `podSecurity` entries, they only exclude those
+//!   controls from the podSecurity rules they name.
 //! - **actions**: `validate.failureAction` of the rule, else the policy's
 //!   `validationFailureAction` (`Audit` by default): `Enforce` denies, `Audit` reports.
 //!   `validationFailureActionOverrides` (or the rule's `failureActionOverrides`)
@@ -826,6 +831,110 @@ fn fill_message(message: &str, object: &Value, request: &Request<'_>) -> String 
     out
 }
 
+/// A Kyverno `PolicyException` (kyverno.io/v2): rules of named policies waived for
+/// the objects it matches, or, with `podSecurity`, only some Pod Security controls.
+#[derive(Debug, Clone)]
+struct Exception {
+    /// `(policyName, ruleNames)`; a namespaced Policy is named `<namespace>/<name>`.
+    entries: Vec<(String, Vec<String>)>,
+    matcher: Matcher,
+    exclude: Option<Matcher>,
+    pod_security: Vec<ControlExclusion>,
+}
+
+impl Exception {
+    fn from_object(object: &Object) -> Result<Self> {
+        let here = at(object.source());
+        let what = format!("PolicyException {}", object.name());
+        let value = object.to_value();
+        let spec = value.get("spec").cloned().unwrap_or_else(|| json!({}));
+        if spec.get("conditions").is_some_and(|v| !v.is_null()) {
+            return Err(Error::invalid_input(format!(
+                "{here}{what}: spec.conditions are JMESPath and not supported: narrow the exception with spec.match instead"
+            )));
+        }
+        let mut entries = Vec::new();
+        for (i, e) in spec
+            .get("exceptions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let field = format!("{what}: spec.exceptions[{i}]");
+            let policy = e
+                .get("policyName")
+                .and_then(Value::as_str)
+                .filter(|p| !p.is_empty())
+                .ok_or_else(|| {
+                    Error::invalid_input(format!("{here}{field}.policyName is required"))
+                })?;
+            let rules = strings(e.get("ruleNames"), &format!("{field}.ruleNames"), &here)?;
+            if rules.is_empty() {
+                return Err(Error::invalid_input(format!(
+                    "{here}{field}.ruleNames is required: list the rules waived (`*` for all, and autogen-<rule> for controllers)"
+                )));
+            }
+            entries.push((policy.to_owned(), rules));
+        }
+        if entries.is_empty() {
+            return Err(Error::invalid_input(format!(
+                "{here}{what}: spec.exceptions is empty: name the policies and rules it waives"
+            )));
+        }
+        let matcher = Matcher::from_value(
+            spec.get("match"),
+            &format!("{what}: spec.match"),
+            &here,
+        )?
+        .ok_or_else(|| {
+            Error::invalid_input(format!(
+                "{here}{what}: spec.match is required: select the resources the exception is for"
+            ))
+        })?;
+        let exclude =
+            Matcher::from_value(spec.get("exclude"), &format!("{what}: spec.exclude"), &here)?;
+        let mut pod_security = Vec::new();
+        for (i, e) in spec
+            .get("podSecurity")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let field = format!("{what}: spec.podSecurity[{i}]");
+            let exclusion: ControlExclusion = serde_json::from_value(e.clone())
+                .map_err(|err| Error::invalid_input(format!("{here}{field}: {err}")))?;
+            // Checked against a set with every control, as the rule it meets may have any.
+            PodSecurity::restricted()
+                .with_exclusion(exclusion.clone())
+                .map_err(|err| Error::invalid_input(format!("{here}{field}: {}", err.report())))?;
+            pod_security.push(exclusion);
+        }
+        Ok(Self {
+            entries,
+            matcher,
+            exclude,
+            pod_security,
+        })
+    }
+
+    /// Whether it names the rule (`rule` as applied: `autogen-…` for controllers).
+    fn names(&self, policy: &str, rule: &str) -> bool {
+        self.entries
+            .iter()
+            .any(|(p, rules)| p == policy && rules.iter().any(|r| glob(r, rule)))
+    }
+
+    fn selects(&self, object: &Object, request: &Request<'_>) -> bool {
+        self.matcher.matches(object, request, false)
+            && !self
+                .exclude
+                .as_ref()
+                .is_some_and(|e| e.matches(object, request, false))
+    }
+}
+
 /// Kyverno `ClusterPolicy` and `Policy` validate rules as one [`Policy`]. See the
 /// [module documentation](self).
 ///
@@ -838,6 +947,7 @@ pub struct KyvernoPolicy {
     name: String,
     policies: Vec<LoadedPolicy>,
     namespaces: BTreeMap<String, BTreeMap<String, String>>,
+    exceptions: Vec<Exception>,
 }
 
 impl KyvernoPolicy {
@@ -852,11 +962,13 @@ impl KyvernoPolicy {
             name: name.into(),
             policies: Vec::new(),
             namespaces: BTreeMap::new(),
+            exceptions: Vec::new(),
         }
     }
 
     /// Read multi-document YAML: `ClusterPolicy` and `Policy` (kyverno.io/v1 or v2beta1)
-    /// documents, and `Namespace` objects (their labels feed `namespaceSelector`).
+    /// documents, `PolicyException` documents, and `Namespace` objects (their labels
+    /// feed `namespaceSelector`).
     ///
     /// ```
     /// let err = idp_policy::kyverno::KyvernoPolicy::from_yaml("k", "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: p}\nspec:\n  rules:\n    - name: r\n      match: {any: [{resources: {kinds: [Pod]}}]}\n      validate: {deny: {conditions: []}}\n", None).unwrap_err();
@@ -884,13 +996,16 @@ impl KyvernoPolicy {
                 (GROUP, "ClusterPolicy" | "Policy") => {
                     self.policies.push(LoadedPolicy::from_object(object)?);
                 }
+                (GROUP, "PolicyException") => {
+                    self.exceptions.push(Exception::from_object(object)?);
+                }
                 ("", "Namespace") => {
                     self.namespaces
                         .insert(object.name().to_owned(), object.labels());
                 }
                 _ => {
                     return Err(Error::invalid_input(format!(
-                        "{}{} {} is not a Kyverno ClusterPolicy or Policy (kyverno.io) or a Namespace",
+                        "{}{} {} is not a Kyverno ClusterPolicy, Policy or PolicyException (kyverno.io) or a Namespace",
                         at(object.source()),
                         object.api_version(),
                         object.kind()
@@ -942,12 +1057,35 @@ impl KyvernoPolicy {
             {
                 continue;
             }
+            let policy_key = match &policy.namespace {
+                Some(ns) => format!("{ns}/{}", policy.name),
+                None => policy.name.clone(),
+            };
             for rule in &policy.rules {
                 let Some(form) = rule.applies(object, &request) else {
                     continue;
                 };
+                let rule_name = rule.rule_name(form);
+                // Exceptions: one without podSecurity waives the rule; podSecurity
+                // entries only add exclusions to a podSecurity rule.
+                let mut waived = false;
+                let mut pss_exclusions: Vec<&ControlExclusion> = Vec::new();
+                for e in &self.exceptions {
+                    if !e.names(&policy_key, &rule_name) || !e.selects(object, &request) {
+                        continue;
+                    }
+                    if e.pod_security.is_empty() || !matches!(rule.check, Check::PodSecurity(_)) {
+                        waived = true;
+                        break;
+                    }
+                    pss_exclusions.extend(&e.pod_security);
+                }
+                if waived {
+                    tracing::debug!(policy = %policy_key, rule = %rule_name, "waived by a PolicyException");
+                    continue;
+                }
                 let enforcement = Self::action(policy, rule, &request);
-                let rule_id = format!("{}/{}", policy.name, rule.rule_name(form));
+                let rule_id = format!("{}/{rule_name}", policy.name);
                 let value = value.get_or_insert_with(|| object.to_value());
                 let message = fill_message(&rule.message, value, &request);
                 let violation = |text: String, path: Option<String>| {
@@ -1002,6 +1140,13 @@ impl KyvernoPolicy {
                         }
                     }
                     Check::PodSecurity(pss) => {
+                        let mut pss = std::borrow::Cow::Borrowed(pss.as_ref());
+                        for exclusion in pss_exclusions {
+                            // Validated when the exception was loaded.
+                            pss = std::borrow::Cow::Owned(
+                                pss.into_owned().with_exclusion(exclusion.clone())?,
+                            );
+                        }
                         for finding in pss.evaluate(object, ctx) {
                             out.push(violation(joined(&finding.message), finding.path));
                         }

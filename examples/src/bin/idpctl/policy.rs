@@ -91,7 +91,7 @@ fn yaml_format(path: &Path, text: &str) -> Result<PolicyFormat, Failure> {
                 "admissionregistration.k8s.io",
                 "ValidatingAdmissionPolicy" | "ValidatingAdmissionPolicyBinding",
             ) => PolicyFormat::AdmissionPolicy,
-            ("kyverno.io", "ClusterPolicy" | "Policy") => PolicyFormat::Kyverno,
+            ("kyverno.io", "ClusterPolicy" | "Policy" | "PolicyException") => PolicyFormat::Kyverno,
             (_, "PolicySet") => PolicyFormat::PolicySet,
             _ => continue,
         };
@@ -112,11 +112,17 @@ fn yaml_format(path: &Path, text: &str) -> Result<PolicyFormat, Failure> {
 }
 
 /// Read a `--policy` file: a Rego module, Gatekeeper templates and constraints,
-/// ValidatingAdmissionPolicies with bindings and params, Kyverno ClusterPolicies and
-/// Policies, or an idp policy-set file.
+/// ValidatingAdmissionPolicies with bindings and params, Kyverno ClusterPolicies,
+/// Policies and PolicyExceptions, or an idp policy-set file. Kyverno files all go into
+/// `kyverno` (one policy named `kyverno`), so that exceptions in one file waive rules
+/// of policies in another; for them this returns `None`.
 /// Gatekeeper templates get `inventory` (the manifests being checked) as their
 /// replicated `data.inventory`.
-fn load_policy_file(path: &Path, inventory: &[&Object]) -> Result<Arc<dyn Policy>, Failure> {
+fn load_policy_file(
+    path: &Path,
+    inventory: &[&Object],
+    kyverno: &mut Option<KyvernoPolicy>,
+) -> Result<Option<Arc<dyn Policy>>, Failure> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Failure::io(format!("cannot read {}: {e}", path.display())))?;
     let name = path.file_stem().map_or_else(
@@ -130,7 +136,7 @@ fn load_policy_file(path: &Path, inventory: &[&Object]) -> Result<Arc<dyn Policy
         } else {
             yaml_format(path, &text)?
         };
-    Ok(match format {
+    Ok(Some(match format {
         PolicyFormat::Rego => {
             let mut policy = RegoPolicy::new(name);
             policy
@@ -148,13 +154,17 @@ fn load_policy_file(path: &Path, inventory: &[&Object]) -> Result<Arc<dyn Policy
             Arc::new(CelPolicy::from_yaml(name, &text, Some(path)).map_err(failed)?)
         }
         PolicyFormat::Kyverno => {
-            Arc::new(KyvernoPolicy::from_yaml(name, &text, Some(path)).map_err(failed)?)
+            kyverno
+                .get_or_insert_with(|| KyvernoPolicy::new("kyverno"))
+                .add_yaml(&text, Some(path))
+                .map_err(failed)?;
+            return Ok(None);
         }
         PolicyFormat::PolicySet => {
             let config = PolicySetConfig::from_yaml(&text).map_err(failed)?;
             Arc::new(config.build())
         }
-    })
+    }))
 }
 
 /// Build the policy set the flags ask for (`--pss baseline` when none is given);
@@ -185,8 +195,14 @@ fn build_set(options: &CheckOptions<'_>, inventory: &[&Object]) -> Result<Policy
             set.add_builtin(policy, PolicyOptions::new());
         }
     }
+    let mut kyverno = None;
     for file in options.policies {
-        set.push(load_policy_file(file, inventory)?, PolicyOptions::new());
+        if let Some(policy) = load_policy_file(file, inventory, &mut kyverno)? {
+            set.push(policy, PolicyOptions::new());
+        }
+    }
+    if let Some(kyverno) = kyverno {
+        set.push(Arc::new(kyverno), PolicyOptions::new());
     }
     Ok(set)
 }
