@@ -1213,6 +1213,125 @@ impl Policy for KyvernoPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// JSON shaped like policies: keys and strings from Kyverno's vocabulary, so random
+    /// documents reach deep into the reader.
+    fn arb_policy_json() -> impl Strategy<Value = Value> {
+        let words = vec![
+            "match",
+            "exclude",
+            "any",
+            "all",
+            "resources",
+            "kinds",
+            "names",
+            "namespaces",
+            "selector",
+            "namespaceSelector",
+            "operations",
+            "annotations",
+            "validate",
+            "pattern",
+            "anyPattern",
+            "podSecurity",
+            "level",
+            "version",
+            "controlName",
+            "images",
+            "cel",
+            "expressions",
+            "expression",
+            "message",
+            "failureAction",
+            "name",
+            "matchLabels",
+            "failureActionOverrides",
+            "action",
+            "spec",
+            "containers",
+            "=(hostNetwork)",
+            "(image)",
+            "^(containers)",
+            "X(hostPath)",
+            "<(name)",
+        ];
+        let values = vec![
+            "Pod",
+            "Deployment",
+            "apps/v1/Deployment",
+            "*",
+            "Enforce",
+            "Audit",
+            "restricted",
+            "baseline",
+            "privileged",
+            "v1.30",
+            "latest",
+            "?*",
+            "kube-*",
+            "!default",
+            ">=2",
+            "1-3",
+            "true",
+            "object.spec.replicas > 1",
+            "Capabilities",
+            "CREATE",
+            "",
+        ];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            (-3i64..5).prop_map(Value::from),
+            prop::sample::select(values).prop_map(|s| Value::String(s.to_owned())),
+        ];
+        leaf.prop_recursive(6, 64, 5, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+                prop::collection::vec(
+                    (
+                        prop::sample::select(words.clone()).prop_map(str::to_owned),
+                        inner
+                    ),
+                    0..5
+                )
+                .prop_map(|pairs| Value::Object(pairs.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn reading_any_policy_never_panics(rule in arb_policy_json(), spec in arb_policy_json()) {
+            let mut spec = match spec {
+                Value::Object(m) => m,
+                _ => serde_json::Map::new(),
+            };
+            let mut rule = rule;
+            if let Value::Object(r) = &mut rule {
+                r.insert("name".into(), json!("r"));
+                // A valid match where the random one is missing, so that random
+                // validate blocks are read and run too.
+                r.entry("match").or_insert_with(|| json!({"any": [{"resources": {"kinds": ["Pod", "Deployment"]}}]}));
+            }
+            spec.insert("rules".into(), json!([rule]));
+            let doc = json!({"apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy",
+                "metadata": {"name": "p"}, "spec": spec});
+            let Ok(object) = Object::from_value(doc) else { return Ok(()); };
+            if let Ok(loaded) = LoadedPolicy::from_object(&object) {
+                let policy = KyvernoPolicy { policies: vec![loaded], ..KyvernoPolicy::new("k") };
+                for target in [
+                    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a", "namespace": "kube-x"},
+                        "spec": {"hostNetwork": true, "containers": [{"name": "c", "image": "i:latest"}]}}),
+                    json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+                        "spec": {"replicas": 1, "template": {"spec": {"containers": []}}}}),
+                ] {
+                    let o = Object::from_value(target).unwrap();
+                    let _ = policy.evaluate(&o, &PolicyContext::new());
+                }
+            }
+        }
+    }
 
     #[test]
     fn globs() {
