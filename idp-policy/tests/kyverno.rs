@@ -301,16 +301,16 @@ fn one_rule(rule: &str) -> String {
 fn rules_we_cannot_evaluate_are_refused_naming_the_rule() {
     for (rule, wanted) in [
         (
-            "      validate: {deny: {conditions: {any: []}}}\n",
-            "spec.rules[0] (r).validate.deny",
+            "      validate: {deny: {}}\n",
+            "spec.rules[0] (r).validate.deny.conditions is required",
+        ),
+        (
+            "      validate: {deny: {conditions: {all: [{key: '{{ a.[ }}', operator: Equals, value: x}]}}}\n",
+            "spec.rules[0] (r).validate.deny.conditions.all[0].key",
         ),
         (
             "      validate: {foreach: [{list: x}]}\n",
             "spec.rules[0] (r).validate.foreach",
-        ),
-        (
-            "      preconditions: {all: []}\n      validate: {pattern: {spec: {}}}\n",
-            "spec.rules[0] (r).preconditions",
         ),
         (
             "      mutate: {patchStrategicMerge: {}}\n",
@@ -318,7 +318,7 @@ fn rules_we_cannot_evaluate_are_refused_naming_the_rule() {
         ),
         (
             "      validate: {message: m}\n",
-            "give pattern, anyPattern, podSecurity or cel",
+            "give pattern, anyPattern, deny, podSecurity or cel",
         ),
         (
             "      validate: {failureAction: Block, pattern: {spec: {}}}\n",
@@ -544,4 +544,111 @@ fn bad_exceptions_are_refused() {
         assert!(err.contains(wanted), "{spec}: {err}");
         assert!(err.contains("PolicyException e"), "{err}");
     }
+}
+
+const CONDITIONS: &str = include_str!("fixtures/kyverno/conditions.yaml");
+
+#[test]
+fn deny_conditions_and_preconditions_with_jmespath() {
+    let p = policy(CONDITIONS);
+    let ctx = PolicyContext::new();
+    let caps = |add: Value| {
+        json!({"containers": [
+            {"name": "a", "image": "a:1", "securityContext": {"capabilities": {"add": add}}},
+            {"name": "b", "image": "b:1"}]})
+    };
+
+    let v = p.evaluate(&pod("shop", caps(json!(["NET_ADMIN"]))), &ctx);
+    let added = found(&v, "conditions/no-added-capabilities");
+    assert_eq!(added.len(), 1, "{v:#?}");
+    assert_eq!(
+        added[0].message,
+        "Containers in p may not add capabilities. (only NET_BIND_SERVICE may be added)"
+    );
+    assert_eq!(added[0].enforcement, Enforcement::Deny);
+    assert!(
+        p.evaluate(&pod("shop", caps(json!(["NET_BIND_SERVICE"]))), &ctx)
+            .is_empty()
+    );
+    assert!(
+        p.evaluate(
+            &pod(
+                "shop",
+                json!({"containers": [{"name": "a", "image": "a:1"}]})
+            ),
+            &ctx
+        )
+        .is_empty()
+    );
+    // Precondition: not on delete.
+    let delete = PolicyContext::new().with_operation(idp_core::model::Operation::Delete);
+    assert!(
+        p.evaluate(&pod("shop", caps(json!(["SYS_ADMIN"]))), &delete)
+            .is_empty()
+    );
+
+    // Auto-gen: the deny reads the Pod template of a Deployment and a CronJob.
+    for (kind, rule) in [
+        ("Deployment", "conditions/autogen-no-added-capabilities"),
+        (
+            "CronJob",
+            "conditions/autogen-cronjob-no-added-capabilities",
+        ),
+    ] {
+        let v = p.evaluate(&controller(kind, "shop", caps(json!(["SYS_ADMIN"]))), &ctx);
+        assert_eq!(found(&v, rule).len(), 1, "{kind}: {v:#?}");
+        let v = p.evaluate(&controller(kind, "shop", caps(json!([]))), &ctx);
+        assert!(found(&v, "conditions/").is_empty(), "{kind}: {v:#?}");
+    }
+
+    // Quantities in GreaterThan.
+    let big = pod(
+        "shop",
+        json!({"containers": [{"name": "a", "image": "a:1",
+        "resources": {"requests": {"memory": "2Gi"}}}]}),
+    );
+    let v = p.evaluate(&big, &ctx);
+    assert_eq!(
+        found(&v, "conditions/memory-request-at-most-1gi").len(),
+        1,
+        "{v:#?}"
+    );
+    let small = pod(
+        "shop",
+        json!({"containers": [{"name": "a", "image": "a:1",
+        "resources": {"requests": {"memory": "512Mi"}}}]}),
+    );
+    assert!(p.evaluate(&small, &ctx).is_empty());
+
+    // Preconditions pick NodePort Services only.
+    let svc = |ty: &str, policy: Option<&str>| {
+        let mut spec = json!({"type": ty, "ports": [{"port": 80}]});
+        if let Some(p) = policy {
+            spec["externalTrafficPolicy"] = json!(p);
+        }
+        object(json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "s", "namespace": "shop"}, "spec": spec}))
+    };
+    assert_eq!(p.evaluate(&svc("NodePort", None), &ctx).len(), 1);
+    assert!(p.evaluate(&svc("NodePort", Some("Local")), &ctx).is_empty());
+    assert!(p.evaluate(&svc("ClusterIP", None), &ctx).is_empty());
+}
+
+#[test]
+fn a_condition_that_fails_to_evaluate_is_reported() {
+    let yaml = one_rule(
+        "      validate:\n        failureAction: Enforce\n        deny:\n          conditions:\n            all:\n              - {key: '{{ to_upper(request.object.metadata.name) }}', operator: Equals, value: P}\n",
+    );
+    let p = policy(&yaml);
+    let v = p.evaluate(
+        &pod("shop", json!({"containers": []})),
+        &PolicyContext::new(),
+    );
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert!(
+        v[0].message.contains("deny conditions of p/r"),
+        "{}",
+        v[0].message
+    );
+    assert_eq!(v[0].enforcement, Enforcement::Deny);
 }

@@ -37,11 +37,20 @@
 //! of the offending field. `{{request.object.<path>}}`, `{{request.operation}}` and
 //! `{{request.namespace}}` in messages are filled in.
 //!
-//! What Kyverno evaluates with JMESPath — `validate.deny`, `foreach`, `preconditions`,
-//! `context` — and rules that are not validate rules (`mutate`, `generate`,
-//! `verifyImages`) are refused when loaded, naming the rule, rather than skipped:
-//! skipping one would pass objects Kyverno denies. A `validate.cel` with `paramKind`
-//! is refused too (write a `ValidatingAdmissionPolicy` with its binding instead).
+//! - **conditions**: a rule's `preconditions` and `validate.deny.conditions` (`any`/`all`
+//!   of `key`, `operator`, `value`) with `{{ }}` JMESPath variables over `request`
+//!   (`object`, `operation`, `namespace`, `name`, `kind`, `userInfo`) and every
+//!   operator (`Equals`, `AnyIn`, `AllNotIn`, `GreaterThan` on quantities,
+//!   `DurationLessThan`…; wildcards in values). In an auto-generated rule,
+//!   `request.object.spec` and `.metadata` are the Pod template's, as in the rules Kyverno
+//!   generates. Kyverno's own JMESPath functions (`to_upper`, `regex_match`…) are not
+//!   there: an expression calling one is reported as an error.
+//!
+//! `foreach`, `context` (API calls, ConfigMaps), rules that are not validate rules
+//! (`mutate`, `generate`, `verifyImages`) and exceptions' `conditions` are refused when
+//! loaded, naming the rule, rather than skipped: skipping one would pass objects Kyverno
+//! denies. A `validate.cel` with `paramKind` is refused too (write a
+//! `ValidatingAdmissionPolicy` with its binding instead).
 //!
 //! ```
 //! use idp_core::{Object, Policy, PolicyContext};
@@ -73,6 +82,7 @@
 //! assert!(v[0].message.starts_with("Containers need a memory limit."));
 //! ```
 
+mod conditions;
 mod pattern;
 
 use std::collections::BTreeMap;
@@ -81,6 +91,7 @@ use std::path::Path;
 use idp_core::manifest::Source;
 use idp_core::model::{Enforcement, Operation};
 use idp_core::{Error, ManifestSet, Object, Policy, PolicyContext, Result, Violation};
+use jmespath::Rcvar;
 use serde_json::{Value, json};
 
 use crate::matching::LabelSelector;
@@ -396,6 +407,8 @@ enum Check {
     /// `cel`.
     #[cfg(feature = "cel")]
     Cel(Box<crate::cel::NativeValidation>),
+    /// `deny.conditions`: denied when they hold.
+    Deny(conditions::Conditions),
 }
 
 /// A pattern as written (for Pods and anything matched directly) and wrapped for the
@@ -451,6 +464,8 @@ struct Rule {
     action: Option<Enforcement>,
     overrides: Vec<Override>,
     check: Check,
+    /// `preconditions`: the rule applies only when they hold.
+    preconditions: Option<conditions::Conditions>,
     /// The controllers it is auto-generated for (may include `CronJob`).
     autogen: Vec<String>,
 }
@@ -578,10 +593,6 @@ impl Rule {
                 "verifyImages rules are not supported (they need registry access)",
             ),
             (
-                "preconditions",
-                "preconditions are JMESPath and not supported: express the condition in match/exclude or with a conditional anchor in the pattern",
-            ),
-            (
                 "context",
                 "context entries (API calls, ConfigMaps, JMESPath) are not supported",
             ),
@@ -606,14 +617,15 @@ impl Rule {
                 ))
             })?;
         let vfield = format!("{field}.validate");
+        let preconditions = value
+            .get("preconditions")
+            .filter(|p| !p.is_null())
+            .map(|p| conditions::Conditions::parse(p, &format!("{field}.preconditions"), here))
+            .transpose()?;
         for (key, why) in [
             (
-                "deny",
-                "deny conditions are JMESPath and not supported: write the check as a pattern or with cel",
-            ),
-            (
                 "foreach",
-                "foreach is JMESPath and not supported: a pattern on a list checks every element",
+                "foreach is not supported: a pattern on a list checks every element, and deny conditions can use JMESPath projections (request.object.spec.containers[].image)",
             ),
             ("manifests", "manifest signature checks are not supported"),
         ] {
@@ -645,9 +657,20 @@ impl Rule {
             )?))
         } else if let Some(cel) = validate.get("cel").filter(|p| !p.is_null()) {
             cel_check(cel, &format!("{vfield}.cel"), here, &field, source)?
+        } else if let Some(deny) = validate.get("deny").filter(|p| !p.is_null()) {
+            let conditions = deny.get("conditions").ok_or_else(|| {
+                Error::invalid_input(format!(
+                    "{here}{vfield}.deny.conditions is required: the conditions under which the object is denied"
+                ))
+            })?;
+            Check::Deny(conditions::Conditions::parse(
+                conditions,
+                &format!("{vfield}.deny.conditions"),
+                here,
+            )?)
         } else {
             return Err(Error::invalid_input(format!(
-                "{here}{vfield}: give pattern, anyPattern, podSecurity or cel"
+                "{here}{vfield}: give pattern, anyPattern, deny, podSecurity or cel"
             )));
         };
         let action = validate
@@ -691,6 +714,7 @@ impl Rule {
             action,
             overrides,
             check,
+            preconditions,
             autogen,
         })
     }
@@ -792,6 +816,49 @@ fn cel_check(
     Err(Error::invalid_input(format!(
         "{here}{field}: CEL rules need idp-policy's `cel` feature"
     )))
+}
+
+/// The JMESPath data for a rule applied in `form`: for an auto-generated rule,
+/// `request.object.metadata` and `.spec` are the Pod template's, as Kyverno rewrites
+/// `request.object.spec…` to `request.object.spec.template.spec…` in the rules it
+/// generates.
+fn jmes_data(
+    value: &Value,
+    form: Form,
+    object: &Object,
+    request: &Request<'_>,
+    ctx: &PolicyContext,
+) -> std::result::Result<Rcvar, String> {
+    let template = match form {
+        Form::Direct => None,
+        Form::Template => value.pointer("/spec/template"),
+        Form::CronJob => value.pointer("/spec/jobTemplate/spec/template"),
+    };
+    let viewed;
+    let seen = match template {
+        None => value,
+        Some(t) => {
+            viewed = json!({
+                "apiVersion": object.api_version(),
+                "kind": object.kind(),
+                "metadata": t.get("metadata").cloned().unwrap_or_else(|| json!({})),
+                "spec": t.get("spec").cloned().unwrap_or_else(|| json!({})),
+            });
+            &viewed
+        }
+    };
+    conditions::data(
+        seen,
+        &conditions::RequestInfo {
+            api_version: object.api_version(),
+            kind: object.kind(),
+            name: object.name(),
+            namespace: request.namespace,
+            operation: request.operation,
+            user: ctx.user.as_deref(),
+            dry_run: ctx.dry_run,
+        },
+    )
 }
 
 /// Fill in `{{request.object.<path>}}`, `{{request.operation}}` and
@@ -971,8 +1038,8 @@ impl KyvernoPolicy {
     /// feed `namespaceSelector`).
     ///
     /// ```
-    /// let err = idp_policy::kyverno::KyvernoPolicy::from_yaml("k", "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: p}\nspec:\n  rules:\n    - name: r\n      match: {any: [{resources: {kinds: [Pod]}}]}\n      validate: {deny: {conditions: []}}\n", None).unwrap_err();
-    /// assert!(err.to_string().contains("spec.rules[0] (r).validate.deny"), "{err}");
+    /// let err = idp_policy::kyverno::KyvernoPolicy::from_yaml("k", "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: p}\nspec:\n  rules:\n    - name: r\n      match: {any: [{resources: {kinds: [Pod]}}]}\n      validate: {foreach: [{list: x}]}\n", None).unwrap_err();
+    /// assert!(err.to_string().contains("spec.rules[0] (r).validate.foreach"), "{err}");
     /// ```
     pub fn from_yaml(name: impl Into<String>, yaml: &str, file: Option<&Path>) -> Result<Self> {
         let mut policy = Self::new(name);
@@ -1050,6 +1117,8 @@ impl KyvernoPolicy {
             namespaces: &self.namespaces,
         };
         let mut value: Option<Value> = None;
+        // JMESPath data per form (as written, Pod template, CronJob's Pod template).
+        let mut jmes: [Option<Rcvar>; 3] = [None, None, None];
         let mut out = Vec::new();
         for policy in &self.policies {
             if let Some(ns) = &policy.namespace
@@ -1066,6 +1135,46 @@ impl KyvernoPolicy {
                     continue;
                 };
                 let rule_name = rule.rule_name(form);
+                let enforcement = Self::action(policy, rule, &request);
+                let rule_id = format!("{}/{rule_name}", policy.name);
+                let value = value.get_or_insert_with(|| object.to_value());
+                let needs_jmes =
+                    rule.preconditions.is_some() || matches!(rule.check, Check::Deny(_));
+                let data = if needs_jmes {
+                    let slot = &mut jmes[form as usize];
+                    if slot.is_none() {
+                        match jmes_data(value, form, object, &request, ctx) {
+                            Ok(d) => *slot = Some(d),
+                            Err(e) => {
+                                out.push(
+                                    Violation::new(self.name.clone(), rule_id.clone(), e)
+                                        .with_enforcement(enforcement),
+                                );
+                                continue;
+                            }
+                        }
+                    }
+                    slot.clone()
+                } else {
+                    None
+                };
+                if let (Some(pre), Some(data)) = (&rule.preconditions, &data) {
+                    match pre.evaluate(data) {
+                        Ok(v) if v.holds => {}
+                        Ok(_) => continue,
+                        Err(e) => {
+                            out.push(
+                                Violation::new(
+                                    self.name.clone(),
+                                    rule_id.clone(),
+                                    format!("preconditions of {rule_id}: {e}"),
+                                )
+                                .with_enforcement(enforcement),
+                            );
+                            continue;
+                        }
+                    }
+                }
                 // Exceptions: one without podSecurity waives the rule; podSecurity
                 // entries only add exclusions to a podSecurity rule.
                 let mut waived = false;
@@ -1084,9 +1193,6 @@ impl KyvernoPolicy {
                     tracing::debug!(policy = %policy_key, rule = %rule_name, "waived by a PolicyException");
                     continue;
                 }
-                let enforcement = Self::action(policy, rule, &request);
-                let rule_id = format!("{}/{rule_name}", policy.name);
-                let value = value.get_or_insert_with(|| object.to_value());
                 let message = fill_message(&rule.message, value, &request);
                 let violation = |text: String, path: Option<String>| {
                     let mut v = Violation::new(self.name.clone(), rule_id.clone(), text)
@@ -1137,6 +1243,26 @@ impl KyvernoPolicy {
                                 joined(&format!("no pattern holds: {detail}")),
                                 path,
                             ));
+                        }
+                    }
+                    Check::Deny(conditions) => {
+                        let Some(data) = &data else { continue };
+                        match conditions.evaluate(data) {
+                            Ok(v) if v.holds => {
+                                let said: Vec<&str> =
+                                    v.held.iter().filter_map(|c| c.message.as_deref()).collect();
+                                let detail = if said.is_empty() {
+                                    "the deny conditions hold".to_owned()
+                                } else {
+                                    said.join("; ")
+                                };
+                                out.push(violation(joined(&detail), None));
+                            }
+                            Ok(_) => {}
+                            Err(e) => out.push(violation(
+                                format!("deny conditions of {rule_id}: {e}"),
+                                None,
+                            )),
                         }
                     }
                     Check::PodSecurity(pss) => {

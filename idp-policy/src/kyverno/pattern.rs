@@ -755,7 +755,7 @@ fn floats_equal(a: Option<f64>, b: Option<f64>) -> bool {
 
 /// A comparison operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Op {
+pub(super) enum Op {
     /// Equal (no operator).
     Eq,
     /// `!`
@@ -944,7 +944,7 @@ fn condition_holds(value: Option<&Value>, condition: Condition<'_>) -> bool {
 
 /// Whether `value <op> operand` holds: numerically on durations, quantities and (for
 /// ordering) versions, else by a wildcard match of the value's text (equality only).
-fn compare(value: &Value, op: Op, operand: &str) -> bool {
+pub(super) fn compare(value: &Value, op: Op, operand: &str) -> bool {
     let text = match value {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -997,7 +997,7 @@ fn split_sign(s: &str) -> (bool, &str) {
 }
 
 /// Parses a Go-style duration (`300ms`, `1.5h`, `2h45m`, `0`) into nanoseconds.
-fn parse_duration(s: &str) -> Option<i128> {
+pub(super) fn parse_duration(s: &str) -> Option<i128> {
     let (negative, mut rest) = split_sign(s);
     if rest == "0" {
         return Some(0);
