@@ -301,8 +301,12 @@ fn one_rule(rule: &str) -> String {
 fn rules_we_cannot_evaluate_are_refused_naming_the_rule() {
     for (rule, wanted) in [
         (
-            "      validate: {deny: {}}\n",
-            "spec.rules[0] (r).validate.deny.conditions is required",
+            "      validate: {foreach: [{list: request.object.spec.containers}]}\n",
+            "spec.rules[0] (r).validate.foreach[0]: give pattern, anyPattern, deny or a nested foreach",
+        ),
+        (
+            "      context: [{name: cm, configMap: {name: c, namespace: n}}]\n      validate: {pattern: {spec: {}}}\n",
+            "spec.rules[0] (r).context",
         ),
         (
             "      validate: {deny: {conditions: {all: [{key: '{{ a.[ }}', operator: Equals, value: x}]}}}\n",
@@ -318,7 +322,7 @@ fn rules_we_cannot_evaluate_are_refused_naming_the_rule() {
         ),
         (
             "      validate: {message: m}\n",
-            "give pattern, anyPattern, deny, podSecurity or cel",
+            "give pattern, anyPattern, deny, foreach, podSecurity or cel",
         ),
         (
             "      validate: {failureAction: Block, pattern: {spec: {}}}\n",
@@ -651,4 +655,70 @@ fn a_condition_that_fails_to_evaluate_is_reported() {
         v[0].message
     );
     assert_eq!(v[0].enforcement, Enforcement::Deny);
+}
+
+const FOREACH: &str = include_str!("fixtures/kyverno/foreach.yaml");
+
+#[test]
+fn foreach_checks_every_element_with_paths() {
+    let p = policy(FOREACH);
+    let ctx = PolicyContext::new();
+    let spec = json!({
+        "initContainers": [{"name": "init", "image": "busybox:1"}],
+        "containers": [
+            {"name": "app", "image": "ghcr.io/acme/app:1"},
+            {"name": "side", "image": "docker.io/envoy:1"},
+            {"name": "debug-shell", "image": "docker.io/busybox:1"}]});
+    let v = p.evaluate(&pod("shop", spec.clone()), &ctx);
+    let mut paths: Vec<&str> = v.iter().filter_map(|v| v.path.as_deref()).collect();
+    paths.sort_unstable();
+    assert_eq!(
+        paths,
+        ["spec.containers[1].image", "spec.initContainers[0].image"],
+        "{v:#?}"
+    );
+    assert!(v.iter().all(|v| v.rule == "loops/registries"));
+    assert!(
+        v[0].message.starts_with("Images come from ghcr.io/acme. ("),
+        "{}",
+        v[0].message
+    );
+
+    // Auto-gen: the same loops over a Deployment's template, with its paths.
+    let v = p.evaluate(&controller("Deployment", "shop", spec), &ctx);
+    let mut paths: Vec<&str> = v.iter().filter_map(|v| v.path.as_deref()).collect();
+    paths.sort_unstable();
+    assert_eq!(
+        paths,
+        [
+            "spec.template.spec.containers[1].image",
+            "spec.template.spec.initContainers[0].image"
+        ],
+        "{v:#?}"
+    );
+    assert!(v.iter().all(|v| v.rule == "loops/autogen-registries"));
+
+    // Nested loops, with the element in the message.
+    let ingress = object(
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"tls": [
+            {"hosts": ["a.example.com", "b.example.org"]},
+            {"hosts": ["c.example.com"]}]}}),
+    );
+    let v = p.evaluate(&ingress, &ctx);
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert_eq!(v[0].path.as_deref(), Some("spec.tls[0].hosts[1]"));
+    assert_eq!(
+        v[0].message,
+        "TLS hosts stay under example.com. (b.example.org is outside example.com)"
+    );
+
+    // deny: {} denies whatever the rule matches.
+    let cm = |name: &str| {
+        object(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": "shop"}, "data": {}}))
+    };
+    assert_eq!(p.evaluate(&cm("prices-frozen"), &ctx).len(), 1);
+    assert!(p.evaluate(&cm("prices"), &ctx).is_empty());
 }

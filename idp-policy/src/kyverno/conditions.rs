@@ -200,8 +200,8 @@ pub(super) struct Condition {
     key: Template,
     operator: Operator,
     value: Template,
-    /// `message`, shown when a deny condition holds.
-    pub(super) message: Option<String>,
+    /// `message`, shown when a deny condition holds (variables filled in).
+    message: Option<Template>,
 }
 
 /// The text a scalar compares by.
@@ -278,7 +278,8 @@ impl Condition {
             message: value
                 .get("message")
                 .and_then(Value::as_str)
-                .map(str::to_owned),
+                .map(|m| Template::parse_text(m, &format!("{field}.message")))
+                .transpose()?,
         })
     }
 
@@ -326,11 +327,11 @@ pub(super) struct Conditions {
 }
 
 /// What evaluating conditions found.
-pub(super) struct Verdict<'c> {
+pub(super) struct Verdict {
     /// Whether they hold.
     pub(super) holds: bool,
-    /// The conditions that held (for a deny message).
-    pub(super) held: Vec<&'c Condition>,
+    /// The messages of the conditions that held, variables filled in (for a deny).
+    pub(super) messages: Vec<String>,
 }
 
 impl Conditions {
@@ -368,8 +369,8 @@ impl Conditions {
     }
 
     /// Evaluate over `data` (see [`data`]); an expression that fails is an error.
-    pub(super) fn evaluate(&self, data: &Rcvar) -> std::result::Result<Verdict<'_>, String> {
-        let mut held = Vec::new();
+    pub(super) fn evaluate(&self, data: &Rcvar) -> std::result::Result<Verdict, String> {
+        let mut held: Vec<&Condition> = Vec::new();
         let mut any_holds = self.any.is_empty();
         for c in &self.any {
             if c.holds(data)? {
@@ -386,10 +387,17 @@ impl Conditions {
                 break;
             }
         }
-        Ok(Verdict {
-            holds: any_holds && all_hold,
-            held,
-        })
+        let holds = any_holds && all_hold;
+        let mut messages = Vec::new();
+        if holds {
+            for m in held.iter().filter_map(|c| c.message.as_ref()) {
+                match m.resolve(data)? {
+                    Value::String(s) => messages.push(s),
+                    other => messages.push(other.to_string()),
+                }
+            }
+        }
+        Ok(Verdict { holds, messages })
     }
 }
 

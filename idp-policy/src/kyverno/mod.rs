@@ -37,6 +37,10 @@
 //! of the offending field. `{{request.object.<path>}}`, `{{request.operation}}` and
 //! `{{request.namespace}}` in messages are filled in.
 //!
+//! - **foreach**: `validate.foreach` entries (`list` in JMESPath, then `pattern`,
+//!   `anyPattern`, `deny` or a nested `foreach`, with `preconditions` and `elementScope`),
+//!   `element` and `elementIndex` in expressions; findings point at the element
+//!   (`spec.containers[1].image`) when the list is a plain path.
 //! - **conditions**: a rule's `preconditions` and `validate.deny.conditions` (`any`/`all`
 //!   of `key`, `operator`, `value`) with `{{ }}` JMESPath variables over `request`
 //!   (`object`, `operation`, `namespace`, `name`, `kind`, `userInfo`) and every
@@ -44,9 +48,10 @@
 //!   `DurationLessThan`…; wildcards in values). In an auto-generated rule,
 //!   `request.object.spec` and `.metadata` are the Pod template's, as in the rules Kyverno
 //!   generates. Kyverno's own JMESPath functions (`to_upper`, `regex_match`…) are not
-//!   there: an expression calling one is reported as an error.
+//!   there: an expression calling one is reported as an error. `deny: {}` denies
+//!   whatever the rule matches.
 //!
-//! `foreach`, `context` (API calls, ConfigMaps), rules that are not validate rules
+//! `context` (API calls, ConfigMaps), rules that are not validate rules
 //! (`mutate`, `generate`, `verifyImages`) and exceptions' `conditions` are refused when
 //! loaded, naming the rule, rather than skipped: skipping one would pass objects Kyverno
 //! denies. A `validate.cel` with `paramKind` is refused too (write a
@@ -83,6 +88,7 @@
 //! ```
 
 mod conditions;
+mod foreach;
 mod pattern;
 
 use std::collections::BTreeMap;
@@ -409,6 +415,8 @@ enum Check {
     Cel(Box<crate::cel::NativeValidation>),
     /// `deny.conditions`: denied when they hold.
     Deny(conditions::Conditions),
+    /// `foreach`: a check per element of lists.
+    ForEach(Vec<foreach::ForEach>),
 }
 
 /// A pattern as written (for Pods and anything matched directly) and wrapped for the
@@ -452,6 +460,17 @@ enum Form {
     Direct,
     Template,
     CronJob,
+}
+
+impl Form {
+    /// Where the Pod template is, before a Pod-relative path.
+    fn prefix(self) -> &'static str {
+        match self {
+            Self::Direct => "",
+            Self::Template => "spec.template.",
+            Self::CronJob => "spec.jobTemplate.spec.template.",
+        }
+    }
 }
 
 /// One validate rule.
@@ -622,13 +641,7 @@ impl Rule {
             .filter(|p| !p.is_null())
             .map(|p| conditions::Conditions::parse(p, &format!("{field}.preconditions"), here))
             .transpose()?;
-        for (key, why) in [
-            (
-                "foreach",
-                "foreach is not supported: a pattern on a list checks every element, and deny conditions can use JMESPath projections (request.object.spec.containers[].image)",
-            ),
-            ("manifests", "manifest signature checks are not supported"),
-        ] {
+        for (key, why) in [("manifests", "manifest signature checks are not supported")] {
             if validate.get(key).is_some_and(|v| !v.is_null()) {
                 return Err(Error::invalid_input(format!("{here}{vfield}.{key}: {why}")));
             }
@@ -658,19 +671,22 @@ impl Rule {
         } else if let Some(cel) = validate.get("cel").filter(|p| !p.is_null()) {
             cel_check(cel, &format!("{vfield}.cel"), here, &field, source)?
         } else if let Some(deny) = validate.get("deny").filter(|p| !p.is_null()) {
-            let conditions = deny.get("conditions").ok_or_else(|| {
-                Error::invalid_input(format!(
-                    "{here}{vfield}.deny.conditions is required: the conditions under which the object is denied"
-                ))
-            })?;
-            Check::Deny(conditions::Conditions::parse(
-                conditions,
-                &format!("{vfield}.deny.conditions"),
+            // `deny: {}` denies whatever the rule matches.
+            Check::Deny(match deny.get("conditions") {
+                None | Some(Value::Null) => conditions::Conditions::default(),
+                Some(c) => {
+                    conditions::Conditions::parse(c, &format!("{vfield}.deny.conditions"), here)?
+                }
+            })
+        } else if let Some(list) = validate.get("foreach").filter(|p| !p.is_null()) {
+            Check::ForEach(foreach::ForEach::parse_list(
+                list,
+                &format!("{vfield}.foreach"),
                 here,
             )?)
         } else {
             return Err(Error::invalid_input(format!(
-                "{here}{vfield}: give pattern, anyPattern, deny, podSecurity or cel"
+                "{here}{vfield}: give pattern, anyPattern, deny, foreach, podSecurity or cel"
             )));
         };
         let action = validate
@@ -818,10 +834,26 @@ fn cel_check(
     )))
 }
 
-/// The JMESPath data for a rule applied in `form`: for an auto-generated rule,
-/// `request.object.metadata` and `.spec` are the Pod template's, as Kyverno rewrites
-/// `request.object.spec…` to `request.object.spec.template.spec…` in the rules it
-/// generates.
+/// The object as a rule applied in `form` sees it: itself, or for an auto-generated
+/// rule its Pod template as `metadata` and `spec` (under the object's `apiVersion` and
+/// `kind`), as Kyverno rewrites `request.object.spec…` to
+/// `request.object.spec.template.spec…` in the rules it generates.
+fn pod_view<'v>(value: &'v Value, form: Form, object: &Object) -> std::borrow::Cow<'v, Value> {
+    let template = match form {
+        Form::Direct => return std::borrow::Cow::Borrowed(value),
+        Form::Template => value.pointer("/spec/template"),
+        Form::CronJob => value.pointer("/spec/jobTemplate/spec/template"),
+    };
+    let t = template.unwrap_or(&Value::Null);
+    std::borrow::Cow::Owned(json!({
+        "apiVersion": object.api_version(),
+        "kind": object.kind(),
+        "metadata": t.get("metadata").cloned().unwrap_or_else(|| json!({})),
+        "spec": t.get("spec").cloned().unwrap_or_else(|| json!({})),
+    }))
+}
+
+/// The JMESPath data for a rule applied in `form` (see [`pod_view`]).
 fn jmes_data(
     value: &Value,
     form: Form,
@@ -829,26 +861,8 @@ fn jmes_data(
     request: &Request<'_>,
     ctx: &PolicyContext,
 ) -> std::result::Result<Rcvar, String> {
-    let template = match form {
-        Form::Direct => None,
-        Form::Template => value.pointer("/spec/template"),
-        Form::CronJob => value.pointer("/spec/jobTemplate/spec/template"),
-    };
-    let viewed;
-    let seen = match template {
-        None => value,
-        Some(t) => {
-            viewed = json!({
-                "apiVersion": object.api_version(),
-                "kind": object.kind(),
-                "metadata": t.get("metadata").cloned().unwrap_or_else(|| json!({})),
-                "spec": t.get("spec").cloned().unwrap_or_else(|| json!({})),
-            });
-            &viewed
-        }
-    };
     conditions::data(
-        seen,
+        &pod_view(value, form, object),
         &conditions::RequestInfo {
             api_version: object.api_version(),
             kind: object.kind(),
@@ -1038,8 +1052,8 @@ impl KyvernoPolicy {
     /// feed `namespaceSelector`).
     ///
     /// ```
-    /// let err = idp_policy::kyverno::KyvernoPolicy::from_yaml("k", "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: p}\nspec:\n  rules:\n    - name: r\n      match: {any: [{resources: {kinds: [Pod]}}]}\n      validate: {foreach: [{list: x}]}\n", None).unwrap_err();
-    /// assert!(err.to_string().contains("spec.rules[0] (r).validate.foreach"), "{err}");
+    /// let err = idp_policy::kyverno::KyvernoPolicy::from_yaml("k", "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: p}\nspec:\n  rules:\n    - name: r\n      match: {any: [{resources: {kinds: [Pod]}}]}\n      context: [{name: cm, configMap: {name: c, namespace: n}}]\n      validate: {pattern: {spec: {}}}\n", None).unwrap_err();
+    /// assert!(err.to_string().contains("spec.rules[0] (r).context"), "{err}");
     /// ```
     pub fn from_yaml(name: impl Into<String>, yaml: &str, file: Option<&Path>) -> Result<Self> {
         let mut policy = Self::new(name);
@@ -1138,8 +1152,8 @@ impl KyvernoPolicy {
                 let enforcement = Self::action(policy, rule, &request);
                 let rule_id = format!("{}/{rule_name}", policy.name);
                 let value = value.get_or_insert_with(|| object.to_value());
-                let needs_jmes =
-                    rule.preconditions.is_some() || matches!(rule.check, Check::Deny(_));
+                let needs_jmes = rule.preconditions.is_some()
+                    || matches!(rule.check, Check::Deny(_) | Check::ForEach(_));
                 let data = if needs_jmes {
                     let slot = &mut jmes[form as usize];
                     if slot.is_none() {
@@ -1249,8 +1263,7 @@ impl KyvernoPolicy {
                         let Some(data) = &data else { continue };
                         match conditions.evaluate(data) {
                             Ok(v) if v.holds => {
-                                let said: Vec<&str> =
-                                    v.held.iter().filter_map(|c| c.message.as_deref()).collect();
+                                let said = &v.messages;
                                 let detail = if said.is_empty() {
                                     "the deny conditions hold".to_owned()
                                 } else {
@@ -1263,6 +1276,27 @@ impl KyvernoPolicy {
                                 format!("deny conditions of {rule_id}: {e}"),
                                 None,
                             )),
+                        }
+                    }
+                    Check::ForEach(list) => {
+                        let Some(data) = &data else { continue };
+                        let view = pod_view(value, form, object);
+                        let mut findings = Vec::new();
+                        match foreach::ForEach::run_all(
+                            list,
+                            data,
+                            &view,
+                            form.prefix(),
+                            &mut findings,
+                        ) {
+                            Ok(()) => out.extend(
+                                findings
+                                    .into_iter()
+                                    .map(|f| violation(joined(&f.why), f.path)),
+                            ),
+                            Err(e) => {
+                                out.push(violation(format!("foreach of {rule_id}: {e}"), None));
+                            }
                         }
                     }
                     Check::PodSecurity(pss) => {

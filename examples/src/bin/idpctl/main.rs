@@ -220,7 +220,7 @@ enum PolicyCommand {
     /// a Rego module (.rego, conftest deny/violation/warn rules), Gatekeeper
     /// ConstraintTemplate/constraint YAML, ValidatingAdmissionPolicy/Binding YAML (with
     /// their param objects), Kyverno ClusterPolicy/Policy/PolicyException YAML (validate
-    /// rules: pattern, anyPattern, deny, podSecurity, cel; all Kyverno files form one policy named
+    /// rules: pattern, anyPattern, deny, foreach, podSecurity, cel; all Kyverno files form one policy named
     /// kyverno), or an idp policy-set YAML file (kind: PolicySet). Gatekeeper
     /// templates see every manifest checked as their replicated `data.inventory`, so
     /// referential constraints (a unique Ingress host) check the change as a whole. Every
