@@ -1263,13 +1263,15 @@ impl KyvernoPolicy {
                         let Some(data) = &data else { continue };
                         match conditions.evaluate(data) {
                             Ok(v) if v.holds => {
-                                let said = &v.messages;
-                                let detail = if said.is_empty() {
-                                    "the deny conditions hold".to_owned()
-                                } else {
-                                    said.join("; ")
+                                // The rule's message alone, unless conditions have their own.
+                                let text = match (v.messages.is_empty(), message.is_empty()) {
+                                    (false, _) => joined(&v.messages.join("; ")),
+                                    (true, false) => message.clone(),
+                                    (true, true) => {
+                                        "denied by the rule's deny conditions".to_owned()
+                                    }
                                 };
-                                out.push(violation(joined(&detail), None));
+                                out.push(violation(text, None));
                             }
                             Ok(_) => {}
                             Err(e) => out.push(violation(
