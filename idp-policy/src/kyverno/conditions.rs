@@ -439,6 +439,23 @@ pub(super) fn data(object: &Value, r: &RequestInfo<'_>) -> std::result::Result<R
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any key, value and operator text: parsing and evaluating never panic.
+        #[test]
+        fn conditions_never_panic(
+            key in "[{}a-z.\\[\\]|'`*() 0-9]{0,24}",
+            value in "[{}a-z.\\[\\]|'`*() 0-9]{0,24}",
+            op in prop::sample::select(vec!["Equals", "NotEquals", "AnyIn", "AllIn", "AnyNotIn",
+                "AllNotIn", "GreaterThan", "LessThanOrEquals", "DurationGreaterThan", "Bogus"]),
+        ) {
+            let c = json!({"any": [{"key": key, "operator": op, "value": value, "message": key}]});
+            if let Ok(c) = Conditions::parse(&c, "c", "") {
+                let _ = c.evaluate(&pod());
+            }
+        }
+    }
 
     fn pod() -> Rcvar {
         data(
