@@ -282,6 +282,36 @@ fn cel_rules_and_namespace_selectors() {
 
     deploy.set_label("owner", "ana");
     assert!(found(&p.evaluate(&deploy, &ctx), "labels/").is_empty());
+    // A CEL rule on Pods is auto-generated too: its `object` is the Pod template.
+    let host = json!({"hostNetwork": true, "containers": [{"name": "app", "image": "app:1"}]});
+    let v = p.evaluate(&pod("shop", host.clone()), &ctx);
+    let direct = found(&v, "host-network-cel/no-host-network");
+    assert_eq!(direct.len(), 1, "{v:#?}");
+    assert_eq!(direct[0].message, "hostNetwork is not allowed in shop");
+    for (kind, rule) in [
+        ("Deployment", "host-network-cel/autogen-no-host-network"),
+        (
+            "CronJob",
+            "host-network-cel/autogen-cronjob-no-host-network",
+        ),
+    ] {
+        let v = p.evaluate(&controller(kind, "shop", host.clone()), &ctx);
+        let found = found(&v, rule);
+        assert_eq!(found.len(), 1, "{kind}: {v:#?}");
+        assert_eq!(found[0].message, "hostNetwork is not allowed in shop");
+        let quiet = controller(
+            kind,
+            "shop",
+            json!({"containers": [{"name": "app", "image": "app:1"}]}),
+        );
+        assert!(
+            p.evaluate(&quiet, &ctx)
+                .iter()
+                .all(|v| !v.rule.starts_with("host-network-cel/")),
+            "{kind}"
+        );
+    }
+
     // A namespace without the selected labels (or not supplied): not matched.
     let other = controller(
         "Deployment",

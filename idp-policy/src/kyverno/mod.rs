@@ -21,7 +21,10 @@
 //!   of `CronJob` (`autogen-cronjob-<name>`, under `spec.jobTemplate.spec.template`), as
 //!   Kyverno generates them. The `pod-policies.kyverno.io/autogen-controllers`
 //!   annotation narrows the list (`none` turns it off), and a rule whose filters use
-//!   `names`, `selector` or `annotations` is not auto-generated, as in Kyverno.
+//!   `names`, `selector` or `annotations` is not auto-generated, as in Kyverno. In an
+//!   auto-generated rule, JMESPath and CEL expressions see the Pod template as the
+//!   object (its `metadata` and `spec`), as Kyverno's rewriting of
+//!   `object.spec` to `object.spec.template.spec` gives.
 //! - **exceptions**: `PolicyException` (kyverno.io/v2) documents waive the rules they
 //!   name (`ruleNames` with `*` wildcards; `autogen-<rule>` for controllers, as in
 //!   Kyverno; `<namespace>/<name>` for a namespaced Policy) for the objects their
@@ -700,8 +703,8 @@ impl Rule {
             here,
         )?;
         // Auto-gen: only for rules whose match and exclude name no kind but Pod, and use
-        // no filter that would not carry over to a controller. CEL expressions are not
-        // rewritten, so CEL rules are not auto-generated.
+        // no filter that would not carry over to a controller. Expressions (JMESPath and
+        // CEL) then see the Pod template as the object (see `pod_view`).
         let filters: Vec<&Filter> = matcher
             .filters()
             .chain(exclude.iter().flat_map(Matcher::filters))
@@ -709,11 +712,7 @@ impl Rule {
         let pods_only = matcher.filters().any(|f| !f.kinds.is_empty())
             && filters.iter().all(|f| f.kinds.iter().all(KindSpec::is_pod));
         let carries_over = !filters.iter().any(|f| f.blocks_autogen());
-        #[cfg(feature = "cel")]
-        let is_cel = matches!(check, Check::Cel(_));
-        #[cfg(not(feature = "cel"))]
-        let is_cel = false;
-        let autogen = if pods_only && carries_over && !is_cel {
+        let autogen = if pods_only && carries_over {
             controllers.to_vec()
         } else {
             Vec::new()
@@ -1316,13 +1315,32 @@ impl KyvernoPolicy {
                     #[cfg(feature = "cel")]
                     Check::Cel(code) => {
                         let mut found = Vec::new();
+                        // An auto-generated rule's CEL sees the Pod template as `object`.
+                        let viewed = match form {
+                            Form::Direct => None,
+                            Form::Template | Form::CronJob => Some(Object::from_value(
+                                pod_view(value, form, object).into_owned(),
+                            )?),
+                        };
+                        // …in the controller's namespace.
+                        let in_namespace;
+                        let ctx = match (&viewed, request.namespace) {
+                            (Some(_), Some(ns)) => {
+                                in_namespace = PolicyContext {
+                                    namespace: Some(ns.to_owned()),
+                                    ..ctx.clone()
+                                };
+                                &in_namespace
+                            }
+                            _ => ctx,
+                        };
                         code.evaluate(
                             &self.name,
                             &rule_id,
                             &format!("rule {rule_id}"),
                             None,
                             enforcement,
-                            object,
+                            viewed.as_ref().unwrap_or(object),
                             ctx,
                             &mut found,
                         )?;
