@@ -1015,6 +1015,61 @@ impl Exception {
     }
 }
 
+/// What one rule found for one object ([`KyvernoPolicy::results`]).
+///
+/// ```
+/// let r = idp_policy::kyverno::RuleResult {
+///     policy: "p".into(), rule: "autogen-r".into(), base_rule: "r".into(),
+///     outcome: idp_policy::kyverno::RuleOutcome::Pass,
+/// };
+/// assert_eq!(r.outcome.word(), "pass");
+/// ```
+#[derive(Debug, Clone)]
+pub struct RuleResult {
+    /// The policy's name.
+    pub policy: String,
+    /// The rule as applied: `autogen-<rule>` or `autogen-cronjob-<rule>` for a
+    /// controller.
+    pub rule: String,
+    /// The rule's name as written.
+    pub base_rule: String,
+    /// What it found.
+    pub outcome: RuleOutcome,
+}
+
+/// The outcome of a rule, in Kyverno's report terms.
+///
+/// ```
+/// assert_eq!(idp_policy::kyverno::RuleOutcome::Skip("preconditions not met".into()).word(), "skip");
+/// ```
+#[derive(Debug, Clone)]
+pub enum RuleOutcome {
+    /// The object complies.
+    Pass,
+    /// The object violates the rule.
+    Fail(Vec<Violation>),
+    /// The rule was not checked: its preconditions do not hold, or an exception waives it.
+    Skip(String),
+    /// The rule could not be evaluated (an expression failed); the violations say why.
+    Error(Vec<Violation>),
+}
+
+impl RuleOutcome {
+    /// `pass`, `fail`, `skip` or `error`.
+    ///
+    /// ```
+    /// assert_eq!(idp_policy::kyverno::RuleOutcome::Fail(vec![]).word(), "fail");
+    /// ```
+    pub fn word(&self) -> &'static str {
+        match self {
+            Self::Pass => "pass",
+            Self::Fail(_) => "fail",
+            Self::Skip(_) => "skip",
+            Self::Error(_) => "error",
+        }
+    }
+}
+
 /// Kyverno `ClusterPolicy` and `Policy` validate rules as one [`Policy`]. See the
 /// [module documentation](self).
 ///
@@ -1123,6 +1178,30 @@ impl KyvernoPolicy {
     /// assert!(p.try_evaluate(&o, &PolicyContext::new()).unwrap().is_empty());
     /// ```
     pub fn try_evaluate(&self, object: &Object, ctx: &PolicyContext) -> Result<Vec<Violation>> {
+        Ok(self
+            .results(object, ctx)?
+            .into_iter()
+            .flat_map(|r| match r.outcome {
+                RuleOutcome::Fail(v) | RuleOutcome::Error(v) => v,
+                RuleOutcome::Pass | RuleOutcome::Skip(_) => Vec::new(),
+            })
+            .collect())
+    }
+
+    /// The result of every rule that matches `object`, as Kyverno reports them: pass,
+    /// fail (with the violations), skip (preconditions not met, or waived by a
+    /// `PolicyException`) or error. Rules that do not match the object give no result.
+    ///
+    /// ```
+    /// use idp_core::{Object, PolicyContext};
+    /// use idp_policy::kyverno::{KyvernoPolicy, RuleOutcome};
+    /// let p = KyvernoPolicy::from_yaml("k", "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: p}\nspec:\n  rules:\n    - name: r\n      match: {any: [{resources: {kinds: [Pod]}}]}\n      validate: {pattern: {spec: {=(hostNetwork): false}}}\n", None).unwrap();
+    /// let o = Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a"}, "spec": {}})).unwrap();
+    /// let results = p.results(&o, &PolicyContext::new()).unwrap();
+    /// assert_eq!((results[0].policy.as_str(), results[0].rule.as_str()), ("p", "r"));
+    /// assert!(matches!(results[0].outcome, RuleOutcome::Pass));
+    /// ```
+    pub fn results(&self, object: &Object, ctx: &PolicyContext) -> Result<Vec<RuleResult>> {
         let _span = tracing::trace_span!("kyverno.evaluate", policy = %self.name, kind = object.kind(), name = object.name()).entered();
         let request = Request {
             namespace: object.namespace().or(ctx.namespace.as_deref()),
@@ -1132,7 +1211,7 @@ impl KyvernoPolicy {
         let mut value: Option<Value> = None;
         // JMESPath data per form (as written, Pod template, CronJob's Pod template).
         let mut jmes: [Option<Rcvar>; 3] = [None, None, None];
-        let mut out = Vec::new();
+        let mut results = Vec::new();
         for policy in &self.policies {
             if let Some(ns) = &policy.namespace
                 && request.namespace != Some(ns.as_str())
@@ -1148,6 +1227,12 @@ impl KyvernoPolicy {
                     continue;
                 };
                 let rule_name = rule.rule_name(form);
+                let result = |outcome| RuleResult {
+                    policy: policy.name.clone(),
+                    rule: rule_name.clone(),
+                    base_rule: rule.name.clone(),
+                    outcome,
+                };
                 let enforcement = Self::action(policy, rule, &request);
                 let rule_id = format!("{}/{rule_name}", policy.name);
                 let value = value.get_or_insert_with(|| object.to_value());
@@ -1159,10 +1244,10 @@ impl KyvernoPolicy {
                         match jmes_data(value, form, object, &request, ctx) {
                             Ok(d) => *slot = Some(d),
                             Err(e) => {
-                                out.push(
+                                results.push(result(RuleOutcome::Error(vec![
                                     Violation::new(self.name.clone(), rule_id.clone(), e)
                                         .with_enforcement(enforcement),
-                                );
+                                ])));
                                 continue;
                             }
                         }
@@ -1174,16 +1259,21 @@ impl KyvernoPolicy {
                 if let (Some(pre), Some(data)) = (&rule.preconditions, &data) {
                     match pre.evaluate(data) {
                         Ok(v) if v.holds => {}
-                        Ok(_) => continue,
+                        Ok(_) => {
+                            results.push(result(RuleOutcome::Skip(
+                                "preconditions not met".to_owned(),
+                            )));
+                            continue;
+                        }
                         Err(e) => {
-                            out.push(
+                            results.push(result(RuleOutcome::Error(vec![
                                 Violation::new(
                                     self.name.clone(),
                                     rule_id.clone(),
                                     format!("preconditions of {rule_id}: {e}"),
                                 )
                                 .with_enforcement(enforcement),
-                            );
+                            ])));
                             continue;
                         }
                     }
@@ -1204,8 +1294,13 @@ impl KyvernoPolicy {
                 }
                 if waived {
                     tracing::debug!(policy = %policy_key, rule = %rule_name, "waived by a PolicyException");
+                    results.push(result(RuleOutcome::Skip(
+                        "waived by a PolicyException".to_owned(),
+                    )));
                     continue;
                 }
+                let mut out = Vec::new();
+                let mut failed = false;
                 let message = fill_message(&rule.message, value, &request);
                 let violation = |text: String, path: Option<String>| {
                     let mut v = Violation::new(self.name.clone(), rule_id.clone(), text)
@@ -1259,8 +1354,12 @@ impl KyvernoPolicy {
                         }
                     }
                     Check::Deny(conditions) => {
-                        let Some(data) = &data else { continue };
-                        match conditions.evaluate(data) {
+                        // `data` is there for every deny rule (`needs_jmes`).
+                        let verdict = match &data {
+                            Some(data) => conditions.evaluate(data),
+                            None => Err("no data to evaluate the conditions over".to_owned()),
+                        };
+                        match verdict {
                             Ok(v) if v.holds => {
                                 // The rule's message alone, unless conditions have their own.
                                 let text = match (v.messages.is_empty(), message.is_empty()) {
@@ -1273,29 +1372,37 @@ impl KyvernoPolicy {
                                 out.push(violation(text, None));
                             }
                             Ok(_) => {}
-                            Err(e) => out.push(violation(
-                                format!("deny conditions of {rule_id}: {e}"),
-                                None,
-                            )),
+                            Err(e) => {
+                                failed = true;
+                                out.push(violation(
+                                    format!("deny conditions of {rule_id}: {e}"),
+                                    None,
+                                ));
+                            }
                         }
                     }
                     Check::ForEach(list) => {
-                        let Some(data) = &data else { continue };
                         let view = pod_view(value, form, object);
                         let mut findings = Vec::new();
-                        match foreach::ForEach::run_all(
-                            list,
-                            data,
-                            &view,
-                            form.prefix(),
-                            &mut findings,
-                        ) {
+                        // `data` is there for every foreach rule (`needs_jmes`).
+                        let ran = match &data {
+                            Some(data) => foreach::ForEach::run_all(
+                                list,
+                                data,
+                                &view,
+                                form.prefix(),
+                                &mut findings,
+                            ),
+                            None => Err("no data to iterate over".to_owned()),
+                        };
+                        match ran {
                             Ok(()) => out.extend(
                                 findings
                                     .into_iter()
                                     .map(|f| violation(joined(&f.why), f.path)),
                             ),
                             Err(e) => {
+                                failed = true;
                                 out.push(violation(format!("foreach of {rule_id}: {e}"), None));
                             }
                         }
@@ -1350,9 +1457,17 @@ impl KyvernoPolicy {
                         }));
                     }
                 }
+                let outcome = if failed {
+                    RuleOutcome::Error(out)
+                } else if out.is_empty() {
+                    RuleOutcome::Pass
+                } else {
+                    RuleOutcome::Fail(out)
+                };
+                results.push(result(outcome));
             }
         }
-        Ok(out)
+        Ok(results)
     }
 
     /// The rule's action, then the policy's, each with its namespace overrides.
