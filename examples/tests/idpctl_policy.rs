@@ -645,3 +645,58 @@ fn kyverno_cluster_policies_are_recognised_and_run() {
         "{err}"
     );
 }
+
+#[test]
+fn policy_test_runs_kyverno_cli_suites() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "suite/policy.yaml", KYVERNO);
+    write(
+        dir.path(),
+        "suite/resources.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: bare, namespace: shop}\nspec:\n  containers: [{name: app, image: 'app:1.0'}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: limited, namespace: shop}\nspec:\n  containers: [{name: app, image: 'app:1.0', resources: {limits: {cpu: 1, memory: 1Gi}}}]\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\nspec:\n  template:\n    spec:\n      containers: [{name: app, image: 'app:1.0'}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: system, namespace: kube-system}\nspec:\n  containers: [{name: app, image: 'app:1.0'}]\n",
+    );
+    let suite = |results: &str| {
+        format!(
+            "name: limits\npolicies: [policy.yaml]\nresources: [resources.yaml]\nresults:\n{results}"
+        )
+    };
+    let expected = "  - {policy: require-limits, rule: cpu-and-memory, resource: bare, kind: Pod, result: fail}\n  - {policy: require-limits, rule: cpu-and-memory, resource: limited, kind: Pod, result: pass}\n  - {policy: require-limits, rule: cpu-and-memory, resource: web, kind: Deployment, result: fail}\n  - {policy: require-limits, rule: cpu-and-memory, resource: system, kind: Pod, result: skip}\n";
+    let file = write(dir.path(), "suite/kyverno-test.yaml", &suite(expected));
+    let root = dir.path().display().to_string();
+    let out = idpctl(&["policy", "test", &root, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let rows = json(&out);
+    assert_eq!(rows.as_array().unwrap().len(), 4, "{rows:#}");
+    assert!(
+        rows.as_array().unwrap().iter().all(|r| r["ok"] == true),
+        "{rows:#}"
+    );
+
+    // A wrong expectation fails the run and says what was found.
+    std::fs::write(
+        &file,
+        suite("  - {policy: require-limits, rule: cpu-and-memory, resource: limited, kind: Pod, result: fail}\n"),
+    )
+    .unwrap();
+    let out = idpctl(&["policy", "test", &file]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("expected fail, got pass"), "{text}");
+
+    // Suites that need values idpctl does not set are errors, not passes.
+    std::fs::write(
+        &file,
+        format!("variables: values.yaml\n{}", suite(expected)),
+    )
+    .unwrap();
+    let out = idpctl(&["policy", "test", &file, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let rows = json(&out);
+    assert!(
+        rows[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("`variables` is not supported"),
+        "{rows:#}"
+    );
+}

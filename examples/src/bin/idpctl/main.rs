@@ -6,7 +6,7 @@
 //! lint error, an unhealthy object) and 2 (usage or I/O error).
 //!
 //! Subcommands: `version`, `manifests lint`, `health`, `catalog validate|list|search|graph|
-//! generate|schema` and `scaffold` (idp-catalog), `policy check|mutate` (idp-policy),
+//! generate|schema` and `scaffold` (idp-catalog), `policy check|mutate|test` (idp-policy),
 //! `preview plan|verify` (idp-preview), and `deploy`, `history`, `rollback`, `promote`,
 //! `reconcile`, `cost` (idp-deploy).
 
@@ -27,6 +27,7 @@ mod health;
 mod lint;
 mod output;
 mod policy;
+mod policy_test;
 mod preview;
 mod preview_env;
 mod reconcile;
@@ -268,6 +269,22 @@ enum PolicyCommand {
         #[arg(long, value_name = "URL")]
         otel_endpoint: Option<String>,
     },
+    /// Run Kyverno CLI test suites (kyverno-test.yaml) against the Kyverno policies they
+    /// name.
+    ///
+    /// Finds every kyverno-test.yaml under the paths (a file is taken as one), loads its
+    /// policies, exceptions and resources, and compares each expected result (pass, fail,
+    /// skip, error) with what idp-policy's Kyverno engine finds. A rule named as written
+    /// also matches its auto-generated form for controllers. Exits 1 when any result is
+    /// not as expected. Suites that set variables or user info are reported as errors.
+    #[command(
+        after_help = "EXAMPLES:\n  idpctl policy test policies/\n  idpctl policy test policies/require-limits/kyverno-test.yaml --format json"
+    )]
+    Test {
+        /// Test files, or directories to search for kyverno-test.yaml.
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
 }
 
 /// What the process exits with.
@@ -414,6 +431,7 @@ fn main() -> std::process::ExitCode {
             paths,
             otel_endpoint,
         }) => policy::mutate(paths, otel_endpoint.as_deref(), &out),
+        Command::Policy(PolicyCommand::Test { paths }) => policy_test::test(paths, &out),
     };
     match result {
         Ok(code) => std::process::ExitCode::from(code as u8),
