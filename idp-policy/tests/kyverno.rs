@@ -671,7 +671,7 @@ fn deny_conditions_and_preconditions_with_jmespath() {
 #[test]
 fn a_condition_that_fails_to_evaluate_is_reported() {
     let yaml = one_rule(
-        "      validate:\n        failureAction: Enforce\n        deny:\n          conditions:\n            all:\n              - {key: '{{ to_upper(request.object.metadata.name) }}', operator: Equals, value: P}\n",
+        "      validate:\n        failureAction: Enforce\n        deny:\n          conditions:\n            all:\n              - {key: '{{ time_now_utc() }}', operator: Equals, value: P}\n",
     );
     let p = policy(&yaml);
     let v = p.evaluate(

@@ -6,9 +6,10 @@
 //! expression's value with its type (a list, a number…); a string with variables among
 //! other text has each replaced by its text. The expressions see `request` (`object`,
 //! `oldObject` (`null`), `operation`, `namespace`, `name`, `kind`, `userInfo`, `dryRun`),
-//! `serviceAccountName` and `serviceAccountNamespace` (empty). Kyverno's own JMESPath
-//! functions (`to_upper`, `regex_match`, `base64_decode`…) are not available: an
-//! expression that calls one fails when it runs, and the failure is reported.
+//! `serviceAccountName` and `serviceAccountNamespace` (empty). Besides the standard
+//! functions, the commonly used Kyverno ones are there (see `functions`); an
+//! expression that calls another (the `time_*` family, arithmetic on quantities…) fails
+//! when it runs, and the failure is reported.
 //!
 //! Conditions are `any` (at least one holds; none given: true) and `all` (every one
 //! holds), or a plain list (all).
@@ -68,7 +69,8 @@ fn compile(expr: &str, field: &str) -> std::result::Result<Expression<'static>, 
             _ => {}
         }
     }
-    jmespath::compile(expr).map_err(|e| format!("{field}: {expr:?} is not valid JMESPath: {e}"))
+    super::functions::compile(expr)
+        .map_err(|e| format!("{field}: {expr:?} is not valid JMESPath: {e}"))
 }
 
 impl Template {
@@ -597,7 +599,7 @@ mod tests {
         assert!(err.contains("deeper than 64"), "{err}");
         // An unknown function fails when it runs, as an error.
         let c = Conditions::parse(
-            &json!([{"key": "{{ to_upper(request.name) }}", "operator": "Equals", "value": "WEB"}]),
+            &json!([{"key": "{{ time_now_utc() }}", "operator": "Equals", "value": "WEB"}]),
             "c",
             "",
         )

@@ -121,7 +121,7 @@ impl ForEach {
             .trim_start_matches("{{")
             .trim_end_matches("}}")
             .trim();
-        let list = jmespath::compile(expr)
+        let list = super::functions::compile(expr)
             .map_err(|e| bad(format!("{field}.list: {expr:?} is not valid JMESPath: {e}")))?;
         let preconditions = match item.get("preconditions").filter(|p| !p.is_null()) {
             None => None,

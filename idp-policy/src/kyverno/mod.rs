@@ -50,9 +50,11 @@
 //!   operator (`Equals`, `AnyIn`, `AllNotIn`, `GreaterThan` on quantities,
 //!   `DurationLessThan`…; wildcards in values). In an auto-generated rule,
 //!   `request.object.spec` and `.metadata` are the Pod template's, as in the rules Kyverno
-//!   generates. Kyverno's own JMESPath functions (`to_upper`, `regex_match`…) are not
-//!   there: an expression calling one is reported as an error. `deny: {}` denies
-//!   whatever the rule matches.
+//!   generates. Kyverno's common JMESPath functions are there beside the standard ones
+//!   (`to_upper`, `split`, `regex_match`, `pattern_match`, `label_match`,
+//!   `base64_decode`, `parse_yaml`…); an expression calling one that is not (the
+//!   `time_*` family, arithmetic on quantities) is reported as an error. `deny: {}`
+//!   denies whatever the rule matches.
 //!
 //! `context` (API calls, ConfigMaps), rules that are not validate rules
 //! (`mutate`, `generate`, `verifyImages`) and exceptions' `conditions` are refused when
@@ -92,6 +94,7 @@
 
 mod conditions;
 mod foreach;
+mod functions;
 mod pattern;
 
 use std::collections::BTreeMap;
