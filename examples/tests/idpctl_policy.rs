@@ -700,3 +700,59 @@ fn policy_test_runs_kyverno_cli_suites() {
         "{rows:#}"
     );
 }
+
+#[test]
+fn policy_test_runs_gator_verify_suites() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "lib/template.yaml",
+        "apiVersion: templates.gatekeeper.sh/v1\nkind: ConstraintTemplate\nmetadata: {name: k8srequiredlabels}\nspec:\n  crd: {spec: {names: {kind: K8sRequiredLabels}}}\n  targets:\n    - target: admission.k8s.gatekeeper.sh\n      rego: |\n        package k8srequiredlabels\n        violation[{\"msg\": msg}] {\n          l := input.parameters.labels[_]\n          not input.review.object.metadata.labels[l]\n          msg := sprintf(\"missing label %v\", [l])\n        }\n",
+    );
+    write(
+        dir.path(),
+        "lib/constraint.yaml",
+        "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sRequiredLabels\nmetadata: {name: team-and-owner}\nspec:\n  parameters: {labels: [team, owner]}\n",
+    );
+    write(
+        dir.path(),
+        "lib/samples/none.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: bare}\n",
+    );
+    write(
+        dir.path(),
+        "lib/samples/both.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: ok, labels: {team: a, owner: b}}\n",
+    );
+    let suite = |assertions: &str| {
+        format!(
+            "kind: Suite\napiVersion: test.gatekeeper.sh/v1alpha1\ntests:\n  - name: required-labels\n    template: template.yaml\n    constraint: constraint.yaml\n    cases:\n      - name: missing-both\n        object: samples/none.yaml\n        assertions:\n{assertions}      - name: has-both\n        object: samples/both.yaml\n        assertions:\n          - violations: no\n"
+        )
+    };
+    let ok = "          - violations: 2\n          - violations: 1\n            message: team\n          - violations: no\n            message: colour\n";
+    let file = write(dir.path(), "lib/suite.yaml", &suite(ok));
+    let root = dir.path().display().to_string();
+    let out = idpctl(&["policy", "test", &root, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let rows = json(&out);
+    assert_eq!(rows.as_array().unwrap().len(), 4, "{rows:#}");
+    assert!(
+        rows.as_array().unwrap().iter().all(|r| r["ok"] == true),
+        "{rows:#}"
+    );
+    assert_eq!(
+        rows[0]["policy"], "K8sRequiredLabels/team-and-owner",
+        "{rows:#}"
+    );
+
+    // A wrong count fails, and says what the constraint found.
+    std::fs::write(&file, suite("          - violations: 3\n")).unwrap();
+    let out = idpctl(&["policy", "test", &file]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("expected violations: 3, got 2 matching violation(s)"),
+        "{text}"
+    );
+    assert!(text.contains("missing label team"), "{text}");
+}

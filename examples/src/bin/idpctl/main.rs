@@ -269,16 +269,20 @@ enum PolicyCommand {
         #[arg(long, value_name = "URL")]
         otel_endpoint: Option<String>,
     },
-    /// Run Kyverno CLI test suites (kyverno-test.yaml) against the Kyverno policies they
-    /// name.
+    /// Run Kyverno CLI test suites (kyverno-test.yaml) and Gatekeeper gator verify suites.
     ///
-    /// Finds every kyverno-test.yaml under the paths (a file is taken as one), loads its
-    /// policies, exceptions and resources, and compares each expected result (pass, fail,
-    /// skip, error) with what idp-policy's Kyverno engine finds. A rule named as written
-    /// also matches its auto-generated form for controllers. Exits 1 when any result is
-    /// not as expected. Suites that set variables or user info are reported as errors.
+    /// Finds every kyverno-test.yaml and every YAML file declaring a gator suite (kind:
+    /// Suite, apiVersion: test.gatekeeper.sh/v1alpha1) under the paths (a file is taken as
+    /// one). For Kyverno, loads the policies, exceptions and resources and compares each
+    /// expected result (pass, fail, skip, error) with what idp-policy's Kyverno engine
+    /// finds; a rule named as written also matches its auto-generated form for
+    /// controllers. For gator, loads each test's template and constraint and checks each
+    /// case's assertions (violations: yes, no or a count, of the messages matching a
+    /// regular expression), with the case's inventory as data.inventory. Exits 1 when any
+    /// result is not as expected. Kyverno suites that set variables or user info, and gator
+    /// expansion templates or AdmissionReview objects, are reported as errors.
     #[command(
-        after_help = "EXAMPLES:\n  idpctl policy test policies/\n  idpctl policy test policies/require-limits/kyverno-test.yaml --format json"
+        after_help = "EXAMPLES:\n  idpctl policy test policies/\n  idpctl policy test policies/require-limits/kyverno-test.yaml --format json\n  idpctl policy test gatekeeper-library/library/general/requiredlabels/suite.yaml"
     )]
     Test {
         /// Test files, or directories to search for kyverno-test.yaml.

@@ -1,5 +1,11 @@
 //! `idpctl policy test`: run Kyverno CLI test suites (`kyverno-test.yaml`) with
-//! idp-policy's Kyverno engine.
+//! idp-policy's Kyverno engine, and Gatekeeper `gator verify` suites (`kind: Suite`,
+//! `apiVersion: test.gatekeeper.sh/v1alpha1`) with its Gatekeeper support.
+//!
+//! A gator suite's tests name a `template` and a `constraint`; each case an `object`
+//! (and optional `inventory` files for `data.inventory`) and `assertions`: `violations`
+//! (`yes`, `no` or a count, default `yes`) of the violations whose message matches
+//! `message` (a regular expression; all when unset).
 //!
 //! A test file lists `policies` and `resources` (paths relative to it, optionally
 //! `exceptions`) and the `results` expected: `policy`, `rule`, `resource` (or
@@ -12,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use idp_core::{ManifestSet, Object, PolicyContext};
 use idp_policy::kyverno::{KyvernoPolicy, RuleResult};
+use idp_policy::rego::RegoPolicy;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -37,8 +44,20 @@ struct Row {
     detail: Option<String>,
 }
 
-/// Test files under `path`: the file itself, or every `kyverno-test.yaml` below a
-/// directory (hidden directories such as `.kyverno-test` included), sorted.
+/// Whether a YAML text declares a gator suite.
+fn is_gator_suite(text: &str) -> bool {
+    serde_saphyr::from_str::<Value>(text).is_ok_and(|doc| {
+        doc.get("kind").and_then(Value::as_str) == Some("Suite")
+            && doc
+                .get("apiVersion")
+                .and_then(Value::as_str)
+                .is_some_and(|v| v.starts_with("test.gatekeeper.sh/"))
+    })
+}
+
+/// Test files under `path`: the file itself, or below a directory every
+/// `kyverno-test.yaml` and every YAML file declaring a gator suite (hidden directories
+/// such as `.kyverno-test` included), sorted.
 fn find(path: &Path, found: &mut Vec<PathBuf>) -> Result<(), Failure> {
     if path.is_file() {
         found.push(path.to_path_buf());
@@ -51,7 +70,13 @@ fn find(path: &Path, found: &mut Vec<PathBuf>) -> Result<(), Failure> {
     for entry in entries {
         if entry.is_dir() {
             find(&entry, found)?;
-        } else if entry.file_name().and_then(|n| n.to_str()) == Some(TEST_FILE) {
+        } else if entry.file_name().and_then(|n| n.to_str()) == Some(TEST_FILE)
+            || (entry
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| e == "yaml" || e == "yml")
+                && std::fs::read_to_string(&entry).is_ok_and(|t| is_gator_suite(&t)))
+        {
             found.push(entry);
         }
     }
@@ -223,6 +248,195 @@ fn check_suite(file: &Path, rows: &mut Vec<Row>) {
     }
 }
 
+fn error_row(test: String, detail: String) -> Row {
+    Row {
+        test,
+        policy: String::new(),
+        rule: String::new(),
+        kind: String::new(),
+        resource: String::new(),
+        expected: String::new(),
+        actual: "error".to_owned(),
+        ok: false,
+        detail: Some(detail),
+    }
+}
+
+/// `yes`, `no` or a count (YAML may give `yes`/`no` as booleans).
+#[derive(Debug, Clone, Copy)]
+enum Wanted {
+    Some,
+    None,
+    Exactly(u64),
+}
+
+fn wanted(value: Option<&Value>) -> Result<Wanted, String> {
+    match value {
+        None | Some(Value::Null | Value::Bool(true)) => Ok(Wanted::Some),
+        Some(Value::Bool(false)) => Ok(Wanted::None),
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("yes") => Ok(Wanted::Some),
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("no") => Ok(Wanted::None),
+        Some(Value::Number(n)) if n.as_u64().is_some() => {
+            Ok(Wanted::Exactly(n.as_u64().unwrap_or_default()))
+        }
+        Some(other) => Err(format!(
+            "violations: {other} is not yes, no or a count of 0 or more"
+        )),
+    }
+}
+
+/// One gator test: its template and constraint, loaded, and the constraint as
+/// `Kind/name`.
+fn gator_policy(dir: &Path, test: &Value) -> Result<(RegoPolicy, String), String> {
+    if test.get("expansion").is_some_and(|v| !v.is_null()) {
+        return Err("expansion templates are not supported".to_owned());
+    }
+    let mut policy = RegoPolicy::new("gator");
+    let mut constraint = String::new();
+    for key in ["template", "constraint"] {
+        let rel = test
+            .get(key)
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("the test has no `{key}`"))?;
+        let path = dir.join(rel);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("{key}: cannot read {}: {e}", path.display()))?;
+        policy = policy
+            .with_gatekeeper_yaml(&text, Some(&path))
+            .map_err(|e| format!("{key}: {}", e.report()))?;
+        if key == "constraint"
+            && let Ok(set) = ManifestSet::parse(text.as_bytes(), Some(&path))
+            && let Some(c) = set.iter().next()
+        {
+            constraint = format!("{}/{}", c.kind(), c.name());
+        }
+    }
+    Ok((policy, constraint))
+}
+
+fn check_gator(file: &Path, text: &str, rows: &mut Vec<Row>) {
+    let suite_name = file.display().to_string();
+    let doc: Value = match serde_saphyr::from_str(text) {
+        Ok(d) => d,
+        Err(e) => return rows.push(error_row(suite_name, format!("not YAML: {e}"))),
+    };
+    let dir = file.parent().unwrap_or_else(|| Path::new("."));
+    for test in doc
+        .get("tests")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let test_name = format!(
+            "{suite_name}/{}",
+            test.get("name").and_then(Value::as_str).unwrap_or("test")
+        );
+        let (policy, constraint) = match gator_policy(dir, test) {
+            Ok(p) => p,
+            Err(e) => {
+                rows.push(error_row(test_name, e));
+                continue;
+            }
+        };
+        for case in test
+            .get("cases")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let case_name = format!(
+                "{test_name}/{}",
+                case.get("name").and_then(Value::as_str).unwrap_or("case")
+            );
+            if let Err(e) = check_case(dir, &policy, &constraint, case, &case_name, rows) {
+                rows.push(error_row(case_name, e));
+            }
+        }
+    }
+}
+
+fn check_case(
+    dir: &Path,
+    policy: &RegoPolicy,
+    constraint: &str,
+    case: &Value,
+    name: &str,
+    rows: &mut Vec<Row>,
+) -> Result<(), String> {
+    let rel = case
+        .get("object")
+        .and_then(Value::as_str)
+        .ok_or("the case has no `object`")?;
+    let objects =
+        ManifestSet::from_file(dir.join(rel)).map_err(|e| format!("object: {}", e.report()))?;
+    let object = objects
+        .iter()
+        .next()
+        .ok_or("object: the file holds no object")?;
+    if object.kind() == "AdmissionReview" {
+        return Err("AdmissionReview objects are not supported; give the object itself".to_owned());
+    }
+    let mut inventory = Vec::new();
+    for rel in strings(case.get("inventory")) {
+        let set = ManifestSet::from_file(dir.join(&rel))
+            .map_err(|e| format!("inventory: {}", e.report()))?;
+        inventory.extend(set.iter().cloned());
+    }
+    let policy = if inventory.is_empty() {
+        policy.clone()
+    } else {
+        policy
+            .clone()
+            .with_inventory(inventory.iter())
+            .map_err(|e| format!("inventory: {}", e.report()))?
+    };
+    let found = policy
+        .try_evaluate(object, &PolicyContext::new())
+        .map_err(|e| e.report())?;
+    let assertions = case
+        .get("assertions")
+        .and_then(Value::as_array)
+        .filter(|a| !a.is_empty())
+        .ok_or("the case has no `assertions`")?;
+    for assertion in assertions {
+        let want = wanted(assertion.get("violations"))?;
+        let pattern = assertion
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let re = regex::Regex::new(pattern).map_err(|e| format!("message {pattern:?}: {e}"))?;
+        let matching = found.iter().filter(|v| re.is_match(&v.message)).count() as u64;
+        let (expected, ok) = match want {
+            Wanted::Some => ("violations: yes".to_owned(), matching > 0),
+            Wanted::None => ("violations: no".to_owned(), matching == 0),
+            Wanted::Exactly(n) => (format!("violations: {n}"), matching == n),
+        };
+        let expected = if pattern.is_empty() {
+            expected
+        } else {
+            format!("{expected} matching /{pattern}/")
+        };
+        rows.push(Row {
+            test: name.to_owned(),
+            policy: constraint.to_owned(),
+            rule: String::new(),
+            kind: object.kind().to_owned(),
+            resource: object.name().to_owned(),
+            expected,
+            actual: format!("{matching} matching violation(s)"),
+            ok,
+            detail: (!ok).then(|| {
+                found
+                    .iter()
+                    .map(|v| v.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            }),
+        });
+    }
+    Ok(())
+}
+
 /// `policy test`: exit 1 when any expected result differs.
 pub fn test(paths: &[PathBuf], out: &Out) -> Result<ExitCode, Failure> {
     let mut files = Vec::new();
@@ -231,12 +445,15 @@ pub fn test(paths: &[PathBuf], out: &Out) -> Result<ExitCode, Failure> {
     }
     if files.is_empty() {
         return Err(Failure::usage(format!(
-            "no {TEST_FILE} found under the paths given"
+            "no {TEST_FILE} or gator suite (kind: Suite, apiVersion: test.gatekeeper.sh/v1alpha1) found under the paths given"
         )));
     }
     let mut rows = Vec::new();
     for file in &files {
-        check_suite(file, &mut rows);
+        match std::fs::read_to_string(file) {
+            Ok(text) if is_gator_suite(&text) => check_gator(file, &text, &mut rows),
+            _ => check_suite(file, &mut rows),
+        }
     }
     let failed = rows.iter().filter(|r| !r.ok).count();
     match out.format {
