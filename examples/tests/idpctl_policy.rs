@@ -724,9 +724,15 @@ fn policy_test_runs_gator_verify_suites() {
         "lib/samples/both.yaml",
         "apiVersion: v1\nkind: Namespace\nmetadata: {name: ok, labels: {team: a, owner: b}}\n",
     );
+    // gator takes AdmissionReviews as objects: the request's object is checked.
+    write(
+        dir.path(),
+        "lib/samples/review.yaml",
+        "kind: AdmissionReview\napiVersion: admission.k8s.io/v1\nrequest:\n  operation: UPDATE\n  userInfo: {username: 'system:foo'}\n  object: {apiVersion: v1, kind: Namespace, metadata: {labels: {team: a}}}\n",
+    );
     let suite = |assertions: &str| {
         format!(
-            "kind: Suite\napiVersion: test.gatekeeper.sh/v1alpha1\ntests:\n  - name: required-labels\n    template: template.yaml\n    constraint: constraint.yaml\n    cases:\n      - name: missing-both\n        object: samples/none.yaml\n        assertions:\n{assertions}      - name: has-both\n        object: samples/both.yaml\n        assertions:\n          - violations: no\n"
+            "kind: Suite\napiVersion: test.gatekeeper.sh/v1alpha1\ntests:\n  - name: required-labels\n    template: template.yaml\n    constraint: constraint.yaml\n    cases:\n      - name: missing-both\n        object: samples/none.yaml\n        assertions:\n{assertions}      - name: has-both\n        object: samples/both.yaml\n        assertions:\n          - violations: no\n      - name: as-a-review\n        object: samples/review.yaml\n        assertions:\n          - violations: 1\n            message: owner\n"
         )
     };
     let ok = "          - violations: 2\n          - violations: 1\n            message: team\n          - violations: no\n            message: colour\n";
@@ -735,7 +741,7 @@ fn policy_test_runs_gator_verify_suites() {
     let out = idpctl(&["policy", "test", &root, "--format", "json"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let rows = json(&out);
-    assert_eq!(rows.as_array().unwrap().len(), 4, "{rows:#}");
+    assert_eq!(rows.as_array().unwrap().len(), 5, "{rows:#}");
     assert!(
         rows.as_array().unwrap().iter().all(|r| r["ok"] == true),
         "{rows:#}"

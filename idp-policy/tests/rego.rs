@@ -568,3 +568,32 @@ fn without_cel_the_rego_runs_and_cel_only_templates_are_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn deprecated_opa_builtins_still_work_for_v0_policies() {
+    let module = r#"package legacy
+
+deny[msg] {
+    re_match("^(extensions|networking\\.k8s\\.io)$", input.apiVersion_group)
+    any([false, true])
+    not all([true, false])
+    count(set_diff({"a", "b"}, {"b"})) == 1
+    msg := "legacy built-ins ran"
+}
+"#;
+    let p = RegoPolicy::new("legacy")
+        .with_module("legacy.rego", module)
+        .unwrap();
+    let o = object(
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
+        "apiVersion_group": "networking.k8s.io"}),
+    );
+    let v = p.evaluate(&o, &PolicyContext::new());
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert_eq!(v[0].message, "legacy built-ins ran");
+    let other = object(
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
+        "apiVersion_group": "apps"}),
+    );
+    assert!(p.evaluate(&other, &PolicyContext::new()).is_empty());
+}

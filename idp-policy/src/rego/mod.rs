@@ -82,6 +82,62 @@ pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_millis(100);
 /// How many interpreter work units pass between two clock reads.
 const CHECK_INTERVAL: u32 = 64;
 
+/// OPA's deprecated built-ins that regorus leaves out but Rego v0 policies (the
+/// gatekeeper-library's among them) still call: `re_match(pattern, value)`,
+/// `any(collection)`, `all(collection)` and `set_diff(a, b)`, with OPA's meaning. Names a
+/// policy defines itself take precedence, so registering them cannot break a policy.
+fn add_deprecated_builtins(engine: &mut Engine) {
+    use regorus::Value;
+    fn items(v: &Value) -> anyhow::Result<Vec<Value>> {
+        if let Ok(a) = v.as_array() {
+            return Ok(a.iter().cloned().collect());
+        }
+        if let Ok(s) = v.as_set() {
+            return Ok(s.iter().cloned().collect());
+        }
+        anyhow::bail!("expected an array or a set")
+    }
+    let re_match = |args: Vec<Value>| -> anyhow::Result<Value> {
+        let [pattern, value] = args.as_slice() else {
+            anyhow::bail!("re_match takes a pattern and a string");
+        };
+        let re = regex::RegexBuilder::new(pattern.as_string()?.as_ref())
+            .size_limit(1 << 20)
+            .build()?;
+        Ok(Value::from(re.is_match(value.as_string()?.as_ref())))
+    };
+    let any = |args: Vec<Value>| -> anyhow::Result<Value> {
+        let [c] = args.as_slice() else {
+            anyhow::bail!("any takes one collection");
+        };
+        Ok(Value::from(
+            items(c)?.iter().any(|v| *v == Value::from(true)),
+        ))
+    };
+    let all = |args: Vec<Value>| -> anyhow::Result<Value> {
+        let [c] = args.as_slice() else {
+            anyhow::bail!("all takes one collection");
+        };
+        Ok(Value::from(
+            items(c)?.iter().all(|v| *v == Value::from(true)),
+        ))
+    };
+    let set_diff = |args: Vec<Value>| -> anyhow::Result<Value> {
+        let [a, b] = args.as_slice() else {
+            anyhow::bail!("set_diff takes two sets");
+        };
+        let (a, b) = (a.as_set()?, b.as_set()?);
+        let kept: std::collections::BTreeSet<Value> =
+            a.iter().filter(|v| !b.contains(v)).cloned().collect();
+        Ok(Value::from(kept))
+    };
+    // Registering fails only for a name taken twice, which these are not.
+    let _ = engine.add_extension("re_match".to_owned(), 2, Box::new(re_match));
+    let _ = engine.add_extension("any".to_owned(), 1, Box::new(any));
+    let _ = engine.add_extension("all".to_owned(), 1, Box::new(all));
+    let _ = engine.add_extension("set_diff".to_owned(), 2, Box::new(set_diff));
+}
+
 /// A regorus engine behind a lock: evaluation needs `&mut Engine` (it sets the input),
 /// a [`Policy`] is `&self` and `Sync`.
 pub(crate) struct LockedEngine(Mutex<Engine>);
@@ -90,6 +146,7 @@ impl LockedEngine {
     pub(crate) fn new(time_limit: Duration) -> Self {
         let mut engine = Engine::new();
         set_time_limit(&mut engine, time_limit);
+        add_deprecated_builtins(&mut engine);
         Self(Mutex::new(engine))
     }
 

@@ -279,8 +279,9 @@ enum PolicyCommand {
     /// controllers. For gator, loads each test's template and constraint and checks each
     /// case's assertions (violations: yes, no or a count, of the messages matching a
     /// regular expression), with the case's inventory as data.inventory. Exits 1 when any
-    /// result is not as expected. Kyverno suites that set variables or user info, and gator
-    /// expansion templates or AdmissionReview objects, are reported as errors.
+    /// result is not as expected. A gator case's object may be an AdmissionReview (its
+    /// request's object, operation and user are used). Kyverno suites that set variables or
+    /// user info, and gator expansion templates, are reported as errors.
     #[command(
         after_help = "EXAMPLES:\n  idpctl policy test policies/\n  idpctl policy test policies/require-limits/kyverno-test.yaml --format json\n  idpctl policy test gatekeeper-library/library/general/requiredlabels/suite.yaml"
     )]

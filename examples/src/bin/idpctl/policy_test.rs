@@ -5,7 +5,8 @@
 //! A gator suite's tests name a `template` and a `constraint`; each case an `object`
 //! (and optional `inventory` files for `data.inventory`) and `assertions`: `violations`
 //! (`yes`, `no` or a count, default `yes`) of the violations whose message matches
-//! `message` (a regular expression; all when unset).
+//! `message` (a regular expression; all when unset). A case's object may be an
+//! `AdmissionReview`, whose request gives the object, the operation and the user.
 //!
 //! A test file lists `policies` and `resources` (paths relative to it, optionally
 //! `exceptions`) and the `results` expected: `policy`, `rule`, `resource` (or
@@ -349,10 +350,80 @@ fn check_gator(file: &Path, text: &str, rows: &mut Vec<Row>) {
                 case.get("name").and_then(Value::as_str).unwrap_or("case")
             );
             if let Err(e) = check_case(dir, &policy, &constraint, case, &case_name, rows) {
-                rows.push(error_row(case_name, e));
+                let mut row = error_row(case_name, e);
+                row.policy.clone_from(&constraint);
+                row.expected = asked(case);
+                rows.push(row);
             }
         }
     }
+}
+
+/// A case's object and the request it comes in: the first object of the file, or, for
+/// an `AdmissionReview` (as gator takes them), its `request.object` (`oldObject` for a
+/// delete) with its operation, namespace and user.
+fn case_object(path: &Path) -> Result<(Object, PolicyContext), String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("object: cannot read {}: {e}", path.display()))?;
+    let review = serde_saphyr::from_str::<Value>(&text)
+        .ok()
+        .filter(|v| v.get("kind").and_then(Value::as_str) == Some("AdmissionReview"));
+    let Some(review) = review else {
+        let objects = ManifestSet::parse(text.as_bytes(), Some(path))
+            .map_err(|e| format!("object: {}", e.report()))?;
+        let object = objects
+            .iter()
+            .next()
+            .ok_or("object: the file holds no object")?
+            .clone();
+        return Ok((object, PolicyContext::new()));
+    };
+    let request = review
+        .get("request")
+        .ok_or("object: the AdmissionReview has no request")?;
+    let operation = match request.get("operation").and_then(Value::as_str) {
+        Some("UPDATE") => idp_core::model::Operation::Update,
+        Some("DELETE") => idp_core::model::Operation::Delete,
+        _ => idp_core::model::Operation::Create,
+    };
+    let body = [request.get("object"), request.get("oldObject")]
+        .into_iter()
+        .flatten()
+        .find(|o| !o.is_null())
+        .cloned()
+        .ok_or("object: the AdmissionReview's request has neither object nor oldObject")?;
+    let object = Object::from_value(body).map_err(|e| format!("object: {}", e.report()))?;
+    let mut ctx = PolicyContext::new().with_operation(operation);
+    ctx.user = request
+        .pointer("/userInfo/username")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    if let Some(ns) = request.get("namespace").and_then(Value::as_str) {
+        ctx.namespace = Some(ns.to_owned());
+    }
+    Ok((object, ctx))
+}
+
+/// What a case's assertions ask, for a row that could not check them.
+fn asked(case: &Value) -> String {
+    case.get("assertions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|a| {
+            let count = match a.get("violations") {
+                None | Some(Value::Null | Value::Bool(true)) => "yes".to_owned(),
+                Some(Value::Bool(false)) => "no".to_owned(),
+                Some(Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+            };
+            match a.get("message").and_then(Value::as_str) {
+                Some(m) if !m.is_empty() => format!("violations: {count} matching /{m}/"),
+                _ => format!("violations: {count}"),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn check_case(
@@ -367,15 +438,8 @@ fn check_case(
         .get("object")
         .and_then(Value::as_str)
         .ok_or("the case has no `object`")?;
-    let objects =
-        ManifestSet::from_file(dir.join(rel)).map_err(|e| format!("object: {}", e.report()))?;
-    let object = objects
-        .iter()
-        .next()
-        .ok_or("object: the file holds no object")?;
-    if object.kind() == "AdmissionReview" {
-        return Err("AdmissionReview objects are not supported; give the object itself".to_owned());
-    }
+    let (object, ctx) = case_object(&dir.join(rel))?;
+    let object = &object;
     let mut inventory = Vec::new();
     for rel in strings(case.get("inventory")) {
         let set = ManifestSet::from_file(dir.join(&rel))
@@ -390,9 +454,7 @@ fn check_case(
             .with_inventory(inventory.iter())
             .map_err(|e| format!("inventory: {}", e.report()))?
     };
-    let found = policy
-        .try_evaluate(object, &PolicyContext::new())
-        .map_err(|e| e.report())?;
+    let found = policy.try_evaluate(object, &ctx).map_err(|e| e.report())?;
     let assertions = case
         .get("assertions")
         .and_then(Value::as_array)
