@@ -184,17 +184,7 @@ fn check_suite(file: &Path, rows: &mut Vec<Row>) {
     let suite = match load(file) {
         Ok(s) => s,
         Err(e) => {
-            rows.push(Row {
-                test: file.display().to_string(),
-                policy: String::new(),
-                rule: String::new(),
-                kind: String::new(),
-                resource: String::new(),
-                expected: String::new(),
-                actual: "error".to_owned(),
-                ok: false,
-                detail: Some(e),
-            });
+            rows.push(error_row(file.display().to_string(), e));
             return;
         }
     };
