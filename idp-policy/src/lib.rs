@@ -59,6 +59,7 @@ pub mod guardrails;
 pub mod kyverno;
 pub mod matching;
 pub mod mutate;
+mod names;
 pub mod podspec;
 pub mod policy_report;
 pub mod pss;

@@ -80,17 +80,14 @@ use kube_cel::cel::{Context, Program, Value as CelValue};
 use serde_json::{Value, json};
 
 use crate::matching::LabelSelector;
+use crate::names::{operation_name, source_prefix as at, split_api_version};
+use resources::MatchResources;
 pub use resources::resource_for_kind;
-use resources::{MatchResources, operation_name, split_api_version};
 
 const ADMISSION_GROUP: &str = "admissionregistration.k8s.io";
 
 /// The deepest object we convert for CEL; deeper input is an error, not a stack overflow.
 const MAX_DEPTH: usize = 200;
-
-fn at(source: Option<&Source>) -> String {
-    source.map_or_else(String::new, |s| format!("{s}: "))
-}
 
 /// One compiled CEL expression with where it came from.
 #[derive(Clone)]

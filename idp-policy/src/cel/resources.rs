@@ -8,6 +8,7 @@ use idp_core::{Object, Result};
 use serde_json::Value;
 
 use crate::matching::LabelSelector;
+use crate::names::{operation_name, split_api_version};
 
 /// Built-in kinds whose plural resource name is not the regular one, plus the common ones
 /// (kept explicit so a reader can check them).
@@ -85,19 +86,6 @@ pub fn resource_for_kind(kind: &str) -> String {
         }
     } else {
         format!("{lower}s")
-    }
-}
-
-/// `apps/v1` → (`apps`, `v1`); `v1` → (``, `v1`).
-pub(crate) fn split_api_version(api_version: &str) -> (&str, &str) {
-    api_version.rsplit_once('/').unwrap_or(("", api_version))
-}
-
-pub(crate) fn operation_name(op: Operation) -> &'static str {
-    match op {
-        Operation::Apply | Operation::Create => "CREATE",
-        Operation::Update => "UPDATE",
-        Operation::Delete => "DELETE",
     }
 }
 

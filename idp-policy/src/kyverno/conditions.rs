@@ -416,10 +416,7 @@ pub(super) struct RequestInfo<'a> {
 
 /// The data variables are looked up in.
 pub(super) fn data(object: &Value, r: &RequestInfo<'_>) -> std::result::Result<Rcvar, String> {
-    let (group, version) = r
-        .api_version
-        .rsplit_once('/')
-        .unwrap_or(("", r.api_version));
+    let (group, version) = crate::names::split_api_version(r.api_version);
     let data = json!({
         "request": {
             "object": object,

@@ -101,12 +101,13 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use idp_core::manifest::Source;
-use idp_core::model::{Enforcement, Operation};
+use idp_core::model::Enforcement;
 use idp_core::{Error, ManifestSet, Object, Policy, PolicyContext, Result, Violation};
 use jmespath::Rcvar;
 use serde_json::{Value, json};
 
 use crate::matching::LabelSelector;
+use crate::names::{operation_name, source_prefix as at, split_api_version};
 use crate::pss::{ControlExclusion, Level, PodSecurity, PssVersion};
 
 const GROUP: &str = "kyverno.io";
@@ -121,15 +122,6 @@ const TEMPLATE_CONTROLLERS: [&str; 6] = [
     "ReplicaSet",
     "ReplicationController",
 ];
-
-fn at(source: Option<&Source>) -> String {
-    source.map_or_else(String::new, |s| format!("{s}: "))
-}
-
-/// `apps/v1` → (`apps`, `v1`); `v1` → (``, `v1`).
-fn split_api_version(api_version: &str) -> (&str, &str) {
-    api_version.rsplit_once('/').unwrap_or(("", api_version))
-}
 
 /// `*` and `?` wildcards, as Kyverno matches names, namespaces and annotations.
 fn glob(pattern: &str, text: &str) -> bool {
@@ -511,14 +503,6 @@ struct LoadedPolicy {
     action: Enforcement,
     overrides: Vec<Override>,
     rules: Vec<Rule>,
-}
-
-fn operation_name(op: Operation) -> &'static str {
-    match op {
-        Operation::Apply | Operation::Create => "CREATE",
-        Operation::Update => "UPDATE",
-        Operation::Delete => "DELETE",
-    }
 }
 
 impl LoadedPolicy {

@@ -97,16 +97,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use idp_core::manifest::Source;
-use idp_core::model::{Enforcement, Operation};
+use idp_core::model::Enforcement;
 use idp_core::{Error, ManifestSet, Object, PolicyContext, Result, Violation};
 use serde_json::{Value, json};
 
 use super::{LockedEngine, add_module, eval_error, messages, set_time_limit};
 use crate::matching::{LabelSelector, wildcard};
-
-fn at(source: Option<&Source>) -> String {
-    source.map_or_else(String::new, |s| format!("{s}: "))
-}
+use crate::names::{operation_name, source_prefix as at, split_api_version};
 
 fn str_at<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
     value.pointer(pointer).and_then(Value::as_str)
@@ -596,19 +593,6 @@ fn inventory_data(inventory: &regorus::Value) -> regorus::Value {
     regorus::Value::from(data)
 }
 
-/// `apps/v1` → (`apps`, `v1`); `v1` → (``, `v1`).
-fn split_api_version(api_version: &str) -> (&str, &str) {
-    api_version.rsplit_once('/').unwrap_or(("", api_version))
-}
-
-fn operation(op: Operation) -> &'static str {
-    match op {
-        Operation::Apply | Operation::Create => "CREATE",
-        Operation::Update => "UPDATE",
-        Operation::Delete => "DELETE",
-    }
-}
-
 impl Gatekeeper {
     pub(crate) fn add_template(
         &mut self,
@@ -808,7 +792,7 @@ impl Gatekeeper {
                     "kind": {"group": group, "version": version, "kind": object.kind()},
                     "name": object.name(),
                     "namespace": object.namespace().or(default_ns).unwrap_or(""),
-                    "operation": operation(ctx.operation),
+                    "operation": operation_name(ctx.operation),
                     "object": object.to_value(),
                     "oldObject": Value::Null,
                     "userInfo": {"username": ctx.user.clone().unwrap_or_default()},
