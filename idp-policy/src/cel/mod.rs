@@ -982,15 +982,6 @@ pub(crate) struct NativeValidation {
     policy: AdmissionPolicy,
 }
 
-/// Gatekeeper's variables for templates' CEL.
-pub(crate) const GATEKEEPER_VARIABLES: &[(&str, &str)] = &[
-    (
-        "params",
-        "has(params.spec) && has(params.spec.parameters) ? params.spec.parameters : {}",
-    ),
-    ("anyObject", "object"),
-];
-
 impl NativeValidation {
     /// Compile the `source` mapping found at `field` of what `label` names
     /// (`ConstraintTemplate k8srequiredlabels`); its validations are under `list_key`

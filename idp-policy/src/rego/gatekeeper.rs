@@ -507,6 +507,17 @@ impl Constraint {
     }
 }
 
+/// Gatekeeper's variables for templates' CEL: the constraint's parameters and the
+/// object reviewed.
+#[cfg(feature = "cel")]
+const GATEKEEPER_VARIABLES: &[(&str, &str)] = &[
+    (
+        "params",
+        "has(params.spec) && has(params.spec.parameters) ? params.spec.parameters : {}",
+    ),
+    ("anyObject", "object"),
+];
+
 /// What runs a template's constraints.
 #[derive(Clone)]
 enum Code {
@@ -617,7 +628,7 @@ impl Gatekeeper {
                 &cel.source,
                 &cel.field,
                 "validations",
-                crate::cel::GATEKEEPER_VARIABLES,
+                GATEKEEPER_VARIABLES,
                 template.source.clone(),
             )?;
             self.templates.push(LoadedTemplate {
