@@ -95,6 +95,8 @@
 mod conditions;
 mod foreach;
 mod functions;
+mod jsonpatch;
+mod overlay;
 mod pattern;
 
 use std::collections::BTreeMap;

@@ -102,6 +102,20 @@ pub(crate) fn validate(resource: &Value, pattern: &Value) -> Outcome {
     }
 }
 
+/// Whether `resource` matches `pattern` outright, as the conditional and global anchors of
+/// a mutate rule require. Stricter than [`validate`] in one way: where a conditional anchor
+/// inside the pattern leaves nothing checked (a list none of whose elements satisfies the
+/// element's conditions), that is not a match, and neither is a global anchor that does
+/// not hold. `Err` says why the value does not match.
+#[cfg_attr(not(test), allow(dead_code))]
+pub(super) fn holds(resource: &Value, pattern: &Value) -> Result<(), String> {
+    let mut trail = Vec::new();
+    match match_value(Some(resource), pattern, &mut trail, 0) {
+        Verdict::Pass => Ok(()),
+        other => Err(other.explain()),
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Paths
 // ---------------------------------------------------------------------------------------
