@@ -347,8 +347,12 @@ fn rules_we_cannot_evaluate_are_refused_naming_the_rule() {
             "spec.rules[0] (r).validate.foreach",
         ),
         (
-            "      mutate: {patchStrategicMerge: {}}\n",
-            "spec.rules[0] (r).mutate",
+            "      mutate: {targets: [{apiVersion: v1, kind: Secret}], patchStrategicMerge: {}}\n",
+            "spec.rules[0] (r).mutate.targets",
+        ),
+        (
+            "      generate: {apiVersion: v1, kind: ConfigMap, name: c}\n",
+            "spec.rules[0] (r).generate",
         ),
         (
             "      validate: {message: m}\n",

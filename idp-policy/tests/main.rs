@@ -15,6 +15,7 @@ mod guardrails;
 mod hostile;
 mod hostile_native;
 mod kyverno;
+mod kyverno_mutate;
 mod mutate;
 mod policy_report;
 mod pss;

@@ -312,7 +312,7 @@ fn check_pattern(p: &Value, field: &str, here: &str) -> Result<()> {
 }
 
 /// `data` with `element`, `elementIndex` and `elementIndex<depth>` set.
-fn with_element(
+pub(super) fn with_element(
     data: &Rcvar,
     item: &Rcvar,
     index: usize,

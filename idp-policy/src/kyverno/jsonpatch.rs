@@ -95,7 +95,6 @@ pub(super) struct Operation {
 
 /// Parse the patch text (a YAML or JSON list of operations, as written under
 /// `patchesJson6902`) — errors name the operation index and field.
-#[cfg_attr(not(test), allow(dead_code))]
 pub(super) fn parse(text: &str) -> Result<Vec<Operation>, PatchError> {
     if text.len() > MAX_TEXT {
         return Err(top_error(format!(
@@ -129,7 +128,6 @@ pub(super) fn parse(text: &str) -> Result<Vec<Operation>, PatchError> {
 }
 
 /// Apply in order; on error nothing is changed (work on a copy).
-#[cfg_attr(not(test), allow(dead_code))]
 pub(super) fn apply(resource: &Value, ops: &[Operation]) -> Result<Value, PatchError> {
     let mut doc = resource.clone();
     let mut growth = 0usize;

@@ -1,5 +1,5 @@
-//! Kyverno `ClusterPolicy` and `Policy` (kyverno.io/v1) validate rules, evaluated
-//! client-side.
+//! Kyverno `ClusterPolicy` and `Policy` (kyverno.io/v1) validate and mutate rules,
+//! evaluated client-side.
 //!
 //! Start with [`KyvernoPolicy::from_yaml`]: give it the policies as written for a
 //! cluster; it checks objects the way Kyverno's admission webhook would:
@@ -56,11 +56,27 @@
 //!   `time_*` family, arithmetic on quantities) is reported as an error. `deny: {}`
 //!   denies whatever the rule matches.
 //!
-//! `context` (API calls, ConfigMaps), rules that are not validate rules
-//! (`mutate`, `generate`, `verifyImages`) and exceptions' `conditions` are refused when
-//! loaded, naming the rule, rather than skipped: skipping one would pass objects Kyverno
-//! denies. A `validate.cel` with `paramKind` is refused too (write a
-//! `ValidatingAdmissionPolicy` with its binding instead).
+//! - **mutate** ([`KyvernoPolicy::mutate_results`], and [`Mutation`] for the whole set):
+//!   `patchStrategicMerge` with Kubernetes' merge keys (`containers` by `name`,
+//!   `volumeMounts` by `mountPath`…), `$patch` directives and the mutate anchors
+//!   (conditional `(key)`, which in a list selects the elements it patches;
+//!   add-if-not-present `+(key)`; global `<(key)`), `patchesJson6902` (RFC 6902, with
+//!   Kyverno's additions: missing parents are created, `-`/`-1` append, removing a
+//!   missing path is a no-op) and `foreach` (`list`, `order`, nested loops,
+//!   `elementIndex0`…). `{{ }}` variables are filled in from the object as the rules
+//!   before left it, innermost first. Rules apply in order, each to the result of the
+//!   ones before (cascading), and strategic merge rules on Pods are auto-generated for
+//!   controllers as validate rules are (JSON patches are not, as in Kyverno). Mutation
+//!   happens before validation: [`KyvernoPolicy::results`] and [`Policy::evaluate`]
+//!   check the validate rules against the mutated object, as the admission webhook does.
+//!   A failing mutate rule denies, unless the policy's `failurePolicy` is `Ignore`.
+//!
+//! `context` (API calls, ConfigMaps), rules that are neither validate nor mutate
+//! rules (`generate`, `verifyImages`), mutate `targets` (mutating existing resources)
+//! and exceptions' `conditions` are refused when loaded, naming the rule, rather than
+//! skipped: skipping one would pass objects Kyverno denies. A `validate.cel` with
+//! `paramKind` is refused too (write a `ValidatingAdmissionPolicy` with its binding
+//! instead).
 //!
 //! ```
 //! use idp_core::{Object, Policy, PolicyContext};
@@ -96,6 +112,7 @@ mod conditions;
 mod foreach;
 mod functions;
 mod jsonpatch;
+mod mutate;
 mod overlay;
 mod pattern;
 
@@ -104,6 +121,7 @@ use std::path::Path;
 
 use idp_core::manifest::Source;
 use idp_core::model::Enforcement;
+use idp_core::ports::Mutation;
 use idp_core::{Error, ManifestSet, Object, Policy, PolicyContext, Result, Violation};
 use jmespath::Rcvar;
 use serde_json::{Value, json};
@@ -401,7 +419,7 @@ fn overrides(value: Option<&Value>, field: &str, here: &str) -> Result<Vec<Overr
         .collect()
 }
 
-/// What a validate rule checks.
+/// What a rule checks (or, for a mutate rule, does).
 #[derive(Debug, Clone)]
 enum Check {
     /// `pattern`, with its auto-generated forms.
@@ -417,6 +435,8 @@ enum Check {
     Deny(conditions::Conditions),
     /// `foreach`: a check per element of lists.
     ForEach(Vec<foreach::ForEach>),
+    /// Not a check: a `mutate` rule, applied before the validate rules.
+    Mutate(Box<mutate::Mutate>),
 }
 
 /// A pattern as written (for Pods and anything matched directly) and wrapped for the
@@ -504,6 +524,9 @@ struct LoadedPolicy {
     namespace: Option<String>,
     action: Enforcement,
     overrides: Vec<Override>,
+    /// `spec.failurePolicy: Ignore`: a mutate rule that fails is skipped rather than
+    /// failing the request.
+    ignore_failures: bool,
     rules: Vec<Rule>,
 }
 
@@ -529,6 +552,15 @@ impl LoadedPolicy {
             &format!("{what}: spec.validationFailureActionOverrides"),
             &here,
         )?;
+        let ignore_failures = match spec.get("failurePolicy").and_then(Value::as_str) {
+            None | Some("Fail") => false,
+            Some("Ignore") => true,
+            Some(other) => {
+                return Err(Error::invalid_input(format!(
+                    "{here}{what}: spec.failurePolicy: {other:?} is not a failure policy: Fail or Ignore"
+                )));
+            }
+        };
         let annotations = object.annotations();
         let autogen: Vec<String> = match annotations.get(AUTOGEN_ANNOTATION).map(String::as_str) {
             None | Some("" | "all") => TEMPLATE_CONTROLLERS
@@ -573,6 +605,7 @@ impl LoadedPolicy {
                 .then(|| object.namespace().unwrap_or("default").to_owned()),
             action,
             overrides,
+            ignore_failures,
             rules,
         })
     }
@@ -594,10 +627,6 @@ impl Rule {
             .to_owned();
         let field = format!("{field} ({name})");
         for (key, why) in [
-            (
-                "mutate",
-                "mutate rules are not supported: use idp's Mutation implementations",
-            ),
             ("generate", "generate rules are not supported"),
             (
                 "verifyImages",
@@ -619,20 +648,44 @@ impl Rule {
                 ))
             })?;
         let exclude = Matcher::from_value(value.get("exclude"), &format!("{field}.exclude"), here)?;
-        let validate = value
-            .get("validate")
-            .filter(|v| v.is_object())
-            .ok_or_else(|| {
-                Error::invalid_input(format!(
-                    "{here}{field}: only validate rules are supported, and this rule has no validate"
-                ))
-            })?;
-        let vfield = format!("{field}.validate");
         let preconditions = value
             .get("preconditions")
             .filter(|p| !p.is_null())
             .map(|p| conditions::Conditions::parse(p, &format!("{field}.preconditions"), here))
             .transpose()?;
+        if let Some(m) = value.get("mutate").filter(|m| !m.is_null()) {
+            if value.get("validate").is_some_and(|v| !v.is_null()) {
+                return Err(Error::invalid_input(format!(
+                    "{here}{field}: a rule has validate or mutate, not both: split it into two rules"
+                )));
+            }
+            let mutate = mutate::Mutate::parse(m, &format!("{field}.mutate"), here)?;
+            let autogen = if mutate.autogen() {
+                autogen_for(&matcher, exclude.as_ref(), controllers)
+            } else {
+                Vec::new()
+            };
+            return Ok(Self {
+                name,
+                matcher,
+                exclude,
+                message: String::new(),
+                action: None,
+                overrides: Vec::new(),
+                check: Check::Mutate(Box::new(mutate)),
+                preconditions,
+                autogen,
+            });
+        }
+        let validate = value
+            .get("validate")
+            .filter(|v| v.is_object())
+            .ok_or_else(|| {
+                Error::invalid_input(format!(
+                    "{here}{field}: only validate and mutate rules are supported, and this rule has neither"
+                ))
+            })?;
+        let vfield = format!("{field}.validate");
         for (key, why) in [("manifests", "manifest signature checks are not supported")] {
             if validate.get(key).is_some_and(|v| !v.is_null()) {
                 return Err(Error::invalid_input(format!("{here}{vfield}.{key}: {why}")));
@@ -691,21 +744,7 @@ impl Rule {
             &format!("{vfield}.failureActionOverrides"),
             here,
         )?;
-        // Auto-gen: only for rules whose match and exclude name no kind but Pod, and use
-        // no filter that would not carry over to a controller. Expressions (JMESPath and
-        // CEL) then see the Pod template as the object (see `pod_view`).
-        let filters: Vec<&Filter> = matcher
-            .filters()
-            .chain(exclude.iter().flat_map(Matcher::filters))
-            .collect();
-        let pods_only = matcher.filters().any(|f| !f.kinds.is_empty())
-            && filters.iter().all(|f| f.kinds.iter().all(KindSpec::is_pod));
-        let carries_over = !filters.iter().any(|f| f.blocks_autogen());
-        let autogen = if pods_only && carries_over {
-            controllers.to_vec()
-        } else {
-            Vec::new()
-        };
+        let autogen = autogen_for(&matcher, exclude.as_ref(), controllers);
         Ok(Self {
             name,
             matcher,
@@ -751,6 +790,29 @@ impl Rule {
             Form::Template => format!("autogen-{}", self.name),
             Form::CronJob => format!("autogen-cronjob-{}", self.name),
         }
+    }
+}
+
+/// The controllers a rule is auto-generated for: all of `controllers` when its match and
+/// exclude name no kind but Pod and use no filter that would not carry over to a
+/// controller, else none. Expressions (JMESPath and CEL) in a generated rule see the Pod
+/// template as the object (see `pod_view`).
+fn autogen_for(
+    matcher: &Matcher,
+    exclude: Option<&Matcher>,
+    controllers: &[String],
+) -> Vec<String> {
+    let filters: Vec<&Filter> = matcher
+        .filters()
+        .chain(exclude.into_iter().flat_map(Matcher::filters))
+        .collect();
+    let pods_only = matcher.filters().any(|f| !f.kinds.is_empty())
+        && filters.iter().all(|f| f.kinds.iter().all(KindSpec::is_pod));
+    let carries_over = !filters.iter().any(|f| f.blocks_autogen());
+    if pods_only && carries_over {
+        controllers.to_vec()
+    } else {
+        Vec::new()
     }
 }
 
@@ -1059,7 +1121,8 @@ impl RuleOutcome {
     }
 }
 
-/// Kyverno `ClusterPolicy` and `Policy` validate rules as one [`Policy`]. See the
+/// Kyverno `ClusterPolicy` and `Policy` rules as one [`Policy`] (validate rules, checked
+/// after the mutate rules) and one [`Mutation`] (the mutate rules). See the
 /// [module documentation](self).
 ///
 /// ```
@@ -1180,6 +1243,8 @@ impl KyvernoPolicy {
     /// The result of every rule that matches `object`, as Kyverno reports them: pass,
     /// fail (with the violations), skip (preconditions not met, or waived by a
     /// `PolicyException`) or error. Rules that do not match the object give no result.
+    /// The mutate rules' results come first (see [`Self::mutate_results`]); the validate
+    /// rules then check the object as mutated.
     ///
     /// ```
     /// use idp_core::{Object, PolicyContext};
@@ -1192,6 +1257,174 @@ impl KyvernoPolicy {
     /// ```
     pub fn results(&self, object: &Object, ctx: &PolicyContext) -> Result<Vec<RuleResult>> {
         let _span = tracing::trace_span!("kyverno.evaluate", policy = %self.name, kind = object.kind(), name = object.name()).entered();
+        if !self.has_mutate_rules() {
+            return self.validate_results(object, ctx);
+        }
+        let (mutated, mut results) = self.mutate_results(object, ctx)?;
+        results.extend(self.validate_results(&mutated, ctx)?);
+        Ok(results)
+    }
+
+    /// Whether some loaded rule is a mutate rule.
+    fn has_mutate_rules(&self) -> bool {
+        self.policies
+            .iter()
+            .flat_map(|p| &p.rules)
+            .any(|r| matches!(r.check, Check::Mutate(_)))
+    }
+
+    /// Whether a `PolicyException` waives the rule (`rule` as applied) for the object.
+    fn waived(&self, policy_key: &str, rule: &str, object: &Object, request: &Request<'_>) -> bool {
+        self.exceptions
+            .iter()
+            .any(|e| e.names(policy_key, rule) && e.selects(object, request))
+    }
+
+    /// Apply the mutate rules, policy by policy and rule by rule, each to the object as
+    /// the rules before it left it (so a later rule matches on what an earlier one
+    /// wrote, as Kyverno cascades mutations): the object after them, and the result of
+    /// each mutate rule that matches it — pass (the patch applied), skip (an anchor or
+    /// the preconditions did not hold, or a `PolicyException` waives it) or error (a
+    /// variable without a value, a patch that cannot apply; with the policy's
+    /// `failurePolicy: Ignore`, a skip instead). A rule may not change the object's
+    /// `apiVersion`, `kind`, name or namespace, which Kubernetes does not allow either.
+    ///
+    /// ```
+    /// use idp_core::{Object, PolicyContext};
+    /// use idp_policy::kyverno::{KyvernoPolicy, RuleOutcome};
+    /// let p = KyvernoPolicy::from_yaml("k", "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: p}\nspec:\n  rules:\n    - name: team\n      match: {any: [{resources: {kinds: [ConfigMap]}}]}\n      mutate:\n        patchStrategicMerge:\n          metadata:\n            labels:\n              +(team): platform\n", None).unwrap();
+    /// let o = Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}})).unwrap();
+    /// let (mutated, results) = p.mutate_results(&o, &PolicyContext::new()).unwrap();
+    /// assert_eq!(mutated.labels()["team"], "platform");
+    /// assert!(matches!(results[0].outcome, RuleOutcome::Pass));
+    /// ```
+    pub fn mutate_results(
+        &self,
+        object: &Object,
+        ctx: &PolicyContext,
+    ) -> Result<(Object, Vec<RuleResult>)> {
+        let _span = tracing::trace_span!("kyverno.mutate", policy = %self.name, kind = object.kind(), name = object.name()).entered();
+        let mut current = object.clone();
+        let mut results = Vec::new();
+        let namespace = object
+            .namespace()
+            .or(ctx.namespace.as_deref())
+            .map(str::to_owned);
+        let request = Request {
+            namespace: namespace.as_deref(),
+            operation: operation_name(ctx.operation),
+            namespaces: &self.namespaces,
+        };
+        for policy in &self.policies {
+            if let Some(ns) = &policy.namespace
+                && request.namespace != Some(ns.as_str())
+            {
+                continue;
+            }
+            let policy_key = match &policy.namespace {
+                Some(ns) => format!("{ns}/{}", policy.name),
+                None => policy.name.clone(),
+            };
+            for rule in &policy.rules {
+                let Check::Mutate(mutate) = &rule.check else {
+                    continue;
+                };
+                let Some(form) = rule.applies(&current, &request) else {
+                    continue;
+                };
+                let rule_name = rule.rule_name(form);
+                let rule_id = format!("{}/{rule_name}", policy.name);
+                let result = |outcome| RuleResult {
+                    policy: policy.name.clone(),
+                    rule: rule_name.clone(),
+                    base_rule: rule.name.clone(),
+                    outcome,
+                };
+                let failed = |e: String| {
+                    let message = format!("mutate rule {rule_id}: {e}");
+                    if policy.ignore_failures {
+                        tracing::debug!(rule = %rule_id, error = %e, "mutate rule failed; failurePolicy Ignore");
+                        RuleOutcome::Skip(format!("{message} (ignored: failurePolicy Ignore)"))
+                    } else {
+                        RuleOutcome::Error(vec![
+                            Violation::new(self.name.clone(), rule_id.clone(), message)
+                                .with_enforcement(Enforcement::Deny),
+                        ])
+                    }
+                };
+                let value = current.to_value();
+                let data_of = |v: &Value| jmes_data(v, form, &current, &request, ctx);
+                if let Some(pre) = &rule.preconditions {
+                    match data_of(&value).and_then(|d| pre.evaluate(&d)) {
+                        Ok(v) if v.holds => {}
+                        Ok(_) => {
+                            results.push(result(RuleOutcome::Skip(
+                                "preconditions not met".to_owned(),
+                            )));
+                            continue;
+                        }
+                        Err(e) => {
+                            results.push(result(failed(format!("preconditions: {e}"))));
+                            continue;
+                        }
+                    }
+                }
+                if self.waived(&policy_key, &rule_name, &current, &request) {
+                    tracing::debug!(policy = %policy_key, rule = %rule_name, "waived by a PolicyException");
+                    results.push(result(RuleOutcome::Skip(
+                        "waived by a PolicyException".to_owned(),
+                    )));
+                    continue;
+                }
+                match mutate.apply(&value, form, &data_of) {
+                    Ok(mutate::Outcome::Patched(patched)) => {
+                        match Self::patched_object(&current, patched) {
+                            Ok(next) => {
+                                current = next;
+                                results.push(result(RuleOutcome::Pass));
+                            }
+                            Err(e) => results.push(result(failed(e))),
+                        }
+                    }
+                    Ok(mutate::Outcome::Skipped(why)) => {
+                        results.push(result(RuleOutcome::Skip(why)));
+                    }
+                    Err(e) => results.push(result(failed(e))),
+                }
+            }
+        }
+        Ok((current, results))
+    }
+
+    /// The object a patch gave, with the source of the one it was applied to; an error
+    /// when it is not an object or its identity changed.
+    fn patched_object(before: &Object, patched: Value) -> std::result::Result<Object, String> {
+        let after = Object::from_value(patched)
+            .map_err(|e| format!("the patched object is not valid: {}", e.report()))?;
+        for (what, a, b) in [
+            ("apiVersion", before.api_version(), after.api_version()),
+            ("kind", before.kind(), after.kind()),
+            ("metadata.name", before.name(), after.name()),
+            (
+                "metadata.namespace",
+                before.namespace().unwrap_or_default(),
+                after.namespace().unwrap_or_default(),
+            ),
+        ] {
+            if a != b {
+                return Err(format!(
+                    "the patch changes {what} from {a:?} to {b:?}, which Kubernetes does not allow"
+                ));
+            }
+        }
+        Ok(match before.source() {
+            Some(source) => after.with_source(source.clone()),
+            None => after,
+        })
+    }
+
+    /// The results of the validate rules for `object` (see [`Self::results`]).
+    fn validate_results(&self, object: &Object, ctx: &PolicyContext) -> Result<Vec<RuleResult>> {
         let request = Request {
             namespace: object.namespace().or(ctx.namespace.as_deref()),
             operation: operation_name(ctx.operation),
@@ -1212,6 +1445,9 @@ impl KyvernoPolicy {
                 None => policy.name.clone(),
             };
             for rule in &policy.rules {
+                if matches!(rule.check, Check::Mutate(_)) {
+                    continue;
+                }
                 let Some(form) = rule.applies(object, &request) else {
                     continue;
                 };
@@ -1445,6 +1681,8 @@ impl KyvernoPolicy {
                             v
                         }));
                     }
+                    // Applied by `mutate_results`, and skipped above.
+                    Check::Mutate(_) => {}
                 }
                 let outcome = if failed {
                     RuleOutcome::Error(out)
@@ -1478,6 +1716,38 @@ impl KyvernoPolicy {
             .or(rule.action)
             .or_else(|| overridden(&policy.overrides))
             .unwrap_or(policy.action)
+    }
+}
+
+/// The mutate rules as a [`Mutation`]: the object after [`KyvernoPolicy::mutate_results`].
+/// A rule that fails (without `failurePolicy: Ignore`) fails the whole mutation with a
+/// denial naming it, as Kyverno's webhook refuses the request; the object is then left as
+/// it was. Whether applying twice equals applying once depends on the patches:
+/// add-if-not-present anchors and merges are, a JSON patch appending to a list is not.
+impl Mutation for KyvernoPolicy {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn mutate(&self, object: &mut Object, ctx: &PolicyContext) -> Result<bool> {
+        if !self.has_mutate_rules() {
+            return Ok(false);
+        }
+        let (mutated, results) = self.mutate_results(object, ctx)?;
+        let errors: Vec<Violation> = results
+            .into_iter()
+            .filter_map(|r| match r.outcome {
+                RuleOutcome::Error(v) => Some(v),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        if !errors.is_empty() {
+            return Err(Error::denied(errors));
+        }
+        let changed = mutated.as_map() != object.as_map();
+        *object = mutated;
+        Ok(changed)
     }
 }
 

@@ -79,7 +79,6 @@ pub(super) enum Applied {
 
 /// Check a patch once at load time (before variables are substituted): anchors
 /// well-formed, only the anchors mutate supports.
-#[cfg_attr(not(test), allow(dead_code))]
 pub(super) fn check(patch: &Value) -> Result<(), PatchError> {
     let Value::Object(map) = patch else {
         return Err(PatchError {
@@ -104,7 +103,6 @@ pub(super) fn check(patch: &Value) -> Result<(), PatchError> {
 
 /// Apply `patch` to `resource`. The patch should have passed [`check`]; if it did not, an
 /// invalid part is an error, never a panic.
-#[cfg_attr(not(test), allow(dead_code))]
 pub(super) fn apply(resource: &Value, patch: &Value) -> Result<Applied, PatchError> {
     if !patch.is_object() {
         return Err(PatchError {

@@ -107,7 +107,6 @@ pub(crate) fn validate(resource: &Value, pattern: &Value) -> Outcome {
 /// inside the pattern leaves nothing checked (a list none of whose elements satisfies the
 /// element's conditions), that is not a match, and neither is a global anchor that does
 /// not hold. `Err` says why the value does not match.
-#[cfg_attr(not(test), allow(dead_code))]
 pub(super) fn holds(resource: &Value, pattern: &Value) -> Result<(), String> {
     let mut trail = Vec::new();
     match match_value(Some(resource), pattern, &mut trail, 0) {
