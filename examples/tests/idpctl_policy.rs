@@ -245,6 +245,91 @@ fn mutate_adds_resources_labels_and_otel() {
     );
 }
 
+const KYVERNO_MUTATE: &str = include_str!("../../idp-policy/tests/fixtures/kyverno/mutate.yaml");
+
+#[test]
+fn mutate_applies_kyverno_mutate_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "web.yaml", PLAIN);
+    let policy = write(dir.path(), "policy/defaults.yaml", KYVERNO_MUTATE);
+    let out = idpctl(&["policy", "mutate", &file, "--policy", &policy, "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let objects = json(&out);
+    let spec = &objects[0]["spec"]["template"]["spec"];
+    // The Pod rules, auto-generated for the Deployment's template…
+    assert_eq!(spec["securityContext"]["runAsNonRoot"], true, "{objects:#}");
+    assert_eq!(
+        spec["containers"][0]["securityContext"]["allowPrivilegeEscalation"],
+        false
+    );
+    // …instead of the standard defaults.
+    assert!(
+        spec["containers"][0].get("resources").is_none(),
+        "{objects:#}"
+    );
+
+    // Only Kyverno policies mutate; a rule that fails names itself.
+    let gatekeeper = write(
+        dir.path(),
+        "policy/gk.yaml",
+        "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sRequiredLabels\nmetadata: {name: x}\n",
+    );
+    let out = idpctl(&["policy", "mutate", &file, "--policy", &gatekeeper]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only Kyverno policies"));
+    let failing = write(
+        dir.path(),
+        "policy/failing.yaml",
+        "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: owner}\nspec:\n  rules:\n    - name: copy-owner\n      match: {any: [{resources: {kinds: [Deployment]}}]}\n      mutate:\n        patchStrategicMerge:\n          metadata: {labels: {team: '{{ request.object.metadata.labels.owner }}'}}\n",
+    );
+    let out = idpctl(&["policy", "mutate", &file, "--policy", &failing]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("owner/copy-owner"), "{err}");
+}
+
+#[test]
+fn policy_test_compares_patched_resources() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "suite/policy.yaml", KYVERNO_MUTATE);
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: shop}\nspec:\n  containers: [{name: app, image: 'app:latest'}]\n";
+    write(dir.path(), "suite/resource.yaml", pod);
+    let patched = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  namespace: shop\n  labels: {acme.dev/pod: web}\nspec:\n  securityContext: {runAsNonRoot: true, runAsUser: 10001}\n  containers:\n    - name: app\n      image: 'app:latest'\n      imagePullPolicy: Always\n      securityContext: {allowPrivilegeEscalation: false}\n";
+    let patched_file = write(dir.path(), "suite/patched.yaml", patched);
+    let results = "  - {policy: pod-defaults, rule: always-pull-latest, resource: web, kind: Pod, patchedResource: patched.yaml, result: pass}\n  - {policy: pod-defaults, rule: registry-secret, resource: web, kind: Pod, result: skip}\n  - {policy: labels, rule: pod-name-label, resource: web, kind: Pod, result: pass}\n";
+    let file = write(
+        dir.path(),
+        "suite/kyverno-test.yaml",
+        &format!(
+            "name: defaults\npolicies: [policy.yaml]\nresources: [resource.yaml]\nresults:\n{results}"
+        ),
+    );
+    let out = idpctl(&["policy", "test", &file, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let rows = json(&out);
+    assert_eq!(rows.as_array().unwrap().len(), 3, "{rows:#}");
+    assert!(
+        rows.as_array().unwrap().iter().all(|r| r["ok"] == true),
+        "{rows:#}"
+    );
+
+    // A patched resource that differs fails the row and says where.
+    std::fs::write(
+        &patched_file,
+        patched.replace("runAsUser: 10001", "runAsUser: 1000"),
+    )
+    .unwrap();
+    let out = idpctl(&["policy", "test", &file, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let rows = json(&out);
+    assert_eq!(rows[0]["actual"], "fail", "{rows:#}");
+    let detail = rows[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("spec.securityContext.runAsUser is 10001"),
+        "{detail}"
+    );
+}
+
 #[test]
 fn help_has_examples() {
     for sub in ["check", "mutate"] {

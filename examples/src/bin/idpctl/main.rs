@@ -256,10 +256,12 @@ enum PolicyCommand {
     ///
     /// Fills in default resource requests and limits and the standard labels
     /// (app.kubernetes.io/*); with --otel-endpoint also injects the OpenTelemetry SDK
-    /// environment into workloads. Only missing values are added. Prints YAML documents
-    /// (a JSON array with --format json).
+    /// environment into workloads. Only missing values are added. With --policy, applies
+    /// the mutate rules of Kyverno policies instead of the standard defaults (as
+    /// Kyverno's admission webhook would, rules in order, auto-generated for Pod
+    /// controllers). Prints YAML documents (a JSON array with --format json).
     #[command(
-        after_help = "EXAMPLES:\n  idpctl policy mutate deploy.yaml\n  idpctl policy mutate k8s/ --otel-endpoint http://otel-collector.observability:4317 > mutated.yaml"
+        after_help = "EXAMPLES:\n  idpctl policy mutate deploy.yaml\n  idpctl policy mutate k8s/ --otel-endpoint http://otel-collector.observability:4317 > mutated.yaml\n  idpctl policy mutate k8s/ --policy kyverno/add-defaults.yaml"
     )]
     Mutate {
         /// Files or directories with manifests.
@@ -268,6 +270,10 @@ enum PolicyCommand {
         /// OTLP endpoint to configure in workloads.
         #[arg(long, value_name = "URL")]
         otel_endpoint: Option<String>,
+        /// A Kyverno ClusterPolicy/Policy (and PolicyException) file whose mutate rules
+        /// to apply instead of the standard defaults (repeatable).
+        #[arg(long = "policy", value_name = "FILE")]
+        policies: Vec<PathBuf>,
     },
     /// Run Kyverno CLI test suites (kyverno-test.yaml) and Gatekeeper gator verify suites.
     ///
@@ -435,7 +441,8 @@ fn main() -> std::process::ExitCode {
         Command::Policy(PolicyCommand::Mutate {
             paths,
             otel_endpoint,
-        }) => policy::mutate(paths, otel_endpoint.as_deref(), &out),
+            policies,
+        }) => policy::mutate(paths, otel_endpoint.as_deref(), policies, &out),
         Command::Policy(PolicyCommand::Test { paths }) => policy_test::test(paths, &out),
     };
     match result {

@@ -303,16 +303,37 @@ pub fn check(
     })
 }
 
-/// `policy mutate`: print the objects with default resources and standard labels (and
-/// OpenTelemetry settings with an endpoint).
+/// `policy mutate`: print the objects with default resources and standard labels, or
+/// with the mutate rules of the Kyverno `policies` (and OpenTelemetry settings with an
+/// endpoint).
 pub fn mutate(
     paths: &[PathBuf],
     otel_endpoint: Option<&str>,
+    policies: &[PathBuf],
     out: &Out,
 ) -> Result<ExitCode, Failure> {
-    let mut mutations = Mutations::new()
-        .with(StandardLabels::default())
-        .with(DefaultResources::default());
+    let mut mutations = Mutations::new();
+    if policies.is_empty() {
+        mutations = mutations
+            .with(StandardLabels::default())
+            .with(DefaultResources::default());
+    } else {
+        let mut kyverno = KyvernoPolicy::new("kyverno");
+        for path in policies {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Failure::io(format!("cannot read {}: {e}", path.display())))?;
+            if yaml_format(path, &text)? != PolicyFormat::Kyverno {
+                return Err(Failure::usage(format!(
+                    "{}: only Kyverno policies (ClusterPolicy, Policy, PolicyException) mutate; check other kinds with `idpctl policy check --policy`",
+                    path.display()
+                )));
+            }
+            kyverno
+                .add_yaml(&text, Some(path))
+                .map_err(|e| Failure::usage(format!("{}: {}", path.display(), e.report())))?;
+        }
+        mutations = mutations.with(kyverno);
+    }
     if let Some(endpoint) = otel_endpoint {
         mutations = mutations.with(OtelInjection::new(endpoint));
     }

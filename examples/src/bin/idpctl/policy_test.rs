@@ -13,7 +13,10 @@
 //! `resources`), `kind`, optional `namespace`, and `result` (`pass`, `fail`, `skip`,
 //! `error`). A rule named as written also matches its auto-generated form for
 //! controllers (`autogen-<rule>`), as the Kyverno CLI reports it. A rule that does not
-//! match the resource counts as `skip`.
+//! match the resource counts as `skip`. Mutate rules run before validate rules, as at
+//! admission; a result with `patchedResource` (a file relative to the test) passes only
+//! when the resource after the mutate rules equals that file's resource of the same
+//! kind, name and namespace.
 
 use std::path::{Path, PathBuf};
 
@@ -99,6 +102,8 @@ fn strings(value: Option<&Value>) -> Vec<String> {
 /// One test file, loaded.
 struct Suite {
     name: String,
+    /// The test file's directory, which its paths are relative to.
+    dir: PathBuf,
     policy: KyvernoPolicy,
     resources: Vec<Object>,
     expected: Vec<Value>,
@@ -145,6 +150,7 @@ fn load(file: &Path) -> Result<Suite, String> {
         .ok_or("it has no `results` list")?;
     Ok(Suite {
         name,
+        dir: dir.to_path_buf(),
         policy,
         resources,
         expected,
@@ -189,10 +195,18 @@ fn check_suite(file: &Path, rows: &mut Vec<Row>) {
         }
     };
     let ctx = PolicyContext::new();
-    let results: Vec<Result<Vec<RuleResult>, String>> = suite
+    // Each resource's rule results, and the resource after the mutate rules.
+    let results: Vec<Result<(Vec<RuleResult>, Object), String>> = suite
         .resources
         .iter()
-        .map(|o| suite.policy.results(o, &ctx).map_err(|e| e.report()))
+        .map(|o| {
+            let results = suite.policy.results(o, &ctx).map_err(|e| e.report())?;
+            let (mutated, _) = suite
+                .policy
+                .mutate_results(o, &ctx)
+                .map_err(|e| e.report())?;
+            Ok((results, mutated))
+        })
         .collect();
     for expected in &suite.expected {
         let text = |key: &str| {
@@ -216,14 +230,23 @@ fn check_suite(file: &Path, rows: &mut Vec<Row>) {
                     && (kind.is_empty() || o.kind() == kind)
                     && (namespace.is_empty() || o.namespace().unwrap_or("default") == namespace)
             });
-            let (got, detail) = match found.map(|i| &results[i]) {
-                Some(Ok(r)) => actual(r, policy, rule),
+            let (mut got, mut detail) = match found.map(|i| &results[i]) {
+                Some(Ok((r, _))) => actual(r, policy, rule),
                 Some(Err(e)) => ("error".to_owned(), Some(e.clone())),
                 None => (
                     "error".to_owned(),
                     Some(format!("no resource {kind}/{name} in the test's resources")),
                 ),
             };
+            let patched = text("patchedResource");
+            if !patched.is_empty()
+                && got == wanted
+                && let Some(Ok((_, mutated))) = found.map(|i| &results[i])
+                && let Err(why) = same_as_patched(&suite.dir.join(patched), mutated)
+            {
+                "fail".clone_into(&mut got);
+                detail = Some(why);
+            }
             rows.push(Row {
                 test: suite.name.clone(),
                 policy: policy.to_owned(),
@@ -236,6 +259,68 @@ fn check_suite(file: &Path, rows: &mut Vec<Row>) {
                 detail,
             });
         }
+    }
+}
+
+/// Whether `mutated` equals the resource of the same kind, name and namespace in the
+/// `patchedResource` file; the first difference otherwise.
+fn same_as_patched(file: &Path, mutated: &Object) -> Result<(), String> {
+    let set =
+        ManifestSet::from_file(file).map_err(|e| format!("patchedResource: {}", e.report()))?;
+    let wanted = set
+        .iter()
+        .find(|o| {
+            o.kind() == mutated.kind()
+                && o.name() == mutated.name()
+                && o.namespace().unwrap_or("default") == mutated.namespace().unwrap_or("default")
+        })
+        .ok_or_else(|| {
+            format!(
+                "patchedResource {} has no {} {}",
+                file.display(),
+                mutated.kind(),
+                mutated.name()
+            )
+        })?;
+    match first_difference(&wanted.to_value(), &mutated.to_value(), String::new()) {
+        None => Ok(()),
+        Some((path, want, got)) => Err(format!(
+            "after the mutate rules, {} is {got} where {} has {want}",
+            if path.is_empty() {
+                "the resource"
+            } else {
+                &path
+            },
+            file.display()
+        )),
+    }
+}
+
+/// The first place two values differ: its path, the wanted and the actual value.
+fn first_difference(want: &Value, got: &Value, path: String) -> Option<(String, String, String)> {
+    let show = |v: Option<&Value>| v.map_or_else(|| "absent".to_owned(), Value::to_string);
+    match (want, got) {
+        (Value::Object(a), Value::Object(b)) => a
+            .keys()
+            .chain(b.keys().filter(|k| !a.contains_key(*k)))
+            .find_map(|k| {
+                let here = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                match (a.get(k), b.get(k)) {
+                    (Some(x), Some(y)) => first_difference(x, y, here),
+                    (x, y) => Some((here, show(x), show(y))),
+                }
+            }),
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => a
+            .iter()
+            .zip(b)
+            .enumerate()
+            .find_map(|(i, (x, y))| first_difference(x, y, format!("{path}[{i}]"))),
+        _ if want == got => None,
+        _ => Some((path, want.to_string(), got.to_string())),
     }
 }
 
