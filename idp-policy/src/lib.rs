@@ -55,6 +55,7 @@
 pub mod admission;
 pub mod config;
 pub mod exceptions;
+pub mod gatekeeper;
 pub mod guardrails;
 pub mod kyverno;
 pub mod matching;
