@@ -335,8 +335,8 @@ fn rules_we_cannot_evaluate_are_refused_naming_the_rule() {
             "spec.rules[0] (r).validate.foreach[0]: give pattern, anyPattern, deny or a nested foreach",
         ),
         (
-            "      context: [{name: cm, configMap: {name: c, namespace: n}}]\n      validate: {pattern: {spec: {}}}\n",
-            "spec.rules[0] (r).context",
+            "      context: [{name: cm, apiCall: {urlPath: /api/v1/namespaces}}]\n      validate: {pattern: {spec: {}}}\n",
+            "spec.rules[0] (r).context[0] (cm).apiCall",
         ),
         (
             "      validate: {deny: {conditions: {all: [{key: '{{ a.[ }}', operator: Equals, value: x}]}}}\n",
@@ -755,4 +755,99 @@ fn foreach_checks_every_element_with_paths() {
     };
     assert_eq!(p.evaluate(&cm("prices-frozen"), &ctx).len(), 1);
     assert!(p.evaluate(&cm("prices"), &ctx).is_empty());
+}
+
+const CONTEXT: &str = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: registries, namespace: platform}
+data:
+  allowed: '["ghcr.io", "registry.acme.internal"]'
+---
+apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: supply-chain}
+spec:
+  validationFailureAction: Enforce
+  rules:
+    - name: allowed-registry
+      match: {any: [{resources: {kinds: [Pod]}}]}
+      context:
+        - name: registries
+          configMap: {name: registries, namespace: platform}
+        - name: allowed
+          variable: {jmesPath: "registries.data.allowed | parse_json(@)"}
+      validate:
+        message: "{{ request.object.metadata.name }} uses a registry outside {{ join(', ', allowed) }}"
+        foreach:
+          - list: request.object.spec.containers
+            deny:
+              conditions:
+                all:
+                  - key: "{{ images.containers.\"{{ element.name }}\".registry }}"
+                    operator: AnyNotIn
+                    value: "{{ allowed }}"
+    - name: name-label
+      match: {any: [{resources: {kinds: [Pod]}}]}
+      validate:
+        message: "the app label must be the Pod's name"
+        pattern:
+          metadata:
+            labels:
+              app: "{{ request.object.metadata.name }}"
+"#;
+
+#[test]
+fn context_images_and_variables_in_patterns_and_messages() {
+    let p = policy(CONTEXT);
+    let ctx = PolicyContext::new();
+    let labelled = |name: &str, image: &str| {
+        object(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "shop", "labels": {"app": name}},
+            "spec": {"containers": [{"name": "app", "image": image}]}}))
+    };
+    assert!(
+        p.evaluate(&labelled("web", "ghcr.io/acme/web:1"), &ctx)
+            .is_empty()
+    );
+    let v = p.evaluate(&labelled("web", "nginx:1.27"), &ctx);
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(v[0].rule, "supply-chain/allowed-registry");
+    assert!(
+        v[0].message
+            .starts_with("web uses a registry outside ghcr.io, registry.acme.internal"),
+        "{}",
+        v[0].message
+    );
+    // The pattern's variable is the object's own name.
+    let mut wrong = labelled("web", "ghcr.io/acme/web:1").to_value();
+    wrong["metadata"]["labels"]["app"] = json!("api");
+    let v = p.evaluate(&object(wrong), &ctx);
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(v[0].rule, "supply-chain/name-label");
+    assert_eq!(v[0].path.as_deref(), Some("metadata.labels.app"));
+
+    // Without the ConfigMap, the rule errors (and denies), naming what is missing.
+    let alone = CONTEXT.split_once("---").unwrap().1;
+    let p = policy(alone);
+    let v = p.evaluate(&labelled("web", "ghcr.io/acme/web:1"), &ctx);
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert!(
+        v[0].message
+            .contains("ConfigMap platform/registries was not given"),
+        "{}",
+        v[0].message
+    );
+    // API calls are refused when loaded.
+    let err = KyvernoPolicy::from_yaml(
+        "k",
+        &one_rule("      context: [{name: pods, apiCall: {urlPath: /api/v1/pods}}]\n      validate: {deny: {}}\n"),
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("spec.rules[0] (r).context[0] (pods).apiCall"),
+        "{err}"
+    );
 }

@@ -6,7 +6,8 @@
 //! expression's value with its type (a list, a number…); a string with variables among
 //! other text has each replaced by its text. The expressions see `request` (`object`,
 //! `oldObject` (`null`), `operation`, `namespace`, `name`, `kind`, `userInfo`, `dryRun`),
-//! `serviceAccountName` and `serviceAccountNamespace` (empty). Besides the standard
+//! `images` (see [`images`]), `serviceAccountName` and `serviceAccountNamespace`
+//! (empty). Besides the standard
 //! functions, the commonly used Kyverno ones are there (see `functions`); an
 //! expression that calls another (the `time_*` family, arithmetic on quantities…) fails
 //! when it runs, and the failure is reported.
@@ -34,6 +35,9 @@ enum Template {
     Text(Vec<Piece>),
     /// A list whose items may hold variables.
     List(Vec<Template>),
+    /// Text with variables inside variables (`{{ images.containers."{{element.name}}".tag }}`),
+    /// filled in innermost first when evaluated.
+    Nested(String),
 }
 
 #[derive(Clone)]
@@ -49,6 +53,7 @@ impl std::fmt::Debug for Template {
             Self::Whole(e) => write!(f, "{{{{{}}}}}", e.as_str()),
             Self::Text(_) => f.write_str("<text with variables>"),
             Self::List(items) => f.debug_list().entries(items).finish(),
+            Self::Nested(text) => write!(f, "{text}"),
         }
     }
 }
@@ -91,6 +96,13 @@ impl Template {
     fn parse_text(text: &str, field: &str) -> std::result::Result<Self, String> {
         if !text.contains("{{") {
             return Ok(Self::Literal(Value::String(text.to_owned())));
+        }
+        // A `{{` opening before the first one closes: nested variables.
+        if let Some(first) = text.find("{{")
+            && let Some(close) = text[first..].find("}}")
+            && text[first + 2..first + close].contains("{{")
+        {
+            return Ok(Self::Nested(text.to_owned()));
         }
         let trimmed = text.trim();
         if let Some(inner) = trimmed
@@ -143,6 +155,7 @@ impl Template {
                     .map(|t| t.resolve(data))
                     .collect::<std::result::Result<_, _>>()?,
             )),
+            Self::Nested(text) => super::mutate::fill_lenient(text, data),
         }
     }
 }
@@ -414,10 +427,73 @@ pub(super) struct RequestInfo<'a> {
     pub(super) dry_run: bool,
 }
 
+/// Kyverno's `images` variable: for each of `containers`, `initContainers` and
+/// `ephemeralContainers` of the (Pod) object's `spec`, the image of each container by
+/// its name, split into `registry` (`docker.io` when none is named), `path` (as
+/// written: `nginx` stays `nginx`), `name` (the last path
+/// component), `tag` (`latest` when neither a tag nor a digest is given) or `digest`,
+/// `reference` (with the digest, else the tag) and `referenceWithTag`.
+pub(super) fn images(object: &Value) -> Value {
+    let mut out = serde_json::Map::new();
+    for list in ["containers", "initContainers", "ephemeralContainers"] {
+        let Some(containers) = object
+            .pointer(&format!("/spec/{list}"))
+            .and_then(Value::as_array)
+        else {
+            continue;
+        };
+        let mut by_name = serde_json::Map::new();
+        for c in containers {
+            let (Some(name), Some(image)) = (
+                c.get("name").and_then(Value::as_str),
+                c.get("image").and_then(Value::as_str),
+            ) else {
+                continue;
+            };
+            let mut r = crate::guardrails::ImageRef::parse(image);
+            // The path as written: Kyverno does not add Docker Hub's `library/`.
+            let written = image.split(['@']).next().unwrap_or_default();
+            if r.registry == "docker.io"
+                && !written.starts_with("docker.io/")
+                && let Some(short) = r.repository.strip_prefix("library/")
+                && !written.contains("library/")
+            {
+                r.repository = short.to_owned();
+            }
+            let tag = match (&r.tag, &r.digest) {
+                (Some(t), _) => Some(t.clone()),
+                (None, None) => Some("latest".to_owned()),
+                (None, Some(_)) => None,
+            };
+            let base = format!("{}/{}", r.registry, r.repository);
+            let mut info = json!({
+                "registry": r.registry,
+                "path": r.repository,
+                "name": r.repository.rsplit('/').next().unwrap_or_default(),
+                "referenceWithTag": format!("{base}:{}", tag.as_deref().unwrap_or_default()),
+                "reference": match (&r.digest, &tag) {
+                    (Some(d), _) => format!("{base}@{d}"),
+                    (None, t) => format!("{base}:{}", t.as_deref().unwrap_or_default()),
+                },
+            });
+            if let Some(t) = tag {
+                info["tag"] = Value::String(t);
+            }
+            if let Some(d) = r.digest {
+                info["digest"] = Value::String(d);
+            }
+            by_name.insert(name.to_owned(), info);
+        }
+        out.insert(list.to_owned(), Value::Object(by_name));
+    }
+    Value::Object(out)
+}
+
 /// The data variables are looked up in.
 pub(super) fn data(object: &Value, r: &RequestInfo<'_>) -> std::result::Result<Rcvar, String> {
     let (group, version) = crate::names::split_api_version(r.api_version);
     let data = json!({
+        "images": images(object),
         "request": {
             "object": object,
             "oldObject": null,
@@ -454,6 +530,27 @@ mod tests {
                 let _ = c.evaluate(&pod());
             }
         }
+    }
+
+    #[test]
+    fn images_split_each_container_image() {
+        let v = images(&json!({"spec": {
+            "containers": [{"name": "web", "image": "nginx"}, {"name": "app", "image": "ghcr.io/acme/app:1.2"}],
+            "initContainers": [{"name": "init", "image": "reg.example:5000/tools/init@sha256:abc"}]}}));
+        assert_eq!(
+            v["containers"]["web"],
+            json!({"registry": "docker.io", "path": "nginx", "name": "nginx", "tag": "latest",
+                "reference": "docker.io/nginx:latest", "referenceWithTag": "docker.io/nginx:latest"})
+        );
+        assert_eq!(v["containers"]["app"]["path"], "acme/app");
+        assert_eq!(v["containers"]["app"]["tag"], "1.2");
+        let init = &v["initContainers"]["init"];
+        assert_eq!(init["registry"], "reg.example:5000");
+        assert_eq!(init["digest"], "sha256:abc");
+        assert!(init.get("tag").is_none());
+        assert_eq!(init["reference"], "reg.example:5000/tools/init@sha256:abc");
+        assert_eq!(init["referenceWithTag"], "reg.example:5000/tools/init:");
+        assert_eq!(v.get("ephemeralContainers"), None);
     }
 
     fn pod() -> Rcvar {

@@ -239,7 +239,12 @@ impl ForEach {
             let scope = if self.element_scope { &element } else { object };
             match &self.each {
                 Each::Pattern(p) => {
-                    if let Outcome::Fail { path, message } = pattern::validate(scope, p) {
+                    let p = if super::mutate::has_variables(p) {
+                        std::borrow::Cow::Owned(super::mutate::substitute(p, &element_data, 0)?)
+                    } else {
+                        std::borrow::Cow::Borrowed(p)
+                    };
+                    if let Outcome::Fail { path, message } = pattern::validate(scope, &p) {
                         let path = if self.element_scope {
                             join(&path)
                         } else {
@@ -251,7 +256,12 @@ impl ForEach {
                 Each::AnyPattern(list) => {
                     let mut failures = Vec::new();
                     for (k, p) in list.iter().enumerate() {
-                        match pattern::validate(scope, p) {
+                        let p = if super::mutate::has_variables(p) {
+                            std::borrow::Cow::Owned(super::mutate::substitute(p, &element_data, 0)?)
+                        } else {
+                            std::borrow::Cow::Borrowed(p)
+                        };
+                        match pattern::validate(scope, &p) {
                             Outcome::Fail { path, message } => {
                                 failures.push(format!("anyPattern[{k}]: {path}: {message}"));
                             }

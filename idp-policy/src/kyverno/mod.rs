@@ -71,10 +71,19 @@
 //!   check the validate rules against the mutated object, as the admission webhook does.
 //!   A failing mutate rule denies, unless the policy's `failurePolicy` is `Ignore`.
 //!
-//! `context` (API calls, ConfigMaps), rules that are neither validate nor mutate
-//! rules (`generate`, `verifyImages`), mutate `targets` (mutating existing resources)
-//! and exceptions' `conditions` are refused when loaded, naming the rule, rather than
-//! skipped: skipping one would pass objects Kyverno denies. A `validate.cel` with
+//! - **variables and context**: `{{ }}` variables are filled in wherever Kyverno fills
+//!   them — messages, patterns, conditions, patches — over `request`, `images` (each
+//!   container's image split into `registry`, `path`, `name`, `tag`, `digest`,
+//!   `reference`) and the rule's `context`: `variable` entries (`value`, `jmesPath`,
+//!   `default`) and `configMap` entries, read from the ConfigMaps given with the
+//!   policies (nothing here reads the cluster; one that was not given is an error naming
+//!   it).
+//!
+//! `context` entries that need the cluster or a registry (`apiCall`, `imageRegistry`,
+//! `globalReference`), rules that are neither validate nor mutate rules (`generate`,
+//! `verifyImages`), mutate `targets` (mutating existing resources) and exceptions'
+//! `conditions` are refused when loaded, naming the rule, rather than skipped: skipping
+//! one would pass objects Kyverno denies. A `validate.cel` with
 //! `paramKind` is refused too (write a `ValidatingAdmissionPolicy` with its binding
 //! instead).
 //!
@@ -109,6 +118,7 @@
 //! ```
 
 mod conditions;
+mod context;
 mod foreach;
 mod functions;
 mod jsonpatch;
@@ -446,6 +456,8 @@ struct Patterns {
     direct: Value,
     template: Value,
     cronjob: Value,
+    /// Some string or key holds `{{ }}`: filled in per object before matching.
+    variables: bool,
 }
 
 impl Patterns {
@@ -462,15 +474,31 @@ impl Patterns {
             direct: pattern.clone(),
             template: json!({"spec": {"template": pattern}}),
             cronjob: json!({"spec": {"jobTemplate": {"spec": {"template": pattern}}}}),
+            variables: mutate::has_variables(pattern),
         })
     }
 
-    fn get(&self, form: Form) -> &Value {
-        match form {
-            Form::Direct => &self.direct,
-            Form::Template => &self.template,
-            Form::CronJob => &self.cronjob,
+    /// The pattern for `form`, its variables filled in from `data`.
+    fn get(
+        &self,
+        form: Form,
+        data: Option<&Rcvar>,
+    ) -> std::result::Result<std::borrow::Cow<'_, Value>, String> {
+        use std::borrow::Cow;
+        if !self.variables {
+            return Ok(Cow::Borrowed(match form {
+                Form::Direct => &self.direct,
+                Form::Template => &self.template,
+                Form::CronJob => &self.cronjob,
+            }));
         }
+        let data = data.ok_or("no data to fill the pattern's variables from")?;
+        let filled = mutate::substitute(&self.direct, data, 0)?;
+        Ok(Cow::Owned(match form {
+            Form::Direct => filled,
+            Form::Template => json!({"spec": {"template": filled}}),
+            Form::CronJob => json!({"spec": {"jobTemplate": {"spec": {"template": filled}}}}),
+        }))
     }
 }
 
@@ -503,6 +531,8 @@ struct Rule {
     action: Option<Enforcement>,
     overrides: Vec<Override>,
     check: Check,
+    /// `context`: named values for its variables.
+    context: Vec<context::Entry>,
     /// `preconditions`: the rule applies only when they hold.
     preconditions: Option<conditions::Conditions>,
     /// The controllers it is auto-generated for (may include `CronJob`).
@@ -632,10 +662,6 @@ impl Rule {
                 "verifyImages",
                 "verifyImages rules are not supported (they need registry access)",
             ),
-            (
-                "context",
-                "context entries (API calls, ConfigMaps, JMESPath) are not supported",
-            ),
         ] {
             if value.get(key).is_some_and(|v| !v.is_null()) {
                 return Err(Error::invalid_input(format!("{here}{field}.{key}: {why}")));
@@ -648,6 +674,10 @@ impl Rule {
                 ))
             })?;
         let exclude = Matcher::from_value(value.get("exclude"), &format!("{field}.exclude"), here)?;
+        let context = match value.get("context").filter(|c| !c.is_null()) {
+            None => Vec::new(),
+            Some(c) => context::Entry::parse_list(c, &format!("{field}.context"), here)?,
+        };
         let preconditions = value
             .get("preconditions")
             .filter(|p| !p.is_null())
@@ -673,6 +703,7 @@ impl Rule {
                 action: None,
                 overrides: Vec::new(),
                 check: Check::Mutate(Box::new(mutate)),
+                context,
                 preconditions,
                 autogen,
             });
@@ -757,6 +788,7 @@ impl Rule {
             action,
             overrides,
             check,
+            context,
             preconditions,
             autogen,
         })
@@ -1134,6 +1166,8 @@ pub struct KyvernoPolicy {
     name: String,
     policies: Vec<LoadedPolicy>,
     namespaces: BTreeMap<String, BTreeMap<String, String>>,
+    /// ConfigMaps given with the policies, for `context` entries.
+    config_maps: context::ConfigMaps,
     exceptions: Vec<Exception>,
 }
 
@@ -1149,17 +1183,18 @@ impl KyvernoPolicy {
             name: name.into(),
             policies: Vec::new(),
             namespaces: BTreeMap::new(),
+            config_maps: context::ConfigMaps::new(),
             exceptions: Vec::new(),
         }
     }
 
     /// Read multi-document YAML: `ClusterPolicy` and `Policy` (kyverno.io/v1 or v2beta1)
-    /// documents, `PolicyException` documents, and `Namespace` objects (their labels
-    /// feed `namespaceSelector`).
+    /// documents, `PolicyException` documents, `Namespace` objects (their labels feed
+    /// `namespaceSelector`) and `ConfigMap` objects (for `context` entries).
     ///
     /// ```
-    /// let err = idp_policy::kyverno::KyvernoPolicy::from_yaml("k", "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: p}\nspec:\n  rules:\n    - name: r\n      match: {any: [{resources: {kinds: [Pod]}}]}\n      context: [{name: cm, configMap: {name: c, namespace: n}}]\n      validate: {pattern: {spec: {}}}\n", None).unwrap_err();
-    /// assert!(err.to_string().contains("spec.rules[0] (r).context"), "{err}");
+    /// let err = idp_policy::kyverno::KyvernoPolicy::from_yaml("k", "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: p}\nspec:\n  rules:\n    - name: r\n      match: {any: [{resources: {kinds: [Pod]}}]}\n      context: [{name: cm, apiCall: {urlPath: /api/v1/namespaces}}]\n      validate: {pattern: {spec: {}}}\n", None).unwrap_err();
+    /// assert!(err.to_string().contains("spec.rules[0] (r).context[0] (cm).apiCall"), "{err}");
     /// ```
     pub fn from_yaml(name: impl Into<String>, yaml: &str, file: Option<&Path>) -> Result<Self> {
         let mut policy = Self::new(name);
@@ -1190,9 +1225,18 @@ impl KyvernoPolicy {
                     self.namespaces
                         .insert(object.name().to_owned(), object.labels());
                 }
+                ("", "ConfigMap") => {
+                    self.config_maps.insert(
+                        (
+                            object.namespace().unwrap_or("default").to_owned(),
+                            object.name().to_owned(),
+                        ),
+                        object.to_value(),
+                    );
+                }
                 _ => {
                     return Err(Error::invalid_input(format!(
-                        "{}{} {} is not a Kyverno ClusterPolicy, Policy or PolicyException (kyverno.io) or a Namespace",
+                        "{}{} {} is not a Kyverno ClusterPolicy, Policy or PolicyException (kyverno.io), a Namespace or a ConfigMap",
                         at(object.source()),
                         object.api_version(),
                         object.kind()
@@ -1283,8 +1327,9 @@ impl KyvernoPolicy {
     /// Apply the mutate rules, policy by policy and rule by rule, each to the object as
     /// the rules before it left it (so a later rule matches on what an earlier one
     /// wrote, as Kyverno cascades mutations): the object after them, and the result of
-    /// each mutate rule that matches it — pass (the patch applied), skip (an anchor or
-    /// the preconditions did not hold, or a `PolicyException` waives it) or error (a
+    /// each mutate rule that matches it — pass (the patch changed the object), skip (an
+    /// anchor or the preconditions did not hold, a `PolicyException` waives it, or the
+    /// patch changed nothing) or error (a
     /// variable without a value, a patch that cannot apply; with the policy's
     /// `failurePolicy: Ignore`, a skip instead). A rule may not change the object's
     /// `apiVersion`, `kind`, name or namespace, which Kubernetes does not allow either.
@@ -1353,7 +1398,10 @@ impl KyvernoPolicy {
                     }
                 };
                 let value = current.to_value();
-                let data_of = |v: &Value| jmes_data(v, form, &current, &request, ctx);
+                let data_of = |v: &Value| {
+                    jmes_data(v, form, &current, &request, ctx)
+                        .and_then(|d| context::with_context(&d, &rule.context, &self.config_maps))
+                };
                 if let Some(pre) = &rule.preconditions {
                     match data_of(&value).and_then(|d| pre.evaluate(&d)) {
                         Ok(v) if v.holds => {}
@@ -1377,6 +1425,10 @@ impl KyvernoPolicy {
                     continue;
                 }
                 match mutate.apply(&value, form, &data_of) {
+                    // As Kyverno reports it: a patch that changes nothing is a skip.
+                    Ok(mutate::Outcome::Patched(patched)) if patched == value => {
+                        results.push(result(RuleOutcome::Skip("no patches applied".to_owned())));
+                    }
                     Ok(mutate::Outcome::Patched(patched)) => {
                         match Self::patched_object(&current, patched) {
                             Ok(next) => {
@@ -1462,7 +1514,11 @@ impl KyvernoPolicy {
                 let rule_id = format!("{}/{rule_name}", policy.name);
                 let value = value.get_or_insert_with(|| object.to_value());
                 let needs_jmes = rule.preconditions.is_some()
-                    || matches!(rule.check, Check::Deny(_) | Check::ForEach(_));
+                    || !rule.context.is_empty()
+                    || rule.message.contains("{{")
+                    || matches!(rule.check, Check::Deny(_) | Check::ForEach(_))
+                    || matches!(&rule.check, Check::Pattern(p) if p.variables)
+                    || matches!(&rule.check, Check::AnyPattern(list) if list.iter().any(|p| p.variables));
                 let data = if needs_jmes {
                     let slot = &mut jmes[form as usize];
                     if slot.is_none() {
@@ -1477,7 +1533,24 @@ impl KyvernoPolicy {
                             }
                         }
                     }
-                    slot.clone()
+                    match slot
+                        .as_ref()
+                        .map(|d| context::with_context(d, &rule.context, &self.config_maps))
+                        .transpose()
+                    {
+                        Ok(d) => d,
+                        Err(e) => {
+                            results.push(result(RuleOutcome::Error(vec![
+                                Violation::new(
+                                    self.name.clone(),
+                                    rule_id.clone(),
+                                    format!("context of {rule_id}: {e}"),
+                                )
+                                .with_enforcement(enforcement),
+                            ])));
+                            continue;
+                        }
+                    }
                 } else {
                     None
                 };
@@ -1526,7 +1599,16 @@ impl KyvernoPolicy {
                 }
                 let mut out = Vec::new();
                 let mut failed = false;
-                let message = fill_message(&rule.message, value, &request);
+                // Variables beyond `request.object` paths need JMESPath; a message whose
+                // variables cannot be filled in keeps them as written.
+                let message = match (&data, rule.message.contains("{{")) {
+                    (Some(d), true) => match mutate::fill(&rule.message, d) {
+                        Ok(Value::String(text)) => text,
+                        Ok(other) => other.to_string(),
+                        Err(_) => fill_message(&rule.message, value, &request),
+                    },
+                    _ => fill_message(&rule.message, value, &request),
+                };
                 let violation = |text: String, path: Option<String>| {
                     let mut v = Violation::new(self.name.clone(), rule_id.clone(), text)
                         .with_enforcement(enforcement);
@@ -1543,19 +1625,32 @@ impl KyvernoPolicy {
                     }
                 };
                 match &rule.check {
-                    Check::Pattern(patterns) => {
-                        if let pattern::Outcome::Fail { path, message: why } =
-                            pattern::validate(value, patterns.get(form))
-                        {
-                            // The path is the violation's own; the text says what failed.
-                            out.push(violation(joined(&why), Some(path)));
+                    Check::Pattern(patterns) => match patterns.get(form, data.as_ref()) {
+                        Ok(p) => {
+                            if let pattern::Outcome::Fail { path, message: why } =
+                                pattern::validate(value, &p)
+                            {
+                                // The path is the violation's own; the text says what failed.
+                                out.push(violation(joined(&why), Some(path)));
+                            }
                         }
-                    }
+                        Err(e) => {
+                            failed = true;
+                            out.push(violation(format!("pattern of {rule_id}: {e}"), None));
+                        }
+                    },
                     Check::AnyPattern(list) => {
                         let mut failures = Vec::new();
                         let mut held = false;
                         for (i, patterns) in list.iter().enumerate() {
-                            match pattern::validate(value, patterns.get(form)) {
+                            let p = match patterns.get(form, data.as_ref()) {
+                                Ok(p) => p,
+                                Err(e) => {
+                                    failures.push((i, String::new(), e));
+                                    continue;
+                                }
+                            };
+                            match pattern::validate(value, &p) {
                                 pattern::Outcome::Fail { path, message: why } => {
                                     failures.push((i, path, why));
                                 }

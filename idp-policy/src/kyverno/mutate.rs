@@ -420,15 +420,15 @@ impl ForEach {
     }
 }
 
-/// Evaluate one `{{ }}` expression.
-fn evaluate(expr: &str, data: &Rcvar) -> std::result::Result<Value, String> {
+/// Evaluate one `{{ }}` expression; `strict`: a null result is an error.
+fn evaluate(expr: &str, data: &Rcvar, strict: bool) -> std::result::Result<Value, String> {
     let compiled = super::functions::compile(expr)
         .map_err(|e| format!("{{{{{expr}}}}} is not valid JMESPath: {e}"))?;
     let found = compiled
         .search(data.clone())
         .map_err(|e| format!("{{{{{expr}}}}} failed: {e}"))?;
     let value = serde_json::to_value(&*found).map_err(|e| format!("{{{{{expr}}}}}: {e}"))?;
-    if value.is_null() {
+    if strict && value.is_null() {
         return Err(format!(
             "{{{{{expr}}}}} has no value for this object (give a default: {{{{ {expr} || '' }}}})"
         ));
@@ -518,14 +518,17 @@ fn parse_template(text: &str) -> std::result::Result<Vec<Node>, String> {
 
 /// The text of pieces, their variables evaluated (each once: a value's own text is
 /// never read for variables).
-fn render(nodes: &[Node], data: &Rcvar) -> std::result::Result<String, String> {
+fn render(nodes: &[Node], data: &Rcvar, strict: bool) -> std::result::Result<String, String> {
     let mut out = String::new();
     for node in nodes {
         match node {
             Node::Text(t) => out.push_str(t),
             Node::Var(inner) => {
-                let expr = render(inner, data)?;
-                out.push_str(&as_text(evaluate(expr.trim(), data)?));
+                let expr = render(inner, data, strict)?;
+                match evaluate(expr.trim(), data, strict)? {
+                    Value::Null => {}
+                    v => out.push_str(&as_text(v)),
+                }
             }
         }
     }
@@ -533,8 +536,18 @@ fn render(nodes: &[Node], data: &Rcvar) -> std::result::Result<String, String> {
 }
 
 /// Fill in the variables of a string, innermost first; a string that is exactly one
-/// variable takes its value with its type.
+/// variable takes its value with its type. A variable without a value is an error.
 pub(super) fn fill(text: &str, data: &Rcvar) -> std::result::Result<Value, String> {
+    fill_in(text, data, true)
+}
+
+/// [`fill`], where a variable without a value is `null` (alone) or nothing (in text):
+/// what conditions compare.
+pub(super) fn fill_lenient(text: &str, data: &Rcvar) -> std::result::Result<Value, String> {
+    fill_in(text, data, false)
+}
+
+fn fill_in(text: &str, data: &Rcvar, strict: bool) -> std::result::Result<Value, String> {
     if !text.contains("{{") {
         return Ok(Value::String(text.to_owned()));
     }
@@ -546,15 +559,27 @@ pub(super) fn fill(text: &str, data: &Rcvar) -> std::result::Result<Value, Strin
             .iter()
             .all(|n| matches!(n, Node::Var(_)) || matches!(n, Node::Text(t) if t.trim().is_empty()))
     {
-        let expr = render(inner, data)?;
-        return evaluate(expr.trim(), data);
+        let expr = render(inner, data, strict)?;
+        return evaluate(expr.trim(), data, strict);
     }
-    render(&nodes, data).map(Value::String)
+    render(&nodes, data, strict).map(Value::String)
 }
 
 /// [`fill`] for text the result is put back into (a JSON patch before it is read).
 fn fill_text(text: &str, data: &Rcvar) -> std::result::Result<String, String> {
     fill(text, data).map(as_text)
+}
+
+/// Whether some string or key of `value` holds a `{{`.
+pub(super) fn has_variables(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains("{{"),
+        Value::Array(items) => items.iter().any(has_variables),
+        Value::Object(map) => map
+            .iter()
+            .any(|(k, v)| k.contains("{{") || has_variables(v)),
+        _ => false,
+    }
 }
 
 /// Fill in the variables of every string and key of `value`.
