@@ -720,7 +720,7 @@ fn kyverno_cluster_policies_are_recognised_and_run() {
     let bad = write(
         dir.path(),
         "policy/bad.yaml",
-        "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: p}\nspec:\n  rules:\n    - name: r\n      match: {any: [{resources: {kinds: [Pod]}}]}\n      context: [{name: cm, configMap: {name: c, namespace: n}}]\n      validate: {pattern: {spec: {}}}\n",
+        "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: p}\nspec:\n  rules:\n    - name: r\n      match: {any: [{resources: {kinds: [Pod]}}]}\n      context: [{name: cm, apiCall: {urlPath: /api/v1/namespaces}}]\n      validate: {pattern: {spec: {}}}\n",
     );
     let out = idpctl(&["policy", "check", &app, "--policy", &bad]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");

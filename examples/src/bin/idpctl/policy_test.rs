@@ -225,8 +225,13 @@ fn check_suite(file: &Path, rows: &mut Vec<Row>) {
         let mut names = strings(expected.get("resources"));
         names.extend(strings(expected.get("resource")));
         for name in names {
+            // `namespace/name` names a namespaced resource, as in newer suites.
+            let (namespace, plain) = match name.split_once('/') {
+                Some((ns, n)) => (ns, n),
+                None => (namespace, name.as_str()),
+            };
             let found = suite.resources.iter().position(|o| {
-                o.name() == name
+                o.name() == plain
                     && (kind.is_empty() || o.kind() == kind)
                     && (namespace.is_empty() || o.namespace().unwrap_or("default") == namespace)
             });
