@@ -10,7 +10,7 @@
 //!
 //! A test file lists `policies` and `resources` (paths relative to it, optionally
 //! `exceptions`) and the `results` expected: `policy`, `rule`, `resource` (or
-//! `resources`), `kind`, optional `namespace`, and `result` (`pass`, `fail`, `skip`,
+//! `resources`; `namespace/name` or a name), `kind`, optional `namespace`, and `result` (`pass`, `fail`, `skip`,
 //! `error`). A rule named as written also matches its auto-generated form for
 //! controllers (`autogen-<rule>`), as the Kyverno CLI reports it. A rule that does not
 //! match the resource counts as `skip`. Mutate rules run before validate rules, as at
