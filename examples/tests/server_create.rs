@@ -973,6 +973,95 @@ async fn admission_reviews_round_trip() {
     h.server.shutdown().await.unwrap();
 }
 
+const KYVERNO: &str = r#"
+apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: team}
+spec:
+  validationFailureAction: Enforce
+  rules:
+    - name: default-team
+      match: {any: [{resources: {kinds: [ConfigMap]}}]}
+      mutate:
+        patchStrategicMerge:
+          metadata:
+            labels:
+              +(acme.dev/team): platform
+    - name: no-scratch-team
+      match: {any: [{resources: {kinds: [ConfigMap]}}]}
+      validate:
+        message: "the scratch team is gone"
+        pattern:
+          metadata:
+            =(labels):
+              =(acme.dev/team): "!scratch"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kyverno_policies_from_the_config_validate_and_mutate() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("team.yaml");
+    std::fs::write(&file, KYVERNO).unwrap();
+    let mut config = Config::default();
+    config.policy.kyverno = vec![file];
+    let h = harness_with(config, std::path::Path::to_path_buf).await;
+
+    let scratch = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "settings", "namespace": "shop", "labels": {"acme.dev/team": "scratch"}}});
+    let rows = h
+        .post_json("/api/policy/check?guardrails=false", &scratch)
+        .await;
+    assert_eq!(rows.status, 200, "{}", rows.text());
+    let rows = rows.json();
+    assert_eq!(rows[0]["allowed"], false, "{rows}");
+    assert_eq!(
+        rows[0]["violations"][0]["rule"], "team/no-scratch-team",
+        "{rows}"
+    );
+    let denied = h
+        .post_json("/admission/validate", &review(&scratch))
+        .await
+        .json();
+    assert_eq!(denied["response"]["allowed"], false, "{denied}");
+
+    let plain = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "settings", "namespace": "shop"}});
+    let mutated = h
+        .post_json("/admission/mutate", &review(&plain))
+        .await
+        .json();
+    let patch = base64::engine::general_purpose::STANDARD
+        .decode(mutated["response"]["patch"].as_str().unwrap())
+        .unwrap();
+    let patch = String::from_utf8(patch).unwrap();
+    // With idp's default labels, the labels map is added whole.
+    assert!(patch.contains("\"acme.dev/team\":\"platform\""), "{patch}");
+    h.server.shutdown().await.unwrap();
+
+    // A policy file that cannot be loaded stops the start, naming it.
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, KYVERNO.replace("mutate:", "generate:")).unwrap();
+    let mut config = Config::default();
+    config.policy.kyverno = vec![bad];
+    let data = tempfile::tempdir().unwrap();
+    let Err(err) = start(ServerOptions {
+        listen: Some("127.0.0.1:0".into()),
+        data: Some(data.path().to_path_buf()),
+        simulated_cluster: true,
+        ..ServerOptions::new(config)
+    })
+    .await
+    else {
+        panic!("the server started with a policy it cannot load");
+    };
+    let text = err.report();
+    assert!(
+        text.contains("bad.yaml") && text.contains("generate"),
+        "{text}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_background_reaper_removes_expired_previews() {
     let config = Config {

@@ -117,6 +117,13 @@ pub struct PolicyConfig {
     /// Also apply idp's guardrails (image tags, probes, resources...).
     #[serde(default = "default_true")]
     pub guardrails: bool,
+    /// Kyverno files (`ClusterPolicy`, `Policy`, `PolicyException`, and the `ConfigMap`s
+    /// their `context` reads), read at start: their validate rules join
+    /// `POST /api/policy/check` and the validating webhook, their mutate rules the
+    /// mutating webhook (after idp's default mutations). A file that cannot be loaded
+    /// stops the server with an error naming it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kyverno: Vec<PathBuf>,
 }
 
 impl Default for PolicyConfig {
@@ -124,6 +131,7 @@ impl Default for PolicyConfig {
         Self {
             pss: default_pss(),
             guardrails: true,
+            kyverno: Vec::new(),
         }
     }
 }

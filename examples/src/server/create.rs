@@ -38,12 +38,18 @@ pub async fn install(state: &Arc<AppState>, config: &Config) -> idp_core::Result
         &state.data,
     )?);
     previews.recover().await;
-    let policies =
-        crate::server::routes::policy::build_set(state.policy.pss, state.policy.guardrails);
-    let admission = AdmissionHandler::new()
+    let policies = crate::server::routes::policy::build_set(
+        state.policy.pss,
+        state.policy.guardrails,
+        state.kyverno.get(),
+    );
+    let mut admission = AdmissionHandler::new()
         .with_policy(policies)
         .with_mutation(StandardLabels::default())
         .with_mutation(DefaultResources::default());
+    if let Some(kyverno) = state.kyverno.get() {
+        admission = admission.with_shared_mutation(kyverno.clone());
+    }
     let _ = state.create.set(Arc::new(CreateArea {
         scaffolding,
         previews,

@@ -300,6 +300,22 @@ pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
     };
 
     let state = Arc::new(AppState::new(config.policy.clone(), cluster, data.clone()));
+    if !config.policy.kyverno.is_empty() {
+        let mut kyverno = idp_policy::kyverno::KyvernoPolicy::new("kyverno");
+        for path in &config.policy.kyverno {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                idp_core::Error::invalid_input(format!(
+                    "policy.kyverno: cannot read {}: {e}",
+                    path.display()
+                ))
+            })?;
+            kyverno
+                .add_yaml(&text, Some(path))
+                .map_err(|e| e.context(format_args!("policy.kyverno: {}", path.display())))?;
+        }
+        tracing::info!(rules = kyverno.rules().len(), "Kyverno policies loaded");
+        let _ = state.kyverno.set(Arc::new(kyverno));
+    }
     let delivery = Arc::new(
         deliver::Delivery::open(
             &config.deliver,

@@ -78,6 +78,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Default policy settings.
     pub policy: PolicyConfig,
+    /// The Kyverno policies of `policy.kyverno`, once loaded.
+    pub kyverno: OnceLock<Arc<idp_policy::kyverno::KyvernoPolicy>>,
     /// The cluster the server talks to.
     pub cluster: ClusterInfo,
     /// When the process started.
@@ -109,6 +111,7 @@ impl AppState {
             ready: AtomicBool::new(false),
             metrics: Metrics::default(),
             policy,
+            kyverno: OnceLock::new(),
             cluster,
             started: Instant::now(),
             data,

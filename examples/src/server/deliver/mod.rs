@@ -289,6 +289,7 @@ impl Delivery {
         let policies = Arc::new(crate::server::routes::policy::build_set(
             config.pss,
             config.guardrails,
+            None,
         ));
         let mutations = Arc::new(
             Mutations::new()

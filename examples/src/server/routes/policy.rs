@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use idp_core::{ManifestSet, PolicyContext};
+use idp_policy::kyverno::KyvernoPolicy;
 use idp_policy::policy_report::PolicyReports;
 use idp_policy::pss::PodSecurity;
 use idp_policy::{PolicyOptions, PolicySet};
@@ -32,8 +33,15 @@ const MAX_BODY: usize = 4 * 1024 * 1024;
 /// One object's verdict (the shape shared with `idpctl policy check --format json`).
 pub use idp_policy::report::CheckRow;
 
-pub(crate) fn build_set(pss: PssSetting, guardrails: bool) -> PolicySet {
+pub(crate) fn build_set(
+    pss: PssSetting,
+    guardrails: bool,
+    kyverno: Option<&Arc<KyvernoPolicy>>,
+) -> PolicySet {
     let mut set = PolicySet::new().named("idp-server");
+    if let Some(kyverno) = kyverno {
+        set.push(kyverno.clone(), PolicyOptions::new());
+    }
     match pss {
         PssSetting::None => {}
         PssSetting::Baseline => set = set.with_policy(PodSecurity::baseline()),
@@ -105,7 +113,7 @@ async fn check(
     if set.is_empty() {
         return Err(ApiError::input("The body holds no Kubernetes objects"));
     }
-    let policies = build_set(pss, guardrails);
+    let policies = build_set(pss, guardrails, state.kyverno.get());
     let ctx = PolicyContext::new();
     if policy_report {
         let mut reports = PolicyReports::new("idp-server", std::time::SystemTime::now());
