@@ -1,8 +1,11 @@
-//! OPA Gatekeeper's shared pieces that need no Rego: the `spec.match` of constraints and
-//! mutators ([`GatekeeperMatch`]).
+//! OPA Gatekeeper's pieces that need no Rego: the `spec.match` of constraints and
+//! mutators ([`GatekeeperMatch`]), and the mutators themselves ([`mutation`]: `Assign`,
+//! `AssignMetadata`, `ModifySet`, `AssignImage`).
 //!
 //! Gatekeeper's constraint templates and constraints (Rego, and CEL) are in
 //! `rego::gatekeeper` (feature `rego`).
+
+pub mod mutation;
 
 use std::collections::BTreeMap;
 
@@ -13,7 +16,6 @@ use crate::matching::{LabelSelector, wildcard};
 use crate::names::split_api_version;
 
 /// The strings of a list (other items skipped).
-#[cfg_attr(not(feature = "rego"), allow(dead_code))]
 pub(crate) fn strings(value: Option<&Value>) -> Vec<String> {
     value
         .and_then(Value::as_array)
@@ -81,7 +83,6 @@ pub struct GatekeeperMatch {
     pub name: Option<String>,
 }
 
-#[cfg_attr(not(feature = "rego"), allow(dead_code))]
 fn selector(value: Option<&Value>, field: &str, here: &str) -> Result<Option<LabelSelector>> {
     match value {
         None | Some(Value::Null) => Ok(None),
@@ -94,7 +95,6 @@ fn selector(value: Option<&Value>, field: &str, here: &str) -> Result<Option<Lab
 }
 
 impl GatekeeperMatch {
-    #[cfg_attr(not(feature = "rego"), allow(dead_code))]
     pub(crate) fn from_value(value: Option<&Value>, here: &str) -> Result<Self> {
         let Some(value) = value else {
             return Ok(Self::default());
