@@ -11,6 +11,7 @@ mod cel;
 mod engine;
 #[cfg(all(feature = "rego", feature = "cel"))]
 mod gatekeeper_cel;
+mod gatekeeper_mutation;
 mod guardrails;
 mod hostile;
 mod hostile_native;
