@@ -28,6 +28,9 @@
 //!   evaluated with CEL through kube-cel.
 //! - [`kyverno`]: `KyvernoPolicy`, Kyverno ClusterPolicies and Policies (validate rules:
 //!   patterns, `podSecurity`, CEL), auto-generated for Pod controllers as Kyverno does.
+//! - [`gatekeeper::mutation`]: `GatekeeperMutators`, Gatekeeper's `Assign`,
+//!   `AssignMetadata`, `ModifySet` and `AssignImage` mutators as a `Mutation`, applied in
+//!   Gatekeeper's order until the object stops changing.
 //! - [`podspec`]: pod-controller autogen — how one pod-level rule covers Pods,
 //!   Deployments, StatefulSets, DaemonSets, ReplicaSets, ReplicationControllers, Jobs and
 //!   CronJobs with paths into the template.
