@@ -285,6 +285,12 @@ impl Mutator {
             }
             None => return Err(fail("spec", "is missing".to_owned())),
         };
+        if kind == Kind::AssignImage && name.chars().count() > 63 {
+            return Err(fail(
+                "metadata.name",
+                "is longer than 63 characters, which Gatekeeper refuses for AssignImage".to_owned(),
+            ));
+        }
         let matcher = GatekeeperMatch::from_value(spec.get("match"), &here)?;
         let text = match spec.get("location") {
             Some(Value::String(s)) => s.as_str(),
