@@ -288,6 +288,35 @@ fn mutate_applies_kyverno_mutate_rules() {
     assert!(err.contains("owner/copy-owner"), "{err}");
 }
 
+const GK_MUTATORS: &str =
+    include_str!("../../idp-policy/tests/fixtures/gatekeeper-mutation/mutators.yaml");
+
+#[test]
+fn mutate_applies_gatekeeper_mutators() {
+    let dir = tempfile::tempdir().unwrap();
+    let pod = write(
+        dir.path(),
+        "pod.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: shop}\nspec:\n  containers: [{name: app, image: 'ghcr.io/acme/web:1'}]\n",
+    );
+    let mutators = write(dir.path(), "gk/mutators.yaml", GK_MUTATORS);
+    let out = idpctl(&[
+        "policy", "mutate", &pod, "--policy", &mutators, "-o", "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let objects = json(&out);
+    let app = &objects[0]["spec"]["containers"][0];
+    assert_eq!(app["imagePullPolicy"], "Always", "{objects:#}");
+    assert_eq!(
+        app["securityContext"]["allowPrivilegeEscalation"], false,
+        "{objects:#}"
+    );
+    // Mutators are not checks.
+    let out = idpctl(&["policy", "check", &pod, "--policy", &mutators]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("policy mutate --policy"));
+}
+
 #[test]
 fn policy_test_compares_patched_resources() {
     let dir = tempfile::tempdir().unwrap();

@@ -1003,8 +1003,15 @@ async fn kyverno_policies_from_the_config_validate_and_mutate() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("team.yaml");
     std::fs::write(&file, KYVERNO).unwrap();
+    let assign = dir.path().join("assign.yaml");
+    std::fs::write(
+        &assign,
+        "apiVersion: mutations.gatekeeper.sh/v1\nkind: AssignMetadata\nmetadata: {name: tier}\nspec:\n  location: metadata.labels.tier\n  parameters: {assign: {value: backend}}\n",
+    )
+    .unwrap();
     let mut config = Config::default();
     config.policy.kyverno = vec![file];
+    config.policy.gatekeeper_mutators = vec![assign];
     let h = harness_with(config, std::path::Path::to_path_buf).await;
 
     let scratch = json!({"apiVersion": "v1", "kind": "ConfigMap",
@@ -1037,6 +1044,7 @@ async fn kyverno_policies_from_the_config_validate_and_mutate() {
     let patch = String::from_utf8(patch).unwrap();
     // With idp's default labels, the labels map is added whole.
     assert!(patch.contains("\"acme.dev/team\":\"platform\""), "{patch}");
+    assert!(patch.contains("\"tier\":\"backend\""), "{patch}");
     h.server.shutdown().await.unwrap();
 
     // A policy file that cannot be loaded stops the start, naming it.

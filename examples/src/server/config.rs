@@ -124,6 +124,11 @@ pub struct PolicyConfig {
     /// stops the server with an error naming it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kyverno: Vec<PathBuf>,
+    /// Gatekeeper mutator files (`Assign`, `AssignMetadata`, `ModifySet`, `AssignImage`,
+    /// and `Namespace`s for `namespaceSelector`), read at start and applied by the
+    /// mutating webhook after idp's default mutations, before Kyverno's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gatekeeper_mutators: Vec<PathBuf>,
 }
 
 impl Default for PolicyConfig {
@@ -132,6 +137,7 @@ impl Default for PolicyConfig {
             pss: default_pss(),
             guardrails: true,
             kyverno: Vec::new(),
+            gatekeeper_mutators: Vec::new(),
         }
     }
 }

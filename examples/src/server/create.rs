@@ -47,6 +47,9 @@ pub async fn install(state: &Arc<AppState>, config: &Config) -> idp_core::Result
         .with_policy(policies)
         .with_mutation(StandardLabels::default())
         .with_mutation(DefaultResources::default());
+    if let Some(mutators) = state.gatekeeper_mutators.get() {
+        admission = admission.with_shared_mutation(mutators.clone());
+    }
     if let Some(kyverno) = state.kyverno.get() {
         admission = admission.with_shared_mutation(kyverno.clone());
     }

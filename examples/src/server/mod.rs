@@ -316,6 +316,28 @@ pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
         tracing::info!(rules = kyverno.rules().len(), "Kyverno policies loaded");
         let _ = state.kyverno.set(Arc::new(kyverno));
     }
+    if !config.policy.gatekeeper_mutators.is_empty() {
+        let mut mutators = idp_policy::gatekeeper::mutation::GatekeeperMutators::new("gatekeeper");
+        for path in &config.policy.gatekeeper_mutators {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                idp_core::Error::invalid_input(format!(
+                    "policy.gatekeeperMutators: cannot read {}: {e}",
+                    path.display()
+                ))
+            })?;
+            mutators.add_yaml(&text, Some(path)).map_err(|e| {
+                e.context(format_args!(
+                    "policy.gatekeeperMutators: {}",
+                    path.display()
+                ))
+            })?;
+        }
+        tracing::info!(
+            mutators = mutators.mutators().len(),
+            "Gatekeeper mutators loaded"
+        );
+        let _ = state.gatekeeper_mutators.set(Arc::new(mutators));
+    }
     let delivery = Arc::new(
         deliver::Delivery::open(
             &config.deliver,

@@ -80,6 +80,8 @@ pub struct AppState {
     pub policy: PolicyConfig,
     /// The Kyverno policies of `policy.kyverno`, once loaded.
     pub kyverno: OnceLock<Arc<idp_policy::kyverno::KyvernoPolicy>>,
+    /// The Gatekeeper mutators of `policy.gatekeeperMutators`, once loaded.
+    pub gatekeeper_mutators: OnceLock<Arc<idp_policy::gatekeeper::mutation::GatekeeperMutators>>,
     /// The cluster the server talks to.
     pub cluster: ClusterInfo,
     /// When the process started.
@@ -112,6 +114,7 @@ impl AppState {
             metrics: Metrics::default(),
             policy,
             kyverno: OnceLock::new(),
+            gatekeeper_mutators: OnceLock::new(),
             cluster,
             started: Instant::now(),
             data,

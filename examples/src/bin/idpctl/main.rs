@@ -257,9 +257,10 @@ enum PolicyCommand {
     /// Fills in default resource requests and limits and the standard labels
     /// (app.kubernetes.io/*); with --otel-endpoint also injects the OpenTelemetry SDK
     /// environment into workloads. Only missing values are added. With --policy, applies
-    /// the mutate rules of Kyverno policies instead of the standard defaults (as
-    /// Kyverno's admission webhook would, rules in order, auto-generated for Pod
-    /// controllers). Prints YAML documents (a JSON array with --format json).
+    /// the mutate rules of Kyverno policies (as Kyverno's admission webhook would, rules
+    /// in order, auto-generated for Pod controllers) and Gatekeeper mutators (in
+    /// Gatekeeper's order, until the object stops changing) instead of the standard
+    /// defaults. Prints YAML documents (a JSON array with --format json).
     #[command(
         after_help = "EXAMPLES:\n  idpctl policy mutate deploy.yaml\n  idpctl policy mutate k8s/ --otel-endpoint http://otel-collector.observability:4317 > mutated.yaml\n  idpctl policy mutate k8s/ --policy kyverno/add-defaults.yaml"
     )]
@@ -270,8 +271,9 @@ enum PolicyCommand {
         /// OTLP endpoint to configure in workloads.
         #[arg(long, value_name = "URL")]
         otel_endpoint: Option<String>,
-        /// A Kyverno ClusterPolicy/Policy (and PolicyException) file whose mutate rules
-        /// to apply instead of the standard defaults (repeatable).
+        /// A Kyverno ClusterPolicy/Policy (and PolicyException) file whose mutate rules,
+        /// or a Gatekeeper mutator file (Assign, AssignMetadata, ModifySet, AssignImage)
+        /// whose mutators, to apply instead of the standard defaults (repeatable).
         #[arg(long = "policy", value_name = "FILE")]
         policies: Vec<PathBuf>,
     },

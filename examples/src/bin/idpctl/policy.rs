@@ -8,6 +8,7 @@ use idp_core::ports::Mutation;
 use idp_core::{ManifestSet, Object, Policy, PolicyContext};
 use idp_policy::cel::CelPolicy;
 use idp_policy::config::PolicySetConfig;
+use idp_policy::gatekeeper::mutation::GatekeeperMutators;
 use idp_policy::kyverno::KyvernoPolicy;
 use idp_policy::mutate::{DefaultResources, Mutations, OtelInjection, StandardLabels};
 use idp_policy::policy_report::PolicyReports;
@@ -63,6 +64,8 @@ enum PolicyFormat {
     Gatekeeper,
     AdmissionPolicy,
     Kyverno,
+    /// Gatekeeper mutators (`mutations.gatekeeper.sh`): for `policy mutate` only.
+    GatekeeperMutators,
     PolicySet,
 }
 
@@ -92,6 +95,7 @@ fn yaml_format(path: &Path, text: &str) -> Result<PolicyFormat, Failure> {
                 "ValidatingAdmissionPolicy" | "ValidatingAdmissionPolicyBinding",
             ) => PolicyFormat::AdmissionPolicy,
             ("kyverno.io", "ClusterPolicy" | "Policy" | "PolicyException") => PolicyFormat::Kyverno,
+            ("mutations.gatekeeper.sh", _) => PolicyFormat::GatekeeperMutators,
             (_, "PolicySet") => PolicyFormat::PolicySet,
             _ => continue,
         };
@@ -159,6 +163,12 @@ fn load_policy_file(
                 .add_yaml(&text, Some(path))
                 .map_err(failed)?;
             return Ok(None);
+        }
+        PolicyFormat::GatekeeperMutators => {
+            return Err(Failure::usage(format!(
+                "{}: Gatekeeper mutators change objects rather than check them: use `idpctl policy mutate --policy`",
+                path.display()
+            )));
         }
         PolicyFormat::PolicySet => {
             let config = PolicySetConfig::from_yaml(&text).map_err(failed)?;
@@ -318,21 +328,37 @@ pub fn mutate(
             .with(StandardLabels::default())
             .with(DefaultResources::default());
     } else {
-        let mut kyverno = KyvernoPolicy::new("kyverno");
+        let mut kyverno: Option<KyvernoPolicy> = None;
+        let mut gatekeeper: Option<GatekeeperMutators> = None;
         for path in policies {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| Failure::io(format!("cannot read {}: {e}", path.display())))?;
-            if yaml_format(path, &text)? != PolicyFormat::Kyverno {
-                return Err(Failure::usage(format!(
-                    "{}: only Kyverno policies (ClusterPolicy, Policy, PolicyException) mutate; check other kinds with `idpctl policy check --policy`",
-                    path.display()
-                )));
+            let failed =
+                |e: idp_core::Error| Failure::usage(format!("{}: {}", path.display(), e.report()));
+            match yaml_format(path, &text)? {
+                PolicyFormat::Kyverno => kyverno
+                    .get_or_insert_with(|| KyvernoPolicy::new("kyverno"))
+                    .add_yaml(&text, Some(path))
+                    .map_err(failed)?,
+                PolicyFormat::GatekeeperMutators => gatekeeper
+                    .get_or_insert_with(|| GatekeeperMutators::new("gatekeeper"))
+                    .add_yaml(&text, Some(path))
+                    .map_err(failed)?,
+                _ => {
+                    return Err(Failure::usage(format!(
+                        "{}: only Kyverno policies (ClusterPolicy, Policy, PolicyException) and Gatekeeper mutators (Assign, AssignMetadata, ModifySet, AssignImage) mutate; check other kinds with `idpctl policy check --policy`",
+                        path.display()
+                    )));
+                }
             }
-            kyverno
-                .add_yaml(&text, Some(path))
-                .map_err(|e| Failure::usage(format!("{}: {}", path.display(), e.report())))?;
         }
-        mutations = mutations.with(kyverno);
+        // Gatekeeper's mutating webhook and Kyverno's are separate; Gatekeeper's first.
+        if let Some(g) = gatekeeper {
+            mutations = mutations.with(g);
+        }
+        if let Some(k) = kyverno {
+            mutations = mutations.with(k);
+        }
     }
     if let Some(endpoint) = otel_endpoint {
         mutations = mutations.with(OtelInjection::new(endpoint));
