@@ -1207,7 +1207,7 @@ impl KyvernoPolicy {
     ///
     /// ```
     /// let mut p = idp_policy::kyverno::KyvernoPolicy::new("k");
-    /// let err = p.add_yaml("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n", None).unwrap_err();
+    /// let err = p.add_yaml("apiVersion: v1\nkind: Secret\nmetadata: {name: s}\n", None).unwrap_err();
     /// assert!(err.to_string().contains("is not a Kyverno ClusterPolicy"), "{err}");
     /// ```
     pub fn add_yaml(&mut self, yaml: &str, file: Option<&Path>) -> Result<()> {
