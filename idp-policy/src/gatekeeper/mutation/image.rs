@@ -21,11 +21,15 @@ pub(crate) fn split_domain(image: &str) -> (&str, &str) {
     }
 }
 
-/// `(domain, path, tag)` of an image; the tag keeps its `:` or `@`.
+/// `(domain, path, tag)` of an image; the tag keeps its `:` or `@`. The tag or digest
+/// starts in the last `/`-separated component, so that a malformed image (`/:/`) never
+/// splits into a tag holding a `/`, which would read as a domain once a path is put
+/// before it.
 pub(crate) fn split(image: &str) -> (&str, &str, &str) {
     let (domain, rest) = split_domain(image);
-    match rest.find([':', '@']) {
-        Some(i) => (domain, &rest[..i], &rest[i..]),
+    let last = rest.rfind('/').map_or(0, |i| i + 1);
+    match rest[last..].find([':', '@']) {
+        Some(i) => (domain, &rest[..last + i], &rest[last + i..]),
         None => (domain, rest, ""),
     }
 }
@@ -119,6 +123,9 @@ mod tests {
         assert_eq!(split("localhost:5000/app"), ("localhost:5000", "app", ""));
         assert_eq!(split("app@sha256:abcd"), ("", "app", "@sha256:abcd"));
         assert_eq!(split(""), ("", "", ""));
+        // Found by the idempotence property: the tag never holds a `/`.
+        assert_eq!(split("/:/"), ("", "/:/", ""));
+        assert_eq!(parts(None, Some("a"), None).apply("/:/"), "a");
     }
 
     #[test]
