@@ -23,6 +23,20 @@ pub(crate) fn source_prefix(source: Option<&Source>) -> String {
     source.map_or_else(String::new, |s| format!("{s}: "))
 }
 
+/// The strings of a JSON list (other items skipped; nothing when it is not a list).
+pub(crate) fn strings(value: Option<&serde_json::Value>) -> Vec<String> {
+    value
+        .and_then(serde_json::Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(serde_json::Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -89,18 +89,7 @@ pub fn resource_for_kind(kind: &str) -> String {
     }
 }
 
-fn strings(value: Option<&Value>) -> Vec<String> {
-    value
-        .and_then(Value::as_array)
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
-}
+use crate::names::strings;
 
 /// One `resourceRules`/`excludeResourceRules` entry.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

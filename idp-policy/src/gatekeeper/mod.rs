@@ -14,20 +14,7 @@ use serde_json::Value;
 
 use crate::matching::{LabelSelector, wildcard};
 use crate::names::split_api_version;
-
-/// The strings of a list (other items skipped).
-pub(crate) fn strings(value: Option<&Value>) -> Vec<String> {
-    value
-        .and_then(Value::as_array)
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
-}
+pub(crate) use crate::names::strings;
 
 /// One `spec.match.kinds` entry.
 ///

@@ -89,53 +89,13 @@ impl ForEach {
     }
 
     fn parse_at(value: &Value, field: &str, here: &str, depth: usize) -> Result<Vec<Self>> {
-        if depth > MAX_DEPTH {
-            return Err(Error::invalid_input(format!(
-                "{here}{field}: foreach nested deeper than {MAX_DEPTH} levels"
-            )));
-        }
-        let items = value.as_array().filter(|l| !l.is_empty()).ok_or_else(|| {
-            Error::invalid_input(format!("{here}{field} must be a non-empty list of entries"))
-        })?;
-        items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| Self::parse_one(item, &format!("{field}[{i}]"), here, depth))
-            .collect()
+        parse_entries(value, field, here, depth, Self::parse_one)
     }
 
     fn parse_one(item: &Value, field: &str, here: &str, depth: usize) -> Result<Self> {
         let bad = |what: String| Error::invalid_input(format!("{here}{what}"));
-        if item.get("context").is_some_and(|v| !v.is_null()) {
-            return Err(bad(format!(
-                "{field}.context: context entries are not supported"
-            )));
-        }
-        let text = item
-            .get("list")
-            .and_then(Value::as_str)
-            .filter(|l| !l.trim().is_empty())
-            .ok_or_else(|| bad(format!("{field}.list is required: the JMESPath of the list to iterate (request.object.spec.containers)")))?;
-        let expr = text
-            .trim()
-            .trim_start_matches("{{")
-            .trim_end_matches("}}")
-            .trim();
-        let list = super::functions::compile(expr)
-            .map_err(|e| bad(format!("{field}.list: {expr:?} is not valid JMESPath: {e}")))?;
-        let preconditions = match item.get("preconditions").filter(|p| !p.is_null()) {
-            None => None,
-            Some(_) if depth > 0 => {
-                return Err(bad(format!(
-                    "{field}.preconditions: Kyverno allows preconditions only on the outermost foreach"
-                )));
-            }
-            Some(p) => Some(Conditions::parse(
-                p,
-                &format!("{field}.preconditions"),
-                here,
-            )?),
-        };
+        let (list, expr, preconditions) = parse_head(item, field, here, depth)?;
+        let expr = expr.as_str();
         let each = if let Some(p) = item.get("pattern").filter(|p| !p.is_null()) {
             check_pattern(p, &format!("{field}.pattern"), here)?;
             Each::Pattern(p.clone())
@@ -319,6 +279,73 @@ fn check_pattern(p: &Value, field: &str, here: &str) -> Result<()> {
         };
         Error::invalid_input(format!("{here}{at}: {}", e.message))
     })
+}
+
+/// The entries of a `foreach` list at `depth`, each read by `parse_one(item, field,
+/// here, depth)`: a non-empty list, nested no deeper than [`MAX_DEPTH`].
+pub(super) fn parse_entries<T>(
+    value: &Value,
+    field: &str,
+    here: &str,
+    depth: usize,
+    parse_one: impl Fn(&Value, &str, &str, usize) -> Result<T>,
+) -> Result<Vec<T>> {
+    if depth > MAX_DEPTH {
+        return Err(Error::invalid_input(format!(
+            "{here}{field}: foreach nested deeper than {MAX_DEPTH} levels"
+        )));
+    }
+    let items = value.as_array().filter(|l| !l.is_empty()).ok_or_else(|| {
+        Error::invalid_input(format!("{here}{field} must be a non-empty list of entries"))
+    })?;
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| parse_one(item, &format!("{field}[{i}]"), here, depth))
+        .collect()
+}
+
+/// What every `foreach` entry (validate or mutate) has: its `list` (compiled, and the
+/// expression as written without braces) and its `preconditions` (outermost loop only).
+/// `context` entries in a loop are refused.
+pub(super) fn parse_head(
+    item: &Value,
+    field: &str,
+    here: &str,
+    depth: usize,
+) -> Result<(Expression<'static>, String, Option<Conditions>)> {
+    let bad = |what: String| Error::invalid_input(format!("{here}{what}"));
+    if item.get("context").is_some_and(|v| !v.is_null()) {
+        return Err(bad(format!(
+            "{field}.context: context entries in a foreach are not supported (put them on the rule)"
+        )));
+    }
+    let text = item
+        .get("list")
+        .and_then(Value::as_str)
+        .filter(|l| !l.trim().is_empty())
+        .ok_or_else(|| bad(format!("{field}.list is required: the JMESPath of the list to iterate (request.object.spec.containers)")))?;
+    let expr = text
+        .trim()
+        .trim_start_matches("{{")
+        .trim_end_matches("}}")
+        .trim();
+    let list = super::functions::compile(expr)
+        .map_err(|e| bad(format!("{field}.list: {expr:?} is not valid JMESPath: {e}")))?;
+    let preconditions = match item.get("preconditions").filter(|p| !p.is_null()) {
+        None => None,
+        Some(_) if depth > 0 => {
+            return Err(bad(format!(
+                "{field}.preconditions: Kyverno allows preconditions only on the outermost foreach"
+            )));
+        }
+        Some(p) => Some(Conditions::parse(
+            p,
+            &format!("{field}.preconditions"),
+            here,
+        )?),
+    };
+    Ok((list, expr.to_owned(), preconditions))
 }
 
 /// `data` with `element`, `elementIndex` and `elementIndex<depth>` set.

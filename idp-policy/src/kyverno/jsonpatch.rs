@@ -20,6 +20,7 @@ use std::fmt;
 use serde_json::{Map, Number, Value};
 
 use super::overlay::PatchError;
+use super::pattern::{describe, quoted};
 
 /// Longest patch text read, in bytes.
 const MAX_TEXT: usize = 1 << 20;
@@ -39,9 +40,6 @@ const MAX_GROWTH: usize = 1_000_000;
 /// Deepest nesting the operations may give the document (a deeper resource is accepted
 /// as it is, but not made deeper).
 const MAX_DOC_DEPTH: usize = 200;
-
-/// Longest string shown in a message before it is cut.
-const MAX_SHOWN: usize = 80;
 
 /// The kind of an operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -329,27 +327,6 @@ fn render_pointer(path: &[String]) -> String {
         out.push_str(&segment.replace('~', "~0").replace('/', "~1"));
     }
     out
-}
-
-/// A string as a JSON string literal.
-fn quoted(s: &str) -> String {
-    Value::String(s.to_owned()).to_string()
-}
-
-/// A short description of a value for messages (never a whole subtree).
-fn describe(value: &Value) -> String {
-    match value {
-        Value::Null => "null".to_owned(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        Value::String(s) if s.chars().count() > MAX_SHOWN => {
-            let cut: String = s.chars().take(MAX_SHOWN).collect();
-            format!("{}...", quoted(&cut))
-        }
-        Value::String(s) => quoted(s),
-        Value::Array(items) => format!("a list of {} element(s)", items.len()),
-        Value::Object(map) => format!("a map of {} key(s)", map.len()),
-    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -561,6 +561,21 @@ struct LoadedPolicy {
 }
 
 impl LoadedPolicy {
+    /// Whether it applies in `namespace`: a namespaced `Policy` only in its own.
+    fn applies_in(&self, namespace: Option<&str>) -> bool {
+        self.namespace
+            .as_deref()
+            .is_none_or(|ns| namespace == Some(ns))
+    }
+
+    /// How exceptions name it: `<namespace>/<name>` for a namespaced `Policy`.
+    fn key(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{ns}/{}", self.name),
+            None => self.name.clone(),
+        }
+    }
+
     fn from_object(object: &Object) -> Result<Self> {
         let source = object.source().cloned();
         let here = at(source.as_ref());
@@ -1361,15 +1376,10 @@ impl KyvernoPolicy {
             namespaces: &self.namespaces,
         };
         for policy in &self.policies {
-            if let Some(ns) = &policy.namespace
-                && request.namespace != Some(ns.as_str())
-            {
+            if !policy.applies_in(request.namespace) {
                 continue;
             }
-            let policy_key = match &policy.namespace {
-                Some(ns) => format!("{ns}/{}", policy.name),
-                None => policy.name.clone(),
-            };
+            let policy_key = policy.key();
             for rule in &policy.rules {
                 let Check::Mutate(mutate) = &rule.check else {
                     continue;
@@ -1487,15 +1497,10 @@ impl KyvernoPolicy {
         let mut jmes: [Option<Rcvar>; 3] = [None, None, None];
         let mut results = Vec::new();
         for policy in &self.policies {
-            if let Some(ns) = &policy.namespace
-                && request.namespace != Some(ns.as_str())
-            {
+            if !policy.applies_in(request.namespace) {
                 continue;
             }
-            let policy_key = match &policy.namespace {
-                Some(ns) => format!("{ns}/{}", policy.name),
-                None => policy.name.clone(),
-            };
+            let policy_key = policy.key();
             for rule in &policy.rules {
                 if matches!(rule.check, Check::Mutate(_)) {
                     continue;

@@ -28,8 +28,6 @@ use super::conditions::Conditions;
 use super::foreach::with_element;
 use super::{jsonpatch, overlay};
 
-/// Deeper nesting of `foreach` than this is refused.
-const MAX_DEPTH: usize = 8;
 /// Deeper nesting of variables in one string than this is refused.
 const MAX_ROUNDS: usize = 64;
 /// Deeper nesting of a patch than this is refused when variables are filled in.
@@ -274,40 +272,12 @@ impl Mutate {
 
 impl ForEach {
     fn parse_list(value: &Value, field: &str, here: &str, depth: usize) -> Result<Vec<Self>> {
-        if depth > MAX_DEPTH {
-            return Err(Error::invalid_input(format!(
-                "{here}{field}: foreach nested deeper than {MAX_DEPTH} levels"
-            )));
-        }
-        let items = value.as_array().filter(|l| !l.is_empty()).ok_or_else(|| {
-            Error::invalid_input(format!("{here}{field} must be a non-empty list of entries"))
-        })?;
-        items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| Self::parse_one(item, &format!("{field}[{i}]"), here, depth))
-            .collect()
+        super::foreach::parse_entries(value, field, here, depth, Self::parse_one)
     }
 
     fn parse_one(item: &Value, field: &str, here: &str, depth: usize) -> Result<Self> {
         let bad = |what: String| Error::invalid_input(format!("{here}{what}"));
-        if item.get("context").is_some_and(|v| !v.is_null()) {
-            return Err(bad(format!(
-                "{field}.context: context entries are not supported"
-            )));
-        }
-        let text = item
-            .get("list")
-            .and_then(Value::as_str)
-            .filter(|l| !l.trim().is_empty())
-            .ok_or_else(|| bad(format!("{field}.list is required: the JMESPath of the list to iterate (request.object.spec.containers)")))?;
-        let expr = text
-            .trim()
-            .trim_start_matches("{{")
-            .trim_end_matches("}}")
-            .trim();
-        let list = super::functions::compile(expr)
-            .map_err(|e| bad(format!("{field}.list: {expr:?} is not valid JMESPath: {e}")))?;
+        let (list, _, preconditions) = super::foreach::parse_head(item, field, here, depth)?;
         let descending = match item.get("order").and_then(Value::as_str) {
             None | Some("Ascending") => false,
             Some("Descending") => true,
@@ -316,19 +286,6 @@ impl ForEach {
                     "{field}.order: {other:?} is not an order: Ascending or Descending"
                 )));
             }
-        };
-        let preconditions = match item.get("preconditions").filter(|p| !p.is_null()) {
-            None => None,
-            Some(_) if depth > 0 => {
-                return Err(bad(format!(
-                    "{field}.preconditions: Kyverno allows preconditions only on the outermost foreach"
-                )));
-            }
-            Some(p) => Some(Conditions::parse(
-                p,
-                &format!("{field}.preconditions"),
-                here,
-            )?),
         };
         let patch = Patch::parse(item, field, here)?;
         let nested = item.get("foreach").filter(|f| !f.is_null());

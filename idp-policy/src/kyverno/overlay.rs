@@ -40,7 +40,7 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use super::pattern;
+use super::pattern::{self, Seg, describe, quoted, render_with};
 
 /// Deepest nesting of a patch (maps and lists) that is checked or applied.
 const MAX_DEPTH: usize = 64;
@@ -142,9 +142,6 @@ const INFERRED_MERGE_KEYS: [&str; 7] = [
     "name",
     "containerPort",
 ];
-
-/// Longest string shown in a message before it is cut.
-const MAX_SHOWN: usize = 80;
 
 /// How a patch key applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -320,49 +317,14 @@ fn has_variables(value: &Value, depth: usize) -> bool {
     }
 }
 
-/// One step of a path in the patch.
-#[derive(Debug, Clone, Copy)]
-enum Seg<'a> {
-    /// A map key, as written in the patch.
-    Key(&'a str),
-    /// A list index.
-    Index(usize),
-}
-
-/// A string as a JSON string literal.
-fn quoted(s: &str) -> String {
-    Value::String(s.to_owned()).to_string()
-}
-
 /// Renders a path: `spec.containers[0].(image)`; a key holding `.`, brackets, quotes or
 /// spaces is quoted (`metadata.annotations["a.b/c"]`).
 fn render(trail: &[Seg<'_>]) -> String {
-    let mut out = String::new();
-    for seg in trail {
-        match seg {
-            Seg::Key(key)
-                if !key.is_empty()
-                    && !key.contains(['.', '[', ']', '"', '\''])
-                    && !key.contains(char::is_whitespace) =>
-            {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(key);
-            }
-            Seg::Key(key) => {
-                out.push('[');
-                out.push_str(&quoted(key));
-                out.push(']');
-            }
-            Seg::Index(i) => {
-                out.push('[');
-                out.push_str(&i.to_string());
-                out.push(']');
-            }
-        }
-    }
-    out
+    render_with(trail, |key| {
+        !key.is_empty()
+            && !key.contains(['.', '[', ']', '"', '\''])
+            && !key.contains(char::is_whitespace)
+    })
 }
 
 /// Renders a path for a message, naming the top.
@@ -371,22 +333,6 @@ fn render_here(trail: &[Seg<'_>]) -> String {
         "the top of the patch".to_owned()
     } else {
         render(trail)
-    }
-}
-
-/// A short description of a value for messages (never a whole subtree).
-fn describe(value: &Value) -> String {
-    match value {
-        Value::Null => "null".to_owned(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        Value::String(s) if s.chars().count() > MAX_SHOWN => {
-            let cut: String = s.chars().take(MAX_SHOWN).collect();
-            format!("{}...", quoted(&cut))
-        }
-        Value::String(s) => quoted(s),
-        Value::Array(items) => format!("a list of {} element(s)", items.len()),
-        Value::Object(map) => format!("a map of {} key(s)", map.len()),
     }
 }
 

@@ -121,7 +121,7 @@ pub(super) fn holds(resource: &Value, pattern: &Value) -> Result<(), String> {
 
 /// One step of a path: a map key or a list index.
 #[derive(Debug, Clone, Copy)]
-enum Seg<'a> {
+pub(super) enum Seg<'a> {
     /// A map key.
     Key(&'a str),
     /// A list index.
@@ -138,16 +138,22 @@ fn is_identifier(key: &str) -> bool {
 }
 
 /// A string as a JSON string literal.
-fn quoted(s: &str) -> String {
+pub(super) fn quoted(s: &str) -> String {
     Value::String(s.to_owned()).to_string()
 }
 
 /// Renders a path: `a.b[0]["c/d"]`.
 fn render(trail: &[Seg<'_>]) -> String {
+    render_with(trail, is_identifier)
+}
+
+/// Renders a path, writing the keys `bare` accepts after a dot and the others quoted in
+/// brackets.
+pub(super) fn render_with(trail: &[Seg<'_>], bare: impl Fn(&str) -> bool) -> String {
     let mut out = String::new();
     for seg in trail {
         match seg {
-            Seg::Key(key) if is_identifier(key) => {
+            Seg::Key(key) if bare(key) => {
                 if !out.is_empty() {
                     out.push('.');
                 }
@@ -178,7 +184,7 @@ fn render_here(trail: &[Seg<'_>]) -> String {
 }
 
 /// A short description of a value for messages (never serializes a whole subtree).
-fn describe(value: &Value) -> String {
+pub(super) fn describe(value: &Value) -> String {
     match value {
         Value::Null => "null".to_owned(),
         Value::Bool(b) => b.to_string(),
