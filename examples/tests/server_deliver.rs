@@ -509,6 +509,91 @@ async fn deploy_deny_rollback_promote_dora_cost_and_portal() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kyverno_policies_gate_and_mutate_deployments() {
+    let cluster = FakeCluster::start().await.unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let kubeconfig = data.path().join("kubeconfig");
+    cluster.write_kubeconfig(&kubeconfig).unwrap();
+    let policy = data.path().join("kyverno.yaml");
+    std::fs::write(
+        &policy,
+        r#"apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: shop-rules}
+spec:
+  validationFailureAction: Enforce
+  rules:
+    - name: cost-center
+      match: {any: [{resources: {kinds: [Deployment]}}]}
+      mutate:
+        patchStrategicMerge:
+          metadata:
+            labels:
+              +(acme.dev/cost-center): shop
+    - name: trusted-registry
+      match: {any: [{resources: {kinds: [Pod]}}]}
+      validate:
+        message: "images come from ghcr.io/acme"
+        pattern:
+          spec:
+            containers:
+              - image: "ghcr.io/acme/*"
+"#,
+    )
+    .unwrap();
+    let mut config = Config {
+        deliver: fast(),
+        ..Config::default()
+    };
+    config.policy.kyverno = vec![policy];
+    let server = start(ServerOptions {
+        listen: Some("127.0.0.1:0".into()),
+        data: Some(data.path().join("idp")),
+        kubeconfig: Some(kubeconfig),
+        ..ServerOptions::new(config)
+    })
+    .await
+    .unwrap();
+
+    // An image from elsewhere: the auto-generated rule denies it, nothing is committed.
+    let denied = post(
+        &server,
+        "/api/deployments",
+        &json!({"component": "cart-service", "environment": "dev",
+            "manifests": compliant("docker.io/library/nginx:1.27")}),
+    )
+    .await;
+    assert_eq!(denied.status, 403, "{}", denied.body);
+    let denied = denied.json();
+    assert!(
+        denied["violations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["rule"] == "shop-rules/autogen-trusted-registry"),
+        "{denied}"
+    );
+
+    // A trusted image: committed with the mutate rule's label, and live with it.
+    let ok = post(
+        &server,
+        "/api/deployments",
+        &json!({"component": "cart-service", "environment": "dev",
+            "manifests": compliant("ghcr.io/acme/cart-service:1.0.0"), "wait": 60}),
+    )
+    .await;
+    assert_eq!(ok.status, 201, "{}", ok.body);
+    let live = cluster
+        .object("apps", "deployments", "dev", "cart-service")
+        .unwrap();
+    assert_eq!(
+        live["metadata"]["labels"]["acme.dev/cost-center"], "shop",
+        "{live}"
+    );
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_bodies_and_unknown_components() {
     let h = harness(fast()).await;
     let s = &h.server;

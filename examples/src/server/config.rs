@@ -119,14 +119,16 @@ pub struct PolicyConfig {
     pub guardrails: bool,
     /// Kyverno files (`ClusterPolicy`, `Policy`, `PolicyException`, and the `ConfigMap`s
     /// their `context` reads), read at start: their validate rules join
-    /// `POST /api/policy/check` and the validating webhook, their mutate rules the
-    /// mutating webhook (after idp's default mutations). A file that cannot be loaded
-    /// stops the server with an error naming it.
+    /// `POST /api/policy/check`, the validating webhook and the check of every
+    /// deployment before it is committed; their mutate rules join the mutating webhook and
+    /// the mutations of deployments (after idp's default mutations). A file that cannot be
+    /// loaded stops the server with an error naming it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kyverno: Vec<PathBuf>,
     /// Gatekeeper mutator files (`Assign`, `AssignMetadata`, `ModifySet`, `AssignImage`,
     /// and `Namespace`s for `namespaceSelector`), read at start and applied by the
-    /// mutating webhook after idp's default mutations, before Kyverno's.
+    /// mutating webhook and to deployments, after idp's default mutations and before
+    /// Kyverno's.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gatekeeper_mutators: Vec<PathBuf>,
 }

@@ -351,6 +351,10 @@ pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
                 }),
                 config.catalog.branch.clone(),
             ),
+            &deliver::LoadedPolicies {
+                kyverno: state.kyverno.get().cloned(),
+                gatekeeper_mutators: state.gatekeeper_mutators.get().cloned(),
+            },
         )
         .await?,
     );

@@ -221,6 +221,17 @@ pub fn images(set: &ManifestSet) -> Vec<String> {
     out
 }
 
+/// The policy files of `idp.yaml`'s `policy` section, loaded once at start: deployments
+/// are checked by the Kyverno validate rules and mutated by the Kyverno mutate rules and
+/// the Gatekeeper mutators, as the cluster's webhooks would.
+#[derive(Debug, Clone, Default)]
+pub struct LoadedPolicies {
+    /// `policy.kyverno`.
+    pub kyverno: Option<Arc<idp_policy::kyverno::KyvernoPolicy>>,
+    /// `policy.gatekeeperMutators`.
+    pub gatekeeper_mutators: Option<Arc<idp_policy::gatekeeper::mutation::GatekeeperMutators>>,
+}
+
 impl Delivery {
     /// Open the GitOps repository (creating `<data>/gitops.git` on first start when no
     /// remote is configured), build the policies, and start one reconciler per
@@ -234,6 +245,7 @@ impl Delivery {
         data: &Path,
         client: kube::Client,
         catalog: (PathBuf, String),
+        loaded: &LoadedPolicies,
     ) -> Result<Self> {
         let mut environments = Vec::new();
         for env in &config.environments {
@@ -289,14 +301,20 @@ impl Delivery {
         let policies = Arc::new(crate::server::routes::policy::build_set(
             config.pss,
             config.guardrails,
-            None,
+            loaded.kyverno.as_ref(),
         ));
-        let mutations = Arc::new(
-            Mutations::new()
-                .with(StandardLabels::default())
-                .with(DefaultResources::default())
-                .with(SecureDefaults::default()),
-        );
+        let mut mutations = Mutations::new()
+            .with(StandardLabels::default())
+            .with(DefaultResources::default())
+            .with(SecureDefaults::default());
+        // The policy files' mutators, as the cluster's webhooks would apply them.
+        if let Some(g) = &loaded.gatekeeper_mutators {
+            mutations.push(g.clone());
+        }
+        if let Some(k) = &loaded.kyverno {
+            mutations.push(k.clone());
+        }
+        let mutations = Arc::new(mutations);
         let mut targets = Vec::new();
         for env in &environments {
             targets.push(EnvTarget {
