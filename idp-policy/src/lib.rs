@@ -26,8 +26,10 @@
 //!   conventions, evaluated by regorus.
 //! - `cel` (feature `cel`): `CelPolicy`, Kubernetes ValidatingAdmissionPolicies
 //!   evaluated with CEL through kube-cel.
-//! - [`kyverno`]: `KyvernoPolicy`, Kyverno ClusterPolicies and Policies (validate rules:
-//!   patterns, `podSecurity`, CEL), auto-generated for Pod controllers as Kyverno does.
+//! - [`kyverno`]: `KyvernoPolicy`, Kyverno ClusterPolicies and Policies: validate rules
+//!   (patterns, `podSecurity`, CEL, conditions, `foreach`, `context`) and mutate rules
+//!   (strategic merge patches with anchors, JSON patches, `foreach`) as a `Policy` and a
+//!   `Mutation`, auto-generated for Pod controllers as Kyverno does.
 //! - [`gatekeeper::mutation`]: `GatekeeperMutators`, Gatekeeper's `Assign`,
 //!   `AssignMetadata`, `ModifySet` and `AssignImage` mutators as a `Mutation`, applied in
 //!   Gatekeeper's order until the object stops changing.
