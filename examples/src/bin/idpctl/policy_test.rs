@@ -200,11 +200,7 @@ fn check_suite(file: &Path, rows: &mut Vec<Row>) {
         .resources
         .iter()
         .map(|o| {
-            let results = suite.policy.results(o, &ctx).map_err(|e| e.report())?;
-            let (mutated, _) = suite
-                .policy
-                .mutate_results(o, &ctx)
-                .map_err(|e| e.report())?;
+            let (mutated, results) = suite.policy.apply(o, &ctx).map_err(|e| e.report())?;
             Ok((results, mutated))
         })
         .collect();
