@@ -1534,6 +1534,13 @@ impl KyvernoPolicy {
                 };
                 let enforcement = Self::action(policy, rule, &request);
                 let rule_id = format!("{}/{rule_name}", policy.name);
+                // The rule could not be evaluated: one violation saying why.
+                let error = |message: String| {
+                    result(RuleOutcome::Error(vec![
+                        Violation::new(self.name.clone(), rule_id.clone(), message)
+                            .with_enforcement(enforcement),
+                    ]))
+                };
                 let value = value.get_or_insert_with(|| object.to_value());
                 let needs_jmes = rule.preconditions.is_some()
                     || !rule.context.is_empty()
@@ -1547,10 +1554,7 @@ impl KyvernoPolicy {
                         match jmes_data(value, form, object, &request, ctx) {
                             Ok(d) => *slot = Some(d),
                             Err(e) => {
-                                results.push(result(RuleOutcome::Error(vec![
-                                    Violation::new(self.name.clone(), rule_id.clone(), e)
-                                        .with_enforcement(enforcement),
-                                ])));
+                                results.push(error(e));
                                 continue;
                             }
                         }
@@ -1562,14 +1566,7 @@ impl KyvernoPolicy {
                     {
                         Ok(d) => d,
                         Err(e) => {
-                            results.push(result(RuleOutcome::Error(vec![
-                                Violation::new(
-                                    self.name.clone(),
-                                    rule_id.clone(),
-                                    format!("context of {rule_id}: {e}"),
-                                )
-                                .with_enforcement(enforcement),
-                            ])));
+                            results.push(error(format!("context of {rule_id}: {e}")));
                             continue;
                         }
                     }
@@ -1586,14 +1583,7 @@ impl KyvernoPolicy {
                             continue;
                         }
                         Err(e) => {
-                            results.push(result(RuleOutcome::Error(vec![
-                                Violation::new(
-                                    self.name.clone(),
-                                    rule_id.clone(),
-                                    format!("preconditions of {rule_id}: {e}"),
-                                )
-                                .with_enforcement(enforcement),
-                            ])));
+                            results.push(error(format!("preconditions of {rule_id}: {e}")));
                             continue;
                         }
                     }
