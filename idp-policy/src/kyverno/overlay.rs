@@ -336,6 +336,17 @@ fn render_here(trail: &[Seg<'_>]) -> String {
     }
 }
 
+/// The depth bound every walk of a patch checks first.
+fn within_depth(trail: &[Seg<'_>], depth: usize) -> Result<(), PatchError> {
+    if depth > MAX_DEPTH {
+        return Err(error_at(
+            trail,
+            format!("the patch is nested deeper than {MAX_DEPTH} levels"),
+        ));
+    }
+    Ok(())
+}
+
 /// An error at the current path.
 fn error_at(trail: &[Seg<'_>], message: impl Into<String>) -> PatchError {
     PatchError {
@@ -386,12 +397,7 @@ fn check_node<'a>(
     trail: &mut Vec<Seg<'a>>,
     depth: usize,
 ) -> Result<(), PatchError> {
-    if depth > MAX_DEPTH {
-        return Err(error_at(
-            trail,
-            format!("the patch is nested deeper than {MAX_DEPTH} levels"),
-        ));
-    }
+    within_depth(trail, depth)?;
     match node {
         Value::Object(map) => {
             let mut seen: HashSet<&str> = HashSet::new();
@@ -460,12 +466,7 @@ fn check_literal<'a>(
     trail: &mut Vec<Seg<'a>>,
     depth: usize,
 ) -> Result<(), PatchError> {
-    if depth > MAX_DEPTH {
-        return Err(error_at(
-            trail,
-            format!("the patch is nested deeper than {MAX_DEPTH} levels"),
-        ));
-    }
+    within_depth(trail, depth)?;
     match value {
         Value::Object(map) => {
             for (raw, v) in map {
@@ -594,12 +595,7 @@ fn merge<'a>(
     trail: &mut Vec<Seg<'a>>,
     depth: usize,
 ) -> Result<Option<Value>, Stop> {
-    if depth > MAX_DEPTH {
-        return Err(Stop::Error(error_at(
-            trail,
-            format!("the patch is nested deeper than {MAX_DEPTH} levels"),
-        )));
-    }
+    within_depth(trail, depth).map_err(Stop::Error)?;
     match patch {
         Value::Object(pm) => merge_map(res, pm, trail, depth),
         Value::Array(pl) => merge_list(res, pl, field, trail, depth),
