@@ -995,6 +995,24 @@ spec:
           metadata:
             =(labels):
               =(acme.dev/team): "!scratch"
+    # Appending is not idempotent: the validating webhook must not mutate again.
+    - name: audit-finalizer
+      match: {any: [{resources: {kinds: [ConfigMap]}}]}
+      mutate:
+        patchesJson6902: |-
+          - op: add
+            path: /metadata/finalizers/-
+            value: acme.dev/audit
+    - name: one-finalizer
+      match: {any: [{resources: {kinds: [ConfigMap]}}]}
+      validate:
+        message: "at most one finalizer"
+        deny:
+          conditions:
+            any:
+              - key: "{{ length(request.object.metadata.finalizers || `[]`) }}"
+                operator: GreaterThan
+                value: 1
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1045,6 +1063,17 @@ async fn kyverno_policies_from_the_config_validate_and_mutate() {
     // With idp's default labels, the labels map is added whole.
     assert!(patch.contains("\"acme.dev/team\":\"platform\""), "{patch}");
     assert!(patch.contains("\"tier\":\"backend\""), "{patch}");
+    // The API server sends what the mutating webhook produced to the validating one,
+    // which checks it as given: one finalizer, allowed.
+    let patch: json_patch::Patch = serde_json::from_str(&patch).unwrap();
+    let mut admitted = plain.clone();
+    json_patch::patch(&mut admitted, &patch).unwrap();
+    assert_eq!(admitted["metadata"]["finalizers"], json!(["acme.dev/audit"]));
+    let allowed = h
+        .post_json("/admission/validate", &review(&admitted))
+        .await
+        .json();
+    assert_eq!(allowed["response"]["allowed"], true, "{allowed}");
     h.server.shutdown().await.unwrap();
 
     // A policy file that cannot be loaded stops the start, naming it.

@@ -354,3 +354,77 @@ fn an_admission_review_round_trip_mutates_then_validates() {
     let response = h.validate_request(&AdmissionRequest::new("4", Operation::Create, root));
     assert!(!response.allowed);
 }
+
+/// A JSON patch that appends is not idempotent: the validating webhook must check the
+/// object the mutating webhook produced as given, not mutate it again.
+#[test]
+fn the_validating_webhook_checks_the_mutated_object_as_given() {
+    use idp_policy::admission::{AdmissionHandler, AdmissionRequest, Operation};
+    use idp_policy::kyverno::ValidateRules;
+    use std::sync::Arc;
+
+    const APPEND: &str = r#"apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: tolerations}
+spec:
+  validationFailureAction: Enforce
+  rules:
+    - name: add-toleration
+      match: {any: [{resources: {kinds: [Pod]}}]}
+      mutate:
+        patchesJson6902: |-
+          - op: add
+            path: /spec/tolerations/-
+            value: {key: dedicated, operator: Equal, value: shop, effect: NoSchedule}
+    - name: one-toleration
+      match: {any: [{resources: {kinds: [Pod]}}]}
+      validate:
+        message: at most one toleration
+        deny:
+          conditions:
+            any:
+              - key: "{{ length(request.object.spec.tolerations || `[]`) }}"
+                operator: GreaterThan
+                value: 1
+"#;
+    let p = Arc::new(KyvernoPolicy::from_yaml("kyverno", APPEND, None).unwrap());
+    let pod = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"containers": [{"name": "a", "image": "a:1"}]}});
+    let admitted = AdmissionHandler::new()
+        .with_shared_policy(Arc::new(ValidateRules::new(p.clone())))
+        .with_shared_mutation(p.clone());
+    let response =
+        admitted.mutate_request(&AdmissionRequest::new("1", Operation::Create, pod.clone()));
+    assert!(response.allowed, "{response:?}");
+    let patch: json_patch::Patch =
+        serde_json::from_value(response.decoded_patch().unwrap().unwrap()).unwrap();
+    let mut after = pod;
+    json_patch::patch(&mut after, &patch).unwrap();
+    assert_eq!(after["spec"]["tolerations"].as_array().unwrap().len(), 1);
+    let response = admitted.validate_request(&AdmissionRequest::new(
+        "2",
+        Operation::Create,
+        after.clone(),
+    ));
+    assert!(response.allowed, "{response:?}");
+
+    // The whole policy as the validator would append a second toleration and deny.
+    let remutating = AdmissionHandler::new().with_shared_policy(p.clone());
+    let response = remutating.validate_request(&AdmissionRequest::new(
+        "3",
+        Operation::Create,
+        after.clone(),
+    ));
+    assert!(!response.allowed);
+    let message = response.status.unwrap().message.unwrap();
+    assert!(message.contains("at most one toleration"), "{message}");
+
+    // The validate rules alone still deny what breaks them.
+    after["spec"]["tolerations"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"key": "other", "operator": "Exists"}));
+    let response = admitted.validate_request(&AdmissionRequest::new("4", Operation::Create, after));
+    assert!(!response.allowed);
+}

@@ -42,6 +42,8 @@ pub async fn install(state: &Arc<AppState>, config: &Config) -> idp_core::Result
         state.policy.pss,
         state.policy.guardrails,
         state.kyverno.get(),
+        // The validating webhook receives what the mutating webhook (below) produced.
+        crate::server::routes::policy::Checked::Mutated,
     );
     let mut admission = AdmissionHandler::new()
         .with_policy(policies)

@@ -70,6 +70,10 @@
 //!   happens before validation: [`KyvernoPolicy::results`] and [`Policy::evaluate`]
 //!   check the validate rules against the mutated object, as the admission webhook does.
 //!   A failing mutate rule denies, unless the policy's `failurePolicy` is `Ignore`.
+//!   Where the mutate rules have already run — the validating webhook after the
+//!   mutating one, a check after [`Mutation::mutate`] — use [`ValidateRules`], which
+//!   checks the object as given: mutating it a second time would validate a JSON patch
+//!   that appends to a list on a list appended twice.
 //!
 //! - **variables and context**: `{{ }}` variables are filled in wherever Kyverno fills
 //!   them — messages, patterns, conditions, patches — over `request`, `images` (each
@@ -128,6 +132,7 @@ mod pattern;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use idp_core::manifest::Source;
 use idp_core::model::Enforcement;
@@ -1289,14 +1294,7 @@ impl KyvernoPolicy {
     /// assert!(p.try_evaluate(&o, &PolicyContext::new()).unwrap().is_empty());
     /// ```
     pub fn try_evaluate(&self, object: &Object, ctx: &PolicyContext) -> Result<Vec<Violation>> {
-        Ok(self
-            .results(object, ctx)?
-            .into_iter()
-            .flat_map(|r| match r.outcome {
-                RuleOutcome::Fail(v) | RuleOutcome::Error(v) => v,
-                RuleOutcome::Pass | RuleOutcome::Skip(_) => Vec::new(),
-            })
-            .collect())
+        Ok(violations(self.results(object, ctx)?))
     }
 
     /// The result of every rule that matches `object`, as Kyverno reports them: pass,
@@ -1823,6 +1821,104 @@ impl KyvernoPolicy {
             .or(rule.action)
             .or_else(|| overridden(&policy.overrides))
             .unwrap_or(policy.action)
+    }
+}
+
+/// The violations of failed and errored rules, in the order of the results.
+fn violations(results: Vec<RuleResult>) -> Vec<Violation> {
+    results
+        .into_iter()
+        .flat_map(|r| match r.outcome {
+            RuleOutcome::Fail(v) | RuleOutcome::Error(v) => v,
+            RuleOutcome::Pass | RuleOutcome::Skip(_) => Vec::new(),
+        })
+        .collect()
+}
+
+/// The validate rules of a [`KyvernoPolicy`] alone, checking each object as it is given:
+/// the [`Policy`] for objects the policy's mutate rules have already changed.
+///
+/// [`KyvernoPolicy`]'s own [`Policy::evaluate`] applies the mutate rules first, which is
+/// right for manifests as written (`idpctl policy check` predicts what admission will
+/// decide). The validating admission webhook, though, receives the object after the
+/// mutating webhook changed it, and a delivery pipeline checks what its mutations left.
+/// Mutating there a second time is harmless for add-if-not-present anchors and merges,
+/// but a JSON patch that appends to a list would be validated on a list appended twice.
+/// Both share one loaded policy set.
+///
+/// ```
+/// use std::sync::Arc;
+/// use idp_core::{Object, Policy, PolicyContext};
+/// use idp_policy::kyverno::{KyvernoPolicy, ValidateRules};
+/// let p = Arc::new(KyvernoPolicy::from_yaml("kyverno", "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: p}\nspec:\n  rules:\n    - name: team\n      match: {any: [{resources: {kinds: [ConfigMap]}}]}\n      mutate: {patchStrategicMerge: {metadata: {labels: {+(team): platform}}}}\n    - name: has-team\n      match: {any: [{resources: {kinds: [ConfigMap]}}]}\n      validate: {message: a team label is required, pattern: {metadata: {labels: {team: '?*'}}}}\n", None).unwrap());
+/// let bare = Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}})).unwrap();
+/// let ctx = PolicyContext::new();
+/// // The whole policy mutates first, so the bare object passes ...
+/// assert!(p.evaluate(&bare, &ctx).is_empty());
+/// // ... while the validate rules alone see it as given.
+/// let validate = ValidateRules::new(p.clone());
+/// assert_eq!(validate.evaluate(&bare, &ctx)[0].rule, "has-team");
+/// ```
+#[derive(Debug, Clone)]
+pub struct ValidateRules {
+    policy: Arc<KyvernoPolicy>,
+}
+
+impl ValidateRules {
+    /// The validate rules of `policy`.
+    ///
+    /// ```
+    /// use idp_core::Policy;
+    /// let p = std::sync::Arc::new(idp_policy::kyverno::KyvernoPolicy::new("kyverno"));
+    /// assert_eq!(idp_policy::kyverno::ValidateRules::new(p).name(), "kyverno");
+    /// ```
+    pub fn new(policy: Arc<KyvernoPolicy>) -> Self {
+        Self { policy }
+    }
+
+    /// The result of every validate rule that matches `object`, checked as given (see
+    /// [`KyvernoPolicy::results`] for the outcomes).
+    ///
+    /// # Errors
+    /// Input a check cannot take (an object nested too deep for CEL).
+    ///
+    /// ```
+    /// use idp_core::{Object, PolicyContext};
+    /// let p = std::sync::Arc::new(idp_policy::kyverno::KyvernoPolicy::new("kyverno"));
+    /// let o = Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}})).unwrap();
+    /// assert!(idp_policy::kyverno::ValidateRules::new(p).results(&o, &PolicyContext::new()).unwrap().is_empty());
+    /// ```
+    pub fn results(&self, object: &Object, ctx: &PolicyContext) -> Result<Vec<RuleResult>> {
+        let _span = tracing::trace_span!("kyverno.validate", policy = %self.policy.name, kind = object.kind(), name = object.name()).entered();
+        self.policy.validate_results(object, ctx)
+    }
+
+    /// The policy these rules belong to.
+    ///
+    /// ```
+    /// let p = std::sync::Arc::new(idp_policy::kyverno::KyvernoPolicy::new("kyverno"));
+    /// let v = idp_policy::kyverno::ValidateRules::new(p.clone());
+    /// assert!(std::sync::Arc::ptr_eq(v.policy(), &p));
+    /// ```
+    pub fn policy(&self) -> &Arc<KyvernoPolicy> {
+        &self.policy
+    }
+}
+
+impl Policy for ValidateRules {
+    fn name(&self) -> &str {
+        &self.policy.name
+    }
+
+    fn evaluate(&self, object: &Object, ctx: &PolicyContext) -> Vec<Violation> {
+        match self.results(object, ctx) {
+            Ok(results) => violations(results),
+            Err(e) => vec![Violation::new(
+                self.policy.name.clone(),
+                "error",
+                e.report(),
+            )],
+        }
     }
 }
 

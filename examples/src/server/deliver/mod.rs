@@ -302,6 +302,8 @@ impl Delivery {
             config.pss,
             config.guardrails,
             loaded.kyverno.as_ref(),
+            // Deployments are checked after the mutations below.
+            crate::server::routes::policy::Checked::Mutated,
         ));
         let mut mutations = Mutations::new()
             .with(StandardLabels::default())

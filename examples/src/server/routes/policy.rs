@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use idp_core::{ManifestSet, PolicyContext};
-use idp_policy::kyverno::KyvernoPolicy;
+use idp_policy::kyverno::{KyvernoPolicy, ValidateRules};
 use idp_policy::policy_report::PolicyReports;
 use idp_policy::pss::PodSecurity;
 use idp_policy::{PolicyOptions, PolicySet};
@@ -33,14 +33,33 @@ const MAX_BODY: usize = 4 * 1024 * 1024;
 /// One object's verdict (the shape shared with `idpctl policy check --format json`).
 pub use idp_policy::report::CheckRow;
 
+/// Which objects a set built by [`build_set`] checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Checked {
+    /// Manifests as written: the Kyverno mutate rules run before the validate rules,
+    /// predicting admission.
+    AsWritten,
+    /// Objects the Kyverno mutate rules have already changed (the validating webhook
+    /// after the mutating one, a deployment after its mutations): the validate rules
+    /// check them as given, since mutating twice is not idempotent for every patch.
+    Mutated,
+}
+
 pub(crate) fn build_set(
     pss: PssSetting,
     guardrails: bool,
     kyverno: Option<&Arc<KyvernoPolicy>>,
+    checked: Checked,
 ) -> PolicySet {
     let mut set = PolicySet::new().named("idp-server");
     if let Some(kyverno) = kyverno {
-        set.push(kyverno.clone(), PolicyOptions::new());
+        match checked {
+            Checked::AsWritten => set.push(kyverno.clone(), PolicyOptions::new()),
+            Checked::Mutated => set.push(
+                Arc::new(ValidateRules::new(kyverno.clone())),
+                PolicyOptions::new(),
+            ),
+        }
     }
     match pss {
         PssSetting::None => {}
@@ -113,7 +132,7 @@ async fn check(
     if set.is_empty() {
         return Err(ApiError::input("The body holds no Kubernetes objects"));
     }
-    let policies = build_set(pss, guardrails, state.kyverno.get());
+    let policies = build_set(pss, guardrails, state.kyverno.get(), Checked::AsWritten);
     let ctx = PolicyContext::new();
     if policy_report {
         let mut reports = PolicyReports::new("idp-server", std::time::SystemTime::now());
