@@ -1857,7 +1857,7 @@ fn violations(results: Vec<RuleResult>) -> Vec<Violation> {
 /// assert!(p.evaluate(&bare, &ctx).is_empty());
 /// // ... while the validate rules alone see it as given.
 /// let validate = ValidateRules::new(p.clone());
-/// assert_eq!(validate.evaluate(&bare, &ctx)[0].rule, "has-team");
+/// assert_eq!(validate.evaluate(&bare, &ctx)[0].rule, "p/has-team");
 /// ```
 #[derive(Debug, Clone)]
 pub struct ValidateRules {
