@@ -876,3 +876,60 @@ fn policy_test_runs_gator_verify_suites() {
     );
     assert!(text.contains("missing label team"), "{text}");
 }
+
+/// Gatekeeper expansion: a Pod constraint checks the Pods a Deployment would create,
+/// with `policy check --policy` and in a gator suite's `expansion` file.
+#[test]
+fn gatekeeper_expansion_checks_workloads_by_their_pods() {
+    const TEMPLATE: &str = "apiVersion: templates.gatekeeper.sh/v1\nkind: ConstraintTemplate\nmetadata: {name: k8snoprivileged}\nspec:\n  crd: {spec: {names: {kind: K8sNoPrivileged}}}\n  targets:\n    - target: admission.k8s.gatekeeper.sh\n      rego: |\n        package k8snoprivileged\n        violation[{\"msg\": msg}] {\n          c := input.review.object.spec.containers[_]\n          c.securityContext.privileged\n          msg := sprintf(\"privileged container %v\", [c.name])\n        }\n";
+    const CONSTRAINT: &str = "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sNoPrivileged\nmetadata: {name: no-privileged}\nspec:\n  match: {kinds: [{apiGroups: [''], kinds: [Pod]}]}\n";
+    const EXPANSION: &str = "apiVersion: expansion.gatekeeper.sh/v1beta1\nkind: ExpansionTemplate\nmetadata: {name: expand-deployments}\nspec:\n  applyTo: [{groups: [apps], kinds: [Deployment], versions: [v1]}]\n  templateSource: spec.template\n  generatedGVK: {group: '', version: v1, kind: Pod}\n---\napiVersion: mutations.gatekeeper.sh/v1\nkind: Assign\nmetadata: {name: debug-sidecar}\nspec:\n  applyTo: [{groups: [''], kinds: [Pod], versions: [v1]}]\n  match: {source: Generated, labelSelector: {matchLabels: {debug: 'on'}}}\n  location: 'spec.containers[name: debugger]'\n  parameters: {assign: {value: {name: debugger, image: 'debug:1', securityContext: {privileged: true}}}}\n";
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write(
+        dir.path(),
+        "gatekeeper.yaml",
+        &format!("{TEMPLATE}---\n{CONSTRAINT}---\n{EXPANSION}"),
+    );
+    let deployment = |labels: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web, namespace: shop}}\nspec:\n  template:\n    metadata: {{labels: {labels}}}\n    spec:\n      containers: [{{name: app, image: 'app:1'}}]\n"
+        )
+    };
+    let plain = write(dir.path(), "k8s/plain.yaml", &deployment("{app: web}"));
+    let out = idpctl(&[
+        "policy", "check", &plain, "--policy", &policy, "--format", "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    // The sidecar the mutator puts into the mock Pod is privileged.
+    let debug = write(
+        dir.path(),
+        "k8s/debug.yaml",
+        &deployment("{app: web, debug: 'on'}"),
+    );
+    let out = idpctl(&[
+        "policy", "check", &debug, "--policy", &policy, "--format", "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let rows = json(&out);
+    assert_eq!(
+        rows[0]["violations"][0]["message"],
+        "[Implied by expand-deployments] privileged container debugger",
+        "{rows:#}"
+    );
+
+    // The same in a gator suite: the test's `expansion` file.
+    write(dir.path(), "suite/template.yaml", TEMPLATE);
+    write(dir.path(), "suite/constraint.yaml", CONSTRAINT);
+    write(dir.path(), "suite/expansion.yaml", EXPANSION);
+    write(dir.path(), "suite/debug.yaml", &deployment("{debug: 'on'}"));
+    write(dir.path(), "suite/plain.yaml", &deployment("{app: web}"));
+    let suite = write(
+        dir.path(),
+        "suite/suite.yaml",
+        "kind: Suite\napiVersion: test.gatekeeper.sh/v1alpha1\ntests:\n  - name: expanded\n    template: template.yaml\n    constraint: constraint.yaml\n    expansion: expansion.yaml\n    cases:\n      - {name: debug, object: debug.yaml, assertions: [{violations: 1, message: 'Implied by expand-deployments'}]}\n      - {name: plain, object: plain.yaml, assertions: [{violations: no}]}\n",
+    );
+    let out = idpctl(&["policy", "test", &suite, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let rows = json(&out);
+    assert_eq!(rows.as_array().unwrap().len(), 2, "{rows:#}");
+}

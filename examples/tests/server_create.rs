@@ -1068,7 +1068,10 @@ async fn kyverno_policies_from_the_config_validate_and_mutate() {
     let patch: json_patch::Patch = serde_json::from_str(&patch).unwrap();
     let mut admitted = plain.clone();
     json_patch::patch(&mut admitted, &patch).unwrap();
-    assert_eq!(admitted["metadata"]["finalizers"], json!(["acme.dev/audit"]));
+    assert_eq!(
+        admitted["metadata"]["finalizers"],
+        json!(["acme.dev/audit"])
+    );
     let allowed = h
         .post_json("/admission/validate", &review(&admitted))
         .await

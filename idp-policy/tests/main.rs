@@ -11,6 +11,8 @@ mod cel;
 mod engine;
 #[cfg(all(feature = "rego", feature = "cel"))]
 mod gatekeeper_cel;
+#[cfg(feature = "rego")]
+mod gatekeeper_expansion;
 mod gatekeeper_mutation;
 mod guardrails;
 mod hostile;

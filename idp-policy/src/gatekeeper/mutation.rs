@@ -7,7 +7,9 @@
 //!
 //! - **which objects**: `spec.match` as constraints have it ([`GatekeeperMatch`]:
 //!   `kinds`, `scope`, `namespaces`, `excludedNamespaces`, `labelSelector`,
-//!   `namespaceSelector`, `name`), and for `Assign`, `ModifySet` and `AssignImage` the
+//!   `namespaceSelector`, `name`; `source: Generated` mutators shape only the mock
+//!   objects of [expansion](super::expansion), see
+//!   [`GatekeeperMutators::mutate_generated`]), and for `Assign`, `ModifySet` and `AssignImage` the
 //!   required `spec.applyTo` (`groups`, `versions`, `kinds`, no globs, and the optional
 //!   `operations`), which must name the object's group, version and kind.
 //! - **where**: `spec.location`, a dotted path such as
@@ -92,7 +94,7 @@ use idp_core::ports::Mutation;
 use idp_core::{Error, ManifestSet, Object, PolicyContext, Result, Violation};
 use serde_json::{Map, Value};
 
-use super::{GatekeeperMatch, strings};
+use super::{ApplyTo, GatekeeperMatch, apply_to, type_name};
 use crate::names::{operation_name, source_prefix as at, split_api_version};
 use image::ImageParts;
 use path::{Location, Node};
@@ -136,26 +138,6 @@ impl Kind {
             Self::AssignMetadata => &["assign"],
             Self::ModifySet => &["operation", "values", "pathTests"],
         }
-    }
-}
-
-/// One `spec.applyTo` entry.
-#[derive(Debug, Clone)]
-struct ApplyTo {
-    groups: Vec<String>,
-    versions: Vec<String>,
-    kinds: Vec<String>,
-    operations: Vec<String>,
-}
-
-impl ApplyTo {
-    fn matches(&self, object: &Object, operation: &str) -> bool {
-        let (group, version) = split_api_version(object.api_version());
-        self.groups.iter().any(|g| g == group)
-            && self.versions.iter().any(|v| v == version)
-            && self.kinds.iter().any(|k| k == object.kind())
-            && (self.operations.is_empty()
-                || self.operations.iter().any(|o| o == "*" || o == operation))
     }
 }
 
@@ -233,17 +215,6 @@ struct Mutator {
     /// The path tests, by the index of the segment they test.
     tests: BTreeMap<usize, Condition>,
     action: Action,
-}
-
-fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a mapping",
-    }
 }
 
 /// Whether a list element's `key` field is `value` (a scalar compares by its text:
@@ -525,6 +496,7 @@ impl Mutator {
         object: &Object,
         ctx: &PolicyContext,
         namespaces: &BTreeMap<String, BTreeMap<String, String>>,
+        generated: bool,
     ) -> bool {
         if let Some(apply_to) = &self.apply_to {
             let operation = operation_name(ctx.operation);
@@ -532,8 +504,13 @@ impl Mutator {
                 return false;
             }
         }
-        self.matcher
-            .matches(object, ctx.namespace.as_deref(), namespaces)
+        let namespace = ctx.namespace.as_deref();
+        if generated {
+            self.matcher
+                .matches_generated(object, namespace, namespaces)
+        } else {
+            self.matcher.matches(object, namespace, namespaces)
+        }
     }
 
     /// Whether the path tests allow segment `depth` to exist (or not).
@@ -750,55 +727,6 @@ impl Mutator {
     }
 }
 
-fn apply_to(value: Option<&Value>, fail: &impl Fn(&str, String) -> Error) -> Result<Vec<ApplyTo>> {
-    let items = match value {
-        Some(Value::Array(items)) if !items.is_empty() => items,
-        None | Some(Value::Null | Value::Array(_)) => {
-            return Err(fail(
-                "spec.applyTo",
-                "is required: the groups, versions and kinds the mutator changes".to_owned(),
-            ));
-        }
-        Some(other) => {
-            return Err(fail(
-                "spec.applyTo",
-                format!("is {}, not a list", type_name(other)),
-            ));
-        }
-    };
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| {
-            let entry = ApplyTo {
-                groups: strings(item.get("groups")),
-                versions: strings(item.get("versions")),
-                kinds: strings(item.get("kinds")),
-                operations: strings(item.get("operations")),
-            };
-            for (field, list) in [
-                ("groups", &entry.groups),
-                ("versions", &entry.versions),
-                ("kinds", &entry.kinds),
-            ] {
-                if list.is_empty() {
-                    return Err(fail(
-                        &format!("spec.applyTo[{i}].{field}"),
-                        "is required (groups, versions and kinds must all be given)".to_owned(),
-                    ));
-                }
-                if let Some(glob) = list.iter().find(|s| s.contains('*')) {
-                    return Err(fail(
-                        &format!("spec.applyTo[{i}].{field}"),
-                        format!("{glob:?}: applyTo takes no globs"),
-                    ));
-                }
-            }
-            Ok(entry)
-        })
-        .collect()
-}
-
 fn path_tests(
     value: Option<&Value>,
     location: &Location,
@@ -996,42 +924,56 @@ impl GatekeeperMutators {
     pub fn add_yaml(&mut self, yaml: &str, file: Option<&Path>) -> Result<()> {
         let set = ManifestSet::parse(yaml.as_bytes(), file)?;
         for object in &set {
-            let (group, _) = split_api_version(object.api_version());
-            match (group, Kind::from_name(object.kind())) {
-                (GROUP, Some(kind)) => {
-                    let mutator = Mutator::from_object(object, kind)?;
-                    if self
-                        .mutators
-                        .iter()
-                        .any(|m| m.kind == kind && m.name == mutator.name)
-                    {
-                        return Err(Error::invalid_input(format!(
-                            "{}{} {} is defined twice",
-                            at(object.source()),
-                            kind.word(),
-                            mutator.name
-                        )));
-                    }
-                    self.mutators.push(mutator);
-                }
-                ("", None) if object.kind() == "Namespace" => {
-                    self.namespaces
-                        .insert(object.name().to_owned(), object.labels());
-                }
-                _ => {
-                    return Err(Error::invalid_input(format!(
-                        "{}{} {} {} is not a Gatekeeper mutator (Assign, AssignMetadata, ModifySet or AssignImage of {GROUP}) or a Namespace",
-                        at(object.source()),
-                        object.api_version(),
-                        object.kind(),
-                        object.name()
-                    )));
-                }
+            if !self.take(object)? {
+                return Err(Error::invalid_input(format!(
+                    "{}{} {} {} is not a Gatekeeper mutator (Assign, AssignMetadata, ModifySet or AssignImage of {GROUP}) or a Namespace",
+                    at(object.source()),
+                    object.api_version(),
+                    object.kind(),
+                    object.name()
+                )));
             }
         }
-        self.mutators
-            .sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
         Ok(())
+    }
+
+    /// Record the labels of a namespace (for `namespaceSelector`) unless known already.
+    #[cfg_attr(not(feature = "rego"), allow(dead_code))]
+    pub(crate) fn remember_namespace(&mut self, name: &str, labels: BTreeMap<String, String>) {
+        self.namespaces.entry(name.to_owned()).or_insert(labels);
+    }
+
+    /// Take one document if it is a mutator (or a `Namespace`, whose labels feed
+    /// `namespaceSelector`): `false` for any other document.
+    pub(crate) fn take(&mut self, object: &Object) -> Result<bool> {
+        let (group, _) = split_api_version(object.api_version());
+        match (group, Kind::from_name(object.kind())) {
+            (GROUP, Some(kind)) => {
+                let mutator = Mutator::from_object(object, kind)?;
+                if self
+                    .mutators
+                    .iter()
+                    .any(|m| m.kind == kind && m.name == mutator.name)
+                {
+                    return Err(Error::invalid_input(format!(
+                        "{}{} {} is defined twice",
+                        at(object.source()),
+                        kind.word(),
+                        mutator.name
+                    )));
+                }
+                self.mutators.push(mutator);
+                self.mutators
+                    .sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+                Ok(true)
+            }
+            ("", None) if object.kind() == "Namespace" => {
+                self.namespaces
+                    .insert(object.name().to_owned(), object.labels());
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     /// Every mutator loaded, as `Kind/name`, in the order they are applied.
@@ -1048,19 +990,34 @@ impl GatekeeperMutators {
     fn denial(&self, mutator: &str, message: String) -> Error {
         Error::denied(vec![Violation::new(self.name.clone(), mutator, message)])
     }
-}
 
-/// The mutators applied as Gatekeeper's webhook applies them: sorted, repeated until the
-/// object stops changing (see the [module documentation](self)). A mutator that cannot
-/// apply, or a set that does not converge, fails with a denial and leaves the object
-/// as it was.
-impl Mutation for GatekeeperMutators {
-    fn name(&self) -> &str {
-        &self.name
+    /// Apply the mutators to a mock object an
+    /// [`ExpansionTemplate`](super::expansion::ExpansionTemplate) generated from a
+    /// workload, as Gatekeeper shapes its mock resources: the mutators whose
+    /// `spec.match.source` is `Generated` or `All` (the default) apply, those with
+    /// `Original` do not. [`Mutation::mutate`] is the other way round: real objects,
+    /// and never the `Generated` mutators.
+    ///
+    /// # Errors
+    /// As [`Mutation::mutate`]: a mutator that cannot apply, or a set that does not
+    /// converge.
+    ///
+    /// ```
+    /// use idp_core::{Object, PolicyContext, ports::Mutation};
+    /// use idp_policy::gatekeeper::mutation::GatekeeperMutators;
+    /// let m = GatekeeperMutators::from_yaml("gk", "apiVersion: mutations.gatekeeper.sh/v1\nkind: AssignMetadata\nmetadata: {name: mock}\nspec:\n  match: {source: Generated}\n  location: metadata.labels.mock\n  parameters: {assign: {value: 'yes'}}\n", None).unwrap();
+    /// let mut pod = Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}})).unwrap();
+    /// assert!(!m.mutate(&mut pod, &PolicyContext::new()).unwrap());
+    /// assert!(m.mutate_generated(&mut pod, &PolicyContext::new()).unwrap());
+    /// assert_eq!(pod.labels()["mock"], "yes");
+    /// ```
+    pub fn mutate_generated(&self, object: &mut Object, ctx: &PolicyContext) -> Result<bool> {
+        let _span = tracing::trace_span!("gatekeeper.mutate_generated", mutators = %self.name, kind = object.kind(), name = object.name()).entered();
+        self.run(object, ctx, true)
     }
 
-    fn mutate(&self, object: &mut Object, ctx: &PolicyContext) -> Result<bool> {
-        let _span = tracing::trace_span!("gatekeeper.mutate", mutators = %self.name, kind = object.kind(), name = object.name()).entered();
+    /// Apply the mutators that match (see the [module documentation](self)).
+    fn run(&self, object: &mut Object, ctx: &PolicyContext, generated: bool) -> Result<bool> {
         if self.mutators.is_empty() {
             return Ok(false);
         }
@@ -1070,7 +1027,7 @@ impl Mutation for GatekeeperMutators {
         for pass in 0..limit {
             let mut changed = Vec::new();
             for m in &self.mutators {
-                if !m.applies(&current, ctx, &self.namespaces) {
+                if !m.applies(&current, ctx, &self.namespaces, generated) {
                     continue;
                 }
                 let meta = Meta {
@@ -1120,6 +1077,21 @@ impl Mutation for GatekeeperMutators {
                 last_pass.join(", ")
             ),
         ))
+    }
+}
+
+/// The mutators applied as Gatekeeper's webhook applies them: sorted, repeated until the
+/// object stops changing (see the [module documentation](self)). A mutator that cannot
+/// apply, or a set that does not converge, fails with a denial and leaves the object
+/// as it was.
+impl Mutation for GatekeeperMutators {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn mutate(&self, object: &mut Object, ctx: &PolicyContext) -> Result<bool> {
+        let _span = tracing::trace_span!("gatekeeper.mutate", mutators = %self.name, kind = object.kind(), name = object.name()).entered();
+        self.run(object, ctx, false)
     }
 }
 

@@ -30,6 +30,14 @@
 //! cluster-scoped objects other than Namespaces are not filtered by the namespace
 //! criteria, and a `Namespace` object is matched by its own name and labels.
 //!
+//! `spec.match.source` is honoured too: expansion checks workloads by the objects they
+//! would create. `ExpansionTemplate` documents (expansion.gatekeeper.sh) loaded with the
+//! constraints expand each object they apply to into a mock (a Deployment into the Pod
+//! of its `spec.template`). The mutators (mutations.gatekeeper.sh) loaded with them shape
+//! the mock, and the constraints whose `source` is not `Original` check it. Its violations
+//! are reported on the object, prefixed `[Implied by <template>]`, with the template's
+//! `enforcementAction` when it sets one. See [`crate::gatekeeper::expansion`].
+//!
 //! Referential data: [`RegoPolicy::with_inventory`](super::RegoPolicy::with_inventory)
 //! fills `data.inventory` as Gatekeeper's replication does
 //! (`data.inventory.namespace[<namespace>][<apiVersion>][<kind>][<name>]`, and
@@ -102,6 +110,8 @@ use idp_core::{Error, ManifestSet, Object, PolicyContext, Result, Violation};
 use serde_json::{Value, json};
 
 use super::{LockedEngine, add_module, eval_error, messages, set_time_limit};
+use crate::gatekeeper::expansion::{self, Expansion, ExpansionTemplate};
+use crate::gatekeeper::mutation::GatekeeperMutators;
 use crate::gatekeeper::strings;
 pub use crate::gatekeeper::{GatekeeperMatch, KindMatch};
 use crate::names::{operation_name, source_prefix as at, split_api_version};
@@ -262,14 +272,12 @@ pub struct Constraint {
 }
 
 fn action(word: &str, here: &str) -> Result<Enforcement> {
-    match word.to_ascii_lowercase().as_str() {
-        "deny" => Ok(Enforcement::Deny),
-        "warn" => Ok(Enforcement::Warn),
-        "dryrun" => Ok(Enforcement::Audit),
-        other => Err(Error::invalid_input(format!(
-            "{here}spec.enforcementAction {other:?} is not one of deny, warn, dryrun, scoped"
-        ))),
-    }
+    crate::gatekeeper::action(word).ok_or_else(|| {
+        Error::invalid_input(format!(
+            "{here}spec.enforcementAction {:?} is not one of deny, warn, dryrun, scoped",
+            word.to_ascii_lowercase()
+        ))
+    })
 }
 
 impl Constraint {
@@ -390,6 +398,10 @@ pub(crate) struct Gatekeeper {
     pub(crate) namespaces: BTreeMap<String, BTreeMap<String, String>>,
     /// `data.inventory` as Gatekeeper lays it out, when objects were given.
     inventory: Option<regorus::Value>,
+    /// `ExpansionTemplate`s: workloads are also checked by the mocks they expand into.
+    pub(crate) expansion: Expansion,
+    /// Mutators loaded with the constraints, which shape the mocks.
+    mutators: Option<GatekeeperMutators>,
 }
 
 /// `data.inventory` for `objects`, as Gatekeeper replicates them:
@@ -503,6 +515,9 @@ impl Gatekeeper {
             self.namespaces
                 .entry(ns.name().to_owned())
                 .or_insert_with(|| ns.labels());
+            if let Some(m) = &mut self.mutators {
+                m.remember_namespace(ns.name(), ns.labels());
+            }
         }
         let inventory = regorus::Value::from(inventory(objects));
         for (t, engine) in self.templates.iter().filter_map(|t| Some((t, t.engine()?))) {
@@ -545,12 +560,35 @@ impl Gatekeeper {
                 self.add_template(ConstraintTemplate::from_value(&value, source)?, limit)?;
             } else if group == "constraints.gatekeeper.sh" {
                 constraints.push(Constraint::from_value(&value, source)?);
+            } else if expansion::is_template(object) {
+                self.expansion
+                    .push(ExpansionTemplate::from_value(&value, source)?)?;
+            } else if group == "mutations.gatekeeper.sh" {
+                let namespaces = &self.namespaces;
+                let mutators = self.mutators.get_or_insert_with(|| {
+                    let mut m = GatekeeperMutators::new("gatekeeper");
+                    for (name, labels) in namespaces {
+                        m.remember_namespace(name, labels.clone());
+                    }
+                    m
+                });
+                if !mutators.take(object)? {
+                    return Err(Error::invalid_input(format!(
+                        "{}{} {} is not a Gatekeeper mutator",
+                        at(source.as_ref()),
+                        object.api_version(),
+                        object.kind()
+                    )));
+                }
             } else if object.kind() == "Namespace" && group.is_empty() {
                 self.namespaces
                     .insert(object.name().to_owned(), object.labels());
+                if let Some(m) = &mut self.mutators {
+                    m.remember_namespace(object.name(), object.labels());
+                }
             } else {
                 return Err(Error::invalid_input(format!(
-                    "{}{} {} is not a Gatekeeper ConstraintTemplate (templates.gatekeeper.sh), constraint (constraints.gatekeeper.sh) or Namespace",
+                    "{}{} {} is not a Gatekeeper ConstraintTemplate (templates.gatekeeper.sh), constraint (constraints.gatekeeper.sh), ExpansionTemplate (expansion.gatekeeper.sh), mutator (mutations.gatekeeper.sh) or Namespace",
                     at(source.as_ref()),
                     object.api_version(),
                     object.kind()
@@ -561,6 +599,9 @@ impl Gatekeeper {
         Ok(())
     }
 
+    /// The violations of `object`, then those of the mocks it expands into (their
+    /// messages prefixed with the template, their action the template's when it sets
+    /// one).
     pub(crate) fn evaluate(
         &self,
         policy: &str,
@@ -571,13 +612,45 @@ impl Gatekeeper {
         if self.constraints.is_empty() {
             return Ok(());
         }
+        self.check(policy, object, ctx, false, out)?;
+        if self.expansion.is_empty() {
+            return Ok(());
+        }
+        for mock in self.expansion.expand(object, ctx, self.mutators.as_ref())? {
+            let from = out.len();
+            self.check(policy, &mock.object, ctx, true, out)?;
+            for v in out.iter_mut().skip(from) {
+                v.message = mock.message(&v.message);
+                if let Some(action) = mock.enforcement {
+                    v.enforcement = action;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Run the constraints that match `object` (a mock of expansion when `generated`).
+    fn check(
+        &self,
+        policy: &str,
+        object: &Object,
+        ctx: &PolicyContext,
+        generated: bool,
+        out: &mut Vec<Violation>,
+    ) -> Result<()> {
         let default_ns = ctx.namespace.as_deref();
         let mut review: Option<Value> = None;
         for constraint in &self.constraints {
-            if !constraint
-                .matcher
-                .matches(object, default_ns, &self.namespaces)
-            {
+            let matches = if generated {
+                constraint
+                    .matcher
+                    .matches_generated(object, default_ns, &self.namespaces)
+            } else {
+                constraint
+                    .matcher
+                    .matches(object, default_ns, &self.namespaces)
+            };
+            if !matches {
                 continue;
             }
             let template = self

@@ -430,7 +430,8 @@ impl RegoPolicy {
     }
 
     /// Load Gatekeeper `ConstraintTemplate` and constraint documents (multi-document
-    /// YAML), plus `Namespace` objects used by `namespaceSelector`. See [`gatekeeper`].
+    /// YAML), plus `Namespace` objects used by `namespaceSelector`, and the
+    /// `ExpansionTemplate`s and mutators of expansion. See [`gatekeeper`].
     ///
     /// ```
     /// let p = idp_policy::rego::RegoPolicy::new("gk").with_gatekeeper_yaml("", None).unwrap();

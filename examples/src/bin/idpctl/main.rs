@@ -219,7 +219,9 @@ enum PolicyCommand {
     /// (resources, sensitive ports, registries, latest tags, labels, Service types, Ingress
     /// TLS, probes, replicas). --policy FILE adds a policy file, recognised by its content:
     /// a Rego module (.rego, conftest deny/violation/warn rules), Gatekeeper
-    /// ConstraintTemplate/constraint YAML, ValidatingAdmissionPolicy/Binding YAML (with
+    /// ConstraintTemplate/constraint YAML (with ExpansionTemplates, which check
+    /// workloads by the Pods they would create, and the mutators that shape those mock
+    /// Pods), ValidatingAdmissionPolicy/Binding YAML (with
     /// their param objects), Kyverno ClusterPolicy/Policy/PolicyException YAML (validate
     /// rules: pattern, anyPattern, deny, foreach, podSecurity, cel; all Kyverno files form one policy named
     /// kyverno), or an idp policy-set YAML file (kind: PolicySet). Gatekeeper
@@ -284,12 +286,13 @@ enum PolicyCommand {
     /// one). For Kyverno, loads the policies, exceptions and resources and compares each
     /// expected result (pass, fail, skip, error) with what idp-policy's Kyverno engine
     /// finds; a rule named as written also matches its auto-generated form for
-    /// controllers. For gator, loads each test's template and constraint and checks each
+    /// controllers. For gator, loads each test's template, constraint and optional
+    /// expansion file (ExpansionTemplates and mutators) and checks each
     /// case's assertions (violations: yes, no or a count, of the messages matching a
     /// regular expression), with the case's inventory as data.inventory. Exits 1 when any
     /// result is not as expected. A gator case's object may be an AdmissionReview (its
     /// request's object, operation and user are used). Kyverno suites that set variables or
-    /// user info, and gator expansion templates, are reported as errors.
+    /// user info are reported as errors.
     #[command(
         after_help = "EXAMPLES:\n  idpctl policy test policies/\n  idpctl policy test policies/require-limits/kyverno-test.yaml --format json\n  idpctl policy test gatekeeper-library/library/general/requiredlabels/suite.yaml"
     )]

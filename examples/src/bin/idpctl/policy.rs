@@ -87,9 +87,8 @@ fn yaml_format(path: &Path, text: &str) -> Result<PolicyFormat, Failure> {
     for object in &objects {
         let group = object.api_version().rsplit_once('/').map_or("", |(g, _)| g);
         let format = match (group, object.kind()) {
-            ("templates.gatekeeper.sh" | "constraints.gatekeeper.sh", _) => {
-                PolicyFormat::Gatekeeper
-            }
+            ("templates.gatekeeper.sh" | "constraints.gatekeeper.sh", _)
+            | ("expansion.gatekeeper.sh", "ExpansionTemplate") => PolicyFormat::Gatekeeper,
             (
                 "admissionregistration.k8s.io",
                 "ValidatingAdmissionPolicy" | "ValidatingAdmissionPolicyBinding",
@@ -99,7 +98,16 @@ fn yaml_format(path: &Path, text: &str) -> Result<PolicyFormat, Failure> {
             (_, "PolicySet") => PolicyFormat::PolicySet,
             _ => continue,
         };
-        if found.is_some_and(|f| f != format) {
+        // Mutators next to constraints or expansion templates shape the mock objects
+        // of expansion: the file is a Gatekeeper one.
+        let format = match (found, format) {
+            (Some(PolicyFormat::Gatekeeper), PolicyFormat::GatekeeperMutators)
+            | (Some(PolicyFormat::GatekeeperMutators), PolicyFormat::Gatekeeper) => {
+                PolicyFormat::Gatekeeper
+            }
+            _ => format,
+        };
+        if found.is_some_and(|f| f != format && f != PolicyFormat::GatekeeperMutators) {
             return Err(Failure::usage(format!(
                 "{}: mixes Gatekeeper, ValidatingAdmissionPolicy, Kyverno and policy-set documents; put each kind in its own file",
                 path.display()
