@@ -18,6 +18,7 @@ mod guardrails;
 mod hostile;
 mod hostile_native;
 mod kyverno;
+mod kyverno_generate;
 mod kyverno_mutate;
 mod mutate;
 mod policy_report;

@@ -1,5 +1,5 @@
-//! Kyverno `ClusterPolicy` and `Policy` (kyverno.io/v1) validate and mutate rules,
-//! evaluated client-side.
+//! Kyverno `ClusterPolicy` and `Policy` (kyverno.io/v1) validate, mutate and generate
+//! rules, evaluated client-side.
 //!
 //! Start with [`KyvernoPolicy::from_yaml`]: give it the policies as written for a
 //! cluster; it checks objects the way Kyverno's admission webhook would:
@@ -83,9 +83,25 @@
 //!   policies (nothing here reads the cluster; one that was not given is an error naming
 //!   it).
 //!
+//! - **generate** ([`KyvernoPolicy::generate_results`]): the objects a generate rule
+//!   creates for a trigger it matches (match/exclude, preconditions, context and
+//!   exceptions as for other rules; never auto-generated for controllers, as in
+//!   Kyverno), with `apiVersion`, `kind`, `name` and `namespace` (variables allowed) and
+//!   one of `data` (the content, its variables filled in as in mutate patches),
+//!   `clone` (`namespace`, `name`: a copy of an object given with the policies) or
+//!   `cloneList` (`namespace`, `kinds`, `selector`: a copy of every given object that
+//!   matches). Objects of any kind but the policy kinds can be given with the policies
+//!   for that; a clone source that was not given is an error naming it. Generated
+//!   objects carry the labels Kyverno puts on them (`app.kubernetes.io/managed-by:
+//!   kyverno`, `generate.kyverno.io/policy-name`, `rule-name`, `trigger-kind`…).
+//!   `synchronize`, `orphanDownstreamOnPolicyDelete` and `generateExisting` are accepted
+//!   and change nothing here (they govern what Kyverno does later in the cluster).
+//!   [`KyvernoPolicy::results`], [`KyvernoPolicy::apply`] and
+//!   [`KyvernoPolicy::mutate_results`] leave generate rules alone.
+//!
 //! `context` entries that need the cluster or a registry (`apiCall`, `imageRegistry`,
-//! `globalReference`), rules that are neither validate nor mutate rules (`generate`,
-//! `verifyImages`), mutate `targets` (mutating existing resources) and exceptions'
+//! `globalReference`), `verifyImages` rules, `generate.foreach` and any other
+//! `generate` field not listed above, mutate `targets` (mutating existing resources) and exceptions'
 //! `conditions` are refused when loaded, naming the rule, rather than skipped: skipping
 //! one would pass objects Kyverno denies. A `validate.cel` with
 //! `paramKind` is refused too (write a `ValidatingAdmissionPolicy` with its binding
@@ -125,6 +141,7 @@ mod conditions;
 mod context;
 mod foreach;
 mod functions;
+mod generate;
 mod jsonpatch;
 mod mutate;
 mod overlay;
@@ -452,6 +469,8 @@ enum Check {
     ForEach(Vec<foreach::ForEach>),
     /// Not a check: a `mutate` rule, applied before the validate rules.
     Mutate(Box<mutate::Mutate>),
+    /// Not a check: a `generate` rule, run by [`KyvernoPolicy::generate_results`].
+    Generate(Box<generate::Generate>),
 }
 
 /// A pattern as written (for Pods and anything matched directly) and wrapped for the
@@ -676,16 +695,20 @@ impl Rule {
             .ok_or_else(|| Error::invalid_input(format!("{here}{field}.name is required")))?
             .to_owned();
         let field = format!("{field} ({name})");
-        for (key, why) in [
-            ("generate", "generate rules are not supported"),
-            (
-                "verifyImages",
-                "verifyImages rules are not supported (they need registry access)",
-            ),
-        ] {
-            if value.get(key).is_some_and(|v| !v.is_null()) {
-                return Err(Error::invalid_input(format!("{here}{field}.{key}: {why}")));
-            }
+        if value.get("verifyImages").is_some_and(|v| !v.is_null()) {
+            return Err(Error::invalid_input(format!(
+                "{here}{field}.verifyImages: verifyImages rules are not supported (they need registry access)"
+            )));
+        }
+        let kinds: Vec<&str> = ["validate", "mutate", "generate"]
+            .into_iter()
+            .filter(|k| value.get(*k).is_some_and(|v| !v.is_null()))
+            .collect();
+        if kinds.len() > 1 {
+            return Err(Error::invalid_input(format!(
+                "{here}{field}: a rule has one of validate, mutate or generate, and this one has {}: split it into one rule each",
+                kinds.join(" and ")
+            )));
         }
         let matcher = Matcher::from_value(value.get("match"), &format!("{field}.match"), here)?
             .ok_or_else(|| {
@@ -703,12 +726,24 @@ impl Rule {
             .filter(|p| !p.is_null())
             .map(|p| conditions::Conditions::parse(p, &format!("{field}.preconditions"), here))
             .transpose()?;
+        if let Some(g) = value.get("generate").filter(|g| !g.is_null()) {
+            let generate = generate::Generate::parse(g, &format!("{field}.generate"), here)?;
+            return Ok(Self {
+                name,
+                matcher,
+                exclude,
+                message: String::new(),
+                action: None,
+                overrides: Vec::new(),
+                check: Check::Generate(Box::new(generate)),
+                context,
+                preconditions,
+                // Kyverno's auto-gen rewrites validate, mutate and verifyImages rules for
+                // Pod controllers; a generate rule applies to the kinds it names only.
+                autogen: Vec::new(),
+            });
+        }
         if let Some(m) = value.get("mutate").filter(|m| !m.is_null()) {
-            if value.get("validate").is_some_and(|v| !v.is_null()) {
-                return Err(Error::invalid_input(format!(
-                    "{here}{field}: a rule has validate or mutate, not both: split it into two rules"
-                )));
-            }
             let mutate = mutate::Mutate::parse(m, &format!("{field}.mutate"), here)?;
             let autogen = if mutate.autogen() {
                 autogen_for(&matcher, exclude.as_ref(), controllers)
@@ -733,7 +768,7 @@ impl Rule {
             .filter(|v| v.is_object())
             .ok_or_else(|| {
                 Error::invalid_input(format!(
-                    "{here}{field}: only validate and mutate rules are supported, and this rule has neither"
+                    "{here}{field}: only validate, mutate and generate rules are supported, and this rule is none of them"
                 ))
             })?;
         let vfield = format!("{field}.validate");
@@ -1188,6 +1223,9 @@ pub struct KyvernoPolicy {
     namespaces: BTreeMap<String, BTreeMap<String, String>>,
     /// ConfigMaps given with the policies, for `context` entries.
     config_maps: context::ConfigMaps,
+    /// Every object given with the policies that is not a policy or an exception
+    /// (Namespaces and ConfigMaps included): the sources of generate rules' clones.
+    given: Vec<Object>,
     exceptions: Vec<Exception>,
 }
 
@@ -1204,13 +1242,17 @@ impl KyvernoPolicy {
             policies: Vec::new(),
             namespaces: BTreeMap::new(),
             config_maps: context::ConfigMaps::new(),
+            given: Vec::new(),
             exceptions: Vec::new(),
         }
     }
 
     /// Read multi-document YAML: `ClusterPolicy` and `Policy` (kyverno.io/v1 or v2beta1)
-    /// documents, `PolicyException` documents, `Namespace` objects (their labels feed
-    /// `namespaceSelector`) and `ConfigMap` objects (for `context` entries).
+    /// documents, `PolicyException` documents, and any other Kubernetes object, kept as
+    /// what the cluster would hold: `Namespace` objects (their labels feed
+    /// `namespaceSelector`), `ConfigMap` objects (for `context` entries) and any object a
+    /// generate rule's `clone` or `cloneList` copies. Other Kyverno kinds (`*.kyverno.io`)
+    /// and admission policies (`admissionregistration.k8s.io`) are refused.
     ///
     /// ```
     /// let err = idp_policy::kyverno::KyvernoPolicy::from_yaml("k", "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: p}\nspec:\n  rules:\n    - name: r\n      match: {any: [{resources: {kinds: [Pod]}}]}\n      context: [{name: cm, apiCall: {urlPath: /api/v1/namespaces}}]\n      validate: {pattern: {spec: {}}}\n", None).unwrap_err();
@@ -1222,12 +1264,14 @@ impl KyvernoPolicy {
         Ok(policy)
     }
 
-    /// Add the documents of a YAML text (see [`Self::from_yaml`]); anything else is an
-    /// error naming the document.
+    /// Add the documents of a YAML text (see [`Self::from_yaml`]). An object of the same
+    /// apiVersion, kind, namespace and name as one given before replaces it.
     ///
     /// ```
     /// let mut p = idp_policy::kyverno::KyvernoPolicy::new("k");
-    /// let err = p.add_yaml("apiVersion: v1\nkind: Secret\nmetadata: {name: s}\n", None).unwrap_err();
+    /// // A Secret is kept, as a source for generate rules that clone it.
+    /// p.add_yaml("apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: default}\n", None).unwrap();
+    /// let err = p.add_yaml("apiVersion: kyverno.io/v2\nkind: CleanupPolicy\nmetadata: {name: c}\n", None).unwrap_err();
     /// assert!(err.to_string().contains("is not a Kyverno ClusterPolicy"), "{err}");
     /// ```
     pub fn add_yaml(&mut self, yaml: &str, file: Option<&Path>) -> Result<()> {
@@ -1237,9 +1281,24 @@ impl KyvernoPolicy {
             match (group, object.kind()) {
                 (GROUP, "ClusterPolicy" | "Policy") => {
                     self.policies.push(LoadedPolicy::from_object(object)?);
+                    continue;
                 }
                 (GROUP, "PolicyException") => {
                     self.exceptions.push(Exception::from_object(object)?);
+                    continue;
+                }
+                // Policies of other engines or kinds, which are not objects to clone.
+                (g, _)
+                    if g == GROUP
+                        || g.ends_with(".kyverno.io")
+                        || g == "admissionregistration.k8s.io" =>
+                {
+                    return Err(Error::invalid_input(format!(
+                        "{}{} {} is not a Kyverno ClusterPolicy, Policy or PolicyException (kyverno.io), the policy kinds read here",
+                        at(object.source()),
+                        object.api_version(),
+                        object.kind()
+                    )));
                 }
                 ("", "Namespace") => {
                     self.namespaces
@@ -1254,14 +1313,17 @@ impl KyvernoPolicy {
                         object.to_value(),
                     );
                 }
-                _ => {
-                    return Err(Error::invalid_input(format!(
-                        "{}{} {} is not a Kyverno ClusterPolicy, Policy or PolicyException (kyverno.io), a Namespace or a ConfigMap",
-                        at(object.source()),
-                        object.api_version(),
-                        object.kind()
-                    )));
-                }
+                _ => {}
+            }
+            let same = |o: &Object| {
+                o.api_version() == object.api_version()
+                    && o.kind() == object.kind()
+                    && o.namespace() == object.namespace()
+                    && o.name() == object.name()
+            };
+            match self.given.iter_mut().find(|o| same(o)) {
+                Some(slot) => *slot = object.clone(),
+                None => self.given.push(object.clone()),
             }
         }
         Ok(())
@@ -1473,6 +1535,149 @@ impl KyvernoPolicy {
         Ok((current, results))
     }
 
+    /// Run the generate rules for `trigger`: the objects they create, and the result of
+    /// each generate rule that matches it (`match`/`exclude`, in a namespaced `Policy`'s
+    /// own namespace only) — pass (it generated its objects), skip (its preconditions do
+    /// not hold, or a `PolicyException` waives it) or error (a variable without a value,
+    /// a clone source not given with the policies, an object that is not valid). Generate
+    /// rules are not auto-generated for Pod controllers, as in Kyverno.
+    ///
+    /// Each generated object carries the labels Kyverno puts on what it generates:
+    /// `app.kubernetes.io/managed-by: kyverno` (unless the object names another manager),
+    /// `generate.kyverno.io/policy-name`, `policy-namespace`, `rule-name`,
+    /// `trigger-group`, `trigger-version`, `trigger-kind`, `trigger-namespace`,
+    /// `trigger-name` (and `trigger-uid` when the trigger has one), and for clones
+    /// `source-group`, `source-version`, `source-kind`, `source-namespace` and
+    /// `source-name`. Kyverno generates after admission, from the object as admitted:
+    /// give the object [`Self::apply`] returns to see what the cluster would get. An
+    /// error never denies the trigger (Kyverno creates the objects in the background);
+    /// its violation is an audit.
+    ///
+    /// ```
+    /// use idp_core::{Object, PolicyContext};
+    /// use idp_policy::kyverno::{KyvernoPolicy, RuleOutcome};
+    /// let p = KyvernoPolicy::from_yaml("k", "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: netpol}\nspec:\n  rules:\n    - name: default-deny\n      match: {any: [{resources: {kinds: [Namespace]}}]}\n      generate:\n        apiVersion: networking.k8s.io/v1\n        kind: NetworkPolicy\n        name: default-deny\n        namespace: '{{request.object.metadata.name}}'\n        data: {spec: {podSelector: {}, policyTypes: [Ingress, Egress]}}\n", None).unwrap();
+    /// let ns = Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})).unwrap();
+    /// let (objects, results) = p.generate_results(&ns, &PolicyContext::new()).unwrap();
+    /// assert_eq!((objects[0].kind(), objects[0].name(), objects[0].namespace()), ("NetworkPolicy", "default-deny", Some("shop")));
+    /// assert_eq!(objects[0].labels()["generate.kyverno.io/rule-name"], "default-deny");
+    /// assert!(matches!(results[0].outcome, RuleOutcome::Pass));
+    /// // Validate and mutate rules leave generate rules alone.
+    /// assert!(p.results(&ns, &PolicyContext::new()).unwrap().is_empty());
+    /// ```
+    pub fn generate_results(
+        &self,
+        trigger: &Object,
+        ctx: &PolicyContext,
+    ) -> Result<(Vec<Object>, Vec<RuleResult>)> {
+        let _span = tracing::trace_span!("kyverno.generate", policy = %self.name, kind = trigger.kind(), name = trigger.name()).entered();
+        let request = Request {
+            namespace: trigger.namespace().or(ctx.namespace.as_deref()),
+            operation: operation_name(ctx.operation),
+            namespaces: &self.namespaces,
+        };
+        let mut objects = Vec::new();
+        let mut results = Vec::new();
+        let mut value: Option<Value> = None;
+        for policy in &self.policies {
+            if !policy.applies_in(request.namespace) {
+                continue;
+            }
+            let policy_key = policy.key();
+            for rule in &policy.rules {
+                let Check::Generate(generate) = &rule.check else {
+                    continue;
+                };
+                let Some(form) = rule.applies(trigger, &request) else {
+                    continue;
+                };
+                let rule_id = format!("{}/{}", policy.name, rule.name);
+                let result = |outcome| RuleResult {
+                    policy: policy.name.clone(),
+                    rule: rule.name.clone(),
+                    base_rule: rule.name.clone(),
+                    outcome,
+                };
+                let error = |e: String| {
+                    result(RuleOutcome::Error(vec![
+                        Violation::new(
+                            self.name.clone(),
+                            rule_id.clone(),
+                            format!("generate rule {rule_id}: {e}"),
+                        )
+                        .with_enforcement(Enforcement::Audit),
+                    ]))
+                };
+                let value = value.get_or_insert_with(|| trigger.to_value());
+                let data = match jmes_data(value, form, trigger, &request, ctx)
+                    .and_then(|d| context::with_context(&d, &rule.context, &self.config_maps))
+                {
+                    Ok(d) => d,
+                    Err(e) => {
+                        results.push(error(e));
+                        continue;
+                    }
+                };
+                if let Some(pre) = &rule.preconditions {
+                    match pre.evaluate(&data) {
+                        Ok(v) if v.holds => {}
+                        Ok(_) => {
+                            results.push(result(RuleOutcome::Skip(
+                                "preconditions not met".to_owned(),
+                            )));
+                            continue;
+                        }
+                        Err(e) => {
+                            results.push(error(format!("preconditions: {e}")));
+                            continue;
+                        }
+                    }
+                }
+                if self.waived(&policy_key, &rule.name, trigger, &request) {
+                    tracing::debug!(policy = %policy_key, rule = %rule.name, "waived by a PolicyException");
+                    results.push(result(RuleOutcome::Skip(
+                        "waived by a PolicyException".to_owned(),
+                    )));
+                    continue;
+                }
+                let origin = generate::Origin {
+                    policy: &policy.name,
+                    policy_namespace: policy.namespace.as_deref().unwrap_or_default(),
+                    rule: &rule.name,
+                    trigger,
+                };
+                let made = generate.run(&data, &self.given).and_then(|values| {
+                    values
+                        .into_iter()
+                        .map(|mut v| {
+                            generate::label(&mut v, &origin);
+                            let o = Object::from_value(v).map_err(|e| {
+                                format!("the generated object is not valid: {}", e.report())
+                            })?;
+                            match (&policy.namespace, o.namespace()) {
+                                (Some(own), ns) if ns != Some(own.as_str()) => Err(format!(
+                                    "a namespaced Policy generates only in its own namespace {own}, and this {} {} is in {}",
+                                    o.kind(),
+                                    o.name(),
+                                    ns.unwrap_or("no namespace")
+                                )),
+                                _ => Ok(o),
+                            }
+                        })
+                        .collect::<std::result::Result<Vec<_>, String>>()
+                });
+                match made {
+                    Ok(made) => {
+                        objects.extend(made);
+                        results.push(result(RuleOutcome::Pass));
+                    }
+                    Err(e) => results.push(error(e)),
+                }
+            }
+        }
+        Ok((objects, results))
+    }
+
     /// The object a patch gave, with the source of the one it was applied to; an error
     /// when it is not an object or its identity changed.
     fn patched_object(before: &Object, patched: Value) -> std::result::Result<Object, String> {
@@ -1517,7 +1722,7 @@ impl KyvernoPolicy {
             }
             let policy_key = policy.key();
             for rule in &policy.rules {
-                if matches!(rule.check, Check::Mutate(_)) {
+                if matches!(rule.check, Check::Mutate(_) | Check::Generate(_)) {
                     continue;
                 }
                 let Some(form) = rule.applies(object, &request) else {
@@ -1786,8 +1991,8 @@ impl KyvernoPolicy {
                             v
                         }));
                     }
-                    // Applied by `mutate_results`, and skipped above.
-                    Check::Mutate(_) => {}
+                    // Applied by `mutate_results` and `generate_results`, and skipped above.
+                    Check::Mutate(_) | Check::Generate(_) => {}
                 }
                 let outcome = if failed {
                     RuleOutcome::Error(out)
@@ -2012,6 +2217,17 @@ mod tests {
             "^(containers)",
             "X(hostPath)",
             "<(name)",
+            "generate",
+            "apiVersion",
+            "kind",
+            "namespace",
+            "data",
+            "clone",
+            "cloneList",
+            "synchronize",
+            "orphanDownstreamOnPolicyDelete",
+            "foreach",
+            "list",
         ];
         let values = vec![
             "Pod",
@@ -2035,6 +2251,12 @@ mod tests {
             "Capabilities",
             "CREATE",
             "",
+            "v1",
+            "ConfigMap",
+            "v1/Secret",
+            "default",
+            "{{request.object.metadata.name}}",
+            "{{ request.object.nope }}",
         ];
         let leaf = prop_oneof![
             Just(Value::Null),
@@ -2069,7 +2291,13 @@ mod tests {
                 r.insert("name".into(), json!("r"));
                 // A valid match where the random one is missing, so that random
                 // validate blocks are read and run too.
-                r.entry("match").or_insert_with(|| json!({"any": [{"resources": {"kinds": ["Pod", "Deployment"]}}]}));
+                // Generate rules are tried on a Namespace too.
+                let kinds = if r.contains_key("generate") {
+                    json!(["Pod", "Deployment", "Namespace"])
+                } else {
+                    json!(["Pod", "Deployment"])
+                };
+                r.entry("match").or_insert_with(|| json!({"any": [{"resources": {"kinds": kinds}}]}));
             }
             spec.insert("rules".into(), json!([rule]));
             let doc = json!({"apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy",
@@ -2082,9 +2310,11 @@ mod tests {
                         "spec": {"hostNetwork": true, "containers": [{"name": "c", "image": "i:latest"}]}}),
                     json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
                         "spec": {"replicas": 1, "template": {"spec": {"containers": []}}}}),
+                    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}}),
                 ] {
                     let o = Object::from_value(target).unwrap();
                     let _ = policy.evaluate(&o, &PolicyContext::new());
+                    let _ = policy.generate_results(&o, &PolicyContext::new());
                 }
             }
         }

@@ -522,8 +522,9 @@ fn fill_in(text: &str, data: &Rcvar, strict: bool) -> std::result::Result<Value,
     render(&nodes, data, strict).map(Value::String)
 }
 
-/// [`fill`] for text the result is put back into (a JSON patch before it is read).
-fn fill_text(text: &str, data: &Rcvar) -> std::result::Result<String, String> {
+/// [`fill`] for text the result is put back into (a JSON patch before it is read, a
+/// generated object's name).
+pub(super) fn fill_text(text: &str, data: &Rcvar) -> std::result::Result<String, String> {
     fill(text, data).map(as_text)
 }
 
