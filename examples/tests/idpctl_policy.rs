@@ -359,6 +359,96 @@ fn policy_test_compares_patched_resources() {
     );
 }
 
+const KYVERNO_GENERATE: &str = "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: namespace-defaults}\nspec:\n  rules:\n    - name: default-deny\n      match: {any: [{resources: {kinds: [Namespace]}}]}\n      generate:\n        apiVersion: networking.k8s.io/v1\n        kind: NetworkPolicy\n        name: default-deny\n        namespace: '{{request.object.metadata.name}}'\n        synchronize: true\n        data:\n          spec:\n            podSelector: {}\n            policyTypes: [Ingress, Egress]\n    - name: pull-secret\n      match: {any: [{resources: {kinds: [Namespace]}}]}\n      generate:\n        apiVersion: v1\n        kind: Secret\n        name: regcred\n        namespace: '{{request.object.metadata.name}}'\n        clone: {namespace: platform, name: regcred}\n";
+
+#[test]
+fn policy_test_compares_generated_resources() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "suite/policy.yaml", KYVERNO_GENERATE);
+    write(dir.path(), "suite/resource.yaml", NAMESPACE);
+    write(
+        dir.path(),
+        "suite/source.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: regcred, namespace: platform, resourceVersion: '7'}\ntype: kubernetes.io/dockerconfigjson\ndata: {.dockerconfigjson: e30=}\n",
+    );
+    // As in Kyverno's documentation: the file need not carry the labels Kyverno adds.
+    let netpol = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: default-deny\n  namespace: shop\nspec:\n  podSelector: {}\n  policyTypes: [Ingress, Egress]\n";
+    let netpol_file = write(dir.path(), "suite/netpol.yaml", netpol);
+    write(
+        dir.path(),
+        "suite/secret.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: regcred\n  namespace: shop\n  labels: {app.kubernetes.io/managed-by: kyverno}\ntype: kubernetes.io/dockerconfigjson\ndata: {.dockerconfigjson: e30=}\n",
+    );
+    let results = "  - {policy: namespace-defaults, rule: default-deny, resource: shop, kind: Namespace, generatedResource: netpol.yaml, result: pass}\n  - {policy: namespace-defaults, rule: pull-secret, resource: shop, kind: Namespace, generatedResource: secret.yaml, cloneSourceResource: source.yaml, result: pass}\n";
+    let file = write(
+        dir.path(),
+        "suite/kyverno-test.yaml",
+        &format!(
+            "name: namespaces\npolicies: [policy.yaml]\nresources: [resource.yaml]\nresults:\n{results}"
+        ),
+    );
+    let out = idpctl(&["policy", "test", &file, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let rows = json(&out);
+    assert_eq!(rows.as_array().unwrap().len(), 2, "{rows:#}");
+    assert!(
+        rows.as_array().unwrap().iter().all(|r| r["ok"] == true),
+        "{rows:#}"
+    );
+
+    // A generated resource that differs fails the row and names the field.
+    std::fs::write(
+        &netpol_file,
+        netpol.replace("[Ingress, Egress]", "[Ingress]"),
+    )
+    .unwrap();
+    let out = idpctl(&["policy", "test", &file, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let rows = json(&out);
+    assert_eq!(rows[0]["actual"], "fail", "{rows:#}");
+    assert_eq!(rows[1]["ok"], true, "{rows:#}");
+    let detail = rows[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("spec.policyTypes is [\"Ingress\",\"Egress\"]"),
+        "{detail}"
+    );
+
+    // One the rule does not generate is named too.
+    std::fs::write(
+        &netpol_file,
+        netpol.replace("namespace: shop", "namespace: other"),
+    )
+    .unwrap();
+    let out = idpctl(&["policy", "test", &file, "--format", "json"]);
+    let rows = json(&out);
+    let detail = rows[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("generated no NetworkPolicy other/default-deny"),
+        "{detail}"
+    );
+
+    // Without the clone source, the clone rule is an error naming it.
+    let bare = write(
+        dir.path(),
+        "suite/kyverno-test.yaml",
+        &format!(
+            "name: namespaces\npolicies: [policy.yaml]\nresources: [resource.yaml]\nresults:\n{}",
+            results.replace(", cloneSourceResource: source.yaml", "")
+        ),
+    );
+    let out = idpctl(&["policy", "test", &bare, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let rows = json(&out);
+    assert_eq!(rows[1]["actual"], "error", "{rows:#}");
+    assert!(
+        rows[1]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("v1 Secret platform/regcred was not given"),
+        "{rows:#}"
+    );
+}
+
 #[test]
 fn help_has_examples() {
     for sub in ["check", "mutate"] {

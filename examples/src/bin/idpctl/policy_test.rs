@@ -17,6 +17,14 @@
 //! admission; a result with `patchedResource` (a file relative to the test) passes only
 //! when the resource after the mutate rules equals that file's resource of the same
 //! kind, name and namespace.
+//!
+//! Generate rules run on each resource as the mutate rules left it. A result with
+//! `generatedResource` (a file) passes only when each object in that file equals the
+//! object of the same kind, name and namespace the rule generated; as the Kyverno CLI
+//! compares them, the `generate.kyverno.io/*` and `app.kubernetes.io/managed-by` labels
+//! and empty values (`{}`, `[]`, `null`) are left out of the comparison on both sides.
+//! The files a result names as `cloneSourceResource` are loaded with the policies, as
+//! the objects `clone` and `cloneList` copy.
 
 use std::path::{Path, PathBuf};
 
@@ -136,6 +144,26 @@ fn load(file: &Path) -> Result<Suite, String> {
                 .map_err(|e| format!("{key}: {}", e.report()))?;
         }
     }
+    let expected = doc
+        .get("results")
+        .and_then(Value::as_array)
+        .cloned()
+        .ok_or("it has no `results` list")?;
+    // The objects generate rules clone, named by the results as the Kyverno CLI has them.
+    let mut sources: Vec<String> = expected
+        .iter()
+        .flat_map(|r| strings(r.get("cloneSourceResource")))
+        .collect();
+    sources.sort();
+    sources.dedup();
+    for rel in sources {
+        let path = dir.join(&rel);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cloneSourceResource: cannot read {}: {e}", path.display()))?;
+        policy
+            .add_yaml(&text, Some(&path))
+            .map_err(|e| format!("cloneSourceResource: {}", e.report()))?;
+    }
     let mut resources = Vec::new();
     for rel in strings(doc.get("resources")) {
         let path = dir.join(&rel);
@@ -143,11 +171,6 @@ fn load(file: &Path) -> Result<Suite, String> {
             ManifestSet::from_file(&path).map_err(|e| format!("resources: {}", e.report()))?;
         resources.extend(set.iter().cloned());
     }
-    let expected = doc
-        .get("results")
-        .and_then(Value::as_array)
-        .cloned()
-        .ok_or("it has no `results` list")?;
     Ok(Suite {
         name,
         dir: dir.to_path_buf(),
@@ -186,6 +209,16 @@ fn actual(results: &[RuleResult], policy: &str, rule: &str) -> (String, Option<S
     (r.outcome.word().to_owned(), detail)
 }
 
+/// What the policies did with one resource.
+struct Applied {
+    /// The result of every rule that matches it: mutate, validate, then generate.
+    results: Vec<RuleResult>,
+    /// The resource after the mutate rules.
+    mutated: Object,
+    /// What the generate rules made of it.
+    generated: Vec<Object>,
+}
+
 fn check_suite(file: &Path, rows: &mut Vec<Row>) {
     let suite = match load(file) {
         Ok(s) => s,
@@ -195,13 +228,23 @@ fn check_suite(file: &Path, rows: &mut Vec<Row>) {
         }
     };
     let ctx = PolicyContext::new();
-    // Each resource's rule results, and the resource after the mutate rules.
-    let results: Vec<Result<(Vec<RuleResult>, Object), String>> = suite
+    // Each resource's rule results, the resource after the mutate rules, and what the
+    // generate rules make of it.
+    let results: Vec<Result<Applied, String>> = suite
         .resources
         .iter()
         .map(|o| {
-            let (mutated, results) = suite.policy.apply(o, &ctx).map_err(|e| e.report())?;
-            Ok((results, mutated))
+            let (mutated, mut results) = suite.policy.apply(o, &ctx).map_err(|e| e.report())?;
+            let (generated, more) = suite
+                .policy
+                .generate_results(&mutated, &ctx)
+                .map_err(|e| e.report())?;
+            results.extend(more);
+            Ok(Applied {
+                results,
+                mutated,
+                generated,
+            })
         })
         .collect();
     for expected in &suite.expected {
@@ -232,7 +275,7 @@ fn check_suite(file: &Path, rows: &mut Vec<Row>) {
                     && (namespace.is_empty() || o.namespace().unwrap_or("default") == namespace)
             });
             let (mut got, mut detail) = match found.map(|i| &results[i]) {
-                Some(Ok((r, _))) => actual(r, policy, rule),
+                Some(Ok(a)) => actual(&a.results, policy, rule),
                 Some(Err(e)) => ("error".to_owned(), Some(e.clone())),
                 None => (
                     "error".to_owned(),
@@ -242,8 +285,18 @@ fn check_suite(file: &Path, rows: &mut Vec<Row>) {
             let patched = text("patchedResource");
             if !patched.is_empty()
                 && got == wanted
-                && let Some(Ok((_, mutated))) = found.map(|i| &results[i])
-                && let Err(why) = same_as_patched(&suite.dir.join(patched), mutated)
+                && let Some(Ok(a)) = found.map(|i| &results[i])
+                && let Err(why) = same_as_patched(&suite.dir.join(patched), &a.mutated)
+            {
+                "fail".clone_into(&mut got);
+                detail = Some(why);
+            }
+            let generated = text("generatedResource");
+            if !generated.is_empty()
+                && got == wanted
+                && let Some(Ok(a)) = found.map(|i| &results[i])
+                && let Err(why) =
+                    same_as_generated(&suite.dir.join(generated), &a.generated, policy, rule)
             {
                 "fail".clone_into(&mut got);
                 detail = Some(why);
@@ -283,10 +336,21 @@ fn same_as_patched(file: &Path, mutated: &Object) -> Result<(), String> {
                 mutated.name()
             )
         })?;
-    match first_difference(&wanted.to_value(), &mutated.to_value(), String::new()) {
+    compared(
+        &wanted.to_value(),
+        &mutated.to_value(),
+        "after the mutate rules",
+        file,
+    )
+}
+
+/// `Ok` when `want` equals `got`; else the first difference, `when` it shows and in
+/// which file the wanted value is.
+fn compared(want: &Value, got: &Value, when: &str, file: &Path) -> Result<(), String> {
+    match first_difference(want, got, String::new()) {
         None => Ok(()),
         Some((path, want, got)) => Err(format!(
-            "after the mutate rules, {} is {got} where {} has {want}",
+            "{when}, {} is {got} where {} has {want}",
             if path.is_empty() {
                 "the resource"
             } else {
@@ -294,6 +358,103 @@ fn same_as_patched(file: &Path, mutated: &Object) -> Result<(), String> {
             },
             file.display()
         )),
+    }
+}
+
+/// Whether each object of the `generatedResource` file equals the object of the same
+/// kind, name and namespace that the rule `policy`/`rule` generated (among `made`),
+/// compared as the Kyverno CLI does (see [`tidy_generated`]); the first difference
+/// otherwise.
+fn same_as_generated(file: &Path, made: &[Object], policy: &str, rule: &str) -> Result<(), String> {
+    let set =
+        ManifestSet::from_file(file).map_err(|e| format!("generatedResource: {}", e.report()))?;
+    // `namespace/name` names a namespaced Policy.
+    let policy = policy.rsplit('/').next().unwrap_or(policy);
+    let by_rule: Vec<&Object> = made
+        .iter()
+        .filter(|o| {
+            let labels = o.labels();
+            labels
+                .get("generate.kyverno.io/policy-name")
+                .map(String::as_str)
+                == Some(policy)
+                && labels
+                    .get("generate.kyverno.io/rule-name")
+                    .map(String::as_str)
+                    == Some(rule)
+        })
+        .collect();
+    for wanted in &set {
+        let got = by_rule
+            .iter()
+            .find(|o| {
+                o.kind() == wanted.kind()
+                    && o.name() == wanted.name()
+                    && o.namespace().unwrap_or_default() == wanted.namespace().unwrap_or_default()
+            })
+            .ok_or_else(|| {
+                let names: Vec<String> = by_rule
+                    .iter()
+                    .map(|o| {
+                        format!(
+                            "{} {}/{}",
+                            o.kind(),
+                            o.namespace().unwrap_or_default(),
+                            o.name()
+                        )
+                    })
+                    .collect();
+                format!(
+                    "the rule generated no {} {}/{} (from {}); it generated {}",
+                    wanted.kind(),
+                    wanted.namespace().unwrap_or_default(),
+                    wanted.name(),
+                    file.display(),
+                    if names.is_empty() {
+                        "nothing".to_owned()
+                    } else {
+                        names.join(", ")
+                    }
+                )
+            })?;
+        compared(
+            &tidy_generated(wanted.to_value()),
+            &tidy_generated(got.to_value()),
+            "in the generated resource",
+            file,
+        )?;
+    }
+    Ok(())
+}
+
+/// A generated object as the Kyverno CLI compares it: without the
+/// `generate.kyverno.io/*` and `app.kubernetes.io/managed-by` labels Kyverno adds, and
+/// without empty maps, empty lists and nulls.
+fn tidy_generated(mut value: Value) -> Value {
+    if let Some(Value::Object(labels)) = value.pointer_mut("/metadata/labels") {
+        labels.retain(|k, _| {
+            !k.starts_with("generate.kyverno.io/") && k != "app.kubernetes.io/managed-by"
+        });
+    }
+    drop_empty(value).unwrap_or(Value::Null)
+}
+
+/// `value` without nulls, empty maps and empty lists; `None` when nothing is left.
+fn drop_empty(value: Value) -> Option<Value> {
+    match value {
+        Value::Null => None,
+        Value::Object(map) => {
+            let map: serde_json::Map<String, Value> = map
+                .into_iter()
+                .filter_map(|(k, v)| drop_empty(v).map(|v| (k, v)))
+                .collect();
+            (!map.is_empty()).then_some(Value::Object(map))
+        }
+        Value::Array(items) => {
+            let items: Vec<Value> = items.into_iter().filter_map(drop_empty).collect();
+            (!items.is_empty()).then_some(Value::Array(items))
+        }
+        other => Some(other),
     }
 }
 
