@@ -1,5 +1,5 @@
 //! Kyverno generate rules: data, clone and cloneList, variables, Kyverno's labels,
-//! preconditions, exceptions, namespaced Policies, and the errors for missing sources
+//! foreach, preconditions, exceptions, namespaced Policies, and the errors for missing sources
 //! and unsupported fields. Validate and mutate results leave generate rules alone.
 #![allow(
     clippy::unwrap_used,
@@ -299,8 +299,12 @@ fn unsupported_and_malformed_generate_rules_are_refused_naming_the_field() {
     };
     for (generate, want) in [
         (
-            "      generate:\n        foreach: [{list: request.object.spec.items}]\n",
-            "spec.rules[0] (r).generate.foreach",
+            "      generate:\n        foreach: [{list: request.object.spec.items, foreach: [{list: element}]}]\n",
+            "spec.rules[0] (r).generate.foreach[0].foreach: generate foreach entries do not nest",
+        ),
+        (
+            "      generate:\n        foreach: [{list: 'request.object.[', apiVersion: v1, kind: ConfigMap, name: c, data: {}}]\n",
+            "spec.rules[0] (r).generate.foreach[0].list",
         ),
         (
             "      generate: {apiVersion: v1, kind: ConfigMap, name: c, data: {}, useServerSideApply: true}\n",
@@ -324,6 +328,69 @@ fn unsupported_and_malformed_generate_rules_are_refused_naming_the_field() {
             .to_string();
         assert!(err.contains(want), "{generate}: {err}");
     }
+}
+
+#[test]
+fn foreach_generates_one_object_per_element() {
+    // As in Kyverno's own example: a ConfigMap lists the namespaces to give a policy.
+    let p = KyvernoPolicy::from_yaml(
+        "k",
+        r#"apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: netpol-per-namespace}
+spec:
+  rules:
+    - name: per-namespace
+      match: {any: [{resources: {kinds: [ConfigMap], names: [netpol-targets]}}]}
+      generate:
+        synchronize: true
+        foreach:
+          - list: request.object.data.namespaces | split(@, ',')
+            context:
+              - name: ns
+                variable: {jmesPath: element}
+            preconditions:
+              all:
+                - key: "{{ ns }}"
+                  operator: AnyNotIn
+                  value: [kube-system]
+            apiVersion: networking.k8s.io/v1
+            kind: NetworkPolicy
+            name: deny-{{ elementIndex }}
+            namespace: "{{ ns }}"
+            data:
+              metadata:
+                labels: {from: "{{ request.object.metadata.name }}"}
+              spec: {podSelector: {}, policyTypes: [Ingress]}
+"#,
+        None,
+    )
+    .unwrap();
+    let targets = |list: &str| {
+        object(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "netpol-targets", "namespace": "platform"}, "data": {"namespaces": list}}))
+    };
+    let (objects, results) = p
+        .generate_results(&targets("shop,kube-system,cart"), &PolicyContext::new())
+        .unwrap();
+    assert_eq!(results[0].outcome.word(), "pass");
+    let placed: Vec<String> = objects
+        .iter()
+        .map(|o| format!("{}/{}", o.namespace().unwrap(), o.name()))
+        .collect();
+    assert_eq!(placed, ["shop/deny-0", "cart/deny-2"]);
+    assert_eq!(objects[1].labels()["from"], "netpol-targets");
+    assert_eq!(
+        objects[1].labels()["generate.kyverno.io/rule-name"],
+        "per-namespace"
+    );
+
+    // Nothing to generate: a skip, not a pass.
+    let (objects, results) = p
+        .generate_results(&targets("kube-system"), &PolicyContext::new())
+        .unwrap();
+    assert!(objects.is_empty());
+    assert_eq!(results[0].outcome.word(), "skip");
 }
 
 #[test]

@@ -10,17 +10,25 @@
 //!   of `cloneList.kinds` and whose labels match `cloneList.selector`, each keeping its
 //!   name, in the rule's `namespace`.
 //!
+//! - `foreach`: entries of `list` (JMESPath), optional `context` and `preconditions`,
+//!   and the fields above; each element of the list generates as its entry says, with
+//!   `element` and `elementIndex` set (and the entry's `context` computed) for its
+//!   variables. Entries do not nest.
+//!
 //! A copy loses what the API server sets on an object (`uid`, `resourceVersion`,
 //! `creationTimestamp`, `generation`, `managedFields`, `ownerReferences`, `selfLink`,
 //! the deletion fields). `synchronize`, `orphanDownstreamOnPolicyDelete` and
 //! `generateExisting` only change what Kyverno does later in a cluster (keeping copies in
 //! step, deleting them): they are read, checked and otherwise have no effect here.
-//! `generate.foreach` and any other field are refused when loaded.
+//! Any other field is refused when loaded.
 
 use idp_core::{Error, Result};
-use jmespath::Rcvar;
+use jmespath::{Expression, Rcvar, Variable};
 use serde_json::{Map, Value};
 
+use super::conditions::Conditions;
+use super::context::{ConfigMaps, Entry};
+use super::foreach::{parse_entries, parse_head, with_element};
 use super::mutate::{fill_text, substitute};
 use super::{KindSpec, selector, strings};
 use crate::matching::LabelSelector;
@@ -74,14 +82,36 @@ enum Source {
     },
 }
 
-/// A `generate` block, read.
+/// A `generate` block, read: one object (or list of clones), or a `foreach`.
 #[derive(Debug, Clone)]
-pub(super) struct Generate {
+pub(super) enum Generate {
+    One(Target),
+    ForEach(Vec<Each>),
+}
+
+/// What to generate: where, and from what.
+#[derive(Debug, Clone)]
+pub(super) struct Target {
     api_version: Option<String>,
     kind: Option<String>,
     name: Option<String>,
     namespace: Option<String>,
     source: Source,
+}
+
+/// One `generate.foreach` entry.
+#[derive(Clone)]
+pub(super) struct Each {
+    list: Box<Expression<'static>>,
+    context: Vec<Entry>,
+    preconditions: Option<Conditions>,
+    target: Target,
+}
+
+impl std::fmt::Debug for Each {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "foreach {}: {:?}", self.list.as_str(), self.target)
+    }
 }
 
 /// What made a generated object: the labels Kyverno puts on it.
@@ -112,12 +142,7 @@ impl Generate {
             .ok_or_else(|| bad(format!("{field} must be a mapping")))?;
         if let Some(key) = map.keys().find(|k| !FIELDS.contains(&k.as_str())) {
             return Err(bad(format!(
-                "{field}.{key}: not a generate field that is supported (give apiVersion, kind, name, namespace and one of data, clone or cloneList)"
-            )));
-        }
-        if value.get("foreach").is_some_and(|v| !v.is_null()) {
-            return Err(bad(format!(
-                "{field}.foreach: generate foreach loops are not supported; write one generate rule per generated object"
+                "{field}.{key}: not a generate field that is supported (give apiVersion, kind, name, namespace and one of data, clone, cloneList or foreach)"
             )));
         }
         for key in [
@@ -129,6 +154,120 @@ impl Generate {
                 return Err(bad(format!("{field}.{key}: {v} is not true or false")));
             }
         }
+        let Some(list) = value.get("foreach").filter(|v| !v.is_null()) else {
+            return Target::parse(value, field, here).map(Self::One);
+        };
+        if let Some(key) = [
+            "apiVersion",
+            "kind",
+            "name",
+            "namespace",
+            "data",
+            "clone",
+            "cloneList",
+        ]
+        .into_iter()
+        .find(|k| value.get(*k).is_some_and(|v| !v.is_null()))
+        {
+            return Err(bad(format!(
+                "{field}.{key}: with foreach, each entry says what it generates; move {key} into the entries"
+            )));
+        }
+        let foreach = format!("{field}.foreach");
+        parse_entries(list, &foreach, here, 0, |item, at, here, depth| {
+            let mut body = item
+                .as_object()
+                .cloned()
+                .ok_or_else(|| bad(format!("{at} must be a mapping")))?;
+            let context = match body.remove("context").filter(|c| !c.is_null()) {
+                None => Vec::new(),
+                Some(c) => Entry::parse_list(&c, &format!("{at}.context"), here)?,
+            };
+            let (list, _, preconditions) = parse_head(&Value::Object(body.clone()), at, here, depth)?;
+            body.remove("list");
+            body.remove("preconditions");
+            if body.contains_key("foreach") {
+                return Err(bad(format!(
+                    "{at}.foreach: generate foreach entries do not nest"
+                )));
+            }
+            if let Some(key) = body.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+                return Err(bad(format!(
+                    "{at}.{key}: not a field of a generate foreach entry (give list, context, preconditions, apiVersion, kind, name, namespace and one of data, clone or cloneList)"
+                )));
+            }
+            Ok(Each {
+                list: Box::new(list),
+                context,
+                preconditions,
+                target: Target::parse(&Value::Object(body), at, here)?,
+            })
+        })
+        .map(Self::ForEach)
+    }
+
+    /// The generated objects (without Kyverno's labels, see [`label`]), their variables
+    /// filled in from `data` (with, in a `foreach`, each element and the entry's
+    /// `context`), clones taken from `given`. Empty only for a `foreach` whose lists are
+    /// empty or whose elements' preconditions do not hold.
+    pub(super) fn run(
+        &self,
+        data: &Rcvar,
+        given: &[idp_core::Object],
+        config_maps: &ConfigMaps,
+    ) -> std::result::Result<Vec<Value>, String> {
+        let entries = match self {
+            Self::One(target) => return target.run(data, given),
+            Self::ForEach(entries) => entries,
+        };
+        let mut out = Vec::new();
+        for (e, entry) in entries.iter().enumerate() {
+            let at = format!("generate.foreach[{e}]");
+            let items = entry
+                .list
+                .search(data.clone())
+                .map_err(|err| format!("{at}.list {:?} failed: {err}", entry.list.as_str()))?;
+            let items: Vec<Rcvar> = match &*items {
+                Variable::Null => Vec::new(),
+                Variable::Array(items) => items.clone(),
+                _ => {
+                    return Err(format!("{at}.list {:?} is not a list", entry.list.as_str()));
+                }
+            };
+            for (i, item) in items.iter().enumerate() {
+                let element = with_element(data, item, i, 0)
+                    .and_then(|d| super::context::with_context(&d, &entry.context, config_maps))
+                    .map_err(|err| format!("{at}, element {i}: {err}"))?;
+                if let Some(pre) = &entry.preconditions
+                    && !pre
+                        .evaluate(&element)
+                        .map_err(|err| format!("{at}.preconditions, element {i}: {err}"))?
+                        .holds
+                {
+                    continue;
+                }
+                out.extend(
+                    entry
+                        .target
+                        .run(&element, given)
+                        .map_err(|err| format!("{at}, element {i}: {err}"))?,
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether it is a `foreach`, which may generate nothing.
+    pub(super) fn is_foreach(&self) -> bool {
+        matches!(self, Self::ForEach(_))
+    }
+}
+
+impl Target {
+    /// Read the fields of what to generate at `field` (a `generate` block or a
+    /// `foreach` entry, checked for unknown fields by the caller).
+    fn parse(value: &Value, field: &str, here: &str) -> Result<Self> {
+        let bad = |what: String| Error::invalid_input(format!("{here}{what}"));
         let api_version = text_field(value, "apiVersion", field, here)?;
         let kind = text_field(value, "kind", field, here)?;
         let name = text_field(value, "name", field, here)?;
@@ -225,9 +364,9 @@ impl Generate {
         })
     }
 
-    /// The generated objects (without Kyverno's labels, see [`label`]), their variables
-    /// filled in from `data`, clones taken from `given`.
-    pub(super) fn run(
+    /// The objects it generates, their variables filled in from `data`, clones taken
+    /// from `given`.
+    fn run(
         &self,
         data: &Rcvar,
         given: &[idp_core::Object],
@@ -439,13 +578,17 @@ mod tests {
         Generate::parse(v, "generate", "")
     }
 
+    fn run(g: &Generate, given: &[Object]) -> std::result::Result<Vec<Value>, String> {
+        g.run(&data(), given, &ConfigMaps::new())
+    }
+
     #[test]
     fn data_fills_variables_and_places_the_object() {
         let g = parse(&json!({"apiVersion": "v1", "kind": "ConfigMap", "name": "cm-{{request.object.metadata.name}}",
             "namespace": "{{request.object.metadata.name}}",
             "data": {"kind": "Ignored", "metadata": {"name": "x", "labels": {"a": "b"}}, "data": {"ns": "{{request.object.metadata.name}}"}}}))
         .unwrap();
-        let out = g.run(&data(), &[]).unwrap();
+        let out = run(&g, &[]).unwrap();
         assert_eq!(
             out,
             vec![json!({"apiVersion": "v1", "kind": "ConfigMap",
@@ -463,7 +606,7 @@ mod tests {
         let g = parse(&json!({"apiVersion": "v1", "kind": "Secret", "name": "pull",
             "namespace": "{{request.object.metadata.name}}", "clone": {"namespace": "default", "name": "regcred"}}))
         .unwrap();
-        let out = g.run(&data(), std::slice::from_ref(&source)).unwrap();
+        let out = run(&g, std::slice::from_ref(&source)).unwrap();
         let meta = &out[0]["metadata"];
         assert_eq!(meta["name"], "pull");
         assert_eq!(meta["namespace"], "shop");
@@ -472,11 +615,49 @@ mod tests {
         assert_eq!(meta["labels"]["generate.kyverno.io/source-name"], "regcred");
         assert_eq!(out[0]["data"]["k"], "dg==");
 
-        let err = g.run(&data(), &[]).unwrap_err();
+        let err = run(&g, &[]).unwrap_err();
         assert!(
             err.contains("v1 Secret default/regcred was not given"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn foreach_generates_per_element_with_its_context_and_preconditions() {
+        let g = parse(&json!({"foreach": [{
+            "list": "request.object.metadata.name | split(@, '-')",
+            "context": [{"name": "ns", "variable": {"jmesPath": "element"}}],
+            "preconditions": {"all": [{"key": "{{ ns }}", "operator": "NotEquals", "value": "skip"}]},
+            "apiVersion": "v1", "kind": "ConfigMap", "name": "cm-{{ elementIndex }}", "namespace": "{{ ns }}",
+            "data": {"data": {"from": "{{ request.object.metadata.name }}"}}}]}))
+        .unwrap();
+        assert!(g.is_foreach());
+        let d = json!({"request": {"object": {"metadata": {"name": "a-skip-b"}}}})
+            .to_jmespath()
+            .unwrap();
+        let out = g.run(&d, &[], &ConfigMaps::new()).unwrap();
+        let placed: Vec<(String, String)> = out
+            .iter()
+            .map(|o| {
+                (
+                    o["metadata"]["namespace"].as_str().unwrap().to_owned(),
+                    o["metadata"]["name"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            placed,
+            [("a".into(), "cm-0".into()), ("b".into(), "cm-2".into())]
+        );
+        assert_eq!(out[0]["data"]["from"], "a-skip-b");
+        // A list that is not one is an error naming the entry.
+        let g = parse(
+            &json!({"foreach": [{"list": "request.object.metadata", "apiVersion": "v1",
+            "kind": "ConfigMap", "name": "c", "data": {}}]}),
+        )
+        .unwrap();
+        let err = g.run(&d, &[], &ConfigMaps::new()).unwrap_err();
+        assert!(err.contains("generate.foreach[0].list"), "{err}");
     }
 
     #[test]
@@ -513,7 +694,30 @@ mod tests {
                 json!({"apiVersion": "v1", "kind": "ConfigMap", "name": "c", "data": {}, "uid": "x"}),
                 "generate.uid",
             ),
-            (json!({"foreach": [{"list": "x"}]}), "generate.foreach"),
+            (
+                json!({"name": "c", "foreach": [{"list": "x"}]}),
+                "generate.name: with foreach",
+            ),
+            (
+                json!({"foreach": []}),
+                "generate.foreach must be a non-empty list",
+            ),
+            (
+                json!({"foreach": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "c", "data": {}}]}),
+                "generate.foreach[0].list is required",
+            ),
+            (
+                json!({"foreach": [{"list": "a", "foreach": []}]}),
+                "generate.foreach[0].foreach: generate foreach entries do not nest",
+            ),
+            (
+                json!({"foreach": [{"list": "a", "patchStrategicMerge": {}}]}),
+                "generate.foreach[0].patchStrategicMerge",
+            ),
+            (
+                json!({"foreach": [{"list": "a", "kind": "ConfigMap", "name": "c", "data": {}}]}),
+                "generate.foreach[0].apiVersion is required",
+            ),
             (
                 json!({"apiVersion": "v1", "kind": "ConfigMap", "name": "c"}),
                 "give data, clone or cloneList",

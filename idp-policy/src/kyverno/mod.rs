@@ -90,7 +90,9 @@
 //!   one of `data` (the content, its variables filled in as in mutate patches),
 //!   `clone` (`namespace`, `name`: a copy of an object given with the policies) or
 //!   `cloneList` (`namespace`, `kinds`, `selector`: a copy of every given object that
-//!   matches). Objects of any kind but the policy kinds can be given with the policies
+//!   matches), or `foreach` (entries of `list`, `context`, `preconditions` and the
+//!   fields above, one generation per element, with `element` and `elementIndex`; a
+//!   foreach that generates nothing is a skip). Objects of any kind but the policy kinds can be given with the policies
 //!   for that; a clone source that was not given is an error naming it. Generated
 //!   objects carry the labels Kyverno puts on them (`app.kubernetes.io/managed-by:
 //!   kyverno`, `generate.kyverno.io/policy-name`, `rule-name`, `trigger-kind`…).
@@ -100,8 +102,8 @@
 //!   [`KyvernoPolicy::mutate_results`] leave generate rules alone.
 //!
 //! `context` entries that need the cluster or a registry (`apiCall`, `imageRegistry`,
-//! `globalReference`), `verifyImages` rules, `generate.foreach` and any other
-//! `generate` field not listed above, mutate `targets` (mutating existing resources) and exceptions'
+//! `globalReference`), `verifyImages` rules, nested `generate.foreach` entries and any
+//! other `generate` field not listed above, mutate `targets` (mutating existing resources) and exceptions'
 //! `conditions` are refused when loaded, naming the rule, rather than skipped: skipping
 //! one would pass objects Kyverno denies. A `validate.cel` with
 //! `paramKind` is refused too (write a `ValidatingAdmissionPolicy` with its binding
@@ -1538,7 +1540,7 @@ impl KyvernoPolicy {
     /// Run the generate rules for `trigger`: the objects they create, and the result of
     /// each generate rule that matches it (`match`/`exclude`, in a namespaced `Policy`'s
     /// own namespace only) — pass (it generated its objects), skip (its preconditions do
-    /// not hold, or a `PolicyException` waives it) or error (a variable without a value,
+    /// not hold, a `PolicyException` waives it, or its `foreach` generated nothing) or error (a variable without a value,
     /// a clone source not given with the policies, an object that is not valid). Generate
     /// rules are not auto-generated for Pod controllers, as in Kyverno.
     ///
@@ -1646,7 +1648,7 @@ impl KyvernoPolicy {
                     rule: &rule.name,
                     trigger,
                 };
-                let made = generate.run(&data, &self.given).and_then(|values| {
+                let made = generate.run(&data, &self.given, &self.config_maps).and_then(|values| {
                     values
                         .into_iter()
                         .map(|mut v| {
@@ -1667,6 +1669,11 @@ impl KyvernoPolicy {
                         .collect::<std::result::Result<Vec<_>, String>>()
                 });
                 match made {
+                    Ok(made) if made.is_empty() && generate.is_foreach() => {
+                        results.push(result(RuleOutcome::Skip(
+                            "no element of the foreach lists generated an object (empty lists or preconditions not met)".to_owned(),
+                        )));
+                    }
                     Ok(made) => {
                         objects.extend(made);
                         results.push(result(RuleOutcome::Pass));
