@@ -371,25 +371,23 @@ impl Target {
         data: &Rcvar,
         given: &[idp_core::Object],
     ) -> std::result::Result<Vec<Value>, String> {
-        let text =
-            |what: &str, t: &Option<String>| -> std::result::Result<Option<String>, String> {
-                t.as_deref()
-                    .map(|t| {
-                        fill_text(t, data)
-                            .map_err(|e| format!("generate.{what}: {e}"))
-                            .and_then(|s| {
-                                if s.is_empty() {
-                                    Err(format!(
-                                        "generate.{what} is empty once its variables are filled in"
-                                    ))
-                                } else {
-                                    Ok(s)
-                                }
-                            })
+        let text = |what: &str, t: Option<&str>| -> std::result::Result<Option<String>, String> {
+            t.map(|t| {
+                fill_text(t, data)
+                    .map_err(|e| format!("generate.{what}: {e}"))
+                    .and_then(|s| {
+                        if s.is_empty() {
+                            Err(format!(
+                                "generate.{what} is empty once its variables are filled in"
+                            ))
+                        } else {
+                            Ok(s)
+                        }
                     })
-                    .transpose()
-            };
-        let namespace = text("namespace", &self.namespace)?;
+            })
+            .transpose()
+        };
+        let namespace = text("namespace", self.namespace.as_deref())?;
         match &self.source {
             Source::Data(content) => {
                 let filled =
@@ -400,9 +398,10 @@ impl Target {
                             .to_owned(),
                     );
                 };
-                let api_version = text("apiVersion", &self.api_version)?.unwrap_or_default();
-                let kind = text("kind", &self.kind)?.unwrap_or_default();
-                let name = text("name", &self.name)?.unwrap_or_default();
+                let api_version =
+                    text("apiVersion", self.api_version.as_deref())?.unwrap_or_default();
+                let kind = text("kind", self.kind.as_deref())?.unwrap_or_default();
+                let name = text("name", self.name.as_deref())?.unwrap_or_default();
                 object.insert("apiVersion".to_owned(), Value::String(api_version));
                 object.insert("kind".to_owned(), Value::String(kind));
                 place(&mut object, &name, namespace.as_deref());
@@ -412,11 +411,12 @@ impl Target {
                 namespace: from_ns,
                 name: from_name,
             } => {
-                let api_version = text("apiVersion", &self.api_version)?.unwrap_or_default();
-                let kind = text("kind", &self.kind)?.unwrap_or_default();
-                let name = text("name", &self.name)?.unwrap_or_default();
-                let from_ns = text("clone.namespace", from_ns)?;
-                let from_name = text("clone.name", &Some(from_name.clone()))?.unwrap_or_default();
+                let api_version =
+                    text("apiVersion", self.api_version.as_deref())?.unwrap_or_default();
+                let kind = text("kind", self.kind.as_deref())?.unwrap_or_default();
+                let name = text("name", self.name.as_deref())?.unwrap_or_default();
+                let from_ns = text("clone.namespace", from_ns.as_deref())?;
+                let from_name = text("clone.name", Some(from_name))?.unwrap_or_default();
                 let source = given
                     .iter()
                     .find(|o| {
@@ -441,8 +441,7 @@ impl Target {
                 kinds,
                 selector,
             } => {
-                let from_ns =
-                    text("cloneList.namespace", &Some(from_ns.clone()))?.unwrap_or_default();
+                let from_ns = text("cloneList.namespace", Some(from_ns))?.unwrap_or_default();
                 let copies: Vec<Value> = given
                     .iter()
                     .filter(|o| {
