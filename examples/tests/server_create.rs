@@ -1205,3 +1205,92 @@ async fn scaffolding_a_name_the_catalog_already_has_fails_and_leaves_it_alone() 
     assert!(!h.data.path().join("repos/ledger.git").exists());
     h.server.shutdown().await.unwrap();
 }
+
+/// `policy.gatekeeper`, `policy.rego` and `policy.admissionPolicies`: loaded at start and
+/// applied by the check route and the validating webhook; a bad file stops the start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gatekeeper_rego_and_admission_policy_files_from_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let template = dir.path().join("template.yaml");
+    std::fs::write(
+        &template,
+        "apiVersion: templates.gatekeeper.sh/v1\nkind: ConstraintTemplate\nmetadata: {name: k8snoprivileged}\nspec:\n  crd: {spec: {names: {kind: K8sNoPrivileged}}}\n  targets:\n    - target: admission.k8s.gatekeeper.sh\n      rego: |\n        package k8snoprivileged\n        violation[{\"msg\": msg}] {\n          c := input.review.object.spec.containers[_]\n          c.securityContext.privileged\n          msg := sprintf(\"privileged container %v\", [c.name])\n        }\n",
+    )
+    .unwrap();
+    let constraints = dir.path().join("constraints.yaml");
+    std::fs::write(
+        &constraints,
+        "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sNoPrivileged\nmetadata: {name: no-privileged}\nspec:\n  match: {kinds: [{apiGroups: [''], kinds: [Pod]}]}\n---\napiVersion: expansion.gatekeeper.sh/v1beta1\nkind: ExpansionTemplate\nmetadata: {name: expand-deployments}\nspec:\n  applyTo: [{groups: [apps], kinds: [Deployment], versions: [v1]}]\n  templateSource: spec.template\n  generatedGVK: {group: '', version: v1, kind: Pod}\n",
+    )
+    .unwrap();
+    let rego = dir.path().join("team.rego");
+    std::fs::write(
+        &rego,
+        "package main\n\ndeny contains msg if {\n\tinput.kind == \"Deployment\"\n\tnot input.metadata.labels.team\n\tmsg := \"deployments need a team label\"\n}\n",
+    )
+    .unwrap();
+    let vap = dir.path().join("vap.yaml");
+    std::fs::write(
+        &vap,
+        "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicy\nmetadata: {name: max-replicas}\nspec:\n  matchConstraints:\n    resourceRules: [{apiGroups: [apps], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [deployments]}]\n  validations:\n    - expression: object.spec.replicas <= 5\n      message: at most 5 replicas\n---\napiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicyBinding\nmetadata: {name: max-replicas}\nspec:\n  policyName: max-replicas\n  validationActions: [Deny]\n",
+    )
+    .unwrap();
+    let mut config = Config::default();
+    config.policy.gatekeeper = vec![template.clone(), constraints];
+    config.policy.rego = vec![rego];
+    config.policy.admission_policies = vec![vap];
+    let h = harness_with(config, std::path::Path::to_path_buf).await;
+
+    let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"replicas": 9, "template": {"metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "app", "image": "app:1",
+                "securityContext": {"privileged": true}}]}}}});
+    let rows = h
+        .post_json("/api/policy/check?guardrails=false&pss=none", &deployment)
+        .await;
+    assert_eq!(rows.status, 200, "{}", rows.text());
+    let rows = rows.json();
+    assert_eq!(rows[0]["allowed"], false, "{rows}");
+    let messages: Vec<&str> = rows[0]["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["message"].as_str().unwrap())
+        .collect();
+    for want in [
+        "[Implied by expand-deployments] privileged container app",
+        "deployments need a team label",
+        "at most 5 replicas",
+    ] {
+        assert!(messages.iter().any(|m| m.contains(want)), "{want}: {rows}");
+    }
+    let denied = h
+        .post_json("/admission/validate", &review(&deployment))
+        .await
+        .json();
+    assert_eq!(denied["response"]["allowed"], false, "{denied}");
+    h.server.shutdown().await.unwrap();
+
+    // A template whose Rego does not compile stops the start, naming the field and file.
+    let lonely = dir.path().join("lonely.yaml");
+    std::fs::write(&lonely, "apiVersion: templates.gatekeeper.sh/v1\nkind: ConstraintTemplate\nmetadata: {name: broken}\nspec:\n  crd: {spec: {names: {kind: K8sBroken}}}\n  targets:\n    - target: admission.k8s.gatekeeper.sh\n      rego: 'package broken\n\n        violation[{\"msg\": m}] { m := }'\n").unwrap();
+    let mut config = Config::default();
+    config.policy.gatekeeper = vec![lonely];
+    let data = tempfile::tempdir().unwrap();
+    let Err(err) = start(ServerOptions {
+        listen: Some("127.0.0.1:0".into()),
+        data: Some(data.path().to_path_buf()),
+        simulated_cluster: true,
+        ..ServerOptions::new(config)
+    })
+    .await
+    else {
+        panic!("the server started with a template it cannot load");
+    };
+    let text = err.report();
+    assert!(
+        text.contains("policy.gatekeeper") && text.contains("lonely.yaml"),
+        "{text}"
+    );
+}

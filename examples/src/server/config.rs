@@ -131,6 +131,25 @@ pub struct PolicyConfig {
     /// Kyverno's.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gatekeeper_mutators: Vec<PathBuf>,
+    /// Gatekeeper files (`ConstraintTemplate`s with Rego or CEL code, their constraints,
+    /// `ExpansionTemplate`s with the mutators that shape their mock Pods, and
+    /// `Namespace`s for `namespaceSelector`), read at start as one set, so templates and
+    /// constraints may sit in different files. The constraints join
+    /// `POST /api/policy/check`, the validating webhook and the check of every deployment
+    /// before it is committed. A file that cannot be loaded stops the server with an
+    /// error naming it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gatekeeper: Vec<PathBuf>,
+    /// Rego modules in conftest's conventions (`deny`/`violation` rules deny, `warn` rules
+    /// warn, `input` is the object), each a policy named after its file, checked where
+    /// the Gatekeeper constraints are.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rego: Vec<PathBuf>,
+    /// `ValidatingAdmissionPolicy` and `ValidatingAdmissionPolicyBinding` files (with the
+    /// param objects the bindings name), read at start as one set and evaluated with
+    /// Kubernetes' CEL cost limits, checked where the Gatekeeper constraints are.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub admission_policies: Vec<PathBuf>,
 }
 
 impl Default for PolicyConfig {
@@ -140,6 +159,9 @@ impl Default for PolicyConfig {
             guardrails: true,
             kyverno: Vec::new(),
             gatekeeper_mutators: Vec::new(),
+            gatekeeper: Vec::new(),
+            rego: Vec::new(),
+            admission_policies: Vec::new(),
         }
     }
 }

@@ -42,6 +42,7 @@ pub async fn install(state: &Arc<AppState>, config: &Config) -> idp_core::Result
         state.policy.pss,
         state.policy.guardrails,
         state.kyverno.get(),
+        state.policy_files.get().map_or(&[][..], Vec::as_slice),
         // The validating webhook receives what the mutating webhook (below) produced.
         crate::server::routes::policy::Checked::Mutated,
     );

@@ -303,12 +303,7 @@ pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
     if !config.policy.kyverno.is_empty() {
         let mut kyverno = idp_policy::kyverno::KyvernoPolicy::new("kyverno");
         for path in &config.policy.kyverno {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                idp_core::Error::invalid_input(format!(
-                    "policy.kyverno: cannot read {}: {e}",
-                    path.display()
-                ))
-            })?;
+            let text = read_policy_file("policy.kyverno", path)?;
             kyverno
                 .add_yaml(&text, Some(path))
                 .map_err(|e| e.context(format_args!("policy.kyverno: {}", path.display())))?;
@@ -319,12 +314,7 @@ pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
     if !config.policy.gatekeeper_mutators.is_empty() {
         let mut mutators = idp_policy::gatekeeper::mutation::GatekeeperMutators::new("gatekeeper");
         for path in &config.policy.gatekeeper_mutators {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                idp_core::Error::invalid_input(format!(
-                    "policy.gatekeeperMutators: cannot read {}: {e}",
-                    path.display()
-                ))
-            })?;
+            let text = read_policy_file("policy.gatekeeperMutators", path)?;
             mutators.add_yaml(&text, Some(path)).map_err(|e| {
                 e.context(format_args!(
                     "policy.gatekeeperMutators: {}",
@@ -338,6 +328,7 @@ pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
         );
         let _ = state.gatekeeper_mutators.set(Arc::new(mutators));
     }
+    let _ = state.policy_files.set(load_policy_files(&config.policy)?);
     let delivery = Arc::new(
         deliver::Delivery::open(
             &config.deliver,
@@ -354,6 +345,7 @@ pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
             &deliver::LoadedPolicies {
                 kyverno: state.kyverno.get().cloned(),
                 gatekeeper_mutators: state.gatekeeper_mutators.get().cloned(),
+                files: state.policy_files.get().cloned().unwrap_or_default(),
             },
         )
         .await?,
@@ -491,4 +483,60 @@ pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
         simulated_kubeconfig,
         tls_addr,
     })
+}
+
+/// The text of a policy file named in `idp.yaml` (`field` says where).
+fn read_policy_file(field: &str, path: &std::path::Path) -> idp_core::Result<String> {
+    std::fs::read_to_string(path).map_err(|e| {
+        idp_core::Error::invalid_input(format!("{field}: cannot read {}: {e}", path.display()))
+    })
+}
+
+/// The policies of `policy.gatekeeper` (one set), `policy.rego` (one policy per module)
+/// and `policy.admissionPolicies` (one set). An error names the field and the file.
+fn load_policy_files(
+    config: &config::PolicyConfig,
+) -> idp_core::Result<Vec<Arc<dyn idp_core::Policy>>> {
+    let mut out: Vec<Arc<dyn idp_core::Policy>> = Vec::new();
+    if !config.gatekeeper.is_empty() {
+        let mut gatekeeper = idp_policy::rego::RegoPolicy::new("gatekeeper");
+        for path in &config.gatekeeper {
+            let text = read_policy_file("policy.gatekeeper", path)?;
+            gatekeeper = gatekeeper
+                .with_gatekeeper_yaml(&text, Some(path))
+                .map_err(|e| e.context(format_args!("policy.gatekeeper: {}", path.display())))?;
+        }
+        tracing::info!(
+            constraints = gatekeeper.constraints().len(),
+            "Gatekeeper constraints loaded"
+        );
+        out.push(Arc::new(gatekeeper));
+    }
+    for path in &config.rego {
+        let text = read_policy_file("policy.rego", path)?;
+        let name = path.file_stem().map_or_else(
+            || path.display().to_string(),
+            |s| s.to_string_lossy().into_owned(),
+        );
+        let mut rego = idp_policy::rego::RegoPolicy::new(name);
+        rego.add_module(&path.display().to_string(), &text)
+            .map_err(|e| e.context(format_args!("policy.rego: {}", path.display())))?;
+        out.push(Arc::new(rego));
+    }
+    if !config.admission_policies.is_empty() {
+        let mut cel = idp_policy::cel::CelPolicy::new("admission-policies");
+        for path in &config.admission_policies {
+            let text = read_policy_file("policy.admissionPolicies", path)?;
+            cel.add_yaml(&text, Some(path)).map_err(|e| {
+                e.context(format_args!("policy.admissionPolicies: {}", path.display()))
+            })?;
+        }
+        tracing::info!(
+            policies = cel.policies().len(),
+            bindings = cel.bindings().len(),
+            "ValidatingAdmissionPolicies loaded"
+        );
+        out.push(Arc::new(cel));
+    }
+    Ok(out)
 }

@@ -82,6 +82,9 @@ pub struct AppState {
     pub kyverno: OnceLock<Arc<idp_policy::kyverno::KyvernoPolicy>>,
     /// The Gatekeeper mutators of `policy.gatekeeperMutators`, once loaded.
     pub gatekeeper_mutators: OnceLock<Arc<idp_policy::gatekeeper::mutation::GatekeeperMutators>>,
+    /// The policies of `policy.gatekeeper`, `policy.rego` and `policy.admissionPolicies`,
+    /// once loaded.
+    pub policy_files: OnceLock<Vec<Arc<dyn idp_core::Policy>>>,
     /// The cluster the server talks to.
     pub cluster: ClusterInfo,
     /// When the process started.
@@ -114,6 +117,7 @@ impl AppState {
             metrics: Metrics::default(),
             policy,
             kyverno: OnceLock::new(),
+            policy_files: OnceLock::new(),
             gatekeeper_mutators: OnceLock::new(),
             cluster,
             started: Instant::now(),

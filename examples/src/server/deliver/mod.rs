@@ -230,6 +230,8 @@ pub struct LoadedPolicies {
     pub kyverno: Option<Arc<idp_policy::kyverno::KyvernoPolicy>>,
     /// `policy.gatekeeperMutators`.
     pub gatekeeper_mutators: Option<Arc<idp_policy::gatekeeper::mutation::GatekeeperMutators>>,
+    /// `policy.gatekeeper`, `policy.rego` and `policy.admissionPolicies`.
+    pub files: Vec<Arc<dyn idp_core::Policy>>,
 }
 
 impl Delivery {
@@ -302,6 +304,7 @@ impl Delivery {
             config.pss,
             config.guardrails,
             loaded.kyverno.as_ref(),
+            &loaded.files,
             // Deployments are checked after the mutations below.
             crate::server::routes::policy::Checked::Mutated,
         ));

@@ -49,9 +49,13 @@ pub(crate) fn build_set(
     pss: PssSetting,
     guardrails: bool,
     kyverno: Option<&Arc<KyvernoPolicy>>,
+    files: &[Arc<dyn idp_core::Policy>],
     checked: Checked,
 ) -> PolicySet {
     let mut set = PolicySet::new().named("idp-server");
+    for policy in files {
+        set.push(policy.clone(), PolicyOptions::new());
+    }
     if let Some(kyverno) = kyverno {
         match checked {
             Checked::AsWritten => set.push(kyverno.clone(), PolicyOptions::new()),
@@ -132,7 +136,13 @@ async fn check(
     if set.is_empty() {
         return Err(ApiError::input("The body holds no Kubernetes objects"));
     }
-    let policies = build_set(pss, guardrails, state.kyverno.get(), Checked::AsWritten);
+    let policies = build_set(
+        pss,
+        guardrails,
+        state.kyverno.get(),
+        state.policy_files.get().map_or(&[][..], Vec::as_slice),
+        Checked::AsWritten,
+    );
     let ctx = PolicyContext::new();
     if policy_report {
         let mut reports = PolicyReports::new("idp-server", std::time::SystemTime::now());
