@@ -1023,3 +1023,59 @@ fn gatekeeper_expansion_checks_workloads_by_their_pods() {
     let rows = json(&out);
     assert_eq!(rows.as_array().unwrap().len(), 2, "{rows:#}");
 }
+
+/// `policy mutate` prints what Kyverno generate rules create after each trigger, and a
+/// failing generate rule is reported with exit code 1.
+#[test]
+fn mutate_prints_what_kyverno_generate_rules_create() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write(
+        dir.path(),
+        "generate.yaml",
+        "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: namespace-defaults}\nspec:\n  rules:\n    - name: default-deny\n      match: {any: [{resources: {kinds: [Namespace]}}]}\n      generate:\n        apiVersion: networking.k8s.io/v1\n        kind: NetworkPolicy\n        name: default-deny\n        namespace: '{{request.object.metadata.name}}'\n        data: {spec: {podSelector: {}, policyTypes: [Ingress, Egress]}}\n",
+    );
+    let manifests = write(
+        dir.path(),
+        "k8s/ns.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: shop}\n",
+    );
+    let out = idpctl(&[
+        "policy", "mutate", &manifests, "--policy", &policy, "--format", "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let objects = json(&out);
+    let kinds: Vec<&str> = objects
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["Namespace", "NetworkPolicy", "ConfigMap"],
+        "{objects:#}"
+    );
+    assert_eq!(objects[1]["metadata"]["namespace"], "shop", "{objects:#}");
+    assert_eq!(
+        objects[1]["metadata"]["labels"]["generate.kyverno.io/policy-name"], "namespace-defaults",
+        "{objects:#}"
+    );
+
+    // A clone source that was not given: reported, exit 1, the rest still printed.
+    let clone = write(
+        dir.path(),
+        "clone.yaml",
+        "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: pull-secret}\nspec:\n  rules:\n    - name: copy-regcred\n      match: {any: [{resources: {kinds: [Namespace]}}]}\n      generate:\n        apiVersion: v1\n        kind: Secret\n        name: regcred\n        namespace: '{{request.object.metadata.name}}'\n        clone: {namespace: platform, name: regcred}\n",
+    );
+    let out = idpctl(&[
+        "policy", "mutate", &manifests, "--policy", &clone, "--format", "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Namespace shop: generate rule pull-secret/copy-regcred")
+            && stderr.contains("platform/regcred"),
+        "{stderr}"
+    );
+    assert_eq!(json(&out).as_array().unwrap().len(), 2);
+}

@@ -262,7 +262,10 @@ enum PolicyCommand {
     /// the mutate rules of Kyverno policies (as Kyverno's admission webhook would, rules
     /// in order, auto-generated for Pod controllers) and Gatekeeper mutators (in
     /// Gatekeeper's order, until the object stops changing) instead of the standard
-    /// defaults. Prints YAML documents (a JSON array with --format json).
+    /// defaults; after each object come the objects the Kyverno generate rules create
+    /// from it (a NetworkPolicy for a new Namespace...), labelled as Kyverno labels them.
+    /// A generate rule that fails is reported on stderr and the exit code is 1. Prints
+    /// YAML documents (a JSON array with --format json).
     #[command(
         after_help = "EXAMPLES:\n  idpctl policy mutate deploy.yaml\n  idpctl policy mutate k8s/ --otel-endpoint http://otel-collector.observability:4317 > mutated.yaml\n  idpctl policy mutate k8s/ --policy kyverno/add-defaults.yaml"
     )]

@@ -323,7 +323,8 @@ pub fn check(
 
 /// `policy mutate`: print the objects with default resources and standard labels, or
 /// with the mutate rules of the Kyverno `policies` (and OpenTelemetry settings with an
-/// endpoint).
+/// endpoint); after each object, what the Kyverno generate rules create from it. A
+/// generate rule that fails is reported on stderr and the exit code is 1.
 pub fn mutate(
     paths: &[PathBuf],
     otel_endpoint: Option<&str>,
@@ -331,6 +332,8 @@ pub fn mutate(
     out: &Out,
 ) -> Result<ExitCode, Failure> {
     let mut mutations = Mutations::new();
+    // The Kyverno policies, whose generate rules run on each mutated object.
+    let mut generator: Option<Arc<KyvernoPolicy>> = None;
     if policies.is_empty() {
         mutations = mutations
             .with(StandardLabels::default())
@@ -365,7 +368,9 @@ pub fn mutate(
             mutations = mutations.with(g);
         }
         if let Some(k) = kyverno {
-            mutations = mutations.with(k);
+            let k = Arc::new(k);
+            mutations.push(k.clone());
+            generator = Some(k);
         }
     }
     if let Some(endpoint) = otel_endpoint {
@@ -379,6 +384,7 @@ pub fn mutate(
     }
     let ctx = PolicyContext::new();
     let mut objects: Vec<Object> = Vec::new();
+    let mut failed_rules = 0;
     for file in &files {
         for object in &read_objects(file)? {
             let mut object = object.clone();
@@ -391,7 +397,12 @@ pub fn mutate(
                     e.report()
                 ))
             })?;
+            let generated = match &generator {
+                Some(k) => generate(k, file, &object, &ctx, &mut failed_rules)?,
+                None => Vec::new(),
+            };
             objects.push(object);
+            objects.extend(generated);
         }
     }
     match out.format {
@@ -406,5 +417,47 @@ pub fn mutate(
             let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes());
         }
     }
-    Ok(ExitCode::Ok)
+    Ok(if failed_rules > 0 {
+        ExitCode::Findings
+    } else {
+        ExitCode::Ok
+    })
+}
+
+/// What the generate rules of `kyverno` create from `trigger` (as admitted). A rule
+/// that fails is written to stderr, naming the file, the object and the rule, and
+/// counted in `failed`.
+fn generate(
+    kyverno: &KyvernoPolicy,
+    file: &Path,
+    trigger: &Object,
+    ctx: &PolicyContext,
+    failed: &mut usize,
+) -> Result<Vec<Object>, Failure> {
+    let (objects, results) = kyverno.generate_results(trigger, ctx).map_err(|e| {
+        Failure::io(format!(
+            "{}: cannot run the generate rules on {} {}: {}",
+            file.display(),
+            trigger.kind(),
+            trigger.name(),
+            e.report()
+        ))
+    })?;
+    for r in results {
+        if let idp_policy::kyverno::RuleOutcome::Error(violations) = r.outcome {
+            for v in violations {
+                *failed += 1;
+                eprintln!(
+                    "{}: {} {}: generate rule {}/{}: {}",
+                    file.display(),
+                    trigger.kind(),
+                    trigger.name(),
+                    r.policy,
+                    r.rule,
+                    v.message
+                );
+            }
+        }
+    }
+    Ok(objects)
 }
