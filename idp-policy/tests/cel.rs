@@ -400,3 +400,153 @@ mod properties {
         }
     }
 }
+
+const KYVERNO_CEL: &str = include_str!("fixtures/cel/kyverno-validating-policy.yaml");
+
+/// (rule, message, action) of every violation.
+fn found(p: &CelPolicy, o: &Object) -> Vec<(String, String, Enforcement)> {
+    p.try_evaluate(o, &PolicyContext::new())
+        .unwrap()
+        .into_iter()
+        .map(|v| (v.rule.into_owned(), v.message, v.enforcement))
+        .collect()
+}
+
+fn pod_spec(privileged: bool, host_network: bool) -> Value {
+    json!({"hostNetwork": host_network,
+        "containers": [{"name": "app", "image": "app:1", "securityContext": {"privileged": privileged}}]})
+}
+
+#[test]
+fn kyverno_validating_policies_need_no_binding() {
+    let p = CelPolicy::from_yaml("kyverno", KYVERNO_CEL, None).unwrap();
+    assert_eq!(
+        p.policies(),
+        [
+            "require-app-label",
+            "autogen-require-app-label",
+            "autogen-cronjobs-require-app-label",
+            "no-host-network",
+            "autogen-no-host-network",
+            "autogen-cronjobs-no-host-network"
+        ]
+    );
+    let pod = object(json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web", "namespace": "shop"}, "spec": pod_spec(true, true)}));
+    assert_eq!(
+        found(&p, &pod),
+        [
+            (
+                "require-app-label/validations[0]".to_owned(),
+                "pod template of web needs an app label".to_owned(),
+                Enforcement::Deny
+            ),
+            (
+                "require-app-label/validations[1]".to_owned(),
+                "no privileged containers".to_owned(),
+                Enforcement::Deny
+            ),
+            (
+                "no-host-network/validations[0]".to_owned(),
+                "host networking is not allowed in shop".to_owned(),
+                Enforcement::Warn
+            ),
+        ]
+    );
+    // The namespaced policy stays in its namespace.
+    let elsewhere = object(json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web", "namespace": "lab", "labels": {"app": "web"}}, "spec": pod_spec(false, true)}));
+    assert!(found(&p, &elsewhere).is_empty());
+}
+
+#[test]
+fn kyverno_validating_policies_check_pod_templates_of_controllers() {
+    let p = CelPolicy::from_yaml("kyverno", KYVERNO_CEL, None).unwrap();
+    // The template's labels and spec are read; the Deployment's own name stays its own.
+    let deploy = object(json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "cart", "namespace": "shop", "labels": {"app": "cart"}},
+        "spec": {"template": {"metadata": {"labels": {"tier": "web"}}, "spec": pod_spec(true, true)}}}));
+    assert_eq!(
+        found(&p, &deploy),
+        [
+            (
+                "autogen-require-app-label/validations[0]".to_owned(),
+                "pod template of cart needs an app label".to_owned(),
+                Enforcement::Deny
+            ),
+            (
+                "autogen-require-app-label/validations[1]".to_owned(),
+                "no privileged containers".to_owned(),
+                Enforcement::Deny
+            ),
+            (
+                "autogen-no-host-network/validations[0]".to_owned(),
+                "host networking is not allowed in shop".to_owned(),
+                Enforcement::Warn
+            ),
+        ]
+    );
+    // A StatefulSet is not among the namespaced policy's controllers.
+    let mut sts = deploy.to_value();
+    sts["kind"] = json!("StatefulSet");
+    let rules: Vec<String> = found(&p, &object(sts)).into_iter().map(|f| f.0).collect();
+    assert_eq!(
+        rules,
+        [
+            "autogen-require-app-label/validations[0]",
+            "autogen-require-app-label/validations[1]"
+        ]
+    );
+    // A CronJob: the template under jobTemplate.
+    let cron = object(json!({"apiVersion": "batch/v1", "kind": "CronJob",
+        "metadata": {"name": "nightly", "namespace": "shop"},
+        "spec": {"jobTemplate": {"spec": {"template": {"metadata": {"labels": {"app": "n"}}, "spec": pod_spec(false, false)}}}}}));
+    assert!(found(&p, &cron).is_empty());
+}
+
+#[test]
+fn kyverno_validating_policies_refuse_what_they_cannot_run() {
+    let cases = [
+        (
+            KYVERNO_CEL.replacen("  validationActions: [Deny]\n", "", 1),
+            "spec.validationActions is required",
+        ),
+        (
+            KYVERNO_CEL.replacen("validationActions: [Deny]", "validationActions: [Block]", 1),
+            "\"Block\" is not Deny, Warn or Audit",
+        ),
+        (
+            KYVERNO_CEL.replacen(
+                "validationActions: [Deny]",
+                "validationActions: [Deny]\n  evaluation: {mode: JSON}",
+                1,
+            ),
+            "spec.evaluation.mode \"JSON\"",
+        ),
+        (
+            KYVERNO_CEL.replacen(
+                "controllers: [deployments, cronjobs]",
+                "controllers: [pods]",
+                1,
+            ),
+            "controllers entry \"pods\"",
+        ),
+        (
+            KYVERNO_CEL.replacen("kind: ValidatingPolicy", "kind: MutatingPolicy", 1),
+            "MutatingPolicy require-app-label: only ValidatingPolicy",
+        ),
+        (
+            KYVERNO_CEL.replacen("\"'app' in variables.labels\"", "\"'app' in\"", 1),
+            "spec.validations[0].expression is not valid CEL",
+        ),
+    ];
+    for (yaml, want) in cases {
+        let err = CelPolicy::from_yaml("kyverno", &yaml, Some(std::path::Path::new("vpol.yaml")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("vpol.yaml") && err.contains(want),
+            "{want}: {err}"
+        );
+    }
+}

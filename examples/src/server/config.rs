@@ -146,7 +146,8 @@ pub struct PolicyConfig {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rego: Vec<PathBuf>,
     /// `ValidatingAdmissionPolicy` and `ValidatingAdmissionPolicyBinding` files (with the
-    /// param objects the bindings name), read at start as one set and evaluated with
+    /// param objects the bindings name) and Kyverno `ValidatingPolicy` files (CEL, no
+    /// binding needed), read at start as one set and evaluated with
     /// Kubernetes' CEL cost limits, checked where the Gatekeeper constraints are.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub admission_policies: Vec<PathBuf>,

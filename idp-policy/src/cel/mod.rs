@@ -29,6 +29,14 @@
 //! not available. `spec.auditAnnotations` are read but not evaluated: they only annotate
 //! audit events, which a client-side check does not produce.
 //!
+//! Kyverno's `ValidatingPolicy` and `NamespacedValidatingPolicy` (policies.kyverno.io)
+//! are read too: a policy with its `validationActions` and no binding, auto-generated
+//! for the Pod templates of controllers as Kyverno does (see [`kyverno`]).
+//!
+//! The CEL engine does not parse optional field syntax (`object.?field`,
+//! `.orValue(...)`). An expression using it is refused when loaded; write
+//! `has(object.field) ? object.field : default` instead.
+//!
 //! Errors (an expression that fails, returns a non-boolean, or is over its [cost
 //! budget](cost)) follow `spec.failurePolicy`: `Fail` (the default) reports a violation
 //! with the error under the binding's actions, `Ignore` skips it.
@@ -64,6 +72,7 @@
 //! ```
 
 pub mod cost;
+pub mod kyverno;
 mod resources;
 
 use std::collections::{BTreeMap, HashMap};
@@ -300,6 +309,8 @@ struct Binding {
     param_ref: Option<ParamRef>,
     match_resources: Option<MatchResources>,
     enforcement: Enforcement,
+    /// Only objects in this namespace (a Kyverno `NamespacedValidatingPolicy`).
+    namespace: Option<String>,
     source: Option<Source>,
 }
 
@@ -320,32 +331,9 @@ impl Binding {
                 ))
             })?
             .to_owned();
-        let mut enforcement: Option<Enforcement> = None;
-        for action in spec
-            .get("validationActions")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let a = match action.as_str() {
-                Some("Deny") => Enforcement::Deny,
-                Some("Warn") => Enforcement::Warn,
-                Some("Audit") => Enforcement::Audit,
-                other => {
-                    return Err(Error::invalid_input(format!(
-                        "{here}ValidatingAdmissionPolicyBinding {name}: spec.validationActions entry {other:?} is not Deny, Warn or Audit"
-                    )));
-                }
-            };
-            enforcement = Some(match (enforcement, a) {
-                (Some(Enforcement::Deny), _) | (_, Enforcement::Deny) => Enforcement::Deny,
-                (Some(Enforcement::Warn), _) | (_, Enforcement::Warn) => Enforcement::Warn,
-                _ => Enforcement::Audit,
-            });
-        }
-        let enforcement = enforcement.ok_or_else(|| {
+        let enforcement = kyverno::validation_actions(&spec, "spec", &|message| {
             Error::invalid_input(format!(
-                "{here}ValidatingAdmissionPolicyBinding {name}: spec.validationActions is required (Deny, Warn and/or Audit)"
+                "{here}ValidatingAdmissionPolicyBinding {name}: {message}"
             ))
         })?;
         let param_ref = match spec.get("paramRef") {
@@ -375,6 +363,7 @@ impl Binding {
             param_ref,
             match_resources,
             enforcement,
+            namespace: None,
             source,
         })
     }
@@ -413,7 +402,8 @@ impl CelPolicy {
     }
 
     /// Read multi-document YAML: `ValidatingAdmissionPolicy` and
-    /// `ValidatingAdmissionPolicyBinding` documents; `Namespace` objects (for
+    /// `ValidatingAdmissionPolicyBinding` documents, Kyverno `ValidatingPolicy` and
+    /// `NamespacedValidatingPolicy` documents; `Namespace` objects (for
     /// `namespaceSelector` and `namespaceObject`); every other document is a param object.
     ///
     /// ```
@@ -466,6 +456,20 @@ impl CelPolicy {
                 let binding = Binding::from_value(&object.to_value(), source)?;
                 self.bindings.push(binding);
             }
+            (kyverno::GROUP, "ValidatingPolicy" | "NamespacedValidatingPolicy") => {
+                for (policy, binding) in kyverno::read(&object.to_value(), source.as_ref())? {
+                    self.policies.push(policy);
+                    self.bindings.push(binding);
+                }
+            }
+            (kyverno::GROUP, other) => {
+                return Err(Error::invalid_input(format!(
+                    "{}{other} {}: only ValidatingPolicy and NamespacedValidatingPolicy of {} are read here; for mutation use a Kyverno ClusterPolicy's mutate rules",
+                    at(source.as_ref()),
+                    object.name(),
+                    kyverno::GROUP
+                )));
+            }
             ("", "Namespace") => {
                 self.namespaces
                     .insert(object.name().to_owned(), object.clone());
@@ -513,6 +517,13 @@ impl CelPolicy {
                 tracing::debug!(binding = %binding.name, policy = %binding.policy_name, "binding names a policy that is not loaded");
                 continue;
             };
+            if binding
+                .namespace
+                .as_deref()
+                .is_some_and(|own| namespace != Some(own))
+            {
+                continue;
+            }
             if !policy.match_constraints.matches(
                 object,
                 namespace,

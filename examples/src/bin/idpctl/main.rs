@@ -222,7 +222,8 @@ enum PolicyCommand {
     /// ConstraintTemplate/constraint YAML (with ExpansionTemplates, which check
     /// workloads by the Pods they would create, and the mutators that shape those mock
     /// Pods), ValidatingAdmissionPolicy/Binding YAML (with
-    /// their param objects), Kyverno ClusterPolicy/Policy/PolicyException YAML (validate
+    /// their param objects) and Kyverno ValidatingPolicy YAML (CEL, auto-generated for
+    /// Pod controllers), Kyverno ClusterPolicy/Policy/PolicyException YAML (validate
     /// rules: pattern, anyPattern, deny, foreach, podSecurity, cel; all Kyverno files form one policy named
     /// kyverno), or an idp policy-set YAML file (kind: PolicySet). Gatekeeper
     /// templates see every manifest checked as their replicated `data.inventory`, so

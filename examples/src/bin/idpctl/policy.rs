@@ -92,7 +92,10 @@ fn yaml_format(path: &Path, text: &str) -> Result<PolicyFormat, Failure> {
             (
                 "admissionregistration.k8s.io",
                 "ValidatingAdmissionPolicy" | "ValidatingAdmissionPolicyBinding",
-            ) => PolicyFormat::AdmissionPolicy,
+            )
+            | ("policies.kyverno.io", "ValidatingPolicy" | "NamespacedValidatingPolicy") => {
+                PolicyFormat::AdmissionPolicy
+            }
             ("kyverno.io", "ClusterPolicy" | "Policy" | "PolicyException") => PolicyFormat::Kyverno,
             ("mutations.gatekeeper.sh", _) => PolicyFormat::GatekeeperMutators,
             (_, "PolicySet") => PolicyFormat::PolicySet,
