@@ -1084,18 +1084,7 @@ async fn kyverno_policies_from_the_config_validate_and_mutate() {
     std::fs::write(&bad, KYVERNO.replace("mutate:", "generate:")).unwrap();
     let mut config = Config::default();
     config.policy.kyverno = vec![bad];
-    let data = tempfile::tempdir().unwrap();
-    let Err(err) = start(ServerOptions {
-        listen: Some("127.0.0.1:0".into()),
-        data: Some(data.path().to_path_buf()),
-        simulated_cluster: true,
-        ..ServerOptions::new(config)
-    })
-    .await
-    else {
-        panic!("the server started with a policy it cannot load");
-    };
-    let text = err.report();
+    let text = start_error(config).await;
     assert!(
         text.contains("bad.yaml") && text.contains("generate"),
         "{text}"
@@ -1277,6 +1266,15 @@ async fn gatekeeper_rego_and_admission_policy_files_from_the_config() {
     std::fs::write(&lonely, "apiVersion: templates.gatekeeper.sh/v1\nkind: ConstraintTemplate\nmetadata: {name: broken}\nspec:\n  crd: {spec: {names: {kind: K8sBroken}}}\n  targets:\n    - target: admission.k8s.gatekeeper.sh\n      rego: 'package broken\n\n        violation[{\"msg\": m}] { m := }'\n").unwrap();
     let mut config = Config::default();
     config.policy.gatekeeper = vec![lonely];
+    let text = start_error(config).await;
+    assert!(
+        text.contains("policy.gatekeeper") && text.contains("lonely.yaml"),
+        "{text}"
+    );
+}
+
+/// Start a server with `config`, which must fail: the error's report.
+async fn start_error(config: Config) -> String {
     let data = tempfile::tempdir().unwrap();
     let Err(err) = start(ServerOptions {
         listen: Some("127.0.0.1:0".into()),
@@ -1286,11 +1284,7 @@ async fn gatekeeper_rego_and_admission_policy_files_from_the_config() {
     })
     .await
     else {
-        panic!("the server started with a template it cannot load");
+        panic!("the server started with a policy file it cannot load");
     };
-    let text = err.report();
-    assert!(
-        text.contains("policy.gatekeeper") && text.contains("lonely.yaml"),
-        "{text}"
-    );
+    err.report()
 }
