@@ -593,6 +593,95 @@ spec:
     server.shutdown().await.unwrap();
 }
 
+/// `policy.gatekeeper` constraints gate deployments too: a Pod constraint, through an
+/// ExpansionTemplate, denies a Deployment before anything is committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gatekeeper_constraints_gate_deployments() {
+    let cluster = FakeCluster::start().await.unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let kubeconfig = data.path().join("kubeconfig");
+    cluster.write_kubeconfig(&kubeconfig).unwrap();
+    let policy = data.path().join("gatekeeper.yaml");
+    std::fs::write(
+        &policy,
+        r#"apiVersion: templates.gatekeeper.sh/v1
+kind: ConstraintTemplate
+metadata: {name: k8sallowedrepos}
+spec:
+  crd: {spec: {names: {kind: K8sAllowedRepos}}}
+  targets:
+    - target: admission.k8s.gatekeeper.sh
+      rego: |
+        package k8sallowedrepos
+        violation[{"msg": msg}] {
+          c := input.review.object.spec.containers[_]
+          not startswith(c.image, input.parameters.repo)
+          msg := sprintf("image %v is not from %v", [c.image, input.parameters.repo])
+        }
+---
+apiVersion: constraints.gatekeeper.sh/v1beta1
+kind: K8sAllowedRepos
+metadata: {name: acme-only}
+spec:
+  match: {kinds: [{apiGroups: [""], kinds: [Pod]}]}
+  parameters: {repo: "ghcr.io/acme/"}
+---
+apiVersion: expansion.gatekeeper.sh/v1beta1
+kind: ExpansionTemplate
+metadata: {name: expand-deployments}
+spec:
+  applyTo: [{groups: [apps], kinds: [Deployment], versions: [v1]}]
+  templateSource: spec.template
+  generatedGVK: {group: "", version: v1, kind: Pod}
+"#,
+    )
+    .unwrap();
+    let mut config = Config {
+        deliver: fast(),
+        ..Config::default()
+    };
+    config.policy.gatekeeper = vec![policy];
+    let server = start(ServerOptions {
+        listen: Some("127.0.0.1:0".into()),
+        data: Some(data.path().join("idp")),
+        kubeconfig: Some(kubeconfig),
+        ..ServerOptions::new(config)
+    })
+    .await
+    .unwrap();
+    let before = gitops_commits(data.path()).await;
+    let denied = post(
+        &server,
+        "/api/deployments",
+        &json!({"component": "cart-service", "environment": "dev",
+            "manifests": compliant("docker.io/library/nginx:1.27")}),
+    )
+    .await;
+    assert_eq!(denied.status, 403, "{}", denied.body);
+    let denied = denied.json();
+    assert!(
+        denied["violations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["rule"] == "K8sAllowedRepos/acme-only"
+                && v["message"].as_str().unwrap().starts_with(
+                    "[Implied by expand-deployments] image docker.io/library/nginx:1.27"
+                )),
+        "{denied}"
+    );
+    assert_eq!(gitops_commits(data.path()).await, before);
+    let ok = post(
+        &server,
+        "/api/deployments",
+        &json!({"component": "cart-service", "environment": "dev",
+            "manifests": compliant("ghcr.io/acme/cart-service:1.0.0")}),
+    )
+    .await;
+    assert_eq!(ok.status, 201, "{}", ok.body);
+    server.shutdown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_bodies_and_unknown_components() {
     let h = harness(fast()).await;
