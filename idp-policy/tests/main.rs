@@ -20,6 +20,7 @@ mod hostile_native;
 mod kyverno;
 mod kyverno_generate;
 mod kyverno_mutate;
+mod kyverno_values;
 mod mutate;
 mod policy_report;
 mod pss;

@@ -9,7 +9,12 @@
 //!   nothing here reads the cluster.
 //!
 //! `apiCall`, `imageRegistry` and `globalReference` entries need the cluster or a
-//! registry and are refused when loaded.
+//! registry and are refused when loaded, unless the policy set's
+//! [`Values`](super::Values) may give them a value; one whose value is then missing
+//! when a rule runs is an error naming it.
+//!
+//! With values, an entry whose name they give (`name` or `name.<path>`) keeps the
+//! value given instead of being computed, as the Kyverno CLI mocks context entries.
 
 use std::collections::BTreeMap;
 
@@ -31,6 +36,9 @@ enum Source {
         name: String,
         namespace: String,
     },
+    /// `apiCall`, `imageRegistry` or `globalReference` (the key): accepted because values
+    /// may give it; it has no value of its own.
+    Mocked(&'static str),
 }
 
 /// One `context` entry.
@@ -45,6 +53,7 @@ impl std::fmt::Debug for Entry {
         let kind = match &self.source {
             Source::Variable { .. } => "variable",
             Source::ConfigMap { .. } => "configMap",
+            Source::Mocked(key) => key,
         };
         write!(f, "{}: {kind}", self.name)
     }
@@ -54,8 +63,15 @@ impl std::fmt::Debug for Entry {
 pub(super) type ConfigMaps = BTreeMap<(String, String), Value>;
 
 impl Entry {
-    /// Read a rule's `context` list at `field`.
-    pub(super) fn parse_list(value: &Value, field: &str, here: &str) -> Result<Vec<Self>> {
+    /// Read a rule's `context` list at `field`. `mockable` says whether values may give
+    /// an entry of that name its value: an `apiCall`, `imageRegistry` or
+    /// `globalReference` entry is refused unless it does.
+    pub(super) fn parse_list(
+        value: &Value,
+        field: &str,
+        here: &str,
+        mockable: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<Self>> {
         let bad = |what: String| Error::invalid_input(format!("{here}{what}"));
         let items = value
             .as_array()
@@ -70,18 +86,25 @@ impl Entry {
                 .ok_or_else(|| bad(format!("{at}.name is required")))?
                 .to_owned();
             let at = format!("{at} ({name})");
+            let mut mocked = None;
             for (key, why) in [
                 ("apiCall", "API calls need the cluster"),
                 ("imageRegistry", "image registry lookups need the registry"),
                 ("globalReference", "global context entries need the cluster"),
             ] {
                 if item.get(key).is_some_and(|v| !v.is_null()) {
+                    if mockable(&name) {
+                        mocked = Some(key);
+                        break;
+                    }
                     return Err(bad(format!(
-                        "{at}.{key}: {why} and are not supported; use a variable or a configMap entry (give the ConfigMap with the policies)"
+                        "{at}.{key}: {why} and are not supported; use a variable or a configMap entry (give the ConfigMap with the policies), or give its value in a values file"
                     )));
                 }
             }
-            let source = if let Some(v) = item.get("variable").filter(|v| !v.is_null()) {
+            let source = if let Some(key) = mocked {
+                Source::Mocked(key)
+            } else if let Some(v) = item.get("variable").filter(|v| !v.is_null()) {
                 let jmes_path = match v.get("jmesPath").and_then(Value::as_str) {
                     None => None,
                     Some(expr) => Some(Box::new(super::functions::compile(expr).map_err(|e| {
@@ -175,22 +198,47 @@ impl Entry {
                         )
                     })
             }
+            Source::Mocked(key) => Err(format!(
+                "context {}: the {key} entry has no value for this rule and resource (nothing here reads the cluster or a registry): give its value in a values file (the rule's values, the resource's or globalValues)",
+                self.name
+            )),
         }
     }
 }
 
-/// `data` with each entry's value added under its name, in order (an entry may read
-/// the ones before it).
+/// `data` with the mocked `values` merged in (a tree of variables, see
+/// [`Values`](super::Values)), then each entry's value added under its name, in order (an
+/// entry may read the ones before it, and the values). An entry whose name the values
+/// give keeps their value.
 pub(super) fn with_context(
     data: &Rcvar,
     entries: &[Entry],
     config_maps: &ConfigMaps,
+    values: Option<&Value>,
 ) -> std::result::Result<Rcvar, String> {
-    if entries.is_empty() {
+    let values = values.and_then(Value::as_object).filter(|v| !v.is_empty());
+    if entries.is_empty() && values.is_none() {
         return Ok(data.clone());
     }
+    let _span =
+        values.map(|v| tracing::trace_span!("kyverno.values", variables = v.len()).entered());
     let mut map: BTreeMap<String, Rcvar> = data.as_object().cloned().unwrap_or_default();
+    for (key, value) in values.into_iter().flatten() {
+        let mut merged = match map.get(key) {
+            Some(old) => serde_json::to_value(&**old).map_err(|e| format!("values: {key}: {e}"))?,
+            None => Value::Null,
+        };
+        super::values::merge(&mut merged, value.clone());
+        let merged = merged
+            .to_jmespath()
+            .map_err(|e| format!("values: {key}: {e}"))?;
+        map.insert(key.clone(), merged);
+    }
     for entry in entries {
+        if values.is_some_and(|v| v.contains_key(&entry.name)) {
+            tracing::trace!(entry = %entry.name, "context entry given by values");
+            continue;
+        }
         let current = Rcvar::new(Variable::Object(map.clone()));
         let value = entry.value(&current, config_maps)?;
         let value = value
@@ -224,6 +272,7 @@ mod tests {
             ]),
             "context",
             "",
+            &|_| false,
         )
         .unwrap();
         let mut cms = ConfigMaps::new();
@@ -231,16 +280,55 @@ mod tests {
             ("platform".into(), "limits-shop".into()),
             json!({"data": {"max": "5"}}),
         );
-        let d = with_context(&data(), &entries, &cms).unwrap();
+        let d = with_context(&data(), &entries, &cms, None).unwrap();
         let v: Value = serde_json::to_value(&*d).unwrap();
         assert_eq!(v["replicas"], 3);
         assert_eq!(v["double"], 3);
         assert_eq!(v["missing"], "none");
         assert_eq!(v["limits"]["data"]["max"], "5");
 
-        let err = with_context(&data(), &entries, &ConfigMaps::new()).unwrap_err();
+        let err = with_context(&data(), &entries, &ConfigMaps::new(), None).unwrap_err();
         assert!(
             err.contains("ConfigMap platform/limits-shop was not given"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn values_mock_entries_and_cluster_entries_need_them() {
+        let list = json!([
+            {"name": "nodes", "apiCall": {"urlPath": "/api/v1/nodes"}},
+            {"name": "replicas", "variable": {"jmesPath": "request.object.spec.replicas"}},
+            {"name": "twice", "variable": {"value": "{{ nodes.count }}", "jmesPath": "@"}},
+        ]);
+        // Without values that may give it, the apiCall entry is refused when loaded.
+        let err = Entry::parse_list(&list, "context", "", &|_| false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("context[0] (nodes).apiCall"), "{err}");
+        assert!(err.contains("give its value in a values file"), "{err}");
+        let entries = Entry::parse_list(&list, "context", "", &|n| n == "nodes").unwrap();
+        let values =
+            json!({"nodes": {"count": 4}, "replicas": 9, "request": {"operation": "UPDATE"}});
+        let d = with_context(&data(), &entries, &ConfigMaps::new(), Some(&values)).unwrap();
+        let v: Value = serde_json::to_value(&*d).unwrap();
+        assert_eq!(v["nodes"]["count"], 4);
+        // A mocked entry keeps the value given; later entries read it.
+        assert_eq!(v["replicas"], 9);
+        assert_eq!(v["twice"], 4);
+        // Values merge into the request rather than replacing it.
+        assert_eq!(v["request"]["operation"], "UPDATE");
+        assert_eq!(v["request"]["object"]["metadata"]["name"], "web");
+        // Values without the entry's value: an error naming it, when the rule runs.
+        let err = with_context(
+            &data(),
+            &entries,
+            &ConfigMaps::new(),
+            Some(&json!({"x": 1})),
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("context nodes: the apiCall entry has no value"),
             "{err}"
         );
     }
@@ -266,7 +354,7 @@ mod tests {
                 "context[0].name is required",
             ),
         ] {
-            let err = Entry::parse_list(&entry, "context", "")
+            let err = Entry::parse_list(&entry, "context", "", &|_| false)
                 .unwrap_err()
                 .to_string();
             assert!(err.contains(want), "{entry}: {err}");

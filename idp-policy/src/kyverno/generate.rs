@@ -181,7 +181,7 @@ impl Generate {
                 .ok_or_else(|| bad(format!("{at} must be a mapping")))?;
             let context = match body.remove("context").filter(|c| !c.is_null()) {
                 None => Vec::new(),
-                Some(c) => Entry::parse_list(&c, &format!("{at}.context"), here)?,
+                Some(c) => Entry::parse_list(&c, &format!("{at}.context"), here, &|_| false)?,
             };
             let (list, _, preconditions) = parse_head(&Value::Object(body.clone()), at, here, depth)?;
             body.remove("list");
@@ -236,7 +236,9 @@ impl Generate {
             };
             for (i, item) in items.iter().enumerate() {
                 let element = with_element(data, item, i, 0)
-                    .and_then(|d| super::context::with_context(&d, &entry.context, config_maps))
+                    .and_then(|d| {
+                        super::context::with_context(&d, &entry.context, config_maps, None)
+                    })
                     .map_err(|err| format!("{at}, element {i}: {err}"))?;
                 if let Some(pre) = &entry.preconditions
                     && !pre

@@ -83,6 +83,12 @@
 //!   policies (nothing here reads the cluster; one that was not given is an error naming
 //!   it).
 //!
+//! - **values** ([`Values`], [`KyvernoPolicy::with_values`]): what a Kyverno CLI test's
+//!   values file mocks — variables from `globalValues`, a resource's values and a rule's
+//!   values (a `context` entry whose name they give keeps that value, which is how an
+//!   `apiCall`, `globalReference` or `imageRegistry` entry gets one), `request.operation`
+//!   and the namespace labels of `namespaceSelector`.
+//!
 //! - **generate** ([`KyvernoPolicy::generate_results`]): the objects a generate rule
 //!   creates for a trigger it matches (match/exclude, preconditions, context and
 //!   exceptions as for other rules; never auto-generated for controllers, as in
@@ -102,7 +108,7 @@
 //!   [`KyvernoPolicy::mutate_results`] leave generate rules alone.
 //!
 //! `context` entries that need the cluster or a registry (`apiCall`, `imageRegistry`,
-//! `globalReference`), `verifyImages` rules, nested `generate.foreach` entries and any
+//! `globalReference`; unless [`Values`] given first may give their value), `verifyImages` rules, nested `generate.foreach` entries and any
 //! other `generate` field not listed above, mutate `targets` (mutating existing resources) and exceptions'
 //! `conditions` are refused when loaded, naming the rule, rather than skipped: skipping
 //! one would pass objects Kyverno denies. A `validate.cel` with
@@ -148,6 +154,9 @@ mod jsonpatch;
 mod mutate;
 mod overlay;
 mod pattern;
+mod values;
+
+pub use values::Values;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -602,7 +611,9 @@ impl LoadedPolicy {
         }
     }
 
-    fn from_object(object: &Object) -> Result<Self> {
+    /// Read a policy; `values` may give its `apiCall`, `imageRegistry` and
+    /// `globalReference` context entries their values (see [`Values`]).
+    fn from_object(object: &Object, values: &Values) -> Result<Self> {
         let source = object.source().cloned();
         let here = at(source.as_ref());
         let kind = object.kind();
@@ -667,6 +678,7 @@ impl LoadedPolicy {
                     &here,
                     &autogen,
                     source.clone(),
+                    &|rule, entry| values.may_give(&name, rule, entry),
                 )
             })
             .collect::<Result<Vec<_>>>()?;
@@ -689,6 +701,7 @@ impl Rule {
         here: &str,
         controllers: &[String],
         source: Option<Source>,
+        mockable: &dyn Fn(&str, &str) -> bool,
     ) -> Result<Self> {
         let name = value
             .get("name")
@@ -721,7 +734,11 @@ impl Rule {
         let exclude = Matcher::from_value(value.get("exclude"), &format!("{field}.exclude"), here)?;
         let context = match value.get("context").filter(|c| !c.is_null()) {
             None => Vec::new(),
-            Some(c) => context::Entry::parse_list(c, &format!("{field}.context"), here)?,
+            Some(c) => {
+                context::Entry::parse_list(c, &format!("{field}.context"), here, &|entry| {
+                    mockable(&name, entry)
+                })?
+            }
         };
         let preconditions = value
             .get("preconditions")
@@ -1229,6 +1246,8 @@ pub struct KyvernoPolicy {
     /// (Namespaces and ConfigMaps included): the sources of generate rules' clones.
     given: Vec<Object>,
     exceptions: Vec<Exception>,
+    /// Mocked values, as a Kyverno CLI test gives them.
+    values: Values,
 }
 
 impl KyvernoPolicy {
@@ -1246,7 +1265,87 @@ impl KyvernoPolicy {
             config_maps: context::ConfigMaps::new(),
             given: Vec::new(),
             exceptions: Vec::new(),
+            values: Values::default(),
         }
+    }
+
+    /// This set with mocked `values`, as a Kyverno CLI test's values file gives them
+    /// (see [`Self::set_values`]). Give them before the policies: a context entry that
+    /// needs the cluster (`apiCall`, `imageRegistry`, `globalReference`) is accepted
+    /// when loaded only if the values may give it its value.
+    ///
+    /// ```
+    /// use idp_core::{Object, PolicyContext};
+    /// use idp_policy::kyverno::{KyvernoPolicy, Values};
+    ///
+    /// let values = Values::from_yaml("policies:\n  - name: p\n    rules:\n      - name: r\n        values:\n          nodes.count: 2\n", None).unwrap();
+    /// let mut p = KyvernoPolicy::new("k").with_values(values);
+    /// p.add_yaml("apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: p}\nspec:\n  validationFailureAction: Enforce\n  rules:\n    - name: r\n      match: {any: [{resources: {kinds: [ConfigMap]}}]}\n      context:\n        - name: nodes\n          apiCall: {urlPath: /api/v1/nodes, jmesPath: 'items | length(@)'}\n      validate:\n        message: 'needs 3 nodes, has {{ nodes.count }}'\n        deny: {conditions: {any: [{key: '{{ nodes.count }}', operator: LessThan, value: 3}]}}\n", None).unwrap();
+    /// let o = Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}})).unwrap();
+    /// let results = p.results(&o, &PolicyContext::new()).unwrap();
+    /// assert_eq!(results[0].outcome.word(), "fail");
+    /// ```
+    #[must_use]
+    pub fn with_values(mut self, values: Values) -> Self {
+        self.set_values(values);
+        self
+    }
+
+    /// Give the set mocked `values`, replacing any given before, as the Kyverno CLI
+    /// applies a values file:
+    ///
+    /// - a rule's variables are the global values, then those of the resource checked
+    ///   (by its `metadata.name`, for that policy), then the rule's own, each merged over
+    ///   the one before;
+    /// - a `context` entry whose name they give keeps that value instead of being
+    ///   computed (a mocked `apiCall`, `configMap`, `imageRegistry`…);
+    /// - `request.operation` in the global or the resource's values is the operation
+    ///   the policy sees (its `match.operations`, `{{ request.operation }}`);
+    /// - `namespaceSelector` entries give namespaces their labels (over those of a
+    ///   `Namespace` given with the policies).
+    ///
+    /// Policies loaded before keep their context entries as read then: give the values
+    /// first for an entry that needs the cluster. One whose value the values do not give
+    /// for a rule and resource is an error naming it when the rule runs.
+    ///
+    /// ```
+    /// use idp_core::{Object, PolicyContext};
+    /// use idp_policy::kyverno::{KyvernoPolicy, Values};
+    ///
+    /// let mut p = KyvernoPolicy::from_yaml("k", "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: p}\nspec:\n  rules:\n    - name: no-delete\n      match: {any: [{resources: {kinds: [ConfigMap], operations: [DELETE]}}]}\n      validate: {deny: {}}\n", None).unwrap();
+    /// let o = Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}})).unwrap();
+    /// assert!(p.results(&o, &PolicyContext::new()).unwrap().is_empty());
+    /// p.set_values(Values::from_yaml("globalValues: {request.operation: DELETE}\n", None).unwrap());
+    /// assert_eq!(p.results(&o, &PolicyContext::new()).unwrap()[0].outcome.word(), "fail");
+    /// ```
+    pub fn set_values(&mut self, values: Values) {
+        for (name, labels) in values.namespaces() {
+            self.namespaces.insert(name.clone(), labels.clone());
+        }
+        self.values = values;
+    }
+
+    /// The request as `policy` sees it for the resource named `resource`: values may set
+    /// its operation.
+    fn request_for<'r>(&self, request: &Request<'r>, policy: &str, resource: &str) -> Request<'r> {
+        Request {
+            namespace: request.namespace,
+            operation: self
+                .values
+                .operation(policy, resource)
+                .unwrap_or(request.operation),
+            namespaces: request.namespaces,
+        }
+    }
+
+    /// The mocked variables of a rule (`rule` as applied, `base_rule` as written) for
+    /// the resource named `resource`; `None` without values.
+    fn mocked(&self, policy: &str, rule: &str, base_rule: &str, resource: &str) -> Option<Value> {
+        if self.values.is_empty() {
+            return None;
+        }
+        let _span = tracing::trace_span!("kyverno.mocked", policy, rule, resource).entered();
+        self.values.for_rule(policy, rule, base_rule, resource)
     }
 
     /// Read multi-document YAML: `ClusterPolicy` and `Policy` (kyverno.io/v1 or v2beta1)
@@ -1282,7 +1381,8 @@ impl KyvernoPolicy {
             let (group, _) = split_api_version(object.api_version());
             match (group, object.kind()) {
                 (GROUP, "ClusterPolicy" | "Policy") => {
-                    self.policies.push(LoadedPolicy::from_object(object)?);
+                    self.policies
+                        .push(LoadedPolicy::from_object(object, &self.values)?);
                     continue;
                 }
                 (GROUP, "PolicyException") => {
@@ -1302,7 +1402,8 @@ impl KyvernoPolicy {
                         object.kind()
                     )));
                 }
-                ("", "Namespace") => {
+                // Labels the values give a namespace win over its object's.
+                ("", "Namespace") if !self.values.namespaces().contains_key(object.name()) => {
                     self.namespaces
                         .insert(object.name().to_owned(), object.labels());
                 }
@@ -1449,15 +1550,16 @@ impl KyvernoPolicy {
             .namespace()
             .or(ctx.namespace.as_deref())
             .map(str::to_owned);
-        let request = Request {
+        let base = Request {
             namespace: namespace.as_deref(),
             operation: operation_name(ctx.operation),
             namespaces: &self.namespaces,
         };
         for policy in &self.policies {
-            if !policy.applies_in(request.namespace) {
+            if !policy.applies_in(base.namespace) {
                 continue;
             }
+            let request = self.request_for(&base, &policy.name, object.name());
             let policy_key = policy.key();
             for rule in &policy.rules {
                 let Check::Mutate(mutate) = &rule.check else {
@@ -1487,23 +1589,21 @@ impl KyvernoPolicy {
                     }
                 };
                 let value = current.to_value();
+                let mocked = self.mocked(&policy.name, &rule_name, &rule.name, current.name());
                 let data_of = |v: &Value| {
-                    jmes_data(v, form, &current, &request, ctx)
-                        .and_then(|d| context::with_context(&d, &rule.context, &self.config_maps))
+                    jmes_data(v, form, &current, &request, ctx).and_then(|d| {
+                        context::with_context(&d, &rule.context, &self.config_maps, mocked.as_ref())
+                    })
                 };
-                if let Some(pre) = &rule.preconditions {
-                    match data_of(&value).and_then(|d| pre.evaluate(&d)) {
-                        Ok(v) if v.holds => {}
-                        Ok(_) => {
-                            results.push(result(RuleOutcome::Skip(
-                                "preconditions not met".to_owned(),
-                            )));
-                            continue;
-                        }
-                        Err(e) => {
-                            results.push(result(failed(format!("preconditions: {e}"))));
-                            continue;
-                        }
+                match unmet_preconditions(rule.preconditions.as_ref(), || data_of(&value)) {
+                    Ok(None) => {}
+                    Ok(Some(skip)) => {
+                        results.push(result(skip));
+                        continue;
+                    }
+                    Err(e) => {
+                        results.push(result(failed(format!("preconditions: {e}"))));
+                        continue;
                     }
                 }
                 if self.waived(&policy_key, &rule_name, &current, &request) {
@@ -1573,7 +1673,7 @@ impl KyvernoPolicy {
         ctx: &PolicyContext,
     ) -> Result<(Vec<Object>, Vec<RuleResult>)> {
         let _span = tracing::trace_span!("kyverno.generate", policy = %self.name, kind = trigger.kind(), name = trigger.name()).entered();
-        let request = Request {
+        let base = Request {
             namespace: trigger.namespace().or(ctx.namespace.as_deref()),
             operation: operation_name(ctx.operation),
             namespaces: &self.namespaces,
@@ -1582,9 +1682,10 @@ impl KyvernoPolicy {
         let mut results = Vec::new();
         let mut value: Option<Value> = None;
         for policy in &self.policies {
-            if !policy.applies_in(request.namespace) {
+            if !policy.applies_in(base.namespace) {
                 continue;
             }
+            let request = self.request_for(&base, &policy.name, trigger.name());
             let policy_key = policy.key();
             for rule in &policy.rules {
                 let Check::Generate(generate) = &rule.check else {
@@ -1611,28 +1712,25 @@ impl KyvernoPolicy {
                     ]))
                 };
                 let value = value.get_or_insert_with(|| trigger.to_value());
-                let data = match jmes_data(value, form, trigger, &request, ctx)
-                    .and_then(|d| context::with_context(&d, &rule.context, &self.config_maps))
-                {
+                let mocked = self.mocked(&policy.name, &rule.name, &rule.name, trigger.name());
+                let data = match jmes_data(value, form, trigger, &request, ctx).and_then(|d| {
+                    context::with_context(&d, &rule.context, &self.config_maps, mocked.as_ref())
+                }) {
                     Ok(d) => d,
                     Err(e) => {
                         results.push(error(e));
                         continue;
                     }
                 };
-                if let Some(pre) = &rule.preconditions {
-                    match pre.evaluate(&data) {
-                        Ok(v) if v.holds => {}
-                        Ok(_) => {
-                            results.push(result(RuleOutcome::Skip(
-                                "preconditions not met".to_owned(),
-                            )));
-                            continue;
-                        }
-                        Err(e) => {
-                            results.push(error(format!("preconditions: {e}")));
-                            continue;
-                        }
+                match unmet_preconditions(rule.preconditions.as_ref(), || Ok(data.clone())) {
+                    Ok(None) => {}
+                    Ok(Some(skip)) => {
+                        results.push(result(skip));
+                        continue;
+                    }
+                    Err(e) => {
+                        results.push(error(format!("preconditions: {e}")));
+                        continue;
                     }
                 }
                 if self.waived(&policy_key, &rule.name, trigger, &request) {
@@ -1714,7 +1812,7 @@ impl KyvernoPolicy {
 
     /// The results of the validate rules for `object` (see [`Self::results`]).
     fn validate_results(&self, object: &Object, ctx: &PolicyContext) -> Result<Vec<RuleResult>> {
-        let request = Request {
+        let base = Request {
             namespace: object.namespace().or(ctx.namespace.as_deref()),
             operation: operation_name(ctx.operation),
             namespaces: &self.namespaces,
@@ -1724,9 +1822,10 @@ impl KyvernoPolicy {
         let mut jmes: [Option<Rcvar>; 3] = [None, None, None];
         let mut results = Vec::new();
         for policy in &self.policies {
-            if !policy.applies_in(request.namespace) {
+            if !policy.applies_in(base.namespace) {
                 continue;
             }
+            let request = self.request_for(&base, &policy.name, object.name());
             let policy_key = policy.key();
             for rule in &policy.rules {
                 if matches!(rule.check, Check::Mutate(_) | Check::Generate(_)) {
@@ -1761,7 +1860,9 @@ impl KyvernoPolicy {
                 let data = if needs_jmes {
                     let slot = &mut jmes[form as usize];
                     if slot.is_none() {
-                        match jmes_data(value, form, object, &request, ctx) {
+                        // With the request as given: values setting the operation for one
+                        // policy put it in that policy's mocked variables, not here.
+                        match jmes_data(value, form, object, &base, ctx) {
                             Ok(d) => *slot = Some(d),
                             Err(e) => {
                                 results.push(error(e));
@@ -1769,9 +1870,17 @@ impl KyvernoPolicy {
                             }
                         }
                     }
+                    let mocked = self.mocked(&policy.name, &rule_name, &rule.name, object.name());
                     match slot
                         .as_ref()
-                        .map(|d| context::with_context(d, &rule.context, &self.config_maps))
+                        .map(|d| {
+                            context::with_context(
+                                d,
+                                &rule.context,
+                                &self.config_maps,
+                                mocked.as_ref(),
+                            )
+                        })
                         .transpose()
                     {
                         Ok(d) => d,
@@ -2037,6 +2146,20 @@ impl KyvernoPolicy {
 }
 
 /// The violations of failed and errored rules, in the order of the results.
+/// What a rule's preconditions say before it runs: `Ok(None)` to run it (there are
+/// none, or they hold), `Ok(Some(skip))` when they do not hold, and the error from
+/// computing the rule's `data` or evaluating them otherwise.
+fn unmet_preconditions(
+    preconditions: Option<&conditions::Conditions>,
+    data: impl FnOnce() -> std::result::Result<Rcvar, String>,
+) -> std::result::Result<Option<RuleOutcome>, String> {
+    let Some(pre) = preconditions else {
+        return Ok(None);
+    };
+    let verdict = data().and_then(|d| pre.evaluate(&d))?;
+    Ok((!verdict.holds).then(|| RuleOutcome::Skip("preconditions not met".to_owned())))
+}
+
 fn violations(results: Vec<RuleResult>) -> Vec<Violation> {
     results
         .into_iter()
@@ -2310,7 +2433,7 @@ mod tests {
             let doc = json!({"apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy",
                 "metadata": {"name": "p"}, "spec": spec});
             let Ok(object) = Object::from_value(doc) else { return Ok(()); };
-            if let Ok(loaded) = LoadedPolicy::from_object(&object) {
+            if let Ok(loaded) = LoadedPolicy::from_object(&object, &Values::default()) {
                 let policy = KyvernoPolicy { policies: vec![loaded], ..KyvernoPolicy::new("k") };
                 for target in [
                     json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a", "namespace": "kube-x"},
