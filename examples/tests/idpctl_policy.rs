@@ -887,7 +887,12 @@ fn policy_test_runs_kyverno_cli_suites() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("expected fail, got pass"), "{text}");
 
-    // Suites that need values idpctl does not set are errors, not passes.
+    // A malformed values file makes the suite an error naming the file and the field.
+    write(
+        dir.path(),
+        "suite/values.yaml",
+        "policies:\n  - name: require-limits\n    rules:\n      - name: cpu-and-memory\n        values: [not, a, mapping]\n",
+    );
     std::fs::write(
         &file,
         format!("variables: values.yaml\n{}", suite(expected)),
@@ -896,12 +901,139 @@ fn policy_test_runs_kyverno_cli_suites() {
     let out = idpctl(&["policy", "test", &file, "--format", "json"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let rows = json(&out);
+    assert_eq!(rows.as_array().unwrap().len(), 1, "{rows:#}");
+    let detail = rows[0]["detail"].as_str().unwrap();
     assert!(
-        rows[0]["detail"]
+        detail.contains("values.yaml: policies[0].rules[0].values must be a mapping"),
+        "{rows:#}"
+    );
+
+    // User info is still not set: an error, not a pass.
+    std::fs::write(&file, format!("userinfo: user.yaml\n{}", suite(expected))).unwrap();
+    let out = idpctl(&["policy", "test", &file, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        json(&out)[0]["detail"]
             .as_str()
             .unwrap()
-            .contains("`variables` is not supported"),
+            .contains("`userinfo` is not supported"),
+        "{out:?}"
+    );
+}
+
+/// A policy whose `apiCall` context only a values file can give, and whose
+/// precondition wants the operation the values set.
+const REPLICA_QUOTA: &str = r#"apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: replica-quota}
+spec:
+  validationFailureAction: Enforce
+  rules:
+    - name: max-replicas
+      match: {any: [{resources: {kinds: [Deployment]}}]}
+      context:
+        - name: quota
+          apiCall:
+            urlPath: "/api/v1/namespaces/{{ request.namespace }}/configmaps/quota"
+            jmesPath: data
+      preconditions:
+        all:
+          - {key: "{{ request.operation }}", operator: Equals, value: UPDATE}
+      validate:
+        message: "at most {{ quota.maxReplicas }} replicas"
+        deny:
+          conditions:
+            any:
+              - {key: "{{ request.object.spec.replicas }}", operator: GreaterThan, value: "{{ quota.maxReplicas }}"}
+"#;
+
+#[test]
+fn policy_test_applies_values_files() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "suite/policy.yaml", REPLICA_QUOTA);
+    write(
+        dir.path(),
+        "suite/resources.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: small, namespace: shop}\nspec: {replicas: 2}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: big, namespace: shop}\nspec: {replicas: 9}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: new, namespace: shop}\nspec: {replicas: 9}\n",
+    );
+    let values = "apiVersion: cli.kyverno.io/v1alpha1\nkind: Values\nglobalValues:\n  request.operation: UPDATE\npolicies:\n  - name: replica-quota\n    rules:\n      - name: max-replicas\n        values:\n          quota.maxReplicas: 3\n    resources:\n      - name: new\n        values:\n          request.operation: CREATE\n";
+    write(dir.path(), "suite/values/values.yaml", values);
+    let results = "results:\n  - {policy: replica-quota, rule: max-replicas, resource: small, kind: Deployment, result: pass}\n  - {policy: replica-quota, rule: max-replicas, resource: big, kind: Deployment, result: fail}\n  - {policy: replica-quota, rule: max-replicas, resource: new, kind: Deployment, result: skip}\n";
+    let file = write(
+        dir.path(),
+        "suite/kyverno-test.yaml",
+        &format!(
+            "name: quota\npolicies: [policy.yaml]\nresources: [resources.yaml]\nvariables: values/values.yaml\n{results}"
+        ),
+    );
+    let out = idpctl(&["policy", "test", &file, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let rows = json(&out);
+    let got: Vec<(String, String, bool)> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["resource"].as_str().unwrap().to_owned(),
+                r["actual"].as_str().unwrap().to_owned(),
+                r["ok"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("small".to_owned(), "pass".to_owned(), true),
+            ("big".to_owned(), "fail".to_owned(), true),
+            ("new".to_owned(), "skip".to_owned(), true),
+        ],
         "{rows:#}"
+    );
+    assert!(
+        rows[1]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("at most 3 replicas"),
+        "{rows:#}"
+    );
+
+    // The same values written in the test file; a wrong expectation fails the run.
+    let inline: String = values
+        .lines()
+        .filter(|l| !l.starts_with("apiVersion") && !l.starts_with("kind"))
+        .fold(String::new(), |mut text, l| {
+            text.push_str("  ");
+            text.push_str(l);
+            text.push('\n');
+            text
+        });
+    std::fs::write(
+        &file,
+        format!(
+            "name: quota\npolicies: [policy.yaml]\nresources: [resources.yaml]\nvalues:\n{inline}results:\n  - {{policy: replica-quota, rule: max-replicas, resource: small, kind: Deployment, result: pass}}\n  - {{policy: replica-quota, rule: max-replicas, resource: big, kind: Deployment, result: pass}}\n"
+        ),
+    )
+    .unwrap();
+    let out = idpctl(&["policy", "test", &file, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let rows = json(&out);
+    assert_eq!(rows[0]["ok"], true, "{rows:#}");
+    assert_eq!(rows[1]["ok"], false, "{rows:#}");
+    assert_eq!(rows[1]["actual"], "fail", "{rows:#}");
+
+    // Without values, the policy does not load: every row is an error naming the entry.
+    std::fs::write(
+        &file,
+        format!("name: quota\npolicies: [policy.yaml]\nresources: [resources.yaml]\n{results}"),
+    )
+    .unwrap();
+    let out = idpctl(&["policy", "test", &file, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let detail = json(&out)[0]["detail"].as_str().unwrap().to_owned();
+    assert!(
+        detail.contains("(quota).apiCall") && detail.contains("give its value in a values file"),
+        "{detail}"
     );
 }
 

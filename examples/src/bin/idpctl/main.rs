@@ -295,8 +295,11 @@ enum PolicyCommand {
     /// case's assertions (violations: yes, no or a count, of the messages matching a
     /// regular expression), with the case's inventory as data.inventory. Exits 1 when any
     /// result is not as expected. A gator case's object may be an AdmissionReview (its
-    /// request's object, operation and user are used). Kyverno suites that set variables or
-    /// user info are reported as errors.
+    /// request's object, operation and user are used). A Kyverno suite's values file
+    /// (`variables: values.yaml`, or `values:` in the test file) gives variables, mocked
+    /// context entries (apiCall, globalReference, imageRegistry…), request.operation and
+    /// namespace labels, as the Kyverno CLI applies it; suites that set user info are
+    /// reported as errors.
     #[command(
         after_help = "EXAMPLES:\n  idpctl policy test policies/\n  idpctl policy test policies/require-limits/kyverno-test.yaml --format json\n  idpctl policy test gatekeeper-library/library/general/requiredlabels/suite.yaml"
     )]

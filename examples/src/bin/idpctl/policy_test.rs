@@ -25,11 +25,21 @@
 //! and empty values (`{}`, `[]`, `null`) are left out of the comparison on both sides.
 //! The files a result names as `cloneSourceResource` are loaded with the policies, as
 //! the objects `clone` and `cloneList` copy.
+//!
+//! A test's values — the file `variables` names (relative to the test file), or a
+//! `values` mapping written in the test file — are read as
+//! [`Values`](idp_policy::kyverno::Values) and given to the policies before they load, as
+//! the Kyverno CLI applies them: `globalValues`, a policy's values for a resource (by
+//! name) and for a rule give variables their value, and a `context` entry they name keeps
+//! that value (how `apiCall`, `globalReference` and `imageRegistry` entries, which need
+//! the cluster, get one); `request.operation` sets the operation; `namespaceSelector`
+//! gives namespaces their labels. A malformed values file, `subresources`,
+//! `foreachValues` and `userinfo` make the suite an error row naming the field.
 
 use std::path::{Path, PathBuf};
 
 use idp_core::{ManifestSet, Object, PolicyContext};
-use idp_policy::kyverno::{KyvernoPolicy, RuleResult};
+use idp_policy::kyverno::{KyvernoPolicy, RuleResult, Values};
 use idp_policy::rego::RegoPolicy;
 use serde::Serialize;
 use serde_json::Value;
@@ -120,20 +130,21 @@ struct Suite {
 fn load(file: &Path) -> Result<Suite, String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read it: {e}"))?;
     let doc: Value = serde_saphyr::from_str(&text).map_err(|e| format!("not YAML: {e}"))?;
-    for unsupported in ["variables", "userinfo", "values"] {
-        if doc.get(unsupported).is_some_and(|v| !v.is_null()) {
-            return Err(format!(
-                "`{unsupported}` is not supported: results would depend on values idpctl does not set"
-            ));
-        }
+    if doc.get("userinfo").is_some_and(|v| !v.is_null()) {
+        return Err(
+            "`userinfo` is not supported: results would depend on a user idpctl does not set"
+                .to_owned(),
+        );
     }
     let dir = file.parent().unwrap_or_else(|| Path::new("."));
+    let values = values(&doc, dir, file)?;
     let name = doc
         .pointer("/metadata/name")
         .or_else(|| doc.get("name"))
         .and_then(Value::as_str)
         .map_or_else(|| file.display().to_string(), str::to_owned);
-    let mut policy = KyvernoPolicy::new("kyverno");
+    // Values first: they decide which context entries that need the cluster may load.
+    let mut policy = KyvernoPolicy::new("kyverno").with_values(values);
     for key in ["policies", "exceptions"] {
         for rel in strings(doc.get(key)) {
             let path = dir.join(&rel);
@@ -178,6 +189,30 @@ fn load(file: &Path) -> Result<Suite, String> {
         resources,
         expected,
     })
+}
+
+/// The suite's values: the file `variables` names (relative to the test file), or the
+/// `values` mapping written in the test file; none without either.
+fn values(doc: &Value, dir: &Path, file: &Path) -> Result<Values, String> {
+    let given = |key: &str| doc.get(key).filter(|v| !v.is_null());
+    match (given("variables"), given("values")) {
+        (None, None) => Ok(Values::default()),
+        (Some(_), Some(_)) => Err(
+            "`variables` and `values` are both given: name a values file or write the values in the test file, not both"
+                .to_owned(),
+        ),
+        (Some(Value::String(rel)), None) => {
+            let path = dir.join(rel);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("variables: cannot read {}: {e}", path.display()))?;
+            Values::from_yaml(&text, Some(&path)).map_err(|e| format!("variables: {}", e.report()))
+        }
+        (Some(other), None) => Err(format!(
+            "variables: {other} is not a file name (the values file, relative to the test file)"
+        )),
+        (None, Some(inline)) => Values::from_value(inline, Some(file))
+            .map_err(|e| format!("values: {}", e.report())),
+    }
 }
 
 /// What a rule gave a resource: the outcome word, and the messages behind a fail or
