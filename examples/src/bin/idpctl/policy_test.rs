@@ -28,7 +28,7 @@
 //!
 //! A test's values — the file `variables` names (relative to the test file), or a
 //! `values` mapping written in the test file — are read as
-//! [`Values`](idp_policy::kyverno::Values) and given to the policies before they load, as
+//! [`Values`] and given to the policies before they load, as
 //! the Kyverno CLI applies them: `globalValues`, a policy's values for a resource (by
 //! name) and for a rule give variables their value, and a `context` entry they name keeps
 //! that value (how `apiCall`, `globalReference` and `imageRegistry` entries, which need
