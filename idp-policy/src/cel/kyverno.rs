@@ -315,6 +315,7 @@ pub(super) fn read(
             &[],
             source.cloned(),
         )?;
+        policy.origin.clone_from(&name);
         policy.match_constraints = MatchResources::from_value(match_value, "spec.matchConstraints")
             .map_err(|e| e.context(format!("{here}{label}")))?;
         let binding = Binding {

@@ -140,6 +140,9 @@ struct Validation {
 #[derive(Debug, Clone)]
 struct AdmissionPolicy {
     name: String,
+    /// The policy as written: its own name, or for a Kyverno `ValidatingPolicy`'s
+    /// auto-generated variant, the policy it was generated from.
+    origin: String,
     /// What errors call it: `ValidatingAdmissionPolicy max-replicas`.
     label: String,
     fail_closed: bool,
@@ -280,6 +283,7 @@ impl AdmissionPolicy {
             tracing::debug!(policy = %name, "auditAnnotations are not evaluated client-side");
         }
         Ok(Self {
+            origin: name.clone(),
             name,
             label,
             fail_closed,
@@ -509,6 +513,61 @@ impl CelPolicy {
     /// ```
     pub fn try_evaluate(&self, object: &Object, ctx: &PolicyContext) -> Result<Vec<Violation>> {
         let _span = tracing::trace_span!("cel.evaluate", policy = %self.name, kind = object.kind(), name = object.name()).entered();
+        self.evaluate_into(object, ctx, &mut Vec::new())
+    }
+
+    /// The policies that apply to `object` — matched by their constraints and bindings,
+    /// and their match conditions hold — each with its violations (none: it passes),
+    /// keyed by the policy's name. A Kyverno `ValidatingPolicy`'s auto-generated variants
+    /// count under the policy's own name, as the Kyverno CLI reports them. A policy
+    /// that is not in the map does not apply (a skip).
+    ///
+    /// # Errors
+    /// As [`Self::try_evaluate`].
+    ///
+    /// ```
+    /// use idp_core::{Object, PolicyContext};
+    /// let p = idp_policy::cel::CelPolicy::from_yaml("kyverno", "apiVersion: policies.kyverno.io/v1\nkind: ValidatingPolicy\nmetadata: {name: replicas}\nspec:\n  validationActions: [Audit]\n  matchConstraints:\n    resourceRules: [{apiGroups: [apps], apiVersions: [v1], operations: [CREATE], resources: [deployments]}]\n  validations: [{expression: 'object.spec.replicas <= 5'}]\n", None).unwrap();
+    /// let deploy = |n: i64| Object::from_value(serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": n}})).unwrap();
+    /// assert!(p.outcomes(&deploy(2), &PolicyContext::new()).unwrap()["replicas"].is_empty());
+    /// assert_eq!(p.outcomes(&deploy(9), &PolicyContext::new()).unwrap()["replicas"].len(), 1);
+    /// let pod = Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}})).unwrap();
+    /// assert!(p.outcomes(&pod, &PolicyContext::new()).unwrap().is_empty());
+    /// ```
+    pub fn outcomes(
+        &self,
+        object: &Object,
+        ctx: &PolicyContext,
+    ) -> Result<BTreeMap<String, Vec<Violation>>> {
+        let _span = tracing::trace_span!("cel.outcomes", policy = %self.name, kind = object.kind(), name = object.name()).entered();
+        let mut applied = Vec::new();
+        let mut violations = self
+            .evaluate_into(object, ctx, &mut applied)?
+            .into_iter()
+            .map(Some)
+            .collect::<Vec<_>>();
+        let mut out: BTreeMap<String, Vec<Violation>> = BTreeMap::new();
+        for (origin, range) in applied {
+            let entry = out.entry(origin).or_default();
+            entry.extend(
+                violations
+                    .get_mut(range)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Option::take),
+            );
+        }
+        Ok(out)
+    }
+
+    /// The violations of `object`; `applied` gets, for each policy run on it whose match
+    /// conditions held, its origin and the range of its violations.
+    fn evaluate_into(
+        &self,
+        object: &Object,
+        ctx: &PolicyContext,
+        applied: &mut Vec<(String, std::ops::Range<usize>)>,
+    ) -> Result<Vec<Violation>> {
         let mut out = Vec::new();
         let namespace = object.namespace().or(ctx.namespace.as_deref());
         let mut inputs: Option<Inputs> = None;
@@ -554,7 +613,12 @@ impl CelPolicy {
                 inputs,
             };
             match &policy.param_kind {
-                None => run.evaluate(None, &mut out),
+                None => {
+                    let from = out.len();
+                    if run.evaluate(None, &mut out) {
+                        applied.push((policy.origin.clone(), from..out.len()));
+                    }
+                }
                 Some(kind) => {
                     let Some(param_ref) = &binding.param_ref else {
                         run.failure(
@@ -582,7 +646,10 @@ impl CelPolicy {
                     }
                     for param in params {
                         let value = json_to_cel(&param.to_value(), 0)?;
-                        run.evaluate(Some((value, param.to_value())), &mut out);
+                        let from = out.len();
+                        if run.evaluate(Some((value, param.to_value())), &mut out) {
+                            applied.push((policy.origin.clone(), from..out.len()));
+                        }
                     }
                 }
             }
@@ -715,7 +782,8 @@ impl Run<'_> {
         }
     }
 
-    fn evaluate(&self, params: Option<(CelValue, Value)>, out: &mut Vec<Violation>) {
+    /// Run the policy; `false` when its match conditions leave the object out.
+    fn evaluate(&self, params: Option<(CelValue, Value)>, out: &mut Vec<Violation>) -> bool {
         let (params_cel, params_json) = match params {
             Some((c, j)) => (c, Some(j)),
             None => (CelValue::Null, None),
@@ -752,7 +820,7 @@ impl Run<'_> {
                 cost::MATCH_CONDITIONS_BUDGET,
             ) {
                 Outcome::Value(CelValue::Bool(true)) => {}
-                Outcome::Value(CelValue::Bool(false)) => return,
+                Outcome::Value(CelValue::Bool(false)) => return false,
                 Outcome::Value(other) => {
                     self.failure(
                         &format!(
@@ -761,11 +829,11 @@ impl Run<'_> {
                         ),
                         out,
                     );
-                    return;
+                    return true;
                 }
                 Outcome::Error(e) => {
                     self.failure(&format!("match condition {name:?}: {e}"), out);
-                    return;
+                    return true;
                 }
             }
         }
@@ -856,6 +924,7 @@ impl Run<'_> {
                 Outcome::Error(e) => self.failure(&e, out),
             }
         }
+        true
     }
 }
 
@@ -1059,7 +1128,7 @@ impl NativeValidation {
             Some(p) => Some((json_to_cel(p, 0)?, p.clone())),
             None => None,
         };
-        run.evaluate(params, out);
+        let _ = run.evaluate(params, out);
         Ok(())
     }
 }

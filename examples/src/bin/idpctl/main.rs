@@ -290,7 +290,8 @@ enum PolicyCommand {
     /// one). For Kyverno, loads the policies, exceptions and resources and compares each
     /// expected result (pass, fail, skip, error) with what idp-policy's Kyverno engine
     /// finds; a rule named as written also matches its auto-generated form for
-    /// controllers. For gator, loads each test's template, constraint and optional
+    /// controllers. Kyverno ValidatingPolicies (CEL) in a suite answer the rows marked
+    /// isValidatingPolicy: true. For gator, loads each test's template, constraint and optional
     /// expansion file (ExpansionTemplates and mutators) and checks each
     /// case's assertions (violations: yes, no or a count, of the messages matching a
     /// regular expression), with the case's inventory as data.inventory. Exits 1 when any

@@ -35,10 +35,16 @@
 //! the cluster, get one); `request.operation` sets the operation; `namespaceSelector`
 //! gives namespaces their labels. A malformed values file, `subresources`,
 //! `foreachValues` and `userinfo` make the suite an error row naming the field.
+//!
+//! Kyverno's CEL policies (`ValidatingPolicy`, policies.kyverno.io) listed in `policies`
+//! run through idp-policy's CEL engine, auto-generated for Pod controllers as Kyverno
+//! does; their results are the rows with `isValidatingPolicy: true` and no `rule`: `pass`,
+//! `fail`, `skip` (the policy does not apply) or `error`.
 
 use std::path::{Path, PathBuf};
 
 use idp_core::{ManifestSet, Object, PolicyContext};
+use idp_policy::cel::CelPolicy;
 use idp_policy::kyverno::{KyvernoPolicy, RuleResult, Values};
 use idp_policy::rego::RegoPolicy;
 use serde::Serialize;
@@ -123,8 +129,36 @@ struct Suite {
     /// The test file's directory, which its paths are relative to.
     dir: PathBuf,
     policy: KyvernoPolicy,
+    /// The Kyverno `ValidatingPolicy` files (CEL), for results with `isValidatingPolicy`.
+    cel: Option<CelPolicy>,
     resources: Vec<Object>,
     expected: Vec<Value>,
+}
+
+/// Whether a policy file holds Kyverno's CEL policies (policies.kyverno.io); an error
+/// when it mixes them with other Kyverno kinds, which are read by another engine.
+fn holds_cel_policies(text: &str, path: &Path) -> Result<bool, String> {
+    let Ok(set) = ManifestSet::parse(text.as_bytes(), Some(path)) else {
+        return Ok(false);
+    };
+    let group = |o: &Object| {
+        o.api_version()
+            .rsplit_once('/')
+            .map_or("", |(g, _)| g)
+            .to_owned()
+    };
+    let cel = set
+        .iter()
+        .filter(|o| group(o) == "policies.kyverno.io")
+        .count();
+    let other = set.iter().filter(|o| group(o) == "kyverno.io").count();
+    if cel > 0 && other > 0 {
+        return Err(format!(
+            "policies: {} mixes ValidatingPolicies (policies.kyverno.io) with ClusterPolicies or Policies (kyverno.io); put them in separate files",
+            path.display()
+        ));
+    }
+    Ok(cel > 0)
 }
 
 fn load(file: &Path) -> Result<Suite, String> {
@@ -145,11 +179,18 @@ fn load(file: &Path) -> Result<Suite, String> {
         .map_or_else(|| file.display().to_string(), str::to_owned);
     // Values first: they decide which context entries that need the cluster may load.
     let mut policy = KyvernoPolicy::new("kyverno").with_values(values);
+    let mut cel: Option<CelPolicy> = None;
     for key in ["policies", "exceptions"] {
         for rel in strings(doc.get(key)) {
             let path = dir.join(&rel);
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| format!("{key}: cannot read {}: {e}", path.display()))?;
+            if key == "policies" && holds_cel_policies(&text, &path)? {
+                cel.get_or_insert_with(|| CelPolicy::new("kyverno"))
+                    .add_yaml(&text, Some(&path))
+                    .map_err(|e| format!("{key}: {}", e.report()))?;
+                continue;
+            }
             policy
                 .add_yaml(&text, Some(&path))
                 .map_err(|e| format!("{key}: {}", e.report()))?;
@@ -186,6 +227,7 @@ fn load(file: &Path) -> Result<Suite, String> {
         name,
         dir: dir.to_path_buf(),
         policy,
+        cel,
         resources,
         expected,
     })
@@ -242,6 +284,47 @@ fn actual(results: &[RuleResult], policy: &str, rule: &str) -> (String, Option<S
         idp_policy::kyverno::RuleOutcome::Pass => None,
     };
     (r.outcome.word().to_owned(), detail)
+}
+
+/// What a Kyverno `ValidatingPolicy` gave a resource: pass, fail (with the messages),
+/// error (an expression failed under `failurePolicy: Fail`) or skip (it does not apply).
+fn actual_cel(
+    cel: Option<&CelPolicy>,
+    object: &Object,
+    ctx: &PolicyContext,
+    policy: &str,
+) -> (String, Option<String>) {
+    let Some(cel) = cel else {
+        return (
+            "error".to_owned(),
+            Some("the test loads no ValidatingPolicy (isValidatingPolicy: true)".to_owned()),
+        );
+    };
+    let outcomes = match cel.outcomes(object, ctx) {
+        Ok(o) => o,
+        Err(e) => return ("error".to_owned(), Some(e.report())),
+    };
+    let policy = policy.rsplit('/').next().unwrap_or(policy);
+    match outcomes.get(policy) {
+        None => (
+            "skip".to_owned(),
+            Some("the policy does not apply to this resource".to_owned()),
+        ),
+        Some(v) if v.is_empty() => ("pass".to_owned(), None),
+        Some(v) => {
+            let messages = v
+                .iter()
+                .map(|v| v.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; ");
+            let word = if v.iter().all(|v| v.rule.ends_with("/error")) {
+                "error"
+            } else {
+                "fail"
+            };
+            (word.to_owned(), Some(messages))
+        }
+    }
 }
 
 /// What the policies did with one resource.
@@ -309,7 +392,9 @@ fn check_suite(file: &Path, rows: &mut Vec<Row>) {
                     && (kind.is_empty() || o.kind() == kind)
                     && (namespace.is_empty() || o.namespace().unwrap_or("default") == namespace)
             });
+            let cel_row = expected.get("isValidatingPolicy").and_then(Value::as_bool) == Some(true);
             let (mut got, mut detail) = match found.map(|i| &results[i]) {
+                Some(Ok(a)) if cel_row => actual_cel(suite.cel.as_ref(), &a.mutated, &ctx, policy),
                 Some(Ok(a)) => actual(&a.results, policy, rule),
                 Some(Err(e)) => ("error".to_owned(), Some(e.clone())),
                 None => (
