@@ -106,14 +106,24 @@ struct Harness {
 }
 
 async fn harness(deliver: DeliverConfig) -> Harness {
+    harness_with(deliver, |_, _| {}).await
+}
+
+/// [`harness`], with `configure` given the config and the data directory (to write policy
+/// files into) before the server starts.
+async fn harness_with(
+    deliver: DeliverConfig,
+    configure: impl FnOnce(&mut Config, &Path),
+) -> Harness {
     let cluster = FakeCluster::start().await.unwrap();
     let data = tempfile::tempdir().unwrap();
     let kubeconfig = data.path().join("kubeconfig");
     cluster.write_kubeconfig(&kubeconfig).unwrap();
-    let config = Config {
+    let mut config = Config {
         deliver,
         ..Config::default()
     };
+    configure(&mut config, data.path());
     let server = start(ServerOptions {
         listen: Some("127.0.0.1:0".into()),
         data: Some(data.path().join("idp")),
@@ -510,14 +520,11 @@ async fn deploy_deny_rollback_promote_dora_cost_and_portal() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kyverno_policies_gate_and_mutate_deployments() {
-    let cluster = FakeCluster::start().await.unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let kubeconfig = data.path().join("kubeconfig");
-    cluster.write_kubeconfig(&kubeconfig).unwrap();
-    let policy = data.path().join("kyverno.yaml");
-    std::fs::write(
-        &policy,
-        r#"apiVersion: kyverno.io/v1
+    let h = harness_with(fast(), |config, dir| {
+        let policy = dir.join("kyverno.yaml");
+        std::fs::write(
+            &policy,
+            r#"apiVersion: kyverno.io/v1
 kind: ClusterPolicy
 metadata: {name: shop-rules}
 spec:
@@ -539,25 +546,15 @@ spec:
             containers:
               - image: "ghcr.io/acme/*"
 "#,
-    )
-    .unwrap();
-    let mut config = Config {
-        deliver: fast(),
-        ..Config::default()
-    };
-    config.policy.kyverno = vec![policy];
-    let server = start(ServerOptions {
-        listen: Some("127.0.0.1:0".into()),
-        data: Some(data.path().join("idp")),
-        kubeconfig: Some(kubeconfig),
-        ..ServerOptions::new(config)
+        )
+        .unwrap();
+        config.policy.kyverno = vec![policy];
     })
-    .await
-    .unwrap();
+    .await;
 
     // An image from elsewhere: the auto-generated rule denies it, nothing is committed.
     let denied = post(
-        &server,
+        &h.server,
         "/api/deployments",
         &json!({"component": "cart-service", "environment": "dev",
             "manifests": compliant("docker.io/library/nginx:1.27")}),
@@ -576,35 +573,33 @@ spec:
 
     // A trusted image: committed with the mutate rule's label, and live with it.
     let ok = post(
-        &server,
+        &h.server,
         "/api/deployments",
         &json!({"component": "cart-service", "environment": "dev",
             "manifests": compliant("ghcr.io/acme/cart-service:1.0.0"), "wait": 60}),
     )
     .await;
     assert_eq!(ok.status, 201, "{}", ok.body);
-    let live = cluster
+    let live = h
+        .cluster
         .object("apps", "deployments", "dev", "cart-service")
         .unwrap();
     assert_eq!(
         live["metadata"]["labels"]["acme.dev/cost-center"], "shop",
         "{live}"
     );
-    server.shutdown().await.unwrap();
+    h.server.shutdown().await.unwrap();
 }
 
 /// `policy.gatekeeper` constraints gate deployments too: a Pod constraint, through an
 /// ExpansionTemplate, denies a Deployment before anything is committed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gatekeeper_constraints_gate_deployments() {
-    let cluster = FakeCluster::start().await.unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let kubeconfig = data.path().join("kubeconfig");
-    cluster.write_kubeconfig(&kubeconfig).unwrap();
-    let policy = data.path().join("gatekeeper.yaml");
-    std::fs::write(
-        &policy,
-        r#"apiVersion: templates.gatekeeper.sh/v1
+    let h = harness_with(fast(), |config, dir| {
+        let policy = dir.join("gatekeeper.yaml");
+        std::fs::write(
+            &policy,
+            r#"apiVersion: templates.gatekeeper.sh/v1
 kind: ConstraintTemplate
 metadata: {name: k8sallowedrepos}
 spec:
@@ -634,24 +629,14 @@ spec:
   templateSource: spec.template
   generatedGVK: {group: "", version: v1, kind: Pod}
 "#,
-    )
-    .unwrap();
-    let mut config = Config {
-        deliver: fast(),
-        ..Config::default()
-    };
-    config.policy.gatekeeper = vec![policy];
-    let server = start(ServerOptions {
-        listen: Some("127.0.0.1:0".into()),
-        data: Some(data.path().join("idp")),
-        kubeconfig: Some(kubeconfig),
-        ..ServerOptions::new(config)
+        )
+        .unwrap();
+        config.policy.gatekeeper = vec![policy];
     })
-    .await
-    .unwrap();
-    let before = gitops_commits(data.path()).await;
+    .await;
+    let before = gitops_commits(h.data.path()).await;
     let denied = post(
-        &server,
+        &h.server,
         "/api/deployments",
         &json!({"component": "cart-service", "environment": "dev",
             "manifests": compliant("docker.io/library/nginx:1.27")}),
@@ -670,16 +655,16 @@ spec:
                 )),
         "{denied}"
     );
-    assert_eq!(gitops_commits(data.path()).await, before);
+    assert_eq!(gitops_commits(h.data.path()).await, before);
     let ok = post(
-        &server,
+        &h.server,
         "/api/deployments",
         &json!({"component": "cart-service", "environment": "dev",
             "manifests": compliant("ghcr.io/acme/cart-service:1.0.0")}),
     )
     .await;
     assert_eq!(ok.status, 201, "{}", ok.body);
-    server.shutdown().await.unwrap();
+    h.server.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
