@@ -1325,16 +1325,36 @@ impl KyvernoPolicy {
         self.values = values;
     }
 
-    /// The request as `policy` sees it for the resource named `resource`: values may set
-    /// its operation.
-    fn request_for<'r>(&self, request: &Request<'r>, policy: &str, resource: &str) -> Request<'r> {
+    /// The policies in force for `object` (a namespaced `Policy` only in its own
+    /// namespace), in order, each with the request its rules see (values may set the
+    /// operation per policy and resource) and its key.
+    fn in_force<'a>(
+        &'a self,
+        object: &'a Object,
+        ctx: &'a PolicyContext,
+    ) -> impl Iterator<Item = (&'a LoadedPolicy, Request<'a>, String)> + 'a {
+        let base = self.request(object, ctx);
+        self.policies
+            .iter()
+            .filter(move |p| p.applies_in(base.namespace))
+            .map(move |policy| {
+                let request = Request {
+                    operation: self
+                        .values
+                        .operation(&policy.name, object.name())
+                        .unwrap_or(base.operation),
+                    ..base
+                };
+                (policy, request, policy.key())
+            })
+    }
+
+    /// The request for `object` as given, before values set an operation per policy.
+    fn request<'a>(&'a self, object: &'a Object, ctx: &'a PolicyContext) -> Request<'a> {
         Request {
-            namespace: request.namespace,
-            operation: self
-                .values
-                .operation(policy, resource)
-                .unwrap_or(request.operation),
-            namespaces: request.namespaces,
+            namespace: object.namespace().or(ctx.namespace.as_deref()),
+            operation: operation_name(ctx.operation),
+            namespaces: &self.namespaces,
         }
     }
 
@@ -1546,21 +1566,7 @@ impl KyvernoPolicy {
         let _span = tracing::trace_span!("kyverno.mutate", policy = %self.name, kind = object.kind(), name = object.name()).entered();
         let mut current = object.clone();
         let mut results = Vec::new();
-        let namespace = object
-            .namespace()
-            .or(ctx.namespace.as_deref())
-            .map(str::to_owned);
-        let base = Request {
-            namespace: namespace.as_deref(),
-            operation: operation_name(ctx.operation),
-            namespaces: &self.namespaces,
-        };
-        for policy in &self.policies {
-            if !policy.applies_in(base.namespace) {
-                continue;
-            }
-            let request = self.request_for(&base, &policy.name, object.name());
-            let policy_key = policy.key();
+        for (policy, request, policy_key) in self.in_force(object, ctx) {
             for rule in &policy.rules {
                 let Check::Mutate(mutate) = &rule.check else {
                     continue;
@@ -1673,20 +1679,10 @@ impl KyvernoPolicy {
         ctx: &PolicyContext,
     ) -> Result<(Vec<Object>, Vec<RuleResult>)> {
         let _span = tracing::trace_span!("kyverno.generate", policy = %self.name, kind = trigger.kind(), name = trigger.name()).entered();
-        let base = Request {
-            namespace: trigger.namespace().or(ctx.namespace.as_deref()),
-            operation: operation_name(ctx.operation),
-            namespaces: &self.namespaces,
-        };
         let mut objects = Vec::new();
         let mut results = Vec::new();
         let mut value: Option<Value> = None;
-        for policy in &self.policies {
-            if !policy.applies_in(base.namespace) {
-                continue;
-            }
-            let request = self.request_for(&base, &policy.name, trigger.name());
-            let policy_key = policy.key();
+        for (policy, request, policy_key) in self.in_force(trigger, ctx) {
             for rule in &policy.rules {
                 let Check::Generate(generate) = &rule.check else {
                     continue;
@@ -1812,21 +1808,12 @@ impl KyvernoPolicy {
 
     /// The results of the validate rules for `object` (see [`Self::results`]).
     fn validate_results(&self, object: &Object, ctx: &PolicyContext) -> Result<Vec<RuleResult>> {
-        let base = Request {
-            namespace: object.namespace().or(ctx.namespace.as_deref()),
-            operation: operation_name(ctx.operation),
-            namespaces: &self.namespaces,
-        };
+        let base = self.request(object, ctx);
         let mut value: Option<Value> = None;
         // JMESPath data per form (as written, Pod template, CronJob's Pod template).
         let mut jmes: [Option<Rcvar>; 3] = [None, None, None];
         let mut results = Vec::new();
-        for policy in &self.policies {
-            if !policy.applies_in(base.namespace) {
-                continue;
-            }
-            let request = self.request_for(&base, &policy.name, object.name());
-            let policy_key = policy.key();
+        for (policy, request, policy_key) in self.in_force(object, ctx) {
             for rule in &policy.rules {
                 if matches!(rule.check, Check::Mutate(_) | Check::Generate(_)) {
                     continue;
