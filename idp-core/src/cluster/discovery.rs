@@ -359,6 +359,37 @@ impl DiscoveryCache {
         Ok(out)
     }
 
+    /// Every resource type the cluster serves that supports `list`, at each group's
+    /// preferred version (a full discovery: one request per group), sorted by group
+    /// then kind. What an audit of everything there is reads.
+    ///
+    /// ```no_run
+    /// # async fn demo(cache: &idp_core::cluster::discovery::DiscoveryCache) -> idp_core::Result<()> {
+    /// let all = cache.listable_resources().await?;
+    /// assert!(all.iter().any(|r| r.resource.kind == "Pod"));
+    /// # Ok(()) }
+    /// ```
+    pub async fn listable_resources(&self) -> Result<Vec<Resolved>> {
+        let discovery = self
+            .retry
+            .run("discover every API group", || {
+                kube::discovery::Discovery::new(self.client.clone()).run()
+            })
+            .await?;
+        let mut out = Vec::new();
+        for group in discovery.groups() {
+            for (resource, caps) in group.recommended_resources() {
+                if caps.supports_operation(verbs::LIST) {
+                    out.push(Resolved::from_discovery(resource, &caps));
+                }
+            }
+        }
+        out.sort_by(|a, b| {
+            (&a.resource.group, &a.resource.kind).cmp(&(&b.resource.group, &b.resource.kind))
+        });
+        Ok(out)
+    }
+
     /// Forget what is cached for `api_version` (after a CRD changed).
     ///
     /// ```no_run

@@ -29,6 +29,7 @@
 //! - [`health`]: Argo CD–compatible health of live objects ([`health::assess`]).
 //! - [`wait`]: [`wait_healthy`], watch objects until they are healthy.
 //! - [`discovery`]: the discovery cache resolving kinds to resources.
+//! - [`list`]: [`list::Pages`], live objects of one resource type, page by page.
 //! - [`retry`]: [`RetryPolicy`], backoff for transient API failures; [`errors`] maps
 //!   kube errors into [`Error`] kinds.
 
@@ -43,6 +44,7 @@ pub mod errors;
 pub mod health;
 pub mod inventory;
 pub mod labels;
+pub mod list;
 pub mod prune;
 pub mod retry;
 pub mod wait;
