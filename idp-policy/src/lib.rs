@@ -19,6 +19,8 @@
 //! - [`admission`]: answer Kubernetes `AdmissionReview`s (validating and mutating) with
 //!   the same set; an HTTP endpoint behind the `admission` feature.
 //! - [`config::PolicySetConfig`]: the YAML file a platform team writes.
+//! - [`audit`]: check what already runs in a cluster (every listable kind, page by
+//!   page), as Gatekeeper's audit and Kyverno's background scans do.
 //! - [`policy_report`]: the verdicts as `wgpolicyk8s.io/v1alpha2` `PolicyReport`s, the
 //!   format Kyverno reports in and Policy Reporter reads.
 //! - [`set`]: the engine's module (what [`PolicySet`] re-exports), with its overview.
@@ -58,6 +60,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod admission;
+pub mod audit;
 pub mod config;
 pub mod exceptions;
 pub mod gatekeeper;

@@ -6,6 +6,7 @@
 mod admission;
 #[cfg(feature = "admission")]
 mod admission_http;
+mod audit;
 #[cfg(feature = "cel")]
 mod cel;
 mod engine;

@@ -1,0 +1,227 @@
+//! `idp_policy::audit` against idp-testkit's in-process API server, through the real
+//! `kube::Client`: what already runs is listed page by page and checked.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use idp_core::cluster::{Cluster, GroupKind, RetryPolicy};
+use idp_core::{ErrorKind, PolicyContext};
+use idp_policy::audit::Audit;
+use idp_policy::{PolicySet, guardrails, pss::PodSecurity};
+use idp_testkit::{FakeCluster, Fault, Verb};
+use kube::api::{Api, DynamicObject, PostParams};
+use kube::discovery::ApiResource;
+use serde_json::{Value, json};
+
+async fn cluster() -> FakeCluster {
+    FakeCluster::builder()
+        .rollout_simulation(false)
+        .namespace("shop")
+        .start()
+        .await
+        .unwrap()
+}
+
+async fn create(cluster: &FakeCluster, value: Value) {
+    let object: DynamicObject = serde_json::from_value(value).unwrap();
+    let types = object.types.clone().unwrap();
+    let (group, version) = types
+        .api_version
+        .split_once('/')
+        .unwrap_or(("", types.api_version.as_str()));
+    let resource = ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+        group,
+        version,
+        &types.kind,
+    ));
+    let api: Api<DynamicObject> = match object.metadata.namespace.as_deref() {
+        Some(ns) => Api::namespaced_with(cluster.client(), ns, &resource),
+        None => Api::all_with(cluster.client(), &resource),
+    };
+    api.create(&PostParams::default(), &object).await.unwrap();
+}
+
+fn pod(namespace: &str, name: &str, privileged: bool) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace},
+        "spec": {"containers": [{"name": "app", "image": "ghcr.io/acme/app:1.0",
+            "securityContext": {"privileged": privileged}}]}})
+}
+
+fn deployment(namespace: &str, name: &str) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": namespace},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}},
+                "spec": {"hostNetwork": true, "containers": [{"name": "app", "image": "ghcr.io/acme/app:1.0"}]}}}})
+}
+
+/// 7 Pods in `shop` (every third privileged), a Deployment on the host network, and a
+/// privileged Pod in kube-system.
+async fn seeded() -> FakeCluster {
+    let c = cluster().await;
+    for i in 0..7 {
+        create(&c, pod("shop", &format!("web-{i}"), i % 3 == 0)).await;
+    }
+    create(&c, deployment("shop", "cart")).await;
+    create(&c, pod("kube-system", "kube-proxy", true)).await;
+    c
+}
+
+fn baseline() -> PolicySet {
+    PolicySet::new().with_policy(PodSecurity::baseline())
+}
+
+#[tokio::test]
+async fn an_audit_reads_every_kind_page_by_page_and_checks_what_runs() {
+    let c = seeded().await;
+    c.reset_counters();
+    let audit = Audit::new(Cluster::new(c.client()))
+        .with_page_size(2)
+        .excluding_namespaces(["kube-system"]);
+    let found = audit
+        .report(&baseline(), &PolicyContext::new())
+        .await
+        .unwrap();
+
+    // web-0, web-3, web-6 and the Deployment; kube-proxy is in an excluded namespace.
+    assert_eq!(found.report.denied, 4, "{:#?}", found.report.objects);
+    let mut denied: Vec<String> = found
+        .report
+        .objects
+        .iter()
+        .map(|o| o.object.name.clone())
+        .collect();
+    denied.sort();
+    assert_eq!(denied, ["cart", "web-0", "web-3", "web-6"]);
+    let rules: Vec<(&str, u64)> = found
+        .report
+        .rules
+        .iter()
+        .map(|r| (r.rule.as_str(), r.objects))
+        .collect();
+    assert!(rules.contains(&("privileged", 3)), "{rules:?}");
+    assert!(rules.contains(&("hostNamespaces", 1)), "{rules:?}");
+    // The Deployment's violation points into its template.
+    let host = found
+        .report
+        .sample
+        .iter()
+        .find(|v| v.rule == "hostNamespaces")
+        .unwrap();
+    assert_eq!(host.path.as_deref(), Some("spec.template.spec.hostNetwork"));
+    assert_eq!(host.object.as_ref().unwrap().kind, "Deployment");
+
+    // Every listable kind was read, Events were not, and nothing failed.
+    let pods = found
+        .listing
+        .kinds
+        .iter()
+        .find(|k| k.kind == "Pod")
+        .unwrap();
+    assert_eq!(pods.objects, 7);
+    assert!(
+        found
+            .listing
+            .kinds
+            .iter()
+            .any(|k| k.kind == "Deployment.apps")
+    );
+    assert!(found.listing.kinds.iter().any(|k| k.kind == "Namespace"));
+    assert!(
+        !found
+            .listing
+            .kinds
+            .iter()
+            .any(|k| k.kind.starts_with("Event"))
+    );
+    assert_eq!(found.listing.failed().count(), 0, "{:?}", found.listing);
+    // The kube-system Namespace object is excluded with its contents.
+    let namespaces = found
+        .listing
+        .kinds
+        .iter()
+        .find(|k| k.kind == "Namespace")
+        .unwrap();
+    let all_namespaces = c.objects("", "namespaces", None).len() as u64;
+    assert_eq!(namespaces.objects, all_namespaces - 1);
+
+    // 8 Pods (kube-proxy is listed, then left out) in pages of 2: 4 list requests.
+    let pod_lists = c
+        .requests()
+        .count(|r| r.verb == Verb::List && r.resource == "pods");
+    assert_eq!(pod_lists, 4);
+}
+
+#[tokio::test]
+async fn an_audit_checks_the_objects_as_the_server_stores_them() {
+    let c = seeded().await;
+    // RequireLabels sees the labels the live object has, not a manifest's.
+    let set = PolicySet::new().with_policy(guardrails::RequireLabels::new(["team"]));
+    let audit =
+        Audit::new(Cluster::new(c.client())).with_kinds([GroupKind::new("apps", "Deployment")]);
+    let mut seen = Vec::new();
+    let listing = audit
+        .run(&set, &PolicyContext::new(), |object, result| {
+            assert!(
+                object
+                    .pointer("/metadata/uid")
+                    .is_some_and(Value::is_string),
+                "a live object"
+            );
+            seen.push((object.name().to_owned(), result.violations.len()));
+        })
+        .await
+        .unwrap();
+    assert_eq!(seen, [("cart".to_owned(), 1)]);
+    assert_eq!(listing.objects(), 1);
+    assert_eq!(listing.kinds.len(), 1);
+}
+
+#[tokio::test]
+async fn a_kind_that_cannot_be_listed_is_recorded_and_the_audit_goes_on() {
+    let c = seeded().await;
+    c.faults()
+        .inject(Fault::status(403).verb(Verb::List).resource("secrets"));
+    let audit = Audit::new(Cluster::new(c.client()).with_retry(RetryPolicy::none()))
+        .excluding_namespaces(["kube-system"]);
+    let found = audit
+        .report(&baseline(), &PolicyContext::new())
+        .await
+        .unwrap();
+    let failed: Vec<_> = found.listing.failed().collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].kind, "Secret");
+    let error = failed[0].error.as_deref().unwrap();
+    assert!(error.contains("secrets"), "{error}");
+    // The rest was still audited.
+    assert_eq!(found.report.denied, 4);
+}
+
+#[tokio::test]
+async fn only_the_namespaces_and_kinds_asked_for() {
+    let c = seeded().await;
+    let cluster = Cluster::new(c.client());
+    let audit = Audit::new(cluster.clone()).with_namespaces(["kube-system"]);
+    let found = audit
+        .report(&baseline(), &PolicyContext::new())
+        .await
+        .unwrap();
+    assert_eq!(found.report.denied, 1);
+    assert_eq!(found.report.objects[0].object.name, "kube-proxy");
+    // Cluster-scoped kinds are outside the namespaces asked for.
+    assert!(!found.listing.kinds.iter().any(|k| k.kind == "Namespace"));
+
+    let err = Audit::new(cluster.clone())
+        .with_kinds(["Widget.example.com".parse().unwrap()])
+        .report(&baseline(), &PolicyContext::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert!(err.to_string().contains("Widget.example.com"), "{err}");
+
+    let audit = Audit::new(cluster)
+        .with_kinds([GroupKind::new("", "Pod")])
+        .with_namespaces(["shop"]);
+    let found = audit
+        .report(&baseline(), &PolicyContext::new())
+        .await
+        .unwrap();
+    assert_eq!((found.report.objects_checked, found.report.denied), (7, 3));
+}
