@@ -13,6 +13,7 @@ mod idpctl_catalog;
 mod idpctl_cost;
 mod idpctl_deploy;
 mod idpctl_policy;
+mod idpctl_policy_audit;
 mod idpctl_preview;
 mod idpctl_preview_env;
 mod idpctl_reconcile;

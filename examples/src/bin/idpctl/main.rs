@@ -6,7 +6,7 @@
 //! lint error, an unhealthy object) and 2 (usage or I/O error).
 //!
 //! Subcommands: `version`, `manifests lint`, `health`, `catalog validate|list|search|graph|
-//! generate|schema` and `scaffold` (idp-catalog), `policy check|mutate|test` (idp-policy),
+//! generate|schema` and `scaffold` (idp-catalog), `policy check|audit|mutate|test` (idp-policy),
 //! `preview plan|verify` (idp-preview), and `deploy`, `history`, `rollback`, `promote`,
 //! `reconcile`, `cost` (idp-deploy).
 
@@ -27,6 +27,7 @@ mod health;
 mod lint;
 mod output;
 mod policy;
+mod policy_audit;
 mod policy_test;
 mod preview;
 mod preview_env;
@@ -255,6 +256,57 @@ enum PolicyCommand {
         #[arg(long)]
         policy_report: bool,
     },
+    /// Check what already runs in a cluster, as Gatekeeper's audit and Kyverno's
+    /// background scans do.
+    ///
+    /// Lists the live objects of every resource type that supports list (Events
+    /// excepted), or of the --kind ones, page by page, and checks each with the policies
+    /// `policy check` takes (the same flags; --pss baseline when none is given). Objects
+    /// are checked as the API server stores them: Kyverno policies run their validate
+    /// rules only, nothing is mutated first. With Gatekeeper files, every object is read
+    /// before the first is checked, and they are the templates' data.inventory.
+    /// Prints the objects with findings (a summary with --format json, PolicyReports
+    /// with --policy-report). Exits 1 when any object is denied, 2 when a resource type
+    /// could not be read (it is named on stderr; the rest is still audited).
+    #[command(
+        after_help = "EXAMPLES:\n  idpctl policy audit --pss restricted --exclude-namespace kube-system\n  idpctl policy audit --kubeconfig kind.kubeconfig --kind Deployment.apps --kind Pod -n shop --guardrails\n  idpctl policy audit --policy kyverno/best-practices.yaml --format json   # {objects, denied, warned, kinds, findings}\n  idpctl policy audit --policy gatekeeper/unique-ingress-host.yaml --policy-report | kubectl apply -f -"
+    )]
+    Audit {
+        /// The kubeconfig to use (default: as kubectl finds it: KUBECONFIG,
+        /// ~/.kube/config, in-cluster).
+        #[arg(long, value_name = "FILE")]
+        kubeconfig: Option<PathBuf>,
+        /// Only this kind, as Kind.group (Deployment.apps; Pod for the core group)
+        /// (repeatable).
+        #[arg(long = "kind", value_name = "KIND")]
+        kinds: Vec<String>,
+        /// Only objects in this namespace; cluster-scoped objects are then left out
+        /// (repeatable).
+        #[arg(long = "namespace", short = 'n', value_name = "NAMESPACE")]
+        namespaces: Vec<String>,
+        /// Leave out the objects in this namespace and the namespace itself (repeatable).
+        #[arg(long = "exclude-namespace", value_name = "NAMESPACE")]
+        excluded: Vec<String>,
+        /// Objects per list request.
+        #[arg(long, value_name = "N", default_value_t = idp_core::cluster::list::DEFAULT_PAGE_SIZE)]
+        page_size: u32,
+        /// Pod Security Standards level.
+        #[arg(long, value_enum)]
+        pss: Option<policy::PssLevel>,
+        /// Pod Security Standards version (`v1.<minor>` or `latest`; default latest).
+        #[arg(long, value_name = "VERSION")]
+        pss_version: Option<String>,
+        /// Add the built-in guardrails.
+        #[arg(long)]
+        guardrails: bool,
+        /// A policy file: .rego, Gatekeeper, ValidatingAdmissionPolicy, Kyverno or policy-set YAML (repeatable).
+        #[arg(long = "policy", value_name = "FILE")]
+        policies: Vec<PathBuf>,
+        /// Print wgpolicyk8s.io/v1alpha2 PolicyReports (one per namespace, a
+        /// ClusterPolicyReport for cluster-scoped objects) as a v1 List.
+        #[arg(long)]
+        policy_report: bool,
+    },
     /// Print the manifests with the platform's standard mutations applied.
     ///
     /// Fills in default resource requests and limits and the standard labels
@@ -448,6 +500,34 @@ fn main() -> std::process::ExitCode {
                 guardrails: *guardrails,
                 policies,
                 policy_report: *policy_report,
+            },
+            &out,
+        ),
+        Command::Policy(PolicyCommand::Audit {
+            kubeconfig,
+            kinds,
+            namespaces,
+            excluded,
+            page_size,
+            pss,
+            pss_version,
+            guardrails,
+            policies,
+            policy_report,
+        }) => policy_audit::audit(
+            &policy::CheckOptions {
+                pss: *pss,
+                pss_version: pss_version.as_deref(),
+                guardrails: *guardrails,
+                policies,
+                policy_report: *policy_report,
+            },
+            &policy_audit::AuditOptions {
+                kubeconfig: kubeconfig.as_ref(),
+                kinds,
+                namespaces,
+                excluded,
+                page_size: *page_size,
             },
             &out,
         ),

@@ -9,7 +9,7 @@ use idp_core::{ManifestSet, Object, Policy, PolicyContext};
 use idp_policy::cel::CelPolicy;
 use idp_policy::config::PolicySetConfig;
 use idp_policy::gatekeeper::mutation::GatekeeperMutators;
-use idp_policy::kyverno::KyvernoPolicy;
+use idp_policy::kyverno::{KyvernoPolicy, ValidateRules};
 use idp_policy::mutate::{DefaultResources, Mutations, OtelInjection, StandardLabels};
 use idp_policy::policy_report::PolicyReports;
 use idp_policy::pss::{PodSecurity, PssVersion};
@@ -189,8 +189,15 @@ fn load_policy_file(
 }
 
 /// Build the policy set the flags ask for (`--pss baseline` when none is given);
-/// `inventory` is what referential Gatekeeper templates see of the cluster.
-fn build_set(options: &CheckOptions<'_>, inventory: &[&Object]) -> Result<PolicySet, Failure> {
+/// `inventory` is what referential Gatekeeper templates see of the cluster. With
+/// `as_stored` (objects read from a cluster, admitted already), Kyverno policies run
+/// their validate rules on the objects as given; otherwise their mutate rules come
+/// first, as at admission.
+pub(crate) fn build_set(
+    options: &CheckOptions<'_>,
+    inventory: &[&Object],
+    as_stored: bool,
+) -> Result<PolicySet, Failure> {
     let version = options.pss_version.map(parse_version).transpose()?;
     let nothing_chosen =
         options.pss.is_none() && !options.guardrails && options.policies.is_empty();
@@ -223,9 +230,31 @@ fn build_set(options: &CheckOptions<'_>, inventory: &[&Object]) -> Result<Policy
         }
     }
     if let Some(kyverno) = kyverno {
-        set.push(Arc::new(kyverno), PolicyOptions::new());
+        if as_stored {
+            set.push(
+                Arc::new(ValidateRules::new(Arc::new(kyverno))),
+                PolicyOptions::new(),
+            );
+        } else {
+            set.push(Arc::new(kyverno), PolicyOptions::new());
+        }
     }
     Ok(set)
+}
+
+/// Whether any of the policy files is a Gatekeeper file, whose templates may read
+/// `data.inventory` (the objects checked, all of them, before the first is checked).
+pub(crate) fn wants_inventory(policies: &[PathBuf]) -> Result<bool, Failure> {
+    for path in policies {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Failure::io(format!("cannot read {}: {e}", path.display())))?;
+        let rego =
+            path.extension().and_then(|e| e.to_str()) == Some("rego") || looks_like_rego(&text);
+        if !rego && yaml_format(path, &text)? == PolicyFormat::Gatekeeper {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 fn read_objects(file: &Path) -> Result<ManifestSet, Failure> {
@@ -251,7 +280,7 @@ pub fn check(
         .map(|file| Ok((file, read_objects(file)?)))
         .collect::<Result<Vec<_>, Failure>>()?;
     let inventory: Vec<&Object> = manifests.iter().flat_map(|(_, set)| set.iter()).collect();
-    let set = build_set(options, &inventory)?;
+    let set = build_set(options, &inventory, false)?;
     let ctx = PolicyContext::new();
     let mut rows = Vec::new();
     let mut reports = options

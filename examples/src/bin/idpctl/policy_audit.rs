@@ -1,0 +1,221 @@
+//! `idpctl policy audit`: check what already runs in a cluster with the policies
+//! `policy check` takes, as Gatekeeper's audit and Kyverno's background scans do.
+
+use std::path::PathBuf;
+
+use idp_core::cluster::{Cluster, GroupKind};
+use idp_core::{Object, PolicyContext};
+use idp_policy::PolicySet;
+use idp_policy::audit::{Audit, KindListing, Listing};
+use idp_policy::policy_report::PolicyReports;
+use idp_policy::report::{ObjectResult, ViolationRow};
+use serde::Serialize;
+
+use crate::output::{Color, Format, Out};
+use crate::policy::{CheckOptions, build_set, wants_inventory};
+use crate::{ExitCode, Failure};
+
+/// Where and what `policy audit` reads.
+#[derive(Debug)]
+pub struct AuditOptions<'a> {
+    /// `--kubeconfig`.
+    pub kubeconfig: Option<&'a PathBuf>,
+    /// `--kind`.
+    pub kinds: &'a [String],
+    /// `--namespace`.
+    pub namespaces: &'a [String],
+    /// `--exclude-namespace`.
+    pub excluded: &'a [String],
+    /// `--page-size`.
+    pub page_size: u32,
+}
+
+/// One object with findings: the row of `policy check` without file and document.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Finding {
+    api_version: String,
+    kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    namespace: Option<String>,
+    name: String,
+    allowed: bool,
+    violations: Vec<ViolationRow>,
+}
+
+/// What `--format json` prints.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Summary<'a> {
+    objects: u64,
+    denied: u64,
+    warned: u64,
+    kinds: &'a [KindListing],
+    findings: &'a [Finding],
+}
+
+/// The verdicts, gathered as the objects are checked.
+struct Gathered {
+    findings: Vec<Finding>,
+    denied: u64,
+    warned: u64,
+    reports: Option<PolicyReports>,
+}
+
+impl Gathered {
+    fn add(&mut self, set: &PolicySet, ctx: &PolicyContext, object: &Object, result: ObjectResult) {
+        if let Some(reports) = self.reports.as_mut() {
+            reports.add(object, &result, &set.applicable_policies(object, ctx));
+        }
+        if !result.allowed {
+            self.denied += 1;
+        } else if result.warnings().next().is_some() {
+            self.warned += 1;
+        }
+        if result.violations.is_empty() {
+            return;
+        }
+        self.findings.push(Finding {
+            api_version: object.api_version().to_owned(),
+            kind: object.kind().to_owned(),
+            namespace: object.namespace().map(str::to_owned),
+            name: object.name().to_owned(),
+            allowed: result.allowed,
+            violations: result
+                .violations
+                .into_iter()
+                .map(ViolationRow::from)
+                .collect(),
+        });
+    }
+}
+
+/// `policy audit`: exit 1 when any live object is denied, 2 when a resource type could
+/// not be read (the audit is then incomplete) or the cluster cannot be reached.
+pub fn audit(
+    check: &CheckOptions<'_>,
+    options: &AuditOptions<'_>,
+    out: &Out,
+) -> Result<ExitCode, Failure> {
+    let kinds = options
+        .kinds
+        .iter()
+        .map(|k| {
+            k.parse::<GroupKind>()
+                .map_err(|e| Failure::usage(format!("--kind {k}: {}", e.report())))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| Failure::io(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async {
+        let client =
+            idp_core::cluster::client_from_kubeconfig(options.kubeconfig.map(PathBuf::as_path))
+                .await?;
+        let audit = Audit::new(Cluster::new(client))
+            .with_kinds(kinds)
+            .with_namespaces(options.namespaces.iter().cloned())
+            .excluding_namespaces(options.excluded.iter().cloned())
+            .with_page_size(options.page_size);
+        let ctx = PolicyContext::new();
+        let mut gathered = Gathered {
+            findings: Vec::new(),
+            denied: 0,
+            warned: 0,
+            reports: check
+                .policy_report
+                .then(|| PolicyReports::new("idp", std::time::SystemTime::now())),
+        };
+        let listing = if wants_inventory(check.policies)? {
+            // Gatekeeper templates may read data.inventory: every object is read
+            // before the first is checked, as Gatekeeper's audit reads its synced cache.
+            let mut objects = Vec::new();
+            let listing = audit.for_each_object(|o| objects.push(o)).await?;
+            let inventory: Vec<&Object> = objects.iter().collect();
+            let set = build_set(check, &inventory, true)?;
+            for object in &objects {
+                gathered.add(&set, &ctx, object, set.check_object(object, &ctx));
+            }
+            listing
+        } else {
+            let set = build_set(check, &[], true)?;
+            audit
+                .run(&set, &ctx, |object, result| {
+                    gathered.add(&set, &ctx, object, result.clone());
+                })
+                .await?
+        };
+        print(gathered, &listing, out)
+    })
+}
+
+fn print(gathered: Gathered, listing: &Listing, out: &Out) -> Result<ExitCode, Failure> {
+    for kind in listing.failed() {
+        eprintln!(
+            "not audited: {}: {}",
+            kind.kind,
+            kind.error.as_deref().unwrap_or_default()
+        );
+    }
+    if let Some(reports) = gathered.reports {
+        out.data(&serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "List",
+            "items": reports.finish(),
+        }))?;
+    } else {
+        match out.format {
+            Format::Json | Format::Yaml => out.data(&Summary {
+                objects: listing.objects(),
+                denied: gathered.denied,
+                warned: gathered.warned,
+                kinds: &listing.kinds,
+                findings: &gathered.findings,
+            })?,
+            Format::Table => {
+                for f in &gathered.findings {
+                    let verdict = if f.allowed {
+                        out.paint("allowed", Color::Green)
+                    } else {
+                        out.paint("denied ", Color::Red)
+                    };
+                    let ns = f
+                        .namespace
+                        .as_deref()
+                        .map_or(String::new(), |n| format!("{n}/"));
+                    say!("{verdict} {} {ns}{}", f.kind, f.name);
+                    for v in &f.violations {
+                        let path = v
+                            .path
+                            .as_deref()
+                            .map_or(String::new(), |p| format!(" at {p}"));
+                        say!(
+                            "    {:<5} {}/{}{path}: {}",
+                            v.action.as_str(),
+                            v.policy,
+                            v.rule,
+                            v.message
+                        );
+                    }
+                }
+                say!(
+                    "{} object(s) of {} kind(s) audited, {} denied, {} warned{}",
+                    listing.objects(),
+                    listing.kinds.len(),
+                    gathered.denied,
+                    gathered.warned,
+                    match listing.failed().count() {
+                        0 => String::new(),
+                        n => format!(", {n} kind(s) not audited"),
+                    }
+                );
+            }
+        }
+    }
+    Ok(if listing.failed().next().is_some() {
+        ExitCode::Error
+    } else if gathered.denied > 0 {
+        ExitCode::Findings
+    } else {
+        ExitCode::Ok
+    })
+}

@@ -1,0 +1,346 @@
+//! `idpctl policy audit` through the real binary, against idp-testkit's FakeCluster
+//! (through its kubeconfig): what already runs is checked.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::common;
+
+use common::{idpctl, json, write};
+use idp_testkit::{FakeCluster, Fault, Verb};
+use kube::api::{Api, DynamicObject, PostParams};
+use kube::discovery::ApiResource;
+use serde_json::{Value, json};
+
+async fn create(cluster: &FakeCluster, value: Value) {
+    let object: DynamicObject = serde_json::from_value(value).unwrap();
+    let types = object.types.clone().unwrap();
+    let (group, version) = types
+        .api_version
+        .split_once('/')
+        .unwrap_or(("", types.api_version.as_str()));
+    let resource = ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+        group,
+        version,
+        &types.kind,
+    ));
+    let api: Api<DynamicObject> = match object.metadata.namespace.as_deref() {
+        Some(ns) => Api::namespaced_with(cluster.client(), ns, &resource),
+        None => Api::all_with(cluster.client(), &resource),
+    };
+    api.create(&PostParams::default(), &object).await.unwrap();
+}
+
+fn pod(namespace: &str, name: &str, privileged: bool) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace},
+        "spec": {"containers": [{"name": "app", "image": "ghcr.io/acme/app:1.0",
+            "securityContext": {"privileged": privileged}}]}})
+}
+
+fn ingress(namespace: &str, name: &str, host: &str) -> Value {
+    json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"rules": [{"host": host}]}})
+}
+
+/// A cluster with a privileged Pod and a plain one in `shop`, a privileged Pod in
+/// kube-system, and its kubeconfig written into `dir`.
+async fn seeded(dir: &std::path::Path) -> (FakeCluster, String) {
+    let cluster = FakeCluster::builder()
+        .rollout_simulation(false)
+        .namespace("shop")
+        .start()
+        .await
+        .unwrap();
+    create(&cluster, pod("shop", "web", false)).await;
+    create(&cluster, pod("shop", "debug", true)).await;
+    create(&cluster, pod("kube-system", "kube-proxy", true)).await;
+    let kubeconfig = dir.join("kubeconfig.yaml");
+    cluster.write_kubeconfig(&kubeconfig).unwrap();
+    (cluster, kubeconfig.display().to_string())
+}
+
+async fn run(args: Vec<String>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        idpctl(&refs)
+    })
+    .await
+    .unwrap()
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_reports_the_live_objects_that_break_a_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_cluster, kubeconfig) = seeded(dir.path()).await;
+
+    let out = run(args(&[
+        "policy",
+        "audit",
+        "--kubeconfig",
+        &kubeconfig,
+        "--exclude-namespace",
+        "kube-system",
+        "--page-size",
+        "1",
+        "--format",
+        "json",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(1), "a denied object: {out:?}");
+    let summary = json(&out);
+    assert_eq!(summary["denied"], 1, "{summary}");
+    let findings = summary["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{summary}");
+    assert_eq!(findings[0]["name"], "debug");
+    assert_eq!(findings[0]["namespace"], "shop");
+    assert_eq!(findings[0]["allowed"], false);
+    assert_eq!(findings[0]["violations"][0]["rule"], "privileged");
+    let kinds = summary["kinds"].as_array().unwrap();
+    let pods = kinds.iter().find(|k| k["kind"] == "Pod").unwrap();
+    assert_eq!(pods["objects"], 2, "kube-proxy is excluded: {summary}");
+
+    // Only kube-system, only Pods, as a table.
+    let out = run(args(&[
+        "policy",
+        "audit",
+        "--kubeconfig",
+        &kubeconfig,
+        "-n",
+        "kube-system",
+        "--kind",
+        "Pod",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("denied  Pod kube-system/kube-proxy"),
+        "{text}"
+    );
+    assert!(
+        text.contains("1 object(s) of 1 kind(s) audited, 1 denied"),
+        "{text}"
+    );
+
+    // Nothing denied there.
+    let out = run(args(&[
+        "policy",
+        "audit",
+        "--kubeconfig",
+        &kubeconfig,
+        "-n",
+        "shop",
+        "--kind",
+        "Namespace",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+
+    // A kind the cluster does not serve.
+    let out = run(args(&[
+        "policy",
+        "audit",
+        "--kubeconfig",
+        &kubeconfig,
+        "--kind",
+        "Widget.example.com",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Widget.example.com"),
+        "{out:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kind_that_cannot_be_listed_makes_the_audit_incomplete() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, kubeconfig) = seeded(dir.path()).await;
+    cluster
+        .faults()
+        .inject(Fault::status(403).verb(Verb::List).resource("secrets"));
+    let out = run(args(&[
+        "policy",
+        "audit",
+        "--kubeconfig",
+        &kubeconfig,
+        "--format",
+        "json",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not audited: Secret:"), "{stderr}");
+    // The rest was audited: both privileged Pods.
+    assert_eq!(json(&out)["denied"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gatekeeper_templates_see_the_cluster_as_their_inventory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, kubeconfig) = seeded(dir.path()).await;
+    create(&cluster, ingress("shop", "storefront", "shop.example.com")).await;
+    create(&cluster, ingress("default", "old-shop", "shop.example.com")).await;
+    create(&cluster, ingress("default", "docs", "docs.example.com")).await;
+    let policy = write(
+        dir.path(),
+        "gatekeeper/unique-ingress-host.yaml",
+        UNIQUE_HOST,
+    );
+    let out = run(args(&[
+        "policy",
+        "audit",
+        "--kubeconfig",
+        &kubeconfig,
+        "--policy",
+        &policy,
+        "--format",
+        "json",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let summary = json(&out);
+    let mut names: Vec<&str> = summary["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["old-shop", "storefront"], "{summary}");
+    let message = summary["findings"][0]["violations"][0]["message"]
+        .as_str()
+        .unwrap();
+    assert!(
+        message.contains("is already served by Ingress"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kyverno_policies_check_live_objects_as_stored_without_mutating_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_cluster, kubeconfig) = seeded(dir.path()).await;
+    // The mutate rule would add the label at admission; the Pods in the cluster were
+    // admitted without it, and the audit says so.
+    let policy = write(dir.path(), "kyverno/team.yaml", TEAM_LABEL);
+    let out = run(args(&[
+        "policy",
+        "audit",
+        "--kubeconfig",
+        &kubeconfig,
+        "--kind",
+        "Pod",
+        "-n",
+        "shop",
+        "--policy",
+        &policy,
+        "--format",
+        "json",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let summary = json(&out);
+    assert_eq!(summary["denied"], 2, "{summary}");
+    assert_eq!(
+        summary["findings"][0]["violations"][0]["rule"],
+        "team-label/require-team"
+    );
+
+    // As PolicyReports: one for shop, two failures.
+    let out = run(args(&[
+        "policy",
+        "audit",
+        "--kubeconfig",
+        &kubeconfig,
+        "--kind",
+        "Pod",
+        "-n",
+        "shop",
+        "--policy",
+        &policy,
+        "--policy-report",
+        "--format",
+        "json",
+    ]))
+    .await;
+    let list = json(&out);
+    assert_eq!(list["kind"], "List");
+    let reports = list["items"].as_array().unwrap();
+    assert_eq!(reports.len(), 1, "{list}");
+    assert_eq!(reports[0]["metadata"]["namespace"], "shop");
+    assert_eq!(reports[0]["summary"]["fail"], 2, "{list}");
+}
+
+const TEAM_LABEL: &str = r"apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata:
+  name: team-label
+spec:
+  rules:
+    - name: add-team
+      match:
+        any:
+          - resources:
+              kinds: [Pod]
+      mutate:
+        patchStrategicMerge:
+          metadata:
+            labels:
+              team: unknown
+    - name: require-team
+      match:
+        any:
+          - resources:
+              kinds: [Pod]
+      validate:
+        failureAction: Enforce
+        message: every Pod names its team
+        pattern:
+          metadata:
+            labels:
+              team: '?*'
+";
+
+const UNIQUE_HOST: &str = r#"apiVersion: templates.gatekeeper.sh/v1
+kind: ConstraintTemplate
+metadata:
+  name: uniqueingresshost
+spec:
+  crd:
+    spec:
+      names:
+        kind: UniqueIngressHost
+  targets:
+    - target: admission.k8s.gatekeeper.sh
+      rego: |
+        package uniqueingresshost
+
+        same_object(other, review) {
+          other.metadata.namespace == review.object.metadata.namespace
+          other.metadata.name == review.object.metadata.name
+        }
+
+        violation[{"msg": msg}] {
+          input.review.kind.kind == "Ingress"
+          host := input.review.object.spec.rules[_].host
+          other := data.inventory.namespace[ns][_]["Ingress"][name]
+          not same_object(other, input.review)
+          other.spec.rules[_].host == host
+          msg := sprintf("host %v is already served by Ingress %v/%v", [host, ns, name])
+        }
+---
+apiVersion: constraints.gatekeeper.sh/v1beta1
+kind: UniqueIngressHost
+metadata:
+  name: one-ingress-per-host
+spec:
+  match:
+    kinds:
+      - apiGroups: ["networking.k8s.io"]
+        kinds: ["Ingress"]
+"#;
