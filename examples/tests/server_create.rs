@@ -1288,3 +1288,63 @@ async fn start_error(config: Config) -> String {
     };
     err.report()
 }
+
+#[tokio::test]
+async fn policy_audit_checks_what_runs_in_the_cluster() {
+    let h = harness().await;
+    let client = h.cluster().await;
+    let ns = "audited";
+    kube::Api::<Namespace>::all(client.clone())
+        .create(
+            &kube::api::PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let pods = kube::Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client, ns);
+    for (name, privileged) in [("debug", true), ("web", false)] {
+        let pod = json!({"metadata": {"name": name},
+            "spec": {"containers": [{"name": "app", "image": "ghcr.io/acme/app:1.0",
+                "securityContext": {"privileged": privileged}}]}});
+        pods.create(
+            &kube::api::PostParams::default(),
+            &serde_json::from_value(pod).unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+
+    let found = h
+        .get(&format!(
+            "/api/policy/audit?kind=Pod&namespace={ns}&guardrails=false"
+        ))
+        .await;
+    assert_eq!(found.status, 200, "{}", found.text());
+    let found = found.json();
+    assert_eq!(found["report"]["objectsChecked"], 2, "{found}");
+    assert_eq!(found["report"]["denied"], 1, "{found}");
+    let sample = &found["report"]["sample"][0];
+    assert_eq!(sample["rule"], "privileged", "{found}");
+    assert_eq!(sample["object"]["name"], "debug", "{found}");
+    assert_eq!(found["listing"]["kinds"][0]["kind"], "Pod");
+    assert_eq!(found["listing"]["kinds"][0]["objects"], 2);
+
+    // Without Pod Security Standards, nothing is denied.
+    let found = h
+        .get(&format!(
+            "/api/policy/audit?kind=Pod&namespace={ns}&guardrails=false&pss=none"
+        ))
+        .await
+        .json();
+    assert_eq!(found["report"]["denied"], 0, "{found}");
+
+    let unknown = h.get("/api/policy/audit?kind=Widget.example.com").await;
+    assert_eq!(unknown.status, 404, "{}", unknown.text());
+    assert!(
+        unknown.text().contains("Widget.example.com"),
+        "{}",
+        unknown.text()
+    );
+    let bad = h.get("/api/policy/audit?pss=strict").await;
+    assert_eq!(bad.status, 400, "{}", bad.text());
+}

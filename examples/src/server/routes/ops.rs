@@ -205,6 +205,12 @@ pub const ROUTES: &[(&str, &str, &str, Option<&str>)] = &[
         None,
     ),
     (
+        "get",
+        "/api/policy/audit",
+        "Check what already runs in the cluster with the server's policies, as stored (kind=Kind.group, namespace=, excludeNamespace=, pss=, guardrails=)",
+        None,
+    ),
+    (
         "post",
         "/api/deployments",
         "Deploy a component to an environment: render, mutate, policy check, GitOps commit (201; 403 with violations when denied)",
@@ -372,6 +378,10 @@ pub fn openapi_document() -> Value {
         schemars::schema_for!(Vec<crate::server::routes::policy::CheckRow>),
     );
     add(
+        "AuditReport",
+        schemars::schema_for!(idp_policy::audit::AuditReport),
+    );
+    add(
         "TaskRequest",
         schemars::schema_for!(crate::server::routes::scaffolder::TaskRequest),
     );
@@ -435,6 +445,7 @@ pub fn openapi_document() -> Value {
             "/api/previews" => Some(("200", "PreviewList")),
             "/webhooks/github" | "/webhooks/gitlab" => Some(("200", "WebhookOutcome")),
             "/admission/validate" | "/admission/mutate" => Some(("200", "AdmissionReview")),
+            "/api/policy/audit" => Some(("200", "AuditReport")),
             _ => None,
         };
         if let Some((code, schema)) = answer {

@@ -4,15 +4,20 @@
 //! override the server's defaults; `format=policy-report` answers with
 //! `wgpolicyk8s.io/v1alpha2` PolicyReports in a `v1` `List` instead (the shape of
 //! `idpctl policy check --policy-report`).
+//!
+//! `GET /api/policy/audit`: the same policies over what already runs in the server's
+//! cluster, as Gatekeeper's audit does (see `idp_policy::audit`).
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
+use idp_core::cluster::{Cluster, GroupKind};
 use idp_core::{ManifestSet, PolicyContext};
+use idp_policy::audit::Audit;
 use idp_policy::kyverno::{KyvernoPolicy, ValidateRules};
 use idp_policy::policy_report::PolicyReports;
 use idp_policy::pss::PodSecurity;
@@ -24,7 +29,9 @@ use crate::server::state::AppState;
 
 /// The policy routes.
 pub fn router() -> Router<Arc<AppState>> {
-    Router::new().route("/api/policy/check", post(check))
+    Router::new()
+        .route("/api/policy/check", post(check))
+        .route("/api/policy/audit", get(audit))
 }
 
 /// Largest manifest body accepted.
@@ -79,6 +86,80 @@ pub(crate) fn build_set(
     set
 }
 
+/// Apply the query parameter `key=value` when it is `pss` or `guardrails`; whether it was.
+fn policy_override(
+    key: &str,
+    value: &str,
+    pss: &mut PssSetting,
+    guardrails: &mut bool,
+) -> Result<bool, ApiError> {
+    match key {
+        "pss" => {
+            *pss = match value {
+                "none" => PssSetting::None,
+                "baseline" => PssSetting::Baseline,
+                "restricted" => PssSetting::Restricted,
+                _ => {
+                    return Err(ApiError::input(format!(
+                        "Invalid pss {value:?}: use baseline, restricted or none"
+                    )));
+                }
+            };
+        }
+        "guardrails" => {
+            *guardrails = value.parse().map_err(|_| {
+                ApiError::input(format!("Invalid guardrails {value:?}: use true or false"))
+            })?;
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// `GET /api/policy/audit`: the server's policies over the live objects of its cluster
+/// (see [`idp_policy::audit`]), as stored: the Kyverno validate rules alone, nothing
+/// mutated. Query parameters: `kind=Kind.group` (repeatable; default every listable
+/// kind but Events), `namespace` and `excludeNamespace` (repeatable), `pss` and
+/// `guardrails` as for the check. Answers an [`AuditReport`](idp_policy::audit::AuditReport):
+/// counts, per-rule summaries, a capped sample, and what was read of each kind (with
+/// the error of a kind that could not be listed).
+async fn audit(
+    State(state): State<Arc<AppState>>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let mut pss = state.policy.pss;
+    let mut guardrails = state.policy.guardrails;
+    let (mut kinds, mut namespaces, mut excluded) = (Vec::new(), Vec::new(), Vec::new());
+    for (k, v) in &params {
+        if policy_override(k, v, &mut pss, &mut guardrails)? {
+            continue;
+        }
+        match k.as_str() {
+            "kind" => kinds.push(
+                v.parse::<GroupKind>()
+                    .map_err(|e| ApiError::input(format!("Invalid kind {v:?}: {}", e.report())))?,
+            ),
+            "namespace" => namespaces.push(v.clone()),
+            "excludeNamespace" => excluded.push(v.clone()),
+            _ => {}
+        }
+    }
+    let policies = build_set(
+        pss,
+        guardrails,
+        state.kyverno.get(),
+        state.policy_files.get().map_or(&[][..], Vec::as_slice),
+        Checked::Mutated,
+    );
+    let found = Audit::new(Cluster::new(state.cluster.client.clone()))
+        .with_kinds(kinds)
+        .with_namespaces(namespaces)
+        .excluding_namespaces(excluded)
+        .report(&policies, &PolicyContext::new())
+        .await?;
+    Ok(Json(found).into_response())
+}
+
 async fn check(
     State(state): State<Arc<AppState>>,
     Query(params): Query<Vec<(String, String)>>,
@@ -88,36 +169,19 @@ async fn check(
     let mut guardrails = state.policy.guardrails;
     let mut policy_report = false;
     for (k, v) in &params {
-        match k.as_str() {
-            "pss" => {
-                pss = match v.as_str() {
-                    "none" => PssSetting::None,
-                    "baseline" => PssSetting::Baseline,
-                    "restricted" => PssSetting::Restricted,
-                    _ => {
-                        return Err(ApiError::input(format!(
-                            "Invalid pss {v:?}: use baseline, restricted or none"
-                        )));
-                    }
+        if policy_override(k, v, &mut pss, &mut guardrails)? {
+            continue;
+        }
+        if k == "format" {
+            policy_report = match v.as_str() {
+                "rows" => false,
+                "policy-report" => true,
+                _ => {
+                    return Err(ApiError::input(format!(
+                        "Invalid format {v:?}: use rows (the default) or policy-report"
+                    )));
                 }
             }
-            "guardrails" => {
-                guardrails = v.parse().map_err(|_| {
-                    ApiError::input(format!("Invalid guardrails {v:?}: use true or false"))
-                })?;
-            }
-            "format" => {
-                policy_report = match v.as_str() {
-                    "rows" => false,
-                    "policy-report" => true,
-                    _ => {
-                        return Err(ApiError::input(format!(
-                            "Invalid format {v:?}: use rows (the default) or policy-report"
-                        )));
-                    }
-                }
-            }
-            _ => {}
         }
     }
     if body.len() > MAX_BODY {
