@@ -18,10 +18,10 @@
 //!   [`Audit::excluding_namespaces`] are skipped, their `Namespace` objects included
 //!   (`kube-system`, whose Pods no Pod Security Standard is meant for).
 //! - **Failures:** a resource type that cannot be listed (forbidden to the
-//!   credentials, an aggregated API that is down) is recorded in the
-//!   [`Listing`] with its error, and the audit goes on with the next type. Only a
-//!   failed discovery, or a kind given to [`Audit::with_kinds`] that the cluster does
-//!   not serve, stops it.
+//!   credentials) and an API group whose discovery fails (an aggregated API such as
+//!   `metrics.k8s.io` whose service is down) are recorded in the [`Listing`] with
+//!   their error, and the audit goes on. Only failing to list the API groups, or a
+//!   kind given to [`Audit::with_kinds`] that the cluster does not serve, stops it.
 //!
 //! ```no_run
 //! # async fn demo(client: kube::Client) -> idp_core::Result<()> {
@@ -41,6 +41,7 @@
 //! # Ok(()) }
 //! ```
 
+use idp_core::cluster::discovery::Listable;
 use idp_core::cluster::list::{DEFAULT_PAGE_SIZE, Pages};
 use idp_core::cluster::{Cluster, GroupKind, Resolved};
 use idp_core::{Error, Object, Policy, PolicyContext, Result};
@@ -231,23 +232,24 @@ impl Audit {
     }
 
     /// The resource types the audit reads: the kinds given, resolved on the cluster,
-    /// or every listable type but [`SKIPPED_KINDS`].
+    /// or every listable type but [`SKIPPED_KINDS`], with the API groups whose
+    /// discovery failed.
     ///
     /// A kind given that the cluster does not serve is a `NotFound` error naming it;
     /// one that cannot be listed is `InvalidInput`.
     ///
     /// ```no_run
     /// # async fn demo(audit: idp_policy::audit::Audit) -> idp_core::Result<()> {
-    /// for r in audit.resources().await? {
+    /// for r in audit.resources().await?.resources {
     ///     println!("{}", r.group_kind());
     /// }
     /// # Ok(()) }
     /// ```
-    pub async fn resources(&self) -> Result<Vec<Resolved>> {
+    pub async fn resources(&self) -> Result<Listable> {
         let discovery = self.cluster.discovery();
         if self.kinds.is_empty() {
             let mut all = discovery.listable_resources().await?;
-            all.retain(|r| {
+            all.resources.retain(|r| {
                 !SKIPPED_KINDS.contains(&(r.resource.group.as_str(), r.resource.kind.as_str()))
             });
             return Ok(all);
@@ -267,7 +269,10 @@ impl Audit {
             }
             out.push(resolved);
         }
-        Ok(out)
+        Ok(Listable {
+            resources: out,
+            unavailable: Vec::new(),
+        })
     }
 
     /// Read every object the audit covers and hand each to `visit`, page by page.
@@ -287,7 +292,16 @@ impl Audit {
         );
         async {
             let mut listing = Listing::default();
-            for resolved in self.resources().await? {
+            let resources = self.resources().await?;
+            for (group_version, error) in resources.unavailable {
+                tracing::warn!(%group_version, error = %error, "audit could not discover an API group");
+                listing.kinds.push(KindListing {
+                    kind: format!("{group_version} (every kind)"),
+                    objects: 0,
+                    error: Some(error.to_string()),
+                });
+            }
+            for resolved in resources.resources {
                 if !resolved.namespaced && !self.namespaces.is_empty() {
                     // Outside the namespaces asked for.
                     continue;

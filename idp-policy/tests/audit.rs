@@ -225,3 +225,28 @@ async fn only_the_namespaces_and_kinds_asked_for() {
         .unwrap();
     assert_eq!((found.report.objects_checked, found.report.denied), (7, 3));
 }
+
+#[tokio::test]
+async fn an_api_group_that_cannot_be_discovered_is_recorded_and_the_audit_goes_on() {
+    let c = seeded().await;
+    // A group whose discovery fails (an aggregated API that answers 500).
+    c.faults().inject(Fault::status(500).path("/apis/apps"));
+    let audit = Audit::new(Cluster::new(c.client()).with_retry(RetryPolicy::none()))
+        .excluding_namespaces(["kube-system"]);
+    let found = audit
+        .report(&baseline(), &PolicyContext::new())
+        .await
+        .unwrap();
+    let failed: Vec<_> = found.listing.failed().collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].kind, "apps/v1 (every kind)");
+    assert!(
+        !found
+            .listing
+            .kinds
+            .iter()
+            .any(|k| k.kind == "Deployment.apps")
+    );
+    // The Pods were still audited; the Deployment could not be.
+    assert_eq!(found.report.denied, 3);
+}

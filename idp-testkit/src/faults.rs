@@ -57,6 +57,7 @@ pub struct Fault {
     resource: Option<String>,
     namespace: Option<String>,
     name: Option<String>,
+    path: Option<String>,
     trigger: Trigger,
 }
 
@@ -68,6 +69,7 @@ impl Fault {
             resource: None,
             namespace: None,
             name: None,
+            path: None,
             trigger: Trigger::Always,
         }
     }
@@ -162,6 +164,17 @@ impl Fault {
         self
     }
 
+    /// Only requests whose URL path starts with `prefix`: a discovery document
+    /// (`/apis/metrics.k8s.io`), which has no resource to match by.
+    /// ```
+    /// let f = idp_testkit::Fault::status(503).path("/apis/metrics.k8s.io");
+    /// # let _ = f;
+    /// ```
+    pub fn path(mut self, prefix: &str) -> Self {
+        self.path = Some(prefix.to_owned());
+        self
+    }
+
     /// Fire on the next `n` matching requests only.
     /// ```
     /// let f = idp_testkit::Fault::status(503).times(3);
@@ -191,6 +204,7 @@ impl Fault {
                 .as_deref()
                 .is_none_or(|x| Some(x) == r.namespace)
             && self.name.as_deref().is_none_or(|x| Some(x) == r.name)
+            && self.path.as_deref().is_none_or(|x| r.path.starts_with(x))
     }
 }
 
@@ -214,6 +228,7 @@ pub(crate) struct RequestInfo<'a> {
     pub(crate) resource: &'a str,
     pub(crate) namespace: Option<&'a str>,
     pub(crate) name: Option<&'a str>,
+    pub(crate) path: &'a str,
 }
 
 /// The combined effect of all faults on one request.
@@ -357,6 +372,7 @@ mod tests {
             resource: "configmaps",
             namespace: Some("default"),
             name: Some("a"),
+            path: "/api/v1/namespaces/default/configmaps/a",
         }
     }
 

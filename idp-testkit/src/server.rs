@@ -180,6 +180,7 @@ async fn handle(shared: Arc<Shared>, req: http::Request<Incoming>) -> Response<B
             resource: &record.resource,
             namespace: record.namespace.as_deref(),
             name: record.name.as_deref(),
+            path: &record.path,
         });
         if !decision.latency.is_zero() {
             tokio::time::sleep(decision.latency).await;

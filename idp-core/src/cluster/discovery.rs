@@ -93,6 +93,21 @@ impl Resolved {
     }
 }
 
+/// What [`DiscoveryCache::listable_resources`] found: the resource types that support
+/// `list`, and the group versions whose discovery failed, with the error.
+///
+/// ```
+/// let l = idp_core::cluster::discovery::Listable::default();
+/// assert!(l.resources.is_empty() && l.unavailable.is_empty());
+/// ```
+#[derive(Debug, Default)]
+pub struct Listable {
+    /// The resource types, sorted by group then kind.
+    pub resources: Vec<Resolved>,
+    /// `(group/version, error)` for each group that could not be discovered.
+    pub unavailable: Vec<(String, Error)>,
+}
+
 /// An API group and kind, written the way ApplySet writes them: `Kind.group`, or just
 /// `Kind` for the core group.
 ///
@@ -360,31 +375,69 @@ impl DiscoveryCache {
     }
 
     /// Every resource type the cluster serves that supports `list`, at each group's
-    /// preferred version (a full discovery: one request per group), sorted by group
-    /// then kind. What an audit of everything there is reads.
+    /// preferred version, sorted by group then kind: what an audit of everything there
+    /// is reads. One request lists the groups, then one per group.
+    ///
+    /// A group whose discovery fails (an aggregated API such as `metrics.k8s.io` whose
+    /// backing service is down, which real clusters often have) is recorded in
+    /// [`Listable::unavailable`] with its error rather than failing the whole answer;
+    /// only a failure to list the groups themselves is an error.
     ///
     /// ```no_run
     /// # async fn demo(cache: &idp_core::cluster::discovery::DiscoveryCache) -> idp_core::Result<()> {
     /// let all = cache.listable_resources().await?;
-    /// assert!(all.iter().any(|r| r.resource.kind == "Pod"));
+    /// assert!(all.resources.iter().any(|r| r.resource.kind == "Pod"));
+    /// for (group_version, error) in &all.unavailable {
+    ///     eprintln!("{group_version}: {error}");
+    /// }
     /// # Ok(()) }
     /// ```
-    pub async fn listable_resources(&self) -> Result<Vec<Resolved>> {
-        let discovery = self
+    pub async fn listable_resources(&self) -> Result<Listable> {
+        let groups = self
             .retry
-            .run("discover every API group", || {
-                kube::discovery::Discovery::new(self.client.clone()).run()
-            })
+            .run("list the API groups", || self.client.list_api_groups())
             .await?;
-        let mut out = Vec::new();
-        for group in discovery.groups() {
-            for (resource, caps) in group.recommended_resources() {
-                if caps.supports_operation(verbs::LIST) {
-                    out.push(Resolved::from_discovery(resource, &caps));
+        let mut versions = vec!["v1".to_owned()];
+        for group in groups.groups {
+            let preferred = group
+                .preferred_version
+                .map(|v| v.group_version)
+                .or_else(|| group.versions.first().map(|v| v.group_version.clone()));
+            versions.extend(preferred);
+        }
+        let mut out = Listable::default();
+        for group_version in versions {
+            let gv: kube::core::GroupVersion = match group_version.parse() {
+                Ok(gv) => gv,
+                Err(e) => {
+                    out.unavailable.push((
+                        group_version.clone(),
+                        Error::internal(format!(
+                            "the API server lists a group version {group_version:?} that does not parse"
+                        ))
+                        .with_source(e),
+                    ));
+                    continue;
                 }
+            };
+            let what = format!("discover {group_version}");
+            match self
+                .retry
+                .run(&what, || kube::discovery::pinned_group(&self.client, &gv))
+                .await
+            {
+                Ok(group) => {
+                    for (resource, caps) in group.recommended_resources() {
+                        if caps.supports_operation(verbs::LIST) {
+                            out.resources
+                                .push(Resolved::from_discovery(resource, &caps));
+                        }
+                    }
+                }
+                Err(e) => out.unavailable.push((group_version, e)),
             }
         }
-        out.sort_by(|a, b| {
+        out.resources.sort_by(|a, b| {
             (&a.resource.group, &a.resource.kind).cmp(&(&b.resource.group, &b.resource.kind))
         });
         Ok(out)
