@@ -550,3 +550,330 @@ fn kyverno_validating_policies_refuse_what_they_cannot_run() {
         );
     }
 }
+
+const KYVERNO_EXCEPTIONS: &str = include_str!("fixtures/cel/kyverno-policy-exception.yaml");
+
+/// The policies and their exceptions, the exceptions read first and from another text.
+fn with_exceptions(exceptions: &str) -> CelPolicy {
+    let mut p = CelPolicy::from_yaml("kyverno", exceptions, None).unwrap();
+    p.add_yaml(KYVERNO_CEL, None).unwrap();
+    p
+}
+
+/// A Deployment `name` in `namespace`, its template privileged, on the host network and
+/// without an app label.
+fn bad_deployment(name: &str, namespace: &str, labels: &Value) -> Object {
+    object(json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {"template": {"metadata": {"labels": {"tier": "web"}}, "spec": pod_spec(true, true)}}}))
+}
+
+fn rules(p: &CelPolicy, o: &Object) -> Vec<String> {
+    found(p, o).into_iter().map(|f| f.0).collect()
+}
+
+#[test]
+fn kyverno_exceptions_skip_the_policy_and_its_autogen_variants() {
+    let p = with_exceptions(KYVERNO_EXCEPTIONS);
+    let plain = CelPolicy::from_yaml("kyverno", KYVERNO_CEL, None).unwrap();
+    let cart = bad_deployment("cart", "shop", &json!({}));
+    assert_eq!(
+        rules(&plain, &cart),
+        [
+            "autogen-require-app-label/validations[0]",
+            "autogen-require-app-label/validations[1]",
+            "autogen-no-host-network/validations[0]"
+        ]
+    );
+    // The exception names the policy as written; it covers the Deployment variant.
+    assert_eq!(rules(&p, &cart), ["autogen-no-host-network/validations[0]"]);
+    // And the Pod the policy was written for.
+    let pod = object(json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "cart", "namespace": "shop"}, "spec": pod_spec(true, false)}));
+    assert_eq!(rules(&plain, &pod).len(), 2);
+    assert!(rules(&p, &pod).is_empty());
+    // And the CronJob variant.
+    let cron = object(json!({"apiVersion": "batch/v1", "kind": "CronJob",
+        "metadata": {"name": "cart", "namespace": "shop"},
+        "spec": {"jobTemplate": {"spec": {"template": {"spec": pod_spec(true, false)}}}}}));
+    assert_eq!(rules(&plain, &cron).len(), 2);
+    assert!(rules(&p, &cron).is_empty());
+}
+
+#[test]
+fn kyverno_exceptions_whose_conditions_do_not_hold_change_nothing() {
+    let p = with_exceptions(KYVERNO_EXCEPTIONS);
+    // Another name: the first condition is false.
+    let web = bad_deployment("web", "shop", &json!({}));
+    assert_eq!(rules(&p, &web).len(), 3);
+    // The cart elsewhere: the second condition is false.
+    let lab = bad_deployment("cart", "lab", &json!({}));
+    assert_eq!(
+        rules(&p, &lab),
+        [
+            "autogen-require-app-label/validations[0]",
+            "autogen-require-app-label/validations[1]"
+        ]
+    );
+}
+
+#[test]
+fn kyverno_exceptions_apply_to_the_policy_they_name_by_name_and_kind() {
+    let cart = bad_deployment("cart", "shop", &json!({}));
+    let other_name = with_exceptions(&KYVERNO_EXCEPTIONS.replacen(
+        "{name: require-app-label, kind: ValidatingPolicy}",
+        "{name: require-team-label, kind: ValidatingPolicy}",
+        1,
+    ));
+    assert_eq!(rules(&other_name, &cart).len(), 3);
+    // The name of a ValidatingPolicy, with the kind of the other policy kind.
+    let other_kind = with_exceptions(&KYVERNO_EXCEPTIONS.replacen(
+        "{name: require-app-label, kind: ValidatingPolicy}",
+        "{name: require-app-label, kind: NamespacedValidatingPolicy}",
+        1,
+    ));
+    assert_eq!(rules(&other_kind, &cart).len(), 3);
+    // An exception naming an auto-generated variant names no policy Kyverno knows.
+    let variant = with_exceptions(&KYVERNO_EXCEPTIONS.replacen(
+        "{name: require-app-label, kind: ValidatingPolicy}",
+        "{name: autogen-require-app-label, kind: ValidatingPolicy}",
+        1,
+    ));
+    assert_eq!(rules(&variant, &cart).len(), 3);
+}
+
+#[test]
+fn kyverno_exceptions_cover_objects_of_every_namespace_as_in_kyverno() {
+    // The exceptions live in `exceptions`; the objects they cover are in `shop`.
+    let p = with_exceptions(KYVERNO_EXCEPTIONS);
+    let labelled = bad_deployment("web", "shop", &json!({"host-network": "yes"}));
+    assert_eq!(
+        rules(&p, &labelled),
+        [
+            "autogen-require-app-label/validations[0]",
+            "autogen-require-app-label/validations[1]"
+        ]
+    );
+    // An exception without a namespace is read too.
+    let p = with_exceptions(&KYVERNO_EXCEPTIONS.replacen(
+        "{name: legacy-cart, namespace: exceptions}",
+        "{name: legacy-cart}",
+        1,
+    ));
+    assert_eq!(
+        rules(&p, &bad_deployment("cart", "shop", &json!({}))),
+        ["autogen-no-host-network/validations[0]"]
+    );
+}
+
+#[test]
+fn kyverno_exceptions_are_reported_as_skip_or_pass() {
+    use idp_policy::cel::{Excepted, PolicyResult};
+    let p = with_exceptions(KYVERNO_EXCEPTIONS);
+    let ctx = PolicyContext::new();
+    let cart = bad_deployment("cart", "shop", &json!({"host-network": "yes"}));
+    let results = p.results(&cart, &ctx).unwrap();
+    assert_eq!(
+        results["require-app-label"],
+        PolicyResult::Excepted(Excepted {
+            exceptions: vec!["exceptions/legacy-cart".to_owned()],
+            pass: false
+        })
+    );
+    assert_eq!(results["require-app-label"].word(), "skip");
+    // `reportResult: pass`.
+    assert_eq!(results["no-host-network"].word(), "pass");
+    // `outcomes` leaves the skipped policy out (a skip), and counts the other as passed.
+    let outcomes = p.outcomes(&cart, &ctx).unwrap();
+    assert_eq!(outcomes.keys().collect::<Vec<_>>(), ["no-host-network"]);
+    assert!(outcomes["no-host-network"].is_empty());
+    // Without exceptions that hold, the policies are checked.
+    let web = bad_deployment("web", "shop", &json!({}));
+    let results = p.results(&web, &ctx).unwrap();
+    assert_eq!(results["require-app-label"].word(), "fail");
+    assert!(matches!(&results["no-host-network"], PolicyResult::Checked(v) if v.len() == 1));
+}
+
+#[test]
+fn kyverno_exceptions_expire() {
+    let cart = bad_deployment("cart", "shop", &json!({}));
+    let p = with_exceptions(&KYVERNO_EXCEPTIONS.replacen(
+        "  policyRefs:\n    - {name: require-app-label",
+        "  expiresAt: '2030-01-01T00:00:00Z'\n  policyRefs:\n    - {name: require-app-label",
+        1,
+    ));
+    let at = |t: &str| PolicyContext::new().at(t.parse().unwrap());
+    let count = |ctx: &PolicyContext| p.try_evaluate(&cart, ctx).unwrap().len();
+    assert_eq!(count(&at("2029-12-31T23:59:59Z")), 1);
+    assert_eq!(count(&at("2030-01-01T00:00:01Z")), 3);
+}
+
+#[test]
+fn kyverno_exception_errors_follow_the_policy_failure_policy() {
+    let broken = KYVERNO_EXCEPTIONS.replacen(
+        "\"object.metadata.name == 'cart'\"",
+        "\"object.metadata.name.size()\"",
+        1,
+    );
+    let cart = bad_deployment("cart", "shop", &json!({}));
+    // Fail (the default): the policy reports the error and is not checked.
+    let p = with_exceptions(&broken);
+    let found = found(&p, &cart);
+    assert_eq!(found[0].0, "autogen-require-app-label/error", "{found:?}");
+    assert!(
+        found[0]
+            .1
+            .contains("PolicyException exceptions/legacy-cart")
+            && found[0].1.contains("\"the-cart\"")
+            && found[0].1.contains("not a boolean"),
+        "{found:?}"
+    );
+    assert_eq!(found.len(), 2, "{found:?}");
+    // Ignore: the exception is left out, and the policy checked.
+    let mut p = CelPolicy::from_yaml("kyverno", &broken, None).unwrap();
+    p.add_yaml(
+        &KYVERNO_CEL.replacen(
+            "validationActions: [Deny]",
+            "validationActions: [Deny]\n  failurePolicy: Ignore",
+            1,
+        ),
+        None,
+    )
+    .unwrap();
+    assert_eq!(rules(&p, &cart).len(), 3);
+    // A false condition wins over an error.
+    let false_first = broken.replacen("\"request.namespace == 'shop'\"", "\"false\"", 1);
+    assert_eq!(rules(&with_exceptions(&false_first), &cart).len(), 3);
+}
+
+#[test]
+fn kyverno_exceptions_with_allowed_values_let_the_policy_decide() {
+    let policy = r#"
+apiVersion: policies.kyverno.io/v1
+kind: ValidatingPolicy
+metadata: {name: allowed-registries}
+spec:
+  validationActions: [Deny]
+  matchConstraints:
+    resourceRules: [{apiGroups: [""], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [pods]}]
+  validations:
+    - expression: >-
+        object.spec.containers.all(c, c.image.startsWith('registry.shop/')
+          || c.image in exceptions.allowedImages
+          || exceptions.allowedValues.exists(v, c.image.startsWith(v)))
+      message: images come from registry.shop
+---
+apiVersion: policies.kyverno.io/v1
+kind: PolicyException
+metadata: {name: vendor-images, namespace: shop}
+spec:
+  policyRefs: [{name: allowed-registries, kind: ValidatingPolicy}]
+  images: ["vendor.io/agent:1"]
+  allowedValues: ["mirror.shop/"]
+"#;
+    let p = CelPolicy::from_yaml("kyverno", policy, None).unwrap();
+    let deploy = |images: &[&str]| {
+        let containers: Vec<Value> = images
+            .iter()
+            .map(|i| json!({"name": "c", "image": i}))
+            .collect();
+        object(json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"template": {"spec": {"containers": containers}}}}))
+    };
+    assert!(
+        rules(
+            &p,
+            &deploy(&["registry.shop/a", "vendor.io/agent:1", "mirror.shop/b"])
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        rules(&p, &deploy(&["vendor.io/agent:2"])),
+        ["autogen-allowed-registries/validations[0]"]
+    );
+    // The policy is checked, not skipped.
+    let results = p
+        .results(&deploy(&["registry.shop/a"]), &PolicyContext::new())
+        .unwrap();
+    assert_eq!(results["allowed-registries"].word(), "pass");
+    // Without an exception that holds, the lists are empty.
+    let p = CelPolicy::from_yaml(
+        "kyverno",
+        &policy.replacen(
+            "  images:",
+            "  matchConditions: [{name: never, expression: 'false'}]\n  images:",
+            1,
+        ),
+        None,
+    )
+    .unwrap();
+    assert_eq!(rules(&p, &deploy(&["vendor.io/agent:1"])).len(), 1);
+}
+
+#[test]
+fn kyverno_exceptions_refuse_what_they_cannot_honour() {
+    let cases = [
+        (
+            KYVERNO_EXCEPTIONS.replacen(
+                "  policyRefs:\n    - {name: require-app-label, kind: ValidatingPolicy}\n",
+                "",
+                1,
+            ),
+            "PolicyException exceptions/legacy-cart: spec.policyRefs is required",
+        ),
+        (
+            KYVERNO_EXCEPTIONS.replacen(", kind: ValidatingPolicy}", "}", 1),
+            "PolicyException exceptions/legacy-cart: spec.policyRefs[0].kind is required",
+        ),
+        (
+            KYVERNO_EXCEPTIONS.replacen(
+                "  matchConditions:",
+                "  match: {any: []}\n  matchConditions:",
+                1,
+            ),
+            "PolicyException exceptions/legacy-cart: spec.match is not a field",
+        ),
+        (
+            KYVERNO_EXCEPTIONS.replacen("reportResult: pass", "reportResult: fail", 1),
+            "PolicyException exceptions/shop-network: spec.reportResult \"fail\" is not skip or pass",
+        ),
+        (
+            KYVERNO_EXCEPTIONS.replacen(
+                "  matchConditions:",
+                "  expiresAt: tomorrow\n  matchConditions:",
+                1,
+            ),
+            "PolicyException exceptions/legacy-cart: spec.expiresAt \"tomorrow\"",
+        ),
+        (
+            KYVERNO_EXCEPTIONS.replacen(
+                "  matchConditions:",
+                "  evaluationMode: JSON\n  matchConditions:",
+                1,
+            ),
+            "PolicyException exceptions/legacy-cart: spec.evaluationMode \"JSON\"",
+        ),
+        (
+            KYVERNO_EXCEPTIONS.replacen(
+                "\"request.namespace == 'shop'\"",
+                "\"request.namespace ==\"",
+                1,
+            ),
+            "PolicyException exceptions/legacy-cart: spec.matchConditions[1].expression is not valid CEL",
+        ),
+        (
+            KYVERNO_EXCEPTIONS.replacen("  reportResult: pass", "  images: [1]", 1),
+            "PolicyException exceptions/shop-network: spec.images entry 1 is not a string",
+        ),
+    ];
+    for (yaml, want) in cases {
+        let err = CelPolicy::from_yaml("kyverno", &yaml, Some(std::path::Path::new("polex.yaml")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("polex.yaml") && err.contains(want),
+            "{want}: {err}"
+        );
+    }
+}

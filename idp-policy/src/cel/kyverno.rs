@@ -1,5 +1,6 @@
 //! Kyverno's `ValidatingPolicy` and `NamespacedValidatingPolicy` (policies.kyverno.io),
-//! read into [`CelPolicy`](super::CelPolicy).
+//! and the `PolicyException`s that exempt objects from them, read into
+//! [`CelPolicy`](super::CelPolicy).
 //!
 //! A `ValidatingPolicy` is a `ValidatingAdmissionPolicy` that needs no binding:
 //!
@@ -21,12 +22,45 @@
 //!   spec instead, and `object.metadata` (but not `object.metadata.name` or `.namespace`)
 //!   the template's metadata. The same holds for `oldObject`.
 //!
+//! **Exceptions.** A `PolicyException` of policies.kyverno.io (`v1`, `v1beta1` or
+//! `v1alpha1`) exempts objects from the policies its `spec.policyRefs` name (`name` and
+//! `kind`, both required and compared exactly: `ValidatingPolicy` or
+//! `NamespacedValidatingPolicy`). As in Kyverno:
+//!
+//! - **When:** after the policy's `matchConstraints` select the object and before its own
+//!   `matchConditions`, the exception applies when all its `spec.matchConditions` hold
+//!   (none: always). They see `object`, `oldObject` (`null`), `request` and
+//!   `namespaceObject`, not the policy's `variables`.
+//! - **Autogen:** it covers the auto-generated controller variants of the policy it
+//!   names, its conditions reading the controller itself (`object.kind` is
+//!   `Deployment`), not the Pod template.
+//! - **Namespaces:** an exception is a namespaced object, but its namespace does not limit
+//!   which objects it covers (Kyverno lists the exceptions of every namespace); write a
+//!   condition on `request.namespace` to limit it.
+//! - **Result:** the policy is not checked, and [`results`](super::CelPolicy::results)
+//!   reports it `skip` (`pass` with `spec.reportResult: pass`, as decided by the first
+//!   exception that holds, in the order loaded; Kyverno's priority label is not read).
+//! - **`spec.images` and `spec.allowedValues`:** an exception that holds and lists them
+//!   does not skip the policy; the policy is checked and reads them, with those of the
+//!   other exceptions that hold, as `exceptions.allowedImages` and
+//!   `exceptions.allowedValues` (empty lists when none holds).
+//! - **`spec.expiresAt`:** after that time (the context's `now`) it no longer applies.
+//! - **Errors:** a condition that fails or is not a boolean follows the policy's
+//!   `failurePolicy`: `Fail` reports an error for the policy (not checked), `Ignore`
+//!   leaves that exception out. A false condition wins over an error.
+//!
+//! `spec.properties` is read as notes. Other fields are refused (kyverno.io/v2's
+//! `exceptions`, `match` and `conditions` belong to exceptions for ClusterPolicies).
+//!
 //! **Refused at load, naming the field:**
 //!
 //! - `evaluation.mode` other than `Kubernetes` (JSON, HTTP and Envoy payloads are not
-//!   Kubernetes objects);
+//!   Kubernetes objects), and an exception's `evaluationMode` other than `Kubernetes`;
 //! - `paramKind`;
-//! - a missing `validationActions`.
+//! - a missing `validationActions`;
+//! - an exception without `policyRefs`, a `policyRefs` entry without `name` or `kind`,
+//!   a `reportResult` other than `skip` or `pass`, an `expiresAt` that is not an
+//!   RFC 3339 time, a match condition that is not valid CEL.
 //!
 //! Kyverno's own CEL libraries (`resource`, `http`, `image`, `globalContext`…) are not
 //! available. An expression that calls one fails when evaluated, under the policy's
@@ -55,6 +89,24 @@
 //! let v = p.evaluate(&deploy, &PolicyContext::new());
 //! assert_eq!(v[0].rule, "autogen-no-host-network/validations[0]");
 //! assert_eq!(v[0].message, "host networking is not allowed");
+//!
+//! // An exception, read from another text: the node agents may use the host network.
+//! let mut p = p;
+//! p.add_yaml(r#"
+//! apiVersion: policies.kyverno.io/v1
+//! kind: PolicyException
+//! metadata: {name: node-agents, namespace: kyverno}
+//! spec:
+//!   policyRefs: [{name: no-host-network, kind: ValidatingPolicy}]
+//!   matchConditions:
+//!     - {name: agents, expression: "request.namespace == 'node-agents'"}
+//! "#, None).unwrap();
+//! assert_eq!(p.evaluate(&deploy, &PolicyContext::new()).len(), 1);
+//! let mut agent = deploy.to_value();
+//! agent["metadata"]["namespace"] = "node-agents".into();
+//! let agent = Object::from_value(agent).unwrap();
+//! assert!(p.evaluate(&agent, &PolicyContext::new()).is_empty());
+//! assert_eq!(p.results(&agent, &PolicyContext::new()).unwrap()["no-host-network"].word(), "skip");
 //! ```
 
 use idp_core::manifest::Source;
@@ -63,7 +115,7 @@ use idp_core::{Error, Result};
 use serde_json::{Value, json};
 
 use super::resources::MatchResources;
-use super::{AdmissionPolicy, Binding, text};
+use super::{AdmissionPolicy, Binding, Expression, text};
 use crate::names::source_prefix as at;
 
 /// The API group of Kyverno's CEL policy kinds.
@@ -316,6 +368,7 @@ pub(super) fn read(
             source.cloned(),
         )?;
         policy.origin.clone_from(&name);
+        policy.kyverno_kind = Some(kind.clone());
         policy.match_constraints = MatchResources::from_value(match_value, "spec.matchConstraints")
             .map_err(|e| e.context(format!("{here}{label}")))?;
         let binding = Binding {
@@ -397,6 +450,185 @@ pub(super) fn read(
         )?);
     }
     Ok(out)
+}
+
+/// The fields a `PolicyException` (policies.kyverno.io) may have in its spec.
+const EXCEPTION_FIELDS: [&str; 8] = [
+    "policyRefs",
+    "matchConditions",
+    "images",
+    "allowedValues",
+    "reportResult",
+    "expiresAt",
+    "properties",
+    "evaluationMode",
+];
+
+/// A Kyverno `PolicyException` (policies.kyverno.io), compiled: the policies it names
+/// are skipped for an object when all its match conditions hold.
+#[derive(Debug, Clone)]
+pub(super) struct Exception {
+    /// `namespace/name`, or `name` without a namespace: how reports name it.
+    pub(super) key: String,
+    /// What errors call it: `PolicyException shop/allow-web`.
+    pub(super) label: String,
+    /// `(kind, name)` of each policy it applies to.
+    refs: Vec<(String, String)>,
+    pub(super) match_conditions: Vec<(String, Expression)>,
+    /// `spec.images`: what the policy sees as `exceptions.allowedImages`.
+    pub(super) images: Vec<String>,
+    /// `spec.allowedValues`: what the policy sees as `exceptions.allowedValues`.
+    pub(super) allowed_values: Vec<String>,
+    /// `spec.reportResult: pass`: the policy is reported as passed, not skipped.
+    pub(super) report_pass: bool,
+    /// `spec.expiresAt`: not applied after this time.
+    expires_at: Option<jiff::Timestamp>,
+    pub(super) source: Option<Source>,
+}
+
+impl Exception {
+    /// Whether it names the policy `name` of `kind`, and has not expired at `now`.
+    pub(super) fn applies_to(&self, kind: &str, name: &str, now: jiff::Timestamp) -> bool {
+        self.refs.iter().any(|(k, n)| k == kind && n == name)
+            && self.expires_at.is_none_or(|until| now <= until)
+    }
+
+    /// Whether the policy it applies to is still checked, with `exceptions.*` to read,
+    /// rather than skipped.
+    pub(super) fn gives_values(&self) -> bool {
+        !self.images.is_empty() || !self.allowed_values.is_empty()
+    }
+}
+
+/// Read a `PolicyException` of policies.kyverno.io, compiling its match conditions.
+pub(super) fn read_exception(value: &Value, source: Option<&Source>) -> Result<Exception> {
+    let here = at(source);
+    let name = value
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let key = match value
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+    {
+        Some(ns) => format!("{ns}/{name}"),
+        None => name.to_owned(),
+    };
+    let label = format!("PolicyException {key}");
+    let fail = |message: String| Error::invalid_input(format!("{here}{label}: {message}"));
+    let spec = value.get("spec").cloned().unwrap_or_else(|| json!({}));
+    let Some(fields) = spec.as_object() else {
+        return Err(fail("spec is not a mapping".to_owned()));
+    };
+    for field in fields.keys() {
+        if !EXCEPTION_FIELDS.contains(&field.as_str()) {
+            return Err(fail(format!(
+                "spec.{field} is not a field of a {GROUP} PolicyException (it has {}); `exceptions`, `match` and `conditions` belong to kyverno.io/v2 PolicyExceptions, for ClusterPolicies",
+                EXCEPTION_FIELDS.join(", ")
+            )));
+        }
+    }
+    match spec.get("evaluationMode").and_then(Value::as_str) {
+        None | Some("" | "Kubernetes") => {}
+        Some(other) => {
+            return Err(fail(format!(
+                "spec.evaluationMode {other:?}: only exceptions for Kubernetes objects are read here"
+            )));
+        }
+    }
+    let refs = spec
+        .get("policyRefs")
+        .and_then(Value::as_array)
+        .filter(|l| !l.is_empty())
+        .ok_or_else(|| {
+            fail(
+                "spec.policyRefs is required: list the policies ({name, kind}) it exempts from"
+                    .to_owned(),
+            )
+        })?
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let field = |key: &str| {
+                text(r, key)
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_owned)
+                    .ok_or_else(|| fail(format!("spec.policyRefs[{i}].{key} is required")))
+            };
+            Ok((field("kind")?, field("name")?))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let list = |key: &str| -> Result<Vec<String>> {
+        match spec.get(key) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_owned)
+                        .ok_or_else(|| fail(format!("spec.{key} entry {v} is not a string")))
+                })
+                .collect(),
+            Some(_) => Err(fail(format!("spec.{key} is not a list of strings"))),
+        }
+    };
+    let images = list("images")?;
+    let allowed_values = list("allowedValues")?;
+    let report_pass = match spec.get("reportResult").and_then(Value::as_str) {
+        None | Some("" | "skip") => false,
+        Some("pass") => true,
+        Some(other) => {
+            return Err(fail(format!(
+                "spec.reportResult {other:?} is not skip or pass"
+            )));
+        }
+    };
+    let expires_at = match spec.get("expiresAt") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.parse::<jiff::Timestamp>().map_err(|e| {
+            fail(format!(
+                "spec.expiresAt {s:?} is not an RFC 3339 time (2026-12-31T23:59:59Z): {e}"
+            ))
+        })?),
+        Some(other) => {
+            return Err(fail(format!(
+                "spec.expiresAt {other} is not an RFC 3339 time (2026-12-31T23:59:59Z)"
+            )));
+        }
+    };
+    let match_conditions = spec
+        .get("matchConditions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, c)| {
+            let expression = text(c, "expression")
+                .filter(|e| !e.trim().is_empty())
+                .ok_or_else(|| fail(format!("spec.matchConditions[{i}].expression is required")))?;
+            Ok((
+                text(c, "name").unwrap_or_default().to_owned(),
+                Expression::compile(
+                    expression,
+                    format!("spec.matchConditions[{i}].expression"),
+                    &here,
+                    &label,
+                )?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Exception {
+        key,
+        label,
+        refs,
+        match_conditions,
+        images,
+        allowed_values,
+        report_pass,
+        expires_at,
+        source: source.cloned(),
+    })
 }
 
 #[cfg(test)]

@@ -31,7 +31,9 @@
 //!
 //! Kyverno's `ValidatingPolicy` and `NamespacedValidatingPolicy` (policies.kyverno.io)
 //! are read too: a policy with its `validationActions` and no binding, auto-generated
-//! for the Pod templates of controllers as Kyverno does (see [`kyverno`]).
+//! for the Pod templates of controllers as Kyverno does, and the `PolicyException`s
+//! (policies.kyverno.io) that exempt objects from them (see [`kyverno`];
+//! [`CelPolicy::results`] reports an exempted policy as skipped).
 //!
 //! The CEL engine does not parse optional field syntax (`object.?field`,
 //! `.orValue(...)`). An expression using it is refused when loaded; write
@@ -143,6 +145,9 @@ struct AdmissionPolicy {
     /// The policy as written: its own name, or for a Kyverno `ValidatingPolicy`'s
     /// auto-generated variant, the policy it was generated from.
     origin: String,
+    /// The kind of a Kyverno policy (`ValidatingPolicy`…), which its exceptions name;
+    /// `None` for a `ValidatingAdmissionPolicy`, which takes no exceptions.
+    kyverno_kind: Option<String>,
     /// What errors call it: `ValidatingAdmissionPolicy max-replicas`.
     label: String,
     fail_closed: bool,
@@ -284,6 +289,7 @@ impl AdmissionPolicy {
         }
         Ok(Self {
             origin: name.clone(),
+            kyverno_kind: None,
             name,
             label,
             fail_closed,
@@ -387,6 +393,7 @@ pub struct CelPolicy {
     bindings: Vec<Binding>,
     params: Vec<Object>,
     namespaces: BTreeMap<String, Object>,
+    exceptions: Vec<kyverno::Exception>,
 }
 
 impl CelPolicy {
@@ -402,12 +409,14 @@ impl CelPolicy {
             bindings: Vec::new(),
             params: Vec::new(),
             namespaces: BTreeMap::new(),
+            exceptions: Vec::new(),
         }
     }
 
     /// Read multi-document YAML: `ValidatingAdmissionPolicy` and
-    /// `ValidatingAdmissionPolicyBinding` documents, Kyverno `ValidatingPolicy` and
-    /// `NamespacedValidatingPolicy` documents; `Namespace` objects (for
+    /// `ValidatingAdmissionPolicyBinding` documents, Kyverno `ValidatingPolicy`,
+    /// `NamespacedValidatingPolicy` and `PolicyException` documents (an exception may
+    /// come before or after the policies it names, in any text added); `Namespace` objects (for
     /// `namespaceSelector` and `namespaceObject`); every other document is a param object.
     ///
     /// ```
@@ -435,7 +444,8 @@ impl CelPolicy {
         Ok(())
     }
 
-    /// Add one document: a policy, a binding, a Namespace or a param object.
+    /// Add one document: a policy, a binding, a Kyverno exception, a Namespace or a param
+    /// object.
     ///
     /// ```
     /// let ns = idp_core::Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
@@ -466,9 +476,15 @@ impl CelPolicy {
                     self.bindings.push(binding);
                 }
             }
+            (kyverno::GROUP, "PolicyException") => {
+                self.exceptions.push(kyverno::read_exception(
+                    &object.to_value(),
+                    source.as_ref(),
+                )?);
+            }
             (kyverno::GROUP, other) => {
                 return Err(Error::invalid_input(format!(
-                    "{}{other} {}: only ValidatingPolicy and NamespacedValidatingPolicy of {} are read here; for mutation use a Kyverno ClusterPolicy's mutate rules",
+                    "{}{other} {}: only ValidatingPolicy, NamespacedValidatingPolicy and PolicyException of {} are read here; for mutation use a Kyverno ClusterPolicy's mutate rules",
                     at(source.as_ref()),
                     object.name(),
                     kyverno::GROUP
@@ -520,7 +536,10 @@ impl CelPolicy {
     /// and their match conditions hold — each with its violations (none: it passes),
     /// keyed by the policy's name. A Kyverno `ValidatingPolicy`'s auto-generated variants
     /// count under the policy's own name, as the Kyverno CLI reports them. A policy
-    /// that is not in the map does not apply (a skip).
+    /// that is not in the map does not apply (a skip); so is a policy a Kyverno
+    /// `PolicyException` exempts the object from, unless the exception says
+    /// `reportResult: pass` (then it is in the map with no violations).
+    /// [`Self::results`] tells the exceptions apart.
     ///
     /// # Errors
     /// As [`Self::try_evaluate`].
@@ -539,34 +558,97 @@ impl CelPolicy {
         object: &Object,
         ctx: &PolicyContext,
     ) -> Result<BTreeMap<String, Vec<Violation>>> {
-        let _span = tracing::trace_span!("cel.outcomes", policy = %self.name, kind = object.kind(), name = object.name()).entered();
-        let mut applied = Vec::new();
+        Ok(self
+            .results(object, ctx)?
+            .into_iter()
+            .filter_map(|(name, result)| match result {
+                PolicyResult::Checked(v) => Some((name, v)),
+                PolicyResult::Excepted(e) if e.pass => Some((name, Vec::new())),
+                PolicyResult::Excepted(_) => None,
+            })
+            .collect())
+    }
+
+    /// Like [`Self::outcomes`], and the policies a Kyverno `PolicyException` exempted the
+    /// object from are in the map too, as [`PolicyResult::Excepted`] with the exceptions
+    /// that did it.
+    ///
+    /// # Errors
+    /// As [`Self::try_evaluate`].
+    ///
+    /// ```
+    /// use idp_core::{Object, PolicyContext};
+    /// use idp_policy::cel::{CelPolicy, PolicyResult};
+    /// let p = CelPolicy::from_yaml("kyverno", r#"
+    /// apiVersion: policies.kyverno.io/v1
+    /// kind: ValidatingPolicy
+    /// metadata: {name: replicas}
+    /// spec:
+    ///   validationActions: [Deny]
+    ///   matchConstraints:
+    ///     resourceRules: [{apiGroups: [apps], apiVersions: [v1], operations: [CREATE], resources: [deployments]}]
+    ///   validations: [{expression: 'object.spec.replicas <= 5'}]
+    /// ---
+    /// apiVersion: policies.kyverno.io/v1
+    /// kind: PolicyException
+    /// metadata: {name: batch-jobs, namespace: ops}
+    /// spec:
+    ///   policyRefs: [{name: replicas, kind: ValidatingPolicy}]
+    ///   matchConditions: [{name: batch, expression: "object.metadata.name.startsWith('batch-')"}]
+    /// "#, None).unwrap();
+    /// let deploy = |name: &str| Object::from_value(serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+    ///     "metadata": {"name": name, "namespace": "shop"}, "spec": {"replicas": 9}})).unwrap();
+    /// let results = p.results(&deploy("batch-nightly"), &PolicyContext::new()).unwrap();
+    /// let PolicyResult::Excepted(e) = &results["replicas"] else { panic!("{results:?}") };
+    /// assert_eq!((e.exceptions.as_slice(), e.word()), (["ops/batch-jobs".to_owned()].as_slice(), "skip"));
+    /// let results = p.results(&deploy("web"), &PolicyContext::new()).unwrap();
+    /// assert!(matches!(&results["replicas"], PolicyResult::Checked(v) if v.len() == 1));
+    /// ```
+    pub fn results(
+        &self,
+        object: &Object,
+        ctx: &PolicyContext,
+    ) -> Result<BTreeMap<String, PolicyResult>> {
+        let _span = tracing::trace_span!("cel.results", policy = %self.name, kind = object.kind(), name = object.name()).entered();
+        let mut settled = Vec::new();
         let mut violations = self
-            .evaluate_into(object, ctx, &mut applied)?
+            .evaluate_into(object, ctx, &mut settled)?
             .into_iter()
             .map(Some)
             .collect::<Vec<_>>();
-        let mut out: BTreeMap<String, Vec<Violation>> = BTreeMap::new();
-        for (origin, range) in applied {
-            let entry = out.entry(origin).or_default();
-            entry.extend(
-                violations
-                    .get_mut(range)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Option::take),
-            );
+        let mut out: BTreeMap<String, PolicyResult> = BTreeMap::new();
+        for s in settled {
+            match s {
+                Settled::Ran(origin, range) => {
+                    let found = violations
+                        .get_mut(range)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Option::take);
+                    match out.get_mut(&origin) {
+                        Some(PolicyResult::Checked(v)) => v.extend(found),
+                        _ => {
+                            out.insert(origin, PolicyResult::Checked(found.collect()));
+                        }
+                    }
+                }
+                Settled::Excepted(origin, excepted) => {
+                    out.entry(origin)
+                        .or_insert(PolicyResult::Excepted(excepted));
+                }
+            }
         }
         Ok(out)
     }
 
-    /// The violations of `object`; `applied` gets, for each policy run on it whose match
-    /// conditions held, its origin and the range of its violations.
+    /// The violations of `object`; `settled` gets, for each policy run on it whose match
+    /// conditions held, its origin and the range of its violations, and for each policy
+    /// an exception exempted it from, its origin and the exceptions.
     fn evaluate_into(
         &self,
         object: &Object,
         ctx: &PolicyContext,
-        applied: &mut Vec<(String, std::ops::Range<usize>)>,
+        settled: &mut Vec<Settled>,
     ) -> Result<Vec<Violation>> {
         let mut out = Vec::new();
         let namespace = object.namespace().or(ctx.namespace.as_deref());
@@ -603,7 +685,7 @@ impl CelPolicy {
             let Some(inputs) = inputs.as_ref() else {
                 continue;
             };
-            let run = Run {
+            let mut run = Run {
                 set_name: &self.name,
                 policy,
                 rule: None,
@@ -611,12 +693,46 @@ impl CelPolicy {
                 through_source: binding.source.as_ref(),
                 enforcement: binding.enforcement,
                 inputs,
+                exceptions: None,
             };
+            // Kyverno weighs a policy's exceptions after its matchConstraints and before
+            // its own matchConditions.
+            if let Some(kind) = &policy.kyverno_kind {
+                let held = match self.exceptions_holding(policy, kind, inputs, ctx.now) {
+                    Ok(held) => held,
+                    Err(e) => {
+                        let from = out.len();
+                        run.failure(&e, &mut out);
+                        settled.push(Settled::Ran(policy.origin.clone(), from..out.len()));
+                        continue;
+                    }
+                };
+                if !held.is_empty() && !held.iter().any(|e| e.gives_values()) {
+                    settled.push(Settled::Excepted(
+                        policy.origin.clone(),
+                        Excepted {
+                            exceptions: held.iter().map(|e| e.key.clone()).collect(),
+                            pass: held[0].report_pass,
+                        },
+                    ));
+                    continue;
+                }
+                let allowed = |list: fn(&kyverno::Exception) -> &Vec<String>| {
+                    held.iter()
+                        .flat_map(|e| list(e).iter().cloned())
+                        .collect::<Vec<_>>()
+                };
+                let value = json!({
+                    "allowedImages": allowed(|e| &e.images),
+                    "allowedValues": allowed(|e| &e.allowed_values),
+                });
+                run.exceptions = Some((json_to_cel(&value, 0)?, value));
+            }
             match &policy.param_kind {
                 None => {
                     let from = out.len();
                     if run.evaluate(None, &mut out) {
-                        applied.push((policy.origin.clone(), from..out.len()));
+                        settled.push(Settled::Ran(policy.origin.clone(), from..out.len()));
                     }
                 }
                 Some(kind) => {
@@ -648,13 +764,79 @@ impl CelPolicy {
                         let value = json_to_cel(&param.to_value(), 0)?;
                         let from = out.len();
                         if run.evaluate(Some((value, param.to_value())), &mut out) {
-                            applied.push((policy.origin.clone(), from..out.len()));
+                            settled.push(Settled::Ran(policy.origin.clone(), from..out.len()));
                         }
                     }
                 }
             }
         }
         Ok(out)
+    }
+
+    /// The exceptions naming the Kyverno policy (`kind`, as written) that are in force
+    /// at `now` and whose match conditions all hold for the object, in the order loaded.
+    /// As in Kyverno, a condition that fails or is not a boolean is an error under the
+    /// policy's `failurePolicy`: with `Fail` the policy reports it (`Err`), with `Ignore`
+    /// that exception does not apply. A condition that is false wins over an error.
+    fn exceptions_holding(
+        &self,
+        policy: &AdmissionPolicy,
+        kind: &str,
+        inputs: &Inputs,
+        now: jiff::Timestamp,
+    ) -> std::result::Result<Vec<&kyverno::Exception>, String> {
+        let mut held = Vec::new();
+        let mut named = self
+            .exceptions
+            .iter()
+            .filter(|e| e.applies_to(kind, &policy.origin, now))
+            .peekable();
+        if named.peek().is_none() {
+            return Ok(held);
+        }
+        let context = inputs.context();
+        let bindings = cost::Bindings::new(inputs.sized());
+        for exception in named {
+            let mut budget = cost::MATCH_CONDITIONS_BUDGET as f64;
+            let mut errors = Vec::new();
+            let mut holds = true;
+            for (name, condition) in &exception.match_conditions {
+                match run(
+                    condition,
+                    &context,
+                    &bindings,
+                    &mut budget,
+                    cost::MATCH_CONDITIONS_BUDGET,
+                ) {
+                    Outcome::Value(CelValue::Bool(true)) => {}
+                    Outcome::Value(CelValue::Bool(false)) => {
+                        holds = false;
+                        break;
+                    }
+                    Outcome::Value(other) => errors.push(format!(
+                        "match condition {name:?} ({}) returned {other:?}, not a boolean",
+                        condition.field
+                    )),
+                    Outcome::Error(e) => errors.push(format!("match condition {name:?}: {e}")),
+                }
+            }
+            if !holds {
+                continue;
+            }
+            if errors.is_empty() {
+                held.push(exception);
+            } else if policy.fail_closed {
+                return Err(format!(
+                    "{}{}: {}",
+                    at(exception.source.as_ref()),
+                    exception.label,
+                    errors.join("; ")
+                ));
+            } else {
+                tracing::debug!(exception = %exception.key, errors = ?errors, "exception not applied under failurePolicy: Ignore");
+            }
+        }
+        Ok(held)
     }
 
     fn params_for(
@@ -679,6 +861,81 @@ impl CelPolicy {
                     .is_none_or(|s| s.matches(&p.labels()))
             })
             .collect()
+    }
+}
+
+/// What became of one policy run on an object (see [`CelPolicy::results`]).
+enum Settled {
+    /// It ran: its origin and the range of its violations.
+    Ran(String, std::ops::Range<usize>),
+    /// Exceptions exempted the object from it.
+    Excepted(String, Excepted),
+}
+
+/// What one policy did with an object, as [`CelPolicy::results`] reports it.
+///
+/// ```
+/// use idp_policy::cel::{Excepted, PolicyResult};
+/// let r = PolicyResult::Excepted(Excepted { exceptions: vec!["ops/batch".into()], pass: false });
+/// assert_eq!(r.word(), "skip");
+/// assert_eq!(PolicyResult::Checked(Vec::new()).word(), "pass");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PolicyResult {
+    /// It was checked: its violations (none: it passed). Its errors are violations
+    /// whose rule ends in `/error`.
+    Checked(Vec<Violation>),
+    /// A Kyverno `PolicyException` exempted the object: the policy was not checked.
+    Excepted(Excepted),
+}
+
+impl PolicyResult {
+    /// The word a Kyverno report gives it: `pass`, `fail`, `error` (every violation is
+    /// an evaluation error), or for an exception `skip` (`pass` with
+    /// `reportResult: pass`).
+    ///
+    /// ```
+    /// use idp_core::Violation;
+    /// use idp_policy::cel::PolicyResult;
+    /// let v = Violation::new("kyverno", "replicas/validations[0]", "too many");
+    /// assert_eq!(PolicyResult::Checked(vec![v]).word(), "fail");
+    /// ```
+    pub fn word(&self) -> &'static str {
+        match self {
+            Self::Checked(v) if v.is_empty() => "pass",
+            Self::Checked(v) if v.iter().all(|v| v.rule.ends_with("/error")) => "error",
+            Self::Checked(_) => "fail",
+            Self::Excepted(e) => e.word(),
+        }
+    }
+}
+
+/// Kyverno `PolicyException`s exempted an object from a policy.
+///
+/// ```
+/// let e = idp_policy::cel::Excepted { exceptions: vec!["ops/batch".into()], pass: true };
+/// assert_eq!(e.word(), "pass");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Excepted {
+    /// The exceptions whose match conditions held (`namespace/name`), in the order
+    /// loaded.
+    pub exceptions: Vec<String>,
+    /// The first of them says `reportResult: pass`: the policy is reported as passed
+    /// rather than skipped.
+    pub pass: bool,
+}
+
+impl Excepted {
+    /// `skip`, or `pass` with `reportResult: pass`.
+    ///
+    /// ```
+    /// let e = idp_policy::cel::Excepted { exceptions: vec!["allow-web".into()], pass: false };
+    /// assert_eq!(e.word(), "skip");
+    /// ```
+    pub fn word(&self) -> &'static str {
+        if self.pass { "pass" } else { "skip" }
     }
 }
 
@@ -727,6 +984,32 @@ impl Inputs {
             request_json,
         })
     }
+
+    /// A context with `object`, `oldObject` (`null`), `request` and `namespaceObject`
+    /// (when the namespace was supplied).
+    fn context(&self) -> Context<'static> {
+        let mut context = Context::default();
+        context.register_all();
+        context.add_variable_from_value("object", self.object.clone());
+        context.add_variable_from_value("oldObject", CelValue::Null);
+        context.add_variable_from_value("request", self.request.clone());
+        if let Some(ns) = &self.namespace_object {
+            context.add_variable_from_value("namespaceObject", ns.clone());
+        }
+        context
+    }
+
+    /// The JSON of what [`Self::context`] binds, to size the paths that read it.
+    fn sized(&self) -> Vec<(&'static str, &Value)> {
+        let mut sized = vec![
+            ("object", &self.object_json),
+            ("request", &self.request_json),
+        ];
+        if let Some(ns) = &self.namespace_json {
+            sized.push(("namespaceObject", ns));
+        }
+        sized
+    }
 }
 
 /// One evaluation of a policy through a binding (or of a Gatekeeper template for one
@@ -743,6 +1026,9 @@ struct Run<'a> {
     through_source: Option<&'a Source>,
     enforcement: Enforcement,
     inputs: &'a Inputs,
+    /// For a Kyverno policy, what CEL sees as `exceptions` (`allowedImages`,
+    /// `allowedValues`), as CEL and as JSON.
+    exceptions: Option<(CelValue, Value)>,
 }
 
 enum Outcome {
@@ -789,24 +1075,15 @@ impl Run<'_> {
             None => (CelValue::Null, None),
         };
         let null = Value::Null;
-        let mut sized: Vec<(&str, &Value)> = vec![
-            ("object", &self.inputs.object_json),
-            ("request", &self.inputs.request_json),
-            ("params", params_json.as_ref().unwrap_or(&null)),
-        ];
-        if let Some(ns) = &self.inputs.namespace_json {
-            sized.push(("namespaceObject", ns));
+        let mut sized = self.inputs.sized();
+        sized.push(("params", params_json.as_ref().unwrap_or(&null)));
+        let mut context = self.inputs.context();
+        context.add_variable_from_value("params", params_cel);
+        if let Some((cel, json)) = &self.exceptions {
+            sized.push(("exceptions", json));
+            context.add_variable_from_value("exceptions", cel.clone());
         }
         let mut bindings = cost::Bindings::new(sized.clone());
-        let mut context = Context::default();
-        context.register_all();
-        context.add_variable_from_value("object", self.inputs.object.clone());
-        context.add_variable_from_value("oldObject", CelValue::Null);
-        context.add_variable_from_value("request", self.inputs.request.clone());
-        context.add_variable_from_value("params", params_cel);
-        if let Some(ns) = &self.inputs.namespace_object {
-            context.add_variable_from_value("namespaceObject", ns.clone());
-        }
         let mut variables: HashMap<Key, CelValue> = HashMap::new();
         context.add_variable_from_value("variables", map_value(&variables));
 
@@ -1123,6 +1400,7 @@ impl NativeValidation {
             through_source: None,
             enforcement,
             inputs: &inputs,
+            exceptions: None,
         };
         let params = match params {
             Some(p) => Some((json_to_cel(p, 0)?, p.clone())),
