@@ -518,6 +518,17 @@ impl CelPolicy {
         self.bindings.iter().map(|b| b.name.as_str()).collect()
     }
 
+    /// The Kyverno `PolicyException`s loaded, `namespace/name` (or `name` without a
+    /// namespace).
+    ///
+    /// ```
+    /// let p = idp_policy::cel::CelPolicy::from_yaml("kyverno", "apiVersion: policies.kyverno.io/v1\nkind: PolicyException\nmetadata: {name: legacy, namespace: ops}\nspec:\n  policyRefs: [{name: replicas, kind: ValidatingPolicy}]\n", None).unwrap();
+    /// assert_eq!(p.exceptions(), ["ops/legacy"]);
+    /// ```
+    pub fn exceptions(&self) -> Vec<&str> {
+        self.exceptions.iter().map(|e| e.key.as_str()).collect()
+    }
+
     /// Evaluate like [`Policy::evaluate`], but report input CEL cannot take (an object
     /// nested deeper than 200 levels) as an error.
     ///
