@@ -1280,3 +1280,103 @@ fn policy_test_runs_validating_policy_rows() {
     assert_eq!(found[0]["actual"], "fail", "{found:#}");
     assert_eq!(found[0]["detail"], "no latest tags", "{found:#}");
 }
+
+/// Kyverno CLI suites with a ValidatingPolicy and its PolicyException (policies.kyverno.io),
+/// listed under `exceptions`: the exempted resource's row expects `skip`.
+#[test]
+fn policy_test_skips_resources_a_validating_policy_exception_exempts() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "suite/policy.yaml",
+        "apiVersion: policies.kyverno.io/v1\nkind: ValidatingPolicy\nmetadata: {name: no-latest}\nspec:\n  validationActions: [Deny]\n  matchConstraints:\n    resourceRules: [{apiGroups: [''], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [pods]}]\n  validations:\n    - expression: \"object.spec.containers.all(c, !c.image.endsWith(':latest'))\"\n      message: no latest tags\n",
+    );
+    write(
+        dir.path(),
+        "suite/exception.yaml",
+        "apiVersion: policies.kyverno.io/v1\nkind: PolicyException\nmetadata: {name: sandbox, namespace: kyverno}\nspec:\n  policyRefs: [{name: no-latest, kind: ValidatingPolicy}]\n  matchConditions:\n    - {name: sandbox, expression: \"request.namespace == 'sandbox'\"}\n",
+    );
+    write(
+        dir.path(),
+        "suite/resources.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: latest, namespace: shop}\nspec: {containers: [{name: a, image: 'app:latest'}]}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: latest, namespace: sandbox}\nspec: {containers: [{name: a, image: 'app:latest'}]}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: sandbox}\nspec:\n  template:\n    spec: {containers: [{name: a, image: 'nginx:latest'}]}\n",
+    );
+    let suite = |listed: &str, results: &str| {
+        format!(
+            "apiVersion: cli.kyverno.io/v1alpha1\nkind: Test\nmetadata: {{name: no-latest}}\n{listed}resources: [resources.yaml]\nresults:\n{results}"
+        )
+    };
+    let rows = "  - {isValidatingPolicy: true, policy: no-latest, kind: Pod, resources: [shop/latest], result: fail}\n  - {isValidatingPolicy: true, policy: no-latest, kind: Pod, resources: [sandbox/latest], result: skip}\n  - {isValidatingPolicy: true, policy: no-latest, kind: Deployment, resources: [sandbox/web], result: skip}\n";
+    // Under `exceptions`, or next to the policy under `policies`, before or after it.
+    for listed in [
+        "policies: [policy.yaml]\nexceptions: [exception.yaml]\n",
+        "policies: [exception.yaml, policy.yaml]\n",
+    ] {
+        let file = write(dir.path(), "suite/kyverno-test.yaml", &suite(listed, rows));
+        let out = idpctl(&["policy", "test", &file, "--format", "json"]);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let found = json(&out);
+        assert_eq!(found.as_array().unwrap().len(), 3, "{found:#}");
+        assert!(
+            found.as_array().unwrap().iter().all(|r| r["ok"] == true),
+            "{found:#}"
+        );
+        assert_eq!(
+            found[1]["detail"], "exempted by PolicyException kyverno/sandbox",
+            "{found:#}"
+        );
+    }
+
+    // Without the exception, the sandboxed Pod fails where the row expects skip.
+    let file = write(
+        dir.path(),
+        "suite/kyverno-test.yaml",
+        &suite(
+            "policies: [policy.yaml]\n",
+            "  - {isValidatingPolicy: true, policy: no-latest, kind: Pod, resources: [sandbox/latest], result: skip}\n",
+        ),
+    );
+    let out = idpctl(&["policy", "test", &file, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(json(&out)[0]["actual"], "fail");
+}
+
+/// `policy check --policy` reads a file of ValidatingPolicies with their
+/// PolicyExceptions (policies.kyverno.io); a file of exceptions alone is refused.
+#[test]
+fn check_reads_validating_policy_exceptions_of_the_same_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = "apiVersion: policies.kyverno.io/v1\nkind: ValidatingPolicy\nmetadata: {name: no-host-network}\nspec:\n  validationActions: [Deny]\n  matchConstraints:\n    resourceRules: [{apiGroups: [''], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [pods]}]\n  validations:\n    - expression: '!(has(object.spec.hostNetwork) && object.spec.hostNetwork)'\n      message: host networking is not allowed\n";
+    let exception = "apiVersion: policies.kyverno.io/v1\nkind: PolicyException\nmetadata: {name: agents, namespace: kyverno}\nspec:\n  policyRefs: [{name: no-host-network, kind: ValidatingPolicy}]\n  matchConditions:\n    - {name: agents, expression: \"request.namespace == 'node-agents'\"}\n";
+    let both = write(
+        dir.path(),
+        "vpol.yaml",
+        &format!("{exception}---\n{policy}"),
+    );
+    let deploy = write(
+        dir.path(),
+        "k8s/deploy.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: agent, namespace: node-agents}\nspec:\n  template:\n    spec:\n      hostNetwork: true\n      containers: [{name: app, image: 'agent:1'}]\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\nspec:\n  template:\n    spec:\n      hostNetwork: true\n      containers: [{name: app, image: 'app:1'}]\n",
+    );
+    let out = idpctl(&[
+        "policy", "check", &deploy, "--policy", &both, "--format", "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let rows = json(&out);
+    assert_eq!(rows[0]["name"], "agent", "{rows:#}");
+    assert_eq!(rows[0]["allowed"], true, "{rows:#}");
+    assert_eq!(rows[1]["name"], "web", "{rows:#}");
+    assert_eq!(
+        rows[1]["violations"][0]["rule"], "autogen-no-host-network/validations[0]",
+        "{rows:#}"
+    );
+
+    let alone = write(dir.path(), "polex.yaml", exception);
+    let out = idpctl(&["policy", "check", &deploy, "--policy", &alone]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("polex.yaml") && stderr.contains("no ValidatingPolicy"),
+        "{stderr}"
+    );
+}

@@ -534,6 +534,7 @@ fn load_policy_files(
         tracing::info!(
             policies = cel.policies().len(),
             bindings = cel.bindings().len(),
+            exceptions = cel.exceptions().len(),
             "ValidatingAdmissionPolicies loaded"
         );
         out.push(Arc::new(cel));

@@ -224,7 +224,7 @@ enum PolicyCommand {
     /// workloads by the Pods they would create, and the mutators that shape those mock
     /// Pods), ValidatingAdmissionPolicy/Binding YAML (with
     /// their param objects) and Kyverno ValidatingPolicy YAML (CEL, auto-generated for
-    /// Pod controllers), Kyverno ClusterPolicy/Policy/PolicyException YAML (validate
+    /// Pod controllers; with the policies.kyverno.io PolicyExceptions of the same file), Kyverno ClusterPolicy/Policy/PolicyException YAML (validate
     /// rules: pattern, anyPattern, deny, foreach, podSecurity, cel; all Kyverno files form one policy named
     /// kyverno), or an idp policy-set YAML file (kind: PolicySet). Gatekeeper
     /// templates see every manifest checked as their replicated `data.inventory`, so
@@ -343,7 +343,8 @@ enum PolicyCommand {
     /// expected result (pass, fail, skip, error) with what idp-policy's Kyverno engine
     /// finds; a rule named as written also matches its auto-generated form for
     /// controllers. Kyverno ValidatingPolicies (CEL) in a suite answer the rows marked
-    /// isValidatingPolicy: true. For gator, loads each test's template, constraint and optional
+    /// isValidatingPolicy: true, skipped where a policies.kyverno.io PolicyException
+    /// (listed in exceptions or policies) exempts the resource. For gator, loads each test's template, constraint and optional
     /// expansion file (ExpansionTemplates and mutators) and checks each
     /// case's assertions (violations: yes, no or a count, of the messages matching a
     /// regular expression), with the case's inventory as data.inventory. Exits 1 when any

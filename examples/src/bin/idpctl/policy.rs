@@ -93,9 +93,10 @@ fn yaml_format(path: &Path, text: &str) -> Result<PolicyFormat, Failure> {
                 "admissionregistration.k8s.io",
                 "ValidatingAdmissionPolicy" | "ValidatingAdmissionPolicyBinding",
             )
-            | ("policies.kyverno.io", "ValidatingPolicy" | "NamespacedValidatingPolicy") => {
-                PolicyFormat::AdmissionPolicy
-            }
+            | (
+                "policies.kyverno.io",
+                "ValidatingPolicy" | "NamespacedValidatingPolicy" | "PolicyException",
+            ) => PolicyFormat::AdmissionPolicy,
             ("kyverno.io", "ClusterPolicy" | "Policy" | "PolicyException") => PolicyFormat::Kyverno,
             ("mutations.gatekeeper.sh", _) => PolicyFormat::GatekeeperMutators,
             (_, "PolicySet") => PolicyFormat::PolicySet,
@@ -120,7 +121,7 @@ fn yaml_format(path: &Path, text: &str) -> Result<PolicyFormat, Failure> {
     }
     found.ok_or_else(|| {
         Failure::usage(format!(
-            "{}: no policy found (no ConstraintTemplate, constraint, ValidatingAdmissionPolicy/Binding, Kyverno ClusterPolicy/Policy or PolicySet document); --policy accepts .rego modules and those YAML kinds",
+            "{}: no policy found (no ConstraintTemplate, constraint, ValidatingAdmissionPolicy/Binding, Kyverno ClusterPolicy/Policy/ValidatingPolicy or PolicySet document); --policy accepts .rego modules and those YAML kinds",
             path.display()
         ))
     })
@@ -166,7 +167,14 @@ fn load_policy_file(
                 .map_err(failed)?,
         ),
         PolicyFormat::AdmissionPolicy => {
-            Arc::new(CelPolicy::from_yaml(name, &text, Some(path)).map_err(failed)?)
+            let cel = CelPolicy::from_yaml(name, &text, Some(path)).map_err(failed)?;
+            if cel.policies().is_empty() && !cel.exceptions().is_empty() {
+                return Err(Failure::usage(format!(
+                    "{}: PolicyExceptions (policies.kyverno.io) but no ValidatingPolicy: an exception applies to the ValidatingPolicies of its own --policy file; put them in one file",
+                    path.display()
+                )));
+            }
+            Arc::new(cel)
         }
         PolicyFormat::Kyverno => {
             kyverno

@@ -39,12 +39,14 @@
 //! Kyverno's CEL policies (`ValidatingPolicy`, policies.kyverno.io) listed in `policies`
 //! run through idp-policy's CEL engine, auto-generated for Pod controllers as Kyverno
 //! does; their results are the rows with `isValidatingPolicy: true` and no `rule`: `pass`,
-//! `fail`, `skip` (the policy does not apply) or `error`.
+//! `fail`, `skip` (the policy does not apply, or a `PolicyException` exempts the
+//! resource) or `error`. Their `PolicyException`s (policies.kyverno.io) may be listed in
+//! `exceptions` or in `policies`; an exception with `reportResult: pass` makes it `pass`.
 
 use std::path::{Path, PathBuf};
 
 use idp_core::{ManifestSet, Object, PolicyContext};
-use idp_policy::cel::CelPolicy;
+use idp_policy::cel::{CelPolicy, PolicyResult};
 use idp_policy::kyverno::{KyvernoPolicy, RuleResult, Values};
 use idp_policy::rego::RegoPolicy;
 use serde::Serialize;
@@ -129,15 +131,17 @@ struct Suite {
     /// The test file's directory, which its paths are relative to.
     dir: PathBuf,
     policy: KyvernoPolicy,
-    /// The Kyverno `ValidatingPolicy` files (CEL), for results with `isValidatingPolicy`.
+    /// The Kyverno `ValidatingPolicy` and policies.kyverno.io `PolicyException` files
+    /// (CEL), for results with `isValidatingPolicy`.
     cel: Option<CelPolicy>,
     resources: Vec<Object>,
     expected: Vec<Value>,
 }
 
-/// Whether a policy file holds Kyverno's CEL policies (policies.kyverno.io); an error
-/// when it mixes them with other Kyverno kinds, which are read by another engine.
-fn holds_cel_policies(text: &str, path: &Path) -> Result<bool, String> {
+/// Whether a policy or exception file (listed under `key`) holds Kyverno's CEL policies
+/// or their exceptions (policies.kyverno.io); an error when it mixes them with other
+/// Kyverno kinds, which are read by another engine.
+fn holds_cel_policies(text: &str, path: &Path, key: &str) -> Result<bool, String> {
     let Ok(set) = ManifestSet::parse(text.as_bytes(), Some(path)) else {
         return Ok(false);
     };
@@ -154,7 +158,7 @@ fn holds_cel_policies(text: &str, path: &Path) -> Result<bool, String> {
     let other = set.iter().filter(|o| group(o) == "kyverno.io").count();
     if cel > 0 && other > 0 {
         return Err(format!(
-            "policies: {} mixes ValidatingPolicies (policies.kyverno.io) with ClusterPolicies or Policies (kyverno.io); put them in separate files",
+            "{key}: {} mixes ValidatingPolicies or their PolicyExceptions (policies.kyverno.io) with ClusterPolicies, Policies or their PolicyExceptions (kyverno.io); put them in separate files",
             path.display()
         ));
     }
@@ -185,7 +189,7 @@ fn load(file: &Path) -> Result<Suite, String> {
             let path = dir.join(&rel);
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| format!("{key}: cannot read {}: {e}", path.display()))?;
-            if key == "policies" && holds_cel_policies(&text, &path)? {
+            if holds_cel_policies(&text, &path, key)? {
                 cel.get_or_insert_with(|| CelPolicy::new("kyverno"))
                     .add_yaml(&text, Some(&path))
                     .map_err(|e| format!("{key}: {}", e.report()))?;
@@ -287,7 +291,8 @@ fn actual(results: &[RuleResult], policy: &str, rule: &str) -> (String, Option<S
 }
 
 /// What a Kyverno `ValidatingPolicy` gave a resource: pass, fail (with the messages),
-/// error (an expression failed under `failurePolicy: Fail`) or skip (it does not apply).
+/// error (an expression failed under `failurePolicy: Fail`) or skip (it does not apply,
+/// or a `PolicyException` exempts the resource; `pass` with `reportResult: pass`).
 fn actual_cel(
     cel: Option<&CelPolicy>,
     object: &Object,
@@ -300,30 +305,34 @@ fn actual_cel(
             Some("the test loads no ValidatingPolicy (isValidatingPolicy: true)".to_owned()),
         );
     };
-    let outcomes = match cel.outcomes(object, ctx) {
-        Ok(o) => o,
+    let results = match cel.results(object, ctx) {
+        Ok(r) => r,
         Err(e) => return ("error".to_owned(), Some(e.report())),
     };
     let policy = policy.rsplit('/').next().unwrap_or(policy);
-    match outcomes.get(policy) {
+    let word = |r: &PolicyResult| r.word().to_owned();
+    match results.get(policy) {
         None => (
             "skip".to_owned(),
             Some("the policy does not apply to this resource".to_owned()),
         ),
-        Some(v) if v.is_empty() => ("pass".to_owned(), None),
-        Some(v) => {
+        Some(r @ PolicyResult::Excepted(e)) => (
+            word(r),
+            Some(format!(
+                "exempted by PolicyException {}",
+                e.exceptions.join(", ")
+            )),
+        ),
+        Some(r @ PolicyResult::Checked(v)) => {
             let messages = v
                 .iter()
                 .map(|v| v.message.as_str())
                 .collect::<Vec<_>>()
                 .join("; ");
-            let word = if v.iter().all(|v| v.rule.ends_with("/error")) {
-                "error"
-            } else {
-                "fail"
-            };
-            (word.to_owned(), Some(messages))
+            (word(r), (!v.is_empty()).then_some(messages))
         }
+        // `PolicyResult` may gain variants; report them by their word.
+        Some(r) => (word(r), None),
     }
 }
 
