@@ -1273,6 +1273,53 @@ async fn gatekeeper_rego_and_admission_policy_files_from_the_config() {
     );
 }
 
+/// `policy.admissionPolicies` reads Kyverno ValidatingPolicies and their PolicyExceptions
+/// (policies.kyverno.io) from separate files, the exceptions listed first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admission_policy_files_carry_kyverno_exceptions_across_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let exception = dir.path().join("polex.yaml");
+    std::fs::write(
+        &exception,
+        "apiVersion: policies.kyverno.io/v1\nkind: PolicyException\nmetadata: {name: batch, namespace: kyverno}\nspec:\n  policyRefs: [{name: max-replicas, kind: ValidatingPolicy}]\n  matchConditions:\n    - {name: batch, expression: \"request.namespace == 'batch'\"}\n",
+    )
+    .unwrap();
+    let vpol = dir.path().join("vpol.yaml");
+    std::fs::write(
+        &vpol,
+        "apiVersion: policies.kyverno.io/v1\nkind: ValidatingPolicy\nmetadata: {name: max-replicas}\nspec:\n  validationActions: [Deny]\n  matchConstraints:\n    resourceRules: [{apiGroups: [apps], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [deployments]}]\n  validations:\n    - expression: object.spec.replicas <= 5\n      message: at most 5 replicas\n",
+    )
+    .unwrap();
+    let mut config = Config::default();
+    config.policy.admission_policies = vec![exception, vpol];
+    let h = harness_with(config, std::path::Path::to_path_buf).await;
+    let deployment = |namespace: &str| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": namespace},
+            "spec": {"replicas": 9, "template": {"spec": {"containers": [{"name": "app", "image": "app:1"}]}}}})
+    };
+    let check = |namespace: &'static str| {
+        let h = &h;
+        let body = deployment(namespace);
+        async move {
+            let rows = h
+                .post_json("/api/policy/check?guardrails=false&pss=none", &body)
+                .await;
+            assert_eq!(rows.status, 200, "{}", rows.text());
+            rows.json()
+        }
+    };
+    let shop = check("shop").await;
+    assert_eq!(shop[0]["allowed"], false, "{shop}");
+    assert_eq!(
+        shop[0]["violations"][0]["message"], "at most 5 replicas",
+        "{shop}"
+    );
+    let batch = check("batch").await;
+    assert_eq!(batch[0]["allowed"], true, "{batch}");
+    h.server.shutdown().await.unwrap();
+}
+
 /// Start a server with `config`, which must fail: the error's report.
 async fn start_error(config: Config) -> String {
     let data = tempfile::tempdir().unwrap();
