@@ -229,8 +229,10 @@ async fn only_the_namespaces_and_kinds_asked_for() {
 #[tokio::test]
 async fn an_api_group_that_cannot_be_discovered_is_recorded_and_the_audit_goes_on() {
     let c = seeded().await;
-    // A group whose discovery fails (an aggregated API that answers 500).
-    c.faults().inject(Fault::status(500).path("/apis/apps"));
+    // As an aggregated API whose service is down answers: 503 for its discovery.
+    // (kube's own retry layer would wait minutes here; the client leaves retries to
+    // the `Cluster`'s policy, which says none.)
+    c.faults().inject(Fault::status(503).path("/apis/apps"));
     let audit = Audit::new(Cluster::new(c.client()).with_retry(RetryPolicy::none()))
         .excluding_namespaces(["kube-system"]);
     let found = audit

@@ -326,7 +326,9 @@ impl FakeCluster {
             .url()
             .parse()
             .unwrap_or_else(|_| http::Uri::from_static("http://127.0.0.1"));
-        let config = kube::Config::new(uri);
+        let mut config = kube::Config::new(uri);
+        // As `idp_core::cluster::client_from_kubeconfig`: retries are the `Cluster`'s.
+        config.default_retry = false;
         // Building a client from a plain-HTTP config cannot fail; fall back defensively.
         kube::Client::try_from(config)
             .unwrap_or_else(|_| unreachable!("a plain-HTTP kube::Config always builds a client"))

@@ -200,12 +200,14 @@ fn in_cluster_client(options: &ServerOptions) -> idp_core::Result<Option<kube::C
     if options.simulated_cluster || std::env::var_os("KUBERNETES_SERVICE_HOST").is_none() {
         return Ok(None);
     }
-    let config = kube::Config::incluster().map_err(|e| {
+    let mut config = kube::Config::incluster().map_err(|e| {
         idp_core::Error::unavailable(
             "KUBERNETES_SERVICE_HOST is set but the in-cluster config is unusable (is a service account token mounted?)",
         )
         .with_source(e)
     })?;
+    // Retries are the `Cluster`'s policy's (see `idp_core::cluster::client_from_kubeconfig`).
+    config.default_retry = false;
     kube::Client::try_from(config).map(Some).map_err(|e| {
         idp_core::Error::unavailable("cannot build the in-cluster Kubernetes client").with_source(e)
     })

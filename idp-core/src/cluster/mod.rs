@@ -91,6 +91,8 @@ impl std::fmt::Debug for Cluster {
 /// no path, for the cluster found the way `kubectl` finds it (`KUBECONFIG`,
 /// `~/.kube/config`, or the in-cluster service account).
 ///
+/// kube's own retry layer is off: retries are the [`Cluster`]'s [`RetryPolicy`]'s to make.
+///
 /// Errors name the file and say what to do: an unreadable or malformed file and a
 /// file without a usable current context are [`InvalidInput`](crate::ErrorKind::InvalidInput);
 /// no configuration at all, or a client that cannot be built, is
@@ -105,9 +107,14 @@ impl std::fmt::Debug for Cluster {
 pub async fn client_from_kubeconfig(path: Option<&std::path::Path>) -> Result<kube::Client> {
     use tracing::Instrument;
     let span = tracing::debug_span!("cluster.client_from_kubeconfig", path = ?path);
-    let config = async { config_from_kubeconfig(path).await }
+    let mut config = async { config_from_kubeconfig(path).await }
         .instrument(span)
         .await?;
+    // Every request goes through a `Cluster`'s `RetryPolicy`. kube's own retry layer
+    // under it (15 tries of 429/503/504 with backoff up to 1,000 s) would multiply the
+    // tries and stall for minutes on an aggregated API that is down (a discovery of
+    // `metrics.k8s.io` answering 503) where the policy says to give up.
+    config.default_retry = false;
     kube::Client::try_from(config).map_err(|e| {
         Error::unavailable(match path {
             Some(path) => format!("cannot build a Kubernetes client from {}", path.display()),
