@@ -31,11 +31,19 @@ async fn next_n_requests_fail_then_recover() {
 }
 
 #[tokio::test]
-async fn kube_client_retries_a_503() {
+async fn a_503_reaches_the_caller_whose_policy_retries() {
+    // The client leaves retries to idp-core's `RetryPolicy` (kube's own layer is off,
+    // as in `client_from_kubeconfig`): the 503 comes back, and a second try succeeds.
     let c = FakeCluster::start().await.unwrap();
     let api: Api<DynamicObject> = Api::namespaced_with(c.client(), "default", &cm_resource());
     c.faults()
         .inject(Fault::status(503).verb(Verb::Create).times(1));
+    let e = api_err(
+        api.create(&PostParams::default(), &configmap("a", &[]))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(e.code, 503);
     api.create(&PostParams::default(), &configmap("a", &[]))
         .await
         .unwrap();
