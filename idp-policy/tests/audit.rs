@@ -252,3 +252,118 @@ async fn an_api_group_that_cannot_be_discovered_is_recorded_and_the_audit_goes_o
     // The Pods were still audited; the Deployment could not be.
     assert_eq!(found.report.denied, 3);
 }
+
+/// A Kyverno ClusterPolicy and a Kyverno ValidatingPolicy each requiring a `team` label
+/// on Pods, one of each kept out of background scans.
+#[cfg(feature = "cel")]
+const TEAM: &str = r"apiVersion: policies.kyverno.io/v1
+kind: ValidatingPolicy
+metadata: {name: team-cel}
+spec:
+  validationActions: [Deny]
+  matchConstraints:
+    resourceRules: [{apiGroups: [''], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [pods]}]
+  validations:
+    - expression: has(object.metadata.labels) && 'team' in object.metadata.labels
+      message: a team label is required
+---
+apiVersion: policies.kyverno.io/v1
+kind: ValidatingPolicy
+metadata: {name: team-cel-admission-only}
+spec:
+  validationActions: [Deny]
+  evaluation: {background: {enabled: false}}
+  matchConstraints:
+    resourceRules: [{apiGroups: [''], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [pods]}]
+  validations:
+    - expression: has(object.metadata.labels) && 'team' in object.metadata.labels
+      message: a team label is required
+";
+
+const TEAM_KYVERNO: &str = r"apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: team}
+spec:
+  validationFailureAction: Enforce
+  rules:
+    - name: has-team
+      match: {any: [{resources: {kinds: [Pod]}}]}
+      validate: {message: a team label is required, pattern: {metadata: {labels: {team: '?*'}}}}
+---
+apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: team-admission-only}
+spec:
+  validationFailureAction: Enforce
+  background: false
+  rules:
+    - name: has-team
+      match: {any: [{resources: {kinds: [Pod]}}]}
+      validate: {message: a team label is required, pattern: {metadata: {labels: {team: '?*'}}}}
+";
+
+#[tokio::test]
+async fn policies_kept_out_of_background_scans_are_not_audited() {
+    use std::sync::Arc;
+
+    use idp_policy::kyverno::{KyvernoPolicy, ValidateRules};
+
+    let c = seeded().await;
+    let audit = Audit::new(Cluster::new(c.client()))
+        .with_kinds([GroupKind::new("", "Pod")])
+        .with_namespaces(["shop"]);
+    let kyverno = Arc::new(KyvernoPolicy::from_yaml("kyverno", TEAM_KYVERNO, None).unwrap());
+    let policies = |report: &idp_policy::report::Report| -> Vec<String> {
+        report.rules.iter().map(|r| r.rule.clone()).collect()
+    };
+    // As at admission, both policies; as a background scan, only the first.
+    let all = audit
+        .report(&ValidateRules::new(kyverno.clone()), &PolicyContext::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        policies(&all.report),
+        ["team-admission-only/has-team", "team/has-team"]
+    );
+    let scanned = audit
+        .report(&ValidateRules::background(kyverno), &PolicyContext::new())
+        .await
+        .unwrap();
+    assert_eq!(policies(&scanned.report), ["team/has-team"]);
+    assert_eq!(scanned.report.denied, 7);
+
+    #[cfg(feature = "cel")]
+    {
+        use idp_policy::cel::CelPolicy;
+        let cel = CelPolicy::from_yaml("cel", TEAM, None).unwrap();
+        let all = audit.report(&cel, &PolicyContext::new()).await.unwrap();
+        assert_eq!(all.report.rules.len(), 2, "{:?}", all.report.rules);
+        let scanned = audit
+            .report(&cel.for_background(), &PolicyContext::new())
+            .await
+            .unwrap();
+        let rules: Vec<&str> = scanned
+            .report
+            .rules
+            .iter()
+            .map(|r| r.rule.as_str())
+            .collect();
+        assert_eq!(rules.len(), 1, "{rules:?}");
+        assert!(rules[0].starts_with("team-cel/"), "{rules:?}");
+    }
+}
+
+#[test]
+fn a_background_setting_that_is_not_a_boolean_is_refused() {
+    let err = idp_policy::kyverno::KyvernoPolicy::from_yaml(
+        "kyverno",
+        &TEAM_KYVERNO.replace("background: false", "background: sometimes"),
+        Some(std::path::Path::new("team.yaml")),
+    )
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("spec.background") && text.contains("team.yaml"),
+        "{text}"
+    );
+}

@@ -52,6 +52,9 @@
 //! `spec.properties` is read as notes. Other fields are refused (kyverno.io/v2's
 //! `exceptions`, `match` and `conditions` belong to exceptions for ClusterPolicies).
 //!
+//! `spec.evaluation.background.enabled: false` keeps a policy out of background scans
+//! (an [audit](crate::audit) through [`CelPolicy::for_background`](super::CelPolicy::for_background)).
+//!
 //! **Refused at load, naming the field:**
 //!
 //! - `evaluation.mode` other than `Kubernetes` (JSON, HTTP and Envoy payloads are not
@@ -347,6 +350,15 @@ pub(super) fn read(
             "spec.paramKind: params are not supported in a ValidatingPolicy; write a ValidatingAdmissionPolicy with a binding instead".to_owned(),
         ));
     }
+    let background = match spec.pointer("/evaluation/background/enabled") {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            return Err(fail(format!(
+                "spec.evaluation.background.enabled: {other} is not a boolean: true (the default) or false"
+            )));
+        }
+    };
     let enforcement = validation_actions(&spec, "spec", &fail)?;
     let match_value = spec.get("matchConstraints").cloned().ok_or_else(|| {
         fail(
@@ -369,6 +381,7 @@ pub(super) fn read(
         )?;
         policy.origin.clone_from(&name);
         policy.kyverno_kind = Some(kind.clone());
+        policy.background = background;
         policy.match_constraints = MatchResources::from_value(match_value, "spec.matchConstraints")
             .map_err(|e| e.context(format!("{here}{label}")))?;
         let binding = Binding {

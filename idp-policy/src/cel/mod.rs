@@ -157,6 +157,9 @@ struct AdmissionPolicy {
     variables: Vec<(String, Expression)>,
     validations: Vec<Validation>,
     source: Option<Source>,
+    /// Whether background scans apply it: false for a Kyverno `ValidatingPolicy` with
+    /// `spec.evaluation.background.enabled: false`.
+    background: bool,
 }
 
 fn text<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
@@ -288,6 +291,7 @@ impl AdmissionPolicy {
             tracing::debug!(policy = %name, "auditAnnotations are not evaluated client-side");
         }
         Ok(Self {
+            background: true,
             origin: name.clone(),
             kyverno_kind: None,
             name,
@@ -394,6 +398,8 @@ pub struct CelPolicy {
     params: Vec<Object>,
     namespaces: BTreeMap<String, Object>,
     exceptions: Vec<kyverno::Exception>,
+    /// Only the policies background scans apply ([`CelPolicy::for_background`]).
+    background_only: bool,
 }
 
 impl CelPolicy {
@@ -410,7 +416,28 @@ impl CelPolicy {
             params: Vec::new(),
             namespaces: BTreeMap::new(),
             exceptions: Vec::new(),
+            background_only: false,
         }
+    }
+
+    /// The set as background scans apply it to what already runs in a cluster (see
+    /// [`crate::audit`]): Kyverno `ValidatingPolicy`s with
+    /// `spec.evaluation.background.enabled: false` are left out. Every
+    /// `ValidatingAdmissionPolicy` still applies; Kubernetes has no such setting.
+    ///
+    /// ```
+    /// use idp_core::{Object, Policy, PolicyContext};
+    /// use idp_policy::cel::CelPolicy;
+    /// let yaml = "apiVersion: policies.kyverno.io/v1\nkind: ValidatingPolicy\nmetadata: {name: team}\nspec:\n  validationActions: [Deny]\n  evaluation: {background: {enabled: false}}\n  matchConstraints:\n    resourceRules: [{apiGroups: [''], apiVersions: [v1], operations: [CREATE], resources: [configmaps]}]\n  validations:\n    - expression: has(object.metadata.labels) && 'team' in object.metadata.labels\n      message: a team label is required\n";
+    /// let cm = Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}})).unwrap();
+    /// let ctx = PolicyContext::new();
+    /// assert_eq!(CelPolicy::from_yaml("cel", yaml, None).unwrap().evaluate(&cm, &ctx).len(), 1);
+    /// assert!(CelPolicy::from_yaml("cel", yaml, None).unwrap().for_background().evaluate(&cm, &ctx).is_empty());
+    /// ```
+    #[must_use]
+    pub fn for_background(mut self) -> Self {
+        self.background_only = true;
+        self
     }
 
     /// Read multi-document YAML: `ValidatingAdmissionPolicy` and
@@ -669,6 +696,9 @@ impl CelPolicy {
                 tracing::debug!(binding = %binding.name, policy = %binding.policy_name, "binding names a policy that is not loaded");
                 continue;
             };
+            if self.background_only && !policy.background {
+                continue;
+            }
             if binding
                 .namespace
                 .as_deref()

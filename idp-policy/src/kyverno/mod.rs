@@ -592,6 +592,9 @@ struct LoadedPolicy {
     /// `spec.failurePolicy: Ignore`: a mutate rule that fails is skipped rather than
     /// failing the request.
     ignore_failures: bool,
+    /// `spec.background` (default true): whether background scans, which check what
+    /// already runs in a cluster, apply it ([`ValidateRules::background`]).
+    background: bool,
     rules: Vec<Rule>,
 }
 
@@ -643,6 +646,15 @@ impl LoadedPolicy {
                 )));
             }
         };
+        let background = match spec.get("background") {
+            None | Some(Value::Null) => true,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => {
+                return Err(Error::invalid_input(format!(
+                    "{here}{what}: spec.background: {other} is not a boolean: true (the default) or false"
+                )));
+            }
+        };
         let annotations = object.annotations();
         let autogen: Vec<String> = match annotations.get(AUTOGEN_ANNOTATION).map(String::as_str) {
             None | Some("" | "all") => TEMPLATE_CONTROLLERS
@@ -689,6 +701,7 @@ impl LoadedPolicy {
             action,
             overrides,
             ignore_failures,
+            background,
             rules,
         })
     }
@@ -1808,12 +1821,26 @@ impl KyvernoPolicy {
 
     /// The results of the validate rules for `object` (see [`Self::results`]).
     fn validate_results(&self, object: &Object, ctx: &PolicyContext) -> Result<Vec<RuleResult>> {
+        self.validate_results_of(object, ctx, false)
+    }
+
+    /// [`Self::validate_results`]; with `background`, only of the policies that
+    /// background scans apply (`spec.background` not false).
+    fn validate_results_of(
+        &self,
+        object: &Object,
+        ctx: &PolicyContext,
+        background: bool,
+    ) -> Result<Vec<RuleResult>> {
         let base = self.request(object, ctx);
         let mut value: Option<Value> = None;
         // JMESPath data per form (as written, Pod template, CronJob's Pod template).
         let mut jmes: [Option<Rcvar>; 3] = [None, None, None];
         let mut results = Vec::new();
         for (policy, request, policy_key) in self.in_force(object, ctx) {
+            if background && !policy.background {
+                continue;
+            }
             for rule in &policy.rules {
                 if matches!(rule.check, Check::Mutate(_) | Check::Generate(_)) {
                     continue;
@@ -2184,6 +2211,8 @@ fn violations(results: Vec<RuleResult>) -> Vec<Violation> {
 #[derive(Debug, Clone)]
 pub struct ValidateRules {
     policy: Arc<KyvernoPolicy>,
+    /// Only the policies background scans apply.
+    background: bool,
 }
 
 impl ValidateRules {
@@ -2195,7 +2224,31 @@ impl ValidateRules {
     /// assert_eq!(idp_policy::kyverno::ValidateRules::new(p).name(), "kyverno");
     /// ```
     pub fn new(policy: Arc<KyvernoPolicy>) -> Self {
-        Self { policy }
+        Self {
+            policy,
+            background: false,
+        }
+    }
+
+    /// The validate rules of `policy` as Kyverno's background scans apply them to what
+    /// already runs in a cluster (see [`crate::audit`]): those of the policies whose
+    /// `spec.background` is not `false`. A policy that sets it false is meant for
+    /// admission only (it reads the request's user, say, which a stored object has not).
+    ///
+    /// ```
+    /// use idp_core::{Object, Policy, PolicyContext};
+    /// use idp_policy::kyverno::{KyvernoPolicy, ValidateRules};
+    /// let p = std::sync::Arc::new(KyvernoPolicy::from_yaml("kyverno", "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: p}\nspec:\n  background: false\n  rules:\n    - name: has-team\n      match: {any: [{resources: {kinds: [ConfigMap]}}]}\n      validate: {message: a team label is required, pattern: {metadata: {labels: {team: '?*'}}}}\n", None).unwrap());
+    /// let bare = Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}})).unwrap();
+    /// let ctx = PolicyContext::new();
+    /// assert_eq!(ValidateRules::new(p.clone()).evaluate(&bare, &ctx).len(), 1);
+    /// assert!(ValidateRules::background(p).evaluate(&bare, &ctx).is_empty());
+    /// ```
+    pub fn background(policy: Arc<KyvernoPolicy>) -> Self {
+        Self {
+            policy,
+            background: true,
+        }
     }
 
     /// The result of every validate rule that matches `object`, checked as given (see
@@ -2212,7 +2265,8 @@ impl ValidateRules {
     /// ```
     pub fn results(&self, object: &Object, ctx: &PolicyContext) -> Result<Vec<RuleResult>> {
         let _span = tracing::trace_span!("kyverno.validate", policy = %self.policy.name, kind = object.kind(), name = object.name()).entered();
-        self.policy.validate_results(object, ctx)
+        self.policy
+            .validate_results_of(object, ctx, self.background)
     }
 
     /// The policy these rules belong to.

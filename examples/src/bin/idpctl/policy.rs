@@ -138,6 +138,7 @@ fn load_policy_file(
     path: &Path,
     inventory: &[&Object],
     kyverno: &mut Option<KyvernoPolicy>,
+    as_stored: bool,
 ) -> Result<Option<Arc<dyn Policy>>, Failure> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Failure::io(format!("cannot read {}: {e}", path.display())))?;
@@ -174,7 +175,11 @@ fn load_policy_file(
                     path.display()
                 )));
             }
-            Arc::new(cel)
+            if as_stored {
+                Arc::new(cel.for_background())
+            } else {
+                Arc::new(cel)
+            }
         }
         PolicyFormat::Kyverno => {
             kyverno
@@ -199,8 +204,9 @@ fn load_policy_file(
 /// Build the policy set the flags ask for (`--pss baseline` when none is given);
 /// `inventory` is what referential Gatekeeper templates see of the cluster. With
 /// `as_stored` (objects read from a cluster, admitted already), Kyverno policies run
-/// their validate rules on the objects as given; otherwise their mutate rules come
-/// first, as at admission.
+/// their validate rules on the objects as given, as a background scan (policies with
+/// `spec.background: false` left out); otherwise their mutate rules come first, as at
+/// admission.
 pub(crate) fn build_set(
     options: &CheckOptions<'_>,
     inventory: &[&Object],
@@ -233,14 +239,14 @@ pub(crate) fn build_set(
     }
     let mut kyverno = None;
     for file in options.policies {
-        if let Some(policy) = load_policy_file(file, inventory, &mut kyverno)? {
+        if let Some(policy) = load_policy_file(file, inventory, &mut kyverno, as_stored)? {
             set.push(policy, PolicyOptions::new());
         }
     }
     if let Some(kyverno) = kyverno {
         if as_stored {
             set.push(
-                Arc::new(ValidateRules::new(Arc::new(kyverno))),
+                Arc::new(ValidateRules::background(Arc::new(kyverno))),
                 PolicyOptions::new(),
             );
         } else {

@@ -50,6 +50,9 @@ pub(crate) enum Checked {
     /// after the mutating one, a deployment after its mutations): the validate rules
     /// check them as given, since mutating twice is not idempotent for every patch.
     Mutated,
+    /// Objects stored in the cluster (an audit): the validate rules as given, of the
+    /// Kyverno policies background scans apply (`spec.background` not false).
+    Stored,
 }
 
 pub(crate) fn build_set(
@@ -68,6 +71,10 @@ pub(crate) fn build_set(
             Checked::AsWritten => set.push(kyverno.clone(), PolicyOptions::new()),
             Checked::Mutated => set.push(
                 Arc::new(ValidateRules::new(kyverno.clone())),
+                PolicyOptions::new(),
+            ),
+            Checked::Stored => set.push(
+                Arc::new(ValidateRules::background(kyverno.clone())),
                 PolicyOptions::new(),
             ),
         }
@@ -118,7 +125,7 @@ fn policy_override(
 
 /// `GET /api/policy/audit`: the server's policies over the live objects of its cluster
 /// (see [`idp_policy::audit`]), as stored: the Kyverno validate rules alone, nothing
-/// mutated. Query parameters: `kind=Kind.group` (repeatable; default every listable
+/// mutated, of the policies whose `spec.background` is not false. Query parameters: `kind=Kind.group` (repeatable; default every listable
 /// kind but Events), `namespace` and `excludeNamespace` (repeatable), `pss` and
 /// `guardrails` as for the check. Answers an [`AuditReport`](idp_policy::audit::AuditReport):
 /// counts, per-rule summaries, a capped sample, and what was read of each kind (with
@@ -149,7 +156,7 @@ async fn audit(
         guardrails,
         state.kyverno.get(),
         state.policy_files.get().map_or(&[][..], Vec::as_slice),
-        Checked::Mutated,
+        Checked::Stored,
     );
     let found = Audit::new(Cluster::new(state.cluster.client.clone()))
         .with_kinds(kinds)
