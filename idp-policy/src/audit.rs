@@ -43,12 +43,15 @@
 
 use idp_core::cluster::discovery::Listable;
 use idp_core::cluster::list::{DEFAULT_PAGE_SIZE, Pages};
-use idp_core::cluster::{Cluster, GroupKind, Resolved};
-use idp_core::{Error, Object, Policy, PolicyContext, Result};
+use idp_core::cluster::{
+    Applier, ApplyOutcome, Cluster, GroupKind, Inventory, PruneOptions, Resolved,
+};
+use idp_core::{Error, ErrorKind, ManifestSet, Object, Policy, PolicyContext, Result};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
+use crate::policy_report::PolicyReport;
 use crate::report::{ObjectResult, Report, ReportBuilder, ReportLimits};
 
 /// Kinds an audit of everything leaves out: Events, which are many, short-lived and
@@ -442,4 +445,88 @@ impl Audit {
             listing,
         })
     }
+}
+
+/// The field manager [`publish_reports`] applies with.
+pub const REPORT_FIELD_MANAGER: &str = "idp-policy-audit";
+
+/// What [`publish_reports`] changed in the cluster.
+///
+/// ```
+/// let p = idp_policy::audit::Published::default();
+/// assert_eq!(p.written + p.unchanged + p.deleted, 0);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Published {
+    /// Reports created or changed.
+    pub written: usize,
+    /// Reports that were already as given.
+    pub unchanged: usize,
+    /// Reports an earlier publish wrote that are gone from this one (a namespace with
+    /// nothing left to report), deleted.
+    pub deleted: usize,
+}
+
+/// Write `reports` (from [`PolicyReports`](crate::policy_report::PolicyReports), say
+/// over an [`Audit::run`]) into the cluster, as Kyverno's reports controller keeps its
+/// `PolicyReport`s: server-side applied as members of `inventory` (an ApplySet-style
+/// record in its namespace), and the reports an earlier publish under the same
+/// inventory wrote that are not in `reports` any more deleted. Nothing else is ever
+/// deleted: only members of that inventory.
+///
+/// The cluster must serve the `wgpolicyk8s.io/v1alpha2` kinds (Kyverno and Policy
+/// Reporter install their CRDs); otherwise the error says so.
+///
+/// ```no_run
+/// # async fn demo(cluster: idp_core::cluster::Cluster) -> idp_core::Result<()> {
+/// use idp_core::PolicyContext;
+/// use idp_core::cluster::Inventory;
+/// use idp_policy::{PolicySet, audit::{Audit, publish_reports}, policy_report::PolicyReports, pss::PodSecurity};
+///
+/// let set = PolicySet::new().with_policy(PodSecurity::baseline());
+/// let ctx = PolicyContext::new();
+/// let mut reports = PolicyReports::new("idp", std::time::SystemTime::now());
+/// Audit::new(cluster.clone())
+///     .run(&set, &ctx, |object, result| reports.add(object, result, &set.applicable_policies(object, &ctx)))
+///     .await?;
+/// let published = publish_reports(&cluster, Inventory::new("platform", "policy-reports")?, &reports.finish()).await?;
+/// println!("{} written, {} deleted", published.written, published.deleted);
+/// # Ok(()) }
+/// ```
+pub async fn publish_reports(
+    cluster: &Cluster,
+    inventory: Inventory,
+    reports: &[PolicyReport],
+) -> Result<Published> {
+    let span = tracing::info_span!("policy.audit.publish", reports = reports.len());
+    async {
+        let mut set = ManifestSet::new();
+        for report in reports {
+            let value = serde_json::to_value(report).map_err(|e| {
+                Error::internal("a policy report does not serialize").with_source(e)
+            })?;
+            set.push(Object::from_value(value)?);
+        }
+        let applier = Applier::new(cluster.clone(), inventory)
+            .with_field_manager(REPORT_FIELD_MANAGER);
+        let applied = applier.apply(&set).await.map_err(|e| {
+            if e.kind() == ErrorKind::NotFound {
+                e.context(
+                    "the cluster does not serve the wgpolicyk8s.io/v1alpha2 PolicyReport kinds: install their CRDs (Kyverno and Policy Reporter ship them)",
+                )
+            } else {
+                e
+            }
+        })?;
+        let pruned = applier
+            .prune(&set, &PruneOptions::default().allow_empty(true))
+            .await?;
+        Ok(Published {
+            written: applied.count(ApplyOutcome::Created) + applied.count(ApplyOutcome::Configured),
+            unchanged: applied.count(ApplyOutcome::Unchanged),
+            deleted: pruned.deleted.len(),
+        })
+    }
+    .instrument(span)
+    .await
 }

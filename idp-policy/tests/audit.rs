@@ -367,3 +367,106 @@ fn a_background_setting_that_is_not_a_boolean_is_refused() {
         "{text}"
     );
 }
+
+async fn install_report_crds(c: &FakeCluster) {
+    for (kind, plural, scope) in [
+        ("PolicyReport", "policyreports", "Namespaced"),
+        ("ClusterPolicyReport", "clusterpolicyreports", "Cluster"),
+    ] {
+        create(c, json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": format!("{plural}.wgpolicyk8s.io")},
+            "spec": {"group": "wgpolicyk8s.io", "scope": scope,
+                "names": {"kind": kind, "listKind": format!("{kind}List"), "plural": plural, "singular": kind.to_lowercase()},
+                "versions": [{"name": "v1alpha2", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}}))
+        .await;
+    }
+}
+
+/// The reports of an audit of `c` with PSS baseline.
+async fn audited_reports(c: &FakeCluster) -> Vec<idp_policy::policy_report::PolicyReport> {
+    let set = baseline();
+    let ctx = PolicyContext::new();
+    let mut reports =
+        idp_policy::policy_report::PolicyReports::new("idp", std::time::SystemTime::UNIX_EPOCH);
+    Audit::new(Cluster::new(c.client()))
+        .with_kinds([GroupKind::new("", "Pod")])
+        .run(&set, &ctx, |object, result| {
+            reports.add(object, result, &set.applicable_policies(object, &ctx));
+        })
+        .await
+        .unwrap();
+    reports.finish()
+}
+
+#[tokio::test]
+async fn published_reports_are_kept_up_to_date_and_only_ours_are_deleted() {
+    use idp_core::cluster::Inventory;
+    use idp_policy::audit::publish_reports;
+
+    let c = seeded().await;
+    let cluster = Cluster::new(c.client());
+    let inventory = Inventory::new("default", "policy-reports").unwrap();
+
+    // Without the CRDs, the error says what to install.
+    let err = publish_reports(&cluster, inventory.clone(), &audited_reports(&c).await)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("install their CRDs"), "{err}");
+
+    install_report_crds(&c).await;
+    create(
+        &c,
+        json!({"apiVersion": "wgpolicyk8s.io/v1alpha2", "kind": "PolicyReport",
+        "metadata": {"name": "someone-else", "namespace": "kube-system"}, "results": []}),
+    )
+    .await;
+    let published = publish_reports(&cluster, inventory.clone(), &audited_reports(&c).await)
+        .await
+        .unwrap();
+    assert_eq!(
+        (published.written, published.deleted),
+        (2, 0),
+        "shop and kube-system"
+    );
+    let shop = c
+        .object("wgpolicyk8s.io", "policyreports", "shop", "idp-policy")
+        .unwrap();
+    assert_eq!(shop["summary"]["fail"], 3, "{shop}");
+
+    // kube-system's Pod goes; its report goes with the next publish, the other stays.
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        c.client(),
+        "kube-system",
+        &ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk("", "v1", "Pod")),
+    );
+    api.delete("kube-proxy", &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
+    let published = publish_reports(&cluster, inventory, &audited_reports(&c).await)
+        .await
+        .unwrap();
+    assert_eq!(published.deleted, 1);
+    assert!(
+        c.object(
+            "wgpolicyk8s.io",
+            "policyreports",
+            "kube-system",
+            "idp-policy"
+        )
+        .is_none()
+    );
+    assert!(
+        c.object(
+            "wgpolicyk8s.io",
+            "policyreports",
+            "kube-system",
+            "someone-else"
+        )
+        .is_some()
+    );
+    assert!(
+        c.object("wgpolicyk8s.io", "policyreports", "shop", "idp-policy")
+            .is_some()
+    );
+}
