@@ -1395,3 +1395,127 @@ async fn policy_audit_checks_what_runs_in_the_cluster() {
     let bad = h.get("/api/policy/audit?pss=strict").await;
     assert_eq!(bad.status, 400, "{}", bad.text());
 }
+
+/// Minimal CRDs for the wgpolicyk8s.io report kinds (Kyverno and Policy Reporter
+/// install the real ones).
+const REPORT_CRDS: [(&str, &str, &str); 2] = [
+    ("PolicyReport", "policyreports", "Namespaced"),
+    ("ClusterPolicyReport", "clusterpolicyreports", "Cluster"),
+];
+
+fn dynamic(
+    client: &kube::Client,
+    api_version: &str,
+    kind: &str,
+    namespace: Option<&str>,
+) -> kube::Api<kube::api::DynamicObject> {
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let resource = kube::discovery::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+        group, version, kind,
+    ));
+    match namespace {
+        Some(ns) => kube::Api::namespaced_with(client.clone(), ns, &resource),
+        None => kube::Api::all_with(client.clone(), &resource),
+    }
+}
+
+#[tokio::test]
+async fn the_periodic_audit_keeps_policy_reports_in_the_cluster() {
+    let mut config = Config::default();
+    config.policy.guardrails = false;
+    config.policy.audit = Some(
+        serde_saphyr::from_str(
+            "intervalSeconds: 1\nkinds: [Pod]\nexcludeNamespaces: [kube-system]\n",
+        )
+        .unwrap(),
+    );
+    let h = harness_with(config, std::path::Path::to_path_buf).await;
+    let client = h.cluster().await;
+    let crds = dynamic(
+        &client,
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+        None,
+    );
+    for (kind, plural, scope) in REPORT_CRDS {
+        let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": format!("{plural}.wgpolicyk8s.io")},
+            "spec": {"group": "wgpolicyk8s.io", "scope": scope,
+                "names": {"kind": kind, "listKind": format!("{kind}List"), "plural": plural, "singular": kind.to_lowercase()},
+                "versions": [{"name": "v1alpha2", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}});
+        crds.create(
+            &kube::api::PostParams::default(),
+            &serde_json::from_value(crd).unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+    let ns = "audited";
+    kube::Api::<Namespace>::all(client.clone())
+        .create(
+            &kube::api::PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let pods = kube::Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client.clone(), ns);
+    let pod = json!({"metadata": {"name": "debug"},
+        "spec": {"containers": [{"name": "app", "image": "ghcr.io/acme/app:1.0",
+            "securityContext": {"privileged": true}}]}});
+    pods.create(
+        &kube::api::PostParams::default(),
+        &serde_json::from_value(pod).unwrap(),
+    )
+    .await
+    .unwrap();
+    // Someone else's report, which the audit must leave alone.
+    let foreign = json!({"apiVersion": "wgpolicyk8s.io/v1alpha2", "kind": "PolicyReport",
+        "metadata": {"name": "someone-else", "namespace": ns}, "results": []});
+    let reports = dynamic(&client, "wgpolicyk8s.io/v1alpha2", "PolicyReport", Some(ns));
+    reports
+        .create(
+            &kube::api::PostParams::default(),
+            &serde_json::from_value(foreign).unwrap(),
+        )
+        .await
+        .unwrap();
+
+    // The next audit writes the finding.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let report = loop {
+        if let Some(r) = reports.get_opt("idp-policy").await.unwrap() {
+            let value = serde_json::to_value(&r).unwrap();
+            if value["summary"]["fail"].as_u64().unwrap_or(0) > 0 {
+                break value;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no policy report with the finding"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let failed: Vec<&Value> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["result"] == "fail")
+        .collect();
+    assert_eq!(failed[0]["rule"], "privileged", "{report}");
+    assert_eq!(failed[0]["resources"][0]["name"], "debug", "{report}");
+
+    // Once the Pod is gone, the report is deleted; the other one stays.
+    pods.delete("debug", &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reports.get_opt("idp-policy").await.unwrap().is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "the report of a namespace with nothing to report stays"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(reports.get_opt("someone-else").await.unwrap().is_some());
+}

@@ -151,6 +151,53 @@ pub struct PolicyConfig {
     /// Kubernetes' CEL cost limits, checked where the Gatekeeper constraints are.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub admission_policies: Vec<PathBuf>,
+    /// Audit what already runs in the cluster on a schedule, with the policies above
+    /// (as Kyverno's background scans: validate rules only, nothing mutated), and keep
+    /// `wgpolicyk8s.io` PolicyReports in the cluster up to date with the findings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditConfig>,
+}
+
+/// The periodic audit (`policy.audit`).
+///
+/// ```
+/// let c: idp_examples::server::config::AuditConfig = serde_saphyr::from_str(
+///     "excludeNamespaces: [kube-system]\n",
+/// ).unwrap();
+/// assert_eq!(c.interval_seconds, 3600);
+/// assert_eq!(c.report_namespace, "default");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Seconds between audits, the first right after the start (default 3600, the
+    /// period of Kyverno's background scans).
+    #[serde(default = "default_audit_interval")]
+    pub interval_seconds: u64,
+    /// The kinds to read, as `Kind.group` (`Deployment.apps`, `Pod`); default every
+    /// kind the cluster lists but Events.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kinds: Vec<String>,
+    /// Namespaces left out, their `Namespace` objects included.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude_namespaces: Vec<String>,
+    /// Write the findings as PolicyReports (one per namespace, a ClusterPolicyReport)
+    /// into the cluster (default true; the cluster needs the wgpolicyk8s.io CRDs, which
+    /// Kyverno and Policy Reporter install).
+    #[serde(default = "default_true")]
+    pub write_reports: bool,
+    /// The namespace of the record of the reports written (default `default`): reports
+    /// an earlier audit wrote and this one does not are deleted, and only those.
+    #[serde(default = "default_report_namespace")]
+    pub report_namespace: String,
+}
+
+fn default_audit_interval() -> u64 {
+    3600
+}
+
+fn default_report_namespace() -> String {
+    "default".to_owned()
 }
 
 impl Default for PolicyConfig {
@@ -163,6 +210,7 @@ impl Default for PolicyConfig {
             gatekeeper: Vec::new(),
             rego: Vec::new(),
             admission_policies: Vec::new(),
+            audit: None,
         }
     }
 }

@@ -13,6 +13,7 @@
 //! (catalog, search, policy, ops) and `portal` the HTML pages. To add an area, give
 //! `state::AppState` its port and merge a router in `app`.
 
+mod audit;
 mod cache;
 pub mod config;
 mod create;
@@ -331,6 +332,7 @@ pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
         let _ = state.gatekeeper_mutators.set(Arc::new(mutators));
     }
     let _ = state.policy_files.set(load_policy_files(&config.policy)?);
+    let audit_plan = config.policy.audit.as_ref().map(audit::plan).transpose()?;
     let delivery = Arc::new(
         deliver::Delivery::open(
             &config.deliver,
@@ -454,6 +456,7 @@ pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
         }));
     }
 
+    let auditor = audit_plan.map(|plan| audit::spawn(state.clone(), plan, stop_rx.clone()));
     let create_background = create::spawn_background(&state, stop_rx.clone());
     let mut serve_stop = stop_rx;
     let task = tokio::spawn(async move {
@@ -469,6 +472,9 @@ pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
             tracing::warn!(error = %e, "the HTTPS listener failed");
         }
         let _ = refresher.await;
+        if let Some(auditor) = auditor {
+            let _ = auditor.await;
+        }
         let _ = create_background.await;
         delivery.shutdown().await;
         if let Some(fake) = simulated {

@@ -1,0 +1,144 @@
+//! The periodic audit (`policy.audit`): the server's policies over what already runs
+//! in its cluster, every `intervalSeconds`, the findings kept in the cluster as
+//! `wgpolicyk8s.io` PolicyReports, as Kyverno's background scans keep theirs. Only the
+//! replica holding the reconcilers' Lease audits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use idp_core::PolicyContext;
+use idp_core::cluster::{Cluster, GroupKind, Inventory};
+use idp_policy::audit::{Audit, publish_reports};
+use idp_policy::policy_report::PolicyReports;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+use crate::server::config::AuditConfig;
+use crate::server::routes::policy::{Checked, build_set};
+use crate::server::state::AppState;
+
+/// The name of the inventory recording the reports the audit wrote.
+pub const REPORT_INVENTORY: &str = "idp-policy-reports";
+
+/// What one audit is, checked at start so that a bad kind stops the server.
+pub(crate) struct Planned {
+    config: AuditConfig,
+    kinds: Vec<GroupKind>,
+    inventory: Inventory,
+}
+
+/// Check `config`: every kind parses, the report namespace makes an inventory.
+pub(crate) fn plan(config: &AuditConfig) -> idp_core::Result<Planned> {
+    let kinds = config
+        .kinds
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            k.parse::<GroupKind>()
+                .map_err(|e| e.context(format!("policy.audit.kinds[{i}] {k:?}")))
+        })
+        .collect::<idp_core::Result<Vec<_>>>()?;
+    let inventory = Inventory::new(&config.report_namespace, REPORT_INVENTORY)
+        .map_err(|e| e.context("policy.audit.reportNamespace"))?;
+    Ok(Planned {
+        config: config.clone(),
+        kinds,
+        inventory,
+    })
+}
+
+/// Run the audit now and every interval after, until `stop` turns true.
+pub(crate) fn spawn(
+    state: Arc<AppState>,
+    planned: Planned,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    let every = Duration::from_secs(planned.config.interval_seconds.max(1));
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = once(&state, &planned) => {}
+                _ = stop.wait_for(|s| *s) => break,
+            }
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                _ = stop.wait_for(|s| *s) => break,
+            }
+        }
+    })
+}
+
+/// One audit, its outcome logged.
+async fn once(state: &AppState, planned: &Planned) {
+    audit_once(state, planned)
+        .instrument(tracing::info_span!("server.audit"))
+        .await;
+}
+
+async fn audit_once(state: &AppState, planned: &Planned) {
+    // One replica audits: the one holding the Lease the reconcilers elect by, so two
+    // never write (and prune) the same reports at once.
+    if state.delivery.get().is_some_and(|d| !d.is_leader()) {
+        tracing::debug!("not the leader: another replica audits");
+        return;
+    }
+    let cluster = Cluster::new(state.cluster.client.clone());
+    let policies = build_set(
+        state.policy.pss,
+        state.policy.guardrails,
+        state.kyverno.get(),
+        state.policy_files.get().map_or(&[][..], Vec::as_slice),
+        Checked::Stored,
+    );
+    let ctx = PolicyContext::new();
+    let mut reports = PolicyReports::new("idp", std::time::SystemTime::now());
+    let (mut checked, mut denied) = (0_u64, 0_u64);
+    let audit = Audit::new(cluster.clone())
+        .with_kinds(planned.kinds.iter().cloned())
+        .excluding_namespaces(planned.config.exclude_namespaces.iter().cloned());
+    let listing = audit
+        .run(&policies, &ctx, |object, result| {
+            checked += 1;
+            if !result.allowed {
+                denied += 1;
+            }
+            if planned.config.write_reports {
+                reports.add(object, result, &policies.applicable_policies(object, &ctx));
+            }
+        })
+        .await;
+    let listing = match listing {
+        Ok(listing) => listing,
+        Err(e) => {
+            tracing::warn!(error = %e.report(), "the audit could not read the cluster; trying again next time");
+            return;
+        }
+    };
+    for kind in listing.failed() {
+        tracing::warn!(kind = %kind.kind, error = kind.error.as_deref().unwrap_or_default(), "the audit could not read a kind");
+    }
+    tracing::info!(
+        objects = checked,
+        denied,
+        kinds = listing.kinds.len(),
+        "audit done"
+    );
+    if !planned.config.write_reports {
+        return;
+    }
+    if listing.failed().next().is_some() {
+        // Reports of an incomplete read would drop the findings of the kinds not read.
+        tracing::warn!("policy reports not written: some kinds could not be read");
+        return;
+    }
+    match publish_reports(&cluster, planned.inventory.clone(), &reports.finish()).await {
+        Ok(p) => tracing::info!(
+            written = p.written,
+            unchanged = p.unchanged,
+            deleted = p.deleted,
+            "policy reports written"
+        ),
+        Err(e) => tracing::warn!(error = %e.report(), "policy reports not written"),
+    }
+}
