@@ -74,6 +74,7 @@ pub mod policy_report;
 pub mod pss;
 pub mod report;
 pub mod set;
+mod swap;
 mod view;
 
 #[cfg(feature = "rego")]
@@ -85,3 +86,4 @@ pub mod rego;
 pub mod cel;
 
 pub use set::{Action, PolicyOptions, PolicySet};
+pub use swap::Swappable;
