@@ -1519,3 +1519,115 @@ async fn the_periodic_audit_keeps_policy_reports_in_the_cluster() {
     }
     assert!(reports.get_opt("someone-else").await.unwrap().is_some());
 }
+
+const UNIQUE_INGRESS_HOST: &str = r#"apiVersion: templates.gatekeeper.sh/v1
+kind: ConstraintTemplate
+metadata:
+  name: uniqueingresshost
+spec:
+  crd:
+    spec:
+      names:
+        kind: UniqueIngressHost
+  targets:
+    - target: admission.k8s.gatekeeper.sh
+      rego: |
+        package uniqueingresshost
+
+        same_object(other, review) {
+          other.metadata.namespace == review.object.metadata.namespace
+          other.metadata.name == review.object.metadata.name
+        }
+
+        violation[{"msg": msg}] {
+          input.review.kind.kind == "Ingress"
+          host := input.review.object.spec.rules[_].host
+          other := data.inventory.namespace[ns][_]["Ingress"][name]
+          not same_object(other, input.review)
+          other.spec.rules[_].host == host
+          msg := sprintf("host %v is already served by Ingress %v/%v", [host, ns, name])
+        }
+---
+apiVersion: constraints.gatekeeper.sh/v1beta1
+kind: UniqueIngressHost
+metadata:
+  name: one-ingress-per-host
+spec:
+  match:
+    kinds:
+      - apiGroups: ["networking.k8s.io"]
+        kinds: ["Ingress"]
+"#;
+
+#[tokio::test]
+async fn gatekeeper_templates_see_the_synced_cluster_as_their_inventory() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("unique-host.yaml");
+    std::fs::write(&file, UNIQUE_INGRESS_HOST).unwrap();
+    let mut config = Config::default();
+    config.policy.gatekeeper = vec![file];
+    config.policy.gatekeeper_sync = Some(
+        serde_saphyr::from_str("kinds: [Ingress.networking.k8s.io]\nintervalSeconds: 1\n").unwrap(),
+    );
+    let h = harness_with(config, std::path::Path::to_path_buf).await;
+    let client = h.cluster().await;
+    let ingress = |namespace: &str, name: &str, host: &str| {
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"rules": [{"host": host}]}})
+    };
+    dynamic(&client, "networking.k8s.io/v1", "Ingress", Some("default"))
+        .create(
+            &kube::api::PostParams::default(),
+            &serde_json::from_value(ingress("default", "old-shop", "shop.example.com")).unwrap(),
+        )
+        .await
+        .unwrap();
+
+    // Once synced, a second Ingress for the host is denied, naming the first.
+    let new = ingress("shop", "storefront", "shop.example.com");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let rows = loop {
+        let rows = h
+            .post_json("/api/policy/check?pss=none&guardrails=false", &new)
+            .await
+            .json();
+        if rows[0]["allowed"] == false {
+            break rows;
+        }
+        assert!(Instant::now() < deadline, "never denied: {rows}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let message = rows[0]["violations"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("already served by Ingress default/old-shop"),
+        "{rows}"
+    );
+    // Another host is fine.
+    let rows = h
+        .post_json(
+            "/api/policy/check?pss=none&guardrails=false",
+            &ingress("shop", "docs", "docs.example.com"),
+        )
+        .await
+        .json();
+    assert_eq!(rows[0]["allowed"], true, "{rows}");
+}
+
+#[tokio::test]
+async fn gatekeeper_sync_without_gatekeeper_files_stops_the_start() {
+    let mut config = Config::default();
+    config.policy.gatekeeper_sync = Some(serde_saphyr::from_str("kinds: [Namespace]\n").unwrap());
+    let data = tempfile::tempdir().unwrap();
+    let Err(err) = start(ServerOptions {
+        listen: Some("127.0.0.1:0".into()),
+        data: Some(data.path().to_path_buf()),
+        simulated_cluster: true,
+        ..ServerOptions::new(config)
+    })
+    .await
+    else {
+        panic!("the start fails");
+    };
+    assert!(err.to_string().contains("policy.gatekeeperSync"), "{err}");
+}

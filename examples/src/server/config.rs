@@ -151,11 +151,40 @@ pub struct PolicyConfig {
     /// Kubernetes' CEL cost limits, checked where the Gatekeeper constraints are.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub admission_policies: Vec<PathBuf>,
+    /// Replicate objects of the cluster into the `data.inventory` of the
+    /// `policy.gatekeeper` templates, as Gatekeeper's `Config` (`spec.sync.syncOnly`)
+    /// does, so that referential constraints (a unique Ingress host) see what the
+    /// cluster holds at admission and in the checks before commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gatekeeper_sync: Option<GatekeeperSyncConfig>,
     /// Audit what already runs in the cluster on a schedule, with the policies above
     /// (as Kyverno's background scans: validate rules only, nothing mutated), and keep
     /// `wgpolicyk8s.io` PolicyReports in the cluster up to date with the findings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<AuditConfig>,
+}
+
+/// What `policy.gatekeeperSync` replicates, and how often.
+///
+/// ```
+/// let c: idp_examples::server::config::GatekeeperSyncConfig = serde_saphyr::from_str(
+///     "kinds: [Ingress.networking.k8s.io, Namespace]\n",
+/// ).unwrap();
+/// assert_eq!(c.interval_seconds, 60);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GatekeeperSyncConfig {
+    /// The kinds to replicate, as `Kind.group` (`Ingress.networking.k8s.io`,
+    /// `Namespace`), as Gatekeeper's `syncOnly` lists them.
+    pub kinds: Vec<String>,
+    /// Seconds between two reads of the cluster, the first at start (default 60).
+    #[serde(default = "default_sync_interval")]
+    pub interval_seconds: u64,
+}
+
+fn default_sync_interval() -> u64 {
+    60
 }
 
 /// The periodic audit (`policy.audit`).
@@ -210,6 +239,7 @@ impl Default for PolicyConfig {
             gatekeeper: Vec::new(),
             rego: Vec::new(),
             admission_policies: Vec::new(),
+            gatekeeper_sync: None,
             audit: None,
         }
     }

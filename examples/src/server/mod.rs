@@ -19,6 +19,7 @@ pub mod config;
 mod create;
 mod deliver;
 mod error;
+mod gatekeeper_sync;
 #[cfg(feature = "otel")]
 pub mod otel;
 mod portal;
@@ -331,8 +332,16 @@ pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
         );
         let _ = state.gatekeeper_mutators.set(Arc::new(mutators));
     }
-    let _ = state.policy_files.set(load_policy_files(&config.policy)?);
+    let _ = state
+        .policy_files
+        .set(load_policy_files(&config.policy, &state.gatekeeper)?);
     let audit_plan = config.policy.audit.as_ref().map(audit::plan).transpose()?;
+    let sync_plan = config
+        .policy
+        .gatekeeper_sync
+        .as_ref()
+        .map(|sync| gatekeeper_sync::plan(sync, &config.policy.gatekeeper))
+        .transpose()?;
     let delivery = Arc::new(
         deliver::Delivery::open(
             &config.deliver,
@@ -457,6 +466,15 @@ pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
     }
 
     let auditor = audit_plan.map(|plan| audit::spawn(state.clone(), plan, stop_rx.clone()));
+    let syncer = sync_plan.and_then(|plan| {
+        let policy = state.gatekeeper.get()?.clone();
+        Some(gatekeeper_sync::spawn(
+            idp_core::cluster::Cluster::new(state.cluster.client.clone()),
+            policy,
+            plan,
+            stop_rx.clone(),
+        ))
+    });
     let create_background = create::spawn_background(&state, stop_rx.clone());
     let mut serve_stop = stop_rx;
     let task = tokio::spawn(async move {
@@ -474,6 +492,9 @@ pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
         let _ = refresher.await;
         if let Some(auditor) = auditor {
             let _ = auditor.await;
+        }
+        if let Some(syncer) = syncer {
+            let _ = syncer.await;
         }
         let _ = create_background.await;
         delivery.shutdown().await;
@@ -504,6 +525,7 @@ fn read_policy_file(field: &str, path: &std::path::Path) -> idp_core::Result<Str
 /// and `policy.admissionPolicies` (one set). An error names the field and the file.
 fn load_policy_files(
     config: &config::PolicyConfig,
+    gatekeeper_slot: &std::sync::OnceLock<Arc<idp_policy::Swappable<idp_policy::rego::RegoPolicy>>>,
 ) -> idp_core::Result<Vec<Arc<dyn idp_core::Policy>>> {
     let mut out: Vec<Arc<dyn idp_core::Policy>> = Vec::new();
     if !config.gatekeeper.is_empty() {
@@ -518,7 +540,18 @@ fn load_policy_files(
             constraints = gatekeeper.constraints().len(),
             "Gatekeeper constraints loaded"
         );
-        out.push(Arc::new(gatekeeper));
+        if config.gatekeeper_sync.is_some() {
+            // Rebuilt with the cluster's objects by the sync; every holder sees the new one.
+            let shared = Arc::new(idp_policy::Swappable::new("gatekeeper", gatekeeper));
+            let _ = gatekeeper_slot.set(shared.clone());
+            out.push(shared);
+        } else {
+            out.push(Arc::new(gatekeeper));
+        }
+    } else if config.gatekeeper_sync.is_some() {
+        return Err(idp_core::Error::invalid_input(
+            "policy.gatekeeperSync: there are no policy.gatekeeper files whose templates could read the objects; list them or remove gatekeeperSync",
+        ));
     }
     for path in &config.rego {
         let text = read_policy_file("policy.rego", path)?;

@@ -85,6 +85,9 @@ pub struct AppState {
     /// The policies of `policy.gatekeeper`, `policy.rego` and `policy.admissionPolicies`,
     /// once loaded.
     pub policy_files: OnceLock<Vec<Arc<dyn idp_core::Policy>>>,
+    /// The `policy.gatekeeper` set as it is in `policy_files`, when `policy.gatekeeperSync`
+    /// rebuilds it with the cluster's objects as its `data.inventory`.
+    pub gatekeeper: OnceLock<Arc<idp_policy::Swappable<idp_policy::rego::RegoPolicy>>>,
     /// The cluster the server talks to.
     pub cluster: ClusterInfo,
     /// When the process started.
@@ -118,6 +121,7 @@ impl AppState {
             policy,
             kyverno: OnceLock::new(),
             policy_files: OnceLock::new(),
+            gatekeeper: OnceLock::new(),
             gatekeeper_mutators: OnceLock::new(),
             cluster,
             started: Instant::now(),
