@@ -1631,3 +1631,40 @@ async fn gatekeeper_sync_without_gatekeeper_files_stops_the_start() {
     };
     assert!(err.to_string().contains("policy.gatekeeperSync"), "{err}");
 }
+
+#[tokio::test]
+async fn the_audit_leaves_out_validating_policies_kept_from_background_scans() {
+    let dir = tempfile::tempdir().unwrap();
+    let vpol = dir.path().join("team.yaml");
+    std::fs::write(
+        &vpol,
+        "apiVersion: policies.kyverno.io/v1\nkind: ValidatingPolicy\nmetadata: {name: team}\nspec:\n  validationActions: [Deny]\n  evaluation: {background: {enabled: false}}\n  matchConstraints:\n    resourceRules: [{apiGroups: [''], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [pods]}]\n  validations:\n    - expression: has(object.metadata.labels) && 'team' in object.metadata.labels\n      message: a team label is required\n",
+    )
+    .unwrap();
+    let mut config = Config::default();
+    config.policy.admission_policies = vec![vpol];
+    let h = harness_with(config, std::path::Path::to_path_buf).await;
+    let client = h.cluster().await;
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"containers": [{"name": "app", "image": "ghcr.io/acme/app:1.0"}]}});
+    kube::Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client, "default")
+        .create(
+            &kube::api::PostParams::default(),
+            &serde_json::from_value(pod.clone()).unwrap(),
+        )
+        .await
+        .unwrap();
+    // At admission (the check route), the policy applies ...
+    let rows = h
+        .post_json("/api/policy/check?pss=none&guardrails=false", &pod)
+        .await
+        .json();
+    assert_eq!(rows[0]["allowed"], false, "{rows}");
+    // ... while the audit leaves it out.
+    let found = h
+        .get("/api/policy/audit?kind=Pod&namespace=default&pss=none&guardrails=false")
+        .await
+        .json();
+    assert_eq!(found["report"]["objectsChecked"], 1, "{found}");
+    assert_eq!(found["report"]["denied"], 0, "{found}");
+}

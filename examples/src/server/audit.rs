@@ -88,7 +88,7 @@ async fn audit_once(state: &AppState, planned: &Planned) {
         state.policy.pss,
         state.policy.guardrails,
         state.kyverno.get(),
-        state.policy_files.get().map_or(&[][..], Vec::as_slice),
+        state.audit_files.get().map_or(&[][..], Vec::as_slice),
         Checked::Stored,
     );
     let ctx = PolicyContext::new();

@@ -332,9 +332,9 @@ pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
         );
         let _ = state.gatekeeper_mutators.set(Arc::new(mutators));
     }
-    let _ = state
-        .policy_files
-        .set(load_policy_files(&config.policy, &state.gatekeeper)?);
+    let files = load_policy_files(&config.policy, &state.gatekeeper)?;
+    let _ = state.policy_files.set(files.all);
+    let _ = state.audit_files.set(files.audit);
     let audit_plan = config.policy.audit.as_ref().map(audit::plan).transpose()?;
     let sync_plan = config
         .policy
@@ -522,12 +522,13 @@ fn read_policy_file(field: &str, path: &std::path::Path) -> idp_core::Result<Str
 }
 
 /// The policies of `policy.gatekeeper` (one set), `policy.rego` (one policy per module)
-/// and `policy.admissionPolicies` (one set). An error names the field and the file.
+/// and `policy.admissionPolicies` (one set, last). An error names the field and the file.
 fn load_policy_files(
     config: &config::PolicyConfig,
     gatekeeper_slot: &std::sync::OnceLock<Arc<idp_policy::Swappable<idp_policy::rego::RegoPolicy>>>,
-) -> idp_core::Result<Vec<Arc<dyn idp_core::Policy>>> {
+) -> idp_core::Result<PolicyFiles> {
     let mut out: Vec<Arc<dyn idp_core::Policy>> = Vec::new();
+    let mut background: Option<Arc<dyn idp_core::Policy>> = None;
     if !config.gatekeeper.is_empty() {
         let mut gatekeeper = idp_policy::rego::RegoPolicy::new("gatekeeper");
         for path in &config.gatekeeper {
@@ -578,7 +579,20 @@ fn load_policy_files(
             exceptions = cel.exceptions().len(),
             "ValidatingAdmissionPolicies loaded"
         );
+        background = Some(Arc::new(cel.clone().for_background()));
         out.push(Arc::new(cel));
     }
-    Ok(out)
+    // The audit's list: the same policies, the CEL set as background scans apply it.
+    let mut audit = out.clone();
+    if let (Some(last), Some(background)) = (audit.last_mut(), background) {
+        *last = background;
+    }
+    Ok(PolicyFiles { all: out, audit })
+}
+
+/// What [`load_policy_files`] loads: the policies, and the same as an audit of what
+/// runs applies them.
+struct PolicyFiles {
+    all: Vec<Arc<dyn idp_core::Policy>>,
+    audit: Vec<Arc<dyn idp_core::Policy>>,
 }

@@ -88,6 +88,9 @@ pub struct AppState {
     /// The `policy.gatekeeper` set as it is in `policy_files`, when `policy.gatekeeperSync`
     /// rebuilds it with the cluster's objects as its `data.inventory`.
     pub gatekeeper: OnceLock<Arc<idp_policy::Swappable<idp_policy::rego::RegoPolicy>>>,
+    /// `policy_files` as an audit of what runs applies them: the Kyverno
+    /// ValidatingPolicies with `spec.evaluation.background.enabled: false` left out.
+    pub audit_files: OnceLock<Vec<Arc<dyn idp_core::Policy>>>,
     /// The cluster the server talks to.
     pub cluster: ClusterInfo,
     /// When the process started.
@@ -122,6 +125,7 @@ impl AppState {
             kyverno: OnceLock::new(),
             policy_files: OnceLock::new(),
             gatekeeper: OnceLock::new(),
+            audit_files: OnceLock::new(),
             gatekeeper_mutators: OnceLock::new(),
             cluster,
             started: Instant::now(),

@@ -155,7 +155,7 @@ async fn audit(
         pss,
         guardrails,
         state.kyverno.get(),
-        state.policy_files.get().map_or(&[][..], Vec::as_slice),
+        state.audit_files.get().map_or(&[][..], Vec::as_slice),
         Checked::Stored,
     );
     let found = Audit::new(Cluster::new(state.cluster.client.clone()))
