@@ -232,7 +232,12 @@ pub struct PolicyReports {
     default_namespace: String,
     /// By namespace; `None` is the cluster report.
     reports: BTreeMap<Option<String>, PolicyReport>,
+    max_results: usize,
 }
+
+/// How many results one report holds at most by default (see
+/// [`PolicyReports::with_max_results`]).
+pub const DEFAULT_MAX_RESULTS: usize = 200;
 
 impl PolicyReports {
     /// Reports whose results name `source` as their engine and `at` as their time.
@@ -247,7 +252,35 @@ impl PolicyReports {
             timestamp: at.into(),
             default_namespace: "default".to_owned(),
             reports: BTreeMap::new(),
+            max_results: DEFAULT_MAX_RESULTS,
         }
+    }
+
+    /// At most `max` results per report (at least 1; default [`DEFAULT_MAX_RESULTS`]):
+    /// a namespace with more gets several reports, `idp-policy`, `idp-policy-2`, … each
+    /// with the summary of its own results. A report is one Kubernetes object, and
+    /// objects are bounded: `kubectl apply` keeps the whole object in an annotation of
+    /// at most 256 KiB, and the API server refuses objects over about 1.5 MiB; 200
+    /// results stay well under the first.
+    ///
+    /// ```
+    /// use idp_core::{Object, PolicyContext};
+    /// use idp_policy::{PolicySet, policy_report::PolicyReports, pss::PodSecurity};
+    /// let set = PolicySet::new().with_policy(PodSecurity::baseline());
+    /// let ctx = PolicyContext::new();
+    /// let mut reports = PolicyReports::new("idp", std::time::SystemTime::UNIX_EPOCH).with_max_results(2);
+    /// for i in 0..5 {
+    ///     let pod = Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+    ///         "metadata": {"name": format!("p{i}"), "namespace": "shop"}, "spec": {"containers": []}})).unwrap();
+    ///     reports.add(&pod, &set.check_object(&pod, &ctx), &set.applicable_policies(&pod, &ctx));
+    /// }
+    /// let names: Vec<String> = reports.finish().into_iter().map(|r| r.metadata.name).collect();
+    /// assert_eq!(names, ["idp-policy", "idp-policy-2", "idp-policy-3"]);
+    /// ```
+    #[must_use]
+    pub fn with_max_results(mut self, max: usize) -> Self {
+        self.max_results = max.max(1);
+        self
     }
 
     /// The namespace of namespaced objects that name none (default `default`, as
@@ -351,13 +384,53 @@ impl PolicyReports {
     }
 
     /// The reports: the `ClusterPolicyReport` (if any cluster-scoped object was added)
-    /// first, then one `PolicyReport` per namespace in name order.
+    /// first, then one `PolicyReport` per namespace in name order; a report with more
+    /// results than [`Self::with_max_results`] allows is split, in order, into
+    /// `idp-policy`, `idp-policy-2`, …
     ///
     /// ```
     /// assert!(idp_policy::policy_report::PolicyReports::new("idp", std::time::SystemTime::UNIX_EPOCH).finish().is_empty());
     /// ```
     pub fn finish(self) -> Vec<PolicyReport> {
-        self.reports.into_values().collect()
+        let max = self.max_results;
+        let mut out = Vec::with_capacity(self.reports.len());
+        for report in self.reports.into_values() {
+            if report.results.len() <= max {
+                out.push(report);
+                continue;
+            }
+            let PolicyReport {
+                api_version,
+                kind,
+                metadata,
+                results,
+                ..
+            } = report;
+            let mut results = results.into_iter().peekable();
+            let mut part = 1;
+            while results.peek().is_some() {
+                let mut piece = PolicyReport {
+                    api_version: api_version.clone(),
+                    kind: kind.clone(),
+                    metadata: ReportMetadata {
+                        name: if part == 1 {
+                            metadata.name.clone()
+                        } else {
+                            format!("{}-{part}", metadata.name)
+                        },
+                        namespace: metadata.namespace.clone(),
+                    },
+                    summary: Summary::default(),
+                    results: Vec::with_capacity(max),
+                };
+                for result in results.by_ref().take(max) {
+                    piece.push(result);
+                }
+                out.push(piece);
+                part += 1;
+            }
+        }
+        out
     }
 }
 

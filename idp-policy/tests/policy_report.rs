@@ -3,10 +3,11 @@
 
 use idp_core::{Object, PolicyContext};
 use idp_policy::config::BuiltinPolicy;
-use idp_policy::policy_report::{Outcome, PolicyReport, PolicyReports};
+use idp_policy::policy_report::{DEFAULT_MAX_RESULTS, Outcome, PolicyReport, PolicyReports};
 use idp_policy::pss::PodSecurity;
 use idp_policy::{Action, PolicyOptions, PolicySet, guardrails};
 use serde_json::json;
+use std::time::SystemTime;
 
 fn object(v: serde_json::Value) -> Object {
     Object::from_value(v).unwrap()
@@ -185,4 +186,53 @@ fn audit_findings_fail_and_waived_ones_pass() {
     let r = reports.finish();
     assert_eq!(r[0].results.len(), 1);
     assert_eq!(r[0].results[0].result, Outcome::Pass);
+}
+
+#[test]
+fn a_namespace_with_many_results_gets_several_reports_each_small_enough_for_kubectl() {
+    let set = PolicySet::new()
+        .with_policy(PodSecurity::restricted())
+        .with_policy(guardrails::RequireResources::default());
+    let ctx = PolicyContext::new();
+    let mut reports = PolicyReports::new("idp", SystemTime::UNIX_EPOCH);
+    let mut expected = 0;
+    for i in 0..300 {
+        let pod = object(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": format!("worker-with-a-long-name-{i:04}"), "namespace": "batch"},
+            "spec": {"containers": [{"name": "app", "image": "ghcr.io/acme/worker:1.0",
+                "securityContext": {"privileged": true}}]}}));
+        let result = set.check_object(&pod, &ctx);
+        let applicable = set.applicable_policies(&pod, &ctx);
+        expected += result.violations.len()
+            + applicable
+                .iter()
+                .filter(|p| !result.violations.iter().any(|v| v.policy == **p))
+                .count();
+        reports.add(&pod, &result, &applicable);
+    }
+    let reports = reports.finish();
+    assert!(expected > 2 * DEFAULT_MAX_RESULTS, "{expected} results");
+    let names: Vec<&str> = reports.iter().map(|r| r.metadata.name.as_str()).collect();
+    assert_eq!(names[0], "idp-policy");
+    assert_eq!(names[1], "idp-policy-2");
+    let mut total = 0;
+    for r in &reports {
+        assert_eq!(r.metadata.namespace.as_deref(), Some("batch"));
+        assert!(r.results.len() <= DEFAULT_MAX_RESULTS);
+        let s = &r.summary;
+        assert_eq!(
+            (s.pass + s.fail + s.warn + s.error + s.skip) as usize,
+            r.results.len(),
+            "each part counts its own results"
+        );
+        total += r.results.len();
+        // kubectl apply keeps the object in an annotation of at most 256 KiB.
+        let bytes = serde_json::to_vec(r).unwrap().len();
+        assert!(
+            bytes < 256 * 1024 / 2,
+            "{} is {bytes} bytes",
+            r.metadata.name
+        );
+    }
+    assert_eq!(total, expected, "nothing lost in the split");
 }
