@@ -470,3 +470,32 @@ async fn published_reports_are_kept_up_to_date_and_only_ours_are_deleted() {
             .is_some()
     );
 }
+
+/// Against a real cluster: every kind it serves is read (aggregated APIs that are down
+/// are recorded, not fatal), and the Pods are checked.
+#[tokio::test]
+#[ignore = "needs a real cluster: set IDP_E2E_KUBECONFIG"]
+async fn e2e_an_audit_of_a_real_cluster() {
+    let Some(path) = std::env::var_os("IDP_E2E_KUBECONFIG") else {
+        eprintln!("skipped: IDP_E2E_KUBECONFIG is not set");
+        return;
+    };
+    let client = idp_core::cluster::client_from_kubeconfig(Some(path.as_ref()))
+        .await
+        .unwrap();
+    let found = Audit::new(Cluster::new(client))
+        .report(&baseline(), &PolicyContext::new())
+        .await
+        .unwrap();
+    for kind in found.listing.failed() {
+        eprintln!("not audited: {}: {:?}", kind.kind, kind.error);
+    }
+    let pods = found
+        .listing
+        .kinds
+        .iter()
+        .find(|k| k.kind == "Pod")
+        .unwrap();
+    assert!(pods.error.is_none() && pods.objects > 0, "{pods:?}");
+    assert!(found.report.objects_checked >= pods.objects);
+}
