@@ -6,27 +6,10 @@ use crate::common;
 
 use common::{idpctl, json, write};
 use idp_testkit::{FakeCluster, Fault, Verb};
-use kube::api::{Api, DynamicObject, PostParams};
-use kube::discovery::ApiResource;
 use serde_json::{Value, json};
 
 async fn create(cluster: &FakeCluster, value: Value) {
-    let object: DynamicObject = serde_json::from_value(value).unwrap();
-    let types = object.types.clone().unwrap();
-    let (group, version) = types
-        .api_version
-        .split_once('/')
-        .unwrap_or(("", types.api_version.as_str()));
-    let resource = ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
-        group,
-        version,
-        &types.kind,
-    ));
-    let api: Api<DynamicObject> = match object.metadata.namespace.as_deref() {
-        Some(ns) => Api::namespaced_with(cluster.client(), ns, &resource),
-        None => Api::all_with(cluster.client(), &resource),
-    };
-    api.create(&PostParams::default(), &object).await.unwrap();
+    cluster.create(value).await.unwrap();
 }
 
 fn pod(namespace: &str, name: &str, privileged: bool) -> Value {
@@ -336,41 +319,4 @@ spec:
               owner: '?*'
 ";
 
-const UNIQUE_HOST: &str = r#"apiVersion: templates.gatekeeper.sh/v1
-kind: ConstraintTemplate
-metadata:
-  name: uniqueingresshost
-spec:
-  crd:
-    spec:
-      names:
-        kind: UniqueIngressHost
-  targets:
-    - target: admission.k8s.gatekeeper.sh
-      rego: |
-        package uniqueingresshost
-
-        same_object(other, review) {
-          other.metadata.namespace == review.object.metadata.namespace
-          other.metadata.name == review.object.metadata.name
-        }
-
-        violation[{"msg": msg}] {
-          input.review.kind.kind == "Ingress"
-          host := input.review.object.spec.rules[_].host
-          other := data.inventory.namespace[ns][_]["Ingress"][name]
-          not same_object(other, input.review)
-          other.spec.rules[_].host == host
-          msg := sprintf("host %v is already served by Ingress %v/%v", [host, ns, name])
-        }
----
-apiVersion: constraints.gatekeeper.sh/v1beta1
-kind: UniqueIngressHost
-metadata:
-  name: one-ingress-per-host
-spec:
-  match:
-    kinds:
-      - apiGroups: ["networking.k8s.io"]
-        kinds: ["Ingress"]
-"#;
+const UNIQUE_HOST: &str = common::UNIQUE_INGRESS_HOST;

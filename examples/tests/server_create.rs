@@ -1520,44 +1520,7 @@ async fn the_periodic_audit_keeps_policy_reports_in_the_cluster() {
     assert!(reports.get_opt("someone-else").await.unwrap().is_some());
 }
 
-const UNIQUE_INGRESS_HOST: &str = r#"apiVersion: templates.gatekeeper.sh/v1
-kind: ConstraintTemplate
-metadata:
-  name: uniqueingresshost
-spec:
-  crd:
-    spec:
-      names:
-        kind: UniqueIngressHost
-  targets:
-    - target: admission.k8s.gatekeeper.sh
-      rego: |
-        package uniqueingresshost
-
-        same_object(other, review) {
-          other.metadata.namespace == review.object.metadata.namespace
-          other.metadata.name == review.object.metadata.name
-        }
-
-        violation[{"msg": msg}] {
-          input.review.kind.kind == "Ingress"
-          host := input.review.object.spec.rules[_].host
-          other := data.inventory.namespace[ns][_]["Ingress"][name]
-          not same_object(other, input.review)
-          other.spec.rules[_].host == host
-          msg := sprintf("host %v is already served by Ingress %v/%v", [host, ns, name])
-        }
----
-apiVersion: constraints.gatekeeper.sh/v1beta1
-kind: UniqueIngressHost
-metadata:
-  name: one-ingress-per-host
-spec:
-  match:
-    kinds:
-      - apiGroups: ["networking.k8s.io"]
-        kinds: ["Ingress"]
-"#;
+use crate::common::UNIQUE_INGRESS_HOST;
 
 #[tokio::test]
 async fn gatekeeper_templates_see_the_synced_cluster_as_their_inventory() {

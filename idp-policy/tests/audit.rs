@@ -7,7 +7,7 @@ use idp_core::{ErrorKind, PolicyContext};
 use idp_policy::audit::Audit;
 use idp_policy::{PolicySet, guardrails, pss::PodSecurity};
 use idp_testkit::{FakeCluster, Fault, Verb};
-use kube::api::{Api, DynamicObject, PostParams};
+use kube::api::{Api, DynamicObject};
 use kube::discovery::ApiResource;
 use serde_json::{Value, json};
 
@@ -21,22 +21,7 @@ async fn cluster() -> FakeCluster {
 }
 
 async fn create(cluster: &FakeCluster, value: Value) {
-    let object: DynamicObject = serde_json::from_value(value).unwrap();
-    let types = object.types.clone().unwrap();
-    let (group, version) = types
-        .api_version
-        .split_once('/')
-        .unwrap_or(("", types.api_version.as_str()));
-    let resource = ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
-        group,
-        version,
-        &types.kind,
-    ));
-    let api: Api<DynamicObject> = match object.metadata.namespace.as_deref() {
-        Some(ns) => Api::namespaced_with(cluster.client(), ns, &resource),
-        None => Api::all_with(cluster.client(), &resource),
-    };
-    api.create(&PostParams::default(), &object).await.unwrap();
+    cluster.create(value).await.unwrap();
 }
 
 fn pod(namespace: &str, name: &str, privileged: bool) -> Value {

@@ -432,6 +432,58 @@ impl FakeCluster {
         self.shared.read(|s| s.get(&key).cloned())
     }
 
+    /// Create `object` (any kind the cluster serves, as JSON with `apiVersion`, `kind`
+    /// and `metadata`) through the API with the real client, as `kubectl create` does;
+    /// the object as stored. The request is made and counted like any other.
+    ///
+    /// # Errors
+    /// The API server's refusal (an unknown kind, a missing namespace, a name taken),
+    /// or an object without `apiVersion`/`kind`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> idp_core::Result<()> {
+    /// let c = idp_testkit::FakeCluster::start().await?;
+    /// let cm = c.create(serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+    ///     "metadata": {"name": "settings", "namespace": "default"}, "data": {"a": "1"}})).await?;
+    /// assert!(cm["metadata"]["uid"].is_string());
+    /// assert!(c.object("", "configmaps", "default", "settings").is_some());
+    /// # Ok(()) }
+    /// ```
+    pub async fn create(&self, object: serde_json::Value) -> idp_core::Result<serde_json::Value> {
+        use kube::api::{Api, DynamicObject, GroupVersionKind, PostParams};
+        let object: DynamicObject = serde_json::from_value(object).map_err(|e| {
+            idp_core::Error::invalid_input("not a Kubernetes object").with_source(e)
+        })?;
+        let Some(types) = object.types.clone() else {
+            return Err(idp_core::Error::invalid_input(
+                "the object has no apiVersion and kind",
+            ));
+        };
+        let (group, version) = types
+            .api_version
+            .split_once('/')
+            .unwrap_or(("", types.api_version.as_str()));
+        let resource = kube::discovery::ApiResource::from_gvk(&GroupVersionKind::gvk(
+            group,
+            version,
+            &types.kind,
+        ));
+        let api: Api<DynamicObject> = match object.metadata.namespace.as_deref() {
+            Some(ns) => Api::namespaced_with(self.client(), ns, &resource),
+            None => Api::all_with(self.client(), &resource),
+        };
+        let created = api
+            .create(&PostParams::default(), &object)
+            .await
+            .map_err(|e| {
+                idp_core::cluster::errors::from_kube(e, format!("create {}", types.kind))
+            })?;
+        serde_json::to_value(&created).map_err(|e| {
+            idp_core::Error::internal("the created object does not serialize").with_source(e)
+        })
+    }
+
     /// All stored objects of `group`/`resource`, in one namespace or (with `None`) in all,
     /// ordered by namespace and name; read directly without a request.
     ///

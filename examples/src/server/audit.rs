@@ -30,15 +30,7 @@ pub(crate) struct Planned {
 
 /// Check `config`: every kind parses, the report namespace makes an inventory.
 pub(crate) fn plan(config: &AuditConfig) -> idp_core::Result<Planned> {
-    let kinds = config
-        .kinds
-        .iter()
-        .enumerate()
-        .map(|(i, k)| {
-            k.parse::<GroupKind>()
-                .map_err(|e| e.context(format!("policy.audit.kinds[{i}] {k:?}")))
-        })
-        .collect::<idp_core::Result<Vec<_>>>()?;
+    let kinds = parse_kinds("policy.audit.kinds", &config.kinds)?;
     let inventory = Inventory::new(&config.report_namespace, REPORT_INVENTORY)
         .map_err(|e| e.context("policy.audit.reportNamespace"))?;
     Ok(Planned {
@@ -46,6 +38,18 @@ pub(crate) fn plan(config: &AuditConfig) -> idp_core::Result<Planned> {
         kinds,
         inventory,
     })
+}
+
+/// `Kind.group` words as group-kinds; an error names `field`, the index and the word.
+pub(crate) fn parse_kinds(field: &str, kinds: &[String]) -> idp_core::Result<Vec<GroupKind>> {
+    kinds
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            k.parse::<GroupKind>()
+                .map_err(|e| e.context(format!("{field}[{i}] {k:?}")))
+        })
+        .collect()
 }
 
 /// Run the audit now and every interval after, until `stop` turns true.

@@ -36,15 +36,7 @@ pub(crate) fn plan(config: &GatekeeperSyncConfig, files: &[PathBuf]) -> idp_core
             "policy.gatekeeperSync.kinds is empty: list the kinds the templates read from data.inventory (Ingress.networking.k8s.io, Namespace)",
         ));
     }
-    let kinds = config
-        .kinds
-        .iter()
-        .enumerate()
-        .map(|(i, k)| {
-            k.parse::<GroupKind>()
-                .map_err(|e| e.context(format!("policy.gatekeeperSync.kinds[{i}] {k:?}")))
-        })
-        .collect::<idp_core::Result<Vec<_>>>()?;
+    let kinds = crate::server::audit::parse_kinds("policy.gatekeeperSync.kinds", &config.kinds)?;
     Ok(Planned {
         kinds,
         every: Duration::from_secs(config.interval_seconds.max(1)),

@@ -36,3 +36,8 @@ pub fn write(dir: &Path, name: &str, text: &str) -> String {
     std::fs::write(&path, text).unwrap();
     path.display().to_string()
 }
+
+/// A referential Gatekeeper template and its constraint: an Ingress host must not be
+/// served by another Ingress (it reads `data.inventory`).
+pub const UNIQUE_INGRESS_HOST: &str =
+    include_str!("../../../idp-policy/tests/fixtures/rego/unique-ingress-host.yaml");

@@ -238,23 +238,8 @@ enum PolicyCommand {
         /// Files or directories with manifests.
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
-        /// Pod Security Standards level.
-        #[arg(long, value_enum)]
-        pss: Option<policy::PssLevel>,
-        /// Pod Security Standards version (`v1.<minor>` or `latest`; default latest).
-        #[arg(long, value_name = "VERSION")]
-        pss_version: Option<String>,
-        /// Add the built-in guardrails.
-        #[arg(long)]
-        guardrails: bool,
-        /// A policy file: .rego, Gatekeeper, ValidatingAdmissionPolicy, Kyverno or policy-set YAML (repeatable).
-        #[arg(long = "policy", value_name = "FILE")]
-        policies: Vec<PathBuf>,
-        /// Print wgpolicyk8s.io/v1alpha2 PolicyReports (one per namespace, a
-        /// ClusterPolicyReport for cluster-scoped objects) as a v1 List instead of rows:
-        /// YAML, or JSON with --format json.
-        #[arg(long)]
-        policy_report: bool,
+        #[command(flatten)]
+        flags: policy::PolicyFlags,
     },
     /// Check what already runs in a cluster, as Gatekeeper's audit and Kyverno's
     /// background scans do.
@@ -290,22 +275,8 @@ enum PolicyCommand {
         /// Objects per list request.
         #[arg(long, value_name = "N", default_value_t = idp_core::cluster::list::DEFAULT_PAGE_SIZE)]
         page_size: u32,
-        /// Pod Security Standards level.
-        #[arg(long, value_enum)]
-        pss: Option<policy::PssLevel>,
-        /// Pod Security Standards version (`v1.<minor>` or `latest`; default latest).
-        #[arg(long, value_name = "VERSION")]
-        pss_version: Option<String>,
-        /// Add the built-in guardrails.
-        #[arg(long)]
-        guardrails: bool,
-        /// A policy file: .rego, Gatekeeper, ValidatingAdmissionPolicy, Kyverno or policy-set YAML (repeatable).
-        #[arg(long = "policy", value_name = "FILE")]
-        policies: Vec<PathBuf>,
-        /// Print wgpolicyk8s.io/v1alpha2 PolicyReports (one per namespace, a
-        /// ClusterPolicyReport for cluster-scoped objects) as a v1 List.
-        #[arg(long)]
-        policy_report: bool,
+        #[command(flatten)]
+        flags: policy::PolicyFlags,
     },
     /// Print the manifests with the platform's standard mutations applied.
     ///
@@ -486,43 +457,18 @@ fn main() -> std::process::ExitCode {
         Command::Preview(c) => preview::run(c, &out),
         Command::Scaffold(args) => scaffold::run(args, &out),
         Command::Deploy(c) => deploy::run(c, &out),
-        Command::Policy(PolicyCommand::Check {
-            paths,
-            pss,
-            pss_version,
-            guardrails,
-            policies,
-            policy_report,
-        }) => policy::check(
-            paths,
-            &policy::CheckOptions {
-                pss: *pss,
-                pss_version: pss_version.as_deref(),
-                guardrails: *guardrails,
-                policies,
-                policy_report: *policy_report,
-            },
-            &out,
-        ),
+        Command::Policy(PolicyCommand::Check { paths, flags }) => {
+            policy::check(paths, &flags.options(), &out)
+        }
         Command::Policy(PolicyCommand::Audit {
             kubeconfig,
             kinds,
             namespaces,
             excluded,
             page_size,
-            pss,
-            pss_version,
-            guardrails,
-            policies,
-            policy_report,
+            flags,
         }) => policy_audit::audit(
-            &policy::CheckOptions {
-                pss: *pss,
-                pss_version: pss_version.as_deref(),
-                guardrails: *guardrails,
-                policies,
-                policy_report: *policy_report,
-            },
+            &flags.options(),
             &policy_audit::AuditOptions {
                 kubeconfig: kubeconfig.as_ref(),
                 kinds,

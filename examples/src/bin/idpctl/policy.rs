@@ -45,6 +45,41 @@ pub struct CheckOptions<'a> {
     pub policy_report: bool,
 }
 
+/// The policy flags `policy check` and `policy audit` share.
+#[derive(Debug, clap::Args)]
+pub struct PolicyFlags {
+    /// Pod Security Standards level.
+    #[arg(long, value_enum)]
+    pub pss: Option<PssLevel>,
+    /// Pod Security Standards version (`v1.<minor>` or `latest`; default latest).
+    #[arg(long, value_name = "VERSION")]
+    pub pss_version: Option<String>,
+    /// Add the built-in guardrails.
+    #[arg(long)]
+    pub guardrails: bool,
+    /// A policy file: .rego, Gatekeeper, ValidatingAdmissionPolicy, Kyverno or policy-set YAML (repeatable).
+    #[arg(long = "policy", value_name = "FILE")]
+    pub policies: Vec<PathBuf>,
+    /// Print wgpolicyk8s.io/v1alpha2 PolicyReports (one per namespace, a
+    /// ClusterPolicyReport for cluster-scoped objects) as a v1 List instead of rows:
+    /// YAML, or JSON with --format json.
+    #[arg(long)]
+    pub policy_report: bool,
+}
+
+impl PolicyFlags {
+    /// The flags as the check reads them.
+    pub fn options(&self) -> CheckOptions<'_> {
+        CheckOptions {
+            pss: self.pss,
+            pss_version: self.pss_version.as_deref(),
+            guardrails: self.guardrails,
+            policies: &self.policies,
+            policy_report: self.policy_report,
+        }
+    }
+}
+
 /// `v1.30`, `1.30` or `latest`.
 fn parse_version(text: &str) -> Result<PssVersion, Failure> {
     let normalised = if text.starts_with(|c: char| c.is_ascii_digit()) {
@@ -271,6 +306,26 @@ pub(crate) fn wants_inventory(policies: &[PathBuf]) -> Result<bool, Failure> {
     Ok(false)
 }
 
+/// The violations of one object, a line each, under its verdict line.
+pub(crate) fn print_violations(
+    violations: &[idp_policy::report::ViolationRow],
+) -> Result<(), Failure> {
+    for v in violations {
+        let path = v
+            .path
+            .as_deref()
+            .map_or(String::new(), |p| format!(" at {p}"));
+        let action = v.action.as_str();
+        say!(
+            "    {action:<5} {}/{}{path}: {}",
+            v.policy,
+            v.rule,
+            v.message
+        );
+    }
+    Ok(())
+}
+
 fn read_objects(file: &Path) -> Result<ManifestSet, Failure> {
     ManifestSet::from_file(file).map_err(Failure::from)
 }
@@ -343,19 +398,7 @@ pub fn check(
                     r.kind,
                     r.name
                 );
-                for v in &r.violations {
-                    let path = v
-                        .path
-                        .as_deref()
-                        .map_or(String::new(), |p| format!(" at {p}"));
-                    let action = v.action.as_str();
-                    say!(
-                        "    {action:<5} {}/{}{path}: {}",
-                        v.policy,
-                        v.rule,
-                        v.message
-                    );
-                }
+                print_violations(&r.violations)?;
             }
             say!("{} object(s), {denied} denied", rows.len());
         }

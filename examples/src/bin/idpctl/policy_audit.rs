@@ -12,7 +12,7 @@ use idp_policy::report::{ObjectResult, ViolationRow};
 use serde::Serialize;
 
 use crate::output::{Color, Format, Out};
-use crate::policy::{CheckOptions, build_set, wants_inventory};
+use crate::policy::{CheckOptions, build_set, print_violations, wants_inventory};
 use crate::{ExitCode, Failure};
 
 /// Where and what `policy audit` reads.
@@ -183,19 +183,7 @@ fn print(gathered: Gathered, listing: &Listing, out: &Out) -> Result<ExitCode, F
                         .as_deref()
                         .map_or(String::new(), |n| format!("{n}/"));
                     say!("{verdict} {} {ns}{}", f.kind, f.name);
-                    for v in &f.violations {
-                        let path = v
-                            .path
-                            .as_deref()
-                            .map_or(String::new(), |p| format!(" at {p}"));
-                        say!(
-                            "    {:<5} {}/{}{path}: {}",
-                            v.action.as_str(),
-                            v.policy,
-                            v.rule,
-                            v.message
-                        );
-                    }
+                    print_violations(&f.violations)?;
                 }
                 say!(
                     "{} object(s) of {} kind(s) audited, {} denied, {} warned{}",
