@@ -1504,6 +1504,17 @@ async fn the_periodic_audit_keeps_policy_reports_in_the_cluster() {
         .collect();
     assert_eq!(failed[0]["rule"], "privileged", "{report}");
     assert_eq!(failed[0]["resources"][0]["name"], "debug", "{report}");
+    // The metrics tell the same, for alerts.
+    let metrics = h.get("/metrics").await.text();
+    assert!(
+        metrics.contains(
+            "idp_policy_audit_violations{policy=\"pod-security\",rule=\"privileged\",action=\"deny\"} 1"
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains("idp_policy_audit_objects{verdict=\"denied\"} 1"), "{metrics}");
+    assert!(metrics.contains("idp_policy_audit_unreadable_kinds 0"), "{metrics}");
+    assert!(metrics.contains("idp_policy_audit_runs_total "), "{metrics}");
 
     // Once the Pod is gone, the report is deleted; the other one stays.
     pods.delete("debug", &kube::api::DeleteParams::default())

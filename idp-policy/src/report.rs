@@ -305,6 +305,31 @@ impl ReportBuilder {
     /// assert_eq!(b.finish().allowed, 1);
     /// ```
     pub fn add(&mut self, result: ObjectResult) {
+        if self.tally(&result) {
+            self.report.objects.push(result);
+        }
+    }
+
+    /// Account for one object the caller keeps: as [`Self::add`], cloning the result
+    /// only when the report keeps it among [`Report::objects`].
+    ///
+    /// ```
+    /// # use idp_policy::report::{ObjectResult, ReportBuilder, ReportLimits};
+    /// let mut b = ReportBuilder::new(ReportLimits { max_violations: 0, max_objects: 0 });
+    /// let r = ObjectResult::new(idp_core::ObjectRef::new("v1", "Pod", None, "p"), vec![idp_core::Violation::new("p", "r", "m")]);
+    /// b.add_ref(&r);
+    /// let report = b.finish();
+    /// assert_eq!((report.denied, report.rules[0].count), (1, 1));
+    /// assert!(report.objects.is_empty() && report.truncated);
+    /// ```
+    pub fn add_ref(&mut self, result: &ObjectResult) {
+        if self.tally(result) {
+            self.report.objects.push(result.clone());
+        }
+    }
+
+    /// Count `result` in; whether the report keeps it among its objects.
+    fn tally(&mut self, result: &ObjectResult) -> bool {
         let r = &mut self.report;
         r.objects_checked += 1;
         if result.allowed {
@@ -351,12 +376,14 @@ impl ReportBuilder {
                 break;
             }
         }
-        if !result.violations.is_empty() {
-            if r.objects.len() < r.limits.max_objects {
-                r.objects.push(result);
-            } else {
-                r.truncated = true;
-            }
+        if result.violations.is_empty() {
+            return false;
+        }
+        if r.objects.len() < r.limits.max_objects {
+            true
+        } else {
+            r.truncated = true;
+            false
         }
     }
 

@@ -10,13 +10,14 @@ use idp_core::PolicyContext;
 use idp_core::cluster::{Cluster, GroupKind, Inventory};
 use idp_policy::audit::{Audit, publish_reports};
 use idp_policy::policy_report::PolicyReports;
+use idp_policy::report::{ReportBuilder, ReportLimits};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::server::config::AuditConfig;
 use crate::server::routes::policy::{Checked, build_set};
-use crate::server::state::AppState;
+use crate::server::state::{AppState, AuditOutcome};
 
 /// The name of the inventory recording the reports the audit wrote.
 pub const REPORT_INVENTORY: &str = "idp-policy-reports";
@@ -96,17 +97,19 @@ async fn audit_once(state: &AppState, planned: &Planned) {
         Checked::Stored,
     );
     let ctx = PolicyContext::new();
+    let started = std::time::Instant::now();
     let mut reports = PolicyReports::new("idp", std::time::SystemTime::now());
-    let (mut checked, mut denied) = (0_u64, 0_u64);
+    // Counts and per-rule summaries for the metrics; no sample is kept.
+    let mut tally = ReportBuilder::new(ReportLimits {
+        max_violations: 0,
+        max_objects: 0,
+    });
     let audit = Audit::new(cluster.clone())
         .with_kinds(planned.kinds.iter().cloned())
         .excluding_namespaces(planned.config.exclude_namespaces.iter().cloned());
     let listing = audit
         .run(&policies, &ctx, |object, result| {
-            checked += 1;
-            if !result.allowed {
-                denied += 1;
-            }
+            tally.add_ref(result);
             if planned.config.write_reports {
                 reports.add(object, result, &policies.applicable_policies(object, &ctx));
             }
@@ -122,12 +125,20 @@ async fn audit_once(state: &AppState, planned: &Planned) {
     for kind in listing.failed() {
         tracing::warn!(kind = %kind.kind, error = kind.error.as_deref().unwrap_or_default(), "the audit could not read a kind");
     }
+    let report = tally.finish();
     tracing::info!(
-        objects = checked,
-        denied,
+        objects = report.objects_checked,
+        denied = report.denied,
         kinds = listing.kinds.len(),
         "audit done"
     );
+    state.record_audit(AuditOutcome {
+        finished: std::time::SystemTime::now(),
+        duration: started.elapsed(),
+        unreadable_kinds: listing.failed().count(),
+        report,
+        runs: 0,
+    });
     if !planned.config.write_reports {
         return;
     }

@@ -50,6 +50,41 @@ impl std::fmt::Debug for ClusterInfo {
     }
 }
 
+/// How the last periodic audit went (the `idp_policy_audit_*` metrics).
+#[derive(Debug, Clone)]
+pub struct AuditOutcome {
+    /// When it finished.
+    pub finished: std::time::SystemTime,
+    /// How long it took.
+    pub duration: std::time::Duration,
+    /// Kinds it could not read.
+    pub unreadable_kinds: usize,
+    /// Counts and per-rule summaries (no sample).
+    pub report: idp_policy::report::Report,
+    /// Audits finished since the start, this one included.
+    pub runs: u64,
+}
+
+impl AppState {
+    /// Keep `outcome` as the last audit's, counting it.
+    pub fn record_audit(&self, mut outcome: AuditOutcome) {
+        let mut last = self
+            .last_audit
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        outcome.runs = last.as_ref().map_or(0, |l| l.runs) + 1;
+        *last = Some(outcome);
+    }
+
+    /// The last audit's outcome, if one finished.
+    pub fn last_audit(&self) -> Option<AuditOutcome> {
+        self.last_audit
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
 /// A location registered through `POST /api/catalog/locations`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Location {
@@ -91,6 +126,8 @@ pub struct AppState {
     /// `policy_files` as an audit of what runs applies them: the Kyverno
     /// ValidatingPolicies with `spec.evaluation.background.enabled: false` left out.
     pub audit_files: OnceLock<Vec<Arc<dyn idp_core::Policy>>>,
+    /// The last periodic audit (`policy.audit`), for the metrics.
+    pub last_audit: std::sync::Mutex<Option<AuditOutcome>>,
     /// The cluster the server talks to.
     pub cluster: ClusterInfo,
     /// When the process started.
@@ -126,6 +163,7 @@ impl AppState {
             policy_files: OnceLock::new(),
             gatekeeper: OnceLock::new(),
             audit_files: OnceLock::new(),
+            last_audit: std::sync::Mutex::new(None),
             gatekeeper_mutators: OnceLock::new(),
             cluster,
             started: Instant::now(),

@@ -98,7 +98,60 @@ pub fn render_metrics(state: &AppState) -> String {
         "# HELP idp_uptime_seconds Seconds since the server started.\n# TYPE idp_uptime_seconds gauge\nidp_uptime_seconds {}",
         state.started.elapsed().as_secs_f64()
     );
+    if let Some(audit) = state.last_audit() {
+        render_audit(&mut out, &audit);
+    }
     out
+}
+
+/// The `idp_policy_audit_*` metrics of the last periodic audit (`policy.audit`).
+fn render_audit(out: &mut String, audit: &crate::server::state::AuditOutcome) {
+    let finished = audit
+        .finished
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let r = &audit.report;
+    let _ = writeln!(
+        out,
+        "# HELP idp_policy_audit_runs_total Audits of the cluster finished since the start.\n# TYPE idp_policy_audit_runs_total counter\nidp_policy_audit_runs_total {}",
+        audit.runs
+    );
+    let _ = writeln!(
+        out,
+        "# HELP idp_policy_audit_last_run_timestamp_seconds When the last audit finished (Unix time).\n# TYPE idp_policy_audit_last_run_timestamp_seconds gauge\nidp_policy_audit_last_run_timestamp_seconds {finished}"
+    );
+    let _ = writeln!(
+        out,
+        "# HELP idp_policy_audit_duration_seconds How long the last audit took.\n# TYPE idp_policy_audit_duration_seconds gauge\nidp_policy_audit_duration_seconds {}",
+        audit.duration.as_secs_f64()
+    );
+    let _ = writeln!(
+        out,
+        "# HELP idp_policy_audit_objects Objects the last audit checked, by verdict.\n# TYPE idp_policy_audit_objects gauge\nidp_policy_audit_objects{{verdict=\"allowed\"}} {}\nidp_policy_audit_objects{{verdict=\"denied\"}} {}",
+        r.allowed, r.denied
+    );
+    let _ = writeln!(
+        out,
+        "# HELP idp_policy_audit_unreadable_kinds Kinds the last audit could not read.\n# TYPE idp_policy_audit_unreadable_kinds gauge\nidp_policy_audit_unreadable_kinds {}",
+        audit.unreadable_kinds
+    );
+    out.push_str("# HELP idp_policy_audit_violations Violations the last audit found, by policy, rule and action.\n# TYPE idp_policy_audit_violations gauge\n");
+    for rule in &r.rules {
+        for (action, n) in [
+            ("deny", rule.deny),
+            ("warn", rule.warn),
+            ("audit", rule.audit),
+        ] {
+            if n > 0 {
+                let _ = writeln!(
+                    out,
+                    "idp_policy_audit_violations{{policy=\"{}\",rule=\"{}\",action=\"{action}\"}} {n}",
+                    escape_label(&rule.policy),
+                    escape_label(&rule.rule)
+                );
+            }
+        }
+    }
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
