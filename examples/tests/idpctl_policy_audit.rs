@@ -320,3 +320,65 @@ spec:
 ";
 
 const UNIQUE_HOST: &str = common::UNIQUE_INGRESS_HOST;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_reports_keeps_policy_reports_in_the_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, kubeconfig) = seeded(dir.path()).await;
+    for (kind, plural, namespaced) in [
+        ("PolicyReport", "policyreports", true),
+        ("ClusterPolicyReport", "clusterpolicyreports", false),
+    ] {
+        let crd = idp_testkit::minimal_crd("wgpolicyk8s.io", "v1alpha2", kind, plural, namespaced);
+        create(&cluster, crd).await;
+    }
+    let audit = |extra: &[&str]| {
+        let mut list = vec![
+            "policy",
+            "audit",
+            "--kubeconfig",
+            &kubeconfig,
+            "--kind",
+            "Pod",
+            "--write-reports",
+            "default",
+            "--format",
+            "json",
+        ];
+        list.extend_from_slice(extra);
+        args(&list)
+    };
+    let out = run(audit(&[])).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("policy reports: 2 written"),
+        "shop and kube-system: {stderr}"
+    );
+    let shop = cluster
+        .object("wgpolicyk8s.io", "policyreports", "shop", "idp-policy")
+        .unwrap();
+    assert_eq!(shop["summary"]["fail"], 1, "{shop}");
+    // The summary on stdout is as without the flag.
+    assert_eq!(json(&out)["denied"], 2);
+
+    // Excluding kube-system now: its report is deleted, shop's rewritten.
+    let out = run(audit(&["--exclude-namespace", "kube-system"])).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("1 deleted"), "{stderr}");
+    assert!(
+        cluster
+            .object(
+                "wgpolicyk8s.io",
+                "policyreports",
+                "kube-system",
+                "idp-policy"
+            )
+            .is_none()
+    );
+    assert!(
+        cluster
+            .object("wgpolicyk8s.io", "policyreports", "shop", "idp-policy")
+            .is_some()
+    );
+}

@@ -1398,9 +1398,9 @@ async fn policy_audit_checks_what_runs_in_the_cluster() {
 
 /// Minimal CRDs for the wgpolicyk8s.io report kinds (Kyverno and Policy Reporter
 /// install the real ones).
-const REPORT_CRDS: [(&str, &str, &str); 2] = [
-    ("PolicyReport", "policyreports", "Namespaced"),
-    ("ClusterPolicyReport", "clusterpolicyreports", "Cluster"),
+const REPORT_CRDS: [(&str, &str, bool); 2] = [
+    ("PolicyReport", "policyreports", true),
+    ("ClusterPolicyReport", "clusterpolicyreports", false),
 ];
 
 fn dynamic(
@@ -1437,13 +1437,8 @@ async fn the_periodic_audit_keeps_policy_reports_in_the_cluster() {
         "CustomResourceDefinition",
         None,
     );
-    for (kind, plural, scope) in REPORT_CRDS {
-        let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-            "metadata": {"name": format!("{plural}.wgpolicyk8s.io")},
-            "spec": {"group": "wgpolicyk8s.io", "scope": scope,
-                "names": {"kind": kind, "listKind": format!("{kind}List"), "plural": plural, "singular": kind.to_lowercase()},
-                "versions": [{"name": "v1alpha2", "served": true, "storage": true,
-                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}});
+    for (kind, plural, namespaced) in REPORT_CRDS {
+        let crd = idp_testkit::minimal_crd("wgpolicyk8s.io", "v1alpha2", kind, plural, namespaced);
         crds.create(
             &kube::api::PostParams::default(),
             &serde_json::from_value(crd).unwrap(),
@@ -1512,9 +1507,18 @@ async fn the_periodic_audit_keeps_policy_reports_in_the_cluster() {
         ),
         "{metrics}"
     );
-    assert!(metrics.contains("idp_policy_audit_objects{verdict=\"denied\"} 1"), "{metrics}");
-    assert!(metrics.contains("idp_policy_audit_unreadable_kinds 0"), "{metrics}");
-    assert!(metrics.contains("idp_policy_audit_runs_total "), "{metrics}");
+    assert!(
+        metrics.contains("idp_policy_audit_objects{verdict=\"denied\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("idp_policy_audit_unreadable_kinds 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("idp_policy_audit_runs_total "),
+        "{metrics}"
+    );
 
     // Once the Pod is gone, the report is deleted; the other one stays.
     pods.delete("debug", &kube::api::DeleteParams::default())

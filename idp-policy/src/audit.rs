@@ -447,6 +447,10 @@ impl Audit {
     }
 }
 
+/// The name of the inventory idpctl and idp-server publish their reports under (in
+/// the namespace each is given), so that either can take over from the other.
+pub const REPORT_INVENTORY: &str = "idp-policy-reports";
+
 /// The field manager [`publish_reports`] applies with.
 pub const REPORT_FIELD_MANAGER: &str = "idp-policy-audit";
 

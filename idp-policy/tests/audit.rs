@@ -354,17 +354,12 @@ fn a_background_setting_that_is_not_a_boolean_is_refused() {
 }
 
 async fn install_report_crds(c: &FakeCluster) {
-    for (kind, plural, scope) in [
-        ("PolicyReport", "policyreports", "Namespaced"),
-        ("ClusterPolicyReport", "clusterpolicyreports", "Cluster"),
+    for (kind, plural, namespaced) in [
+        ("PolicyReport", "policyreports", true),
+        ("ClusterPolicyReport", "clusterpolicyreports", false),
     ] {
-        create(c, json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-            "metadata": {"name": format!("{plural}.wgpolicyk8s.io")},
-            "spec": {"group": "wgpolicyk8s.io", "scope": scope,
-                "names": {"kind": kind, "listKind": format!("{kind}List"), "plural": plural, "singular": kind.to_lowercase()},
-                "versions": [{"name": "v1alpha2", "served": true, "storage": true,
-                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}}))
-        .await;
+        let crd = idp_testkit::minimal_crd("wgpolicyk8s.io", "v1alpha2", kind, plural, namespaced);
+        create(c, crd).await;
     }
 }
 

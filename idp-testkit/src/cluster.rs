@@ -543,3 +543,34 @@ impl Drop for FakeCluster {
         self.task.abort();
     }
 }
+
+/// A minimal `CustomResourceDefinition` for `kind` (`plural`) in `group`/`version`,
+/// namespaced or cluster-scoped, whose objects keep any fields: enough for a test to
+/// create and read custom objects (PolicyReports, Widgets) with [`FakeCluster::create`].
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> idp_core::Result<()> {
+/// let c = idp_testkit::FakeCluster::start().await?;
+/// c.create(idp_testkit::minimal_crd("example.com", "v1", "Widget", "widgets", true)).await?;
+/// c.create(serde_json::json!({"apiVersion": "example.com/v1", "kind": "Widget",
+///     "metadata": {"name": "w", "namespace": "default"}, "size": 3})).await?;
+/// assert_eq!(c.object("example.com", "widgets", "default", "w").unwrap()["size"], 3);
+/// # Ok(()) }
+/// ```
+pub fn minimal_crd(
+    group: &str,
+    version: &str,
+    kind: &str,
+    plural: &str,
+    namespaced: bool,
+) -> serde_json::Value {
+    json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("{plural}.{group}")},
+        "spec": {"group": group, "scope": if namespaced { "Namespaced" } else { "Cluster" },
+            "names": {"kind": kind, "listKind": format!("{kind}List"), "plural": plural,
+                "singular": kind.to_lowercase()},
+            "versions": [{"name": version, "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object",
+                    "x-kubernetes-preserve-unknown-fields": true}}}]}})
+}

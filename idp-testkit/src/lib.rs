@@ -75,7 +75,7 @@ mod store;
 mod table;
 mod watch;
 
-pub use cluster::{FakeCluster, FakeClusterBuilder};
+pub use cluster::{FakeCluster, FakeClusterBuilder, minimal_crd};
 pub use faults::{Fault, FaultAction, FaultId, Faults};
 pub use kubeconfig::kubeconfig_yaml;
 pub use registry::ResourceType;

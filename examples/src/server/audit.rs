@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use idp_core::PolicyContext;
 use idp_core::cluster::{Cluster, GroupKind, Inventory};
-use idp_policy::audit::{Audit, publish_reports};
+use idp_policy::audit::{Audit, REPORT_INVENTORY, publish_reports};
 use idp_policy::policy_report::PolicyReports;
 use idp_policy::report::{ReportBuilder, ReportLimits};
 use tokio::sync::watch;
@@ -18,9 +18,6 @@ use tracing::Instrument;
 use crate::server::config::AuditConfig;
 use crate::server::routes::policy::{Checked, build_set};
 use crate::server::state::{AppState, AuditOutcome};
-
-/// The name of the inventory recording the reports the audit wrote.
-pub const REPORT_INVENTORY: &str = "idp-policy-reports";
 
 /// What one audit is, checked at start so that a bad kind stops the server.
 pub(crate) struct Planned {

@@ -254,7 +254,7 @@ enum PolicyCommand {
     /// with --policy-report). Exits 1 when any object is denied, 2 when a resource type
     /// could not be read (it is named on stderr; the rest is still audited).
     #[command(
-        after_help = "EXAMPLES:\n  idpctl policy audit --pss restricted --exclude-namespace kube-system\n  idpctl policy audit --kubeconfig kind.kubeconfig --kind Deployment.apps --kind Pod -n shop --guardrails\n  idpctl policy audit --policy kyverno/best-practices.yaml --format json   # {objects, denied, warned, kinds, findings}\n  idpctl policy audit --policy gatekeeper/unique-ingress-host.yaml --policy-report | kubectl apply -f -"
+        after_help = "EXAMPLES:\n  idpctl policy audit --pss restricted --exclude-namespace kube-system\n  idpctl policy audit --kubeconfig kind.kubeconfig --kind Deployment.apps --kind Pod -n shop --guardrails\n  idpctl policy audit --policy kyverno/best-practices.yaml --format json   # {objects, denied, warned, kinds, findings}\n  idpctl policy audit --policy gatekeeper/unique-ingress-host.yaml --policy-report | kubectl apply -f -\n  idpctl policy audit --pss restricted --exclude-namespace kube-system --write-reports platform   # a CronJob keeping PolicyReports"
     )]
     Audit {
         /// The kubeconfig to use (default: as kubectl finds it: KUBECONFIG,
@@ -275,6 +275,12 @@ enum PolicyCommand {
         /// Objects per list request.
         #[arg(long, value_name = "N", default_value_t = idp_core::cluster::list::DEFAULT_PAGE_SIZE)]
         page_size: u32,
+        /// Also write the findings into the cluster as PolicyReports (wgpolicyk8s.io,
+        /// whose CRDs Kyverno or Policy Reporter install), replacing those an earlier
+        /// --write-reports wrote; the record of which reports that is lives in this
+        /// namespace. Nothing is written when a kind could not be read.
+        #[arg(long, value_name = "NAMESPACE")]
+        write_reports: Option<String>,
         #[command(flatten)]
         flags: policy::PolicyFlags,
     },
@@ -466,6 +472,7 @@ fn main() -> std::process::ExitCode {
             namespaces,
             excluded,
             page_size,
+            write_reports,
             flags,
         }) => policy_audit::audit(
             &flags.options(),
@@ -475,6 +482,7 @@ fn main() -> std::process::ExitCode {
                 namespaces,
                 excluded,
                 page_size: *page_size,
+                write_reports: write_reports.as_deref(),
             },
             &out,
         ),

@@ -3,11 +3,11 @@
 
 use std::path::PathBuf;
 
-use idp_core::cluster::{Cluster, GroupKind};
+use idp_core::cluster::{Cluster, GroupKind, Inventory};
 use idp_core::{Object, PolicyContext};
 use idp_policy::PolicySet;
-use idp_policy::audit::{Audit, KindListing, Listing};
-use idp_policy::policy_report::PolicyReports;
+use idp_policy::audit::{Audit, KindListing, Listing, REPORT_INVENTORY, publish_reports};
+use idp_policy::policy_report::{PolicyReport, PolicyReports};
 use idp_policy::report::{ObjectResult, ViolationRow};
 use serde::Serialize;
 
@@ -28,6 +28,8 @@ pub struct AuditOptions<'a> {
     pub excluded: &'a [String],
     /// `--page-size`.
     pub page_size: u32,
+    /// `--write-reports NAMESPACE`.
+    pub write_reports: Option<&'a str>,
 }
 
 /// One object with findings: the row of `policy check` without file and document.
@@ -111,7 +113,8 @@ pub fn audit(
         let client =
             idp_core::cluster::client_from_kubeconfig(options.kubeconfig.map(PathBuf::as_path))
                 .await?;
-        let audit = Audit::new(Cluster::new(client))
+        let cluster = Cluster::new(client);
+        let audit = Audit::new(cluster.clone())
             .with_kinds(kinds)
             .with_namespaces(options.namespaces.iter().cloned())
             .excluding_namespaces(options.excluded.iter().cloned())
@@ -121,8 +124,7 @@ pub fn audit(
             findings: Vec::new(),
             denied: 0,
             warned: 0,
-            reports: check
-                .policy_report
+            reports: (check.policy_report || options.write_reports.is_some())
                 .then(|| PolicyReports::new("idp", std::time::SystemTime::now())),
         };
         let listing = if wants_inventory(check.policies)? {
@@ -144,11 +146,53 @@ pub fn audit(
                 })
                 .await?
         };
-        print(gathered, &listing, out)
+        let reports = gathered.reports.take().map(PolicyReports::finish);
+        let mut exit = ExitCode::Ok;
+        if let (Some(namespace), Some(reports)) = (options.write_reports, &reports) {
+            exit = write(&cluster, namespace, reports, &listing).await?;
+        }
+        let printed = print(
+            &gathered,
+            reports.filter(|_| check.policy_report),
+            &listing,
+            out,
+        )?;
+        Ok(if exit == ExitCode::Error {
+            exit
+        } else {
+            printed
+        })
     })
 }
 
-fn print(gathered: Gathered, listing: &Listing, out: &Out) -> Result<ExitCode, Failure> {
+/// `--write-reports`: publish the reports under the inventory in `namespace`, unless
+/// some kind could not be read (the reports would then drop its findings).
+async fn write(
+    cluster: &Cluster,
+    namespace: &str,
+    reports: &[PolicyReport],
+    listing: &Listing,
+) -> Result<ExitCode, Failure> {
+    if listing.failed().next().is_some() {
+        eprintln!("policy reports not written: some kinds could not be read");
+        return Ok(ExitCode::Error);
+    }
+    let inventory = Inventory::new(namespace, REPORT_INVENTORY)
+        .map_err(|e| Failure::usage(format!("--write-reports {namespace}: {}", e.report())))?;
+    let published = publish_reports(cluster, inventory, reports).await?;
+    eprintln!(
+        "policy reports: {} written, {} unchanged, {} deleted",
+        published.written, published.unchanged, published.deleted
+    );
+    Ok(ExitCode::Ok)
+}
+
+fn print(
+    gathered: &Gathered,
+    reports: Option<Vec<PolicyReport>>,
+    listing: &Listing,
+    out: &Out,
+) -> Result<ExitCode, Failure> {
     for kind in listing.failed() {
         eprintln!(
             "not audited: {}: {}",
@@ -156,11 +200,11 @@ fn print(gathered: Gathered, listing: &Listing, out: &Out) -> Result<ExitCode, F
             kind.error.as_deref().unwrap_or_default()
         );
     }
-    if let Some(reports) = gathered.reports {
+    if let Some(reports) = reports {
         out.data(&serde_json::json!({
             "apiVersion": "v1",
             "kind": "List",
-            "items": reports.finish(),
+            "items": reports,
         }))?;
     } else {
         match out.format {
