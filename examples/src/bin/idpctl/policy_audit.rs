@@ -65,9 +65,15 @@ struct Gathered {
 }
 
 impl Gathered {
-    fn add(&mut self, set: &PolicySet, ctx: &PolicyContext, object: &Object, result: ObjectResult) {
+    fn add(
+        &mut self,
+        set: &PolicySet,
+        ctx: &PolicyContext,
+        object: &Object,
+        result: &ObjectResult,
+    ) {
         if let Some(reports) = self.reports.as_mut() {
-            reports.add(object, &result, &set.applicable_policies(object, ctx));
+            reports.add(object, result, &set.applicable_policies(object, ctx));
         }
         if !result.allowed {
             self.denied += 1;
@@ -85,7 +91,8 @@ impl Gathered {
             allowed: result.allowed,
             violations: result
                 .violations
-                .into_iter()
+                .iter()
+                .cloned()
                 .map(ViolationRow::from)
                 .collect(),
         });
@@ -135,14 +142,14 @@ pub fn audit(
             let inventory: Vec<&Object> = objects.iter().collect();
             let set = build_set(check, &inventory, true)?;
             for object in &objects {
-                gathered.add(&set, &ctx, object, set.check_object(object, &ctx));
+                gathered.add(&set, &ctx, object, &set.check_object(object, &ctx));
             }
             listing
         } else {
             let set = build_set(check, &[], true)?;
             audit
                 .run(&set, &ctx, |object, result| {
-                    gathered.add(&set, &ctx, object, result.clone());
+                    gathered.add(&set, &ctx, object, result);
                 })
                 .await?
         };
