@@ -54,20 +54,13 @@ pub(crate) fn parse_kinds(field: &str, kinds: &[String]) -> idp_core::Result<Vec
 pub(crate) fn spawn(
     state: Arc<AppState>,
     planned: Planned,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     let every = Duration::from_secs(planned.config.interval_seconds.max(1));
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                () = once(&state, &planned) => {}
-                _ = stop.wait_for(|s| *s) => break,
-            }
-            tokio::select! {
-                () = tokio::time::sleep(every) => {}
-                _ = stop.wait_for(|s| *s) => break,
-            }
-        }
+    let planned = Arc::new(planned);
+    crate::server::periodically(every, stop, move || {
+        let (state, planned) = (state.clone(), planned.clone());
+        async move { once(&state, &planned).await }
     })
 }
 

@@ -49,18 +49,16 @@ pub(crate) fn spawn(
     cluster: Cluster,
     policy: Arc<Swappable<RegoPolicy>>,
     planned: Planned,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                () = once(&cluster, &policy, &planned).instrument(tracing::info_span!("server.gatekeeper_sync")) => {}
-                _ = stop.wait_for(|s| *s) => break,
-            }
-            tokio::select! {
-                () = tokio::time::sleep(planned.every) => {}
-                _ = stop.wait_for(|s| *s) => break,
-            }
+    let every = planned.every;
+    let planned = Arc::new(planned);
+    crate::server::periodically(every, stop, move || {
+        let (cluster, policy, planned) = (cluster.clone(), policy.clone(), planned.clone());
+        async move {
+            once(&cluster, &policy, &planned)
+                .instrument(tracing::info_span!("server.gatekeeper_sync"))
+                .await;
         }
     })
 }

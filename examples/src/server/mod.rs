@@ -215,6 +215,32 @@ fn in_cluster_client(options: &ServerOptions) -> idp_core::Result<Option<kube::C
     })
 }
 
+/// Run `tick` now and every `every` after it finishes, until `stop` turns true (a tick
+/// under way when it does is dropped): the loop of the periodic audit and of the
+/// Gatekeeper sync.
+pub(crate) fn periodically<F, Fut>(
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+    mut tick: F,
+) -> JoinHandle<()>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = tick() => {}
+                _ = stop.wait_for(|s| *s) => break,
+            }
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                _ = stop.wait_for(|s| *s) => break,
+            }
+        }
+    })
+}
+
 /// The whole application router over `state`.
 fn app(state: Arc<AppState>) -> Router {
     Router::new()
