@@ -73,12 +73,34 @@ pub struct Audit {
     excluded: Vec<String>,
     page_size: u32,
     limits: ReportLimits,
+    skip_controlled: bool,
 }
+
+// serde's `skip_serializing_if` passes a reference.
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A group and kind, as `("apps", "Deployment")` (`""` for the core group).
+type Kind = (&'static str, &'static str);
+
+/// The pod controllers whose objects make other pod-bearing objects, as
+/// `(made, made by)` group-kinds: what [`Audit::skipping_controlled`] leaves out.
+const CONTROLLED: [(Kind, Kind); 7] = [
+    (("", "Pod"), ("apps", "ReplicaSet")),
+    (("", "Pod"), ("apps", "StatefulSet")),
+    (("", "Pod"), ("apps", "DaemonSet")),
+    (("", "Pod"), ("batch", "Job")),
+    (("", "Pod"), ("", "ReplicationController")),
+    (("apps", "ReplicaSet"), ("apps", "Deployment")),
+    (("batch", "Job"), ("batch", "CronJob")),
+];
 
 /// How the listing of one resource type went.
 ///
 /// ```
-/// let k = idp_policy::audit::KindListing { kind: "Deployment.apps".into(), objects: 3, error: None };
+/// let k = idp_policy::audit::KindListing { kind: "Deployment.apps".into(), objects: 3, controlled: 0, error: None };
 /// assert!(k.error.is_none());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -87,6 +109,10 @@ pub struct KindListing {
     pub kind: String,
     /// Objects read and checked (those in excluded namespaces not counted).
     pub objects: u64,
+    /// Objects read but not checked because their controller's pod template is
+    /// checked instead ([`Audit::skipping_controlled`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub controlled: u64,
     /// Why the type could not be read to the end, when it could not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -96,7 +122,7 @@ pub struct KindListing {
 ///
 /// ```
 /// use idp_policy::audit::{KindListing, Listing};
-/// let l = Listing { kinds: vec![KindListing { kind: "Secret".into(), objects: 0, error: Some("forbidden".into()) }] };
+/// let l = Listing { kinds: vec![KindListing { kind: "Secret".into(), objects: 0, controlled: 0, error: Some("forbidden".into()) }] };
 /// assert_eq!(l.objects(), 0);
 /// assert_eq!(l.failed().count(), 1);
 /// ```
@@ -157,7 +183,29 @@ impl Audit {
             excluded: Vec::new(),
             page_size: DEFAULT_PAGE_SIZE,
             limits: ReportLimits::default(),
+            skip_controlled: false,
         }
+    }
+
+    /// Leave out the objects a pod controller made when the audit also reads that
+    /// controller: a Pod of a ReplicaSet, StatefulSet, DaemonSet, Job or
+    /// ReplicationController, a ReplicaSet of a Deployment, a Job of a CronJob (by the
+    /// `ownerReferences` entry marked `controller: true`). The policies check the
+    /// controller's pod template (pod-controller autogen), so each finding is reported
+    /// once, on the object to change, rather than on every Pod it made. Off by
+    /// default: a Pod can differ from its template (an admission webhook may have
+    /// added a container), and only reading the Pod shows that. Objects left out are
+    /// counted in [`KindListing::controlled`].
+    ///
+    /// ```no_run
+    /// # fn demo(cluster: idp_core::cluster::Cluster) {
+    /// let audit = idp_policy::audit::Audit::new(cluster).skipping_controlled(true);
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn skipping_controlled(mut self, skip: bool) -> Self {
+        self.skip_controlled = skip;
+        self
     }
 
     /// Read only these kinds (`"Deployment.apps".parse()`, `GroupKind::new("", "Pod")`),
@@ -301,17 +349,41 @@ impl Audit {
                 listing.kinds.push(KindListing {
                     kind: format!("{group_version} (every kind)"),
                     objects: 0,
+                    controlled: 0,
                     error: Some(error.to_string()),
                 });
             }
-            for resolved in resources.resources {
+            // The controllers read, whose objects the audit may leave out.
+            let controllers: Vec<(&str, &str)> = if self.skip_controlled {
+                CONTROLLED
+                    .iter()
+                    .map(|(_, by)| *by)
+                    .filter(|(group, kind)| {
+                        resources.resources.iter().any(|r| {
+                            r.resource.group == *group && r.resource.kind == *kind
+                        })
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            for resolved in &resources.resources {
                 if !resolved.namespaced && !self.namespaces.is_empty() {
                     // Outside the namespaces asked for.
                     continue;
                 }
+                let made_by: Vec<(&str, &str)> = CONTROLLED
+                    .iter()
+                    .filter(|(made, by)| {
+                        made.0 == resolved.resource.group
+                            && made.1 == resolved.resource.kind
+                            && controllers.contains(by)
+                    })
+                    .map(|(_, by)| *by)
+                    .collect();
                 listing
                     .kinds
-                    .push(self.list_kind(&resolved, &mut visit).await);
+                    .push(self.list_kind(resolved, &made_by, &mut visit).await);
             }
             tracing::debug!(
                 objects = listing.objects(),
@@ -324,11 +396,18 @@ impl Audit {
         .await
     }
 
-    /// One resource type, in each namespace asked for or in all.
-    async fn list_kind(&self, resolved: &Resolved, visit: &mut impl FnMut(Object)) -> KindListing {
+    /// One resource type, in each namespace asked for or in all, leaving out the
+    /// objects whose controller is of a kind in `made_by`.
+    async fn list_kind(
+        &self,
+        resolved: &Resolved,
+        made_by: &[(&str, &str)],
+        visit: &mut impl FnMut(Object),
+    ) -> KindListing {
         let mut out = KindListing {
             kind: resolved.group_kind().to_string(),
             objects: 0,
+            controlled: 0,
             error: None,
         };
         let scopes: Vec<Option<&str>> = if self.namespaces.is_empty() {
@@ -351,6 +430,10 @@ impl Audit {
                                 object.namespace()
                             };
                             if namespace.is_some_and(|ns| self.excluded.iter().any(|e| e == ns)) {
+                                continue;
+                            }
+                            if !made_by.is_empty() && controlled_by(&object, made_by) {
+                                out.controlled += 1;
                                 continue;
                             }
                             out.objects += 1;
@@ -445,6 +528,29 @@ impl Audit {
             listing,
         })
     }
+}
+
+/// Whether `object`'s controller (its `ownerReferences` entry with `controller: true`)
+/// is of one of these group-kinds.
+fn controlled_by(object: &Object, kinds: &[(&str, &str)]) -> bool {
+    let Some(owners) = object
+        .pointer("/metadata/ownerReferences")
+        .and_then(serde_json::Value::as_array)
+    else {
+        return false;
+    };
+    owners.iter().any(|owner| {
+        let field = |name: &str| owner.get(name).and_then(serde_json::Value::as_str);
+        if owner.get("controller").and_then(serde_json::Value::as_bool) != Some(true) {
+            return false;
+        }
+        let (Some(api_version), Some(kind)) = (field("apiVersion"), field("kind")) else {
+            return false;
+        };
+        // `apps/v1` is group `apps`; `v1` is the core group.
+        let group = api_version.rsplit_once('/').map_or("", |(group, _)| group);
+        kinds.contains(&(group, kind))
+    })
 }
 
 /// The name of the inventory idpctl and idp-server publish their reports under (in

@@ -6,8 +6,12 @@
 //! [`PolicyReports`] collects the verdicts of a [`PolicySet`](crate::PolicySet) object by
 //! object: every violation becomes a `fail` result (`warn` for the warn action), and
 //! every policy that applied to an object and found nothing becomes a `pass` result for
-//! it. Objects are grouped into one `PolicyReport` per namespace and one
-//! `ClusterPolicyReport` for cluster-scoped objects.
+//! it. By default ([`ReportLayout::PerNamespace`]) objects are grouped into one
+//! `PolicyReport` per namespace and one `ClusterPolicyReport` for cluster-scoped
+//! objects; [`ReportLayout::PerResource`] gives each object its own report, as Kyverno's
+//! reports controller does since Kyverno 1.10: named by the object's UID, with the
+//! object as its `scope` and as its owner, so that Kubernetes deletes the report with
+//! the object.
 //!
 //! ```
 //! use idp_core::{Object, PolicyContext};
@@ -58,6 +62,10 @@ pub struct PolicyReport {
     pub kind: String,
     /// Its name and, for a `PolicyReport`, namespace.
     pub metadata: ReportMetadata,
+    /// The one object the report is about ([`ReportLayout::PerResource`]); its results
+    /// then name no `resources` of their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<ResourceRef>,
     /// Counts of the results by outcome.
     pub summary: Summary,
     /// One entry per policy (and rule) and object.
@@ -67,16 +75,105 @@ pub struct PolicyReport {
 /// A report's `metadata`.
 ///
 /// ```
-/// let m = idp_policy::policy_report::ReportMetadata { name: "idp-policy".into(), namespace: None };
-/// assert_eq!(serde_json::to_value(&m).unwrap(), serde_json::json!({"name": "idp-policy"}));
+/// let m = idp_policy::policy_report::ReportMetadata::new("idp-policy", None);
+/// assert_eq!(serde_json::to_value(&m).unwrap(),
+///     serde_json::json!({"name": "idp-policy", "labels": {"app.kubernetes.io/managed-by": "idp"}}));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct ReportMetadata {
     /// The report's name.
     pub name: String,
     /// Its namespace (none for a `ClusterPolicyReport`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+    /// Its labels: [`MANAGED_BY_LABEL`] is `idp` on every report built here.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// The object a per-resource report is about, when its UID is known: Kubernetes'
+    /// garbage collector deletes the report when that object is deleted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owner_references: Vec<OwnerReference>,
+}
+
+/// The label naming the tool that manages a report (Kyverno sets it to `kyverno`, and
+/// report readers such as Policy Reporter filter on it).
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+
+impl ReportMetadata {
+    /// A report's metadata: `name`, `namespace` (none for a `ClusterPolicyReport`) and
+    /// [`MANAGED_BY_LABEL`] `idp`.
+    ///
+    /// ```
+    /// let m = idp_policy::policy_report::ReportMetadata::new("idp-policy", Some("shop".into()));
+    /// assert_eq!(m.labels["app.kubernetes.io/managed-by"], "idp");
+    /// ```
+    pub fn new(name: impl Into<String>, namespace: Option<String>) -> Self {
+        Self {
+            name: name.into(),
+            namespace,
+            labels: BTreeMap::from([(MANAGED_BY_LABEL.to_owned(), "idp".to_owned())]),
+            owner_references: Vec::new(),
+        }
+    }
+}
+
+/// An owner of a report (`metav1.OwnerReference`, the fields set here).
+///
+/// ```
+/// let o = idp_policy::policy_report::OwnerReference { api_version: "v1".into(), kind: "Pod".into(),
+///     name: "web".into(), uid: "6f1c0f4e-2a8e-4c47-9d7e-0c1d2e3f4a5b".into() };
+/// assert_eq!(serde_json::to_value(&o).unwrap()["apiVersion"], "v1");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OwnerReference {
+    /// The owner's `apiVersion`.
+    pub api_version: String,
+    /// Its `kind`.
+    pub kind: String,
+    /// Its `metadata.name`.
+    pub name: String,
+    /// Its `metadata.uid`.
+    pub uid: String,
+}
+
+/// How [`PolicyReports`] groups results into reports.
+///
+/// ```
+/// use idp_policy::policy_report::ReportLayout;
+/// assert_eq!("resource".parse::<ReportLayout>().unwrap(), ReportLayout::PerResource);
+/// assert_eq!(ReportLayout::default(), ReportLayout::PerNamespace);
+/// assert!("nodes".parse::<ReportLayout>().unwrap_err().to_string().contains("namespace"));
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ReportLayout {
+    /// One `PolicyReport` named [`REPORT_NAME`] per namespace (split at
+    /// [`PolicyReports::with_max_results`]) and one `ClusterPolicyReport` for the
+    /// cluster-scoped objects: few objects to write, fit for a CI archive.
+    #[default]
+    PerNamespace,
+    /// One report per object, in the object's namespace (a `ClusterPolicyReport` for a
+    /// cluster-scoped object), as Kyverno lays its reports out: named by the object's
+    /// `metadata.uid` (objects without one, as read from files, by `idp-` and a hash of
+    /// their kind, namespace and name), the object as its `scope` and, when the UID is
+    /// known, as its owner. Objects no policy applies to get no report.
+    PerResource,
+}
+
+impl std::str::FromStr for ReportLayout {
+    type Err = idp_core::Error;
+
+    fn from_str(s: &str) -> idp_core::Result<Self> {
+        match s {
+            "namespace" | "perNamespace" => Ok(Self::PerNamespace),
+            "resource" | "perResource" => Ok(Self::PerResource),
+            other => Err(idp_core::Error::invalid_input(format!(
+                "unknown report layout {other:?}: use namespace (one report per namespace) or resource (one report per object, as Kyverno)"
+            ))),
+        }
+    }
 }
 
 /// How many results of each outcome a report holds.
@@ -163,6 +260,9 @@ pub struct ResourceRef {
     /// `metadata.namespace`, for namespaced objects.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+    /// `metadata.uid`, when known (set in a per-resource report's `scope`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
 }
 
 impl From<&ObjectRef> for ResourceRef {
@@ -172,6 +272,7 @@ impl From<&ObjectRef> for ResourceRef {
             kind: r.kind.clone(),
             name: r.name.clone(),
             namespace: r.namespace.clone(),
+            uid: None,
         }
     }
 }
@@ -230,9 +331,10 @@ pub struct PolicyReports {
     source: String,
     timestamp: Timestamp,
     default_namespace: String,
-    /// By namespace; `None` is the cluster report.
-    reports: BTreeMap<Option<String>, PolicyReport>,
+    /// By namespace (`None` is cluster-scoped) and name.
+    reports: BTreeMap<(Option<String>, String), PolicyReport>,
     max_results: usize,
+    layout: ReportLayout,
 }
 
 /// How many results one report holds at most by default (see
@@ -253,7 +355,33 @@ impl PolicyReports {
             default_namespace: "default".to_owned(),
             reports: BTreeMap::new(),
             max_results: DEFAULT_MAX_RESULTS,
+            layout: ReportLayout::default(),
         }
+    }
+
+    /// Group the results as `layout` says (default [`ReportLayout::PerNamespace`]).
+    ///
+    /// ```
+    /// use idp_core::{Object, PolicyContext};
+    /// use idp_policy::{PolicySet, policy_report::{PolicyReports, ReportLayout}, pss::PodSecurity};
+    /// let set = PolicySet::new().with_policy(PodSecurity::baseline());
+    /// let ctx = PolicyContext::new();
+    /// let pod = Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+    ///     "metadata": {"name": "web", "namespace": "shop", "uid": "0b6f5d2c-7d1e-4f0a-9a43-2f6f1c9e8d11"},
+    ///     "spec": {"hostPID": true, "containers": [{"name": "c", "image": "nginx:1.27"}]}})).unwrap();
+    /// let mut reports = PolicyReports::new("idp", std::time::SystemTime::UNIX_EPOCH)
+    ///     .with_layout(ReportLayout::PerResource);
+    /// reports.add(&pod, &set.check_object(&pod, &ctx), &set.applicable_policies(&pod, &ctx));
+    /// let report = &reports.finish()[0];
+    /// assert_eq!(report.metadata.name, "0b6f5d2c-7d1e-4f0a-9a43-2f6f1c9e8d11");
+    /// assert_eq!(report.metadata.owner_references[0].name, "web");
+    /// assert_eq!(report.scope.as_ref().unwrap().kind, "Pod");
+    /// assert!(report.results[0].resources.is_empty(), "the scope names the object");
+    /// ```
+    #[must_use]
+    pub fn with_layout(mut self, layout: ReportLayout) -> Self {
+        self.layout = layout;
+        self
     }
 
     /// At most `max` results per report (at least 1; default [`DEFAULT_MAX_RESULTS`]):
@@ -312,7 +440,7 @@ impl PolicyReports {
     /// ```
     pub fn add(&mut self, object: &Object, result: &ObjectResult, applicable: &[&str]) {
         let mut resource = ResourceRef::from(&result.object);
-        let scope = if resource.namespace.is_some() {
+        let namespace = if resource.namespace.is_some() {
             resource.namespace.clone()
         } else if idp_core::manifest::is_cluster_scoped(object.kind()) {
             None
@@ -320,24 +448,54 @@ impl PolicyReports {
             resource.namespace = Some(self.default_namespace.clone());
             resource.namespace.clone()
         };
+        let (name, scope, owner) = match self.layout {
+            ReportLayout::PerNamespace => (REPORT_NAME.to_owned(), None, None),
+            ReportLayout::PerResource => {
+                if result.violations.is_empty() && applicable.is_empty() {
+                    return;
+                }
+                let uid = object
+                    .pointer("/metadata/uid")
+                    .and_then(serde_json::Value::as_str)
+                    .filter(|uid| idp_core::ids::DnsSubdomain::new(*uid).is_ok());
+                let owner = uid.map(|uid| OwnerReference {
+                    api_version: resource.api_version.clone(),
+                    kind: resource.kind.clone(),
+                    name: resource.name.clone(),
+                    uid: uid.to_owned(),
+                });
+                let name = uid.map_or_else(|| unnamed_report(&resource), str::to_owned);
+                let mut scope = resource.clone();
+                scope.uid = uid.map(str::to_owned);
+                (name, Some(scope), owner)
+            }
+        };
+        // A per-resource report names its object once, in its scope.
+        let resources = if scope.is_some() {
+            Vec::new()
+        } else {
+            vec![resource]
+        };
         let (source, timestamp) = (self.source.clone(), self.timestamp);
         let report = self
             .reports
-            .entry(scope.clone())
-            .or_insert_with(|| PolicyReport {
-                api_version: API_VERSION.to_owned(),
-                kind: if scope.is_some() {
-                    "PolicyReport"
-                } else {
-                    "ClusterPolicyReport"
+            .entry((namespace.clone(), name.clone()))
+            .or_insert_with(|| {
+                let mut metadata = ReportMetadata::new(name, namespace.clone());
+                metadata.owner_references.extend(owner);
+                PolicyReport {
+                    api_version: API_VERSION.to_owned(),
+                    kind: if namespace.is_some() {
+                        "PolicyReport"
+                    } else {
+                        "ClusterPolicyReport"
+                    }
+                    .to_owned(),
+                    metadata,
+                    scope,
+                    summary: Summary::default(),
+                    results: Vec::new(),
                 }
-                .to_owned(),
-                metadata: ReportMetadata {
-                    name: REPORT_NAME.to_owned(),
-                    namespace: scope.clone(),
-                },
-                summary: Summary::default(),
-                results: Vec::new(),
             });
         for v in &result.violations {
             let (outcome, scored) = match v.enforcement {
@@ -353,7 +511,7 @@ impl PolicyReports {
                 source: source.clone(),
                 policy: v.policy.to_string(),
                 rule: Some(v.rule.to_string()),
-                resources: vec![resource.clone()],
+                resources: resources.clone(),
                 message: Some(v.message.clone()),
                 result: outcome,
                 scored,
@@ -371,7 +529,7 @@ impl PolicyReports {
                 source: source.clone(),
                 policy: (*policy).to_owned(),
                 rule: None,
-                resources: vec![resource.clone()],
+                resources: resources.clone(),
                 message: Some("no violations".to_owned()),
                 result: Outcome::Pass,
                 scored: true,
@@ -383,10 +541,11 @@ impl PolicyReports {
         }
     }
 
-    /// The reports: the `ClusterPolicyReport` (if any cluster-scoped object was added)
-    /// first, then one `PolicyReport` per namespace in name order; a report with more
-    /// results than [`Self::with_max_results`] allows is split, in order, into
-    /// `idp-policy`, `idp-policy-2`, …
+    /// The reports: the cluster-scoped ones first, then the namespaced ones, by
+    /// namespace and name (per namespace: one `ClusterPolicyReport`, if any
+    /// cluster-scoped object was added, then one `PolicyReport` per namespace); a report
+    /// with more results than [`Self::with_max_results`] allows is split, in order, into
+    /// `idp-policy`, `idp-policy-2`, … (a per-resource report into `<uid>`, `<uid>-2`, …)
     ///
     /// ```
     /// assert!(idp_policy::policy_report::PolicyReports::new("idp", std::time::SystemTime::UNIX_EPOCH).finish().is_empty());
@@ -403,6 +562,7 @@ impl PolicyReports {
                 api_version,
                 kind,
                 metadata,
+                scope,
                 results,
                 ..
             } = report;
@@ -418,8 +578,9 @@ impl PolicyReports {
                         } else {
                             format!("{}-{part}", metadata.name)
                         },
-                        namespace: metadata.namespace.clone(),
+                        ..metadata.clone()
                     },
+                    scope: scope.clone(),
                     summary: Summary::default(),
                     results: Vec::with_capacity(max),
                 };
@@ -446,6 +607,29 @@ impl PolicyReport {
         *counter += 1;
         self.results.push(result);
     }
+}
+
+/// The name of a per-resource report on an object without a UID (read from a file):
+/// `idp-` and 16 hex digits of a 64-bit FNV-1a hash of its API version, kind, namespace
+/// and name, the same on every run.
+fn unnamed_report(resource: &ResourceRef) -> String {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut hash = OFFSET;
+    let parts = [
+        resource.api_version.as_str(),
+        resource.kind.as_str(),
+        resource.namespace.as_deref().unwrap_or_default(),
+        resource.name.as_str(),
+    ];
+    for part in parts {
+        // The separator keeps ("ab", "c") and ("a", "bc") apart.
+        for byte in part.bytes().chain([0]) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(PRIME);
+        }
+    }
+    format!("idp-{hash:016x}")
 }
 
 /// The category of the built-in policies, by name.

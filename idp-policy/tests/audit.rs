@@ -451,6 +451,163 @@ async fn published_reports_are_kept_up_to_date_and_only_ours_are_deleted() {
     );
 }
 
+#[tokio::test]
+async fn per_resource_reports_go_with_their_object_and_are_pruned_when_it_passes() {
+    use idp_core::cluster::Inventory;
+    use idp_policy::audit::publish_reports;
+    use idp_policy::policy_report::{PolicyReports, ReportLayout};
+
+    let c = seeded().await;
+    install_report_crds(&c).await;
+    let cluster = Cluster::new(c.client());
+    let inventory = Inventory::new("default", "policy-reports").unwrap();
+    let set = baseline();
+    let ctx = PolicyContext::new();
+    let audit = || async {
+        let mut reports = PolicyReports::new("idp", std::time::SystemTime::UNIX_EPOCH)
+            .with_layout(ReportLayout::PerResource);
+        Audit::new(Cluster::new(c.client()))
+            .with_kinds([GroupKind::new("", "Pod")])
+            .run(&set, &ctx, |object, result| {
+                reports.add(object, result, &set.applicable_policies(object, &ctx));
+            })
+            .await
+            .unwrap();
+        reports.finish()
+    };
+    let reports = audit().await;
+    assert_eq!(reports.len(), 8, "7 Pods in shop and kube-proxy");
+    let published = publish_reports(&cluster, inventory.clone(), &reports)
+        .await
+        .unwrap();
+    assert_eq!((published.written, published.deleted), (8, 0));
+
+    let pods: Api<DynamicObject> = Api::namespaced_with(
+        c.client(),
+        "shop",
+        &ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk("", "v1", "Pod")),
+    );
+    let web0 = pods.get("web-0").await.unwrap();
+    let uid = web0.metadata.uid.clone().unwrap();
+    let stored = c
+        .object("wgpolicyk8s.io", "policyreports", "shop", &uid)
+        .unwrap();
+    assert_eq!(stored["scope"]["name"], "web-0");
+    assert_eq!(
+        stored["metadata"]["ownerReferences"][0]["uid"],
+        uid.as_str()
+    );
+    assert_eq!(stored["summary"]["fail"], 1, "{stored}");
+
+    // Deleting the Pod deletes its report at once, by the garbage collector.
+    pods.delete("web-0", &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
+    assert!(
+        c.object("wgpolicyk8s.io", "policyreports", "shop", &uid)
+            .is_none()
+    );
+
+    // A report the next publish leaves out (as when kube-system is excluded from then
+    // on) is pruned; the others are unchanged.
+    let system: Api<DynamicObject> = Api::namespaced_with(
+        c.client(),
+        "kube-system",
+        &ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk("", "v1", "Pod")),
+    );
+    let proxy_uid = system
+        .get("kube-proxy")
+        .await
+        .unwrap()
+        .metadata
+        .uid
+        .unwrap();
+    let mut without_proxy = audit().await;
+    without_proxy.retain(|r| r.metadata.name != proxy_uid);
+    let published = publish_reports(&cluster, inventory, &without_proxy)
+        .await
+        .unwrap();
+    assert_eq!(published.deleted, 1, "{published:?}");
+    assert_eq!(published.unchanged, 6, "{published:?}");
+    assert!(
+        c.object("wgpolicyk8s.io", "policyreports", "kube-system", &proxy_uid)
+            .is_none()
+    );
+}
+
+/// `value` with an `ownerReferences` entry naming `owner` (controller or not).
+fn owned_by(mut value: Value, owner: &Value, controller: bool) -> Value {
+    value["metadata"]["ownerReferences"] = json!([{
+        "apiVersion": owner["apiVersion"], "kind": owner["kind"],
+        "name": owner["metadata"]["name"], "uid": owner["metadata"]["uid"],
+        "controller": controller}]);
+    value
+}
+
+#[tokio::test]
+async fn objects_made_by_a_controller_that_is_read_can_be_left_to_it() {
+    let c = cluster().await;
+    let cart = c.create(deployment("shop", "cart")).await.unwrap();
+    let mut rs = deployment("shop", "cart-5d8f");
+    rs["kind"] = json!("ReplicaSet");
+    let rs = c.create(owned_by(rs, &cart, true)).await.unwrap();
+    // The ReplicaSet's Pod, privileged as its template is not (a webhook added it).
+    create(&c, owned_by(pod("shop", "cart-5d8f-x1", true), &rs, true)).await;
+    // A Pod whose controller is a kind not read (an operator's), and one whose owner
+    // is not its controller: both checked.
+    let rollout = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": "web", "uid": "9a1b2c3d-0000-4000-8000-000000000001"}});
+    create(&c, owned_by(pod("shop", "web-7c9d", true), &rollout, true)).await;
+    create(&c, owned_by(pod("shop", "web-adopted", true), &rs, false)).await;
+
+    let kinds = [
+        GroupKind::new("apps", "Deployment"),
+        GroupKind::new("apps", "ReplicaSet"),
+        GroupKind::new("", "Pod"),
+    ];
+    let checked = |audit: Audit| async move {
+        let mut names = Vec::new();
+        let listing = audit
+            .run(&baseline(), &PolicyContext::new(), |object, _| {
+                names.push(object.name().to_owned());
+            })
+            .await
+            .unwrap();
+        names.sort();
+        (names, listing)
+    };
+
+    let all = Audit::new(Cluster::new(c.client())).with_kinds(kinds.clone());
+    let (names, _) = checked(all).await;
+    assert_eq!(names.len(), 5, "{names:?}");
+
+    let skipping = Audit::new(Cluster::new(c.client()))
+        .with_kinds(kinds.clone())
+        .skipping_controlled(true);
+    let (names, listing) = checked(skipping).await;
+    assert_eq!(names, ["cart", "web-7c9d", "web-adopted"]);
+    let controlled: Vec<(&str, u64, u64)> = listing
+        .kinds
+        .iter()
+        .map(|k| (k.kind.as_str(), k.objects, k.controlled))
+        .collect();
+    assert_eq!(
+        controlled,
+        [
+            ("Deployment.apps", 1, 0),
+            ("ReplicaSet.apps", 0, 1),
+            ("Pod", 2, 1)
+        ]
+    );
+
+    // Without the Deployments read, the ReplicaSet is checked (its Pod still is not).
+    let without_deployments = Audit::new(Cluster::new(c.client()))
+        .with_kinds(kinds[1..].to_vec())
+        .skipping_controlled(true);
+    let (names, _) = checked(without_deployments).await;
+    assert_eq!(names, ["cart-5d8f", "web-7c9d", "web-adopted"]);
+}
+
 /// Against a real cluster: every kind it serves is read (aggregated APIs that are down
 /// are recorded, not fatal), and the Pods are checked.
 #[tokio::test]

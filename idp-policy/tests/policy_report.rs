@@ -3,7 +3,9 @@
 
 use idp_core::{Object, PolicyContext};
 use idp_policy::config::BuiltinPolicy;
-use idp_policy::policy_report::{DEFAULT_MAX_RESULTS, Outcome, PolicyReport, PolicyReports};
+use idp_policy::policy_report::{
+    DEFAULT_MAX_RESULTS, Outcome, PolicyReport, PolicyReports, ReportLayout,
+};
 use idp_policy::pss::PodSecurity;
 use idp_policy::{Action, PolicyOptions, PolicySet, guardrails};
 use serde_json::json;
@@ -129,7 +131,8 @@ fn the_json_is_the_report_resource() {
     assert_eq!(value["kind"], "PolicyReport");
     assert_eq!(
         value["metadata"],
-        json!({"name": "idp-policy", "namespace": "shop"})
+        json!({"name": "idp-policy", "namespace": "shop",
+               "labels": {"app.kubernetes.io/managed-by": "idp"}})
     );
     assert_eq!(
         value["summary"],
@@ -235,4 +238,123 @@ fn a_namespace_with_many_results_gets_several_reports_each_small_enough_for_kube
         );
     }
     assert_eq!(total, expected, "nothing lost in the split");
+}
+
+const CART_UID: &str = "5c0e7a4e-3b1f-4d8e-9f27-61a0c2d4b8e1";
+
+/// The reports of `objects` with the per-resource layout, at most `max` results each.
+fn per_resource(objects: &[Object], max: usize) -> Vec<PolicyReport> {
+    let set = set();
+    let ctx = PolicyContext::new();
+    let mut reports = PolicyReports::new("idp", SystemTime::UNIX_EPOCH)
+        .with_layout(ReportLayout::PerResource)
+        .with_max_results(max);
+    for o in objects {
+        reports.add(
+            o,
+            &set.check_object(o, &ctx),
+            &set.applicable_policies(o, &ctx),
+        );
+    }
+    reports.finish()
+}
+
+/// [`objects`] as read from a cluster: the Namespace and the Deployment with UIDs.
+fn stored_objects() -> Vec<Object> {
+    let mut objects = objects();
+    objects[0].as_map_mut()["metadata"]["uid"] = json!("0d8f6a3c-9e2b-4a71-8c55-3f1e2d4c6b7a");
+    objects[1].as_map_mut()["metadata"]["uid"] = json!(CART_UID);
+    objects
+}
+
+#[test]
+fn per_resource_reports_are_named_by_uid_scoped_and_owned_by_their_object() {
+    let reports = per_resource(&stored_objects(), DEFAULT_MAX_RESULTS);
+    // No policy applies to the Namespace: no report for it.
+    assert_eq!(reports.len(), 2, "{reports:#?}");
+
+    let service = &reports[0];
+    assert_eq!(service.metadata.namespace.as_deref(), Some("default"));
+    assert!(
+        service.metadata.name.starts_with("idp-") && service.metadata.name.len() == 20,
+        "a file's object has no UID: {}",
+        service.metadata.name
+    );
+    assert!(service.metadata.owner_references.is_empty());
+    let scope = service.scope.as_ref().unwrap();
+    assert_eq!(
+        (scope.kind.as_str(), scope.name.as_str()),
+        ("Service", "cart")
+    );
+    assert_eq!(scope.uid, None);
+
+    let cart = &reports[1];
+    assert_eq!(cart.kind, "PolicyReport");
+    assert_eq!(cart.metadata.name, CART_UID);
+    assert_eq!(cart.metadata.namespace.as_deref(), Some("shop"));
+    let owner = &cart.metadata.owner_references[0];
+    assert_eq!(
+        (
+            owner.api_version.as_str(),
+            owner.kind.as_str(),
+            owner.name.as_str(),
+            owner.uid.as_str()
+        ),
+        ("apps/v1", "Deployment", "cart", CART_UID)
+    );
+    assert_eq!(cart.scope.as_ref().unwrap().uid.as_deref(), Some(CART_UID));
+    assert_eq!((cart.summary.pass, cart.summary.fail), (1, 1));
+    assert!(cart.results.iter().all(|r| r.resources.is_empty()));
+
+    let value = serde_json::to_value(cart).unwrap();
+    assert_eq!(value["metadata"]["ownerReferences"][0]["uid"], CART_UID);
+    assert_eq!(
+        value["scope"],
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "cart",
+               "namespace": "shop", "uid": CART_UID})
+    );
+    assert!(value["results"][0].get("resources").is_none());
+    let back: PolicyReport = serde_json::from_value(value).unwrap();
+    assert_eq!(&back, cart);
+}
+
+#[test]
+fn a_report_without_uid_keeps_its_name_across_runs_and_objects_do_not_share_one() {
+    let first = per_resource(&objects(), DEFAULT_MAX_RESULTS);
+    let again = per_resource(&objects(), DEFAULT_MAX_RESULTS);
+    let names =
+        |r: &[PolicyReport]| -> Vec<String> { r.iter().map(|r| r.metadata.name.clone()).collect() };
+    assert_eq!(names(&first), names(&again));
+    let mut other = objects();
+    other[2].as_map_mut()["metadata"]["name"] = json!("carts");
+    let other = per_resource(&other, DEFAULT_MAX_RESULTS);
+    assert_ne!(first[0].metadata.name, other[0].metadata.name);
+
+    // A UID that is not a valid object name is not used as one, nor as an owner.
+    let mut odd = stored_objects();
+    odd[1].as_map_mut()["metadata"]["uid"] = json!("Not A Name!");
+    let odd = per_resource(&odd, DEFAULT_MAX_RESULTS);
+    assert!(
+        odd[1].metadata.name.starts_with("idp-"),
+        "{}",
+        odd[1].metadata.name
+    );
+    assert!(odd[1].metadata.owner_references.is_empty());
+}
+
+#[test]
+fn a_split_per_resource_report_keeps_its_scope_and_owner() {
+    let reports = per_resource(&stored_objects(), 1);
+    let cart: Vec<&PolicyReport> = reports
+        .iter()
+        .filter(|r| r.metadata.namespace.as_deref() == Some("shop"))
+        .collect();
+    let names: Vec<&str> = cart.iter().map(|r| r.metadata.name.as_str()).collect();
+    assert_eq!(names, [CART_UID.to_owned(), format!("{CART_UID}-2")]);
+    for part in cart {
+        assert_eq!(part.results.len(), 1);
+        assert_eq!(part.metadata.owner_references[0].uid, CART_UID);
+        assert_eq!(part.scope.as_ref().unwrap().name, "cart");
+        assert_eq!(part.metadata.labels["app.kubernetes.io/managed-by"], "idp");
+    }
 }
