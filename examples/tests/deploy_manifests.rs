@@ -220,6 +220,88 @@ fn rbac_is_least_privilege() {
     }
 }
 
+fn audit_rbac_file() -> PathBuf {
+    deploy_dir().join("audit").join("rbac.yaml")
+}
+
+#[test]
+fn the_audit_rbac_is_apart_reads_and_writes_only_reports() {
+    let set = all_objects();
+    assert!(
+        set.iter().all(|o| !o.name().ends_with("-audit")),
+        "`kubectl apply -f examples/deploy/` must not grant the audit's reads"
+    );
+    let audit =
+        ManifestSet::from_file(audit_rbac_file()).unwrap_or_else(|e| panic!("{}", e.report()));
+    let role = find(&audit, "ClusterRole", "idp-server-audit").to_value();
+    for (group, resource, verbs) in grants(&role) {
+        if group == "wgpolicyk8s.io" {
+            assert!(
+                ["policyreports", "clusterpolicyreports"].contains(&resource.as_str()),
+                "{resource}"
+            );
+            for verb in ["get", "list", "create", "patch", "delete"] {
+                assert!(verbs.iter().any(|v| v == verb), "{verb} {resource}");
+            }
+        } else {
+            assert_eq!(verbs, ["get", "list"], "{group}/{resource}: reads only");
+        }
+    }
+    // Bound to the server's own service account.
+    let binding = find(&audit, "ClusterRoleBinding", "idp-server-audit").to_value();
+    assert_eq!(binding["roleRef"]["name"], "idp-server-audit");
+    let account = find(&set, "ServiceAccount", "idp-server");
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": account.name(), "namespace": account.namespace()}])
+    );
+}
+
+#[test]
+fn the_configmaps_commented_audit_settings_are_a_valid_config() {
+    let set = all_objects();
+    let cm = find(&set, "ConfigMap", "idp-server").to_value();
+    let text = cm["data"]["idp.yaml"].as_str().expect("data.idp.yaml");
+    // Uncomment the `# audit:` block: the lines after it that are commented one level
+    // deeper.
+    let mut lines = Vec::new();
+    let mut indent = None;
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        let depth = line.len() - trimmed.len();
+        match indent {
+            None if trimmed == "# audit:" => {
+                indent = Some(depth);
+                lines.push(format!("{}audit:", " ".repeat(depth)));
+            }
+            Some(d) if depth == d && trimmed.starts_with("#   ") => {
+                lines.push(format!("{}{}", " ".repeat(d), &trimmed[2..]));
+            }
+            Some(_) => {
+                indent = None;
+                lines.push(line.to_owned());
+            }
+            None => lines.push(line.to_owned()),
+        }
+    }
+    let uncommented = lines.join("\n");
+    assert!(
+        uncommented.contains("reportLayout: perResource"),
+        "{uncommented}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("idp.yaml");
+    std::fs::write(&path, &uncommented).unwrap();
+    let config = Config::load(&path).unwrap_or_else(|e| panic!("{}\n{uncommented}", e.report()));
+    let audit = config.policy.audit.expect("policy.audit");
+    assert_eq!(
+        audit.report_layout,
+        idp_policy::policy_report::ReportLayout::PerResource
+    );
+    assert!(audit.skip_controlled);
+    assert_eq!(audit.exclude_namespaces, ["kube-system"]);
+}
+
 #[test]
 fn the_configmap_holds_a_valid_server_config() {
     let set = all_objects();
@@ -348,7 +430,7 @@ fn kubectl_dry_run(kubeconfig: &Path) {
         eprintln!("kubectl is not installed: skipping the kubectl dry run");
         return;
     }
-    for file in manifest_files() {
+    for file in manifest_files().into_iter().chain([audit_rbac_file()]) {
         let out = std::process::Command::new("kubectl")
             .args([
                 "apply",

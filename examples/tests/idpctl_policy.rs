@@ -686,6 +686,39 @@ fn check_prints_policy_reports() {
         text.contains("apiVersion: wgpolicyk8s.io/v1alpha2"),
         "{text}"
     );
+
+    // One report per object: the privileged Pod and the Deployment apart, each with
+    // the object as its scope; nothing applies to the Namespace, so it has none.
+    let out = idpctl(&[
+        "policy",
+        "check",
+        root,
+        "--policy-report",
+        "--report-layout",
+        "resource",
+        "--format",
+        "json",
+    ]);
+    let list = json(&out);
+    let scopes: Vec<(&str, &str)> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            assert!(
+                r["metadata"]["name"].as_str().unwrap().starts_with("idp-"),
+                "{r}"
+            );
+            (
+                r["scope"]["kind"].as_str().unwrap(),
+                r["scope"]["name"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(scopes.len(), 2, "{list}");
+    assert!(scopes.contains(&("Deployment", "web")), "{scopes:?}");
+    let out = idpctl(&["policy", "check", root, "--report-layout", "nodes"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
 
 /// A referential Gatekeeper template: an Ingress host served twice in the change (the

@@ -382,3 +382,109 @@ async fn write_reports_keeps_policy_reports_in_the_cluster() {
             .is_some()
     );
 }
+
+/// `value` made by `owner` (its controller).
+fn controlled_by(mut value: Value, owner: &Value) -> Value {
+    value["metadata"]["ownerReferences"] = json!([{
+        "apiVersion": owner["apiVersion"], "kind": owner["kind"],
+        "name": owner["metadata"]["name"], "uid": owner["metadata"]["uid"], "controller": true}]);
+    value
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_resource_reports_and_one_finding_per_workload() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, kubeconfig) = seeded(dir.path()).await;
+    for (kind, plural, namespaced) in [
+        ("PolicyReport", "policyreports", true),
+        ("ClusterPolicyReport", "clusterpolicyreports", false),
+    ] {
+        let crd = idp_testkit::minimal_crd("wgpolicyk8s.io", "v1alpha2", kind, plural, namespaced);
+        create(&cluster, crd).await;
+    }
+    // A Deployment on the host network, its ReplicaSet and the ReplicaSet's Pod.
+    let template = json!({"metadata": {"labels": {"app": "cart"}},
+        "spec": {"hostNetwork": true, "containers": [{"name": "app", "image": "ghcr.io/acme/cart:1.0"}]}});
+    let cart = cluster
+        .create(json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "cart", "namespace": "shop"},
+            "spec": {"selector": {"matchLabels": {"app": "cart"}}, "template": template}}))
+        .await
+        .unwrap();
+    let rs = cluster
+        .create(controlled_by(
+            json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "metadata": {"name": "cart-6b7f", "namespace": "shop"},
+                "spec": {"selector": {"matchLabels": {"app": "cart"}}, "template": template}}),
+            &cart,
+        ))
+        .await
+        .unwrap();
+    create(
+        &cluster,
+        controlled_by(pod("shop", "cart-6b7f-q2", true), &rs),
+    )
+    .await;
+
+    let out = run(args(&[
+        "policy",
+        "audit",
+        "--kubeconfig",
+        &kubeconfig,
+        "--kind",
+        "Deployment.apps",
+        "--kind",
+        "ReplicaSet.apps",
+        "--kind",
+        "Pod",
+        "--skip-controlled",
+        "--report-layout",
+        "resource",
+        "--write-reports",
+        "default",
+        "--format",
+        "json",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let summary = json(&out);
+    // cart, debug and kube-proxy; the ReplicaSet and its Pod are left to cart.
+    assert_eq!(summary["denied"], 3, "{summary:#}");
+    let names: Vec<&str> = summary["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert!(!names.contains(&"cart-6b7f-q2"), "{names:?}");
+    let controlled: Vec<(&str, u64)> = summary["kinds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["kind"].as_str().unwrap(),
+                k["controlled"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(
+        controlled,
+        [("Deployment.apps", 0), ("ReplicaSet.apps", 1), ("Pod", 1)]
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("policy reports: 4 written"),
+        "cart, web, debug, kube-proxy: {stderr}"
+    );
+    let uid = cart["metadata"]["uid"].as_str().unwrap();
+    let report = cluster
+        .object("wgpolicyk8s.io", "policyreports", "shop", uid)
+        .unwrap();
+    assert_eq!(report["scope"]["name"], "cart");
+    assert_eq!(
+        report["metadata"]["ownerReferences"][0]["kind"],
+        "Deployment"
+    );
+    assert_eq!(report["summary"]["fail"], 1, "{report}");
+}

@@ -1394,6 +1394,79 @@ async fn policy_audit_checks_what_runs_in_the_cluster() {
     );
     let bad = h.get("/api/policy/audit?pss=strict").await;
     assert_eq!(bad.status, 400, "{}", bad.text());
+    let bad = h
+        .get("/api/policy/audit?kind=Pod&skipControlled=maybe")
+        .await;
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    assert!(bad.text().contains("skipControlled"), "{}", bad.text());
+}
+
+#[tokio::test]
+async fn the_periodic_audit_can_write_one_report_per_object() {
+    let mut config = Config::default();
+    config.policy.guardrails = false;
+    config.policy.audit = Some(
+        serde_saphyr::from_str(
+            "intervalSeconds: 1\nkinds: [Pod]\nexcludeNamespaces: [kube-system]\nreportLayout: perResource\nskipControlled: true\n",
+        )
+        .unwrap(),
+    );
+    let h = harness_with(config, std::path::Path::to_path_buf).await;
+    let client = h.cluster().await;
+    let crds = dynamic(
+        &client,
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+        None,
+    );
+    for (kind, plural, namespaced) in REPORT_CRDS {
+        let crd = idp_testkit::minimal_crd("wgpolicyk8s.io", "v1alpha2", kind, plural, namespaced);
+        crds.create(
+            &kube::api::PostParams::default(),
+            &serde_json::from_value(crd).unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+    let pods = kube::Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client.clone(), "default");
+    let pod = json!({"metadata": {"name": "debug"},
+        "spec": {"containers": [{"name": "app", "image": "ghcr.io/acme/app:1.0",
+            "securityContext": {"privileged": true}}]}});
+    let pod = pods
+        .create(
+            &kube::api::PostParams::default(),
+            &serde_json::from_value(pod).unwrap(),
+        )
+        .await
+        .unwrap();
+    let uid = pod.metadata.uid.unwrap();
+    let reports = dynamic(
+        &client,
+        "wgpolicyk8s.io/v1alpha2",
+        "PolicyReport",
+        Some("default"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let report = loop {
+        if let Some(r) = reports.get_opt(&uid).await.unwrap() {
+            break serde_json::to_value(&r).unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no policy report named by the Pod's UID"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(report["scope"]["name"], "debug", "{report}");
+    assert_eq!(
+        report["metadata"]["ownerReferences"][0]["uid"],
+        uid.as_str()
+    );
+    assert_eq!(report["summary"]["fail"], 1, "{report}");
+    assert!(
+        reports.get_opt("idp-policy").await.unwrap().is_none(),
+        "no per-namespace report"
+    );
 }
 
 /// Minimal CRDs for the wgpolicyk8s.io report kinds (Kyverno and Policy Reporter

@@ -88,7 +88,8 @@ async fn audit_once(state: &AppState, planned: &Planned) {
     );
     let ctx = PolicyContext::new();
     let started = std::time::Instant::now();
-    let mut reports = PolicyReports::new("idp", std::time::SystemTime::now());
+    let mut reports = PolicyReports::new("idp", std::time::SystemTime::now())
+        .with_layout(planned.config.report_layout);
     // Counts and per-rule summaries for the metrics; no sample is kept.
     let mut tally = ReportBuilder::new(ReportLimits {
         max_violations: 0,
@@ -96,7 +97,8 @@ async fn audit_once(state: &AppState, planned: &Planned) {
     });
     let audit = Audit::new(cluster.clone())
         .with_kinds(planned.kinds.iter().cloned())
-        .excluding_namespaces(planned.config.exclude_namespaces.iter().cloned());
+        .excluding_namespaces(planned.config.exclude_namespaces.iter().cloned())
+        .skipping_controlled(planned.config.skip_controlled);
     let listing = audit
         .run(&policies, &ctx, |object, result| {
             tally.add_ref(result);

@@ -195,6 +195,8 @@ fn default_sync_interval() -> u64 {
 /// ).unwrap();
 /// assert_eq!(c.interval_seconds, 3600);
 /// assert_eq!(c.report_namespace, "default");
+/// assert_eq!(c.report_layout, idp_policy::policy_report::ReportLayout::PerNamespace);
+/// assert!(!c.skip_controlled);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -210,11 +212,21 @@ pub struct AuditConfig {
     /// Namespaces left out, their `Namespace` objects included.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exclude_namespaces: Vec<String>,
-    /// Write the findings as PolicyReports (one per namespace, a ClusterPolicyReport)
-    /// into the cluster (default true; the cluster needs the wgpolicyk8s.io CRDs, which
-    /// Kyverno and Policy Reporter install).
+    /// Write the findings as PolicyReports into the cluster (default true; the cluster
+    /// needs the wgpolicyk8s.io CRDs, which Kyverno and Policy Reporter install).
     #[serde(default = "default_true")]
     pub write_reports: bool,
+    /// How the reports are laid out: `perNamespace` (the default: one PolicyReport per
+    /// namespace, a ClusterPolicyReport) or `perResource` (one per object, as Kyverno:
+    /// named by its UID and owned by it, so that Kubernetes deletes it with the object).
+    #[serde(default)]
+    pub report_layout: idp_policy::policy_report::ReportLayout,
+    /// Leave out the objects made by a pod controller that is audited too (Pods of
+    /// ReplicaSets, ReplicaSets of Deployments, Jobs of CronJobs...): the controller's
+    /// pod template is checked instead, so a finding is reported once, on the object to
+    /// change (default false).
+    #[serde(default)]
+    pub skip_controlled: bool,
     /// The namespace of the record of the reports written (default `default`): reports
     /// an earlier audit wrote and this one does not are deleted, and only those.
     #[serde(default = "default_report_namespace")]

@@ -254,7 +254,7 @@ enum PolicyCommand {
     /// with --policy-report). Exits 1 when any object is denied, 2 when a resource type
     /// could not be read (it is named on stderr; the rest is still audited).
     #[command(
-        after_help = "EXAMPLES:\n  idpctl policy audit --pss restricted --exclude-namespace kube-system\n  idpctl policy audit --kubeconfig kind.kubeconfig --kind Deployment.apps --kind Pod -n shop --guardrails\n  idpctl policy audit --policy kyverno/best-practices.yaml --format json   # {objects, denied, warned, kinds, findings}\n  idpctl policy audit --policy gatekeeper/unique-ingress-host.yaml --policy-report | kubectl apply -f -\n  idpctl policy audit --pss restricted --exclude-namespace kube-system --write-reports platform   # a CronJob keeping PolicyReports"
+        after_help = "EXAMPLES:\n  idpctl policy audit --pss restricted --exclude-namespace kube-system\n  idpctl policy audit --kubeconfig kind.kubeconfig --kind Deployment.apps --kind Pod -n shop --guardrails\n  idpctl policy audit --policy kyverno/best-practices.yaml --format json   # {objects, denied, warned, kinds, findings}\n  idpctl policy audit --policy gatekeeper/unique-ingress-host.yaml --policy-report | kubectl apply -f -\n  idpctl policy audit --pss restricted --exclude-namespace kube-system --write-reports platform   # a CronJob keeping PolicyReports\n  idpctl policy audit --guardrails --skip-controlled --report-layout resource --write-reports platform   # Kyverno's report layout, one finding per workload"
     )]
     Audit {
         /// The kubeconfig to use (default: as kubectl finds it: KUBECONFIG,
@@ -281,6 +281,13 @@ enum PolicyCommand {
         /// namespace. Nothing is written when a kind could not be read.
         #[arg(long, value_name = "NAMESPACE")]
         write_reports: Option<String>,
+        /// Leave out the objects a pod controller made when that controller is audited
+        /// too (the Pods of a ReplicaSet, the ReplicaSets of a Deployment, the Jobs of a
+        /// CronJob...): its pod template is checked, so each finding is reported once,
+        /// on the object to change. A Pod a webhook changed after it was made is then
+        /// not seen.
+        #[arg(long)]
+        skip_controlled: bool,
         #[command(flatten)]
         flags: policy::PolicyFlags,
     },
@@ -473,6 +480,7 @@ fn main() -> std::process::ExitCode {
             excluded,
             page_size,
             write_reports,
+            skip_controlled,
             flags,
         }) => policy_audit::audit(
             &flags.options(),
@@ -483,6 +491,7 @@ fn main() -> std::process::ExitCode {
                 excluded,
                 page_size: *page_size,
                 write_reports: write_reports.as_deref(),
+                skip_controlled: *skip_controlled,
             },
             &out,
         ),

@@ -11,7 +11,7 @@ use idp_policy::config::PolicySetConfig;
 use idp_policy::gatekeeper::mutation::GatekeeperMutators;
 use idp_policy::kyverno::{KyvernoPolicy, ValidateRules};
 use idp_policy::mutate::{DefaultResources, Mutations, OtelInjection, StandardLabels};
-use idp_policy::policy_report::PolicyReports;
+use idp_policy::policy_report::{PolicyReports, ReportLayout};
 use idp_policy::pss::{PodSecurity, PssVersion};
 use idp_policy::rego::RegoPolicy;
 use idp_policy::report::CheckRow;
@@ -43,6 +43,24 @@ pub struct CheckOptions<'a> {
     pub policies: &'a [PathBuf],
     /// `--policy-report`.
     pub policy_report: bool,
+    /// `--report-layout`.
+    pub report_layout: ReportLayout,
+}
+
+/// `--report-layout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LayoutArg {
+    /// One PolicyReport per namespace, a ClusterPolicyReport for cluster-scoped objects.
+    Namespace,
+    /// One report per object, as Kyverno: named by its UID, owned by it.
+    Resource,
+}
+
+impl CheckOptions<'_> {
+    /// The report collector `--policy-report` (and `--write-reports`) fill.
+    pub fn reports(&self) -> PolicyReports {
+        PolicyReports::new("idp", std::time::SystemTime::now()).with_layout(self.report_layout)
+    }
 }
 
 /// The policy flags `policy check` and `policy audit` share.
@@ -60,11 +78,15 @@ pub struct PolicyFlags {
     /// A policy file: .rego, Gatekeeper, ValidatingAdmissionPolicy, Kyverno or policy-set YAML (repeatable).
     #[arg(long = "policy", value_name = "FILE")]
     pub policies: Vec<PathBuf>,
-    /// Print wgpolicyk8s.io/v1alpha2 PolicyReports (one per namespace, a
-    /// ClusterPolicyReport for cluster-scoped objects) as a v1 List instead of rows:
-    /// YAML, or JSON with --format json.
+    /// Print wgpolicyk8s.io/v1alpha2 PolicyReports (laid out as --report-layout says)
+    /// as a v1 List instead of rows: YAML, or JSON with --format json.
     #[arg(long)]
     pub policy_report: bool,
+    /// How the PolicyReports are laid out: one per namespace, or one per object as
+    /// Kyverno does (named by the object's UID and owned by it, so that it is deleted
+    /// with the object; objects read from files are named by a hash).
+    #[arg(long, value_enum, value_name = "LAYOUT", default_value = "namespace")]
+    pub report_layout: LayoutArg,
 }
 
 impl PolicyFlags {
@@ -76,6 +98,10 @@ impl PolicyFlags {
             guardrails: self.guardrails,
             policies: &self.policies,
             policy_report: self.policy_report,
+            report_layout: match self.report_layout {
+                LayoutArg::Namespace => ReportLayout::PerNamespace,
+                LayoutArg::Resource => ReportLayout::PerResource,
+            },
         }
     }
 }
@@ -352,9 +378,7 @@ pub fn check(
     let set = build_set(options, &inventory, false)?;
     let ctx = PolicyContext::new();
     let mut rows = Vec::new();
-    let mut reports = options
-        .policy_report
-        .then(|| PolicyReports::new("idp", std::time::SystemTime::now()));
+    let mut reports = options.policy_report.then(|| options.reports());
     for (file, objects) in &manifests {
         for object in objects {
             let result = set.check_object(object, &ctx);

@@ -30,6 +30,8 @@ pub struct AuditOptions<'a> {
     pub page_size: u32,
     /// `--write-reports NAMESPACE`.
     pub write_reports: Option<&'a str>,
+    /// `--skip-controlled`.
+    pub skip_controlled: bool,
 }
 
 /// One object with findings: the row of `policy check` without file and document.
@@ -125,14 +127,15 @@ pub fn audit(
             .with_kinds(kinds)
             .with_namespaces(options.namespaces.iter().cloned())
             .excluding_namespaces(options.excluded.iter().cloned())
-            .with_page_size(options.page_size);
+            .with_page_size(options.page_size)
+            .skipping_controlled(options.skip_controlled);
         let ctx = PolicyContext::new();
         let mut gathered = Gathered {
             findings: Vec::new(),
             denied: 0,
             warned: 0,
             reports: (check.policy_report || options.write_reports.is_some())
-                .then(|| PolicyReports::new("idp", std::time::SystemTime::now())),
+                .then(|| check.reports()),
         };
         let listing = if wants_inventory(check.policies)? {
             // Gatekeeper templates may read data.inventory: every object is read

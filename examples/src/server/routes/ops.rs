@@ -260,7 +260,7 @@ pub const ROUTES: &[(&str, &str, &str, Option<&str>)] = &[
     (
         "get",
         "/api/policy/audit",
-        "Check what already runs in the cluster with the server's policies, as stored (kind=Kind.group, namespace=, excludeNamespace=, pss=, guardrails=)",
+        "Check what already runs in the cluster with the server's policies, as stored (kind=Kind.group, namespace=, excludeNamespace=, skipControlled=, pss=, guardrails=)",
         None,
     ),
     (

@@ -126,8 +126,9 @@ fn policy_override(
 /// `GET /api/policy/audit`: the server's policies over the live objects of its cluster
 /// (see [`idp_policy::audit`]), as stored: the Kyverno validate rules alone, nothing
 /// mutated, of the policies whose `spec.background` is not false. Query parameters: `kind=Kind.group` (repeatable; default every listable
-/// kind but Events), `namespace` and `excludeNamespace` (repeatable), `pss` and
-/// `guardrails` as for the check. Answers an [`AuditReport`](idp_policy::audit::AuditReport):
+/// kind but Events), `namespace` and `excludeNamespace` (repeatable), `skipControlled`
+/// (`true` leaves out what a pod controller that is read made, see
+/// [`Audit::skipping_controlled`]), `pss` and `guardrails` as for the check. Answers an [`AuditReport`](idp_policy::audit::AuditReport):
 /// counts, per-rule summaries, a capped sample, and what was read of each kind (with
 /// the error of a kind that could not be listed).
 async fn audit(
@@ -137,6 +138,7 @@ async fn audit(
     let mut pss = state.policy.pss;
     let mut guardrails = state.policy.guardrails;
     let (mut kinds, mut namespaces, mut excluded) = (Vec::new(), Vec::new(), Vec::new());
+    let mut skip_controlled = false;
     for (k, v) in &params {
         if policy_override(k, v, &mut pss, &mut guardrails)? {
             continue;
@@ -148,6 +150,11 @@ async fn audit(
             ),
             "namespace" => namespaces.push(v.clone()),
             "excludeNamespace" => excluded.push(v.clone()),
+            "skipControlled" => {
+                skip_controlled = v.parse().map_err(|_| {
+                    ApiError::input(format!("Invalid skipControlled {v:?}: use true or false"))
+                })?;
+            }
             _ => {}
         }
     }
@@ -162,6 +169,7 @@ async fn audit(
         .with_kinds(kinds)
         .with_namespaces(namespaces)
         .excluding_namespaces(excluded)
+        .skipping_controlled(skip_controlled)
         .report(&policies, &PolicyContext::new())
         .await?;
     Ok(Json(found).into_response())
