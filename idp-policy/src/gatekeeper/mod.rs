@@ -1,11 +1,14 @@
 //! OPA Gatekeeper's pieces that need no Rego: the `spec.match` of constraints and
 //! mutators ([`GatekeeperMatch`]), the mutators themselves ([`mutation`]: `Assign`,
-//! `AssignMetadata`, `ModifySet`, `AssignImage`) and the `ExpansionTemplate`s that check
-//! workloads by the objects they would create ([`expansion`]).
+//! `AssignMetadata`, `ModifySet`, `AssignImage`), the `ExpansionTemplate`s that check
+//! workloads by the objects they would create ([`expansion`]) and the `Config` that
+//! leaves namespaces out of each process and names the kinds to replicate
+//! ([`config`]).
 //!
 //! Gatekeeper's constraint templates and constraints (Rego, and CEL) are in
 //! `rego::gatekeeper` (feature `rego`).
 
+pub mod config;
 pub mod expansion;
 pub mod mutation;
 

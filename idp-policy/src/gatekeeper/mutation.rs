@@ -875,6 +875,9 @@ pub struct GatekeeperMutators {
     /// Sorted as Gatekeeper applies them: by kind, then name.
     mutators: Vec<Mutator>,
     namespaces: BTreeMap<String, BTreeMap<String, String>>,
+    /// A Gatekeeper `Config` among the files: the namespaces the mutation webhook
+    /// leaves alone.
+    config: Option<super::config::GatekeeperConfig>,
 }
 
 impl GatekeeperMutators {
@@ -890,7 +893,30 @@ impl GatekeeperMutators {
             name: name.into(),
             mutators: Vec::new(),
             namespaces: BTreeMap::new(),
+            config: None,
         }
+    }
+
+    /// Use `config` (read from another file) for the namespaces the mutation webhook
+    /// leaves alone, unless a `Config` was among this set's own documents.
+    ///
+    /// ```
+    /// use idp_policy::gatekeeper::{config::GatekeeperConfig, mutation::GatekeeperMutators};
+    /// let mut m = GatekeeperMutators::new("gk");
+    /// m.use_config(GatekeeperConfig::default());
+    /// assert!(m.config().is_some());
+    /// ```
+    pub fn use_config(&mut self, config: super::config::GatekeeperConfig) {
+        self.config.get_or_insert(config);
+    }
+
+    /// The Gatekeeper `Config` in use, if any.
+    ///
+    /// ```
+    /// assert!(idp_policy::gatekeeper::mutation::GatekeeperMutators::new("gk").config().is_none());
+    /// ```
+    pub fn config(&self) -> Option<&super::config::GatekeeperConfig> {
+        self.config.as_ref()
     }
 
     /// Read multi-document YAML: `Assign`, `AssignMetadata`, `ModifySet` and
@@ -926,7 +952,7 @@ impl GatekeeperMutators {
         for object in &set {
             if !self.take(object)? {
                 return Err(Error::invalid_input(format!(
-                    "{}{} {} {} is not a Gatekeeper mutator (Assign, AssignMetadata, ModifySet or AssignImage of {GROUP}) or a Namespace",
+                    "{}{} {} {} is not a Gatekeeper mutator (Assign, AssignMetadata, ModifySet or AssignImage of {GROUP}), a Gatekeeper Config or a Namespace",
                     at(object.source()),
                     object.api_version(),
                     object.kind(),
@@ -970,6 +996,16 @@ impl GatekeeperMutators {
             ("", None) if object.kind() == "Namespace" => {
                 self.namespaces
                     .insert(object.name().to_owned(), object.labels());
+                Ok(true)
+            }
+            _ if super::config::GatekeeperConfig::is_config(object) => {
+                if self.config.is_some() {
+                    return Err(Error::invalid_input(format!(
+                        "{}a second Gatekeeper Config: Gatekeeper reads one, named config; merge them",
+                        at(object.source())
+                    )));
+                }
+                self.config = Some(super::config::GatekeeperConfig::from_object(object)?);
                 Ok(true)
             }
             _ => Ok(false),
@@ -1091,6 +1127,13 @@ impl Mutation for GatekeeperMutators {
 
     fn mutate(&self, object: &mut Object, ctx: &PolicyContext) -> Result<bool> {
         let _span = tracing::trace_span!("gatekeeper.mutate", mutators = %self.name, kind = object.kind(), name = object.name()).entered();
+        if self
+            .config
+            .as_ref()
+            .is_some_and(|c| c.excludes(super::config::Process::MutationWebhook, object))
+        {
+            return Ok(false);
+        }
         self.run(object, ctx, false)
     }
 }

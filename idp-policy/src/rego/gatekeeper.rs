@@ -104,12 +104,14 @@ use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
+use idp_core::cluster::GroupKind;
 use idp_core::manifest::Source;
 use idp_core::model::Enforcement;
 use idp_core::{Error, ManifestSet, Object, PolicyContext, Result, Violation};
 use serde_json::{Value, json};
 
 use super::{LockedEngine, add_module, eval_error, messages, set_time_limit};
+use crate::gatekeeper::config::{GatekeeperConfig, Process};
 use crate::gatekeeper::expansion::{self, Expansion, ExpansionTemplate};
 use crate::gatekeeper::mutation::GatekeeperMutators;
 use crate::gatekeeper::strings;
@@ -402,6 +404,11 @@ pub(crate) struct Gatekeeper {
     pub(crate) expansion: Expansion,
     /// Mutators loaded with the constraints, which shape the mocks.
     mutators: Option<GatekeeperMutators>,
+    /// The `Config` loaded with them: the namespaces each process leaves out, the kinds
+    /// `data.inventory` holds.
+    pub(crate) config: Option<GatekeeperConfig>,
+    /// The process the constraints run as (the webhook unless set to the audit).
+    pub(crate) process: Option<Process>,
 }
 
 /// `data.inventory` for `objects`, as Gatekeeper replicates them:
@@ -507,6 +514,17 @@ impl Gatekeeper {
         &mut self,
         objects: impl IntoIterator<Item = &'o Object> + Clone,
     ) -> Result<()> {
+        // What Gatekeeper would have replicated: the `syncOnly` kinds when the Config
+        // names any, outside the namespaces it keeps from the sync.
+        let config = self.config.clone();
+        let synced = move |o: &&Object| {
+            config.as_ref().is_none_or(|c| {
+                !c.excludes(Process::Sync, o)
+                    && (c.sync_only().is_empty()
+                        || c.sync_only()
+                            .contains(&GroupKind::of(o.api_version(), o.kind())))
+            })
+        };
         for ns in objects
             .clone()
             .into_iter()
@@ -519,7 +537,7 @@ impl Gatekeeper {
                 m.remember_namespace(ns.name(), ns.labels());
             }
         }
-        let inventory = regorus::Value::from(inventory(objects));
+        let inventory = regorus::Value::from(inventory(objects.into_iter().filter(synced)));
         for (t, engine) in self.templates.iter().filter_map(|t| Some((t, t.engine()?))) {
             engine
                 .with(|e| {
@@ -536,6 +554,10 @@ impl Gatekeeper {
         }
         self.inventory = Some(inventory);
         Ok(())
+    }
+
+    pub(crate) fn has_inventory(&self) -> bool {
+        self.inventory.is_some()
     }
 
     pub(crate) fn set_time_limit(&mut self, limit: Duration) {
@@ -580,6 +602,20 @@ impl Gatekeeper {
                         object.kind()
                     )));
                 }
+            } else if GatekeeperConfig::is_config(object) {
+                if self.config.is_some() {
+                    return Err(Error::invalid_input(format!(
+                        "{}a second Gatekeeper Config: Gatekeeper reads one, named config; merge them",
+                        at(source.as_ref())
+                    )));
+                }
+                if self.inventory.is_some() {
+                    return Err(Error::invalid_input(format!(
+                        "{}a Gatekeeper Config given after the inventory: give the Config before the inventory, which it shapes",
+                        at(source.as_ref())
+                    )));
+                }
+                self.config = Some(GatekeeperConfig::from_object(object)?);
             } else if object.kind() == "Namespace" && group.is_empty() {
                 self.namespaces
                     .insert(object.name().to_owned(), object.labels());
@@ -588,7 +624,7 @@ impl Gatekeeper {
                 }
             } else {
                 return Err(Error::invalid_input(format!(
-                    "{}{} {} is not a Gatekeeper ConstraintTemplate (templates.gatekeeper.sh), constraint (constraints.gatekeeper.sh), ExpansionTemplate (expansion.gatekeeper.sh), mutator (mutations.gatekeeper.sh) or Namespace",
+                    "{}{} {} is not a Gatekeeper ConstraintTemplate (templates.gatekeeper.sh), constraint (constraints.gatekeeper.sh), ExpansionTemplate (expansion.gatekeeper.sh), mutator (mutations.gatekeeper.sh), Config (config.gatekeeper.sh) or Namespace",
                     at(source.as_ref()),
                     object.api_version(),
                     object.kind()
@@ -610,6 +646,14 @@ impl Gatekeeper {
         out: &mut Vec<Violation>,
     ) -> Result<()> {
         if self.constraints.is_empty() {
+            return Ok(());
+        }
+        let process = self.process.unwrap_or(Process::Webhook);
+        if self
+            .config
+            .as_ref()
+            .is_some_and(|c| c.excludes(process, object))
+        {
             return Ok(());
         }
         self.check(policy, object, ctx, false, out)?;

@@ -642,6 +642,84 @@ impl RegoPolicy {
             .collect()
     }
 
+    /// Run the Gatekeeper constraints as Gatekeeper's audit does rather than its webhook:
+    /// the namespaces a Gatekeeper `Config` among the files leaves out of the `audit`
+    /// process are skipped, instead of those it leaves out of the `webhook` process
+    /// (see [`crate::gatekeeper::config`]). Conftest rules are not affected.
+    ///
+    /// ```
+    /// use idp_core::{Object, PolicyContext};
+    /// use idp_policy::rego::RegoPolicy;
+    /// let yaml = r#"
+    /// apiVersion: templates.gatekeeper.sh/v1
+    /// kind: ConstraintTemplate
+    /// metadata: {name: k8sdenyall}
+    /// spec:
+    ///   crd: {spec: {names: {kind: K8sDenyAll}}}
+    ///   targets:
+    ///     - target: admission.k8s.gatekeeper.sh
+    ///       rego: |
+    ///         package k8sdenyall
+    ///         violation[{"msg": "denied"}] { true }
+    /// ---
+    /// apiVersion: constraints.gatekeeper.sh/v1beta1
+    /// kind: K8sDenyAll
+    /// metadata: {name: all}
+    /// ---
+    /// apiVersion: config.gatekeeper.sh/v1alpha1
+    /// kind: Config
+    /// metadata: {name: config, namespace: gatekeeper-system}
+    /// spec:
+    ///   match:
+    ///     - {excludedNamespaces: [legacy], processes: [audit]}
+    /// "#;
+    /// let webhook = RegoPolicy::new("gk").with_gatekeeper_yaml(yaml, None).unwrap();
+    /// let audit = webhook.clone().for_audit();
+    /// let pod = Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+    ///     "metadata": {"name": "old", "namespace": "legacy"}})).unwrap();
+    /// let ctx = PolicyContext::new();
+    /// assert_eq!(webhook.try_evaluate(&pod, &ctx).unwrap().len(), 1);
+    /// assert!(audit.try_evaluate(&pod, &ctx).unwrap().is_empty());
+    /// ```
+    #[must_use]
+    pub fn for_audit(mut self) -> Self {
+        self.gatekeeper.process = Some(crate::gatekeeper::config::Process::Audit);
+        self
+    }
+
+    /// Use `config` (read from another file) as the Gatekeeper `Config`, unless one was
+    /// loaded with the constraints. Like a `Config` document, it must come before the
+    /// inventory, which it shapes.
+    ///
+    /// ```
+    /// use idp_policy::{gatekeeper::config::GatekeeperConfig, rego::RegoPolicy};
+    /// let p = RegoPolicy::new("gk").with_gatekeeper_config(GatekeeperConfig::default()).unwrap();
+    /// assert!(p.gatekeeper_config().is_some());
+    /// ```
+    pub fn with_gatekeeper_config(
+        mut self,
+        config: crate::gatekeeper::config::GatekeeperConfig,
+    ) -> Result<Self> {
+        if self.gatekeeper.config.is_none() {
+            if self.gatekeeper.has_inventory() {
+                return Err(Error::invalid_input(
+                    "a Gatekeeper Config given after the inventory: give the Config before the inventory, which it shapes",
+                ));
+            }
+            self.gatekeeper.config = Some(config);
+        }
+        Ok(self)
+    }
+
+    /// The Gatekeeper `Config` loaded with the constraints, if one was.
+    ///
+    /// ```
+    /// assert!(idp_policy::rego::RegoPolicy::new("gk").gatekeeper_config().is_none());
+    /// ```
+    pub fn gatekeeper_config(&self) -> Option<&crate::gatekeeper::config::GatekeeperConfig> {
+        self.gatekeeper.config.as_ref()
+    }
+
     /// Evaluate, returning evaluation failures (time limit, runtime error, a constraint
     /// without its template) as errors instead of violations.
     ///
