@@ -781,6 +781,71 @@ fn gatekeeper_templates_see_every_manifest_checked_as_the_inventory() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 }
 
+/// A Gatekeeper Config: `kube-*` out of every process, Ingresses synced.
+const GATEKEEPER_CONFIG: &str = "apiVersion: config.gatekeeper.sh/v1alpha1\nkind: Config\nmetadata: {name: config, namespace: gatekeeper-system}\nspec:\n  sync:\n    syncOnly: [{group: networking.k8s.io, version: v1, kind: Ingress}]\n  match:\n    - {excludedNamespaces: ['kube-*'], processes: ['*']}\n";
+
+#[test]
+fn a_gatekeeper_config_in_its_own_file_applies_to_the_templates() {
+    let dir = tempfile::tempdir().unwrap();
+    let ingress = |ns: &str, name: &str, host: &str| {
+        format!(
+            "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  rules: [{{host: {host}}}]\n"
+        )
+    };
+    write(
+        dir.path(),
+        "k8s/ingresses.yaml",
+        &format!(
+            "{}---\n{}",
+            ingress("shop", "web", "shop.example.com"),
+            ingress("kube-system", "dashboard", "shop.example.com")
+        ),
+    );
+    let policy = write(dir.path(), "policy/unique.yaml", UNIQUE_HOST);
+    let config = write(dir.path(), "policy/config.yaml", GATEKEEPER_CONFIG);
+    let k8s = dir.path().join("k8s").display().to_string();
+    let denied = |extra: &[&str]| {
+        let mut args = vec![
+            "policy", "check", &k8s, "--policy", &policy, "--format", "json",
+        ];
+        args.extend_from_slice(extra);
+        let out = idpctl(&args);
+        let rows = json(&out);
+        let mut names: Vec<String> = rows
+            .as_array()
+            .unwrap_or_else(|| panic!("{out:?}"))
+            .iter()
+            .filter(|r| r["allowed"] == false)
+            .map(|r| r["name"].as_str().unwrap().to_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(
+        denied(&[]),
+        ["dashboard", "web"],
+        "each serves the other's host"
+    );
+    // kube-system is out of the webhook (not checked) and of the sync (not seen).
+    assert!(denied(&["--policy", &config]).is_empty());
+
+    // Gatekeeper reads one Config; one with nothing to configure is a mistake.
+    let again = write(dir.path(), "policy/again.yaml", GATEKEEPER_CONFIG);
+    let out = idpctl(&[
+        "policy", "check", &k8s, "--policy", &policy, "--policy", &config, "--policy", &again,
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("again.yaml") && err.contains("second Gatekeeper Config"),
+        "{err}"
+    );
+    let out = idpctl(&["policy", "check", &k8s, "--policy", &config]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no Gatekeeper templates"), "{err}");
+}
+
 /// A Gatekeeper template whose code is CEL (`K8sNativeValidation`), with Rego beside it
 /// that must not run (the one idp-policy's own tests use).
 const CEL_TEMPLATE: &str =

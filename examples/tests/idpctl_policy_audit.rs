@@ -205,6 +205,46 @@ async fn gatekeeper_templates_see_the_cluster_as_their_inventory() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gatekeeper_config_leaves_its_audit_namespaces_out_of_the_findings() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, kubeconfig) = seeded(dir.path()).await;
+    create(&cluster, ingress("shop", "storefront", "shop.example.com")).await;
+    create(&cluster, ingress("default", "old-shop", "shop.example.com")).await;
+    let policy = write(dir.path(), "gatekeeper/unique.yaml", UNIQUE_HOST);
+    // default is out of the audit only: its Ingress is not reported, but it is still
+    // synced, so the shop's Ingress still collides with it.
+    let config = write(
+        dir.path(),
+        "gatekeeper/config.yaml",
+        "apiVersion: config.gatekeeper.sh/v1alpha1\nkind: Config\nmetadata: {name: config, namespace: gatekeeper-system}\nspec:\n  match:\n    - {excludedNamespaces: [default], processes: [audit]}\n",
+    );
+    let out = run(args(&[
+        "policy",
+        "audit",
+        "--kubeconfig",
+        &kubeconfig,
+        "--kind",
+        "Ingress.networking.k8s.io",
+        "--policy",
+        &policy,
+        "--policy",
+        &config,
+        "--format",
+        "json",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let summary = json(&out);
+    let names: Vec<&str> = summary["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["storefront"], "{summary}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kyverno_policies_check_live_objects_as_stored_without_mutating_them() {
     let dir = tempfile::tempdir().unwrap();
     let (_cluster, kubeconfig) = seeded(dir.path()).await;

@@ -1666,6 +1666,92 @@ async fn gatekeeper_templates_see_the_synced_cluster_as_their_inventory() {
 }
 
 #[tokio::test]
+async fn a_gatekeeper_config_names_the_synced_kinds_and_the_namespaces_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let template = dir.path().join("unique-host.yaml");
+    std::fs::write(&template, UNIQUE_INGRESS_HOST).unwrap();
+    let gk_config = dir.path().join("config.yaml");
+    std::fs::write(
+        &gk_config,
+        "apiVersion: config.gatekeeper.sh/v1alpha1\nkind: Config\nmetadata: {name: config, namespace: gatekeeper-system}\nspec:\n  sync:\n    syncOnly: [{group: networking.k8s.io, version: v1, kind: Ingress}]\n  match:\n    - {excludedNamespaces: ['kube-*'], processes: ['*']}\n    - {excludedNamespaces: [default], processes: [audit]}\n",
+    )
+    .unwrap();
+    let mut config = Config::default();
+    config.policy.gatekeeper = vec![template, gk_config];
+    // No kinds: the Config's syncOnly.
+    config.policy.gatekeeper_sync = Some(serde_saphyr::from_str("intervalSeconds: 1\n").unwrap());
+    let h = harness_with(config, std::path::Path::to_path_buf).await;
+    let client = h.cluster().await;
+    let ingress = |namespace: &str, name: &str, host: &str| {
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"rules": [{"host": host}]}})
+    };
+    for (ns, name, host) in [
+        ("kube-system", "dashboard", "docs.example.com"),
+        ("default", "old-shop", "shop.example.com"),
+    ] {
+        dynamic(&client, "networking.k8s.io/v1", "Ingress", Some(ns))
+            .create(
+                &kube::api::PostParams::default(),
+                &serde_json::from_value(ingress(ns, name, host)).unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+    let check = |object: Value| {
+        let h = &h;
+        async move {
+            h.post_json("/api/policy/check?pss=none&guardrails=false", &object)
+                .await
+                .json()
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let rows = check(ingress("shop", "storefront", "shop.example.com")).await;
+        if rows[0]["allowed"] == false {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never synced: {rows}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Synced in the same read, kube-system's Ingress was left out of the inventory...
+    let rows = check(ingress("shop", "docs", "docs.example.com")).await;
+    assert_eq!(rows[0]["allowed"], true, "{rows}");
+    // ... and objects in kube-system are not checked by the constraints.
+    let rows = check(ingress("kube-system", "copy", "shop.example.com")).await;
+    assert_eq!(rows[0]["allowed"], true, "{rows}");
+
+    // The audit leaves out default (its Config entry names the audit only): with a
+    // second Ingress for the shop's host synced, only that one is reported.
+    kube::Api::<Namespace>::all(client.clone())
+        .create(
+            &kube::api::PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "shop"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    dynamic(&client, "networking.k8s.io/v1", "Ingress", Some("shop"))
+        .create(
+            &kube::api::PostParams::default(),
+            &serde_json::from_value(ingress("shop", "storefront", "shop.example.com")).unwrap(),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let found = h
+        .get("/api/policy/audit?kind=Ingress.networking.k8s.io&pss=none&guardrails=false")
+        .await
+        .json();
+    assert_eq!(found["report"]["denied"], 1, "{found}");
+    assert_eq!(
+        found["report"]["sample"][0]["object"]["name"], "storefront",
+        "{found}"
+    );
+}
+
+#[tokio::test]
 async fn gatekeeper_sync_without_gatekeeper_files_stops_the_start() {
     let mut config = Config::default();
     config.policy.gatekeeper_sync = Some(serde_saphyr::from_str("kinds: [Namespace]\n").unwrap());

@@ -176,7 +176,10 @@ pub struct PolicyConfig {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GatekeeperSyncConfig {
     /// The kinds to replicate, as `Kind.group` (`Ingress.networking.k8s.io`,
-    /// `Namespace`), as Gatekeeper's `syncOnly` lists them.
+    /// `Namespace`), as Gatekeeper's `syncOnly` lists them; default the
+    /// `spec.sync.syncOnly` of a Gatekeeper `Config` among the `policy.gatekeeper` files
+    /// (such a Config starts the sync by itself, every 60 seconds).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kinds: Vec<String>,
     /// Seconds between two reads of the cluster, the first at start (default 60).
     #[serde(default = "default_sync_interval")]
@@ -185,6 +188,15 @@ pub struct GatekeeperSyncConfig {
 
 fn default_sync_interval() -> u64 {
     60
+}
+
+impl Default for GatekeeperSyncConfig {
+    fn default() -> Self {
+        Self {
+            kinds: Vec::new(),
+            interval_seconds: default_sync_interval(),
+        }
+    }
 }
 
 /// The periodic audit (`policy.audit`).

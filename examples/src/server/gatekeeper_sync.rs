@@ -29,14 +29,23 @@ pub(crate) struct Planned {
     files: Vec<PathBuf>,
 }
 
-/// Check `config`: at least one kind, every kind parses.
-pub(crate) fn plan(config: &GatekeeperSyncConfig, files: &[PathBuf]) -> idp_core::Result<Planned> {
-    if config.kinds.is_empty() {
+/// Check `config`: every kind parses, and there is at least one: those of `config`, or
+/// else `sync_only` (the `spec.sync.syncOnly` of a Gatekeeper `Config` among the files).
+pub(crate) fn plan(
+    config: &GatekeeperSyncConfig,
+    files: &[PathBuf],
+    sync_only: &[GroupKind],
+) -> idp_core::Result<Planned> {
+    let mut kinds =
+        crate::server::audit::parse_kinds("policy.gatekeeperSync.kinds", &config.kinds)?;
+    if kinds.is_empty() {
+        kinds = sync_only.to_vec();
+    }
+    if kinds.is_empty() {
         return Err(idp_core::Error::invalid_input(
-            "policy.gatekeeperSync.kinds is empty: list the kinds the templates read from data.inventory (Ingress.networking.k8s.io, Namespace)",
+            "policy.gatekeeperSync.kinds is empty: list the kinds the templates read from data.inventory (Ingress.networking.k8s.io, Namespace) there or in the spec.sync.syncOnly of a Gatekeeper Config among the policy.gatekeeper files",
         ));
     }
-    let kinds = crate::server::audit::parse_kinds("policy.gatekeeperSync.kinds", &config.kinds)?;
     Ok(Planned {
         kinds,
         every: Duration::from_secs(config.interval_seconds.max(1)),
@@ -44,26 +53,28 @@ pub(crate) fn plan(config: &GatekeeperSyncConfig, files: &[PathBuf]) -> idp_core
     })
 }
 
-/// Sync now and every interval after, until `stop` turns true.
+/// Sync now and every interval after, until `stop` turns true. `policies` are the set
+/// as the webhook runs it and as the audit does ([`RegoPolicy::for_audit`]); both are
+/// replaced by each rebuild.
 pub(crate) fn spawn(
     cluster: Cluster,
-    policy: Arc<Swappable<RegoPolicy>>,
+    policies: [Arc<Swappable<RegoPolicy>>; 2],
     planned: Planned,
     stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     let every = planned.every;
     let planned = Arc::new(planned);
     crate::server::periodically(every, stop, move || {
-        let (cluster, policy, planned) = (cluster.clone(), policy.clone(), planned.clone());
+        let (cluster, policies, planned) = (cluster.clone(), policies.clone(), planned.clone());
         async move {
-            once(&cluster, &policy, &planned)
+            once(&cluster, &policies, &planned)
                 .instrument(tracing::info_span!("server.gatekeeper_sync"))
                 .await;
         }
     })
 }
 
-async fn once(cluster: &Cluster, policy: &Swappable<RegoPolicy>, planned: &Planned) {
+async fn once(cluster: &Cluster, policies: &[Arc<Swappable<RegoPolicy>>; 2], planned: &Planned) {
     let mut objects = Vec::new();
     let listing = Audit::new(cluster.clone())
         .with_kinds(planned.kinds.iter().cloned())
@@ -82,7 +93,9 @@ async fn once(cluster: &Cluster, policy: &Swappable<RegoPolicy>, planned: &Plann
     }
     match rebuild(&planned.files, &objects) {
         Ok(rebuilt) => {
-            policy.replace(rebuilt);
+            let [webhook, audit] = policies;
+            audit.replace(rebuilt.clone().for_audit());
+            webhook.replace(rebuilt);
             tracing::debug!(objects = objects.len(), "Gatekeeper inventory synced");
         }
         Err(e) => {

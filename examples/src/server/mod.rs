@@ -341,11 +341,12 @@ pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
         tracing::info!(rules = kyverno.rules().len(), "Kyverno policies loaded");
         let _ = state.kyverno.set(Arc::new(kyverno));
     }
+    let mut mutators = None;
     if !config.policy.gatekeeper_mutators.is_empty() {
-        let mut mutators = idp_policy::gatekeeper::mutation::GatekeeperMutators::new("gatekeeper");
+        let mut loaded = idp_policy::gatekeeper::mutation::GatekeeperMutators::new("gatekeeper");
         for path in &config.policy.gatekeeper_mutators {
             let text = read_policy_file("policy.gatekeeperMutators", path)?;
-            mutators.add_yaml(&text, Some(path)).map_err(|e| {
+            loaded.add_yaml(&text, Some(path)).map_err(|e| {
                 e.context(format_args!(
                     "policy.gatekeeperMutators: {}",
                     path.display()
@@ -353,20 +354,35 @@ pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
             })?;
         }
         tracing::info!(
-            mutators = mutators.mutators().len(),
+            mutators = loaded.mutators().len(),
             "Gatekeeper mutators loaded"
         );
+        mutators = Some(loaded);
+    }
+    let files = load_policy_files(&config.policy, &state)?;
+    if let Some(mut mutators) = mutators {
+        // A Gatekeeper Config among the policy.gatekeeper files also tells the
+        // mutation webhook which namespaces to leave alone.
+        if let Some(gatekeeper_config) = &files.gatekeeper_config {
+            mutators.use_config(gatekeeper_config.clone());
+        }
         let _ = state.gatekeeper_mutators.set(Arc::new(mutators));
     }
-    let files = load_policy_files(&config.policy, &state.gatekeeper)?;
     let _ = state.policy_files.set(files.all);
     let _ = state.audit_files.set(files.audit);
     let audit_plan = config.policy.audit.as_ref().map(audit::plan).transpose()?;
-    let sync_plan = config
-        .policy
-        .gatekeeper_sync
-        .as_ref()
-        .map(|sync| gatekeeper_sync::plan(sync, &config.policy.gatekeeper))
+    let sync_plan = files
+        .sync
+        .then(|| {
+            gatekeeper_sync::plan(
+                &config.policy.gatekeeper_sync.clone().unwrap_or_default(),
+                &config.policy.gatekeeper,
+                files
+                    .gatekeeper_config
+                    .as_ref()
+                    .map_or(&[][..], |c| c.sync_only()),
+            )
+        })
         .transpose()?;
     let delivery = Arc::new(
         deliver::Delivery::open(
@@ -494,9 +510,10 @@ pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
     let auditor = audit_plan.map(|plan| audit::spawn(state.clone(), plan, stop_rx.clone()));
     let syncer = sync_plan.and_then(|plan| {
         let policy = state.gatekeeper.get()?.clone();
+        let audited = state.gatekeeper_audit.get()?.clone();
         Some(gatekeeper_sync::spawn(
             idp_core::cluster::Cluster::new(state.cluster.client.clone()),
-            policy,
+            [policy, audited],
             plan,
             stop_rx.clone(),
         ))
@@ -548,13 +565,19 @@ fn read_policy_file(field: &str, path: &std::path::Path) -> idp_core::Result<Str
 }
 
 /// The policies of `policy.gatekeeper` (one set), `policy.rego` (one policy per module)
-/// and `policy.admissionPolicies` (one set, last). An error names the field and the file.
+/// and `policy.admissionPolicies` (one set, last), and the same as an audit of what
+/// runs applies them. An error names the field and the file. When the Gatekeeper set is
+/// to be synced (`policy.gatekeeperSync`, or a `Config` among its files naming
+/// `syncOnly` kinds), both of its forms are put in `state`'s slots for the sync to
+/// replace.
 fn load_policy_files(
     config: &config::PolicyConfig,
-    gatekeeper_slot: &std::sync::OnceLock<Arc<idp_policy::Swappable<idp_policy::rego::RegoPolicy>>>,
+    state: &AppState,
 ) -> idp_core::Result<PolicyFiles> {
     let mut out: Vec<Arc<dyn idp_core::Policy>> = Vec::new();
-    let mut background: Option<Arc<dyn idp_core::Policy>> = None;
+    let mut audit: Vec<Arc<dyn idp_core::Policy>> = Vec::new();
+    let mut gatekeeper_config = None;
+    let mut sync = false;
     if !config.gatekeeper.is_empty() {
         let mut gatekeeper = idp_policy::rego::RegoPolicy::new("gatekeeper");
         for path in &config.gatekeeper {
@@ -565,15 +588,26 @@ fn load_policy_files(
         }
         tracing::info!(
             constraints = gatekeeper.constraints().len(),
+            config = gatekeeper.gatekeeper_config().is_some(),
             "Gatekeeper constraints loaded"
         );
-        if config.gatekeeper_sync.is_some() {
+        gatekeeper_config = gatekeeper.gatekeeper_config().cloned();
+        sync = config.gatekeeper_sync.is_some()
+            || gatekeeper_config
+                .as_ref()
+                .is_some_and(|c| !c.sync_only().is_empty());
+        let audited = gatekeeper.clone().for_audit();
+        if sync {
             // Rebuilt with the cluster's objects by the sync; every holder sees the new one.
             let shared = Arc::new(idp_policy::Swappable::new("gatekeeper", gatekeeper));
-            let _ = gatekeeper_slot.set(shared.clone());
+            let shared_audit = Arc::new(idp_policy::Swappable::new("gatekeeper", audited));
+            let _ = state.gatekeeper.set(shared.clone());
+            let _ = state.gatekeeper_audit.set(shared_audit.clone());
             out.push(shared);
+            audit.push(shared_audit);
         } else {
             out.push(Arc::new(gatekeeper));
+            audit.push(Arc::new(audited));
         }
     } else if config.gatekeeper_sync.is_some() {
         return Err(idp_core::Error::invalid_input(
@@ -589,7 +623,9 @@ fn load_policy_files(
         let mut rego = idp_policy::rego::RegoPolicy::new(name);
         rego.add_module(&path.display().to_string(), &text)
             .map_err(|e| e.context(format_args!("policy.rego: {}", path.display())))?;
-        out.push(Arc::new(rego));
+        let rego: Arc<dyn idp_core::Policy> = Arc::new(rego);
+        out.push(rego.clone());
+        audit.push(rego);
     }
     if !config.admission_policies.is_empty() {
         let mut cel = idp_policy::cel::CelPolicy::new("admission-policies");
@@ -605,15 +641,16 @@ fn load_policy_files(
             exceptions = cel.exceptions().len(),
             "ValidatingAdmissionPolicies loaded"
         );
-        background = Some(Arc::new(cel.clone().for_background()));
+        // The audit's: as background scans apply them.
+        audit.push(Arc::new(cel.clone().for_background()));
         out.push(Arc::new(cel));
     }
-    // The audit's list: the same policies, the CEL set as background scans apply it.
-    let mut audit = out.clone();
-    if let (Some(last), Some(background)) = (audit.last_mut(), background) {
-        *last = background;
-    }
-    Ok(PolicyFiles { all: out, audit })
+    Ok(PolicyFiles {
+        all: out,
+        audit,
+        gatekeeper_config,
+        sync,
+    })
 }
 
 /// What [`load_policy_files`] loads: the policies, and the same as an audit of what
@@ -621,4 +658,8 @@ fn load_policy_files(
 struct PolicyFiles {
     all: Vec<Arc<dyn idp_core::Policy>>,
     audit: Vec<Arc<dyn idp_core::Policy>>,
+    /// The Gatekeeper `Config` among the `policy.gatekeeper` files.
+    gatekeeper_config: Option<idp_policy::gatekeeper::config::GatekeeperConfig>,
+    /// Whether the Gatekeeper set is synced with the cluster.
+    sync: bool,
 }

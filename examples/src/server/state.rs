@@ -123,6 +123,9 @@ pub struct AppState {
     /// The `policy.gatekeeper` set as it is in `policy_files`, when `policy.gatekeeperSync`
     /// rebuilds it with the cluster's objects as its `data.inventory`.
     pub gatekeeper: OnceLock<Arc<idp_policy::Swappable<idp_policy::rego::RegoPolicy>>>,
+    /// The same set as the audit runs it (a Gatekeeper `Config`'s audit exclusions
+    /// instead of its webhook ones), as it is in `audit_files`; rebuilt with it.
+    pub gatekeeper_audit: OnceLock<Arc<idp_policy::Swappable<idp_policy::rego::RegoPolicy>>>,
     /// `policy_files` as an audit of what runs applies them: the Kyverno
     /// ValidatingPolicies with `spec.evaluation.background.enabled: false` left out.
     pub audit_files: OnceLock<Vec<Arc<dyn idp_core::Policy>>>,
@@ -162,6 +165,7 @@ impl AppState {
             kyverno: OnceLock::new(),
             policy_files: OnceLock::new(),
             gatekeeper: OnceLock::new(),
+            gatekeeper_audit: OnceLock::new(),
             audit_files: OnceLock::new(),
             last_audit: std::sync::Mutex::new(None),
             gatekeeper_mutators: OnceLock::new(),

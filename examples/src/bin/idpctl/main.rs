@@ -228,7 +228,10 @@ enum PolicyCommand {
     /// rules: pattern, anyPattern, deny, foreach, podSecurity, cel; all Kyverno files form one policy named
     /// kyverno), or an idp policy-set YAML file (kind: PolicySet). Gatekeeper
     /// templates see every manifest checked as their replicated `data.inventory`, so
-    /// referential constraints (a unique Ingress host) check the change as a whole. Every
+    /// referential constraints (a unique Ingress host) check the change as a whole; a
+    /// Gatekeeper Config (config.gatekeeper.sh) in any of the files applies to all of
+    /// them (the namespaces its webhook and sync processes leave out, its syncOnly
+    /// kinds). Every
     /// object gets a row; exits 1 when any object is denied
     /// (warn and audit findings are reported but do not fail).
     #[command(
@@ -249,7 +252,8 @@ enum PolicyCommand {
     /// `policy check` takes (the same flags; --pss baseline when none is given). Objects
     /// are checked as the API server stores them: Kyverno policies run their validate
     /// rules only, nothing is mutated first. With Gatekeeper files, every object is read
-    /// before the first is checked, and they are the templates' data.inventory.
+    /// before the first is checked, and they are the templates' data.inventory. A
+    /// Gatekeeper Config among the files leaves out the namespaces of its audit process.
     /// Prints the objects with findings (a summary with --format json, PolicyReports
     /// with --policy-report). Exits 1 when any object is denied, 2 when a resource type
     /// could not be read (it is named on stderr; the rest is still audited).

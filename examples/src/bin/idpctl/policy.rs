@@ -8,6 +8,7 @@ use idp_core::ports::Mutation;
 use idp_core::{ManifestSet, Object, Policy, PolicyContext};
 use idp_policy::cel::CelPolicy;
 use idp_policy::config::PolicySetConfig;
+use idp_policy::gatekeeper::config::GatekeeperConfig;
 use idp_policy::gatekeeper::mutation::GatekeeperMutators;
 use idp_policy::kyverno::{KyvernoPolicy, ValidateRules};
 use idp_policy::mutate::{DefaultResources, Mutations, OtelInjection, StandardLabels};
@@ -127,6 +128,9 @@ enum PolicyFormat {
     Kyverno,
     /// Gatekeeper mutators (`mutations.gatekeeper.sh`): for `policy mutate` only.
     GatekeeperMutators,
+    /// Only Gatekeeper's `Config` (`config.gatekeeper.sh`): it applies to the other
+    /// Gatekeeper files.
+    GatekeeperConfig,
     PolicySet,
 }
 
@@ -160,19 +164,32 @@ fn yaml_format(path: &Path, text: &str) -> Result<PolicyFormat, Failure> {
             ) => PolicyFormat::AdmissionPolicy,
             ("kyverno.io", "ClusterPolicy" | "Policy" | "PolicyException") => PolicyFormat::Kyverno,
             ("mutations.gatekeeper.sh", _) => PolicyFormat::GatekeeperMutators,
+            ("config.gatekeeper.sh", "Config") => PolicyFormat::GatekeeperConfig,
             (_, "PolicySet") => PolicyFormat::PolicySet,
             _ => continue,
         };
         // Mutators next to constraints or expansion templates shape the mock objects
-        // of expansion: the file is a Gatekeeper one.
+        // of expansion: the file is a Gatekeeper one. A Config goes with either.
         let format = match (found, format) {
             (Some(PolicyFormat::Gatekeeper), PolicyFormat::GatekeeperMutators)
             | (Some(PolicyFormat::GatekeeperMutators), PolicyFormat::Gatekeeper) => {
                 PolicyFormat::Gatekeeper
             }
+            (
+                Some(f @ (PolicyFormat::Gatekeeper | PolicyFormat::GatekeeperMutators)),
+                PolicyFormat::GatekeeperConfig,
+            )
+            | (
+                Some(PolicyFormat::GatekeeperConfig),
+                f @ (PolicyFormat::Gatekeeper | PolicyFormat::GatekeeperMutators),
+            ) => f,
             _ => format,
         };
-        if found.is_some_and(|f| f != format && f != PolicyFormat::GatekeeperMutators) {
+        if found.is_some_and(|f| {
+            f != format
+                && f != PolicyFormat::GatekeeperMutators
+                && f != PolicyFormat::GatekeeperConfig
+        }) {
             return Err(Failure::usage(format!(
                 "{}: mixes Gatekeeper, ValidatingAdmissionPolicy, Kyverno and policy-set documents; put each kind in its own file",
                 path.display()
@@ -199,6 +216,7 @@ fn load_policy_file(
     path: &Path,
     inventory: &[&Object],
     kyverno: &mut Option<KyvernoPolicy>,
+    gatekeeper_config: Option<&GatekeeperConfig>,
     as_stored: bool,
 ) -> Result<Option<Arc<dyn Policy>>, Failure> {
     let text = std::fs::read_to_string(path)
@@ -222,12 +240,27 @@ fn load_policy_file(
                 .map_err(failed)?;
             Arc::new(policy)
         }
-        PolicyFormat::Gatekeeper => Arc::new(
-            RegoPolicy::new(name)
+        PolicyFormat::Gatekeeper => {
+            let mut policy = RegoPolicy::new(name)
                 .with_gatekeeper_yaml(&text, Some(path))
-                .and_then(|p| p.with_inventory(inventory.iter().copied()))
-                .map_err(failed)?,
-        ),
+                .map_err(failed)?;
+            // The Config may be in another file; it shapes the inventory, so first.
+            if let Some(config) = gatekeeper_config {
+                policy = policy
+                    .with_gatekeeper_config(config.clone())
+                    .map_err(failed)?;
+            }
+            if as_stored {
+                // Objects read from the cluster: the Config's audit exclusions apply.
+                policy = policy.for_audit();
+            }
+            Arc::new(
+                policy
+                    .with_inventory(inventory.iter().copied())
+                    .map_err(failed)?,
+            )
+        }
+        PolicyFormat::GatekeeperConfig => return Ok(None),
         PolicyFormat::AdmissionPolicy => {
             let cel = CelPolicy::from_yaml(name, &text, Some(path)).map_err(failed)?;
             if cel.policies().is_empty() && !cel.exceptions().is_empty() {
@@ -299,8 +332,15 @@ pub(crate) fn build_set(
         }
     }
     let mut kyverno = None;
+    let gatekeeper_config = shared_gatekeeper_config(options.policies)?;
     for file in options.policies {
-        if let Some(policy) = load_policy_file(file, inventory, &mut kyverno, as_stored)? {
+        if let Some(policy) = load_policy_file(
+            file,
+            inventory,
+            &mut kyverno,
+            gatekeeper_config.as_ref(),
+            as_stored,
+        )? {
             set.push(policy, PolicyOptions::new());
         }
     }
@@ -315,6 +355,50 @@ pub(crate) fn build_set(
         }
     }
     Ok(set)
+}
+
+/// The Gatekeeper `Config` among the policy files (in a file of its own or with the
+/// templates), which applies to every Gatekeeper file: Gatekeeper reads one. A Config
+/// without any Gatekeeper templates to apply to is refused, as a mistake.
+fn shared_gatekeeper_config(policies: &[PathBuf]) -> Result<Option<GatekeeperConfig>, Failure> {
+    let mut found: Option<(GatekeeperConfig, &Path)> = None;
+    let mut gatekeeper_files = 0;
+    for path in policies {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Failure::io(format!("cannot read {}: {e}", path.display())))?;
+        if path.extension().and_then(|e| e.to_str()) == Some("rego") || looks_like_rego(&text) {
+            continue;
+        }
+        match yaml_format(path, &text)? {
+            PolicyFormat::Gatekeeper => gatekeeper_files += 1,
+            PolicyFormat::GatekeeperConfig => {}
+            _ => continue,
+        }
+        let Ok(objects) = ManifestSet::parse(text.as_bytes(), Some(path)) else {
+            continue;
+        };
+        for object in objects.iter().filter(|o| GatekeeperConfig::is_config(o)) {
+            if let Some((_, first)) = &found {
+                return Err(Failure::usage(format!(
+                    "{}: a second Gatekeeper Config (the first is in {}): Gatekeeper reads one, named config; merge them",
+                    path.display(),
+                    first.display()
+                )));
+            }
+            let config =
+                GatekeeperConfig::from_object(object).map_err(|e| Failure::usage(e.report()))?;
+            found = Some((config, path));
+        }
+    }
+    if let Some((_, path)) = &found
+        && gatekeeper_files == 0
+    {
+        return Err(Failure::usage(format!(
+            "{}: a Gatekeeper Config, but no Gatekeeper templates or constraints among the --policy files for it to apply to",
+            path.display()
+        )));
+    }
+    Ok(found.map(|(config, _)| config))
 }
 
 /// Whether any of the policy files is a Gatekeeper file, whose templates may read
@@ -464,7 +548,7 @@ pub fn mutate(
                     .get_or_insert_with(|| KyvernoPolicy::new("kyverno"))
                     .add_yaml(&text, Some(path))
                     .map_err(failed)?,
-                PolicyFormat::GatekeeperMutators => gatekeeper
+                PolicyFormat::GatekeeperMutators | PolicyFormat::GatekeeperConfig => gatekeeper
                     .get_or_insert_with(|| GatekeeperMutators::new("gatekeeper"))
                     .add_yaml(&text, Some(path))
                     .map_err(failed)?,
