@@ -1752,6 +1752,147 @@ async fn a_gatekeeper_config_names_the_synced_kinds_and_the_namespaces_left_out(
 }
 
 #[tokio::test]
+async fn gatekeeper_policies_kept_in_the_cluster_apply_and_their_constraints_get_audit_status() {
+    let mut config = Config::default();
+    config.policy.guardrails = false;
+    config.policy.gatekeeper_sync =
+        Some(serde_saphyr::from_str("fromCluster: true\nintervalSeconds: 1\n").unwrap());
+    config.policy.audit = Some(
+        serde_saphyr::from_str("intervalSeconds: 1\nkinds: [Namespace]\nwriteReports: false\n")
+            .unwrap(),
+    );
+    let h = harness_with(config, std::path::Path::to_path_buf).await;
+    let client = h.cluster().await;
+    // Gatekeeper's CRDs: templates, the constraint kind (with its status subresource,
+    // as Gatekeeper creates it) and Config.
+    let crds = dynamic(
+        &client,
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+        None,
+    );
+    let mut constraint_crd = idp_testkit::minimal_crd(
+        "constraints.gatekeeper.sh",
+        "v1beta1",
+        "K8sRequiredLabels",
+        "k8srequiredlabels",
+        false,
+    );
+    constraint_crd["spec"]["versions"][0]["subresources"] = json!({"status": {}});
+    for crd in [
+        idp_testkit::minimal_crd(
+            "templates.gatekeeper.sh",
+            "v1",
+            "ConstraintTemplate",
+            "constrainttemplates",
+            false,
+        ),
+        constraint_crd,
+    ] {
+        crds.create(
+            &kube::api::PostParams::default(),
+            &serde_json::from_value(crd).unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+    let templates = dynamic(
+        &client,
+        "templates.gatekeeper.sh/v1",
+        "ConstraintTemplate",
+        None,
+    );
+    let template = |name: &str, kind: &str, rego: &str| {
+        json!({"apiVersion": "templates.gatekeeper.sh/v1", "kind": "ConstraintTemplate",
+            "metadata": {"name": name},
+            "spec": {"crd": {"spec": {"names": {"kind": kind}}},
+                "targets": [{"target": "admission.k8s.gatekeeper.sh", "rego": rego}]}})
+    };
+    for t in [
+        // A template that does not compile: left out, the other still applies.
+        template("k8sbroken", "K8sBroken", "package k8sbroken\nviolation[{"),
+        template(
+            "k8srequiredlabels",
+            "K8sRequiredLabels",
+            "package k8srequiredlabels\nviolation[{\"msg\": msg}] {\n  required := input.parameters.labels[_]\n  not input.review.object.metadata.labels[required]\n  msg := sprintf(\"you must provide label %v\", [required])\n}\n",
+        ),
+    ] {
+        templates
+            .create(
+                &kube::api::PostParams::default(),
+                &serde_json::from_value(t).unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+    // Gatekeeper names a constraint kind's plural by its lower-cased kind.
+    let mut resource = kube::discovery::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+        "constraints.gatekeeper.sh",
+        "v1beta1",
+        "K8sRequiredLabels",
+    ));
+    resource.plural = "k8srequiredlabels".to_owned();
+    let constraints: kube::Api<kube::api::DynamicObject> =
+        kube::Api::all_with(client.clone(), &resource);
+    constraints
+        .create(
+            &kube::api::PostParams::default(),
+            &serde_json::from_value(json!({
+                "apiVersion": "constraints.gatekeeper.sh/v1beta1", "kind": "K8sRequiredLabels",
+                "metadata": {"name": "namespaces-have-an-owner"},
+                "spec": {"match": {"kinds": [{"apiGroups": [""], "kinds": ["Namespace"]}]},
+                    "parameters": {"labels": ["owner"]}}}))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+
+    // Once synced, the check route applies the constraint.
+    let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}});
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let rows = loop {
+        let rows = h
+            .post_json("/api/policy/check?pss=none&guardrails=false", &namespace)
+            .await
+            .json();
+        if rows[0]["allowed"] == false {
+            break rows;
+        }
+        assert!(Instant::now() < deadline, "never applied: {rows}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        rows[0]["violations"][0]["message"], "you must provide label owner",
+        "{rows}"
+    );
+
+    // The audit writes what it found into the constraint's status.
+    let status = loop {
+        let c = constraints.get("namespaces-have-an-owner").await.unwrap();
+        let value = serde_json::to_value(&c).unwrap();
+        if value["status"]["totalViolations"].as_u64().unwrap_or(0) > 0 {
+            break value["status"].clone();
+        }
+        assert!(Instant::now() < deadline, "no status: {value}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let violation = &status["violations"][0];
+    assert_eq!(violation["kind"], "Namespace", "{status}");
+    assert_eq!(violation["version"], "v1", "{status}");
+    assert_eq!(violation["enforcementAction"], "deny", "{status}");
+    assert_eq!(
+        violation["message"], "you must provide label owner",
+        "{status}"
+    );
+    assert!(status["auditTimestamp"].is_string(), "{status}");
+    assert_eq!(
+        status["totalViolations"].as_u64(),
+        Some(status["violations"].as_array().unwrap().len() as u64),
+        "{status}"
+    );
+}
+
+#[tokio::test]
 async fn gatekeeper_sync_without_gatekeeper_files_stops_the_start() {
     let mut config = Config::default();
     config.policy.gatekeeper_sync = Some(serde_saphyr::from_str("kinds: [Namespace]\n").unwrap());

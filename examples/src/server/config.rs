@@ -184,6 +184,14 @@ pub struct GatekeeperSyncConfig {
     /// Seconds between two reads of the cluster, the first at start (default 60).
     #[serde(default = "default_sync_interval")]
     pub interval_seconds: u64,
+    /// Also read the Gatekeeper policies kept in the cluster at each sync, as
+    /// Gatekeeper does: every `ConstraintTemplate`, the constraints of their kinds and
+    /// the `Config` named `config` (default false). They apply with the
+    /// `policy.gatekeeper` files, and the audit (`policy.audit`) writes its findings
+    /// into those constraints' `status` (`totalViolations`, `violations`,
+    /// `auditTimestamp`), as Gatekeeper's audit does.
+    #[serde(default)]
+    pub from_cluster: bool,
 }
 
 fn default_sync_interval() -> u64 {
@@ -195,6 +203,7 @@ impl Default for GatekeeperSyncConfig {
         Self {
             kinds: Vec::new(),
             interval_seconds: default_sync_interval(),
+            from_cluster: false,
         }
     }
 }

@@ -6,20 +6,33 @@
 //! all hold. A read that fails, or misses a kind, keeps the inventory as it was. The
 //! files are read again for each rebuild, so an edited file takes effect at the next
 //! sync (one that no longer loads is logged and the set stays as it was).
+//!
+//! With `fromCluster`, each sync also reads the Gatekeeper policies kept in the cluster,
+//! as Gatekeeper itself does: every `ConstraintTemplate`, the constraints of each
+//! template's kind, and the `Config` named `config` (whose `syncOnly` kinds are synced
+//! when `kinds` names none). A template that does not compile is logged and left out
+//! with its constraints; the others still apply. The constraints read are kept in the
+//! state, for the audit to write its findings into their `status`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use idp_core::cluster::{Cluster, GroupKind};
+use idp_core::{ErrorKind, Object};
 use idp_policy::Swappable;
 use idp_policy::audit::Audit;
-use idp_policy::rego::RegoPolicy;
+use idp_policy::gatekeeper::config::GatekeeperConfig;
+use idp_policy::rego::{Constraint, ConstraintTemplate, RegoPolicy};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::server::config::GatekeeperSyncConfig;
+use crate::server::state::AppState;
+
+/// The API group of Gatekeeper's constraint kinds.
+pub(crate) const CONSTRAINTS_GROUP: &str = "constraints.gatekeeper.sh";
 
 /// What the sync reads and rebuilds, checked at start.
 pub(crate) struct Planned {
@@ -27,6 +40,25 @@ pub(crate) struct Planned {
     every: Duration,
     /// The `policy.gatekeeper` files, read again for each rebuild.
     files: Vec<PathBuf>,
+    /// Whether the Gatekeeper policies kept in the cluster are read too.
+    from_cluster: bool,
+}
+
+/// A constraint read from the cluster (`constraints.gatekeeper.sh`, cluster-scoped):
+/// the audit writes its findings into the constraint's `status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ClusterConstraint {
+    /// Its kind (the template's).
+    pub kind: String,
+    /// Its name.
+    pub name: String,
+}
+
+impl ClusterConstraint {
+    /// The rule its violations carry: `Kind/name`.
+    pub(crate) fn rule(&self) -> String {
+        format!("{}/{}", self.kind, self.name)
+    }
 }
 
 /// Check `config`: every kind parses, and there is at least one: those of `config`, or
@@ -41,7 +73,8 @@ pub(crate) fn plan(
     if kinds.is_empty() {
         kinds = sync_only.to_vec();
     }
-    if kinds.is_empty() {
+    // Read from the cluster, a Config may name them at each sync.
+    if kinds.is_empty() && !config.from_cluster {
         return Err(idp_core::Error::invalid_input(
             "policy.gatekeeperSync.kinds is empty: list the kinds the templates read from data.inventory (Ingress.networking.k8s.io, Namespace) there or in the spec.sync.syncOnly of a Gatekeeper Config among the policy.gatekeeper files",
         ));
@@ -50,53 +83,163 @@ pub(crate) fn plan(
         kinds,
         every: Duration::from_secs(config.interval_seconds.max(1)),
         files: files.to_vec(),
+        from_cluster: config.from_cluster,
     })
 }
 
-/// Sync now and every interval after, until `stop` turns true. `policies` are the set
-/// as the webhook runs it and as the audit does ([`RegoPolicy::for_audit`]); both are
-/// replaced by each rebuild.
+/// Sync now and every interval after, until `stop` turns true. The set is replaced in
+/// both of `state`'s slots: as the webhook runs it and as the audit does
+/// ([`RegoPolicy::for_audit`]).
 pub(crate) fn spawn(
-    cluster: Cluster,
-    policies: [Arc<Swappable<RegoPolicy>>; 2],
+    state: Arc<AppState>,
     planned: Planned,
     stop: watch::Receiver<bool>,
-) -> JoinHandle<()> {
+) -> Option<JoinHandle<()>> {
+    let webhook = state.gatekeeper.get()?.clone();
+    let audit = state.gatekeeper_audit.get()?.clone();
     let every = planned.every;
     let planned = Arc::new(planned);
-    crate::server::periodically(every, stop, move || {
-        let (cluster, policies, planned) = (cluster.clone(), policies.clone(), planned.clone());
+    Some(crate::server::periodically(every, stop, move || {
+        let (state, planned) = (state.clone(), planned.clone());
+        let policies = [webhook.clone(), audit.clone()];
         async move {
-            once(&cluster, &policies, &planned)
+            once(&state, &policies, &planned)
                 .instrument(tracing::info_span!("server.gatekeeper_sync"))
                 .await;
         }
-    })
+    }))
 }
 
-async fn once(cluster: &Cluster, policies: &[Arc<Swappable<RegoPolicy>>; 2], planned: &Planned) {
+/// The Gatekeeper policies kept in the cluster.
+#[derive(Debug, Default)]
+struct FromCluster {
+    templates: Vec<Object>,
+    constraints: Vec<Object>,
+    config: Option<Object>,
+}
+
+/// Every object of `kind`; none when the cluster does not serve the kind (Gatekeeper's
+/// CRDs are not installed).
+async fn list(cluster: &Cluster, kind: GroupKind) -> idp_core::Result<Vec<Object>> {
+    let mut out = Vec::new();
+    match Audit::new(cluster.clone())
+        .with_kinds([kind])
+        .for_each_object(|o| out.push(o))
+        .await
+    {
+        Ok(listing) => match listing.failed().next() {
+            Some(failed) => Err(idp_core::Error::unavailable(format!(
+                "cannot list {}: {}",
+                failed.kind,
+                failed.error.as_deref().unwrap_or_default()
+            ))),
+            None => Ok(out),
+        },
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Read the templates, their constraints and the `Config` named `config`.
+async fn read_policies(cluster: &Cluster) -> idp_core::Result<FromCluster> {
+    let mut found = FromCluster {
+        templates: list(
+            cluster,
+            GroupKind::new("templates.gatekeeper.sh", "ConstraintTemplate"),
+        )
+        .await?,
+        ..FromCluster::default()
+    };
+    for template in &found.templates {
+        let Some(kind) = template
+            .pointer("/spec/crd/spec/names/kind")
+            .and_then(serde_json::Value::as_str)
+        else {
+            continue;
+        };
+        found
+            .constraints
+            .extend(list(cluster, GroupKind::new(CONSTRAINTS_GROUP, kind)).await?);
+    }
+    let mut configs: Vec<Object> = list(cluster, GroupKind::new("config.gatekeeper.sh", "Config"))
+        .await?
+        .into_iter()
+        .filter(|c| c.name() == idp_policy::gatekeeper::config::NAME)
+        .collect();
+    if configs.len() > 1 {
+        tracing::warn!(
+            namespaces = ?configs.iter().map(|c| c.namespace().unwrap_or_default().to_owned()).collect::<Vec<_>>(),
+            "several Gatekeeper Configs named config; the first is used"
+        );
+    }
+    found.config = (!configs.is_empty()).then(|| configs.remove(0));
+    Ok(found)
+}
+
+async fn once(state: &AppState, policies: &[Arc<Swappable<RegoPolicy>>; 2], planned: &Planned) {
+    // A fresh discovery each time: Gatekeeper's CRDs may have come (or gone) since.
+    let cluster = Cluster::new(state.cluster.client.clone());
+    let from_cluster = if planned.from_cluster {
+        match read_policies(&cluster).await {
+            Ok(found) => Some(found),
+            Err(e) => {
+                tracing::warn!(error = %e.report(), "Gatekeeper sync could not read the policies in the cluster; the set stays as it was");
+                return;
+            }
+        }
+    } else {
+        None
+    };
+    let cluster_config = from_cluster
+        .as_ref()
+        .and_then(|f| f.config.as_ref())
+        .and_then(|c| match GatekeeperConfig::from_object(c) {
+            Ok(config) => Some(config),
+            Err(e) => {
+                tracing::warn!(error = %e.report(), "the Gatekeeper Config in the cluster is not valid; it is not used");
+                None
+            }
+        });
+    let mut kinds = planned.kinds.clone();
+    if kinds.is_empty()
+        && let Some(config) = &cluster_config
+    {
+        kinds = config.sync_only().to_vec();
+    }
     let mut objects = Vec::new();
-    let listing = Audit::new(cluster.clone())
-        .with_kinds(planned.kinds.iter().cloned())
-        .for_each_object(|o| objects.push(o))
-        .await;
-    let listing = match listing {
-        Ok(listing) => listing,
-        Err(e) => {
-            tracing::warn!(error = %e.report(), "Gatekeeper sync could not read the cluster; the inventory stays as it was");
+    if !kinds.is_empty() {
+        let listing = Audit::new(cluster.clone())
+            .with_kinds(kinds)
+            .for_each_object(|o| objects.push(o))
+            .await;
+        let listing = match listing {
+            Ok(listing) => listing,
+            Err(e) => {
+                tracing::warn!(error = %e.report(), "Gatekeeper sync could not read the cluster; the inventory stays as it was");
+                return;
+            }
+        };
+        if let Some(kind) = listing.failed().next() {
+            tracing::warn!(kind = %kind.kind, error = kind.error.as_deref().unwrap_or_default(), "Gatekeeper sync could not read a kind; the inventory stays as it was");
             return;
         }
-    };
-    if let Some(kind) = listing.failed().next() {
-        tracing::warn!(kind = %kind.kind, error = kind.error.as_deref().unwrap_or_default(), "Gatekeeper sync could not read a kind; the inventory stays as it was");
-        return;
     }
-    match rebuild(&planned.files, &objects) {
-        Ok(rebuilt) => {
+    match rebuild(
+        &planned.files,
+        from_cluster.as_ref(),
+        cluster_config,
+        &objects,
+    ) {
+        Ok((rebuilt, constraints)) => {
             let [webhook, audit] = policies;
             audit.replace(rebuilt.clone().for_audit());
             webhook.replace(rebuilt);
-            tracing::debug!(objects = objects.len(), "Gatekeeper inventory synced");
+            tracing::debug!(
+                objects = objects.len(),
+                cluster_constraints = constraints.len(),
+                "Gatekeeper set synced"
+            );
+            state.set_gatekeeper_constraints(constraints);
         }
         Err(e) => {
             tracing::warn!(error = %e.report(), "Gatekeeper sync could not rebuild the templates; the inventory stays as it was");
@@ -104,8 +247,14 @@ async fn once(cluster: &Cluster, policies: &[Arc<Swappable<RegoPolicy>>; 2], pla
     }
 }
 
-/// The Gatekeeper set of `files` with `objects` as its inventory.
-fn rebuild(files: &[PathBuf], objects: &[idp_core::Object]) -> idp_core::Result<RegoPolicy> {
+/// The Gatekeeper set of `files` and of the policies read from the cluster, with
+/// `objects` as its inventory; and the cluster's constraints it holds.
+fn rebuild(
+    files: &[PathBuf],
+    cluster: Option<&FromCluster>,
+    cluster_config: Option<GatekeeperConfig>,
+    objects: &[Object],
+) -> idp_core::Result<(RegoPolicy, Vec<ClusterConstraint>)> {
     let mut gatekeeper = RegoPolicy::new("gatekeeper");
     for path in files {
         let text = std::fs::read_to_string(path).map_err(|e| {
@@ -119,5 +268,45 @@ fn rebuild(files: &[PathBuf], objects: &[idp_core::Object]) -> idp_core::Result<
             .with_gatekeeper_yaml(&text, Some(path))
             .map_err(|e| e.context(format_args!("policy.gatekeeper: {}", path.display())))?;
     }
-    gatekeeper.with_inventory(objects.iter())
+    let mut constraints = Vec::new();
+    if let Some(cluster) = cluster {
+        if let Some(config) = cluster_config {
+            if gatekeeper.gatekeeper_config().is_some() {
+                tracing::warn!(
+                    "a Gatekeeper Config in the policy.gatekeeper files and one in the cluster: the files' is used"
+                );
+            }
+            gatekeeper = gatekeeper.with_gatekeeper_config(config)?;
+        }
+        for template in &cluster.templates {
+            let loaded = ConstraintTemplate::from_value(&template.to_value(), None)
+                .and_then(|t| gatekeeper.add_template(t));
+            if let Err(e) = loaded {
+                tracing::warn!(template = template.name(), error = %e.report(), "a ConstraintTemplate in the cluster does not load; it and its constraints are left out");
+            }
+        }
+        let kinds: Vec<String> = gatekeeper
+            .templates()
+            .iter()
+            .map(|k| (*k).to_owned())
+            .collect();
+        for object in &cluster.constraints {
+            if !kinds.iter().any(|k| k == object.kind()) {
+                continue;
+            }
+            match Constraint::from_value(&object.to_value(), None) {
+                Ok(constraint) => {
+                    gatekeeper.add_constraint(constraint);
+                    constraints.push(ClusterConstraint {
+                        kind: object.kind().to_owned(),
+                        name: object.name().to_owned(),
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(constraint = %format!("{}/{}", object.kind(), object.name()), error = %e.report(), "a constraint in the cluster does not load; it is left out");
+                }
+            }
+        }
+    }
+    Ok((gatekeeper.with_inventory(objects.iter())?, constraints))
 }

@@ -508,16 +508,8 @@ pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
     }
 
     let auditor = audit_plan.map(|plan| audit::spawn(state.clone(), plan, stop_rx.clone()));
-    let syncer = sync_plan.and_then(|plan| {
-        let policy = state.gatekeeper.get()?.clone();
-        let audited = state.gatekeeper_audit.get()?.clone();
-        Some(gatekeeper_sync::spawn(
-            idp_core::cluster::Cluster::new(state.cluster.client.clone()),
-            [policy, audited],
-            plan,
-            stop_rx.clone(),
-        ))
-    });
+    let syncer =
+        sync_plan.and_then(|plan| gatekeeper_sync::spawn(state.clone(), plan, stop_rx.clone()));
     let create_background = create::spawn_background(&state, stop_rx.clone());
     let mut serve_stop = stop_rx;
     let task = tokio::spawn(async move {
@@ -578,7 +570,11 @@ fn load_policy_files(
     let mut audit: Vec<Arc<dyn idp_core::Policy>> = Vec::new();
     let mut gatekeeper_config = None;
     let mut sync = false;
-    if !config.gatekeeper.is_empty() {
+    let from_cluster = config
+        .gatekeeper_sync
+        .as_ref()
+        .is_some_and(|s| s.from_cluster);
+    if !config.gatekeeper.is_empty() || from_cluster {
         let mut gatekeeper = idp_policy::rego::RegoPolicy::new("gatekeeper");
         for path in &config.gatekeeper {
             let text = read_policy_file("policy.gatekeeper", path)?;
@@ -611,7 +607,7 @@ fn load_policy_files(
         }
     } else if config.gatekeeper_sync.is_some() {
         return Err(idp_core::Error::invalid_input(
-            "policy.gatekeeperSync: there are no policy.gatekeeper files whose templates could read the objects; list them or remove gatekeeperSync",
+            "policy.gatekeeperSync: there are no policy.gatekeeper files whose templates could read the objects; list them, set fromCluster to read the templates kept in the cluster, or remove gatekeeperSync",
         ));
     }
     for path in &config.rego {

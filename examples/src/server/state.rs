@@ -76,6 +76,27 @@ impl AppState {
         *last = Some(outcome);
     }
 
+    /// Keep the constraints the Gatekeeper sync read from the cluster.
+    pub(crate) fn set_gatekeeper_constraints(
+        &self,
+        constraints: Vec<crate::server::gatekeeper_sync::ClusterConstraint>,
+    ) {
+        *self
+            .gatekeeper_constraints
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = constraints;
+    }
+
+    /// The constraints the Gatekeeper sync last read from the cluster.
+    pub(crate) fn gatekeeper_constraints(
+        &self,
+    ) -> Vec<crate::server::gatekeeper_sync::ClusterConstraint> {
+        self.gatekeeper_constraints
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     /// The last audit's outcome, if one finished.
     pub fn last_audit(&self) -> Option<AuditOutcome> {
         self.last_audit
@@ -126,6 +147,10 @@ pub struct AppState {
     /// The same set as the audit runs it (a Gatekeeper `Config`'s audit exclusions
     /// instead of its webhook ones), as it is in `audit_files`; rebuilt with it.
     pub gatekeeper_audit: OnceLock<Arc<idp_policy::Swappable<idp_policy::rego::RegoPolicy>>>,
+    /// The Gatekeeper constraints the last sync read from the cluster
+    /// (`policy.gatekeeperSync.fromCluster`), whose `status` the audit writes.
+    gatekeeper_constraints:
+        std::sync::Mutex<Vec<crate::server::gatekeeper_sync::ClusterConstraint>>,
     /// `policy_files` as an audit of what runs applies them: the Kyverno
     /// ValidatingPolicies with `spec.evaluation.background.enabled: false` left out.
     pub audit_files: OnceLock<Vec<Arc<dyn idp_core::Policy>>>,
@@ -166,6 +191,7 @@ impl AppState {
             policy_files: OnceLock::new(),
             gatekeeper: OnceLock::new(),
             gatekeeper_audit: OnceLock::new(),
+            gatekeeper_constraints: std::sync::Mutex::new(Vec::new()),
             audit_files: OnceLock::new(),
             last_audit: std::sync::Mutex::new(None),
             gatekeeper_mutators: OnceLock::new(),

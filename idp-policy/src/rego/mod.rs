@@ -461,6 +461,26 @@ impl RegoPolicy {
         Ok(self)
     }
 
+    /// [`Self::with_template`] in place: a template that does not compile is an error
+    /// and leaves the policy as it was, so that a caller loading templates one by one
+    /// (as read from a cluster) can skip the broken one and keep the others.
+    ///
+    /// ```
+    /// # use idp_policy::rego::{RegoPolicy, ConstraintTemplate};
+    /// let broken = ConstraintTemplate::from_value(&serde_json::json!({
+    ///   "apiVersion": "templates.gatekeeper.sh/v1", "kind": "ConstraintTemplate",
+    ///   "metadata": {"name": "k8sbroken"},
+    ///   "spec": {"crd": {"spec": {"names": {"kind": "K8sBroken"}}},
+    ///     "targets": [{"target": "admission.k8s.gatekeeper.sh", "rego": "package k8sbroken\nviolation[{"}]}
+    /// }), None).unwrap();
+    /// let mut p = RegoPolicy::new("gk");
+    /// assert!(p.add_template(broken).is_err());
+    /// assert!(p.templates().is_empty());
+    /// ```
+    pub fn add_template(&mut self, template: ConstraintTemplate) -> Result<()> {
+        self.gatekeeper.add_template(template, self.time_limit)
+    }
+
     /// Add one constraint (its template must be added first or later; a constraint of
     /// an unknown kind is an error at evaluation time).
     ///
@@ -474,6 +494,21 @@ impl RegoPolicy {
     pub fn with_constraint(mut self, constraint: Constraint) -> Self {
         self.gatekeeper.constraints.push(constraint);
         self
+    }
+
+    /// [`Self::with_constraint`] in place.
+    ///
+    /// ```
+    /// # use idp_policy::rego::{RegoPolicy, Constraint};
+    /// let c = Constraint::from_value(&serde_json::json!({
+    ///   "apiVersion": "constraints.gatekeeper.sh/v1beta1", "kind": "K8sDeny",
+    ///   "metadata": {"name": "deny-all"}}), None).unwrap();
+    /// let mut p = RegoPolicy::new("gk");
+    /// p.add_constraint(c);
+    /// assert_eq!(p.constraints(), vec!["K8sDeny/deny-all"]);
+    /// ```
+    pub fn add_constraint(&mut self, constraint: Constraint) {
+        self.gatekeeper.constraints.push(constraint);
     }
 
     /// Fill Gatekeeper's `data.inventory` with `objects` (replacing what an earlier call
