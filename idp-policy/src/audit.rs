@@ -238,11 +238,12 @@ impl Audit {
         self
     }
 
-    /// Skip objects in these namespaces, and the `Namespace` objects of that name.
+    /// Skip objects in these namespaces, and the `Namespace` objects of that name. A
+    /// `*` matches any run of characters (`kube-*`), as in Gatekeeper's exclusions.
     ///
     /// ```no_run
     /// # fn demo(cluster: idp_core::cluster::Cluster) {
-    /// let audit = idp_policy::audit::Audit::new(cluster).excluding_namespaces(["kube-system", "kube-public"]);
+    /// let audit = idp_policy::audit::Audit::new(cluster).excluding_namespaces(["kube-*", "*-system"]);
     /// # }
     /// ```
     #[must_use]
@@ -429,7 +430,11 @@ impl Audit {
                             } else {
                                 object.namespace()
                             };
-                            if namespace.is_some_and(|ns| self.excluded.iter().any(|e| e == ns)) {
+                            if namespace.is_some_and(|ns| {
+                                self.excluded
+                                    .iter()
+                                    .any(|e| crate::matching::wildcard(e, ns))
+                            }) {
                                 continue;
                             }
                             if !made_by.is_empty() && controlled_by(&object, made_by) {

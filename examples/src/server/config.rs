@@ -230,7 +230,8 @@ pub struct AuditConfig {
     /// kind the cluster lists but Events.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kinds: Vec<String>,
-    /// Namespaces left out, their `Namespace` objects included.
+    /// Namespaces left out, their `Namespace` objects included (a `*` matches any run
+    /// of characters: `kube-*`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exclude_namespaces: Vec<String>,
     /// Write the findings as PolicyReports into the cluster (default true; the cluster

@@ -273,7 +273,8 @@ enum PolicyCommand {
         /// (repeatable).
         #[arg(long = "namespace", short = 'n', value_name = "NAMESPACE")]
         namespaces: Vec<String>,
-        /// Leave out the objects in this namespace and the namespace itself (repeatable).
+        /// Leave out the objects in this namespace and the namespace itself (repeatable; a
+        /// `*` matches any run of characters: kube-*).
         #[arg(long = "exclude-namespace", value_name = "NAMESPACE")]
         excluded: Vec<String>,
         /// Objects per list request.
