@@ -528,3 +528,100 @@ async fn per_resource_reports_and_one_finding_per_workload() {
     );
     assert_eq!(report["summary"]["fail"], 1, "{report}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gatekeeper_policies_kept_in_the_cluster_are_audited_and_get_their_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, kubeconfig) = seeded(dir.path()).await;
+    let mut constraint_crd = idp_testkit::minimal_crd(
+        "constraints.gatekeeper.sh",
+        "v1beta1",
+        "K8sRequiredLabels",
+        "k8srequiredlabels",
+        false,
+    );
+    constraint_crd["spec"]["versions"][0]["subresources"] = json!({"status": {}});
+    create(
+        &cluster,
+        idp_testkit::minimal_crd(
+            "templates.gatekeeper.sh",
+            "v1",
+            "ConstraintTemplate",
+            "constrainttemplates",
+            false,
+        ),
+    )
+    .await;
+    create(&cluster, constraint_crd).await;
+    create(
+        &cluster,
+        json!({"apiVersion": "templates.gatekeeper.sh/v1", "kind": "ConstraintTemplate",
+            "metadata": {"name": "k8srequiredlabels"},
+            "spec": {"crd": {"spec": {"names": {"kind": "K8sRequiredLabels"}}},
+                "targets": [{"target": "admission.k8s.gatekeeper.sh",
+                    "rego": "package k8srequiredlabels\nviolation[{\"msg\": msg}] {\n  required := input.parameters.labels[_]\n  not input.review.object.metadata.labels[required]\n  msg := sprintf(\"you must provide label %v\", [required])\n}\n"}]}}),
+    )
+    .await;
+    create(
+        &cluster,
+        json!({"apiVersion": "constraints.gatekeeper.sh/v1beta1", "kind": "K8sRequiredLabels",
+            "metadata": {"name": "pods-have-a-team"},
+            "spec": {"match": {"kinds": [{"apiGroups": [""], "kinds": ["Pod"]}]},
+                "parameters": {"labels": ["team"]}}}),
+    )
+    .await;
+
+    let out = run(args(&[
+        "policy",
+        "audit",
+        "--kubeconfig",
+        &kubeconfig,
+        "--kind",
+        "Pod",
+        "--gatekeeper-from-cluster",
+        "--write-constraint-status",
+        "--format",
+        "json",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let summary = json(&out);
+    // Only the cluster's policies ran (no PSS default): every Pod lacks the label.
+    assert_eq!(summary["denied"], 3, "{summary:#}");
+    let rules: Vec<&str> = summary["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|f| f["violations"].as_array().unwrap())
+        .map(|v| v["rule"].as_str().unwrap())
+        .collect();
+    assert!(
+        rules
+            .iter()
+            .all(|r| *r == "K8sRequiredLabels/pods-have-a-team"),
+        "{rules:?}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("constraint status written"), "{stderr}");
+    let stored = cluster
+        .object(
+            "constraints.gatekeeper.sh",
+            "k8srequiredlabels",
+            "",
+            "pods-have-a-team",
+        )
+        .unwrap();
+    assert_eq!(stored["status"]["totalViolations"], 3, "{stored}");
+    assert_eq!(stored["status"]["violations"][0]["kind"], "Pod", "{stored}");
+
+    // The status needs the cluster's policies.
+    let out = run(args(&[
+        "policy",
+        "audit",
+        "--kubeconfig",
+        &kubeconfig,
+        "--write-constraint-status",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}

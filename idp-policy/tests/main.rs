@@ -13,6 +13,8 @@ mod engine;
 #[cfg(all(feature = "rego", feature = "cel"))]
 mod gatekeeper_cel;
 #[cfg(feature = "rego")]
+mod gatekeeper_cluster;
+#[cfg(feature = "rego")]
 mod gatekeeper_config;
 #[cfg(feature = "rego")]
 mod gatekeeper_expansion;

@@ -464,11 +464,13 @@ impl FakeCluster {
             .api_version
             .split_once('/')
             .unwrap_or(("", types.api_version.as_str()));
-        let resource = kube::discovery::ApiResource::from_gvk(&GroupVersionKind::gvk(
-            group,
-            version,
-            &types.kind,
-        ));
+        // The plural as the API server serves it (a CRD's may not be what kube would
+        // guess from the kind: Gatekeeper's `K8sRequiredLabels` is `k8srequiredlabels`).
+        let gvk = GroupVersionKind::gvk(group, version, &types.kind);
+        let resource = match kube::discovery::pinned_kind(&self.client(), &gvk).await {
+            Ok((resource, _)) => resource,
+            Err(_) => kube::discovery::ApiResource::from_gvk(&gvk),
+        };
         let api: Api<DynamicObject> = match object.metadata.namespace.as_deref() {
             Some(ns) => Api::namespaced_with(self.client(), ns, &resource),
             None => Api::all_with(self.client(), &resource),

@@ -3,7 +3,6 @@
 //! `wgpolicyk8s.io` PolicyReports, as Kyverno's background scans keep theirs. Only the
 //! replica holding the reconcilers' Lease audits.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,13 +10,13 @@ use idp_core::PolicyContext;
 use idp_core::cluster::{Cluster, GroupKind, Inventory};
 use idp_policy::audit::{Audit, REPORT_INVENTORY, publish_reports};
 use idp_policy::policy_report::PolicyReports;
+use idp_policy::rego::cluster::ConstraintStatuses;
 use idp_policy::report::{ReportBuilder, ReportLimits};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::server::config::AuditConfig;
-use crate::server::gatekeeper_sync::{CONSTRAINTS_GROUP, ClusterConstraint};
 use crate::server::routes::policy::{Checked, build_set};
 use crate::server::state::{AppState, AuditOutcome};
 
@@ -99,10 +98,7 @@ async fn audit_once(state: &AppState, planned: &Planned) {
     });
     // The findings of the constraints read from the cluster, for their status.
     let constraints = state.gatekeeper_constraints();
-    let mut statuses: BTreeMap<String, ConstraintStatus> = constraints
-        .iter()
-        .map(|c| (c.rule(), ConstraintStatus::default()))
-        .collect();
+    let mut statuses = ConstraintStatuses::new("gatekeeper", &constraints);
     let audit = Audit::new(cluster.clone())
         .with_kinds(planned.kinds.iter().cloned())
         .excluding_namespaces(planned.config.exclude_namespaces.iter().cloned())
@@ -110,13 +106,7 @@ async fn audit_once(state: &AppState, planned: &Planned) {
     let listing = audit
         .run(&policies, &ctx, |object, result| {
             tally.add_ref(result);
-            for v in &result.violations {
-                if v.policy == "gatekeeper"
-                    && let Some(status) = statuses.get_mut(v.rule.as_ref())
-                {
-                    status.add(object, v);
-                }
-            }
+            statuses.add(object, &result.violations);
             if planned.config.write_reports {
                 reports.add(object, result, &policies.applicable_policies(object, &ctx));
             }
@@ -153,7 +143,10 @@ async fn audit_once(state: &AppState, planned: &Planned) {
         );
         return;
     }
-    write_constraint_status(&cluster, &constraints, &statuses).await;
+    if !constraints.is_empty() {
+        // Failures are logged as they happen.
+        let _ = statuses.write(&cluster, jiff::Timestamp::now()).await;
+    }
     if !planned.config.write_reports {
         return;
     }
@@ -165,94 +158,5 @@ async fn audit_once(state: &AppState, planned: &Planned) {
             "policy reports written"
         ),
         Err(e) => tracing::warn!(error = %e.report(), "policy reports not written"),
-    }
-}
-
-/// How many violations a constraint's `status.violations` lists, as Gatekeeper's
-/// `--constraint-violations-limit` defaults to.
-const STATUS_VIOLATIONS: usize = 20;
-
-/// What the audit found for one constraint, as Gatekeeper's audit writes it.
-#[derive(Debug, Default)]
-struct ConstraintStatus {
-    total: u64,
-    violations: Vec<serde_json::Value>,
-}
-
-impl ConstraintStatus {
-    fn add(&mut self, object: &idp_core::Object, v: &idp_core::Violation) {
-        self.total += 1;
-        if self.violations.len() >= STATUS_VIOLATIONS {
-            return;
-        }
-        let (group, version) = object
-            .api_version()
-            .rsplit_once('/')
-            .unwrap_or(("", object.api_version()));
-        // Gatekeeper's names for the actions: deny, warn, and dryrun for audit only.
-        let action = match v.enforcement {
-            idp_core::model::Enforcement::Deny => "deny",
-            idp_core::model::Enforcement::Warn => "warn",
-            idp_core::model::Enforcement::Audit => "dryrun",
-        };
-        let mut entry = serde_json::json!({
-            "enforcementAction": action,
-            "group": group,
-            "version": version,
-            "kind": object.kind(),
-            "name": object.name(),
-            "message": v.message,
-        });
-        if let Some(ns) = object.namespace() {
-            entry["namespace"] = serde_json::Value::from(ns);
-        }
-        self.violations.push(entry);
-    }
-}
-
-/// Write each constraint's findings into its `status`, as Gatekeeper's audit does
-/// (`auditTimestamp`, `totalViolations`, the first violations): what
-/// `kubectl get <constraint kind>` shows. A constraint that is gone or cannot be
-/// patched is logged.
-async fn write_constraint_status(
-    cluster: &Cluster,
-    constraints: &[ClusterConstraint],
-    statuses: &BTreeMap<String, ConstraintStatus>,
-) {
-    let now = jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string();
-    for constraint in constraints {
-        let empty = ConstraintStatus::default();
-        let status = statuses.get(&constraint.rule()).unwrap_or(&empty);
-        let patch = serde_json::json!({"status": {
-            "auditTimestamp": now,
-            "totalViolations": status.total,
-            "violations": status.violations,
-        }});
-        let kind = GroupKind::new(CONSTRAINTS_GROUP, &constraint.kind);
-        let written = async {
-            let resolved = cluster
-                .discovery()
-                .resolve_group_kind(&kind)
-                .await?
-                .ok_or_else(|| {
-                    idp_core::Error::not_found(format!("the cluster serves no {kind}"))
-                })?;
-            let api: kube::Api<kube::api::DynamicObject> =
-                kube::Api::all_with(cluster.client().clone(), &resolved.resource);
-            api.patch_status(
-                &constraint.name,
-                &kube::api::PatchParams::default(),
-                &kube::api::Patch::Merge(&patch),
-            )
-            .await
-            .map_err(|e| idp_core::Error::unavailable(format!("patch the status: {e}")))?;
-            Ok::<(), idp_core::Error>(())
-        }
-        .await;
-        if let Err(e) = written {
-            tracing::warn!(constraint = %constraint.rule(), error = %e.report(), "constraint status not written");
-        }
     }
 }

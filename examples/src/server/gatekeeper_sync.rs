@@ -18,21 +18,18 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use idp_core::Object;
 use idp_core::cluster::{Cluster, GroupKind};
-use idp_core::{ErrorKind, Object};
 use idp_policy::Swappable;
 use idp_policy::audit::Audit;
-use idp_policy::gatekeeper::config::GatekeeperConfig;
-use idp_policy::rego::{Constraint, ConstraintTemplate, RegoPolicy};
+use idp_policy::rego::RegoPolicy;
+use idp_policy::rego::cluster::{ClusterPolicies, ConstraintRef};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::server::config::GatekeeperSyncConfig;
 use crate::server::state::AppState;
-
-/// The API group of Gatekeeper's constraint kinds.
-pub(crate) const CONSTRAINTS_GROUP: &str = "constraints.gatekeeper.sh";
 
 /// What the sync reads and rebuilds, checked at start.
 pub(crate) struct Planned {
@@ -42,23 +39,6 @@ pub(crate) struct Planned {
     files: Vec<PathBuf>,
     /// Whether the Gatekeeper policies kept in the cluster are read too.
     from_cluster: bool,
-}
-
-/// A constraint read from the cluster (`constraints.gatekeeper.sh`, cluster-scoped):
-/// the audit writes its findings into the constraint's `status`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ClusterConstraint {
-    /// Its kind (the template's).
-    pub kind: String,
-    /// Its name.
-    pub name: String,
-}
-
-impl ClusterConstraint {
-    /// The rule its violations carry: `Kind/name`.
-    pub(crate) fn rule(&self) -> String {
-        format!("{}/{}", self.kind, self.name)
-    }
 }
 
 /// Check `config`: every kind parses, and there is at least one: those of `config`, or
@@ -110,77 +90,11 @@ pub(crate) fn spawn(
     }))
 }
 
-/// The Gatekeeper policies kept in the cluster.
-#[derive(Debug, Default)]
-struct FromCluster {
-    templates: Vec<Object>,
-    constraints: Vec<Object>,
-    config: Option<Object>,
-}
-
-/// Every object of `kind`; none when the cluster does not serve the kind (Gatekeeper's
-/// CRDs are not installed).
-async fn list(cluster: &Cluster, kind: GroupKind) -> idp_core::Result<Vec<Object>> {
-    let mut out = Vec::new();
-    match Audit::new(cluster.clone())
-        .with_kinds([kind])
-        .for_each_object(|o| out.push(o))
-        .await
-    {
-        Ok(listing) => match listing.failed().next() {
-            Some(failed) => Err(idp_core::Error::unavailable(format!(
-                "cannot list {}: {}",
-                failed.kind,
-                failed.error.as_deref().unwrap_or_default()
-            ))),
-            None => Ok(out),
-        },
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(e),
-    }
-}
-
-/// Read the templates, their constraints and the `Config` named `config`.
-async fn read_policies(cluster: &Cluster) -> idp_core::Result<FromCluster> {
-    let mut found = FromCluster {
-        templates: list(
-            cluster,
-            GroupKind::new("templates.gatekeeper.sh", "ConstraintTemplate"),
-        )
-        .await?,
-        ..FromCluster::default()
-    };
-    for template in &found.templates {
-        let Some(kind) = template
-            .pointer("/spec/crd/spec/names/kind")
-            .and_then(serde_json::Value::as_str)
-        else {
-            continue;
-        };
-        found
-            .constraints
-            .extend(list(cluster, GroupKind::new(CONSTRAINTS_GROUP, kind)).await?);
-    }
-    let mut configs: Vec<Object> = list(cluster, GroupKind::new("config.gatekeeper.sh", "Config"))
-        .await?
-        .into_iter()
-        .filter(|c| c.name() == idp_policy::gatekeeper::config::NAME)
-        .collect();
-    if configs.len() > 1 {
-        tracing::warn!(
-            namespaces = ?configs.iter().map(|c| c.namespace().unwrap_or_default().to_owned()).collect::<Vec<_>>(),
-            "several Gatekeeper Configs named config; the first is used"
-        );
-    }
-    found.config = (!configs.is_empty()).then(|| configs.remove(0));
-    Ok(found)
-}
-
 async fn once(state: &AppState, policies: &[Arc<Swappable<RegoPolicy>>; 2], planned: &Planned) {
     // A fresh discovery each time: Gatekeeper's CRDs may have come (or gone) since.
     let cluster = Cluster::new(state.cluster.client.clone());
     let from_cluster = if planned.from_cluster {
-        match read_policies(&cluster).await {
+        match ClusterPolicies::read(&cluster).await {
             Ok(found) => Some(found),
             Err(e) => {
                 tracing::warn!(error = %e.report(), "Gatekeeper sync could not read the policies in the cluster; the set stays as it was");
@@ -192,14 +106,7 @@ async fn once(state: &AppState, policies: &[Arc<Swappable<RegoPolicy>>; 2], plan
     };
     let cluster_config = from_cluster
         .as_ref()
-        .and_then(|f| f.config.as_ref())
-        .and_then(|c| match GatekeeperConfig::from_object(c) {
-            Ok(config) => Some(config),
-            Err(e) => {
-                tracing::warn!(error = %e.report(), "the Gatekeeper Config in the cluster is not valid; it is not used");
-                None
-            }
-        });
+        .and_then(|f| f.gatekeeper_config().ok().flatten());
     let mut kinds = planned.kinds.clone();
     if kinds.is_empty()
         && let Some(config) = &cluster_config
@@ -224,12 +131,7 @@ async fn once(state: &AppState, policies: &[Arc<Swappable<RegoPolicy>>; 2], plan
             return;
         }
     }
-    match rebuild(
-        &planned.files,
-        from_cluster.as_ref(),
-        cluster_config,
-        &objects,
-    ) {
+    match rebuild(&planned.files, from_cluster.as_ref(), &objects) {
         Ok((rebuilt, constraints)) => {
             let [webhook, audit] = policies;
             audit.replace(rebuilt.clone().for_audit());
@@ -251,10 +153,9 @@ async fn once(state: &AppState, policies: &[Arc<Swappable<RegoPolicy>>; 2], plan
 /// `objects` as its inventory; and the cluster's constraints it holds.
 fn rebuild(
     files: &[PathBuf],
-    cluster: Option<&FromCluster>,
-    cluster_config: Option<GatekeeperConfig>,
+    cluster: Option<&ClusterPolicies>,
     objects: &[Object],
-) -> idp_core::Result<(RegoPolicy, Vec<ClusterConstraint>)> {
+) -> idp_core::Result<(RegoPolicy, Vec<ConstraintRef>)> {
     let mut gatekeeper = RegoPolicy::new("gatekeeper");
     for path in files {
         let text = std::fs::read_to_string(path).map_err(|e| {
@@ -270,43 +171,17 @@ fn rebuild(
     }
     let mut constraints = Vec::new();
     if let Some(cluster) = cluster {
-        if let Some(config) = cluster_config {
-            if gatekeeper.gatekeeper_config().is_some() {
-                tracing::warn!(
-                    "a Gatekeeper Config in the policy.gatekeeper files and one in the cluster: the files' is used"
-                );
-            }
-            gatekeeper = gatekeeper.with_gatekeeper_config(config)?;
+        if cluster.config.is_some() && gatekeeper.gatekeeper_config().is_some() {
+            tracing::warn!(
+                "a Gatekeeper Config in the policy.gatekeeper files and one in the cluster: the files' is used"
+            );
         }
-        for template in &cluster.templates {
-            let loaded = ConstraintTemplate::from_value(&template.to_value(), None)
-                .and_then(|t| gatekeeper.add_template(t));
-            if let Err(e) = loaded {
-                tracing::warn!(template = template.name(), error = %e.report(), "a ConstraintTemplate in the cluster does not load; it and its constraints are left out");
-            }
+        let loaded = cluster.load_into(gatekeeper)?;
+        for (what, error) in &loaded.skipped {
+            tracing::warn!(%what, error = %error.report(), "left out of the Gatekeeper policies read from the cluster");
         }
-        let kinds: Vec<String> = gatekeeper
-            .templates()
-            .iter()
-            .map(|k| (*k).to_owned())
-            .collect();
-        for object in &cluster.constraints {
-            if !kinds.iter().any(|k| k == object.kind()) {
-                continue;
-            }
-            match Constraint::from_value(&object.to_value(), None) {
-                Ok(constraint) => {
-                    gatekeeper.add_constraint(constraint);
-                    constraints.push(ClusterConstraint {
-                        kind: object.kind().to_owned(),
-                        name: object.name().to_owned(),
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(constraint = %format!("{}/{}", object.kind(), object.name()), error = %e.report(), "a constraint in the cluster does not load; it is left out");
-                }
-            }
-        }
+        gatekeeper = loaded.policy;
+        constraints = loaded.constraints;
     }
     Ok((gatekeeper.with_inventory(objects.iter())?, constraints))
 }

@@ -79,7 +79,7 @@ impl AppState {
     /// Keep the constraints the Gatekeeper sync read from the cluster.
     pub(crate) fn set_gatekeeper_constraints(
         &self,
-        constraints: Vec<crate::server::gatekeeper_sync::ClusterConstraint>,
+        constraints: Vec<idp_policy::rego::cluster::ConstraintRef>,
     ) {
         *self
             .gatekeeper_constraints
@@ -88,9 +88,7 @@ impl AppState {
     }
 
     /// The constraints the Gatekeeper sync last read from the cluster.
-    pub(crate) fn gatekeeper_constraints(
-        &self,
-    ) -> Vec<crate::server::gatekeeper_sync::ClusterConstraint> {
+    pub(crate) fn gatekeeper_constraints(&self) -> Vec<idp_policy::rego::cluster::ConstraintRef> {
         self.gatekeeper_constraints
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -149,8 +147,7 @@ pub struct AppState {
     pub gatekeeper_audit: OnceLock<Arc<idp_policy::Swappable<idp_policy::rego::RegoPolicy>>>,
     /// The Gatekeeper constraints the last sync read from the cluster
     /// (`policy.gatekeeperSync.fromCluster`), whose `status` the audit writes.
-    gatekeeper_constraints:
-        std::sync::Mutex<Vec<crate::server::gatekeeper_sync::ClusterConstraint>>,
+    gatekeeper_constraints: std::sync::Mutex<Vec<idp_policy::rego::cluster::ConstraintRef>>,
     /// `policy_files` as an audit of what runs applies them: the Kyverno
     /// ValidatingPolicies with `spec.evaluation.background.enabled: false` left out.
     pub audit_files: OnceLock<Vec<Arc<dyn idp_core::Policy>>>,

@@ -35,6 +35,8 @@
 
 use std::sync::Arc;
 
+use tracing::Instrument;
+
 use crate::error::{Error, Result};
 
 pub mod apply;
@@ -220,5 +222,49 @@ impl Cluster {
     /// ```
     pub fn retry(&self) -> &RetryPolicy {
         &self.retry
+    }
+
+    /// Merge `status` into the `status` subresource of the object `name` of `kind` (in
+    /// `namespace`, for a namespaced kind), as a controller reports what it found: the
+    /// kind is resolved through discovery, and the request is retried as the
+    /// [`RetryPolicy`] says. A kind the cluster does not serve, or an object that is
+    /// not there, is a `NotFound` error naming it.
+    ///
+    /// ```no_run
+    /// # async fn demo(cluster: idp_core::cluster::Cluster) -> idp_core::Result<()> {
+    /// let kind = idp_core::cluster::GroupKind::new("constraints.gatekeeper.sh", "K8sRequiredLabels");
+    /// cluster.patch_status(&kind, None, "must-have-owner", &serde_json::json!({"totalViolations": 0})).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn patch_status(
+        &self,
+        kind: &GroupKind,
+        namespace: Option<&str>,
+        name: &str,
+        status: &serde_json::Value,
+    ) -> Result<()> {
+        let span = tracing::debug_span!("cluster.patch_status", %kind, name);
+        async {
+            let resolved = self
+                .discovery
+                .resolve_group_kind(kind)
+                .await?
+                .ok_or_else(|| Error::not_found(format!("the cluster serves no kind {kind}")))?;
+            let api: kube::Api<kube::api::DynamicObject> = match namespace {
+                Some(ns) if resolved.namespaced => {
+                    kube::Api::namespaced_with(self.client.clone(), ns, &resolved.resource)
+                }
+                _ => kube::Api::all_with(self.client.clone(), &resolved.resource),
+            };
+            let patch = kube::api::Patch::Merge(serde_json::json!({ "status": status }));
+            let params = kube::api::PatchParams::default();
+            let what = format!("patch the status of {kind} {name}");
+            self.retry
+                .run(&what, || api.patch_status(name, &params, &patch))
+                .await?;
+            Ok(())
+        }
+        .instrument(span)
+        .await
     }
 }

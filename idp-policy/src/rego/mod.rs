@@ -58,6 +58,7 @@
 //! assert_eq!(violations[0].rule, "main.deny");
 //! ```
 
+pub mod cluster;
 pub mod gatekeeper;
 
 use std::fmt;

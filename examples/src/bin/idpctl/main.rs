@@ -293,6 +293,17 @@ enum PolicyCommand {
         /// not seen.
         #[arg(long)]
         skip_controlled: bool,
+        /// Also run the Gatekeeper policies kept in the cluster, as Gatekeeper's audit
+        /// does: every ConstraintTemplate, the constraints of their kinds and the Config
+        /// named config (a template that does not compile is named on stderr and left
+        /// out with its constraints).
+        #[arg(long)]
+        gatekeeper_from_cluster: bool,
+        /// With --gatekeeper-from-cluster: write what the audit found into each
+        /// constraint's status (totalViolations, the first 20 violations,
+        /// auditTimestamp), as Gatekeeper's audit does. Not when a kind could not be read.
+        #[arg(long, requires = "gatekeeper_from_cluster")]
+        write_constraint_status: bool,
         #[command(flatten)]
         flags: policy::PolicyFlags,
     },
@@ -486,6 +497,8 @@ fn main() -> std::process::ExitCode {
             page_size,
             write_reports,
             skip_controlled,
+            gatekeeper_from_cluster,
+            write_constraint_status,
             flags,
         }) => policy_audit::audit(
             &flags.options(),
@@ -497,6 +510,8 @@ fn main() -> std::process::ExitCode {
                 page_size: *page_size,
                 write_reports: write_reports.as_deref(),
                 skip_controlled: *skip_controlled,
+                gatekeeper_from_cluster: *gatekeeper_from_cluster,
+                write_constraint_status: *write_constraint_status,
             },
             &out,
         ),

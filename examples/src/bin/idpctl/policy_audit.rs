@@ -5,11 +5,15 @@ use std::path::PathBuf;
 
 use idp_core::cluster::{Cluster, GroupKind, Inventory};
 use idp_core::{Object, PolicyContext};
+use idp_policy::PolicyOptions;
 use idp_policy::PolicySet;
 use idp_policy::audit::{Audit, KindListing, Listing, REPORT_INVENTORY, publish_reports};
 use idp_policy::policy_report::{PolicyReport, PolicyReports};
+use idp_policy::rego::RegoPolicy;
+use idp_policy::rego::cluster::{ClusterPolicies, ConstraintStatuses};
 use idp_policy::report::{ObjectResult, ViolationRow};
 use serde::Serialize;
+use std::sync::Arc;
 
 use crate::output::{Color, Format, Out};
 use crate::policy::{CheckOptions, build_set, print_violations, wants_inventory};
@@ -32,6 +36,10 @@ pub struct AuditOptions<'a> {
     pub write_reports: Option<&'a str>,
     /// `--skip-controlled`.
     pub skip_controlled: bool,
+    /// `--gatekeeper-from-cluster`.
+    pub gatekeeper_from_cluster: bool,
+    /// `--write-constraint-status`.
+    pub write_constraint_status: bool,
 }
 
 /// One object with findings: the row of `policy check` without file and document.
@@ -137,15 +145,54 @@ pub fn audit(
             reports: (check.policy_report || options.write_reports.is_some())
                 .then(|| check.reports()),
         };
-        let listing = if wants_inventory(check.policies)? {
+        // The Gatekeeper policies kept in the cluster, as Gatekeeper's audit runs them.
+        let from_cluster = if options.gatekeeper_from_cluster {
+            let loaded = ClusterPolicies::read(&cluster)
+                .await?
+                .load_into(RegoPolicy::new("gatekeeper"))?;
+            for (what, error) in &loaded.skipped {
+                eprintln!(
+                    "left out of the cluster's Gatekeeper policies: {what}: {}",
+                    error.report()
+                );
+            }
+            Some(loaded)
+        } else {
+            None
+        };
+        let mut statuses = ConstraintStatuses::new(
+            "gatekeeper",
+            from_cluster
+                .as_ref()
+                .map_or(&[][..], |l| l.constraints.as_slice()),
+        );
+        let listing = if from_cluster.is_some() || wants_inventory(check.policies)? {
             // Gatekeeper templates may read data.inventory: every object is read
             // before the first is checked, as Gatekeeper's audit reads its synced cache.
             let mut objects = Vec::new();
             let listing = audit.for_each_object(|o| objects.push(o)).await?;
             let inventory: Vec<&Object> = objects.iter().collect();
-            let set = build_set(check, &inventory, true)?;
+            let only_cluster = check.pss.is_none()
+                && check.pss_version.is_none()
+                && !check.guardrails
+                && check.policies.is_empty();
+            let mut set = if from_cluster.is_some() && only_cluster {
+                // The cluster's Gatekeeper policies were asked for, and nothing else.
+                idp_policy::PolicySet::new().named("idpctl")
+            } else {
+                build_set(check, &inventory, true)?
+            };
+            if let Some(loaded) = from_cluster {
+                let policy = loaded
+                    .policy
+                    .for_audit()
+                    .with_inventory(inventory.iter().copied())?;
+                set.push(Arc::new(policy), PolicyOptions::new());
+            }
             for object in &objects {
-                gathered.add(&set, &ctx, object, &set.check_object(object, &ctx));
+                let result = set.check_object(object, &ctx);
+                statuses.add(object, &result.violations);
+                gathered.add(&set, &ctx, object, &result);
             }
             listing
         } else {
@@ -160,6 +207,26 @@ pub fn audit(
         let mut exit = ExitCode::Ok;
         if let (Some(namespace), Some(reports)) = (options.write_reports, &reports) {
             exit = write(&cluster, namespace, reports, &listing).await?;
+        }
+        if options.write_constraint_status {
+            if listing.failed().next().is_some() {
+                eprintln!("constraint status not written: some kinds could not be read");
+                exit = ExitCode::Error;
+            } else {
+                let failed = statuses.write(&cluster, jiff::Timestamp::now()).await;
+                for (constraint, error) in &failed {
+                    eprintln!(
+                        "constraint status of {} not written: {}",
+                        constraint.rule(),
+                        error.report()
+                    );
+                }
+                if failed.is_empty() {
+                    eprintln!("constraint status written");
+                } else {
+                    exit = ExitCode::Error;
+                }
+            }
         }
         let printed = print(
             &gathered,
