@@ -365,11 +365,7 @@ const UNIQUE_HOST: &str = common::UNIQUE_INGRESS_HOST;
 async fn write_reports_keeps_policy_reports_in_the_cluster() {
     let dir = tempfile::tempdir().unwrap();
     let (cluster, kubeconfig) = seeded(dir.path()).await;
-    for (kind, plural, namespaced) in [
-        ("PolicyReport", "policyreports", true),
-        ("ClusterPolicyReport", "clusterpolicyreports", false),
-    ] {
-        let crd = idp_testkit::minimal_crd("wgpolicyk8s.io", "v1alpha2", kind, plural, namespaced);
+    for crd in idp_testkit::policy_report_crds() {
         create(&cluster, crd).await;
     }
     let audit = |extra: &[&str]| {
@@ -435,11 +431,7 @@ fn controlled_by(mut value: Value, owner: &Value) -> Value {
 async fn per_resource_reports_and_one_finding_per_workload() {
     let dir = tempfile::tempdir().unwrap();
     let (cluster, kubeconfig) = seeded(dir.path()).await;
-    for (kind, plural, namespaced) in [
-        ("PolicyReport", "policyreports", true),
-        ("ClusterPolicyReport", "clusterpolicyreports", false),
-    ] {
-        let crd = idp_testkit::minimal_crd("wgpolicyk8s.io", "v1alpha2", kind, plural, namespaced);
+    for crd in idp_testkit::policy_report_crds() {
         create(&cluster, crd).await;
     }
     // A Deployment on the host network, its ReplicaSet and the ReplicaSet's Pod.
@@ -533,26 +525,9 @@ async fn per_resource_reports_and_one_finding_per_workload() {
 async fn gatekeeper_policies_kept_in_the_cluster_are_audited_and_get_their_status() {
     let dir = tempfile::tempdir().unwrap();
     let (cluster, kubeconfig) = seeded(dir.path()).await;
-    let mut constraint_crd = idp_testkit::minimal_crd(
-        "constraints.gatekeeper.sh",
-        "v1beta1",
-        "K8sRequiredLabels",
-        "k8srequiredlabels",
-        false,
-    );
-    constraint_crd["spec"]["versions"][0]["subresources"] = json!({"status": {}});
-    create(
-        &cluster,
-        idp_testkit::minimal_crd(
-            "templates.gatekeeper.sh",
-            "v1",
-            "ConstraintTemplate",
-            "constrainttemplates",
-            false,
-        ),
-    )
-    .await;
-    create(&cluster, constraint_crd).await;
+    for crd in idp_testkit::gatekeeper_crds(&["K8sRequiredLabels"]) {
+        create(&cluster, crd).await;
+    }
     create(
         &cluster,
         json!({"apiVersion": "templates.gatekeeper.sh/v1", "kind": "ConstraintTemplate",

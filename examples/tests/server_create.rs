@@ -1413,21 +1413,7 @@ async fn the_periodic_audit_can_write_one_report_per_object() {
     );
     let h = harness_with(config, std::path::Path::to_path_buf).await;
     let client = h.cluster().await;
-    let crds = dynamic(
-        &client,
-        "apiextensions.k8s.io/v1",
-        "CustomResourceDefinition",
-        None,
-    );
-    for (kind, plural, namespaced) in REPORT_CRDS {
-        let crd = idp_testkit::minimal_crd("wgpolicyk8s.io", "v1alpha2", kind, plural, namespaced);
-        crds.create(
-            &kube::api::PostParams::default(),
-            &serde_json::from_value(crd).unwrap(),
-        )
-        .await
-        .unwrap();
-    }
+    create_crds(&client, idp_testkit::policy_report_crds()).await;
     let pods = kube::Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client.clone(), "default");
     let pod = json!({"metadata": {"name": "debug"},
         "spec": {"containers": [{"name": "app", "image": "ghcr.io/acme/app:1.0",
@@ -1469,12 +1455,23 @@ async fn the_periodic_audit_can_write_one_report_per_object() {
     );
 }
 
-/// Minimal CRDs for the wgpolicyk8s.io report kinds (Kyverno and Policy Reporter
-/// install the real ones).
-const REPORT_CRDS: [(&str, &str, bool); 2] = [
-    ("PolicyReport", "policyreports", true),
-    ("ClusterPolicyReport", "clusterpolicyreports", false),
-];
+/// Create `crds` in the server's cluster.
+async fn create_crds(client: &kube::Client, crds: impl IntoIterator<Item = Value>) {
+    let api = dynamic(
+        client,
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+        None,
+    );
+    for crd in crds {
+        api.create(
+            &kube::api::PostParams::default(),
+            &serde_json::from_value(crd).unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+}
 
 fn dynamic(
     client: &kube::Client,
@@ -1504,21 +1501,7 @@ async fn the_periodic_audit_keeps_policy_reports_in_the_cluster() {
     );
     let h = harness_with(config, std::path::Path::to_path_buf).await;
     let client = h.cluster().await;
-    let crds = dynamic(
-        &client,
-        "apiextensions.k8s.io/v1",
-        "CustomResourceDefinition",
-        None,
-    );
-    for (kind, plural, namespaced) in REPORT_CRDS {
-        let crd = idp_testkit::minimal_crd("wgpolicyk8s.io", "v1alpha2", kind, plural, namespaced);
-        crds.create(
-            &kube::api::PostParams::default(),
-            &serde_json::from_value(crd).unwrap(),
-        )
-        .await
-        .unwrap();
-    }
+    create_crds(&client, idp_testkit::policy_report_crds()).await;
     let ns = "audited";
     kube::Api::<Namespace>::all(client.clone())
         .create(
@@ -1763,39 +1746,13 @@ async fn gatekeeper_policies_kept_in_the_cluster_apply_and_their_constraints_get
     );
     let h = harness_with(config, std::path::Path::to_path_buf).await;
     let client = h.cluster().await;
-    // Gatekeeper's CRDs: templates, the constraint kind (with its status subresource,
-    // as Gatekeeper creates it) and Config.
-    let crds = dynamic(
+    // Gatekeeper's CRDs: templates, Config and the constraint kind, as Gatekeeper
+    // creates it (with its status subresource).
+    create_crds(
         &client,
-        "apiextensions.k8s.io/v1",
-        "CustomResourceDefinition",
-        None,
-    );
-    let mut constraint_crd = idp_testkit::minimal_crd(
-        "constraints.gatekeeper.sh",
-        "v1beta1",
-        "K8sRequiredLabels",
-        "k8srequiredlabels",
-        false,
-    );
-    constraint_crd["spec"]["versions"][0]["subresources"] = json!({"status": {}});
-    for crd in [
-        idp_testkit::minimal_crd(
-            "templates.gatekeeper.sh",
-            "v1",
-            "ConstraintTemplate",
-            "constrainttemplates",
-            false,
-        ),
-        constraint_crd,
-    ] {
-        crds.create(
-            &kube::api::PostParams::default(),
-            &serde_json::from_value(crd).unwrap(),
-        )
-        .await
-        .unwrap();
-    }
+        idp_testkit::gatekeeper_crds(&["K8sRequiredLabels"]),
+    )
+    .await;
     let templates = dynamic(
         &client,
         "templates.gatekeeper.sh/v1",

@@ -355,11 +355,7 @@ fn a_background_setting_that_is_not_a_boolean_is_refused() {
 }
 
 async fn install_report_crds(c: &FakeCluster) {
-    for (kind, plural, namespaced) in [
-        ("PolicyReport", "policyreports", true),
-        ("ClusterPolicyReport", "clusterpolicyreports", false),
-    ] {
-        let crd = idp_testkit::minimal_crd("wgpolicyk8s.io", "v1alpha2", kind, plural, namespaced);
+    for crd in idp_testkit::policy_report_crds() {
         create(c, crd).await;
     }
 }

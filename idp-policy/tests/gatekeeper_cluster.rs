@@ -29,20 +29,6 @@ fn constraint(kind: &str, name: &str, spec: Value) -> Value {
         "metadata": {"name": name}, "spec": spec})
 }
 
-/// The CRD of a constraint kind as Gatekeeper makes it: cluster-scoped, plural the
-/// lower-cased kind, with a status subresource.
-fn constraint_crd(kind: &str) -> Value {
-    let mut crd = idp_testkit::minimal_crd(
-        "constraints.gatekeeper.sh",
-        "v1beta1",
-        kind,
-        &kind.to_lowercase(),
-        false,
-    );
-    crd["spec"]["versions"][0]["subresources"] = json!({"status": {}});
-    crd
-}
-
 /// A cluster with Gatekeeper's CRDs, a working template with a constraint on
 /// Namespaces, a template that does not compile with its constraint, and the Config.
 async fn gatekeeper_cluster() -> FakeCluster {
@@ -53,24 +39,7 @@ async fn gatekeeper_cluster() -> FakeCluster {
         .start()
         .await
         .unwrap();
-    for crd in [
-        idp_testkit::minimal_crd(
-            "templates.gatekeeper.sh",
-            "v1",
-            "ConstraintTemplate",
-            "constrainttemplates",
-            false,
-        ),
-        idp_testkit::minimal_crd(
-            "config.gatekeeper.sh",
-            "v1alpha1",
-            "Config",
-            "configs",
-            true,
-        ),
-        constraint_crd("K8sRequiredLabels"),
-        constraint_crd("K8sBroken"),
-    ] {
+    for crd in idp_testkit::gatekeeper_crds(&["K8sRequiredLabels", "K8sBroken"]) {
         c.create(crd).await.unwrap();
     }
     for object in [

@@ -576,3 +576,84 @@ pub fn minimal_crd(
                 "schema": {"openAPIV3Schema": {"type": "object",
                     "x-kubernetes-preserve-unknown-fields": true}}}]}})
 }
+
+/// The CRDs of the `wgpolicyk8s.io/v1alpha2` report kinds (`PolicyReport`, namespaced;
+/// `ClusterPolicyReport`), as [`minimal_crd`]s: what Kyverno or Policy Reporter would
+/// have installed.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> idp_core::Result<()> {
+/// let c = idp_testkit::FakeCluster::start().await?;
+/// for crd in idp_testkit::policy_report_crds() {
+///     c.create(crd).await?;
+/// }
+/// # Ok(()) }
+/// ```
+pub fn policy_report_crds() -> [serde_json::Value; 2] {
+    [
+        minimal_crd(
+            "wgpolicyk8s.io",
+            "v1alpha2",
+            "PolicyReport",
+            "policyreports",
+            true,
+        ),
+        minimal_crd(
+            "wgpolicyk8s.io",
+            "v1alpha2",
+            "ClusterPolicyReport",
+            "clusterpolicyreports",
+            false,
+        ),
+    ]
+}
+
+/// The CRDs of Gatekeeper: `ConstraintTemplate` (`templates.gatekeeper.sh/v1`),
+/// `Config` (`config.gatekeeper.sh/v1alpha1`, namespaced) and each of
+/// `constraint_kinds` as Gatekeeper makes a constraint kind's CRD from its template:
+/// `constraints.gatekeeper.sh/v1beta1`, cluster-scoped, the plural the lower-cased kind,
+/// with a `status` subresource.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> idp_core::Result<()> {
+/// let c = idp_testkit::FakeCluster::start().await?;
+/// for crd in idp_testkit::gatekeeper_crds(&["K8sRequiredLabels"]) {
+///     c.create(crd).await?;
+/// }
+/// c.create(serde_json::json!({"apiVersion": "constraints.gatekeeper.sh/v1beta1",
+///     "kind": "K8sRequiredLabels", "metadata": {"name": "owner"}})).await?;
+/// assert!(c.object("constraints.gatekeeper.sh", "k8srequiredlabels", "", "owner").is_some());
+/// # Ok(()) }
+/// ```
+pub fn gatekeeper_crds(constraint_kinds: &[&str]) -> Vec<serde_json::Value> {
+    let mut crds = vec![
+        minimal_crd(
+            "templates.gatekeeper.sh",
+            "v1",
+            "ConstraintTemplate",
+            "constrainttemplates",
+            false,
+        ),
+        minimal_crd(
+            "config.gatekeeper.sh",
+            "v1alpha1",
+            "Config",
+            "configs",
+            true,
+        ),
+    ];
+    for kind in constraint_kinds {
+        let mut crd = minimal_crd(
+            "constraints.gatekeeper.sh",
+            "v1beta1",
+            kind,
+            &kind.to_lowercase(),
+            false,
+        );
+        crd["spec"]["versions"][0]["subresources"] = json!({"status": {}});
+        crds.push(crd);
+    }
+    crds
+}

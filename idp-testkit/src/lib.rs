@@ -75,7 +75,9 @@ mod store;
 mod table;
 mod watch;
 
-pub use cluster::{FakeCluster, FakeClusterBuilder, minimal_crd};
+pub use cluster::{
+    FakeCluster, FakeClusterBuilder, gatekeeper_crds, minimal_crd, policy_report_crds,
+};
 pub use faults::{Fault, FaultAction, FaultId, Faults};
 pub use kubeconfig::kubeconfig_yaml;
 pub use registry::ResourceType;
