@@ -360,12 +360,21 @@ async fn install_report_crds(c: &FakeCluster) {
     }
 }
 
-/// The reports of an audit of `c` with PSS baseline.
+/// The reports of an audit of `c`'s Pods with PSS baseline.
 async fn audited_reports(c: &FakeCluster) -> Vec<idp_policy::policy_report::PolicyReport> {
+    audited_reports_laid_out(c, idp_policy::policy_report::ReportLayout::PerNamespace).await
+}
+
+/// [`audited_reports`], laid out as `layout` says.
+async fn audited_reports_laid_out(
+    c: &FakeCluster,
+    layout: idp_policy::policy_report::ReportLayout,
+) -> Vec<idp_policy::policy_report::PolicyReport> {
     let set = baseline();
     let ctx = PolicyContext::new();
     let mut reports =
-        idp_policy::policy_report::PolicyReports::new("idp", std::time::SystemTime::UNIX_EPOCH);
+        idp_policy::policy_report::PolicyReports::new("idp", std::time::SystemTime::UNIX_EPOCH)
+            .with_layout(layout);
     Audit::new(Cluster::new(c.client()))
         .with_kinds([GroupKind::new("", "Pod")])
         .run(&set, &ctx, |object, result| {
@@ -452,26 +461,13 @@ async fn published_reports_are_kept_up_to_date_and_only_ours_are_deleted() {
 async fn per_resource_reports_go_with_their_object_and_are_pruned_when_it_passes() {
     use idp_core::cluster::Inventory;
     use idp_policy::audit::publish_reports;
-    use idp_policy::policy_report::{PolicyReports, ReportLayout};
+    use idp_policy::policy_report::ReportLayout;
 
     let c = seeded().await;
     install_report_crds(&c).await;
     let cluster = Cluster::new(c.client());
     let inventory = Inventory::new("default", "policy-reports").unwrap();
-    let set = baseline();
-    let ctx = PolicyContext::new();
-    let audit = || async {
-        let mut reports = PolicyReports::new("idp", std::time::SystemTime::UNIX_EPOCH)
-            .with_layout(ReportLayout::PerResource);
-        Audit::new(Cluster::new(c.client()))
-            .with_kinds([GroupKind::new("", "Pod")])
-            .run(&set, &ctx, |object, result| {
-                reports.add(object, result, &set.applicable_policies(object, &ctx));
-            })
-            .await
-            .unwrap();
-        reports.finish()
-    };
+    let audit = || audited_reports_laid_out(&c, ReportLayout::PerResource);
     let reports = audit().await;
     assert_eq!(reports.len(), 8, "7 Pods in shop and kube-proxy");
     let published = publish_reports(&cluster, inventory.clone(), &reports)
