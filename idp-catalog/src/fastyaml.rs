@@ -464,7 +464,7 @@ fn starts_with_indicator(text: &str) -> bool {
     ) {
         return true;
     }
-    matches!(c, '-' | '?' | ':') && (text.len() == 1 || text.as_bytes()[1] == b' ')
+    matches!(c, '-' | '?' | ':') && (text.len() == 1 || matches!(text.as_bytes()[1], b' ' | b'\t'))
 }
 
 /// A value on the rest of a line: quoted, `[...]`, `{}`, or plain.
@@ -704,6 +704,15 @@ mod tests {
                 Ok(v) => assert_eq!(fast, v, "fast path differs on {text:?}"),
                 Err(e) => panic!("fast path accepted {text:?} which the full parser rejects: {e}"),
             }
+        }
+    }
+
+    #[test]
+    fn an_indicator_followed_by_a_tab_is_an_indicator() {
+        // `?`, `-` and `:` then a tab start a key, an entry or a value, as with a space:
+        // not plain scalars (found by never_disagrees_on_token_soup).
+        for text in ["?\t#c", "?\tx", "-\tx", "a:\n  -\tb\n", ":\tx"] {
+            agree(text);
         }
     }
 
