@@ -600,3 +600,52 @@ async fn gatekeeper_policies_kept_in_the_cluster_are_audited_and_get_their_statu
     .await;
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kyverno_policies_kept_in_the_cluster_scan_what_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, kubeconfig) = seeded(dir.path()).await;
+    for crd in idp_testkit::kyverno_crds() {
+        create(&cluster, crd).await;
+    }
+    create(
+        &cluster,
+        json!({"apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy",
+            "metadata": {"name": "require-team-label"},
+            "spec": {"validationFailureAction": "Enforce", "background": true,
+                "rules": [{"name": "check-team",
+                    "match": {"any": [{"resources": {"kinds": ["Pod"]}}]},
+                    "validate": {"message": "label team is required",
+                        "pattern": {"metadata": {"labels": {"team": "?*"}}}}}]}}),
+    )
+    .await;
+    let out = run(args(&[
+        "policy",
+        "audit",
+        "--kubeconfig",
+        &kubeconfig,
+        "--kind",
+        "Pod",
+        "--kyverno-from-cluster",
+        "--format",
+        "json",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let summary = json(&out);
+    // Only the cluster's policies ran: every Pod lacks the label, privileged or not.
+    assert_eq!(summary["denied"], 3, "{summary:#}");
+    let messages: Vec<&str> = summary["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|f| f["violations"].as_array().unwrap())
+        .map(|v| v["message"].as_str().unwrap())
+        .collect();
+    assert!(
+        messages
+            .iter()
+            .all(|m| m.contains("label team is required")),
+        "{messages:?}"
+    );
+}

@@ -1850,6 +1850,50 @@ async fn gatekeeper_policies_kept_in_the_cluster_apply_and_their_constraints_get
 }
 
 #[tokio::test]
+async fn the_periodic_audit_scans_with_the_kyverno_policies_kept_in_the_cluster() {
+    let mut config = Config::default();
+    config.policy.guardrails = false;
+    config.policy.audit = Some(
+        serde_saphyr::from_str(
+            "intervalSeconds: 1\nkinds: [Namespace]\nwriteReports: false\nkyvernoFromCluster: true\n",
+        )
+        .unwrap(),
+    );
+    let h = harness_with(config, std::path::Path::to_path_buf).await;
+    let client = h.cluster().await;
+    create_crds(&client, idp_testkit::kyverno_crds()).await;
+    dynamic(&client, "kyverno.io/v1", "ClusterPolicy", None)
+        .create(
+            &kube::api::PostParams::default(),
+            &serde_json::from_value(
+                json!({"apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy",
+                "metadata": {"name": "namespaces-have-an-owner"},
+                "spec": {"validationFailureAction": "Audit", "background": true,
+                    "rules": [{"name": "check-owner",
+                        "match": {"any": [{"resources": {"kinds": ["Namespace"]}}]},
+                        "validate": {"message": "label owner is required",
+                            "pattern": {"metadata": {"labels": {"owner": "?*"}}}}}]}}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    // The next audit reads the policy and scans the Namespaces with it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = h.get("/metrics").await.text();
+        // Audit is the policy's action: reported, not denied.
+        if metrics.contains(
+            "idp_policy_audit_violations{policy=\"kyverno-cluster\",rule=\"namespaces-have-an-owner/check-owner\",action=\"audit\"}",
+        ) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never scanned: {metrics}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
 async fn gatekeeper_sync_without_gatekeeper_files_stops_the_start() {
     let mut config = Config::default();
     config.policy.gatekeeper_sync = Some(serde_saphyr::from_str("kinds: [Namespace]\n").unwrap());

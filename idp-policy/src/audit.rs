@@ -535,6 +535,28 @@ impl Audit {
     }
 }
 
+/// Every object of `kind` in the cluster; none when the cluster does not serve the kind
+/// (an engine's CRDs are not installed). A kind that cannot be listed is an error.
+pub(crate) async fn list_served(cluster: &Cluster, kind: GroupKind) -> Result<Vec<Object>> {
+    let mut out = Vec::new();
+    match Audit::new(cluster.clone())
+        .with_kinds([kind])
+        .for_each_object(|o| out.push(o))
+        .await
+    {
+        Ok(listing) => match listing.failed().next() {
+            Some(failed) => Err(Error::unavailable(format!(
+                "cannot list {}: {}",
+                failed.kind,
+                failed.error.as_deref().unwrap_or_default()
+            ))),
+            None => Ok(out),
+        },
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Whether `object`'s controller (its `ownerReferences` entry with `controller: true`)
 /// is of one of these group-kinds.
 fn controlled_by(object: &Object, kinds: &[(&str, &str)]) -> bool {

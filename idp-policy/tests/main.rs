@@ -23,6 +23,7 @@ mod guardrails;
 mod hostile;
 mod hostile_native;
 mod kyverno;
+mod kyverno_cluster;
 mod kyverno_generate;
 mod kyverno_mutate;
 mod kyverno_values;

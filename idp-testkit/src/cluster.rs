@@ -657,3 +657,35 @@ pub fn gatekeeper_crds(constraint_kinds: &[&str]) -> Vec<serde_json::Value> {
     }
     crds
 }
+
+/// The CRDs of Kyverno's policy kinds (`kyverno.io`): `ClusterPolicy` (`v1`,
+/// cluster-scoped), `Policy` (`v1`) and `PolicyException` (`v2`), as [`minimal_crd`]s.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> idp_core::Result<()> {
+/// let c = idp_testkit::FakeCluster::start().await?;
+/// for crd in idp_testkit::kyverno_crds() {
+///     c.create(crd).await?;
+/// }
+/// # Ok(()) }
+/// ```
+pub fn kyverno_crds() -> [serde_json::Value; 3] {
+    [
+        minimal_crd(
+            "kyverno.io",
+            "v1",
+            "ClusterPolicy",
+            "clusterpolicies",
+            false,
+        ),
+        minimal_crd("kyverno.io", "v1", "Policy", "policies", true),
+        minimal_crd(
+            "kyverno.io",
+            "v2",
+            "PolicyException",
+            "policyexceptions",
+            true,
+        ),
+    ]
+}

@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use idp_core::PolicyContext;
 use idp_core::cluster::{Cluster, GroupKind, Inventory};
+use idp_policy::PolicyOptions;
 use idp_policy::audit::{Audit, REPORT_INVENTORY, publish_reports};
+use idp_policy::kyverno::cluster::ClusterPolicies;
+use idp_policy::kyverno::{KyvernoPolicy, ValidateRules};
 use idp_policy::policy_report::PolicyReports;
 use idp_policy::rego::cluster::ConstraintStatuses;
 use idp_policy::report::{ReportBuilder, ReportLimits};
@@ -80,13 +83,29 @@ async fn audit_once(state: &AppState, planned: &Planned) {
         return;
     }
     let cluster = Cluster::new(state.cluster.client.clone());
-    let policies = build_set(
+    let mut policies = build_set(
         state.policy.pss,
         state.policy.guardrails,
         state.kyverno.get(),
         state.audit_files.get().map_or(&[][..], Vec::as_slice),
         Checked::Stored,
     );
+    if planned.config.kyverno_from_cluster {
+        match ClusterPolicies::read(&cluster).await {
+            Ok(found) => {
+                let loaded = found.load_into(KyvernoPolicy::new("kyverno-cluster"));
+                // Background scans: the validate rules of the policies that ask for them.
+                policies.push(
+                    Arc::new(ValidateRules::background(Arc::new(loaded.policy))),
+                    PolicyOptions::new(),
+                );
+            }
+            Err(e) => {
+                tracing::warn!(error = %e.report(), "the audit could not read the Kyverno policies in the cluster; trying again next time");
+                return;
+            }
+        }
+    }
     let ctx = PolicyContext::new();
     let started = std::time::Instant::now();
     let mut reports = PolicyReports::new("idp", std::time::SystemTime::now())

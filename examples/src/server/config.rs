@@ -249,6 +249,12 @@ pub struct AuditConfig {
     /// change (default false).
     #[serde(default)]
     pub skip_controlled: bool,
+    /// Also scan with the Kyverno `ClusterPolicy`, `Policy` and `PolicyException`
+    /// objects kept in the cluster, read again for each audit, as Kyverno's background
+    /// scans do (default false; a policy that does not load is logged and left out).
+    /// They are not applied at admission.
+    #[serde(default)]
+    pub kyverno_from_cluster: bool,
     /// The namespace of the record of the reports written (default `default`): reports
     /// an earlier audit wrote and this one does not are deleted, and only those.
     #[serde(default = "default_report_namespace")]

@@ -295,8 +295,9 @@ impl DiscoveryCache {
         Err(unknown_kind(api_version, kind))
     }
 
-    /// Resolve a group-kind at the group's preferred version; `Ok(None)` when the
-    /// cluster no longer serves it (its CRD was deleted, say).
+    /// Resolve a group-kind at the group's preferred version, or, for a kind served only
+    /// at another version of its group, at the version discovery recommends for it;
+    /// `Ok(None)` when the cluster no longer serves it (its CRD was deleted, say).
     ///
     /// ```no_run
     /// # async fn demo(cache: &idp_core::cluster::discovery::DiscoveryCache) -> idp_core::Result<()> {
@@ -342,6 +343,26 @@ impl DiscoveryCache {
         };
         match self.resolve(&api_version, &group_kind.kind).await {
             Ok(found) => Ok(Some(found)),
+            Err(err) if err.kind() == ErrorKind::NotFound && !group_kind.group.is_empty() => {
+                // Served at another version of the group only: Kyverno's
+                // PolicyException is in kyverno.io/v2, its ClusterPolicy in v1.
+                let group = group_kind.group.as_str();
+                let what = format!("discover every version of the API group {group:?}");
+                match self
+                    .retry
+                    .run(&what, || kube::discovery::group(&self.client, group))
+                    .await
+                {
+                    // The most stable version that serves the kind.
+                    Ok(api_group) => Ok(api_group
+                        .resources_by_stability()
+                        .into_iter()
+                        .find(|(resource, _)| resource.kind == group_kind.kind)
+                        .map(|(resource, caps)| Resolved::from_discovery(resource, &caps))),
+                    Err(err) if err.kind() == ErrorKind::NotFound => Ok(None),
+                    Err(err) => Err(err),
+                }
+            }
             Err(err) if err.kind() == ErrorKind::NotFound => Ok(None),
             Err(err) => Err(err),
         }
@@ -375,8 +396,10 @@ impl DiscoveryCache {
     }
 
     /// Every resource type the cluster serves that supports `list`, at each group's
-    /// preferred version, sorted by group then kind: what an audit of everything there
-    /// is reads. One request lists the groups, then one per group.
+    /// preferred version (a kind served only at another version of its group at the
+    /// first such version, as `kubectl api-resources` lists it), sorted by group then
+    /// kind: what an audit of everything there is reads. One request lists the groups,
+    /// then one per group version.
     ///
     /// A group whose discovery fails (an aggregated API such as `metrics.k8s.io` whose
     /// backing service is down, which real clusters often have) is recorded in
@@ -397,44 +420,63 @@ impl DiscoveryCache {
             .retry
             .run("list the API groups", || self.client.list_api_groups())
             .await?;
-        let mut versions = vec!["v1".to_owned()];
+        // Each group's versions, the preferred first: a kind served only at another
+        // version is listed there, as `kubectl api-resources` lists it.
+        let mut by_group: Vec<Vec<String>> = vec![vec!["v1".to_owned()]];
         for group in groups.groups {
             let preferred = group
                 .preferred_version
                 .map(|v| v.group_version)
                 .or_else(|| group.versions.first().map(|v| v.group_version.clone()));
-            versions.extend(preferred);
+            let mut versions: Vec<String> = preferred.into_iter().collect();
+            for v in group.versions {
+                if !versions.contains(&v.group_version) {
+                    versions.push(v.group_version);
+                }
+            }
+            by_group.push(versions);
         }
         let mut out = Listable::default();
-        for group_version in versions {
-            let gv: kube::core::GroupVersion = match group_version.parse() {
-                Ok(gv) => gv,
-                Err(e) => {
-                    out.unavailable.push((
-                        group_version.clone(),
-                        Error::internal(format!(
-                            "the API server lists a group version {group_version:?} that does not parse"
-                        ))
-                        .with_source(e),
-                    ));
-                    continue;
-                }
-            };
-            let what = format!("discover {group_version}");
-            match self
-                .retry
-                .run(&what, || kube::discovery::pinned_group(&self.client, &gv))
-                .await
-            {
-                Ok(group) => {
-                    for (resource, caps) in group.recommended_resources() {
-                        if caps.supports_operation(verbs::LIST) {
-                            out.resources
-                                .push(Resolved::from_discovery(resource, &caps));
+        for versions in by_group {
+            let mut kinds_seen: Vec<String> = Vec::new();
+            for (i, group_version) in versions.into_iter().enumerate() {
+                let gv: kube::core::GroupVersion = match group_version.parse() {
+                    Ok(gv) => gv,
+                    Err(e) => {
+                        out.unavailable.push((
+                            group_version.clone(),
+                            Error::internal(format!(
+                                "the API server lists a group version {group_version:?} that does not parse"
+                            ))
+                            .with_source(e),
+                        ));
+                        continue;
+                    }
+                };
+                let what = format!("discover {group_version}");
+                match self
+                    .retry
+                    .run(&what, || kube::discovery::pinned_group(&self.client, &gv))
+                    .await
+                {
+                    Ok(group) => {
+                        for (resource, caps) in group.recommended_resources() {
+                            if caps.supports_operation(verbs::LIST)
+                                && !kinds_seen.contains(&resource.kind)
+                            {
+                                kinds_seen.push(resource.kind.clone());
+                                out.resources
+                                    .push(Resolved::from_discovery(resource, &caps));
+                            }
                         }
                     }
+                    // The preferred version failing stands for the group.
+                    Err(e) if i == 0 => {
+                        out.unavailable.push((group_version, e));
+                        break;
+                    }
+                    Err(e) => out.unavailable.push((group_version, e)),
                 }
-                Err(e) => out.unavailable.push((group_version, e)),
             }
         }
         out.resources.sort_by(|a, b| {

@@ -145,6 +145,7 @@
 //! assert!(v[0].message.starts_with("Containers need a memory limit."));
 //! ```
 
+pub mod cluster;
 mod conditions;
 mod context;
 mod foreach;

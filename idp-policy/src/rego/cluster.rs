@@ -41,12 +41,12 @@ use std::collections::BTreeMap;
 
 use idp_core::cluster::{Cluster, GroupKind};
 use idp_core::model::Enforcement;
-use idp_core::{Error, ErrorKind, Object, Result, Violation};
+use idp_core::{Error, Object, Result, Violation};
 use serde_json::{Value, json};
 use tracing::Instrument;
 
 use super::{Constraint, ConstraintTemplate, RegoPolicy};
-use crate::audit::Audit;
+use crate::audit::list_served;
 use crate::gatekeeper::config::{self, GatekeeperConfig};
 use crate::names::split_api_version;
 
@@ -114,28 +114,6 @@ pub struct Loaded {
     pub skipped: Vec<(String, Error)>,
 }
 
-/// Every object of `kind`; none when the cluster does not serve it (Gatekeeper's CRDs
-/// are not installed).
-async fn list(cluster: &Cluster, kind: GroupKind) -> Result<Vec<Object>> {
-    let mut out = Vec::new();
-    match Audit::new(cluster.clone())
-        .with_kinds([kind])
-        .for_each_object(|o| out.push(o))
-        .await
-    {
-        Ok(listing) => match listing.failed().next() {
-            Some(failed) => Err(Error::unavailable(format!(
-                "cannot list {}: {}",
-                failed.kind,
-                failed.error.as_deref().unwrap_or_default()
-            ))),
-            None => Ok(out),
-        },
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(e),
-    }
-}
-
 impl ClusterPolicies {
     /// List the templates, the constraints of their kinds and the `Config` named
     /// `config`. Kinds the cluster does not serve give nothing; a kind that cannot be
@@ -151,7 +129,7 @@ impl ClusterPolicies {
         let span = tracing::info_span!("policy.gatekeeper.read_cluster");
         async {
             let mut found = Self {
-                templates: list(cluster, GroupKind::new(TEMPLATES_GROUP, "ConstraintTemplate"))
+                templates: list_served(cluster, GroupKind::new(TEMPLATES_GROUP, "ConstraintTemplate"))
                     .await?,
                 ..Self::default()
             };
@@ -164,9 +142,9 @@ impl ClusterPolicies {
                 };
                 found
                     .constraints
-                    .extend(list(cluster, GroupKind::new(CONSTRAINTS_GROUP, kind)).await?);
+                    .extend(list_served(cluster, GroupKind::new(CONSTRAINTS_GROUP, kind)).await?);
             }
-            let mut configs: Vec<Object> = list(cluster, GroupKind::new(config::GROUP, "Config"))
+            let mut configs: Vec<Object> = list_served(cluster, GroupKind::new(config::GROUP, "Config"))
                 .await?
                 .into_iter()
                 .filter(|c| c.name() == config::NAME)

@@ -304,6 +304,11 @@ enum PolicyCommand {
         /// auditTimestamp), as Gatekeeper's audit does. Not when a kind could not be read.
         #[arg(long, requires = "gatekeeper_from_cluster")]
         write_constraint_status: bool,
+        /// Also scan with the Kyverno ClusterPolicies, Policies and PolicyExceptions
+        /// kept in the cluster, as Kyverno's background scans do (a policy that does not
+        /// load is named on stderr and left out).
+        #[arg(long)]
+        kyverno_from_cluster: bool,
         #[command(flatten)]
         flags: policy::PolicyFlags,
     },
@@ -499,6 +504,7 @@ fn main() -> std::process::ExitCode {
             skip_controlled,
             gatekeeper_from_cluster,
             write_constraint_status,
+            kyverno_from_cluster,
             flags,
         }) => policy_audit::audit(
             &flags.options(),
@@ -512,6 +518,7 @@ fn main() -> std::process::ExitCode {
                 skip_controlled: *skip_controlled,
                 gatekeeper_from_cluster: *gatekeeper_from_cluster,
                 write_constraint_status: *write_constraint_status,
+                kyverno_from_cluster: *kyverno_from_cluster,
             },
             &out,
         ),

@@ -8,6 +8,7 @@ use idp_core::{Object, PolicyContext};
 use idp_policy::PolicyOptions;
 use idp_policy::PolicySet;
 use idp_policy::audit::{Audit, KindListing, Listing, REPORT_INVENTORY, publish_reports};
+use idp_policy::kyverno::{KyvernoPolicy, ValidateRules};
 use idp_policy::policy_report::{PolicyReport, PolicyReports};
 use idp_policy::rego::RegoPolicy;
 use idp_policy::rego::cluster::{ClusterPolicies, ConstraintStatuses};
@@ -40,6 +41,8 @@ pub struct AuditOptions<'a> {
     pub gatekeeper_from_cluster: bool,
     /// `--write-constraint-status`.
     pub write_constraint_status: bool,
+    /// `--kyverno-from-cluster`.
+    pub kyverno_from_cluster: bool,
 }
 
 /// One object with findings: the row of `policy check` without file and document.
@@ -160,6 +163,39 @@ pub fn audit(
         } else {
             None
         };
+        // The Kyverno policies kept in the cluster, as its background scans run them.
+        let kyverno = if options.kyverno_from_cluster {
+            let loaded = idp_policy::kyverno::cluster::ClusterPolicies::read(&cluster)
+                .await?
+                .load_into(KyvernoPolicy::new("kyverno-cluster"));
+            for (what, error) in &loaded.skipped {
+                eprintln!(
+                    "left out of the cluster's Kyverno policies: {what}: {}",
+                    error.report()
+                );
+            }
+            Some(Arc::new(ValidateRules::background(Arc::new(loaded.policy))))
+        } else {
+            None
+        };
+        let only_cluster = check.pss.is_none()
+            && check.pss_version.is_none()
+            && !check.guardrails
+            && check.policies.is_empty()
+            && (from_cluster.is_some() || kyverno.is_some());
+        // The policies the flags ask for, with those kept in the cluster.
+        let policy_set = |inventory: &[&Object]| -> Result<idp_policy::PolicySet, Failure> {
+            let mut set = if only_cluster {
+                // Only the cluster's policies were asked for.
+                idp_policy::PolicySet::new().named("idpctl")
+            } else {
+                build_set(check, inventory, true)?
+            };
+            if let Some(kyverno) = &kyverno {
+                set.push(kyverno.clone(), PolicyOptions::new());
+            }
+            Ok(set)
+        };
         let mut statuses = ConstraintStatuses::new(
             "gatekeeper",
             from_cluster
@@ -172,16 +208,7 @@ pub fn audit(
             let mut objects = Vec::new();
             let listing = audit.for_each_object(|o| objects.push(o)).await?;
             let inventory: Vec<&Object> = objects.iter().collect();
-            let only_cluster = check.pss.is_none()
-                && check.pss_version.is_none()
-                && !check.guardrails
-                && check.policies.is_empty();
-            let mut set = if from_cluster.is_some() && only_cluster {
-                // The cluster's Gatekeeper policies were asked for, and nothing else.
-                idp_policy::PolicySet::new().named("idpctl")
-            } else {
-                build_set(check, &inventory, true)?
-            };
+            let mut set = policy_set(&inventory)?;
             if let Some(loaded) = from_cluster {
                 let policy = loaded
                     .policy
@@ -196,7 +223,7 @@ pub fn audit(
             }
             listing
         } else {
-            let set = build_set(check, &[], true)?;
+            let set = policy_set(&[])?;
             audit
                 .run(&set, &ctx, |object, result| {
                     gathered.add(&set, &ctx, object, result);

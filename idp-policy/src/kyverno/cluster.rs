@@ -1,0 +1,122 @@
+//! Kyverno policies kept in a cluster: the `ClusterPolicy`, `Policy` and
+//! `PolicyException` objects (`kyverno.io`) Kyverno users apply with `kubectl`, read
+//! into a [`KyvernoPolicy`] for a background scan of what runs, as Kyverno's reports
+//! controller scans with them.
+//!
+//! A policy or exception that does not load is left out, with the reason, and the
+//! others still apply, as Kyverno reports one policy not ready without stopping the
+//! rest.
+//!
+//! ```no_run
+//! # async fn demo(cluster: idp_core::cluster::Cluster) -> idp_core::Result<()> {
+//! use std::sync::Arc;
+//! use idp_core::PolicyContext;
+//! use idp_policy::audit::Audit;
+//! use idp_policy::kyverno::{KyvernoPolicy, ValidateRules};
+//! use idp_policy::kyverno::cluster::ClusterPolicies;
+//!
+//! let loaded = ClusterPolicies::read(&cluster).await?.load_into(KyvernoPolicy::new("kyverno"));
+//! for (what, error) in &loaded.skipped {
+//!     eprintln!("left out {what}: {error}");
+//! }
+//! let scan = ValidateRules::background(Arc::new(loaded.policy));
+//! let found = Audit::new(cluster).report(&scan, &PolicyContext::new()).await?;
+//! println!("{} objects denied", found.report.denied);
+//! # Ok(()) }
+//! ```
+
+use idp_core::cluster::{Cluster, GroupKind};
+use idp_core::{Error, Object, Result};
+use tracing::Instrument;
+
+use super::{GROUP, KyvernoPolicy};
+use crate::audit::list_served;
+
+/// The Kyverno policies read from a cluster.
+///
+/// ```
+/// let p = idp_policy::kyverno::cluster::ClusterPolicies::default();
+/// assert!(p.policies.is_empty() && p.exceptions.is_empty());
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct ClusterPolicies {
+    /// Every `ClusterPolicy`, then every `Policy`.
+    pub policies: Vec<Object>,
+    /// Every `PolicyException`.
+    pub exceptions: Vec<Object>,
+}
+
+/// What [`ClusterPolicies::load_into`] made.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The policy with the cluster's policies and exceptions added.
+    pub policy: KyvernoPolicy,
+    /// What was left out (`ClusterPolicy require-labels`, …) and why.
+    pub skipped: Vec<(String, Error)>,
+}
+
+impl ClusterPolicies {
+    /// List the `ClusterPolicy`, `Policy` and `PolicyException` objects. Kinds the
+    /// cluster does not serve (Kyverno's CRDs are not installed) give nothing; a kind
+    /// that cannot be listed (forbidden) is an error.
+    ///
+    /// ```no_run
+    /// # async fn demo(cluster: idp_core::cluster::Cluster) -> idp_core::Result<()> {
+    /// let found = idp_policy::kyverno::cluster::ClusterPolicies::read(&cluster).await?;
+    /// println!("{} policies", found.policies.len());
+    /// # Ok(()) }
+    /// ```
+    pub async fn read(cluster: &Cluster) -> Result<Self> {
+        let span = tracing::info_span!("policy.kyverno.read_cluster");
+        async {
+            let mut found = Self::default();
+            for kind in ["ClusterPolicy", "Policy"] {
+                found
+                    .policies
+                    .extend(list_served(cluster, GroupKind::new(GROUP, kind)).await?);
+            }
+            found.exceptions =
+                list_served(cluster, GroupKind::new(GROUP, "PolicyException")).await?;
+            tracing::debug!(
+                policies = found.policies.len(),
+                exceptions = found.exceptions.len(),
+                "Kyverno policies read from the cluster"
+            );
+            Ok(found)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Add the policies and exceptions to `policy` (which may hold policies from files
+    /// already), one by one: one that does not load is left out and recorded in
+    /// [`Loaded::skipped`].
+    ///
+    /// ```
+    /// use idp_policy::kyverno::{KyvernoPolicy, cluster::ClusterPolicies};
+    /// let broken = idp_core::Object::from_value(serde_json::json!({"apiVersion": "kyverno.io/v1",
+    ///     "kind": "ClusterPolicy", "metadata": {"name": "broken"}, "spec": {"rules": "none"}})).unwrap();
+    /// let loaded = ClusterPolicies { policies: vec![broken], ..ClusterPolicies::default() }
+    ///     .load_into(KyvernoPolicy::new("kyverno"));
+    /// assert_eq!(loaded.skipped[0].0, "ClusterPolicy broken");
+    /// assert!(loaded.policy.rules().is_empty());
+    /// ```
+    pub fn load_into(&self, mut policy: KyvernoPolicy) -> Loaded {
+        let mut skipped = Vec::new();
+        for object in self.policies.iter().chain(&self.exceptions) {
+            // JSON is YAML: each object is one document.
+            let loaded = serde_json::to_string(&object.to_value())
+                .map_err(|e| Error::internal("a cluster object does not serialize").with_source(e))
+                .and_then(|text| policy.add_yaml(&text, None));
+            if let Err(e) = loaded {
+                let what = match object.namespace() {
+                    Some(ns) => format!("{} {ns}/{}", object.kind(), object.name()),
+                    None => format!("{} {}", object.kind(), object.name()),
+                };
+                tracing::warn!(%what, error = %e.report(), "a Kyverno policy in the cluster does not load; it is left out");
+                skipped.push((what, e));
+            }
+        }
+        Loaded { policy, skipped }
+    }
+}
