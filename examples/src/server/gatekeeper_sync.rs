@@ -41,8 +41,10 @@ pub(crate) struct Planned {
     from_cluster: bool,
 }
 
-/// Check `config`: every kind parses, and there is at least one: those of `config`, or
-/// else `sync_only` (the `spec.sync.syncOnly` of a Gatekeeper `Config` among the files).
+/// Check `config`: every kind parses. The kinds are those of `config`, or else
+/// `sync_only` (the `spec.sync.syncOnly` of a Gatekeeper `Config` among the files);
+/// there must be some, unless the policies are read from the cluster, whose `Config`
+/// may name them at each sync.
 pub(crate) fn plan(
     config: &GatekeeperSyncConfig,
     files: &[PathBuf],
@@ -53,7 +55,6 @@ pub(crate) fn plan(
     if kinds.is_empty() {
         kinds = sync_only.to_vec();
     }
-    // Read from the cluster, a Config may name them at each sync.
     if kinds.is_empty() && !config.from_cluster {
         return Err(idp_core::Error::invalid_input(
             "policy.gatekeeperSync.kinds is empty: list the kinds the templates read from data.inventory (Ingress.networking.k8s.io, Namespace) there or in the spec.sync.syncOnly of a Gatekeeper Config among the policy.gatekeeper files",
