@@ -168,6 +168,20 @@ impl GatekeeperConfig {
         Ok(config)
     }
 
+    /// Read `object` into `slot`, which must be empty: Gatekeeper reads one `Config`,
+    /// so a second is an error naming its source. What both Gatekeeper loaders (the
+    /// constraints and the mutators) do with a `Config` among their documents.
+    pub(crate) fn load_once(slot: &mut Option<Self>, object: &Object) -> Result<()> {
+        if slot.is_some() {
+            return Err(Error::invalid_input(format!(
+                "{}a second Gatekeeper Config: Gatekeeper reads one, named config; merge them",
+                source_prefix(object.source())
+            )));
+        }
+        *slot = Some(Self::from_object(object)?);
+        Ok(())
+    }
+
     /// The kinds `spec.sync.syncOnly` replicates into `data.inventory`, in order (none
     /// when it names none).
     ///

@@ -999,13 +999,7 @@ impl GatekeeperMutators {
                 Ok(true)
             }
             _ if super::config::GatekeeperConfig::is_config(object) => {
-                if self.config.is_some() {
-                    return Err(Error::invalid_input(format!(
-                        "{}a second Gatekeeper Config: Gatekeeper reads one, named config; merge them",
-                        at(object.source())
-                    )));
-                }
-                self.config = Some(super::config::GatekeeperConfig::from_object(object)?);
+                super::config::GatekeeperConfig::load_once(&mut self.config, object)?;
                 Ok(true)
             }
             _ => Ok(false),

@@ -603,19 +603,14 @@ impl Gatekeeper {
                     )));
                 }
             } else if GatekeeperConfig::is_config(object) {
-                if self.config.is_some() {
-                    return Err(Error::invalid_input(format!(
-                        "{}a second Gatekeeper Config: Gatekeeper reads one, named config; merge them",
-                        at(source.as_ref())
-                    )));
-                }
-                if self.inventory.is_some() {
+                // A second Config is the error to report first (in load_once).
+                if self.config.is_none() && self.inventory.is_some() {
                     return Err(Error::invalid_input(format!(
                         "{}a Gatekeeper Config given after the inventory: give the Config before the inventory, which it shapes",
                         at(source.as_ref())
                     )));
                 }
-                self.config = Some(GatekeeperConfig::from_object(object)?);
+                GatekeeperConfig::load_once(&mut self.config, object)?;
             } else if object.kind() == "Namespace" && group.is_empty() {
                 self.namespaces
                     .insert(object.name().to_owned(), object.labels());
