@@ -58,6 +58,15 @@ pub enum LayoutArg {
 }
 
 impl CheckOptions<'_> {
+    /// Whether the flags name no policy at all (no --pss, --pss-version, --guardrails
+    /// or --policy): `policy check` then checks PSS baseline.
+    pub fn names_no_policy(&self) -> bool {
+        self.pss.is_none()
+            && self.pss_version.is_none()
+            && !self.guardrails
+            && self.policies.is_empty()
+    }
+
     /// The report collector `--policy-report` (and `--write-reports`) fill.
     pub fn reports(&self) -> PolicyReports {
         PolicyReports::new("idp", std::time::SystemTime::now()).with_layout(self.report_layout)
@@ -307,11 +316,9 @@ pub(crate) fn build_set(
     as_stored: bool,
 ) -> Result<PolicySet, Failure> {
     let version = options.pss_version.map(parse_version).transpose()?;
-    let nothing_chosen =
-        options.pss.is_none() && !options.guardrails && options.policies.is_empty();
     let level = match options.pss {
         Some(level) => Some(level),
-        None if nothing_chosen || version.is_some() => Some(PssLevel::Baseline),
+        None if options.names_no_policy() || version.is_some() => Some(PssLevel::Baseline),
         None => None,
     };
     let mut set = PolicySet::new().named("idpctl");

@@ -153,12 +153,7 @@ pub fn audit(
             let loaded = ClusterPolicies::read(&cluster)
                 .await?
                 .load_into(RegoPolicy::new("gatekeeper"))?;
-            for (what, error) in &loaded.skipped {
-                eprintln!(
-                    "left out of the cluster's Gatekeeper policies: {what}: {}",
-                    error.report()
-                );
-            }
+            say_left_out("Gatekeeper", &loaded.skipped);
             Some(loaded)
         } else {
             None
@@ -168,21 +163,12 @@ pub fn audit(
             let loaded = idp_policy::kyverno::cluster::ClusterPolicies::read(&cluster)
                 .await?
                 .load_into(KyvernoPolicy::new("kyverno-cluster"));
-            for (what, error) in &loaded.skipped {
-                eprintln!(
-                    "left out of the cluster's Kyverno policies: {what}: {}",
-                    error.report()
-                );
-            }
+            say_left_out("Kyverno", &loaded.skipped);
             Some(Arc::new(ValidateRules::background(Arc::new(loaded.policy))))
         } else {
             None
         };
-        let only_cluster = check.pss.is_none()
-            && check.pss_version.is_none()
-            && !check.guardrails
-            && check.policies.is_empty()
-            && (from_cluster.is_some() || kyverno.is_some());
+        let only_cluster = check.names_no_policy() && (from_cluster.is_some() || kyverno.is_some());
         // The policies the flags ask for, with those kept in the cluster.
         let policy_set = |inventory: &[&Object]| -> Result<idp_policy::PolicySet, Failure> {
             let mut set = if only_cluster {
@@ -267,6 +253,16 @@ pub fn audit(
             printed
         })
     })
+}
+
+/// Name on stderr what of an engine's policies kept in the cluster did not load.
+fn say_left_out(engine: &str, skipped: &[(String, idp_core::Error)]) {
+    for (what, error) in skipped {
+        eprintln!(
+            "left out of the cluster's {engine} policies: {what}: {}",
+            error.report()
+        );
+    }
 }
 
 /// `--write-reports`: publish the reports under the inventory in `namespace`, unless
