@@ -18,7 +18,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use idp_core::Object;
 use idp_core::cluster::{Cluster, GroupKind};
 use idp_policy::Swappable;
 use idp_policy::audit::Audit;
@@ -105,15 +104,22 @@ async fn once(state: &AppState, policies: &[Arc<Swappable<RegoPolicy>>; 2], plan
     } else {
         None
     };
-    let cluster_config = from_cluster
-        .as_ref()
-        .and_then(|f| f.gatekeeper_config().ok().flatten());
-    let mut kinds = planned.kinds.clone();
-    if kinds.is_empty()
-        && let Some(config) = &cluster_config
-    {
-        kinds = config.sync_only().to_vec();
-    }
+    let (set, constraints) = match load(&planned.files, from_cluster.as_ref()) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            tracing::warn!(error = %e.report(), "Gatekeeper sync could not rebuild the templates; the inventory stays as it was");
+            return;
+        }
+    };
+    // The kinds named in idp.yaml, or else the syncOnly of the set's Config (the
+    // files', or the cluster's).
+    let kinds = if planned.kinds.is_empty() {
+        set.gatekeeper_config()
+            .map(|c| c.sync_only().to_vec())
+            .unwrap_or_default()
+    } else {
+        planned.kinds.clone()
+    };
     let mut objects = Vec::new();
     if !kinds.is_empty() {
         let listing = Audit::new(cluster.clone())
@@ -132,8 +138,8 @@ async fn once(state: &AppState, policies: &[Arc<Swappable<RegoPolicy>>; 2], plan
             return;
         }
     }
-    match rebuild(&planned.files, from_cluster.as_ref(), &objects) {
-        Ok((rebuilt, constraints)) => {
+    match set.with_inventory(objects.iter()) {
+        Ok(rebuilt) => {
             let [webhook, audit] = policies;
             audit.replace(rebuilt.clone().for_audit());
             webhook.replace(rebuilt);
@@ -145,17 +151,17 @@ async fn once(state: &AppState, policies: &[Arc<Swappable<RegoPolicy>>; 2], plan
             state.set_gatekeeper_constraints(constraints);
         }
         Err(e) => {
-            tracing::warn!(error = %e.report(), "Gatekeeper sync could not rebuild the templates; the inventory stays as it was");
+            tracing::warn!(error = %e.report(), "Gatekeeper sync could not give the templates their inventory; it stays as it was");
         }
     }
 }
 
-/// The Gatekeeper set of `files` and of the policies read from the cluster, with
-/// `objects` as its inventory; and the cluster's constraints it holds.
-fn rebuild(
+/// The Gatekeeper set of `files` and of the policies read from the cluster, without
+/// its inventory yet (its `Config` names what to sync); and the cluster's constraints
+/// it holds.
+fn load(
     files: &[PathBuf],
     cluster: Option<&ClusterPolicies>,
-    objects: &[Object],
 ) -> idp_core::Result<(RegoPolicy, Vec<ConstraintRef>)> {
     let mut gatekeeper = RegoPolicy::new("gatekeeper");
     for path in files {
@@ -184,5 +190,5 @@ fn rebuild(
         gatekeeper = loaded.policy;
         constraints = loaded.constraints;
     }
-    Ok((gatekeeper.with_inventory(objects.iter())?, constraints))
+    Ok((gatekeeper, constraints))
 }
