@@ -22,6 +22,7 @@
 pub mod cluster;
 pub mod error;
 pub mod git;
+pub mod hash;
 pub mod ids;
 pub mod manifest;
 pub mod model;

@@ -613,9 +613,7 @@ impl PolicyReport {
 /// `idp-` and 16 hex digits of a 64-bit FNV-1a hash of its API version, kind, namespace
 /// and name, the same on every run.
 fn unnamed_report(resource: &ResourceRef) -> String {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut hash = OFFSET;
+    let mut hash = idp_core::hash::Fnv1a64::new();
     let parts = [
         resource.api_version.as_str(),
         resource.kind.as_str(),
@@ -623,13 +621,11 @@ fn unnamed_report(resource: &ResourceRef) -> String {
         resource.name.as_str(),
     ];
     for part in parts {
+        hash.write(part.as_bytes());
         // The separator keeps ("ab", "c") and ("a", "bc") apart.
-        for byte in part.bytes().chain([0]) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(PRIME);
-        }
+        hash.write(&[0]);
     }
-    format!("idp-{hash:016x}")
+    format!("idp-{:016x}", hash.finish())
 }
 
 /// The category of the built-in policies, by name.

@@ -19,12 +19,7 @@ fn gv_path(group: &str, version: &str) -> String {
 }
 
 fn hash(text: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016X}")
+    format!("{:016X}", idp_core::hash::fnv1a64(text.as_bytes()))
 }
 
 /// `/openapi/v3`: where each group version's document lives.

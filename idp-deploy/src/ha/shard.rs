@@ -21,12 +21,7 @@ pub fn shard_of(name: &str, replicas: u32) -> u32 {
     if replicas <= 1 {
         return 0;
     }
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in name.as_bytes() {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    (hash % u64::from(replicas)) as u32
+    (idp_core::hash::fnv1a64(name.as_bytes()) % u64::from(replicas)) as u32
 }
 
 /// Which shard one replica owns: its index out of the number of replicas.

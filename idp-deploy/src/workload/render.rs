@@ -302,7 +302,7 @@ async fn render_inner(
 
     let mut pod_annotations = target.annotations.clone();
     if !config_maps.is_empty() {
-        let mut hasher = Fnv64::new();
+        let mut hasher = idp_core::hash::Fnv1a64::new();
         for cm in &config_maps {
             hasher.write(serde_json::to_string(cm).unwrap_or_default().as_bytes());
         }
@@ -870,26 +870,6 @@ fn probe_json(probe: &Probe) -> Value {
     }
 }
 
-/// FNV-1a, 64 bits: a stable hash (std's hashers are not stable across releases).
-struct Fnv64(u64);
-
-impl Fnv64 {
-    fn new() -> Self {
-        Self(0xcbf2_9ce4_8422_2325)
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 ^= u64::from(*b);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -908,12 +888,5 @@ mod tests {
             "etc_nginx_conf.d_app.conf"
         );
         assert_eq!(file_key("/"), "file");
-    }
-
-    #[test]
-    fn fnv_matches_the_reference_vector() {
-        let mut h = Fnv64::new();
-        h.write(b"a");
-        assert_eq!(h.finish(), 0xaf63_dc4c_8601_ec8c);
     }
 }
