@@ -3,14 +3,17 @@
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use idp_core::{Object, Policy, PolicyContext, Violation};
+use idp_core::ports::Mutation;
+use idp_core::{Object, Policy, PolicyContext, Result, Violation};
 
 /// A [`Policy`] whose implementation can be replaced while it is shared: policy files
 /// reloaded, or a Gatekeeper set rebuilt with a fresh `data.inventory` of what the
 /// cluster holds. Every holder of the `Arc` sees the replacement from the next
 /// evaluation on; an evaluation under way finishes with the policy it started with.
 ///
-/// The name is the one given at creation, whatever replaces the policy.
+/// The name is the one given at creation, whatever replaces the policy. When the policy
+/// also mutates (a Kyverno set's mutate rules), the `Swappable` is a [`Mutation`] as
+/// well, and mutates with the policy in place at the time.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -89,5 +92,34 @@ impl<P: Policy> Policy for Swappable<P> {
         // The lock is held only to take the `Arc`, not while evaluating.
         let policy = self.current();
         policy.evaluate(object, ctx)
+    }
+}
+
+/// Mutates with the policy in place now: the replacement applies from the next object.
+///
+/// ```
+/// use std::sync::Arc;
+/// use idp_core::{Object, PolicyContext, ports::Mutation};
+/// use idp_policy::Swappable;
+/// use idp_policy::kyverno::KyvernoPolicy;
+///
+/// let labels = |team: &str| KyvernoPolicy::from_yaml("kyverno", &format!("apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {{name: team}}\nspec:\n  rules:\n    - name: team\n      match: {{any: [{{resources: {{kinds: [ConfigMap]}}}}]}}\n      mutate: {{patchStrategicMerge: {{metadata: {{labels: {{team: {team}}}}}}}}}\n"), None).unwrap();
+/// let shared = Arc::new(Swappable::new("kyverno", labels("a")));
+/// let mut cm = Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}})).unwrap();
+/// let ctx = PolicyContext::new();
+/// assert!(Mutation::mutate(shared.as_ref(), &mut cm, &ctx).unwrap());
+/// assert_eq!(cm.labels().get("team").map(String::as_str), Some("a"));
+/// shared.replace(labels("b"));
+/// assert!(Mutation::mutate(shared.as_ref(), &mut cm, &ctx).unwrap());
+/// assert_eq!(cm.labels().get("team").map(String::as_str), Some("b"));
+/// ```
+impl<P: Policy + Mutation> Mutation for Swappable<P> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn mutate(&self, object: &mut Object, ctx: &PolicyContext) -> Result<bool> {
+        let policy = self.current();
+        policy.mutate(object, ctx)
     }
 }

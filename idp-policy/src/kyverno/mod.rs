@@ -170,6 +170,7 @@ use idp_core::{Error, ManifestSet, Object, Policy, PolicyContext, Result, Violat
 use jmespath::Rcvar;
 use serde_json::{Value, json};
 
+use crate::Swappable;
 use crate::matching::LabelSelector;
 use crate::names::{operation_name, source_prefix as at, split_api_version};
 use crate::pss::{ControlExclusion, Level, PodSecurity, PssVersion};
@@ -2211,9 +2212,18 @@ fn violations(results: Vec<RuleResult>) -> Vec<Violation> {
 /// ```
 #[derive(Debug, Clone)]
 pub struct ValidateRules {
-    policy: Arc<KyvernoPolicy>,
+    policy: Rules,
     /// Only the policies background scans apply.
     background: bool,
+}
+
+/// Where [`ValidateRules`] take their policy from.
+#[derive(Debug, Clone)]
+enum Rules {
+    /// One loaded set.
+    Fixed(Arc<KyvernoPolicy>),
+    /// The set in place in a [`Swappable`] at each evaluation.
+    Following(Arc<Swappable<KyvernoPolicy>>),
 }
 
 impl ValidateRules {
@@ -2226,7 +2236,31 @@ impl ValidateRules {
     /// ```
     pub fn new(policy: Arc<KyvernoPolicy>) -> Self {
         Self {
-            policy,
+            policy: Rules::Fixed(policy),
+            background: false,
+        }
+    }
+
+    /// The validate rules of whatever set `shared` holds at each evaluation: the set a
+    /// server rebuilds as the policies kept in the cluster change, whose mutate rules
+    /// the same [`Swappable`] applies as a [`Mutation`].
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use idp_core::{Object, Policy, PolicyContext};
+    /// use idp_policy::Swappable;
+    /// use idp_policy::kyverno::{KyvernoPolicy, ValidateRules};
+    /// let shared = Arc::new(Swappable::new("kyverno", KyvernoPolicy::new("kyverno")));
+    /// let rules = ValidateRules::following(shared.clone());
+    /// let bare = Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}})).unwrap();
+    /// let ctx = PolicyContext::new();
+    /// assert!(rules.evaluate(&bare, &ctx).is_empty());
+    /// shared.replace(KyvernoPolicy::from_yaml("kyverno", "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: p}\nspec:\n  rules:\n    - name: has-team\n      match: {any: [{resources: {kinds: [ConfigMap]}}]}\n      validate: {message: a team label is required, pattern: {metadata: {labels: {team: '?*'}}}}\n", None).unwrap());
+    /// assert_eq!(rules.evaluate(&bare, &ctx)[0].rule, "p/has-team");
+    /// ```
+    pub fn following(shared: Arc<Swappable<KyvernoPolicy>>) -> Self {
+        Self {
+            policy: Rules::Following(shared),
             background: false,
         }
     }
@@ -2246,10 +2280,24 @@ impl ValidateRules {
     /// assert!(ValidateRules::background(p).evaluate(&bare, &ctx).is_empty());
     /// ```
     pub fn background(policy: Arc<KyvernoPolicy>) -> Self {
-        Self {
-            policy,
-            background: true,
-        }
+        Self::new(policy).for_background()
+    }
+
+    /// These rules as background scans apply them (see [`ValidateRules::background`]):
+    /// only the policies whose `spec.background` is not `false`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use idp_policy::Swappable;
+    /// use idp_policy::kyverno::{KyvernoPolicy, ValidateRules};
+    /// let shared = Arc::new(Swappable::new("kyverno", KyvernoPolicy::new("kyverno")));
+    /// let scan = ValidateRules::following(shared).for_background();
+    /// # let _ = scan;
+    /// ```
+    #[must_use]
+    pub fn for_background(mut self) -> Self {
+        self.background = true;
+        self
     }
 
     /// The result of every validate rule that matches `object`, checked as given (see
@@ -2265,36 +2313,39 @@ impl ValidateRules {
     /// assert!(idp_policy::kyverno::ValidateRules::new(p).results(&o, &PolicyContext::new()).unwrap().is_empty());
     /// ```
     pub fn results(&self, object: &Object, ctx: &PolicyContext) -> Result<Vec<RuleResult>> {
-        let _span = tracing::trace_span!("kyverno.validate", policy = %self.policy.name, kind = object.kind(), name = object.name()).entered();
-        self.policy
-            .validate_results_of(object, ctx, self.background)
+        let policy = self.policy();
+        let _span = tracing::trace_span!("kyverno.validate", policy = %policy.name, kind = object.kind(), name = object.name()).entered();
+        policy.validate_results_of(object, ctx, self.background)
     }
 
-    /// The policy these rules belong to.
+    /// The policy these rules belong to: the one given, or the one in place now in the
+    /// [`Swappable`] they follow.
     ///
     /// ```
     /// let p = std::sync::Arc::new(idp_policy::kyverno::KyvernoPolicy::new("kyverno"));
     /// let v = idp_policy::kyverno::ValidateRules::new(p.clone());
-    /// assert!(std::sync::Arc::ptr_eq(v.policy(), &p));
+    /// assert!(std::sync::Arc::ptr_eq(&v.policy(), &p));
     /// ```
-    pub fn policy(&self) -> &Arc<KyvernoPolicy> {
-        &self.policy
+    pub fn policy(&self) -> Arc<KyvernoPolicy> {
+        match &self.policy {
+            Rules::Fixed(policy) => policy.clone(),
+            Rules::Following(shared) => shared.current(),
+        }
     }
 }
 
 impl Policy for ValidateRules {
     fn name(&self) -> &str {
-        &self.policy.name
+        match &self.policy {
+            Rules::Fixed(policy) => &policy.name,
+            Rules::Following(shared) => Policy::name(shared.as_ref()),
+        }
     }
 
     fn evaluate(&self, object: &Object, ctx: &PolicyContext) -> Vec<Violation> {
         match self.results(object, ctx) {
             Ok(results) => violations(results),
-            Err(e) => vec![Violation::new(
-                self.policy.name.clone(),
-                "error",
-                e.report(),
-            )],
+            Err(e) => vec![Violation::new(self.name().to_owned(), "error", e.report())],
         }
     }
 }
