@@ -1893,6 +1893,136 @@ async fn the_periodic_audit_scans_with_the_kyverno_policies_kept_in_the_cluster(
     }
 }
 
+/// `policy.kyvernoSync.fromCluster`: a ClusterPolicy applied to the cluster validates at
+/// the check route and the validating webhook and mutates at the mutating webhook, from
+/// the next rebuild on; deleted, it stops. The audit runs the synced set instead of
+/// reading the cluster's policies a second time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kyverno_policies_kept_in_the_cluster_apply_at_admission() {
+    use base64::Engine as _;
+    let mut config = Config::default();
+    config.policy.guardrails = false;
+    config.policy.kyverno_sync =
+        Some(serde_saphyr::from_str("intervalSeconds: 1\nfromCluster: true\n").unwrap());
+    config.policy.audit = Some(
+        serde_saphyr::from_str(
+            "intervalSeconds: 1\nkinds: [ConfigMap]\nwriteReports: false\nkyvernoFromCluster: true\n",
+        )
+        .unwrap(),
+    );
+    let h = harness_with(config, std::path::Path::to_path_buf).await;
+    let client = h.cluster().await;
+    create_crds(&client, idp_testkit::kyverno_crds()).await;
+    let scratch = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "settings", "namespace": "default", "labels": {"acme.dev/team": "scratch"}}});
+    dynamic(&client, "v1", "ConfigMap", Some("default"))
+        .create(
+            &kube::api::PostParams::default(),
+            &serde_json::from_value(scratch.clone()).unwrap(),
+        )
+        .await
+        .unwrap();
+
+    // Before the policy is applied, nothing denies the ConfigMap.
+    let rows = h
+        .post_json("/api/policy/check?pss=none&guardrails=false", &scratch)
+        .await
+        .json();
+    assert_eq!(rows[0]["allowed"], true, "{rows}");
+
+    let policy: Value = serde_saphyr::from_str(KYVERNO).unwrap();
+    let policies = dynamic(&client, "kyverno.io/v1", "ClusterPolicy", None);
+    policies
+        .create(
+            &kube::api::PostParams::default(),
+            &serde_json::from_value(policy).unwrap(),
+        )
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let rows = h
+            .post_json("/api/policy/check?pss=none&guardrails=false", &scratch)
+            .await
+            .json();
+        if rows[0]["allowed"] == false {
+            assert_eq!(
+                rows[0]["violations"][0]["rule"], "team/no-scratch-team",
+                "{rows}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "never applied: {rows}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let denied = h
+        .post_json("/admission/validate", &review(&scratch))
+        .await
+        .json();
+    assert_eq!(denied["response"]["allowed"], false, "{denied}");
+    assert!(
+        denied["response"]["status"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("the scratch team is gone")),
+        "{denied}"
+    );
+    let plain = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "settings", "namespace": "shop"}});
+    let mutated = h
+        .post_json("/admission/mutate", &review(&plain))
+        .await
+        .json();
+    let patch = base64::engine::general_purpose::STANDARD
+        .decode(mutated["response"]["patch"].as_str().unwrap())
+        .unwrap();
+    let patch = String::from_utf8(patch).unwrap();
+    assert!(patch.contains("\"acme.dev/team\":\"platform\""), "{patch}");
+
+    // The audit scans with the synced set, under its name, and not a second time.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = h.get("/metrics").await.text();
+        if metrics.contains(
+            "idp_policy_audit_violations{policy=\"kyverno\",rule=\"team/no-scratch-team\"",
+        ) {
+            assert!(!metrics.contains("kyverno-cluster"), "{metrics}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never audited: {metrics}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Deleted from the cluster, the policy stops applying at the next rebuild.
+    policies
+        .delete("team", &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let allowed = h
+            .post_json("/admission/validate", &review(&scratch))
+            .await
+            .json();
+        if allowed["response"]["allowed"] == true {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never removed: {allowed}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    h.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn kyverno_sync_without_files_or_cluster_stops_the_start() {
+    let mut config = Config::default();
+    config.policy.kyverno_sync = Some(serde_saphyr::from_str("intervalSeconds: 5\n").unwrap());
+    let text = start_error(config).await;
+    assert!(
+        text.contains("policy.kyvernoSync") && text.contains("fromCluster"),
+        "{text}"
+    );
+}
+
 #[tokio::test]
 async fn gatekeeper_sync_without_gatekeeper_files_stops_the_start() {
     let mut config = Config::default();

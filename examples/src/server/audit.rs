@@ -42,6 +42,20 @@ pub(crate) fn plan(config: &AuditConfig) -> idp_core::Result<Planned> {
     })
 }
 
+impl Planned {
+    /// Leave `kyvernoFromCluster` to `policy.kyvernoSync`, whose set (run by every audit)
+    /// holds the cluster's Kyverno policies already: reading them here too would apply
+    /// them twice.
+    pub(crate) fn use_synced_kyverno(&mut self) {
+        if self.config.kyverno_from_cluster {
+            tracing::info!(
+                "policy.audit.kyvernoFromCluster: the Kyverno policies in the cluster come with policy.kyvernoSync's set"
+            );
+            self.config.kyverno_from_cluster = false;
+        }
+    }
+}
+
 /// `Kind.group` words as group-kinds; an error names `field`, the index and the word.
 pub(crate) fn parse_kinds(field: &str, kinds: &[String]) -> idp_core::Result<Vec<GroupKind>> {
     kinds

@@ -157,6 +157,13 @@ pub struct PolicyConfig {
     /// cluster holds at admission and in the checks before commit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gatekeeper_sync: Option<GatekeeperSyncConfig>,
+    /// Rebuild the Kyverno set every `intervalSeconds`: the `policy.kyverno` files read
+    /// again and, with `fromCluster`, the Kyverno `ClusterPolicy`, `Policy` and
+    /// `PolicyException` objects kept in the cluster added, as Kyverno applies what
+    /// users `kubectl apply`. The rebuilt set takes the place of the old one wherever it
+    /// runs: `POST /api/policy/check`, both webhooks, the deployments and the audit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kyverno_sync: Option<KyvernoSyncConfig>,
     /// Audit what already runs in the cluster on a schedule, with the policies above
     /// (as Kyverno's background scans: validate rules only, nothing mutated), and keep
     /// `wgpolicyk8s.io` PolicyReports in the cluster up to date with the findings.
@@ -208,6 +215,38 @@ impl Default for GatekeeperSyncConfig {
     }
 }
 
+/// What `policy.kyvernoSync` reads, and how often.
+///
+/// ```
+/// let c: idp_examples::server::config::KyvernoSyncConfig = serde_saphyr::from_str(
+///     "fromCluster: true\n",
+/// ).unwrap();
+/// assert_eq!(c.interval_seconds, 60);
+/// assert!(c.from_cluster);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KyvernoSyncConfig {
+    /// Seconds between two rebuilds, the first at start (default 60).
+    #[serde(default = "default_sync_interval")]
+    pub interval_seconds: u64,
+    /// Also read the Kyverno policies and exceptions kept in the cluster at each rebuild
+    /// (default false: only the files are read again). One that does not load is logged
+    /// and left out; the others apply. A cluster that cannot be read keeps the set as it
+    /// was.
+    #[serde(default)]
+    pub from_cluster: bool,
+}
+
+impl Default for KyvernoSyncConfig {
+    fn default() -> Self {
+        Self {
+            interval_seconds: default_sync_interval(),
+            from_cluster: false,
+        }
+    }
+}
+
 /// The periodic audit (`policy.audit`).
 ///
 /// ```
@@ -252,7 +291,8 @@ pub struct AuditConfig {
     /// Also scan with the Kyverno `ClusterPolicy`, `Policy` and `PolicyException`
     /// objects kept in the cluster, read again for each audit, as Kyverno's background
     /// scans do (default false; a policy that does not load is logged and left out).
-    /// They are not applied at admission.
+    /// For them to apply at admission too, use `policy.kyvernoSync.fromCluster`, whose
+    /// set the audit then runs (without reading them a second time).
     #[serde(default)]
     pub kyverno_from_cluster: bool,
     /// The namespace of the record of the reports written (default `default`): reports
@@ -280,6 +320,7 @@ impl Default for PolicyConfig {
             rego: Vec::new(),
             admission_policies: Vec::new(),
             gatekeeper_sync: None,
+            kyverno_sync: None,
             audit: None,
         }
     }

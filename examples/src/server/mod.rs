@@ -20,6 +20,7 @@ mod create;
 mod deliver;
 mod error;
 mod gatekeeper_sync;
+mod kyverno_sync;
 #[cfg(feature = "otel")]
 pub mod otel;
 mod portal;
@@ -330,16 +331,19 @@ pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
     };
 
     let state = Arc::new(AppState::new(config.policy.clone(), cluster, data.clone()));
-    if !config.policy.kyverno.is_empty() {
-        let mut kyverno = idp_policy::kyverno::KyvernoPolicy::new("kyverno");
-        for path in &config.policy.kyverno {
-            let text = read_policy_file("policy.kyverno", path)?;
-            kyverno
-                .add_yaml(&text, Some(path))
-                .map_err(|e| e.context(format_args!("policy.kyverno: {}", path.display())))?;
-        }
+    let kyverno_plan = config
+        .policy
+        .kyverno_sync
+        .as_ref()
+        .map(|sync| kyverno_sync::plan(sync, &config.policy.kyverno))
+        .transpose()?;
+    if !config.policy.kyverno.is_empty() || kyverno_plan.is_some() {
+        let kyverno = kyverno_sync::load_files(&config.policy.kyverno)?;
         tracing::info!(rules = kyverno.rules().len(), "Kyverno policies loaded");
-        let _ = state.kyverno.set(Arc::new(kyverno));
+        // Shared as one Swappable, which `policy.kyvernoSync` replaces for every holder.
+        let _ = state
+            .kyverno
+            .set(Arc::new(idp_policy::Swappable::new("kyverno", kyverno)));
     }
     let mut mutators = None;
     if !config.policy.gatekeeper_mutators.is_empty() {
@@ -370,7 +374,13 @@ pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
     }
     let _ = state.policy_files.set(files.all);
     let _ = state.audit_files.set(files.audit);
-    let audit_plan = config.policy.audit.as_ref().map(audit::plan).transpose()?;
+    let mut audit_plan = config.policy.audit.as_ref().map(audit::plan).transpose()?;
+    if let (Some(audit), Some(sync)) = (&mut audit_plan, &kyverno_plan)
+        && sync.reads_cluster()
+    {
+        // The synced set holds the cluster's Kyverno policies already.
+        audit.use_synced_kyverno();
+    }
     let sync_plan = files
         .sync
         .then(|| {
@@ -510,6 +520,8 @@ pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
     let auditor = audit_plan.map(|plan| audit::spawn(state.clone(), plan, stop_rx.clone()));
     let syncer =
         sync_plan.and_then(|plan| gatekeeper_sync::spawn(state.clone(), plan, stop_rx.clone()));
+    let kyverno_syncer =
+        kyverno_plan.and_then(|plan| kyverno_sync::spawn(state.clone(), plan, stop_rx.clone()));
     let create_background = create::spawn_background(&state, stop_rx.clone());
     let mut serve_stop = stop_rx;
     let task = tokio::spawn(async move {
@@ -529,6 +541,9 @@ pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
             let _ = auditor.await;
         }
         if let Some(syncer) = syncer {
+            let _ = syncer.await;
+        }
+        if let Some(syncer) = kyverno_syncer {
             let _ = syncer.await;
         }
         let _ = create_background.await;

@@ -132,8 +132,10 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Default policy settings.
     pub policy: PolicyConfig,
-    /// The Kyverno policies of `policy.kyverno`, once loaded.
-    pub kyverno: OnceLock<Arc<idp_policy::kyverno::KyvernoPolicy>>,
+    /// The Kyverno policies of `policy.kyverno` (and, with `policy.kyvernoSync.fromCluster`,
+    /// those kept in the cluster), once loaded; `policy.kyvernoSync` replaces the set in
+    /// place, for every holder.
+    pub kyverno: OnceLock<Arc<idp_policy::Swappable<idp_policy::kyverno::KyvernoPolicy>>>,
     /// The Gatekeeper mutators of `policy.gatekeeperMutators`, once loaded.
     pub gatekeeper_mutators: OnceLock<Arc<idp_policy::gatekeeper::mutation::GatekeeperMutators>>,
     /// The policies of `policy.gatekeeper`, `policy.rego` and `policy.admissionPolicies`,

@@ -226,8 +226,8 @@ pub fn images(set: &ManifestSet) -> Vec<String> {
 /// the Gatekeeper mutators, as the cluster's webhooks would.
 #[derive(Debug, Clone, Default)]
 pub struct LoadedPolicies {
-    /// `policy.kyverno`.
-    pub kyverno: Option<Arc<idp_policy::kyverno::KyvernoPolicy>>,
+    /// `policy.kyverno`, as `policy.kyvernoSync` keeps it up to date.
+    pub kyverno: Option<Arc<idp_policy::Swappable<idp_policy::kyverno::KyvernoPolicy>>>,
     /// `policy.gatekeeperMutators`.
     pub gatekeeper_mutators: Option<Arc<idp_policy::gatekeeper::mutation::GatekeeperMutators>>,
     /// `policy.gatekeeper`, `policy.rego` and `policy.admissionPolicies`.

@@ -21,7 +21,7 @@ use idp_policy::audit::Audit;
 use idp_policy::kyverno::{KyvernoPolicy, ValidateRules};
 use idp_policy::policy_report::PolicyReports;
 use idp_policy::pss::PodSecurity;
-use idp_policy::{PolicyOptions, PolicySet};
+use idp_policy::{PolicyOptions, PolicySet, Swappable};
 
 use crate::server::config::PssSetting;
 use crate::server::error::ApiError;
@@ -58,7 +58,7 @@ pub(crate) enum Checked {
 pub(crate) fn build_set(
     pss: PssSetting,
     guardrails: bool,
-    kyverno: Option<&Arc<KyvernoPolicy>>,
+    kyverno: Option<&Arc<Swappable<KyvernoPolicy>>>,
     files: &[Arc<dyn idp_core::Policy>],
     checked: Checked,
 ) -> PolicySet {
@@ -66,15 +66,16 @@ pub(crate) fn build_set(
     for policy in files {
         set.push(policy.clone(), PolicyOptions::new());
     }
+    // The set in place at each evaluation: `policy.kyvernoSync` may replace it.
     if let Some(kyverno) = kyverno {
         match checked {
             Checked::AsWritten => set.push(kyverno.clone(), PolicyOptions::new()),
             Checked::Mutated => set.push(
-                Arc::new(ValidateRules::new(kyverno.clone())),
+                Arc::new(ValidateRules::following(kyverno.clone())),
                 PolicyOptions::new(),
             ),
             Checked::Stored => set.push(
-                Arc::new(ValidateRules::background(kyverno.clone())),
+                Arc::new(ValidateRules::following(kyverno.clone()).for_background()),
                 PolicyOptions::new(),
             ),
         }

@@ -1,0 +1,126 @@
+//! `policy.kyvernoSync`: the Kyverno set rebuilt every `intervalSeconds`, the
+//! `policy.kyverno` files read again and, with `fromCluster`, the `ClusterPolicy`,
+//! `Policy` and `PolicyException` objects kept in the cluster added, as Kyverno applies
+//! what its users `kubectl apply`. The rebuilt set takes the place of the old one
+//! ([`Swappable`]) wherever it runs: the check route, the validating webhook (its
+//! validate rules), the mutating webhook (its mutate rules), the deployments and the
+//! audit all hold the same `Swappable`.
+//!
+//! A rebuild that cannot read the cluster, or whose files no longer load, is logged and
+//! the set stays as it was. A policy in the cluster that does not load is logged and
+//! left out; the others still apply, as Kyverno marks one policy not ready without
+//! stopping the rest.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use idp_core::cluster::Cluster;
+use idp_policy::Swappable;
+use idp_policy::kyverno::KyvernoPolicy;
+use idp_policy::kyverno::cluster::ClusterPolicies;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+use crate::server::config::KyvernoSyncConfig;
+use crate::server::state::AppState;
+
+/// What the sync reads, checked at start.
+#[derive(Debug)]
+pub(crate) struct Planned {
+    every: Duration,
+    /// The `policy.kyverno` files, read again for each rebuild.
+    files: Vec<PathBuf>,
+    /// Whether the Kyverno policies kept in the cluster are read too.
+    from_cluster: bool,
+}
+
+impl Planned {
+    /// Whether each rebuild reads the policies kept in the cluster.
+    pub(crate) fn reads_cluster(&self) -> bool {
+        self.from_cluster
+    }
+}
+
+/// Check `config`: a sync must have something to read, files or the cluster.
+pub(crate) fn plan(config: &KyvernoSyncConfig, files: &[PathBuf]) -> idp_core::Result<Planned> {
+    if files.is_empty() && !config.from_cluster {
+        return Err(idp_core::Error::invalid_input(
+            "policy.kyvernoSync: there are no policy.kyverno files to read again; list them, set fromCluster: true to read the Kyverno policies kept in the cluster, or remove kyvernoSync",
+        ));
+    }
+    Ok(Planned {
+        every: Duration::from_secs(config.interval_seconds.max(1)),
+        files: files.to_vec(),
+        from_cluster: config.from_cluster,
+    })
+}
+
+/// The Kyverno set of `files`, one after the other. An error names the field and the
+/// file.
+pub(crate) fn load_files(files: &[PathBuf]) -> idp_core::Result<KyvernoPolicy> {
+    let mut kyverno = KyvernoPolicy::new("kyverno");
+    for path in files {
+        let text = crate::server::read_policy_file("policy.kyverno", path)?;
+        kyverno
+            .add_yaml(&text, Some(path))
+            .map_err(|e| e.context(format_args!("policy.kyverno: {}", path.display())))?;
+    }
+    Ok(kyverno)
+}
+
+/// Rebuild now and every interval after, until `stop` turns true; `None` when `state`
+/// holds no Kyverno set to replace.
+pub(crate) fn spawn(
+    state: Arc<AppState>,
+    planned: Planned,
+    stop: watch::Receiver<bool>,
+) -> Option<JoinHandle<()>> {
+    let shared = state.kyverno.get()?.clone();
+    let every = planned.every;
+    let planned = Arc::new(planned);
+    Some(crate::server::periodically(every, stop, move || {
+        let (state, shared, planned) = (state.clone(), shared.clone(), planned.clone());
+        async move {
+            once(&state, &shared, &planned)
+                .instrument(tracing::info_span!("server.kyverno_sync"))
+                .await;
+        }
+    }))
+}
+
+async fn once(state: &AppState, shared: &Swappable<KyvernoPolicy>, planned: &Planned) {
+    let found = if planned.from_cluster {
+        // A fresh discovery each time: Kyverno's CRDs may have come (or gone) since.
+        let cluster = Cluster::new(state.cluster.client.clone());
+        match ClusterPolicies::read(&cluster).await {
+            Ok(found) => Some(found),
+            Err(e) => {
+                tracing::warn!(error = %e.report(), "Kyverno sync could not read the policies in the cluster; the set stays as it was");
+                return;
+            }
+        }
+    } else {
+        None
+    };
+    let files = match load_files(&planned.files) {
+        Ok(files) => files,
+        Err(e) => {
+            tracing::warn!(error = %e.report(), "Kyverno sync could not load the policy files; the set stays as it was");
+            return;
+        }
+    };
+    let policy = match found {
+        Some(found) => {
+            let loaded = found.load_into(files);
+            for (what, error) in &loaded.skipped {
+                tracing::warn!(%what, error = %error.report(), "left out of the Kyverno policies read from the cluster");
+            }
+            loaded.policy
+        }
+        None => files,
+    };
+    tracing::debug!(rules = policy.rules().len(), "Kyverno set rebuilt");
+    shared.replace(policy);
+}
