@@ -1,5 +1,7 @@
 //! `idpctl policy audit` through the real binary, against idp-testkit's FakeCluster
-//! (through its kubeconfig): what already runs is checked.
+//! (through its kubeconfig): what already runs is checked. And `idpctl policy check`
+//! with the policies kept in that cluster: manifests checked before commit as the
+//! cluster's webhooks would check them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::common;
@@ -648,4 +650,116 @@ async fn kyverno_policies_kept_in_the_cluster_scan_what_runs() {
             .all(|m| m.contains("label team is required")),
         "{messages:?}"
     );
+}
+
+/// `policy check --gatekeeper-from-cluster --kyverno-from-cluster`: local manifests are
+/// checked as the cluster's webhooks would check them. Gatekeeper's referential
+/// template sees the cluster's Ingresses (its Config syncs them), with a manifest in
+/// place of the object it changes; Kyverno's mutate rules run before its validate rules.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_check_asks_the_policies_kept_in_the_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, kubeconfig) = seeded(dir.path()).await;
+    create(&cluster, ingress("shop", "storefront", "shop.example.com")).await;
+    create(&cluster, ingress("default", "docs", "docs.example.com")).await;
+    for crd in idp_testkit::gatekeeper_crds(&["UniqueIngressHost"]) {
+        create(&cluster, crd).await;
+    }
+    for doc in UNIQUE_HOST.split("\n---\n") {
+        let value: Value = serde_saphyr::from_str(doc).unwrap();
+        create(&cluster, value).await;
+    }
+    create(
+        &cluster,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "gatekeeper-system"}}),
+    )
+    .await;
+    create(
+        &cluster,
+        json!({"apiVersion": "config.gatekeeper.sh/v1alpha1", "kind": "Config",
+            "metadata": {"name": "config", "namespace": "gatekeeper-system"},
+            "spec": {"sync": {"syncOnly": [{"group": "networking.k8s.io", "version": "v1", "kind": "Ingress"}]}}}),
+    )
+    .await;
+    for crd in idp_testkit::kyverno_crds() {
+        create(&cluster, crd).await;
+    }
+    create(
+        &cluster,
+        json!({"apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy",
+            "metadata": {"name": "team"},
+            "spec": {"validationFailureAction": "Enforce",
+                "rules": [
+                    {"name": "default-team",
+                        "match": {"any": [{"resources": {"kinds": ["ConfigMap"]}}]},
+                        "mutate": {"patchStrategicMerge": {"metadata": {"labels": {"+(team)": "platform"}}}}},
+                    {"name": "has-team",
+                        "match": {"any": [{"resources": {"kinds": ["ConfigMap"]}}]},
+                        "validate": {"message": "label team is required, not scratch",
+                            "pattern": {"metadata": {"labels": {"team": "!scratch"}}}}}]}}),
+    )
+    .await;
+    write(
+        dir.path(),
+        "k8s/app.yaml",
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: handbook, namespace: shop}\nspec: {rules: [{host: docs.example.com}]}\n---\n\
+         apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: storefront, namespace: shop}\nspec: {rules: [{host: new.example.com}]}\n---\n\
+         apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: other, namespace: shop}\nspec: {rules: [{host: shop.example.com}]}\n---\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata: {name: plain, namespace: shop}\n---\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata: {name: scratch, namespace: shop, labels: {team: scratch}}\n",
+    );
+    let manifests = dir.path().join("k8s").display().to_string();
+    let out = run(args(&[
+        "policy",
+        "check",
+        "--kubeconfig",
+        &kubeconfig,
+        "--gatekeeper-from-cluster",
+        "--kyverno-from-cluster",
+        &manifests,
+        "--format",
+        "json",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let rows = json(&out);
+    let verdicts: Vec<(&str, bool)> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["name"].as_str().unwrap(), r["allowed"].as_bool().unwrap()))
+        .collect();
+    // `handbook` takes the host of the cluster's Ingress default/docs. The manifest of
+    // storefront moves it to a new host, in place of the cluster's storefront, which
+    // frees its old host for `other`. The plain ConfigMap gets its team label first.
+    assert_eq!(
+        verdicts,
+        [
+            ("handbook", false),
+            ("storefront", true),
+            ("other", true),
+            ("plain", true),
+            ("scratch", false)
+        ],
+        "{rows:#}"
+    );
+    assert_eq!(
+        rows[0]["violations"][0]["rule"], "UniqueIngressHost/one-ingress-per-host",
+        "{rows:#}"
+    );
+    assert!(
+        rows[0]["violations"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("docs.example.com is already served by Ingress default/docs"),
+        "{rows:#}"
+    );
+    assert_eq!(
+        rows[4]["violations"][0]["policy"], "kyverno-cluster",
+        "{rows:#}"
+    );
+
+    // Without the flags, only PSS baseline runs: nothing denied.
+    let out = run(args(&["policy", "check", &manifests, "--format", "json"])).await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
 }

@@ -235,7 +235,7 @@ enum PolicyCommand {
     /// object gets a row; exits 1 when any object is denied
     /// (warn and audit findings are reported but do not fail).
     #[command(
-        after_help = "EXAMPLES:\n  idpctl policy check k8s/                            # PSS baseline\n  idpctl policy check k8s/ --pss restricted --pss-version v1.30\n  idpctl policy check k8s/ --guardrails --policy platform/policies.yaml\n  idpctl policy check k8s/ --policy policy/deny.rego --policy gatekeeper/templates.yaml --policy vap.yaml\n  idpctl policy check k8s/ --policy kyverno/best-practices.yaml   # Kyverno ClusterPolicies\n  idpctl policy check app.yaml --format json          # [{file, document, apiVersion, kind, namespace, name, allowed, violations}]\n  idpctl policy check k8s/ --guardrails --policy-report | kubectl apply -f -   # wgpolicyk8s.io PolicyReports"
+        after_help = "EXAMPLES:\n  idpctl policy check k8s/                            # PSS baseline\n  idpctl policy check k8s/ --pss restricted --pss-version v1.30\n  idpctl policy check k8s/ --guardrails --policy platform/policies.yaml\n  idpctl policy check k8s/ --policy policy/deny.rego --policy gatekeeper/templates.yaml --policy vap.yaml\n  idpctl policy check k8s/ --policy kyverno/best-practices.yaml   # Kyverno ClusterPolicies\n  idpctl policy check app.yaml --format json          # [{file, document, apiVersion, kind, namespace, name, allowed, violations}]\n  idpctl policy check k8s/ --guardrails --policy-report | kubectl apply -f -   # wgpolicyk8s.io PolicyReports\n  idpctl policy check k8s/ --kyverno-from-cluster --gatekeeper-from-cluster   # what the cluster's webhooks would say, before commit"
     )]
     Check {
         /// Files or directories with manifests.
@@ -243,6 +243,23 @@ enum PolicyCommand {
         paths: Vec<PathBuf>,
         #[command(flatten)]
         flags: policy::PolicyFlags,
+        /// Also check with the Gatekeeper policies kept in a cluster, as its admission
+        /// webhook would: every ConstraintTemplate, the constraints of their kinds and
+        /// the Config named config (the namespaces its webhook leaves out). Their
+        /// data.inventory is the cluster's objects of the Config's syncOnly kinds, with
+        /// the manifests checked in place of the objects they change. A template that
+        /// does not compile is named on stderr and left out with its constraints.
+        #[arg(long)]
+        gatekeeper_from_cluster: bool,
+        /// Also check with the Kyverno ClusterPolicies, Policies and PolicyExceptions
+        /// kept in a cluster, as its admission webhook would: mutate rules first, then
+        /// validate rules (a policy that does not load is named on stderr and left out).
+        #[arg(long)]
+        kyverno_from_cluster: bool,
+        /// The kubeconfig of that cluster (default: as kubectl finds it: KUBECONFIG,
+        /// ~/.kube/config, in-cluster).
+        #[arg(long, value_name = "FILE")]
+        kubeconfig: Option<PathBuf>,
     },
     /// Check what already runs in a cluster, as Gatekeeper's audit and Kyverno's
     /// background scans do.
@@ -491,9 +508,22 @@ fn main() -> std::process::ExitCode {
         Command::Preview(c) => preview::run(c, &out),
         Command::Scaffold(args) => scaffold::run(args, &out),
         Command::Deploy(c) => deploy::run(c, &out),
-        Command::Policy(PolicyCommand::Check { paths, flags }) => {
-            policy::check(paths, &flags.options(), &out)
-        }
+        Command::Policy(PolicyCommand::Check {
+            paths,
+            flags,
+            gatekeeper_from_cluster,
+            kyverno_from_cluster,
+            kubeconfig,
+        }) => policy::check(
+            paths,
+            &flags.options(),
+            &policy::FromCluster {
+                kubeconfig: kubeconfig.as_ref(),
+                gatekeeper: *gatekeeper_from_cluster,
+                kyverno: *kyverno_from_cluster,
+            },
+            &out,
+        ),
         Command::Policy(PolicyCommand::Audit {
             kubeconfig,
             kinds,

@@ -443,6 +443,83 @@ pub(crate) fn print_violations(
     Ok(())
 }
 
+/// `policy check`'s flags for the policies kept in a cluster.
+#[derive(Debug, Default)]
+pub struct FromCluster<'a> {
+    /// `--kubeconfig`.
+    pub kubeconfig: Option<&'a PathBuf>,
+    /// `--gatekeeper-from-cluster`.
+    pub gatekeeper: bool,
+    /// `--kyverno-from-cluster`.
+    pub kyverno: bool,
+}
+
+/// What `policy check` read from the cluster.
+struct ClusterSide {
+    /// The Gatekeeper set, without its inventory yet, and the cluster's objects of the
+    /// kinds its Config syncs.
+    gatekeeper: Option<(RegoPolicy, Vec<Object>)>,
+    kyverno: Option<KyvernoPolicy>,
+}
+
+impl FromCluster<'_> {
+    fn any(&self) -> bool {
+        self.gatekeeper || self.kyverno
+    }
+
+    /// Read the policies the flags ask for, and what Gatekeeper's sync would replicate.
+    fn read(&self) -> Result<ClusterSide, Failure> {
+        use idp_core::cluster::Cluster;
+        let runtime = tokio::runtime::Runtime::new()
+            .map_err(|e| Failure::io(format!("cannot start the async runtime: {e}")))?;
+        runtime.block_on(async {
+            let client =
+                idp_core::cluster::client_from_kubeconfig(self.kubeconfig.map(PathBuf::as_path))
+                    .await?;
+            let cluster = Cluster::new(client);
+            let mut side = ClusterSide {
+                gatekeeper: None,
+                kyverno: None,
+            };
+            if self.gatekeeper {
+                let loaded = idp_policy::rego::cluster::ClusterPolicies::read(&cluster)
+                    .await?
+                    .load_into(RegoPolicy::new("gatekeeper"))?;
+                crate::policy_audit::say_left_out("Gatekeeper", &loaded.skipped);
+                let kinds = loaded
+                    .policy
+                    .gatekeeper_config()
+                    .map(|c| c.sync_only().to_vec())
+                    .unwrap_or_default();
+                let mut synced = Vec::new();
+                if !kinds.is_empty() {
+                    let listing = idp_policy::audit::Audit::new(cluster.clone())
+                        .with_kinds(kinds)
+                        .for_each_object(|o| synced.push(o))
+                        .await?;
+                    if let Some(kind) = listing.failed().next() {
+                        // The referential constraints would miss what could not be read.
+                        return Err(Failure::io(format!(
+                            "cannot read the {} objects the cluster's Gatekeeper Config syncs: {}",
+                            kind.kind,
+                            kind.error.as_deref().unwrap_or_default()
+                        )));
+                    }
+                }
+                side.gatekeeper = Some((loaded.policy, synced));
+            }
+            if self.kyverno {
+                let loaded = idp_policy::kyverno::cluster::ClusterPolicies::read(&cluster)
+                    .await?
+                    .load_into(KyvernoPolicy::new("kyverno-cluster"));
+                crate::policy_audit::say_left_out("Kyverno", &loaded.skipped);
+                side.kyverno = Some(loaded.policy);
+            }
+            Ok(side)
+        })
+    }
+}
+
 fn read_objects(file: &Path) -> Result<ManifestSet, Failure> {
     ManifestSet::from_file(file).map_err(Failure::from)
 }
@@ -451,6 +528,7 @@ fn read_objects(file: &Path) -> Result<ManifestSet, Failure> {
 pub fn check(
     paths: &[PathBuf],
     options: &CheckOptions<'_>,
+    from_cluster: &FromCluster<'_>,
     out: &Out,
 ) -> Result<ExitCode, Failure> {
     let files = collect(paths)?;
@@ -466,7 +544,28 @@ pub fn check(
         .map(|file| Ok((file, read_objects(file)?)))
         .collect::<Result<Vec<_>, Failure>>()?;
     let inventory: Vec<&Object> = manifests.iter().flat_map(|(_, set)| set.iter()).collect();
-    let set = build_set(options, &inventory, false)?;
+    let cluster = from_cluster
+        .any()
+        .then(|| from_cluster.read())
+        .transpose()?;
+    let mut set = if cluster.is_some() && options.names_no_policy() {
+        // Only the cluster's policies were asked for.
+        PolicySet::new().named("idpctl")
+    } else {
+        build_set(options, &inventory, false)?
+    };
+    if let Some(cluster) = cluster {
+        if let Some((gatekeeper, synced)) = cluster.gatekeeper {
+            // A manifest takes the place of the object of the same identity it changes.
+            let policy =
+                gatekeeper.with_inventory(synced.iter().chain(inventory.iter().copied()))?;
+            set.push(Arc::new(policy), PolicyOptions::new());
+        }
+        if let Some(kyverno) = cluster.kyverno {
+            // As at admission: the mutate rules first.
+            set.push(Arc::new(kyverno), PolicyOptions::new());
+        }
+    }
     let ctx = PolicyContext::new();
     let mut rows = Vec::new();
     let mut reports = options.policy_report.then(|| options.reports());

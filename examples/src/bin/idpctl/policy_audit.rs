@@ -256,7 +256,7 @@ pub fn audit(
 }
 
 /// Name on stderr what of an engine's policies kept in the cluster did not load.
-fn say_left_out(engine: &str, skipped: &[(String, idp_core::Error)]) {
+pub(crate) fn say_left_out(engine: &str, skipped: &[(String, idp_core::Error)]) {
     for (what, error) in skipped {
         eprintln!(
             "left out of the cluster's {engine} policies: {what}: {}",
