@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use idp_core::PolicyContext;
+use idp_core::{Policy as _, PolicyContext};
 use idp_core::cluster::Cluster;
 use idp_policy::audit::Audit;
 use idp_policy::kyverno::cluster::ClusterPolicies;
@@ -116,5 +116,82 @@ async fn the_cluster_policies_scan_what_runs_and_a_broken_one_is_left_out() {
         found.report.sample[0]
             .message
             .contains("label team is required")
+    );
+}
+
+/// A policy whose `context` reads ConfigMaps, by name and by a name with variables: the
+/// ConfigMaps come with the policies, as Kyverno reads them at admission; others are
+/// left in the cluster.
+#[tokio::test]
+async fn the_config_maps_a_policys_context_names_are_read_with_it() {
+    let c = FakeCluster::builder()
+        .rollout_simulation(false)
+        .namespace("platform")
+        .namespace("shop")
+        .start()
+        .await
+        .unwrap();
+    for crd in idp_testkit::kyverno_crds() {
+        c.create(crd).await.unwrap();
+    }
+    c.create(json!({"apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy",
+        "metadata": {"name": "registries"},
+        "spec": {"validationFailureAction": "Enforce",
+            "rules": [{"name": "allowed",
+                "match": {"any": [{"resources": {"kinds": ["Pod"]}}]},
+                "context": [
+                    {"name": "registries", "configMap": {"name": "registries", "namespace": "platform"}},
+                    {"name": "quota", "configMap": {"name": "quota-{{ request.object.metadata.namespace }}", "namespace": "shop"}}],
+                "validate": {"message": "image registry {{ registries.data.allowed }} only, at most {{ quota.data.pods }} pods",
+                    "deny": {"conditions": {"any": [
+                        {"key": "{{ request.object.spec.containers[0].image }}", "operator": "NotEquals", "value": "{{ registries.data.allowed }}/app:1.0"}]}}}}]}}))
+        .await
+        .unwrap();
+    for (ns, name, data) in [
+        ("platform", "registries", json!({"allowed": "ghcr.io/acme"})),
+        ("platform", "unrelated", json!({"x": "y"})),
+        ("shop", "quota-shop", json!({"pods": "10"})),
+        ("shop", "other", json!({"z": "1"})),
+    ] {
+        c.create(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": ns}, "data": data}))
+            .await
+            .unwrap();
+    }
+    let found = ClusterPolicies::read(&Cluster::new(c.client()))
+        .await
+        .unwrap();
+    let mut read: Vec<String> = found
+        .config_maps
+        .iter()
+        .map(|cm| format!("{}/{}", cm.namespace().unwrap(), cm.name()))
+        .collect();
+    read.sort();
+    // The one named in platform; every one of shop (a name there has variables).
+    assert_eq!(
+        read,
+        ["platform/registries", "shop/other", "shop/quota-shop"]
+    );
+    let loaded = found.load_into(KyvernoPolicy::new("kyverno"));
+    assert!(loaded.skipped.is_empty(), "{:?}", loaded.skipped);
+    let policy = loaded.policy;
+    let pod = |image: &str| {
+        idp_core::Object::from_value(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"containers": [{"name": "app", "image": image}]}}))
+        .unwrap()
+    };
+    let ctx = PolicyContext::new();
+    assert!(
+        policy
+            .evaluate(&pod("ghcr.io/acme/app:1.0"), &ctx)
+            .is_empty(),
+        "{:?}",
+        policy.evaluate(&pod("ghcr.io/acme/app:1.0"), &ctx)
+    );
+    let denied = policy.evaluate(&pod("docker.io/app:1.0"), &ctx);
+    assert_eq!(
+        denied[0].message, "image registry ghcr.io/acme only, at most 10 pods",
+        "{denied:?}"
     );
 }

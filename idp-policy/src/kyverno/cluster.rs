@@ -7,6 +7,13 @@
 //! others still apply, as Kyverno reports one policy not ready without stopping the
 //! rest.
 //!
+//! The ConfigMaps the policies' `context` entries name are read with them, as Kyverno
+//! reads them at admission: those of each namespace named (`default` when an entry
+//! names none), only the ones named unless a name holds variables
+//! (`limits-{{ request.namespace }}`), in which case every ConfigMap of that namespace.
+//! An entry whose namespace holds variables reads nothing here, and fails when a rule
+//! runs, naming the ConfigMap it wanted.
+//!
 //! ```no_run
 //! # async fn demo(cluster: idp_core::cluster::Cluster) -> idp_core::Result<()> {
 //! use std::sync::Arc;
@@ -25,8 +32,11 @@
 //! # Ok(()) }
 //! ```
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use idp_core::cluster::{Cluster, GroupKind};
 use idp_core::{Error, Object, Result};
+use serde_json::Value;
 use tracing::Instrument;
 
 use super::{GROUP, KyvernoPolicy};
@@ -44,6 +54,59 @@ pub struct ClusterPolicies {
     pub policies: Vec<Object>,
     /// Every `PolicyException`.
     pub exceptions: Vec<Object>,
+    /// The ConfigMaps the policies' `context` entries name.
+    pub config_maps: Vec<Object>,
+}
+
+/// Which ConfigMaps of one namespace the `context` entries read.
+#[derive(Debug, Default, PartialEq, Eq)]
+enum Wanted {
+    /// These, by name.
+    #[default]
+    Named,
+    /// Any: a name holds variables.
+    All,
+}
+
+/// The namespaces whose ConfigMaps the `context` entries of `policies` name, with the
+/// names (empty for [`Wanted::All`]).
+fn config_map_refs(policies: &[Object]) -> BTreeMap<String, (Wanted, BTreeSet<String>)> {
+    fn walk(value: &Value, out: &mut BTreeMap<String, (Wanted, BTreeSet<String>)>) {
+        match value {
+            Value::Object(map) => {
+                for (key, v) in map {
+                    if key == "context"
+                        && let Value::Array(entries) = v
+                    {
+                        for cm in entries.iter().filter_map(|e| e.get("configMap")) {
+                            let text = |k: &str| {
+                                cm.get(k).and_then(Value::as_str).filter(|s| !s.is_empty())
+                            };
+                            let Some(name) = text("name") else { continue };
+                            let namespace = text("namespace").unwrap_or("default");
+                            if namespace.contains("{{") {
+                                continue;
+                            }
+                            let (wanted, names) = out.entry(namespace.to_owned()).or_default();
+                            if name.contains("{{") {
+                                *wanted = Wanted::All;
+                            } else {
+                                names.insert(name.to_owned());
+                            }
+                        }
+                    }
+                    walk(v, out);
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut out = BTreeMap::new();
+    for policy in policies {
+        walk(&policy.to_value(), &mut out);
+    }
+    out
 }
 
 /// What [`ClusterPolicies::load_into`] made.
@@ -77,9 +140,31 @@ impl ClusterPolicies {
             }
             found.exceptions =
                 list_served(cluster, GroupKind::new(GROUP, "PolicyException")).await?;
+            let refs = config_map_refs(&found.policies);
+            if !refs.is_empty() {
+                let listing = crate::audit::Audit::new(cluster.clone())
+                    .with_kinds([GroupKind::new("", "ConfigMap")])
+                    .with_namespaces(refs.keys().cloned())
+                    .for_each_object(|cm| {
+                        let wanted = cm.namespace().and_then(|ns| refs.get(ns));
+                        if wanted.is_some_and(|(wanted, names)| {
+                            *wanted == Wanted::All || names.contains(cm.name())
+                        }) {
+                            found.config_maps.push(cm);
+                        }
+                    })
+                    .await?;
+                if let Some(failed) = listing.failed().next() {
+                    return Err(Error::unavailable(format!(
+                        "cannot list the ConfigMaps the Kyverno policies' context entries read: {}",
+                        failed.error.as_deref().unwrap_or_default()
+                    )));
+                }
+            }
             tracing::debug!(
                 policies = found.policies.len(),
                 exceptions = found.exceptions.len(),
+                config_maps = found.config_maps.len(),
                 "Kyverno policies read from the cluster"
             );
             Ok(found)
@@ -103,7 +188,13 @@ impl ClusterPolicies {
     /// ```
     pub fn load_into(&self, mut policy: KyvernoPolicy) -> Loaded {
         let mut skipped = Vec::new();
-        for object in self.policies.iter().chain(&self.exceptions) {
+        // The ConfigMaps first: the policies' context entries read them.
+        for object in self
+            .config_maps
+            .iter()
+            .chain(&self.policies)
+            .chain(&self.exceptions)
+        {
             // JSON is YAML: each object is one document.
             let loaded = serde_json::to_string(&object.to_value())
                 .map_err(|e| Error::internal("a cluster object does not serialize").with_source(e))

@@ -6,7 +6,8 @@
 //! - `configMap`: the ConfigMap `namespace`/`name` (variables allowed) among the ones
 //!   given to the policy with [`KyvernoPolicy::add_yaml`](super::KyvernoPolicy::add_yaml),
 //!   as the object (`{{ cm.data.key }}`). One that was not given is an error naming it:
-//!   nothing here reads the cluster.
+//!   evaluation reads no cluster ([`cluster::ClusterPolicies`](super::cluster::ClusterPolicies)
+//!   reads the ConfigMaps the policies kept in a cluster name, with them).
 //!
 //! `apiCall`, `imageRegistry` and `globalReference` entries need the cluster or a
 //! registry and are refused when loaded, unless the policy set's
@@ -193,7 +194,7 @@ impl Entry {
                     .cloned()
                     .ok_or_else(|| {
                         format!(
-                            "context {}: ConfigMap {namespace}/{name} was not given with the policies (nothing here reads the cluster: add the ConfigMap's YAML to the policy files)",
+                            "context {}: ConfigMap {namespace}/{name} was not given with the policies (add its YAML to the policy files; with policies read from a cluster, it is not there)",
                             self.name
                         )
                     })

@@ -80,8 +80,8 @@
 //!   container's image split into `registry`, `path`, `name`, `tag`, `digest`,
 //!   `reference`) and the rule's `context`: `variable` entries (`value`, `jmesPath`,
 //!   `default`) and `configMap` entries, read from the ConfigMaps given with the
-//!   policies (nothing here reads the cluster; one that was not given is an error naming
-//!   it).
+//!   policies (evaluation reads no cluster; one that was not given is an error naming
+//!   it; [`cluster::ClusterPolicies`] reads those the policies kept in a cluster name).
 //!
 //! - **values** ([`Values`], [`KyvernoPolicy::with_values`]): what a Kyverno CLI test's
 //!   values file mocks — variables from `globalValues`, a resource's values and a rule's
