@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use idp_core::{Policy as _, PolicyContext};
 use idp_core::cluster::Cluster;
+use idp_core::{Policy as _, PolicyContext};
 use idp_policy::audit::Audit;
 use idp_policy::kyverno::cluster::ClusterPolicies;
 use idp_policy::kyverno::{KyvernoPolicy, ValidateRules};

@@ -78,15 +78,18 @@ pub(crate) fn spawn(
     let planned = Arc::new(planned);
     crate::server::periodically(every, stop, move || {
         let (state, planned) = (state.clone(), planned.clone());
-        async move { once(&state, &planned).await }
+        async move { once(state, planned).await }
     })
 }
 
-/// One audit, its outcome logged.
-async fn once(state: &AppState, planned: &Planned) {
-    audit_once(state, planned)
-        .instrument(tracing::info_span!("server.audit"))
-        .await;
+/// One audit, its outcome logged; on the blocking pool, since checking every object of
+/// the cluster keeps a thread busy.
+async fn once(state: Arc<AppState>, planned: Arc<Planned>) {
+    let span = tracing::info_span!("server.audit");
+    let audit = async move { audit_once(&state, &planned).await }.instrument(span);
+    if let Err(e) = crate::server::on_blocking_pool(audit).await {
+        tracing::error!(error = %e.report(), "the audit stopped");
+    }
 }
 
 async fn audit_once(state: &AppState, planned: &Planned) {

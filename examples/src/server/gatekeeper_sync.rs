@@ -83,9 +83,12 @@ pub(crate) fn spawn(
         let (state, planned) = (state.clone(), planned.clone());
         let policies = [webhook.clone(), audit.clone()];
         async move {
-            once(&state, &policies, &planned)
-                .instrument(tracing::info_span!("server.gatekeeper_sync"))
-                .await;
+            // Compiling the templates and converting the inventory keep a thread busy.
+            let sync = async move { once(&state, &policies, &planned).await }
+                .instrument(tracing::info_span!("server.gatekeeper_sync"));
+            if let Err(e) = crate::server::on_blocking_pool(sync).await {
+                tracing::error!(error = %e.report(), "the Gatekeeper sync stopped");
+            }
         }
     }))
 }

@@ -242,6 +242,20 @@ where
     })
 }
 
+/// Run `work` to its end on the runtime's blocking pool and hand back its output: a
+/// check of many objects against Rego, CEL or Kyverno policies takes the CPU for long
+/// stretches, which must not hold up the workers answering requests (the admission
+/// webhooks among them). The async calls inside `work` (listing the cluster) still go
+/// through the runtime, from that thread. A panic inside is an error here.
+pub(crate) async fn on_blocking_pool<T: Send + 'static>(
+    work: impl std::future::Future<Output = T> + Send + 'static,
+) -> idp_core::Result<T> {
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || handle.block_on(work))
+        .await
+        .map_err(|e| idp_core::Error::internal("a policy check failed").with_source(e))
+}
+
 /// The whole application router over `state`.
 fn app(state: Arc<AppState>) -> Router {
     Router::new()

@@ -166,13 +166,16 @@ async fn audit(
         state.audit_files.get().map_or(&[][..], Vec::as_slice),
         Checked::Stored,
     );
-    let found = Audit::new(Cluster::new(state.cluster.client.clone()))
+    let audit = Audit::new(Cluster::new(state.cluster.client.clone()))
         .with_kinds(kinds)
         .with_namespaces(namespaces)
         .excluding_namespaces(excluded)
-        .skipping_controlled(skip_controlled)
-        .report(&policies, &PolicyContext::new())
-        .await?;
+        .skipping_controlled(skip_controlled);
+    // Every object of the cluster checked: off the workers answering requests.
+    let found = crate::server::on_blocking_pool(async move {
+        audit.report(&policies, &PolicyContext::new()).await
+    })
+    .await??;
     Ok(Json(found).into_response())
 }
 
@@ -211,7 +214,22 @@ async fn check(
             "The request body is empty: send Kubernetes manifests as YAML (several documents separated by ---) or JSON",
         ));
     }
-    let set = ManifestSet::parse(&body, Some(std::path::Path::new("request")))
+    // Up to MAX_BODY of manifests parsed and checked: off the workers answering requests.
+    crate::server::on_blocking_pool(async move {
+        check_body(&state, &body, pss, guardrails, policy_report)
+    })
+    .await?
+}
+
+/// The parse and check of [`check`]'s body.
+fn check_body(
+    state: &AppState,
+    body: &[u8],
+    pss: PssSetting,
+    guardrails: bool,
+    policy_report: bool,
+) -> Result<Response, ApiError> {
+    let set = ManifestSet::parse(body, Some(std::path::Path::new("request")))
         .map_err(|e| ApiError::input(format!("Malformed manifests: {}", e.report())))?;
     if set.is_empty() {
         return Err(ApiError::input("The body holds no Kubernetes objects"));
