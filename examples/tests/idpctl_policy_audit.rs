@@ -763,3 +763,80 @@ async fn policy_check_asks_the_policies_kept_in_the_cluster() {
     let out = run(args(&["policy", "check", &manifests, "--format", "json"])).await;
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 }
+
+/// `--admission-policies-from-cluster`: the cluster's ValidatingAdmissionPolicies and
+/// bindings check manifests before commit (as the API server would admit them) and
+/// audit what already runs (which the API server never rechecks).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admission_policies_kept_in_the_cluster_check_manifests_and_audit_what_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, kubeconfig) = seeded(dir.path()).await;
+    let deployment = |name: &str, replicas: u32| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": "shop"},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                "template": {"metadata": {"labels": {"app": name}},
+                    "spec": {"containers": [{"name": "app", "image": "ghcr.io/acme/app:1.0"}]}}}})
+    };
+    for object in [
+        json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": "max-replicas"},
+            "spec": {"matchConstraints": {"resourceRules": [{"apiGroups": ["apps"], "apiVersions": ["v1"],
+                    "operations": ["CREATE", "UPDATE"], "resources": ["deployments"]}]},
+                "validations": [{"expression": "object.spec.replicas <= 4",
+                    "messageExpression": "'at most 4 replicas, got ' + string(object.spec.replicas)"}]}}),
+        json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": "max-replicas"},
+            "spec": {"policyName": "max-replicas", "validationActions": ["Deny"]}}),
+        deployment("web", 6),
+        deployment("api", 2),
+    ] {
+        create(&cluster, object).await;
+    }
+    write(
+        dir.path(),
+        "k8s/app.yaml",
+        &format!(
+            "{}\n---\n{}\n",
+            deployment("small", 3),
+            deployment("huge", 12)
+        ),
+    );
+    let manifests = dir.path().join("k8s").display().to_string();
+    let out = run(args(&[
+        "policy",
+        "check",
+        "--kubeconfig",
+        &kubeconfig,
+        "--admission-policies-from-cluster",
+        &manifests,
+        "--format",
+        "json",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let rows = json(&out);
+    assert_eq!(rows[0]["allowed"], true, "{rows:#}");
+    assert_eq!(rows[1]["allowed"], false, "{rows:#}");
+    assert_eq!(
+        rows[1]["violations"][0]["message"], "at most 4 replicas, got 12",
+        "{rows:#}"
+    );
+
+    let out = run(args(&[
+        "policy",
+        "audit",
+        "--kubeconfig",
+        &kubeconfig,
+        "--kind",
+        "Deployment.apps",
+        "--admission-policies-from-cluster",
+        "--format",
+        "json",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let summary = json(&out);
+    assert_eq!(summary["denied"], 1, "{summary:#}");
+    assert_eq!(summary["findings"][0]["name"], "web", "{summary:#}");
+}

@@ -1893,6 +1893,67 @@ async fn the_periodic_audit_scans_with_the_kyverno_policies_kept_in_the_cluster(
     }
 }
 
+/// `policy.audit.admissionPoliciesFromCluster`: a ValidatingAdmissionPolicy added to the
+/// cluster after a Deployment was admitted finds it at the next audit.
+#[tokio::test]
+async fn the_periodic_audit_scans_with_the_admission_policies_kept_in_the_cluster() {
+    let mut config = Config::default();
+    config.policy.guardrails = false;
+    config.policy.audit = Some(
+        serde_saphyr::from_str(
+            "intervalSeconds: 1\nkinds: [Deployment.apps]\nwriteReports: false\nadmissionPoliciesFromCluster: true\n",
+        )
+        .unwrap(),
+    );
+    let h = harness_with(config, std::path::Path::to_path_buf).await;
+    let client = h.cluster().await;
+    dynamic(&client, "apps/v1", "Deployment", Some("default"))
+        .create(
+            &kube::api::PostParams::default(),
+            &serde_json::from_value(json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "web", "namespace": "default"},
+                "spec": {"replicas": 6, "selector": {"matchLabels": {"app": "web"}},
+                    "template": {"metadata": {"labels": {"app": "web"}},
+                        "spec": {"containers": [{"name": "app", "image": "ghcr.io/acme/app:1.0"}]}}}}))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    for (kind, object) in [
+        (
+            "ValidatingAdmissionPolicy",
+            json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": "max-replicas"},
+            "spec": {"matchConstraints": {"resourceRules": [{"apiGroups": ["apps"], "apiVersions": ["v1"],
+                    "operations": ["CREATE", "UPDATE"], "resources": ["deployments"]}]},
+                "validations": [{"expression": "object.spec.replicas <= 4", "message": "at most 4 replicas"}]}}),
+        ),
+        (
+            "ValidatingAdmissionPolicyBinding",
+            json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": "max-replicas"},
+            "spec": {"policyName": "max-replicas", "validationActions": ["Deny"]}}),
+        ),
+    ] {
+        dynamic(&client, "admissionregistration.k8s.io/v1", kind, None)
+            .create(
+                &kube::api::PostParams::default(),
+                &serde_json::from_value(object).unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = h.get("/metrics").await.text();
+        if metrics.contains("idp_policy_audit_violations{policy=\"admission-policies-cluster\"") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never scanned: {metrics}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// `policy.kyvernoSync.fromCluster`: a ClusterPolicy applied to the cluster validates at
 /// the check route and the validating webhook and mutates at the mutating webhook, from
 /// the next rebuild on; deleted, it stops. The audit runs the synced set instead of

@@ -9,6 +9,8 @@ mod admission_http;
 mod audit;
 #[cfg(feature = "cel")]
 mod cel;
+#[cfg(feature = "cel")]
+mod cel_cluster;
 mod engine;
 #[cfg(all(feature = "rego", feature = "cel"))]
 mod gatekeeper_cel;

@@ -689,3 +689,42 @@ pub fn kyverno_crds() -> [serde_json::Value; 3] {
         ),
     ]
 }
+
+/// The CRDs of Kyverno's CEL policies (`policies.kyverno.io/v1`): `ValidatingPolicy`
+/// (cluster-scoped), `NamespacedValidatingPolicy` and `PolicyException` (namespaced), as
+/// [`minimal_crd`]s.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> idp_core::Result<()> {
+/// let c = idp_testkit::FakeCluster::start().await?;
+/// for crd in idp_testkit::kyverno_cel_crds() {
+///     c.create(crd).await?;
+/// }
+/// # Ok(()) }
+/// ```
+pub fn kyverno_cel_crds() -> [serde_json::Value; 3] {
+    [
+        minimal_crd(
+            "policies.kyverno.io",
+            "v1",
+            "ValidatingPolicy",
+            "validatingpolicies",
+            false,
+        ),
+        minimal_crd(
+            "policies.kyverno.io",
+            "v1",
+            "NamespacedValidatingPolicy",
+            "namespacedvalidatingpolicies",
+            true,
+        ),
+        minimal_crd(
+            "policies.kyverno.io",
+            "v1",
+            "PolicyException",
+            "policyexceptions",
+            true,
+        ),
+    ]
+}

@@ -211,6 +211,21 @@ fn builtins() -> Vec<ResourceType> {
             .short(&["cj"])
             .with_status()
             .in_all(),
+        rt(
+            "admissionregistration.k8s.io",
+            "v1",
+            "ValidatingAdmissionPolicy",
+            "validatingadmissionpolicies",
+            false,
+        )
+        .with_status(),
+        rt(
+            "admissionregistration.k8s.io",
+            "v1",
+            "ValidatingAdmissionPolicyBinding",
+            "validatingadmissionpolicybindings",
+            false,
+        ),
         rt("networking.k8s.io", "v1", "Ingress", "ingresses", true)
             .short(&["ing"])
             .with_status(),

@@ -123,6 +123,23 @@ async fn audit_once(state: &AppState, planned: &Planned) {
             }
         }
     }
+    if planned.config.admission_policies_from_cluster {
+        match idp_policy::cel::cluster::ClusterPolicies::read(&cluster).await {
+            Ok(found) => {
+                let loaded = found.load_into(idp_policy::cel::CelPolicy::new(
+                    "admission-policies-cluster",
+                ));
+                policies.push(
+                    Arc::new(loaded.policy.for_background()),
+                    PolicyOptions::new(),
+                );
+            }
+            Err(e) => {
+                tracing::warn!(error = %e.report(), "the audit could not read the admission policies in the cluster; trying again next time");
+                return;
+            }
+        }
+    }
     let ctx = PolicyContext::new();
     let started = std::time::Instant::now();
     let mut reports = PolicyReports::new("idp", std::time::SystemTime::now())

@@ -295,6 +295,13 @@ pub struct AuditConfig {
     /// set the audit then runs (without reading them a second time).
     #[serde(default)]
     pub kyverno_from_cluster: bool,
+    /// Also scan with the ValidatingAdmissionPolicies and bindings kept in the cluster
+    /// (with the param objects they name), read again for each audit: the API server
+    /// applies them only to what is admitted after them; and with Kyverno's
+    /// ValidatingPolicies there (those with background scans enabled). Default false; a
+    /// policy that does not load is logged and left out.
+    #[serde(default)]
+    pub admission_policies_from_cluster: bool,
     /// The namespace of the record of the reports written (default `default`): reports
     /// an earlier audit wrote and this one does not are deleted, and only those.
     #[serde(default = "default_report_namespace")]

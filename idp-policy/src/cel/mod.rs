@@ -73,6 +73,7 @@
 //! assert_eq!(v[0].path.as_deref(), Some("spec.replicas"));
 //! ```
 
+pub mod cluster;
 pub mod cost;
 pub mod kyverno;
 mod resources;
@@ -485,7 +486,17 @@ impl CelPolicy {
         Ok(self)
     }
 
-    fn add_object(&mut self, object: Object) -> Result<()> {
+    /// Add one document in place (see [`Self::with_object`]). On an error the set is as
+    /// it was: the document is not added.
+    ///
+    /// ```
+    /// let mut p = idp_policy::cel::CelPolicy::new("cel");
+    /// let bad = idp_core::Object::from_value(serde_json::json!({"apiVersion": "policies.kyverno.io/v1",
+    ///     "kind": "MutatingPolicy", "metadata": {"name": "m"}})).unwrap();
+    /// assert!(p.add_object(bad).is_err());
+    /// assert!(p.policies().is_empty());
+    /// ```
+    pub fn add_object(&mut self, object: Object) -> Result<()> {
         let (group, _) = split_api_version(object.api_version());
         let source = object.source().cloned();
         match (group, object.kind()) {

@@ -235,7 +235,7 @@ enum PolicyCommand {
     /// object gets a row; exits 1 when any object is denied
     /// (warn and audit findings are reported but do not fail).
     #[command(
-        after_help = "EXAMPLES:\n  idpctl policy check k8s/                            # PSS baseline\n  idpctl policy check k8s/ --pss restricted --pss-version v1.30\n  idpctl policy check k8s/ --guardrails --policy platform/policies.yaml\n  idpctl policy check k8s/ --policy policy/deny.rego --policy gatekeeper/templates.yaml --policy vap.yaml\n  idpctl policy check k8s/ --policy kyverno/best-practices.yaml   # Kyverno ClusterPolicies\n  idpctl policy check app.yaml --format json          # [{file, document, apiVersion, kind, namespace, name, allowed, violations}]\n  idpctl policy check k8s/ --guardrails --policy-report | kubectl apply -f -   # wgpolicyk8s.io PolicyReports\n  idpctl policy check k8s/ --kyverno-from-cluster --gatekeeper-from-cluster   # what the cluster's webhooks would say, before commit"
+        after_help = "EXAMPLES:\n  idpctl policy check k8s/                            # PSS baseline\n  idpctl policy check k8s/ --pss restricted --pss-version v1.30\n  idpctl policy check k8s/ --guardrails --policy platform/policies.yaml\n  idpctl policy check k8s/ --policy policy/deny.rego --policy gatekeeper/templates.yaml --policy vap.yaml\n  idpctl policy check k8s/ --policy kyverno/best-practices.yaml   # Kyverno ClusterPolicies\n  idpctl policy check app.yaml --format json          # [{file, document, apiVersion, kind, namespace, name, allowed, violations}]\n  idpctl policy check k8s/ --guardrails --policy-report | kubectl apply -f -   # wgpolicyk8s.io PolicyReports\n  idpctl policy check k8s/ --kyverno-from-cluster --gatekeeper-from-cluster --admission-policies-from-cluster   # what the cluster would say, before commit"
     )]
     Check {
         /// Files or directories with manifests.
@@ -256,6 +256,13 @@ enum PolicyCommand {
         /// validate rules (a policy that does not load is named on stderr and left out).
         #[arg(long)]
         kyverno_from_cluster: bool,
+        /// Also check with the ValidatingAdmissionPolicies and their bindings kept in a
+        /// cluster (with the param objects they name), as its API server would admit the
+        /// manifests, and with Kyverno's ValidatingPolicies and their PolicyExceptions
+        /// (policies.kyverno.io) there (one that does not load is named on stderr and
+        /// left out).
+        #[arg(long)]
+        admission_policies_from_cluster: bool,
         /// The kubeconfig of that cluster (default: as kubectl finds it: KUBECONFIG,
         /// ~/.kube/config, in-cluster).
         #[arg(long, value_name = "FILE")]
@@ -326,6 +333,12 @@ enum PolicyCommand {
         /// load is named on stderr and left out).
         #[arg(long)]
         kyverno_from_cluster: bool,
+        /// Also check with the ValidatingAdmissionPolicies and their bindings kept in
+        /// the cluster (with the param objects they name), which the API server applies
+        /// only to what is admitted after them, and with Kyverno's ValidatingPolicies
+        /// there (those with background scans enabled), as its background scans do.
+        #[arg(long)]
+        admission_policies_from_cluster: bool,
         #[command(flatten)]
         flags: policy::PolicyFlags,
     },
@@ -513,6 +526,7 @@ fn main() -> std::process::ExitCode {
             flags,
             gatekeeper_from_cluster,
             kyverno_from_cluster,
+            admission_policies_from_cluster,
             kubeconfig,
         }) => policy::check(
             paths,
@@ -521,6 +535,7 @@ fn main() -> std::process::ExitCode {
                 kubeconfig: kubeconfig.as_ref(),
                 gatekeeper: *gatekeeper_from_cluster,
                 kyverno: *kyverno_from_cluster,
+                admission_policies: *admission_policies_from_cluster,
             },
             &out,
         ),
@@ -535,6 +550,7 @@ fn main() -> std::process::ExitCode {
             gatekeeper_from_cluster,
             write_constraint_status,
             kyverno_from_cluster,
+            admission_policies_from_cluster,
             flags,
         }) => policy_audit::audit(
             &flags.options(),
@@ -549,6 +565,7 @@ fn main() -> std::process::ExitCode {
                 gatekeeper_from_cluster: *gatekeeper_from_cluster,
                 write_constraint_status: *write_constraint_status,
                 kyverno_from_cluster: *kyverno_from_cluster,
+                admission_policies_from_cluster: *admission_policies_from_cluster,
             },
             &out,
         ),

@@ -452,6 +452,8 @@ pub struct FromCluster<'a> {
     pub gatekeeper: bool,
     /// `--kyverno-from-cluster`.
     pub kyverno: bool,
+    /// `--admission-policies-from-cluster`.
+    pub admission_policies: bool,
 }
 
 /// What `policy check` read from the cluster.
@@ -460,11 +462,12 @@ struct ClusterSide {
     /// kinds its Config syncs.
     gatekeeper: Option<(RegoPolicy, Vec<Object>)>,
     kyverno: Option<KyvernoPolicy>,
+    admission_policies: Option<CelPolicy>,
 }
 
 impl FromCluster<'_> {
     fn any(&self) -> bool {
-        self.gatekeeper || self.kyverno
+        self.gatekeeper || self.kyverno || self.admission_policies
     }
 
     /// Read the policies the flags ask for, and what Gatekeeper's sync would replicate.
@@ -480,6 +483,7 @@ impl FromCluster<'_> {
             let mut side = ClusterSide {
                 gatekeeper: None,
                 kyverno: None,
+                admission_policies: None,
             };
             if self.gatekeeper {
                 let loaded = idp_policy::rego::cluster::ClusterPolicies::read(&cluster)
@@ -514,6 +518,13 @@ impl FromCluster<'_> {
                     .load_into(KyvernoPolicy::new("kyverno-cluster"));
                 crate::policy_audit::say_left_out("Kyverno", &loaded.skipped);
                 side.kyverno = Some(loaded.policy);
+            }
+            if self.admission_policies {
+                let loaded = idp_policy::cel::cluster::ClusterPolicies::read(&cluster)
+                    .await?
+                    .load_into(CelPolicy::new("admission-policies-cluster"));
+                crate::policy_audit::say_left_out("admission", &loaded.skipped);
+                side.admission_policies = Some(loaded.policy);
             }
             Ok(side)
         })
@@ -564,6 +575,9 @@ pub fn check(
         if let Some(kyverno) = cluster.kyverno {
             // As at admission: the mutate rules first.
             set.push(Arc::new(kyverno), PolicyOptions::new());
+        }
+        if let Some(cel) = cluster.admission_policies {
+            set.push(Arc::new(cel), PolicyOptions::new());
         }
     }
     let ctx = PolicyContext::new();

@@ -8,6 +8,7 @@ use idp_core::{Object, PolicyContext};
 use idp_policy::PolicyOptions;
 use idp_policy::PolicySet;
 use idp_policy::audit::{Audit, KindListing, Listing, REPORT_INVENTORY, publish_reports};
+use idp_policy::cel::CelPolicy;
 use idp_policy::kyverno::{KyvernoPolicy, ValidateRules};
 use idp_policy::policy_report::{PolicyReport, PolicyReports};
 use idp_policy::rego::RegoPolicy;
@@ -43,6 +44,8 @@ pub struct AuditOptions<'a> {
     pub write_constraint_status: bool,
     /// `--kyverno-from-cluster`.
     pub kyverno_from_cluster: bool,
+    /// `--admission-policies-from-cluster`.
+    pub admission_policies_from_cluster: bool,
 }
 
 /// One object with findings: the row of `policy check` without file and document.
@@ -168,7 +171,18 @@ pub fn audit(
         } else {
             None
         };
-        let only_cluster = check.names_no_policy() && (from_cluster.is_some() || kyverno.is_some());
+        // The CEL admission policies kept in the cluster, as background scans run them.
+        let admission_policies = if options.admission_policies_from_cluster {
+            let loaded = idp_policy::cel::cluster::ClusterPolicies::read(&cluster)
+                .await?
+                .load_into(CelPolicy::new("admission-policies-cluster"));
+            say_left_out("admission", &loaded.skipped);
+            Some(Arc::new(loaded.policy.for_background()))
+        } else {
+            None
+        };
+        let only_cluster = check.names_no_policy()
+            && (from_cluster.is_some() || kyverno.is_some() || admission_policies.is_some());
         // The policies the flags ask for, with those kept in the cluster.
         let policy_set = |inventory: &[&Object]| -> Result<idp_policy::PolicySet, Failure> {
             let mut set = if only_cluster {
@@ -179,6 +193,9 @@ pub fn audit(
             };
             if let Some(kyverno) = &kyverno {
                 set.push(kyverno.clone(), PolicyOptions::new());
+            }
+            if let Some(cel) = &admission_policies {
+                set.push(cel.clone(), PolicyOptions::new());
             }
             Ok(set)
         };
