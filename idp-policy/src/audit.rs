@@ -557,6 +557,28 @@ pub(crate) async fn list_served(cluster: &Cluster, kind: GroupKind) -> Result<Ve
     }
 }
 
+/// Add policy objects read from a cluster one by one with `add`. Those it refuses are
+/// logged (`engine` says whose policies they are) and returned as (`Kind ns/name`,
+/// error), so that one broken policy does not keep the others from applying.
+pub(crate) fn add_each<'a>(
+    engine: &str,
+    objects: impl IntoIterator<Item = &'a Object>,
+    mut add: impl FnMut(&'a Object) -> Result<()>,
+) -> Vec<(String, Error)> {
+    let mut skipped = Vec::new();
+    for object in objects {
+        if let Err(e) = add(object) {
+            let what = match object.namespace() {
+                Some(ns) => format!("{} {ns}/{}", object.kind(), object.name()),
+                None => format!("{} {}", object.kind(), object.name()),
+            };
+            tracing::warn!(engine, %what, error = %e.report(), "a policy in the cluster does not load; it is left out");
+            skipped.push((what, e));
+        }
+    }
+    skipped
+}
+
 /// Whether `object`'s controller (its `ownerReferences` entry with `controller: true`)
 /// is of one of these group-kinds.
 fn controlled_by(object: &Object, kinds: &[(&str, &str)]) -> bool {

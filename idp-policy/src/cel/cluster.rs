@@ -38,7 +38,7 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use super::{ADMISSION_GROUP, CelPolicy, kyverno};
-use crate::audit::list_served;
+use crate::audit::{add_each, list_served};
 use crate::names::split_api_version;
 
 /// The CEL admission policies read from a cluster.
@@ -155,23 +155,15 @@ impl ClusterPolicies {
     /// assert!(loaded.policy.policies().is_empty());
     /// ```
     pub fn load_into(&self, mut policy: CelPolicy) -> Loaded {
-        let mut skipped = Vec::new();
         let all = self
             .params
             .iter()
             .chain(&self.policies)
             .chain(&self.bindings)
             .chain(&self.exceptions);
-        for object in all {
-            if let Err(e) = policy.add_object(object.clone()) {
-                let what = match object.namespace() {
-                    Some(ns) => format!("{} {ns}/{}", object.kind(), object.name()),
-                    None => format!("{} {}", object.kind(), object.name()),
-                };
-                tracing::warn!(%what, error = %e.report(), "a CEL admission policy in the cluster does not load; it is left out");
-                skipped.push((what, e));
-            }
-        }
+        let skipped = add_each("CEL admission", all, |object| {
+            policy.add_object(object.clone())
+        });
         Loaded { policy, skipped }
     }
 }

@@ -40,7 +40,7 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use super::{GROUP, KyvernoPolicy};
-use crate::audit::list_served;
+use crate::audit::{add_each, list_served};
 
 /// The Kyverno policies read from a cluster.
 ///
@@ -187,27 +187,18 @@ impl ClusterPolicies {
     /// assert!(loaded.policy.rules().is_empty());
     /// ```
     pub fn load_into(&self, mut policy: KyvernoPolicy) -> Loaded {
-        let mut skipped = Vec::new();
         // The ConfigMaps first: the policies' context entries read them.
-        for object in self
+        let all = self
             .config_maps
             .iter()
             .chain(&self.policies)
-            .chain(&self.exceptions)
-        {
+            .chain(&self.exceptions);
+        let skipped = add_each("Kyverno", all, |object| {
             // JSON is YAML: each object is one document.
-            let loaded = serde_json::to_string(&object.to_value())
+            serde_json::to_string(&object.to_value())
                 .map_err(|e| Error::internal("a cluster object does not serialize").with_source(e))
-                .and_then(|text| policy.add_yaml(&text, None));
-            if let Err(e) = loaded {
-                let what = match object.namespace() {
-                    Some(ns) => format!("{} {ns}/{}", object.kind(), object.name()),
-                    None => format!("{} {}", object.kind(), object.name()),
-                };
-                tracing::warn!(%what, error = %e.report(), "a Kyverno policy in the cluster does not load; it is left out");
-                skipped.push((what, e));
-            }
-        }
+                .and_then(|text| policy.add_yaml(&text, None))
+        });
         Loaded { policy, skipped }
     }
 }
