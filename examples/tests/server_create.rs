@@ -1954,6 +1954,114 @@ async fn the_periodic_audit_scans_with_the_admission_policies_kept_in_the_cluste
     }
 }
 
+/// `policy.gatekeeperSync.fromCluster`: an AssignMetadata applied to the cluster joins
+/// the mutating webhook at the next sync, with a Gatekeeper Config's mutation exclusions;
+/// deleted, it stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gatekeeper_mutators_kept_in_the_cluster_mutate_at_admission() {
+    use base64::Engine as _;
+    let mut config = Config::default();
+    config.policy.guardrails = false;
+    config.policy.gatekeeper_sync =
+        Some(serde_saphyr::from_str("fromCluster: true\nintervalSeconds: 1\n").unwrap());
+    let h = harness_with(config, std::path::Path::to_path_buf).await;
+    let client = h.cluster().await;
+    create_crds(&client, idp_testkit::gatekeeper_crds(&[])).await;
+    create_crds(&client, idp_testkit::gatekeeper_mutation_crds()).await;
+    dynamic(&client, "v1", "Namespace", None)
+        .create(
+            &kube::api::PostParams::default(),
+            &serde_json::from_value(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "gatekeeper-system"}}))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    dynamic(&client, "config.gatekeeper.sh/v1alpha1", "Config", Some("gatekeeper-system"))
+        .create(
+            &kube::api::PostParams::default(),
+            &serde_json::from_value(json!({"apiVersion": "config.gatekeeper.sh/v1alpha1", "kind": "Config",
+                "metadata": {"name": "config", "namespace": "gatekeeper-system"},
+                "spec": {"match": [{"excludedNamespaces": ["lab"], "processes": ["mutation-webhook"]}]}}))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    // Gatekeeper's plural is the lower-cased kind, not kube's guess.
+    let assigns: kube::Api<kube::api::DynamicObject> = kube::Api::all_with(
+        client.clone(),
+        &kube::discovery::ApiResource {
+            group: "mutations.gatekeeper.sh".into(),
+            version: "v1".into(),
+            api_version: "mutations.gatekeeper.sh/v1".into(),
+            kind: "AssignMetadata".into(),
+            plural: "assignmetadata".into(),
+        },
+    );
+    assigns
+        .create(
+            &kube::api::PostParams::default(),
+            &serde_json::from_value(
+                json!({"apiVersion": "mutations.gatekeeper.sh/v1", "kind": "AssignMetadata",
+                "metadata": {"name": "owner"},
+                "spec": {"location": "metadata.annotations.owner",
+                    "parameters": {"assign": {"value": "platform"}}}}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let config_map = |ns: &str| {
+        let mut r = review(&json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "settings", "namespace": ns}}));
+        r["request"]["namespace"] = json!(ns);
+        r
+    };
+    let patch_of = |review: &Value| {
+        review["response"]["patch"].as_str().map(|p| {
+            String::from_utf8(base64::engine::general_purpose::STANDARD.decode(p).unwrap()).unwrap()
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mutated = h
+            .post_json("/admission/mutate", &config_map("shop"))
+            .await
+            .json();
+        if patch_of(&mutated).is_some_and(|p| p.contains("\"owner\":\"platform\"")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never applied: {mutated}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The Config leaves lab alone.
+    let lab = h
+        .post_json("/admission/mutate", &config_map("lab"))
+        .await
+        .json();
+    assert!(
+        !patch_of(&lab).is_some_and(|p| p.contains("owner")),
+        "{lab}"
+    );
+
+    assigns
+        .delete("owner", &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mutated = h
+            .post_json("/admission/mutate", &config_map("shop"))
+            .await
+            .json();
+        if !patch_of(&mutated).is_some_and(|p| p.contains("owner")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never removed: {mutated}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    h.server.shutdown().await.unwrap();
+}
+
 /// `policy.kyvernoSync.fromCluster`: a ClusterPolicy applied to the cluster validates at
 /// the check route and the validating webhook and mutates at the mutating webhook, from
 /// the next rebuild on; deleted, it stops. The audit runs the synced set instead of

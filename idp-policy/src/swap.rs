@@ -12,8 +12,8 @@ use idp_core::{Object, Policy, PolicyContext, Result, Violation};
 /// evaluation on; an evaluation under way finishes with the policy it started with.
 ///
 /// The name is the one given at creation, whatever replaces the policy. When the policy
-/// also mutates (a Kyverno set's mutate rules), the `Swappable` is a [`Mutation`] as
-/// well, and mutates with the policy in place at the time.
+/// mutates (a Kyverno set's mutate rules, Gatekeeper's mutators), the `Swappable` is a
+/// [`Mutation`] as well, and mutates with the one in place at the time.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -34,7 +34,7 @@ pub struct Swappable<P> {
     current: RwLock<Arc<P>>,
 }
 
-impl<P: Policy> Swappable<P> {
+impl<P> Swappable<P> {
     /// `policy`, under `name`.
     ///
     /// ```
@@ -74,7 +74,7 @@ impl<P: Policy> Swappable<P> {
     }
 }
 
-impl<P: Policy> fmt::Debug for Swappable<P> {
+impl<P: fmt::Debug> fmt::Debug for Swappable<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Swappable")
             .field("name", &self.name)
@@ -113,7 +113,7 @@ impl<P: Policy> Policy for Swappable<P> {
 /// assert!(Mutation::mutate(shared.as_ref(), &mut cm, &ctx).unwrap());
 /// assert_eq!(cm.labels().get("team").map(String::as_str), Some("b"));
 /// ```
-impl<P: Policy + Mutation> Mutation for Swappable<P> {
+impl<P: Mutation> Mutation for Swappable<P> {
     fn name(&self) -> &str {
         &self.name
     }

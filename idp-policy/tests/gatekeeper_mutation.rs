@@ -218,3 +218,54 @@ fn invalid_mutators_are_refused_naming_file_mutator_and_field() {
         "{err}"
     );
 }
+
+/// Mutators kept in a cluster (`mutation::cluster`), read through the real kube client
+/// from idp-testkit's API server: a broken one left out, `namespaceSelector` matched
+/// against the cluster's Namespaces, applied after the mutators of files.
+#[tokio::test]
+async fn mutators_kept_in_the_cluster_are_read_and_applied() {
+    use idp_policy::gatekeeper::mutation::cluster::ClusterMutators;
+    let c = idp_testkit::FakeCluster::builder()
+        .rollout_simulation(false)
+        .start()
+        .await
+        .unwrap();
+    for crd in idp_testkit::gatekeeper_mutation_crds() {
+        c.create(crd).await.unwrap();
+    }
+    for object in [
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop", "labels": {"tier": "web"}}}),
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "lab"}}),
+        json!({"apiVersion": "mutations.gatekeeper.sh/v1", "kind": "AssignMetadata",
+            "metadata": {"name": "web-tier"},
+            "spec": {"match": {"namespaceSelector": {"matchLabels": {"tier": "web"}}},
+                "location": "metadata.labels.tier",
+                "parameters": {"assign": {"value": "web"}}}}),
+        // No applyTo: Gatekeeper refuses an Assign without one.
+        json!({"apiVersion": "mutations.gatekeeper.sh/v1", "kind": "Assign",
+            "metadata": {"name": "broken"},
+            "spec": {"location": "spec.containers[name:*].imagePullPolicy",
+                "parameters": {"assign": {"value": "Always"}}}}),
+    ] {
+        c.create(object).await.unwrap();
+    }
+    let found = ClusterMutators::read(&idp_core::cluster::Cluster::new(c.client()))
+        .await
+        .unwrap();
+    assert_eq!(found.mutators.len(), 2);
+    let loaded = found.load_into(mutators());
+    assert_eq!(loaded.skipped.len(), 1, "{:?}", loaded.skipped);
+    assert_eq!(loaded.skipped[0].0, "Assign broken");
+    assert!(
+        loaded
+            .mutators
+            .mutators()
+            .contains(&"AssignMetadata/web-tier".to_owned()),
+        "{:?}",
+        loaded.mutators.mutators()
+    );
+    let (_, shop) = mutated(&loaded.mutators, &pod(Some("shop"), containers()));
+    assert_eq!(shop["metadata"]["labels"]["tier"], "web", "{shop}");
+    let (_, lab) = mutated(&loaded.mutators, &pod(Some("lab"), containers()));
+    assert!(lab["metadata"]["labels"].get("tier").is_none(), "{lab}");
+}

@@ -690,6 +690,36 @@ pub fn kyverno_crds() -> [serde_json::Value; 3] {
     ]
 }
 
+/// The CRDs of Gatekeeper's mutators (`mutations.gatekeeper.sh/v1`): `Assign`,
+/// `AssignImage`, `AssignMetadata` and `ModifySet`, cluster-scoped, as [`minimal_crd`]s.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> idp_core::Result<()> {
+/// let c = idp_testkit::FakeCluster::start().await?;
+/// for crd in idp_testkit::gatekeeper_mutation_crds() {
+///     c.create(crd).await?;
+/// }
+/// # Ok(()) }
+/// ```
+pub fn gatekeeper_mutation_crds() -> [serde_json::Value; 4] {
+    let crd = |kind: &str| {
+        minimal_crd(
+            "mutations.gatekeeper.sh",
+            "v1",
+            kind,
+            &kind.to_ascii_lowercase(),
+            false,
+        )
+    };
+    [
+        crd("Assign"),
+        crd("AssignImage"),
+        crd("AssignMetadata"),
+        crd("ModifySet"),
+    ]
+}
+
 /// The CRDs of Kyverno's CEL policies (`policies.kyverno.io/v1`): `ValidatingPolicy`
 /// (cluster-scoped), `NamespacedValidatingPolicy` and `PolicyException` (namespaced), as
 /// [`minimal_crd`]s.

@@ -76,8 +76,8 @@ mod table;
 mod watch;
 
 pub use cluster::{
-    FakeCluster, FakeClusterBuilder, gatekeeper_crds, kyverno_cel_crds, kyverno_crds, minimal_crd,
-    policy_report_crds,
+    FakeCluster, FakeClusterBuilder, gatekeeper_crds, gatekeeper_mutation_crds, kyverno_cel_crds,
+    kyverno_crds, minimal_crd, policy_report_crds,
 };
 pub use faults::{Fault, FaultAction, FaultId, Faults};
 pub use kubeconfig::kubeconfig_yaml;

@@ -196,7 +196,9 @@ pub struct GatekeeperSyncConfig {
     /// the `Config` named `config` (default false). They apply with the
     /// `policy.gatekeeper` files, and the audit (`policy.audit`) writes its findings
     /// into those constraints' `status` (`totalViolations`, `violations`,
-    /// `auditTimestamp`), as Gatekeeper's audit does.
+    /// `auditTimestamp`), as Gatekeeper's audit does. The mutators kept in the cluster
+    /// (`Assign`, `AssignMetadata`, `ModifySet`, `AssignImage`) join those of
+    /// `policy.gatekeeperMutators` at the mutating webhook and in the deployments.
     #[serde(default)]
     pub from_cluster: bool,
 }

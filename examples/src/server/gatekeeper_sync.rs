@@ -12,7 +12,11 @@
 //! template's kind, and the `Config` named `config` (whose `syncOnly` kinds are synced
 //! when `kinds` names none). A template that does not compile is logged and left out
 //! with its constraints; the others still apply. The constraints read are kept in the
-//! state, for the audit to write its findings into their `status`.
+//! state, for the audit to write its findings into their `status`. The mutators kept in
+//! the cluster (`Assign`, `AssignMetadata`, `ModifySet`, `AssignImage`) are read too and
+//! join those of `policy.gatekeeperMutators` at the mutating webhook and in the
+//! deployments, with the `Config`'s mutation exclusions (a mutator that does not load is
+//! logged and left out).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,6 +25,8 @@ use std::time::Duration;
 use idp_core::cluster::{Cluster, GroupKind};
 use idp_policy::Swappable;
 use idp_policy::audit::Audit;
+use idp_policy::gatekeeper::mutation::GatekeeperMutators;
+use idp_policy::gatekeeper::mutation::cluster::ClusterMutators;
 use idp_policy::rego::RegoPolicy;
 use idp_policy::rego::cluster::{ClusterPolicies, ConstraintRef};
 use tokio::sync::watch;
@@ -38,6 +44,9 @@ pub(crate) struct Planned {
     files: Vec<PathBuf>,
     /// Whether the Gatekeeper policies kept in the cluster are read too.
     from_cluster: bool,
+    /// The `policy.gatekeeperMutators` files, read again for each rebuild of the
+    /// mutators (with `from_cluster`).
+    mutator_files: Vec<PathBuf>,
 }
 
 /// Check `config`: every kind parses. The kinds are those of `config`, or else
@@ -47,6 +56,7 @@ pub(crate) struct Planned {
 pub(crate) fn plan(
     config: &GatekeeperSyncConfig,
     files: &[PathBuf],
+    mutator_files: &[PathBuf],
     sync_only: &[GroupKind],
 ) -> idp_core::Result<Planned> {
     let mut kinds =
@@ -64,7 +74,24 @@ pub(crate) fn plan(
         every: Duration::from_secs(config.interval_seconds.max(1)),
         files: files.to_vec(),
         from_cluster: config.from_cluster,
+        mutator_files: mutator_files.to_vec(),
     })
+}
+
+/// The Gatekeeper mutators of `files`, one after the other. An error names the field and
+/// the file.
+pub(crate) fn load_mutator_files(files: &[PathBuf]) -> idp_core::Result<GatekeeperMutators> {
+    let mut mutators = GatekeeperMutators::new("gatekeeper");
+    for path in files {
+        let text = crate::server::read_policy_file("policy.gatekeeperMutators", path)?;
+        mutators.add_yaml(&text, Some(path)).map_err(|e| {
+            e.context(format_args!(
+                "policy.gatekeeperMutators: {}",
+                path.display()
+            ))
+        })?;
+    }
+    Ok(mutators)
 }
 
 /// Sync now and every interval after, until `stop` turns true. The set is replaced in
@@ -114,6 +141,11 @@ async fn once(state: &AppState, policies: &[Arc<Swappable<RegoPolicy>>; 2], plan
             return;
         }
     };
+    if planned.from_cluster
+        && let Some(shared) = state.gatekeeper_mutators.get()
+    {
+        sync_mutators(&cluster, shared, &set, &planned.mutator_files).await;
+    }
     // The kinds named in idp.yaml, or else the syncOnly of the set's Config (the
     // files', or the cluster's).
     let kinds = if planned.kinds.is_empty() {
@@ -157,6 +189,40 @@ async fn once(state: &AppState, policies: &[Arc<Swappable<RegoPolicy>>; 2], plan
             tracing::warn!(error = %e.report(), "Gatekeeper sync could not give the templates their inventory; it stays as it was");
         }
     }
+}
+
+/// Rebuild the mutators: those of `files` and those kept in the cluster, with the
+/// `Config` of `set` (the files' or the cluster's). A failure keeps them as they were.
+async fn sync_mutators(
+    cluster: &Cluster,
+    shared: &Swappable<GatekeeperMutators>,
+    set: &RegoPolicy,
+    files: &[PathBuf],
+) {
+    let found = match ClusterMutators::read(cluster).await {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(error = %e.report(), "Gatekeeper sync could not read the mutators in the cluster; they stay as they were");
+            return;
+        }
+    };
+    let mut mutators = match load_mutator_files(files) {
+        Ok(mutators) => mutators,
+        Err(e) => {
+            tracing::warn!(error = %e.report(), "Gatekeeper sync could not load the mutator files; the mutators stay as they were");
+            return;
+        }
+    };
+    if let Some(config) = set.gatekeeper_config() {
+        mutators.use_config(config.clone());
+    }
+    let loaded = found.load_into(mutators);
+    tracing::debug!(
+        mutators = loaded.mutators.mutators().len(),
+        left_out = loaded.skipped.len(),
+        "Gatekeeper mutators synced"
+    );
+    shared.replace(loaded.mutators);
 }
 
 /// The Gatekeeper set of `files` and of the policies read from the cluster, without

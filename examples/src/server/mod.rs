@@ -359,18 +359,14 @@ pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
             .kyverno
             .set(Arc::new(idp_policy::Swappable::new("kyverno", kyverno)));
     }
+    let gatekeeper_from_cluster = config
+        .policy
+        .gatekeeper_sync
+        .as_ref()
+        .is_some_and(|s| s.from_cluster);
     let mut mutators = None;
-    if !config.policy.gatekeeper_mutators.is_empty() {
-        let mut loaded = idp_policy::gatekeeper::mutation::GatekeeperMutators::new("gatekeeper");
-        for path in &config.policy.gatekeeper_mutators {
-            let text = read_policy_file("policy.gatekeeperMutators", path)?;
-            loaded.add_yaml(&text, Some(path)).map_err(|e| {
-                e.context(format_args!(
-                    "policy.gatekeeperMutators: {}",
-                    path.display()
-                ))
-            })?;
-        }
+    if !config.policy.gatekeeper_mutators.is_empty() || gatekeeper_from_cluster {
+        let loaded = gatekeeper_sync::load_mutator_files(&config.policy.gatekeeper_mutators)?;
         tracing::info!(
             mutators = loaded.mutators().len(),
             "Gatekeeper mutators loaded"
@@ -384,7 +380,11 @@ pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
         if let Some(gatekeeper_config) = &files.gatekeeper_config {
             mutators.use_config(gatekeeper_config.clone());
         }
-        let _ = state.gatekeeper_mutators.set(Arc::new(mutators));
+        // Shared as one Swappable, which the Gatekeeper sync replaces when it reads the
+        // mutators kept in the cluster.
+        let _ = state
+            .gatekeeper_mutators
+            .set(Arc::new(idp_policy::Swappable::new("gatekeeper", mutators)));
     }
     let _ = state.policy_files.set(files.all);
     let _ = state.audit_files.set(files.audit);
@@ -401,6 +401,7 @@ pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
             gatekeeper_sync::plan(
                 &config.policy.gatekeeper_sync.clone().unwrap_or_default(),
                 &config.policy.gatekeeper,
+                &config.policy.gatekeeper_mutators,
                 files
                     .gatekeeper_config
                     .as_ref()

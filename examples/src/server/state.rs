@@ -137,7 +137,10 @@ pub struct AppState {
     /// place, for every holder.
     pub kyverno: OnceLock<Arc<idp_policy::Swappable<idp_policy::kyverno::KyvernoPolicy>>>,
     /// The Gatekeeper mutators of `policy.gatekeeperMutators`, once loaded.
-    pub gatekeeper_mutators: OnceLock<Arc<idp_policy::gatekeeper::mutation::GatekeeperMutators>>,
+    /// With `policy.gatekeeperSync.fromCluster`, the sync replaces the set in place with
+    /// the files' mutators and those kept in the cluster, for every holder.
+    pub gatekeeper_mutators:
+        OnceLock<Arc<idp_policy::Swappable<idp_policy::gatekeeper::mutation::GatekeeperMutators>>>,
     /// The policies of `policy.gatekeeper`, `policy.rego` and `policy.admissionPolicies`,
     /// once loaded.
     pub policy_files: OnceLock<Vec<Arc<dyn idp_core::Policy>>>,

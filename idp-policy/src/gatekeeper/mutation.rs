@@ -84,6 +84,7 @@
 //! assert!(!mutators.mutate(&mut pod, &PolicyContext::new()).unwrap());
 //! ```
 
+pub mod cluster;
 mod image;
 mod path;
 

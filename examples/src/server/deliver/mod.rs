@@ -229,7 +229,8 @@ pub struct LoadedPolicies {
     /// `policy.kyverno`, as `policy.kyvernoSync` keeps it up to date.
     pub kyverno: Option<Arc<idp_policy::Swappable<idp_policy::kyverno::KyvernoPolicy>>>,
     /// `policy.gatekeeperMutators`.
-    pub gatekeeper_mutators: Option<Arc<idp_policy::gatekeeper::mutation::GatekeeperMutators>>,
+    pub gatekeeper_mutators:
+        Option<Arc<idp_policy::Swappable<idp_policy::gatekeeper::mutation::GatekeeperMutators>>>,
     /// `policy.gatekeeper`, `policy.rego` and `policy.admissionPolicies`.
     pub files: Vec<Arc<dyn idp_core::Policy>>,
 }
