@@ -840,3 +840,74 @@ async fn admission_policies_kept_in_the_cluster_check_manifests_and_audit_what_r
     assert_eq!(summary["denied"], 1, "{summary:#}");
     assert_eq!(summary["findings"][0]["name"], "web", "{summary:#}");
 }
+
+/// `policy mutate --gatekeeper-from-cluster --kyverno-from-cluster`: manifests as the
+/// cluster's mutating webhooks would make them: Gatekeeper's mutators (the namespaces
+/// its Config leaves to the webhook left alone), then Kyverno's mutate rules.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_mutate_applies_the_mutators_kept_in_the_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, kubeconfig) = seeded(dir.path()).await;
+    for crd in idp_testkit::gatekeeper_crds(&[])
+        .into_iter()
+        .chain(idp_testkit::gatekeeper_mutation_crds())
+        .chain(idp_testkit::kyverno_crds())
+    {
+        create(&cluster, crd).await;
+    }
+    for object in [
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "gatekeeper-system"}}),
+        json!({"apiVersion": "config.gatekeeper.sh/v1alpha1", "kind": "Config",
+            "metadata": {"name": "config", "namespace": "gatekeeper-system"},
+            "spec": {"match": [{"excludedNamespaces": ["lab"], "processes": ["mutation-webhook"]}]}}),
+        json!({"apiVersion": "mutations.gatekeeper.sh/v1", "kind": "AssignMetadata",
+            "metadata": {"name": "owner"},
+            "spec": {"location": "metadata.annotations.owner",
+                "parameters": {"assign": {"value": "platform"}}}}),
+        json!({"apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy",
+            "metadata": {"name": "team"},
+            "spec": {"rules": [{"name": "default-team",
+                "match": {"any": [{"resources": {"kinds": ["ConfigMap"]}}]},
+                "mutate": {"patchStrategicMerge": {"metadata": {"labels": {"+(team)": "platform"}}}}}]}}),
+    ] {
+        create(&cluster, object).await;
+    }
+    write(
+        dir.path(),
+        "k8s/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: shop}\n---\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b, namespace: lab}\n",
+    );
+    let manifests = dir.path().join("k8s").display().to_string();
+    let out = run(args(&[
+        "policy",
+        "mutate",
+        "--kubeconfig",
+        &kubeconfig,
+        "--gatekeeper-from-cluster",
+        "--kyverno-from-cluster",
+        &manifests,
+        "--format",
+        "json",
+    ]))
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let objects = json(&out);
+    assert_eq!(
+        objects[0]["metadata"]["annotations"]["owner"], "platform",
+        "{objects:#}"
+    );
+    assert_eq!(
+        objects[0]["metadata"]["labels"]["team"], "platform",
+        "{objects:#}"
+    );
+    // lab is left to Gatekeeper's mutation webhook by its Config; Kyverno still mutates.
+    assert!(
+        objects[1]["metadata"].get("annotations").is_none(),
+        "{objects:#}"
+    );
+    assert_eq!(
+        objects[1]["metadata"]["labels"]["team"], "platform",
+        "{objects:#}"
+    );
+}

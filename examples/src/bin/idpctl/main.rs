@@ -355,7 +355,7 @@ enum PolicyCommand {
     /// A generate rule that fails is reported on stderr and the exit code is 1. Prints
     /// YAML documents (a JSON array with --format json).
     #[command(
-        after_help = "EXAMPLES:\n  idpctl policy mutate deploy.yaml\n  idpctl policy mutate k8s/ --otel-endpoint http://otel-collector.observability:4317 > mutated.yaml\n  idpctl policy mutate k8s/ --policy kyverno/add-defaults.yaml"
+        after_help = "EXAMPLES:\n  idpctl policy mutate deploy.yaml\n  idpctl policy mutate k8s/ --otel-endpoint http://otel-collector.observability:4317 > mutated.yaml\n  idpctl policy mutate k8s/ --policy kyverno/add-defaults.yaml\n  idpctl policy mutate k8s/ --gatekeeper-from-cluster --kyverno-from-cluster   # what the cluster's webhooks would make of them"
     )]
     Mutate {
         /// Files or directories with manifests.
@@ -369,6 +369,19 @@ enum PolicyCommand {
         /// whose mutators, to apply instead of the standard defaults (repeatable).
         #[arg(long = "policy", value_name = "FILE")]
         policies: Vec<PathBuf>,
+        /// Also apply the Gatekeeper mutators kept in a cluster (with the namespaces its
+        /// Config leaves to the mutation webhook left alone), as its mutating webhook
+        /// would; after those of --policy files.
+        #[arg(long)]
+        gatekeeper_from_cluster: bool,
+        /// Also apply the mutate rules of the Kyverno ClusterPolicies and Policies kept
+        /// in a cluster, as its mutating webhook would (its generate rules' objects
+        /// follow each object).
+        #[arg(long)]
+        kyverno_from_cluster: bool,
+        /// The kubeconfig of that cluster (default: as kubectl finds it).
+        #[arg(long, value_name = "FILE")]
+        kubeconfig: Option<PathBuf>,
     },
     /// Run Kyverno CLI test suites (kyverno-test.yaml) and Gatekeeper gator verify suites.
     ///
@@ -573,7 +586,21 @@ fn main() -> std::process::ExitCode {
             paths,
             otel_endpoint,
             policies,
-        }) => policy::mutate(paths, otel_endpoint.as_deref(), policies, &out),
+            gatekeeper_from_cluster,
+            kyverno_from_cluster,
+            kubeconfig,
+        }) => policy::mutate(
+            paths,
+            otel_endpoint.as_deref(),
+            policies,
+            &policy::FromCluster {
+                kubeconfig: kubeconfig.as_ref(),
+                gatekeeper: *gatekeeper_from_cluster,
+                kyverno: *kyverno_from_cluster,
+                admission_policies: false,
+            },
+            &out,
+        ),
         Command::Policy(PolicyCommand::Test { paths }) => policy_test::test(paths, &out),
     };
     match result {

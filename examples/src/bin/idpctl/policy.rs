@@ -531,6 +531,53 @@ impl FromCluster<'_> {
     }
 }
 
+/// The mutations `policy mutate` reads from the cluster: Gatekeeper's mutators (with its
+/// Config) and the Kyverno policies, as the flags ask.
+struct ClusterMutations {
+    gatekeeper: Option<GatekeeperMutators>,
+    kyverno: Option<KyvernoPolicy>,
+}
+
+impl FromCluster<'_> {
+    fn read_mutations(&self) -> Result<ClusterMutations, Failure> {
+        use idp_core::cluster::Cluster;
+        let runtime = tokio::runtime::Runtime::new()
+            .map_err(|e| Failure::io(format!("cannot start the async runtime: {e}")))?;
+        runtime.block_on(async {
+            let client =
+                idp_core::cluster::client_from_kubeconfig(self.kubeconfig.map(PathBuf::as_path))
+                    .await?;
+            let cluster = Cluster::new(client);
+            let mut found = ClusterMutations {
+                gatekeeper: None,
+                kyverno: None,
+            };
+            if self.gatekeeper {
+                let mut mutators = GatekeeperMutators::new("gatekeeper-cluster");
+                // The Config named config: the namespaces the mutation webhook leaves alone.
+                let policies = idp_policy::rego::cluster::ClusterPolicies::read(&cluster).await?;
+                if let Some(config) = policies.gatekeeper_config()? {
+                    mutators.use_config(config);
+                }
+                let loaded =
+                    idp_policy::gatekeeper::mutation::cluster::ClusterMutators::read(&cluster)
+                        .await?
+                        .load_into(mutators);
+                crate::policy_audit::say_left_out("Gatekeeper", &loaded.skipped);
+                found.gatekeeper = Some(loaded.mutators);
+            }
+            if self.kyverno {
+                let loaded = idp_policy::kyverno::cluster::ClusterPolicies::read(&cluster)
+                    .await?
+                    .load_into(KyvernoPolicy::new("kyverno-cluster"));
+                crate::policy_audit::say_left_out("Kyverno", &loaded.skipped);
+                found.kyverno = Some(loaded.policy);
+            }
+            Ok(found)
+        })
+    }
+}
+
 fn read_objects(file: &Path) -> Result<ManifestSet, Failure> {
     ManifestSet::from_file(file).map_err(Failure::from)
 }
@@ -646,12 +693,17 @@ pub fn mutate(
     paths: &[PathBuf],
     otel_endpoint: Option<&str>,
     policies: &[PathBuf],
+    from_cluster: &FromCluster<'_>,
     out: &Out,
 ) -> Result<ExitCode, Failure> {
     let mut mutations = Mutations::new();
     // The Kyverno policies, whose generate rules run on each mutated object.
-    let mut generator: Option<Arc<KyvernoPolicy>> = None;
-    if policies.is_empty() {
+    let mut generators: Vec<Arc<KyvernoPolicy>> = Vec::new();
+    let cluster = from_cluster
+        .any()
+        .then(|| from_cluster.read_mutations())
+        .transpose()?;
+    if policies.is_empty() && cluster.is_none() {
         mutations = mutations
             .with(StandardLabels::default())
             .with(DefaultResources::default());
@@ -680,14 +732,17 @@ pub fn mutate(
                 }
             }
         }
+        // The cluster's policies after the files'.
+        let (cluster_gatekeeper, cluster_kyverno) =
+            cluster.map_or((None, None), |c| (c.gatekeeper, c.kyverno));
         // Gatekeeper's mutating webhook and Kyverno's are separate; Gatekeeper's first.
-        if let Some(g) = gatekeeper {
+        for g in [gatekeeper, cluster_gatekeeper].into_iter().flatten() {
             mutations = mutations.with(g);
         }
-        if let Some(k) = kyverno {
+        for k in [kyverno, cluster_kyverno].into_iter().flatten() {
             let k = Arc::new(k);
             mutations.push(k.clone());
-            generator = Some(k);
+            generators.push(k);
         }
     }
     if let Some(endpoint) = otel_endpoint {
@@ -714,10 +769,10 @@ pub fn mutate(
                     e.report()
                 ))
             })?;
-            let generated = match &generator {
-                Some(k) => generate(k, file, &object, &ctx, &mut failed_rules)?,
-                None => Vec::new(),
-            };
+            let mut generated = Vec::new();
+            for k in &generators {
+                generated.extend(generate(k, file, &object, &ctx, &mut failed_rules)?);
+            }
             objects.push(object);
             objects.extend(generated);
         }
