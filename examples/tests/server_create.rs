@@ -2033,6 +2033,15 @@ async fn gatekeeper_mutators_kept_in_the_cluster_mutate_at_admission() {
         assert!(Instant::now() < deadline, "never applied: {mutated}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let syncs = h.get("/api/policy/sync").await.json();
+    let engines: Vec<&str> = syncs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["engine"].as_str().unwrap())
+        .collect();
+    assert_eq!(engines, ["gatekeeper", "gatekeeper-mutation"], "{syncs}");
+    assert_eq!(syncs[1]["loaded"], 1, "{syncs}");
     // The Config leaves lab alone.
     let lab = h
         .post_json("/admission/mutate", &config_map("lab"))
@@ -2160,6 +2169,59 @@ async fn kyverno_policies_kept_in_the_cluster_apply_at_admission() {
         assert!(Instant::now() < deadline, "never audited: {metrics}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+
+    // A policy that does not load is left out, and said so.
+    policies
+        .create(
+            &kube::api::PostParams::default(),
+            &serde_json::from_value(
+                json!({"apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy",
+                "metadata": {"name": "broken"}, "spec": {"rules": "none"}}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let syncs = h.get("/api/policy/sync").await.json();
+        let kyverno = syncs
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["engine"] == "kyverno")
+            .cloned()
+            .unwrap_or_default();
+        if kyverno["leftOut"][0]["object"] == "ClusterPolicy broken" {
+            assert!(kyverno["loaded"].as_u64().unwrap() >= 2, "{kyverno}");
+            assert!(kyverno["lastSuccess"].is_string(), "{kyverno}");
+            assert!(
+                kyverno["leftOut"][0]["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("rules"),
+                "{kyverno}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "never said: {syncs}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let metrics = h.get("/metrics").await.text();
+    assert!(
+        metrics.contains("idp_policy_sync_left_out{engine=\"kyverno\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("idp_policy_sync_last_success_timestamp_seconds{engine=\"kyverno\"}"),
+        "{metrics}"
+    );
+    // The good policy still applies.
+    let denied = h
+        .post_json("/admission/validate", &review(&scratch))
+        .await
+        .json();
+    assert_eq!(denied["response"]["allowed"], false, "{denied}");
 
     // Deleted from the cluster, the policy stops applying at the next rebuild.
     policies

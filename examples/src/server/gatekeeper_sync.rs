@@ -121,30 +121,74 @@ pub(crate) fn spawn(
 }
 
 async fn once(state: &AppState, policies: &[Arc<Swappable<RegoPolicy>>; 2], planned: &Planned) {
+    match rebuild(state, planned).await {
+        Ok(Rebuilt {
+            set,
+            constraints,
+            skipped,
+            objects,
+        }) => {
+            let [webhook, audit] = policies;
+            let loaded = set.constraints().len();
+            audit.replace(set.clone().for_audit());
+            webhook.replace(set);
+            tracing::debug!(
+                objects,
+                cluster_constraints = constraints.len(),
+                "Gatekeeper set synced"
+            );
+            state.set_gatekeeper_constraints(constraints);
+            state.record_sync("gatekeeper", loaded, &skipped);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e.report(), "Gatekeeper sync could not rebuild the set; it and its inventory stay as they were");
+            state.record_sync_failure("gatekeeper", &e);
+        }
+    }
+}
+
+/// The set of the files and the cluster, before its inventory.
+struct Loaded {
+    set: RegoPolicy,
+    /// The constraints read from the cluster.
+    constraints: Vec<ConstraintRef>,
+    /// What of the cluster's policies did not load.
+    skipped: Vec<(String, idp_core::Error)>,
+}
+
+/// What one sync rebuilt.
+struct Rebuilt {
+    /// The set with its inventory.
+    set: RegoPolicy,
+    /// The constraints read from the cluster.
+    constraints: Vec<ConstraintRef>,
+    /// What of the cluster's policies did not load.
+    skipped: Vec<(String, idp_core::Error)>,
+    /// Objects in the inventory.
+    objects: usize,
+}
+
+async fn rebuild(state: &AppState, planned: &Planned) -> idp_core::Result<Rebuilt> {
     // A fresh discovery each time: Gatekeeper's CRDs may have come (or gone) since.
     let cluster = Cluster::new(state.cluster.client.clone());
     let from_cluster = if planned.from_cluster {
-        match ClusterPolicies::read(&cluster).await {
-            Ok(found) => Some(found),
-            Err(e) => {
-                tracing::warn!(error = %e.report(), "Gatekeeper sync could not read the policies in the cluster; the set stays as it was");
-                return;
-            }
-        }
+        Some(
+            ClusterPolicies::read(&cluster)
+                .await
+                .map_err(|e| e.context("reading the Gatekeeper policies in the cluster"))?,
+        )
     } else {
         None
     };
-    let (set, constraints) = match load(&planned.files, from_cluster.as_ref()) {
-        Ok(loaded) => loaded,
-        Err(e) => {
-            tracing::warn!(error = %e.report(), "Gatekeeper sync could not rebuild the templates; the inventory stays as it was");
-            return;
-        }
-    };
+    let Loaded {
+        set,
+        constraints,
+        skipped,
+    } = load(&planned.files, from_cluster.as_ref())?;
     if planned.from_cluster
         && let Some(shared) = state.gatekeeper_mutators.get()
     {
-        sync_mutators(&cluster, shared, &set, &planned.mutator_files).await;
+        sync_mutators(state, &cluster, shared, &set, &planned.mutator_files).await;
     }
     // The kinds named in idp.yaml, or else the syncOnly of the set's Config (the
     // files', or the cluster's).
@@ -160,78 +204,67 @@ async fn once(state: &AppState, policies: &[Arc<Swappable<RegoPolicy>>; 2], plan
         let listing = Audit::new(cluster.clone())
             .with_kinds(kinds)
             .for_each_object(|o| objects.push(o))
-            .await;
-        let listing = match listing {
-            Ok(listing) => listing,
-            Err(e) => {
-                tracing::warn!(error = %e.report(), "Gatekeeper sync could not read the cluster; the inventory stays as it was");
-                return;
-            }
-        };
+            .await
+            .map_err(|e| e.context("reading the inventory"))?;
         if let Some(kind) = listing.failed().next() {
-            tracing::warn!(kind = %kind.kind, error = kind.error.as_deref().unwrap_or_default(), "Gatekeeper sync could not read a kind; the inventory stays as it was");
-            return;
+            return Err(idp_core::Error::unavailable(format!(
+                "cannot read the {} objects of the inventory: {}",
+                kind.kind,
+                kind.error.as_deref().unwrap_or_default()
+            )));
         }
     }
-    match set.with_inventory(objects.iter()) {
-        Ok(rebuilt) => {
-            let [webhook, audit] = policies;
-            audit.replace(rebuilt.clone().for_audit());
-            webhook.replace(rebuilt);
-            tracing::debug!(
-                objects = objects.len(),
-                cluster_constraints = constraints.len(),
-                "Gatekeeper set synced"
-            );
-            state.set_gatekeeper_constraints(constraints);
-        }
-        Err(e) => {
-            tracing::warn!(error = %e.report(), "Gatekeeper sync could not give the templates their inventory; it stays as it was");
-        }
-    }
+    let set = set
+        .with_inventory(objects.iter())
+        .map_err(|e| e.context("giving the templates their inventory"))?;
+    Ok(Rebuilt {
+        set,
+        constraints,
+        skipped,
+        objects: objects.len(),
+    })
 }
 
 /// Rebuild the mutators: those of `files` and those kept in the cluster, with the
 /// `Config` of `set` (the files' or the cluster's). A failure keeps them as they were.
 async fn sync_mutators(
+    state: &AppState,
     cluster: &Cluster,
     shared: &Swappable<GatekeeperMutators>,
     set: &RegoPolicy,
     files: &[PathBuf],
 ) {
-    let found = match ClusterMutators::read(cluster).await {
-        Ok(found) => found,
-        Err(e) => {
-            tracing::warn!(error = %e.report(), "Gatekeeper sync could not read the mutators in the cluster; they stay as they were");
-            return;
+    let rebuilt = async {
+        let found = ClusterMutators::read(cluster)
+            .await
+            .map_err(|e| e.context("reading the Gatekeeper mutators in the cluster"))?;
+        let mut mutators = load_mutator_files(files)?;
+        if let Some(config) = set.gatekeeper_config() {
+            mutators.use_config(config.clone());
         }
+        Ok::<_, idp_core::Error>(found.load_into(mutators))
     };
-    let mut mutators = match load_mutator_files(files) {
-        Ok(mutators) => mutators,
-        Err(e) => {
-            tracing::warn!(error = %e.report(), "Gatekeeper sync could not load the mutator files; the mutators stay as they were");
-            return;
+    match rebuilt.await {
+        Ok(loaded) => {
+            for (what, error) in &loaded.skipped {
+                tracing::warn!(%what, error = %error.report(), "left out of the Gatekeeper mutators read from the cluster");
+            }
+            let count = loaded.mutators.mutators().len();
+            tracing::debug!(mutators = count, "Gatekeeper mutators synced");
+            state.record_sync("gatekeeper-mutation", count, &loaded.skipped);
+            shared.replace(loaded.mutators);
         }
-    };
-    if let Some(config) = set.gatekeeper_config() {
-        mutators.use_config(config.clone());
+        Err(e) => {
+            tracing::warn!(error = %e.report(), "Gatekeeper sync could not rebuild the mutators; they stay as they were");
+            state.record_sync_failure("gatekeeper-mutation", &e);
+        }
     }
-    let loaded = found.load_into(mutators);
-    tracing::debug!(
-        mutators = loaded.mutators.mutators().len(),
-        left_out = loaded.skipped.len(),
-        "Gatekeeper mutators synced"
-    );
-    shared.replace(loaded.mutators);
 }
 
 /// The Gatekeeper set of `files` and of the policies read from the cluster, without
 /// its inventory yet (its `Config` names what to sync); and the cluster's constraints
 /// it holds.
-fn load(
-    files: &[PathBuf],
-    cluster: Option<&ClusterPolicies>,
-) -> idp_core::Result<(RegoPolicy, Vec<ConstraintRef>)> {
+fn load(files: &[PathBuf], cluster: Option<&ClusterPolicies>) -> idp_core::Result<Loaded> {
     let mut gatekeeper = RegoPolicy::new("gatekeeper");
     for path in files {
         let text = std::fs::read_to_string(path).map_err(|e| {
@@ -246,6 +279,7 @@ fn load(
             .map_err(|e| e.context(format_args!("policy.gatekeeper: {}", path.display())))?;
     }
     let mut constraints = Vec::new();
+    let mut skipped = Vec::new();
     if let Some(cluster) = cluster {
         if cluster.config.is_some() && gatekeeper.gatekeeper_config().is_some() {
             tracing::warn!(
@@ -258,6 +292,11 @@ fn load(
         }
         gatekeeper = loaded.policy;
         constraints = loaded.constraints;
+        skipped = loaded.skipped;
     }
-    Ok((gatekeeper, constraints))
+    Ok(Loaded {
+        set: gatekeeper,
+        constraints,
+        skipped,
+    })
 }

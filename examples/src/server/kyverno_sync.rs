@@ -91,36 +91,45 @@ pub(crate) fn spawn(
 }
 
 async fn once(state: &AppState, shared: &Swappable<KyvernoPolicy>, planned: &Planned) {
+    match rebuild(state, planned).await {
+        Ok((policy, skipped)) => {
+            for (what, error) in &skipped {
+                tracing::warn!(%what, error = %error.report(), "left out of the Kyverno policies read from the cluster");
+            }
+            tracing::debug!(rules = policy.rules().len(), "Kyverno set rebuilt");
+            state.record_sync("kyverno", policy.rules().len(), &skipped);
+            shared.replace(policy);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e.report(), "Kyverno sync could not rebuild the set; it stays as it was");
+            state.record_sync_failure("kyverno", &e);
+        }
+    }
+}
+
+/// The set of the files and, with `fromCluster`, of the cluster's policies; and what of
+/// those did not load.
+async fn rebuild(
+    state: &AppState,
+    planned: &Planned,
+) -> idp_core::Result<(KyvernoPolicy, Vec<(String, idp_core::Error)>)> {
     let found = if planned.from_cluster {
         // A fresh discovery each time: Kyverno's CRDs may have come (or gone) since.
         let cluster = Cluster::new(state.cluster.client.clone());
-        match ClusterPolicies::read(&cluster).await {
-            Ok(found) => Some(found),
-            Err(e) => {
-                tracing::warn!(error = %e.report(), "Kyverno sync could not read the policies in the cluster; the set stays as it was");
-                return;
-            }
-        }
+        Some(
+            ClusterPolicies::read(&cluster)
+                .await
+                .map_err(|e| e.context("reading the Kyverno policies in the cluster"))?,
+        )
     } else {
         None
     };
-    let files = match load_files(&planned.files) {
-        Ok(files) => files,
-        Err(e) => {
-            tracing::warn!(error = %e.report(), "Kyverno sync could not load the policy files; the set stays as it was");
-            return;
-        }
-    };
-    let policy = match found {
+    let files = load_files(&planned.files)?;
+    Ok(match found {
         Some(found) => {
             let loaded = found.load_into(files);
-            for (what, error) in &loaded.skipped {
-                tracing::warn!(%what, error = %error.report(), "left out of the Kyverno policies read from the cluster");
-            }
-            loaded.policy
+            (loaded.policy, loaded.skipped)
         }
-        None => files,
-    };
-    tracing::debug!(rules = policy.rules().len(), "Kyverno set rebuilt");
-    shared.replace(policy);
+        None => (files, Vec::new()),
+    })
 }

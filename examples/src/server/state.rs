@@ -65,7 +65,102 @@ pub struct AuditOutcome {
     pub runs: u64,
 }
 
+/// How the rebuilds of one engine's policies went (`GET /api/policy/sync`, the
+/// `idp_policy_sync_*` metrics): `policy.kyvernoSync`, `policy.gatekeeperSync`.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncOutcome {
+    /// `kyverno`, `gatekeeper` (templates, constraints and inventory) or
+    /// `gatekeeper-mutation`.
+    pub engine: String,
+    /// When the last rebuild finished.
+    pub last_run: jiff::Timestamp,
+    /// When the last rebuild that took effect finished.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_success: Option<jiff::Timestamp>,
+    /// Rebuilds since the start, and how many of them failed (the set then stays as it
+    /// was).
+    pub runs: u64,
+    /// Failed rebuilds since the start.
+    pub failures: u64,
+    /// Why the last rebuild failed, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Rules, constraints or mutators in place after the last rebuild that took effect.
+    pub loaded: usize,
+    /// The policies of the cluster the last rebuild that took effect left out, because
+    /// they do not load.
+    pub left_out: Vec<LeftOut>,
+}
+
+/// A policy kept in the cluster that does not load.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LeftOut {
+    /// `Kind name` or `Kind namespace/name`.
+    pub object: String,
+    /// Why.
+    pub error: String,
+}
+
 impl AppState {
+    /// Count one rebuild of `engine`'s policies that took effect: how many rules,
+    /// constraints or mutators it put in place, and the policies it left out.
+    pub fn record_sync(&self, engine: &str, loaded: usize, left_out: &[(String, idp_core::Error)]) {
+        self.update_sync(engine, |entry, now| {
+            entry.last_success = Some(now);
+            entry.error = None;
+            entry.loaded = loaded;
+            entry.left_out = left_out
+                .iter()
+                .map(|(object, error)| LeftOut {
+                    object: object.clone(),
+                    error: error.report(),
+                })
+                .collect();
+        });
+    }
+
+    /// Count one rebuild of `engine`'s policies that failed (the set stays as it was).
+    pub fn record_sync_failure(&self, engine: &str, error: &idp_core::Error) {
+        self.update_sync(engine, |entry, _| {
+            entry.failures += 1;
+            entry.error = Some(error.report());
+        });
+    }
+
+    fn update_sync(&self, engine: &str, update: impl FnOnce(&mut SyncOutcome, jiff::Timestamp)) {
+        let now = jiff::Timestamp::now();
+        let mut syncs = self
+            .syncs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = syncs
+            .entry(engine.to_owned())
+            .or_insert_with(|| SyncOutcome {
+                engine: engine.to_owned(),
+                last_run: now,
+                last_success: None,
+                runs: 0,
+                failures: 0,
+                error: None,
+                loaded: 0,
+                left_out: Vec::new(),
+            });
+        entry.last_run = now;
+        entry.runs += 1;
+        update(entry, now);
+    }
+
+    /// How each engine's rebuilds went, by engine name.
+    pub fn syncs(&self) -> Vec<SyncOutcome> {
+        self.syncs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+
     /// Keep `outcome` as the last audit's, counting it.
     pub fn record_audit(&self, mut outcome: AuditOutcome) {
         let mut last = self
@@ -158,6 +253,8 @@ pub struct AppState {
     pub audit_files: OnceLock<Vec<Arc<dyn idp_core::Policy>>>,
     /// The last periodic audit (`policy.audit`), for the metrics.
     pub last_audit: std::sync::Mutex<Option<AuditOutcome>>,
+    /// How the policy syncs went, by engine.
+    syncs: std::sync::Mutex<std::collections::BTreeMap<String, SyncOutcome>>,
     /// The cluster the server talks to.
     pub cluster: ClusterInfo,
     /// When the process started.
@@ -196,6 +293,7 @@ impl AppState {
             gatekeeper_constraints: std::sync::Mutex::new(Vec::new()),
             audit_files: OnceLock::new(),
             last_audit: std::sync::Mutex::new(None),
+            syncs: std::sync::Mutex::new(std::collections::BTreeMap::new()),
             gatekeeper_mutators: OnceLock::new(),
             cluster,
             started: Instant::now(),

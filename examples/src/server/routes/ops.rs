@@ -101,7 +101,45 @@ pub fn render_metrics(state: &AppState) -> String {
     if let Some(audit) = state.last_audit() {
         render_audit(&mut out, &audit);
     }
+    render_syncs(&mut out, &state.syncs());
     out
+}
+
+/// The `idp_policy_sync_*` metrics of `policy.kyvernoSync` and `policy.gatekeeperSync`.
+fn render_syncs(out: &mut String, syncs: &[crate::server::state::SyncOutcome]) {
+    if syncs.is_empty() {
+        return;
+    }
+    out.push_str("# HELP idp_policy_sync_runs_total Rebuilds of a synced policy set since the start, by engine and result.\n# TYPE idp_policy_sync_runs_total counter\n");
+    for s in syncs {
+        let engine = escape_label(&s.engine);
+        let _ = writeln!(
+            out,
+            "idp_policy_sync_runs_total{{engine=\"{engine}\",result=\"ok\"}} {}\nidp_policy_sync_runs_total{{engine=\"{engine}\",result=\"failed\"}} {}",
+            s.runs - s.failures,
+            s.failures
+        );
+    }
+    out.push_str("# HELP idp_policy_sync_last_success_timestamp_seconds When a rebuild of the set last took effect (Unix time).\n# TYPE idp_policy_sync_last_success_timestamp_seconds gauge\n");
+    for s in syncs {
+        if let Some(at) = s.last_success {
+            let _ = writeln!(
+                out,
+                "idp_policy_sync_last_success_timestamp_seconds{{engine=\"{}\"}} {}",
+                escape_label(&s.engine),
+                at.as_millisecond() as f64 / 1000.0
+            );
+        }
+    }
+    out.push_str("# HELP idp_policy_sync_left_out Policies kept in the cluster that the last rebuild left out because they do not load.\n# TYPE idp_policy_sync_left_out gauge\n");
+    for s in syncs {
+        let _ = writeln!(
+            out,
+            "idp_policy_sync_left_out{{engine=\"{}\"}} {}",
+            escape_label(&s.engine),
+            s.left_out.len()
+        );
+    }
 }
 
 /// The `idp_policy_audit_*` metrics of the last periodic audit (`policy.audit`).
@@ -261,6 +299,12 @@ pub const ROUTES: &[(&str, &str, &str, Option<&str>)] = &[
         "get",
         "/api/policy/audit",
         "Check what already runs in the cluster with the server's policies, as stored (kind=Kind.group, namespace=, excludeNamespace=, skipControlled=, pss=, guardrails=)",
+        None,
+    ),
+    (
+        "get",
+        "/api/policy/sync",
+        "How the rebuilds of the synced policy sets went, per engine (kyverno, gatekeeper, gatekeeper-mutation): when, what is in place, the cluster's policies left out and why, the last error",
         None,
     ),
     (

@@ -7,6 +7,8 @@
 //!
 //! `GET /api/policy/audit`: the same policies over what already runs in the server's
 //! cluster, as Gatekeeper's audit does (see `idp_policy::audit`).
+//!
+//! `GET /api/policy/sync`: how the rebuilds of the synced policy sets went.
 
 use std::sync::Arc;
 
@@ -32,6 +34,15 @@ pub fn router() -> Router<Arc<AppState>> {
     Router::new()
         .route("/api/policy/check", post(check))
         .route("/api/policy/audit", get(audit))
+        .route("/api/policy/sync", get(sync))
+}
+
+/// `GET /api/policy/sync`: how the rebuilds of the synced policy sets went
+/// (`policy.kyvernoSync`, `policy.gatekeeperSync`), one entry per engine: when, how many
+/// rules, constraints or mutators are in place, which policies kept in the cluster were
+/// left out and why, and the error of a rebuild that failed. Empty until a sync ran.
+async fn sync(State(state): State<Arc<AppState>>) -> Json<Vec<crate::server::state::SyncOutcome>> {
+    Json(state.syncs())
 }
 
 /// Largest manifest body accepted.
