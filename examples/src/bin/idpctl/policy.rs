@@ -151,14 +151,14 @@ fn looks_like_rego(text: &str) -> bool {
         .is_some_and(|l| l.starts_with("package "))
 }
 
-/// Classify a YAML policy file by the apiVersion/kind of its documents.
-fn yaml_format(path: &Path, text: &str) -> Result<PolicyFormat, Failure> {
-    // Not Kubernetes-shaped documents: the policy-set reader gives the better error.
-    let Ok(objects) = ManifestSet::parse(text.as_bytes(), Some(path)) else {
+/// Classify a YAML policy file by the apiVersion/kind of its documents (`None` when they
+/// are not Kubernetes-shaped: the policy-set reader then gives the better error).
+fn yaml_format(path: &Path, objects: Option<&ManifestSet>) -> Result<PolicyFormat, Failure> {
+    let Some(objects) = objects else {
         return Ok(PolicyFormat::PolicySet);
     };
     let mut found = None;
-    for object in &objects {
+    for object in objects {
         let group = object.api_version().rsplit_once('/').map_or("", |(g, _)| g);
         let format = match (group, object.kind()) {
             ("templates.gatekeeper.sh" | "constraints.gatekeeper.sh", _)
@@ -214,6 +214,40 @@ fn yaml_format(path: &Path, text: &str) -> Result<PolicyFormat, Failure> {
     })
 }
 
+/// A `--policy` file, read once: its text and what it holds.
+pub(crate) struct PolicyFile {
+    path: PathBuf,
+    text: String,
+    format: PolicyFormat,
+    /// Its documents, when it is YAML of Kubernetes objects.
+    objects: Option<ManifestSet>,
+}
+
+/// Read every `--policy` file and recognise what it holds, once for all the uses.
+pub(crate) fn read_policy_files(paths: &[PathBuf]) -> Result<Vec<PolicyFile>, Failure> {
+    paths
+        .iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Failure::io(format!("cannot read {}: {e}", path.display())))?;
+            let rego =
+                path.extension().and_then(|e| e.to_str()) == Some("rego") || looks_like_rego(&text);
+            let (format, objects) = if rego {
+                (PolicyFormat::Rego, None)
+            } else {
+                let objects = ManifestSet::parse(text.as_bytes(), Some(path)).ok();
+                (yaml_format(path, objects.as_ref())?, objects)
+            };
+            Ok(PolicyFile {
+                path: path.clone(),
+                text,
+                format,
+                objects,
+            })
+        })
+        .collect()
+}
+
 /// Read a `--policy` file: a Rego module, Gatekeeper templates and constraints,
 /// ValidatingAdmissionPolicies with bindings and params, Kyverno ClusterPolicies,
 /// Policies and PolicyExceptions, or an idp policy-set file. Kyverno files all go into
@@ -222,36 +256,29 @@ fn yaml_format(path: &Path, text: &str) -> Result<PolicyFormat, Failure> {
 /// Gatekeeper templates get `inventory` (the manifests being checked) as their
 /// replicated `data.inventory`.
 fn load_policy_file(
-    path: &Path,
+    file: &PolicyFile,
     inventory: &[&Object],
     kyverno: &mut Option<KyvernoPolicy>,
     gatekeeper_config: Option<&GatekeeperConfig>,
     as_stored: bool,
 ) -> Result<Option<Arc<dyn Policy>>, Failure> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Failure::io(format!("cannot read {}: {e}", path.display())))?;
+    let (path, text) = (file.path.as_path(), file.text.as_str());
     let name = path.file_stem().map_or_else(
         || path.display().to_string(),
         |s| s.to_string_lossy().into_owned(),
     );
     let failed = |e: idp_core::Error| Failure::usage(format!("{}: {}", path.display(), e.report()));
-    let format =
-        if path.extension().and_then(|e| e.to_str()) == Some("rego") || looks_like_rego(&text) {
-            PolicyFormat::Rego
-        } else {
-            yaml_format(path, &text)?
-        };
-    Ok(Some(match format {
+    Ok(Some(match file.format {
         PolicyFormat::Rego => {
             let mut policy = RegoPolicy::new(name);
             policy
-                .add_module(&path.display().to_string(), &text)
+                .add_module(&path.display().to_string(), text)
                 .map_err(failed)?;
             Arc::new(policy)
         }
         PolicyFormat::Gatekeeper => {
             let mut policy = RegoPolicy::new(name)
-                .with_gatekeeper_yaml(&text, Some(path))
+                .with_gatekeeper_yaml(text, Some(path))
                 .map_err(failed)?;
             // The Config may be in another file; it shapes the inventory, so first.
             if let Some(config) = gatekeeper_config {
@@ -271,7 +298,7 @@ fn load_policy_file(
         }
         PolicyFormat::GatekeeperConfig => return Ok(None),
         PolicyFormat::AdmissionPolicy => {
-            let cel = CelPolicy::from_yaml(name, &text, Some(path)).map_err(failed)?;
+            let cel = CelPolicy::from_yaml(name, text, Some(path)).map_err(failed)?;
             if cel.policies().is_empty() && !cel.exceptions().is_empty() {
                 return Err(Failure::usage(format!(
                     "{}: PolicyExceptions (policies.kyverno.io) but no ValidatingPolicy: an exception applies to the ValidatingPolicies of its own --policy file; put them in one file",
@@ -287,7 +314,7 @@ fn load_policy_file(
         PolicyFormat::Kyverno => {
             kyverno
                 .get_or_insert_with(|| KyvernoPolicy::new("kyverno"))
-                .add_yaml(&text, Some(path))
+                .add_yaml(text, Some(path))
                 .map_err(failed)?;
             return Ok(None);
         }
@@ -298,20 +325,21 @@ fn load_policy_file(
             )));
         }
         PolicyFormat::PolicySet => {
-            let config = PolicySetConfig::from_yaml(&text).map_err(failed)?;
+            let config = PolicySetConfig::from_yaml(text).map_err(failed)?;
             Arc::new(config.build())
         }
     }))
 }
 
-/// Build the policy set the flags ask for (`--pss baseline` when none is given);
-/// `inventory` is what referential Gatekeeper templates see of the cluster. With
+/// Build the policy set the flags ask for (`--pss baseline` when none is given), with
+/// the `--policy` files read by [`read_policy_files`]; `inventory` is what referential Gatekeeper templates see of the cluster. With
 /// `as_stored` (objects read from a cluster, admitted already), Kyverno policies run
 /// their validate rules on the objects as given, as a background scan (policies with
 /// `spec.background: false` left out); otherwise their mutate rules come first, as at
 /// admission.
 pub(crate) fn build_set(
     options: &CheckOptions<'_>,
+    files: &[PolicyFile],
     inventory: &[&Object],
     as_stored: bool,
 ) -> Result<PolicySet, Failure> {
@@ -339,8 +367,8 @@ pub(crate) fn build_set(
         }
     }
     let mut kyverno = None;
-    let gatekeeper_config = shared_gatekeeper_config(options.policies)?;
-    for file in options.policies {
+    let gatekeeper_config = shared_gatekeeper_config(files)?;
+    for file in files {
         if let Some(policy) = load_policy_file(
             file,
             inventory,
@@ -367,34 +395,29 @@ pub(crate) fn build_set(
 /// The Gatekeeper `Config` among the policy files (in a file of its own or with the
 /// templates), which applies to every Gatekeeper file: Gatekeeper reads one. A Config
 /// without any Gatekeeper templates to apply to is refused, as a mistake.
-fn shared_gatekeeper_config(policies: &[PathBuf]) -> Result<Option<GatekeeperConfig>, Failure> {
+fn shared_gatekeeper_config(files: &[PolicyFile]) -> Result<Option<GatekeeperConfig>, Failure> {
     let mut found: Option<(GatekeeperConfig, &Path)> = None;
     let mut gatekeeper_files = 0;
-    for path in policies {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Failure::io(format!("cannot read {}: {e}", path.display())))?;
-        if path.extension().and_then(|e| e.to_str()) == Some("rego") || looks_like_rego(&text) {
-            continue;
-        }
-        match yaml_format(path, &text)? {
+    for file in files {
+        match file.format {
             PolicyFormat::Gatekeeper => gatekeeper_files += 1,
             PolicyFormat::GatekeeperConfig => {}
             _ => continue,
         }
-        let Ok(objects) = ManifestSet::parse(text.as_bytes(), Some(path)) else {
+        let Some(objects) = &file.objects else {
             continue;
         };
         for object in objects.iter().filter(|o| GatekeeperConfig::is_config(o)) {
             if let Some((_, first)) = &found {
                 return Err(Failure::usage(format!(
                     "{}: a second Gatekeeper Config (the first is in {}): Gatekeeper reads one, named config; merge them",
-                    path.display(),
+                    file.path.display(),
                     first.display()
                 )));
             }
             let config =
                 GatekeeperConfig::from_object(object).map_err(|e| Failure::usage(e.report()))?;
-            found = Some((config, path));
+            found = Some((config, &file.path));
         }
     }
     if let Some((_, path)) = &found
@@ -410,17 +433,8 @@ fn shared_gatekeeper_config(policies: &[PathBuf]) -> Result<Option<GatekeeperCon
 
 /// Whether any of the policy files is a Gatekeeper file, whose templates may read
 /// `data.inventory` (the objects checked, all of them, before the first is checked).
-pub(crate) fn wants_inventory(policies: &[PathBuf]) -> Result<bool, Failure> {
-    for path in policies {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Failure::io(format!("cannot read {}: {e}", path.display())))?;
-        let rego =
-            path.extension().and_then(|e| e.to_str()) == Some("rego") || looks_like_rego(&text);
-        if !rego && yaml_format(path, &text)? == PolicyFormat::Gatekeeper {
-            return Ok(true);
-        }
-    }
-    Ok(false)
+pub(crate) fn wants_inventory(files: &[PolicyFile]) -> bool {
+    files.iter().any(|f| f.format == PolicyFormat::Gatekeeper)
 }
 
 /// The violations of one object, a line each, under its verdict line.
@@ -602,6 +616,7 @@ pub fn check(
         .map(|file| Ok((file, read_objects(file)?)))
         .collect::<Result<Vec<_>, Failure>>()?;
     let inventory: Vec<&Object> = manifests.iter().flat_map(|(_, set)| set.iter()).collect();
+    let policy_files = read_policy_files(options.policies)?;
     let cluster = from_cluster
         .any()
         .then(|| from_cluster.read())
@@ -610,7 +625,7 @@ pub fn check(
         // Only the cluster's policies were asked for.
         PolicySet::new().named("idpctl")
     } else {
-        build_set(options, &inventory, false)?
+        build_set(options, &policy_files, &inventory, false)?
     };
     if let Some(cluster) = cluster {
         if let Some((gatekeeper, synced)) = cluster.gatekeeper {
@@ -710,19 +725,18 @@ pub fn mutate(
     } else {
         let mut kyverno: Option<KyvernoPolicy> = None;
         let mut gatekeeper: Option<GatekeeperMutators> = None;
-        for path in policies {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| Failure::io(format!("cannot read {}: {e}", path.display())))?;
+        for file in read_policy_files(policies)? {
+            let (path, text) = (file.path.as_path(), file.text.as_str());
             let failed =
                 |e: idp_core::Error| Failure::usage(format!("{}: {}", path.display(), e.report()));
-            match yaml_format(path, &text)? {
+            match file.format {
                 PolicyFormat::Kyverno => kyverno
                     .get_or_insert_with(|| KyvernoPolicy::new("kyverno"))
-                    .add_yaml(&text, Some(path))
+                    .add_yaml(text, Some(path))
                     .map_err(failed)?,
                 PolicyFormat::GatekeeperMutators | PolicyFormat::GatekeeperConfig => gatekeeper
                     .get_or_insert_with(|| GatekeeperMutators::new("gatekeeper"))
-                    .add_yaml(&text, Some(path))
+                    .add_yaml(text, Some(path))
                     .map_err(failed)?,
                 _ => {
                     return Err(Failure::usage(format!(

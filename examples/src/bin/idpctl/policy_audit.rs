@@ -18,7 +18,9 @@ use serde::Serialize;
 use std::sync::Arc;
 
 use crate::output::{Color, Format, Out};
-use crate::policy::{CheckOptions, build_set, print_violations, wants_inventory};
+use crate::policy::{
+    CheckOptions, build_set, print_violations, read_policy_files, wants_inventory,
+};
 use crate::{ExitCode, Failure};
 
 /// Where and what `policy audit` reads.
@@ -130,6 +132,7 @@ pub fn audit(
                 .map_err(|e| Failure::usage(format!("--kind {k}: {}", e.report())))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let policy_files = read_policy_files(check.policies)?;
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| Failure::io(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
@@ -189,7 +192,7 @@ pub fn audit(
                 // Only the cluster's policies were asked for.
                 idp_policy::PolicySet::new().named("idpctl")
             } else {
-                build_set(check, inventory, true)?
+                build_set(check, &policy_files, inventory, true)?
             };
             if let Some(kyverno) = &kyverno {
                 set.push(kyverno.clone(), PolicyOptions::new());
@@ -205,7 +208,7 @@ pub fn audit(
                 .as_ref()
                 .map_or(&[][..], |l| l.constraints.as_slice()),
         );
-        let listing = if from_cluster.is_some() || wants_inventory(check.policies)? {
+        let listing = if from_cluster.is_some() || wants_inventory(&policy_files) {
             // Gatekeeper templates may read data.inventory: every object is read
             // before the first is checked, as Gatekeeper's audit reads its synced cache.
             let mut objects = Vec::new();
