@@ -2243,6 +2243,109 @@ async fn kyverno_policies_kept_in_the_cluster_apply_at_admission() {
     h.server.shutdown().await.unwrap();
 }
 
+/// `policy.kyvernoSync.fromCluster` also reads Kyverno's CEL ValidatingPolicies kept in
+/// the cluster (with their PolicyExceptions): they apply at the validating webhook and
+/// the check route, and the audit scans with them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kyverno_validating_policies_kept_in_the_cluster_apply_at_admission() {
+    let mut config = Config::default();
+    config.policy.guardrails = false;
+    config.policy.kyverno_sync =
+        Some(serde_saphyr::from_str("intervalSeconds: 1\nfromCluster: true\n").unwrap());
+    config.policy.audit = Some(
+        serde_saphyr::from_str("intervalSeconds: 1\nkinds: [ConfigMap]\nwriteReports: false\n")
+            .unwrap(),
+    );
+    let h = harness_with(config, std::path::Path::to_path_buf).await;
+    let client = h.cluster().await;
+    create_crds(&client, idp_testkit::kyverno_crds()).await;
+    create_crds(&client, idp_testkit::kyverno_cel_crds()).await;
+    for (api_version, kind, namespace, object) in [
+        (
+            "policies.kyverno.io/v1",
+            "ValidatingPolicy",
+            None,
+            json!({
+            "apiVersion": "policies.kyverno.io/v1", "kind": "ValidatingPolicy",
+            "metadata": {"name": "configmaps-have-an-app"},
+            "spec": {"validationActions": ["Deny"],
+                "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+                    "operations": ["CREATE", "UPDATE"], "resources": ["configmaps"]}]},
+                "validations": [{"expression": "has(object.metadata.labels) && 'app' in object.metadata.labels",
+                    "message": "an app label is required"}]}}),
+        ),
+        (
+            "policies.kyverno.io/v1",
+            "PolicyException",
+            Some("default"),
+            json!({
+            "apiVersion": "policies.kyverno.io/v1", "kind": "PolicyException",
+            "metadata": {"name": "legacy", "namespace": "default"},
+            "spec": {"policyRefs": [{"name": "configmaps-have-an-app", "kind": "ValidatingPolicy"}],
+                "matchConditions": [{"name": "legacy", "expression": "object.metadata.name == 'legacy'"}]}}),
+        ),
+        (
+            "v1",
+            "ConfigMap",
+            Some("default"),
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "bare", "namespace": "default"}}),
+        ),
+    ] {
+        dynamic(&client, api_version, kind, namespace)
+            .create(
+                &kube::api::PostParams::default(),
+                &serde_json::from_value(object).unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+    let bare = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bare", "namespace": "shop"}});
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let denied = h
+            .post_json("/admission/validate", &review(&bare))
+            .await
+            .json();
+        if denied["response"]["allowed"] == false {
+            assert!(
+                denied["response"]["status"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("an app label is required")),
+                "{denied}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "never applied: {denied}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let legacy = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "legacy", "namespace": "shop"}});
+    let allowed = h
+        .post_json("/admission/validate", &review(&legacy))
+        .await
+        .json();
+    assert_eq!(allowed["response"]["allowed"], true, "{allowed}");
+    let rows = h
+        .post_json("/api/policy/check?pss=none&guardrails=false", &bare)
+        .await
+        .json();
+    assert_eq!(
+        rows[0]["violations"][0]["policy"], "kyverno-validating-policies",
+        "{rows}"
+    );
+    // The audit finds the ConfigMap already stored without the label.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = h.get("/metrics").await.text();
+        if metrics.contains("idp_policy_audit_violations{policy=\"kyverno-validating-policies\"") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never audited: {metrics}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    h.server.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn kyverno_sync_without_files_or_cluster_stops_the_start() {
     let mut config = Config::default();

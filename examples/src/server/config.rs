@@ -233,9 +233,12 @@ pub struct KyvernoSyncConfig {
     #[serde(default = "default_sync_interval")]
     pub interval_seconds: u64,
     /// Also read the Kyverno policies and exceptions kept in the cluster at each rebuild
-    /// (default false: only the files are read again). One that does not load is logged
-    /// and left out; the others apply. A cluster that cannot be read keeps the set as it
-    /// was.
+    /// (default false: only the files are read again): `ClusterPolicy`, `Policy` and
+    /// `PolicyException` (`kyverno.io`), and the CEL `ValidatingPolicy`,
+    /// `NamespacedValidatingPolicy` and `PolicyException` (`policies.kyverno.io`), as the
+    /// set `kyverno-validating-policies`. One that does not load is logged and left out
+    /// (`GET /api/policy/sync` names it); the others apply. A cluster that cannot be read
+    /// keeps the sets as they were.
     #[serde(default)]
     pub from_cluster: bool,
 }

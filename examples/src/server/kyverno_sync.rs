@@ -1,7 +1,9 @@
 //! `policy.kyvernoSync`: the Kyverno set rebuilt every `intervalSeconds`, the
 //! `policy.kyverno` files read again and, with `fromCluster`, the `ClusterPolicy`,
 //! `Policy` and `PolicyException` objects kept in the cluster added, as Kyverno applies
-//! what its users `kubectl apply`. The rebuilt set takes the place of the old one
+//! what its users `kubectl apply`; with them, Kyverno's CEL `ValidatingPolicy`,
+//! `NamespacedValidatingPolicy` and their `PolicyException`s (`policies.kyverno.io`)
+//! there, as a set of their own beside the `policy.admissionPolicies` files. The rebuilt set takes the place of the old one
 //! ([`Swappable`]) wherever it runs: the check route, the validating webhook (its
 //! validate rules), the mutating webhook (its mutate rules), the deployments and the
 //! audit all hold the same `Swappable`.
@@ -17,6 +19,7 @@ use std::time::Duration;
 
 use idp_core::cluster::Cluster;
 use idp_policy::Swappable;
+use idp_policy::cel::CelPolicy;
 use idp_policy::kyverno::KyvernoPolicy;
 use idp_policy::kyverno::cluster::ClusterPolicies;
 use tokio::sync::watch;
@@ -25,6 +28,10 @@ use tracing::Instrument;
 
 use crate::server::config::KyvernoSyncConfig;
 use crate::server::state::AppState;
+
+/// The name of the set of Kyverno's CEL ValidatingPolicies read from the cluster (the
+/// `policy` of their violations).
+pub(crate) const VALIDATING_POLICIES: &str = "kyverno-validating-policies";
 
 /// What the sync reads, checked at start.
 #[derive(Debug)]
@@ -92,13 +99,25 @@ pub(crate) fn spawn(
 
 async fn once(state: &AppState, shared: &Swappable<KyvernoPolicy>, planned: &Planned) {
     match rebuild(state, planned).await {
-        Ok((policy, skipped)) => {
+        Ok(Rebuilt {
+            policy,
+            validating,
+            skipped,
+        }) => {
             for (what, error) in &skipped {
                 tracing::warn!(%what, error = %error.report(), "left out of the Kyverno policies read from the cluster");
             }
-            tracing::debug!(rules = policy.rules().len(), "Kyverno set rebuilt");
-            state.record_sync("kyverno", policy.rules().len(), &skipped);
+            let mut loaded = policy.rules().len();
+            tracing::debug!(rules = loaded, "Kyverno set rebuilt");
             shared.replace(policy);
+            if let (Some(validating), Some([webhook, background])) =
+                (validating, state.kyverno_validating.get())
+            {
+                loaded += validating.policies().len();
+                background.replace(validating.clone().for_background());
+                webhook.replace(validating);
+            }
+            state.record_sync("kyverno", loaded, &skipped);
         }
         Err(e) => {
             tracing::warn!(error = %e.report(), "Kyverno sync could not rebuild the set; it stays as it was");
@@ -107,29 +126,48 @@ async fn once(state: &AppState, shared: &Swappable<KyvernoPolicy>, planned: &Pla
     }
 }
 
+/// What one rebuild made.
+struct Rebuilt {
+    /// The set of the files and the cluster's `kyverno.io` policies.
+    policy: KyvernoPolicy,
+    /// The cluster's `policies.kyverno.io` ValidatingPolicies (with `fromCluster`).
+    validating: Option<CelPolicy>,
+    /// What of the cluster's policies did not load.
+    skipped: Vec<(String, idp_core::Error)>,
+}
+
 /// The set of the files and, with `fromCluster`, of the cluster's policies; and what of
 /// those did not load.
-async fn rebuild(
-    state: &AppState,
-    planned: &Planned,
-) -> idp_core::Result<(KyvernoPolicy, Vec<(String, idp_core::Error)>)> {
-    let found = if planned.from_cluster {
+async fn rebuild(state: &AppState, planned: &Planned) -> idp_core::Result<Rebuilt> {
+    let mut found = None;
+    if planned.from_cluster {
         // A fresh discovery each time: Kyverno's CRDs may have come (or gone) since.
         let cluster = Cluster::new(state.cluster.client.clone());
-        Some(
-            ClusterPolicies::read(&cluster)
-                .await
-                .map_err(|e| e.context("reading the Kyverno policies in the cluster"))?,
-        )
-    } else {
-        None
-    };
+        let policies = ClusterPolicies::read(&cluster)
+            .await
+            .map_err(|e| e.context("reading the Kyverno policies in the cluster"))?;
+        let validating = idp_policy::cel::cluster::ClusterPolicies::read_kyverno(&cluster)
+            .await
+            .map_err(|e| e.context("reading the Kyverno ValidatingPolicies in the cluster"))?;
+        found = Some((policies, validating));
+    }
     let files = load_files(&planned.files)?;
     Ok(match found {
-        Some(found) => {
-            let loaded = found.load_into(files);
-            (loaded.policy, loaded.skipped)
+        Some((policies, validating)) => {
+            let loaded = policies.load_into(files);
+            let cel = validating.load_into(CelPolicy::new(VALIDATING_POLICIES));
+            let mut skipped = loaded.skipped;
+            skipped.extend(cel.skipped);
+            Rebuilt {
+                policy: loaded.policy,
+                validating: Some(cel.policy),
+                skipped,
+            }
         }
-        None => (files, Vec::new()),
+        None => Rebuilt {
+            policy: files,
+            validating: None,
+            skipped: Vec::new(),
+        },
     })
 }

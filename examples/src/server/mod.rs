@@ -671,6 +671,22 @@ fn load_policy_files(
         audit.push(Arc::new(cel.clone().for_background()));
         out.push(Arc::new(cel));
     }
+    if config.kyverno_sync.as_ref().is_some_and(|s| s.from_cluster) {
+        // Kyverno's CEL ValidatingPolicies kept in the cluster: filled and replaced by
+        // the Kyverno sync, as the webhook runs them and as the audit does.
+        let name = kyverno_sync::VALIDATING_POLICIES;
+        let webhook = Arc::new(idp_policy::Swappable::new(
+            name,
+            idp_policy::cel::CelPolicy::new(name),
+        ));
+        let background = Arc::new(idp_policy::Swappable::new(
+            name,
+            idp_policy::cel::CelPolicy::new(name).for_background(),
+        ));
+        out.push(webhook.clone());
+        audit.push(background.clone());
+        let _ = state.kyverno_validating.set([webhook, background]);
+    }
     Ok(PolicyFiles {
         all: out,
         audit,

@@ -231,6 +231,10 @@ pub struct AppState {
     /// those kept in the cluster), once loaded; `policy.kyvernoSync` replaces the set in
     /// place, for every holder.
     pub kyverno: OnceLock<Arc<idp_policy::Swappable<idp_policy::kyverno::KyvernoPolicy>>>,
+    /// With `policy.kyvernoSync.fromCluster`, Kyverno's CEL ValidatingPolicies kept in the
+    /// cluster, as the webhook and the check route run them and as the audit does (in
+    /// `policy_files` and `audit_files`); the sync replaces both.
+    pub kyverno_validating: OnceLock<[Arc<idp_policy::Swappable<idp_policy::cel::CelPolicy>>; 2]>,
     /// The Gatekeeper mutators of `policy.gatekeeperMutators`, once loaded.
     /// With `policy.gatekeeperSync.fromCluster`, the sync replaces the set in place with
     /// the files' mutators and those kept in the cluster, for every holder.
@@ -287,6 +291,7 @@ impl AppState {
             metrics: Metrics::default(),
             policy,
             kyverno: OnceLock::new(),
+            kyverno_validating: OnceLock::new(),
             policy_files: OnceLock::new(),
             gatekeeper: OnceLock::new(),
             gatekeeper_audit: OnceLock::new(),

@@ -96,18 +96,39 @@ impl ClusterPolicies {
     /// # Ok(()) }
     /// ```
     pub async fn read(cluster: &Cluster) -> Result<Self> {
-        let span = tracing::info_span!("policy.cel.read_cluster");
+        Self::read_kinds(cluster, true).await
+    }
+
+    /// Only Kyverno's: the `ValidatingPolicy`, `NamespacedValidatingPolicy` and
+    /// `PolicyException` objects (`policies.kyverno.io`) and the `Namespace`s, for a
+    /// webhook standing in for Kyverno's (the API server applies the
+    /// ValidatingAdmissionPolicies itself).
+    ///
+    /// ```no_run
+    /// # async fn demo(cluster: idp_core::cluster::Cluster) -> idp_core::Result<()> {
+    /// let found = idp_policy::cel::cluster::ClusterPolicies::read_kyverno(&cluster).await?;
+    /// assert!(found.bindings.is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub async fn read_kyverno(cluster: &Cluster) -> Result<Self> {
+        Self::read_kinds(cluster, false).await
+    }
+
+    async fn read_kinds(cluster: &Cluster, admission_policies: bool) -> Result<Self> {
+        let span = tracing::info_span!("policy.cel.read_cluster", admission_policies);
         async {
             let mut found = Self::default();
             let list = |group: &'static str, kind: &'static str| {
                 list_served(cluster, GroupKind::new(group, kind))
             };
-            found
-                .policies
-                .extend(list(ADMISSION_GROUP, "ValidatingAdmissionPolicy").await?);
-            found
-                .bindings
-                .extend(list(ADMISSION_GROUP, "ValidatingAdmissionPolicyBinding").await?);
+            if admission_policies {
+                found
+                    .policies
+                    .extend(list(ADMISSION_GROUP, "ValidatingAdmissionPolicy").await?);
+                found
+                    .bindings
+                    .extend(list(ADMISSION_GROUP, "ValidatingAdmissionPolicyBinding").await?);
+            }
             for kind in ["ValidatingPolicy", "NamespacedValidatingPolicy"] {
                 found.policies.extend(list(kyverno::GROUP, kind).await?);
             }
