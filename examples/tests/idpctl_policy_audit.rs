@@ -681,9 +681,23 @@ async fn policy_check_asks_the_policies_kept_in_the_cluster() {
             "spec": {"sync": {"syncOnly": [{"group": "networking.k8s.io", "version": "v1", "kind": "Ingress"}]}}}),
     )
     .await;
-    for crd in idp_testkit::kyverno_crds() {
+    for crd in idp_testkit::kyverno_crds()
+        .into_iter()
+        .chain(idp_testkit::kyverno_cel_crds())
+    {
         create(&cluster, crd).await;
     }
+    create(
+        &cluster,
+        json!({"apiVersion": "policies.kyverno.io/v1", "kind": "ValidatingPolicy",
+            "metadata": {"name": "no-forbidden-names"},
+            "spec": {"validationActions": ["Deny"],
+                "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+                    "operations": ["CREATE", "UPDATE"], "resources": ["configmaps"]}]},
+                "validations": [{"expression": "object.metadata.name != 'forbidden'",
+                    "message": "that name is forbidden"}]}}),
+    )
+    .await;
     create(
         &cluster,
         json!({"apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy",
@@ -706,7 +720,8 @@ async fn policy_check_asks_the_policies_kept_in_the_cluster() {
          apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: storefront, namespace: shop}\nspec: {rules: [{host: new.example.com}]}\n---\n\
          apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: other, namespace: shop}\nspec: {rules: [{host: shop.example.com}]}\n---\n\
          apiVersion: v1\nkind: ConfigMap\nmetadata: {name: plain, namespace: shop}\n---\n\
-         apiVersion: v1\nkind: ConfigMap\nmetadata: {name: scratch, namespace: shop, labels: {team: scratch}}\n",
+         apiVersion: v1\nkind: ConfigMap\nmetadata: {name: scratch, namespace: shop, labels: {team: scratch}}\n---\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata: {name: forbidden, namespace: shop}\n",
     );
     let manifests = dir.path().join("k8s").display().to_string();
     let out = run(args(&[
@@ -739,7 +754,8 @@ async fn policy_check_asks_the_policies_kept_in_the_cluster() {
             ("storefront", true),
             ("other", true),
             ("plain", true),
-            ("scratch", false)
+            ("scratch", false),
+            ("forbidden", false)
         ],
         "{rows:#}"
     );
@@ -756,6 +772,10 @@ async fn policy_check_asks_the_policies_kept_in_the_cluster() {
     );
     assert_eq!(
         rows[4]["violations"][0]["policy"], "kyverno-cluster",
+        "{rows:#}"
+    );
+    assert_eq!(
+        rows[5]["violations"][0]["policy"], "kyverno-validating-policies",
         "{rows:#}"
     );
 

@@ -253,7 +253,8 @@ enum PolicyCommand {
         gatekeeper_from_cluster: bool,
         /// Also check with the Kyverno ClusterPolicies, Policies and PolicyExceptions
         /// kept in a cluster, as its admission webhook would: mutate rules first, then
-        /// validate rules (a policy that does not load is named on stderr and left out).
+        /// validate rules; and with its CEL ValidatingPolicies (policies.kyverno.io). A
+        /// policy that does not load is named on stderr and left out.
         #[arg(long)]
         kyverno_from_cluster: bool,
         /// Also check with the ValidatingAdmissionPolicies and their bindings kept in a
@@ -329,8 +330,8 @@ enum PolicyCommand {
         #[arg(long, requires = "gatekeeper_from_cluster")]
         write_constraint_status: bool,
         /// Also scan with the Kyverno ClusterPolicies, Policies and PolicyExceptions
-        /// kept in the cluster, as Kyverno's background scans do (a policy that does not
-        /// load is named on stderr and left out).
+        /// kept in the cluster, and its CEL ValidatingPolicies, as Kyverno's background
+        /// scans do (a policy that does not load is named on stderr and left out).
         #[arg(long)]
         kyverno_from_cluster: bool,
         /// Also check with the ValidatingAdmissionPolicies and their bindings kept in

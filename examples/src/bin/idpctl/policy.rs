@@ -533,16 +533,39 @@ impl FromCluster<'_> {
                 crate::policy_audit::say_left_out("Kyverno", &loaded.skipped);
                 side.kyverno = Some(loaded.policy);
             }
-            if self.admission_policies {
-                let loaded = idp_policy::cel::cluster::ClusterPolicies::read(&cluster)
-                    .await?
-                    .load_into(CelPolicy::new("admission-policies-cluster"));
-                crate::policy_audit::say_left_out("admission", &loaded.skipped);
-                side.admission_policies = Some(loaded.policy);
+            if let Some(loaded) = read_cel_policies(&cluster, self).await? {
+                side.admission_policies = Some(loaded);
             }
             Ok(side)
         })
     }
+}
+
+/// The CEL policies kept in the cluster that the flags ask for: with
+/// `--admission-policies-from-cluster`, the ValidatingAdmissionPolicies and Kyverno's
+/// ValidatingPolicies; with `--kyverno-from-cluster` alone, Kyverno's ValidatingPolicies
+/// (which Kyverno applies as it does its ClusterPolicies).
+pub(crate) async fn read_cel_policies(
+    cluster: &idp_core::cluster::Cluster,
+    flags: &FromCluster<'_>,
+) -> Result<Option<CelPolicy>, Failure> {
+    use idp_policy::cel::cluster::ClusterPolicies;
+    let (found, name) = if flags.admission_policies {
+        (
+            ClusterPolicies::read(cluster).await?,
+            "admission-policies-cluster",
+        )
+    } else if flags.kyverno {
+        (
+            ClusterPolicies::read_kyverno(cluster).await?,
+            "kyverno-validating-policies",
+        )
+    } else {
+        return Ok(None);
+    };
+    let loaded = found.load_into(CelPolicy::new(name));
+    crate::policy_audit::say_left_out("CEL", &loaded.skipped);
+    Ok(Some(loaded.policy))
 }
 
 /// The mutations `policy mutate` reads from the cluster: Gatekeeper's mutators (with its

@@ -8,7 +8,6 @@ use idp_core::{Object, PolicyContext};
 use idp_policy::PolicyOptions;
 use idp_policy::PolicySet;
 use idp_policy::audit::{Audit, KindListing, Listing, REPORT_INVENTORY, publish_reports};
-use idp_policy::cel::CelPolicy;
 use idp_policy::kyverno::{KyvernoPolicy, ValidateRules};
 use idp_policy::policy_report::{PolicyReport, PolicyReports};
 use idp_policy::rego::RegoPolicy;
@@ -175,15 +174,17 @@ pub fn audit(
             None
         };
         // The CEL admission policies kept in the cluster, as background scans run them.
-        let admission_policies = if options.admission_policies_from_cluster {
-            let loaded = idp_policy::cel::cluster::ClusterPolicies::read(&cluster)
-                .await?
-                .load_into(CelPolicy::new("admission-policies-cluster"));
-            say_left_out("admission", &loaded.skipped);
-            Some(Arc::new(loaded.policy.for_background()))
-        } else {
-            None
-        };
+        let admission_policies = crate::policy::read_cel_policies(
+            &cluster,
+            &crate::policy::FromCluster {
+                kubeconfig: None,
+                gatekeeper: false,
+                kyverno: options.kyverno_from_cluster,
+                admission_policies: options.admission_policies_from_cluster,
+            },
+        )
+        .await?
+        .map(|cel| Arc::new(cel.for_background()));
         let only_cluster = check.names_no_policy()
             && (from_cluster.is_some() || kyverno.is_some() || admission_policies.is_some());
         // The policies the flags ask for, with those kept in the cluster.
