@@ -2089,6 +2089,23 @@ async fn kyverno_policies_kept_in_the_cluster_apply_at_admission() {
         .unwrap(),
     );
     let h = harness_with(config, std::path::Path::to_path_buf).await;
+    // Ready only once the first sync has taken effect.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = h.get("/readyz").await;
+        if ready.status == 200 {
+            break;
+        }
+        let text = ready.text();
+        assert!(
+            text.contains("catalog") || text.contains("policies not synced yet: kyverno"),
+            "{text}"
+        );
+        assert!(Instant::now() < deadline, "never ready: {text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let syncs = h.get("/api/policy/sync").await.json();
+    assert!(syncs[0]["lastSuccess"].is_string(), "{syncs}");
     let client = h.cluster().await;
     create_crds(&client, idp_testkit::kyverno_crds()).await;
     let scratch = json!({"apiVersion": "v1", "kind": "ConfigMap",

@@ -49,6 +49,13 @@ pub(crate) struct Planned {
     mutator_files: Vec<PathBuf>,
 }
 
+impl Planned {
+    /// Whether each sync reads the Gatekeeper policies kept in the cluster.
+    pub(crate) fn reads_cluster(&self) -> bool {
+        self.from_cluster
+    }
+}
+
 /// Check `config`: every kind parses. The kinds are those of `config`, or else
 /// `sync_only` (the `spec.sync.syncOnly` of a Gatekeeper `Config` among the files);
 /// there must be some, unless the policies are read from the cluster, whose `Config`

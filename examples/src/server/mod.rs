@@ -533,6 +533,16 @@ pub async fn start(options: ServerOptions) -> idp_core::Result<RunningServer> {
     }
 
     let auditor = audit_plan.map(|plan| audit::spawn(state.clone(), plan, stop_rx.clone()));
+    // Not ready until each sync has taken effect once.
+    if let Some(plan) = &sync_plan {
+        state.await_sync("gatekeeper");
+        if plan.reads_cluster() && state.gatekeeper_mutators.get().is_some() {
+            state.await_sync("gatekeeper-mutation");
+        }
+    }
+    if kyverno_plan.is_some() {
+        state.await_sync("kyverno");
+    }
     let syncer =
         sync_plan.and_then(|plan| gatekeeper_sync::spawn(state.clone(), plan, stop_rx.clone()));
     let kyverno_syncer =

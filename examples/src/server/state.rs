@@ -103,9 +103,31 @@ pub struct LeftOut {
 }
 
 impl AppState {
+    /// Hold readiness until a rebuild of `engine`'s policies has taken effect.
+    pub fn await_sync(&self, engine: &str) {
+        self.awaited_syncs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(engine.to_owned());
+    }
+
+    /// The syncs readiness still waits for.
+    pub fn syncs_awaited(&self) -> Vec<String> {
+        self.awaited_syncs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect()
+    }
+
     /// Count one rebuild of `engine`'s policies that took effect: how many rules,
     /// constraints or mutators it put in place, and the policies it left out.
     pub fn record_sync(&self, engine: &str, loaded: usize, left_out: &[(String, idp_core::Error)]) {
+        self.awaited_syncs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(engine);
         self.update_sync(engine, |entry, now| {
             entry.last_success = Some(now);
             entry.error = None;
@@ -259,6 +281,9 @@ pub struct AppState {
     pub last_audit: std::sync::Mutex<Option<AuditOutcome>>,
     /// How the policy syncs went, by engine.
     syncs: std::sync::Mutex<std::collections::BTreeMap<String, SyncOutcome>>,
+    /// The syncs that have not yet taken effect once: the server is not ready until they
+    /// have, so that the webhooks do not answer without the policies kept in the cluster.
+    awaited_syncs: std::sync::Mutex<std::collections::BTreeSet<String>>,
     /// The cluster the server talks to.
     pub cluster: ClusterInfo,
     /// When the process started.
@@ -299,6 +324,7 @@ impl AppState {
             audit_files: OnceLock::new(),
             last_audit: std::sync::Mutex::new(None),
             syncs: std::sync::Mutex::new(std::collections::BTreeMap::new()),
+            awaited_syncs: std::sync::Mutex::new(std::collections::BTreeSet::new()),
             gatekeeper_mutators: OnceLock::new(),
             cluster,
             started: Instant::now(),
@@ -499,5 +525,39 @@ impl Metrics {
         let mut out: Vec<_> = routes.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn readiness_waits_for_each_awaited_sync_to_take_effect() {
+        let state = AppState::new(
+            crate::server::config::PolicyConfig::default(),
+            ClusterInfo {
+                label: "none".into(),
+                simulated: true,
+                client: kube::Client::try_from(kube::Config::new(
+                    "http://127.0.0.1:1".parse().unwrap(),
+                ))
+                .unwrap(),
+            },
+            std::env::temp_dir(),
+        );
+        state.await_sync("kyverno");
+        state.await_sync("gatekeeper");
+        assert_eq!(state.syncs_awaited(), ["gatekeeper", "kyverno"]);
+        // A failed rebuild does not count.
+        state.record_sync_failure("kyverno", &idp_core::Error::unavailable("no cluster"));
+        assert_eq!(state.syncs_awaited(), ["gatekeeper", "kyverno"]);
+        state.record_sync("kyverno", 3, &[]);
+        assert_eq!(state.syncs_awaited(), ["gatekeeper"]);
+        let kyverno = &state.syncs()[0];
+        assert_eq!((kyverno.runs, kyverno.failures, kyverno.loaded), (2, 1, 3));
+        assert!(kyverno.error.is_none() && kyverno.last_success.is_some());
+        state.record_sync("gatekeeper", 0, &[]);
+        assert!(state.syncs_awaited().is_empty());
     }
 }

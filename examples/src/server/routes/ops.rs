@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
@@ -26,12 +26,26 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    if state.is_ready() {
-        (StatusCode::OK, "ready\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "catalog not loaded yet\n")
+/// Ready once the catalog is loaded and every policy sync has taken effect once: until
+/// then the webhooks would answer without the policies kept in the cluster, so the
+/// Service sends them nowhere (as Gatekeeper's and Kyverno's readiness wait for their
+/// policies).
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    if !state.is_ready() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "catalog not loaded yet\n").into_response();
     }
+    let awaited = state.syncs_awaited();
+    if !awaited.is_empty() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "policies not synced yet: {} (see GET /api/policy/sync)\n",
+                awaited.join(", ")
+            ),
+        )
+            .into_response();
+    }
+    (StatusCode::OK, "ready\n").into_response()
 }
 
 fn escape_label(v: &str) -> String {
