@@ -486,14 +486,7 @@ impl FromCluster<'_> {
 
     /// Read the policies the flags ask for, and what Gatekeeper's sync would replicate.
     fn read(&self) -> Result<ClusterSide, Failure> {
-        use idp_core::cluster::Cluster;
-        let runtime = tokio::runtime::Runtime::new()
-            .map_err(|e| Failure::io(format!("cannot start the async runtime: {e}")))?;
-        runtime.block_on(async {
-            let client =
-                idp_core::cluster::client_from_kubeconfig(self.kubeconfig.map(PathBuf::as_path))
-                    .await?;
-            let cluster = Cluster::new(client);
+        on_cluster(self.kubeconfig, async |cluster| {
             let mut side = ClusterSide {
                 gatekeeper: None,
                 kyverno: None,
@@ -541,6 +534,21 @@ impl FromCluster<'_> {
     }
 }
 
+/// Run `work` on the cluster of `kubeconfig` (as kubectl finds it when `None`), in an
+/// async runtime of its own.
+pub(crate) fn on_cluster<T>(
+    kubeconfig: Option<&PathBuf>,
+    work: impl AsyncFnOnce(idp_core::cluster::Cluster) -> Result<T, Failure>,
+) -> Result<T, Failure> {
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| Failure::io(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async {
+        let client =
+            idp_core::cluster::client_from_kubeconfig(kubeconfig.map(PathBuf::as_path)).await?;
+        work(idp_core::cluster::Cluster::new(client)).await
+    })
+}
+
 /// The CEL policies kept in the cluster that the flags ask for: with
 /// `--admission-policies-from-cluster`, the ValidatingAdmissionPolicies and Kyverno's
 /// ValidatingPolicies; with `--kyverno-from-cluster` alone, Kyverno's ValidatingPolicies
@@ -577,14 +585,7 @@ struct ClusterMutations {
 
 impl FromCluster<'_> {
     fn read_mutations(&self) -> Result<ClusterMutations, Failure> {
-        use idp_core::cluster::Cluster;
-        let runtime = tokio::runtime::Runtime::new()
-            .map_err(|e| Failure::io(format!("cannot start the async runtime: {e}")))?;
-        runtime.block_on(async {
-            let client =
-                idp_core::cluster::client_from_kubeconfig(self.kubeconfig.map(PathBuf::as_path))
-                    .await?;
-            let cluster = Cluster::new(client);
+        on_cluster(self.kubeconfig, async |cluster| {
             let mut found = ClusterMutations {
                 gatekeeper: None,
                 kyverno: None,

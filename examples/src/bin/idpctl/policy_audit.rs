@@ -132,13 +132,7 @@ pub fn audit(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let policy_files = read_policy_files(check.policies)?;
-    let runtime = tokio::runtime::Runtime::new()
-        .map_err(|e| Failure::io(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(async {
-        let client =
-            idp_core::cluster::client_from_kubeconfig(options.kubeconfig.map(PathBuf::as_path))
-                .await?;
-        let cluster = Cluster::new(client);
+    crate::policy::on_cluster(options.kubeconfig, async |cluster| {
         let audit = Audit::new(cluster.clone())
             .with_kinds(kinds)
             .with_namespaces(options.namespaces.iter().cloned())
