@@ -129,12 +129,14 @@ pub(crate) fn spawn(
 
 async fn once(state: &AppState, policies: &[Arc<Swappable<RegoPolicy>>; 2], planned: &Planned) {
     match rebuild(state, planned).await {
-        Ok(Rebuilt {
-            set,
-            constraints,
-            skipped,
+        Ok((
+            Loaded {
+                set,
+                constraints,
+                skipped,
+            },
             objects,
-        }) => {
+        )) => {
             let [webhook, audit] = policies;
             let loaded = set.constraints().len();
             audit.replace(set.clone().for_audit());
@@ -154,7 +156,7 @@ async fn once(state: &AppState, policies: &[Arc<Swappable<RegoPolicy>>; 2], plan
     }
 }
 
-/// The set of the files and the cluster, before its inventory.
+/// The Gatekeeper set of the files and the cluster.
 struct Loaded {
     set: RegoPolicy,
     /// The constraints read from the cluster.
@@ -163,19 +165,8 @@ struct Loaded {
     skipped: Vec<(String, idp_core::Error)>,
 }
 
-/// What one sync rebuilt.
-struct Rebuilt {
-    /// The set with its inventory.
-    set: RegoPolicy,
-    /// The constraints read from the cluster.
-    constraints: Vec<ConstraintRef>,
-    /// What of the cluster's policies did not load.
-    skipped: Vec<(String, idp_core::Error)>,
-    /// Objects in the inventory.
-    objects: usize,
-}
-
-async fn rebuild(state: &AppState, planned: &Planned) -> idp_core::Result<Rebuilt> {
+/// The set rebuilt, with its inventory, and how many objects that holds.
+async fn rebuild(state: &AppState, planned: &Planned) -> idp_core::Result<(Loaded, usize)> {
     // A fresh discovery each time: Gatekeeper's CRDs may have come (or gone) since.
     let cluster = Cluster::new(state.cluster.client.clone());
     let from_cluster = if planned.from_cluster {
@@ -224,12 +215,14 @@ async fn rebuild(state: &AppState, planned: &Planned) -> idp_core::Result<Rebuil
     let set = set
         .with_inventory(objects.iter())
         .map_err(|e| e.context("giving the templates their inventory"))?;
-    Ok(Rebuilt {
-        set,
-        constraints,
-        skipped,
-        objects: objects.len(),
-    })
+    Ok((
+        Loaded {
+            set,
+            constraints,
+            skipped,
+        },
+        objects.len(),
+    ))
 }
 
 /// Rebuild the mutators: those of `files` and those kept in the cluster, with the

@@ -1,12 +1,13 @@
 //! `policy.kyvernoSync`: the Kyverno set rebuilt every `intervalSeconds`, the
 //! `policy.kyverno` files read again and, with `fromCluster`, the `ClusterPolicy`,
 //! `Policy` and `PolicyException` objects kept in the cluster added, as Kyverno applies
-//! what its users `kubectl apply`; with them, Kyverno's CEL `ValidatingPolicy`,
+//! what its users `kubectl apply`. With them come Kyverno's CEL `ValidatingPolicy`,
 //! `NamespacedValidatingPolicy` and their `PolicyException`s (`policies.kyverno.io`)
-//! there, as a set of their own beside the `policy.admissionPolicies` files. The rebuilt set takes the place of the old one
-//! ([`Swappable`]) wherever it runs: the check route, the validating webhook (its
-//! validate rules), the mutating webhook (its mutate rules), the deployments and the
-//! audit all hold the same `Swappable`.
+//! kept there, as a set of their own beside the `policy.admissionPolicies` files.
+//!
+//! A rebuilt set takes the place of the old one ([`Swappable`]) wherever it runs: the
+//! check route, the validating webhook (its validate rules), the mutating webhook (its
+//! mutate rules), the deployments and the audit all hold the same `Swappable`.
 //!
 //! A rebuild that cannot read the cluster, or whose files no longer load, is logged and
 //! the set stays as it was. A policy in the cluster that does not load is logged and
