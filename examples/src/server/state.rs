@@ -73,8 +73,9 @@ pub struct SyncOutcome {
     /// `kyverno`, `gatekeeper` (templates, constraints and inventory) or
     /// `gatekeeper-mutation`.
     pub engine: String,
-    /// When the last rebuild finished.
-    pub last_run: jiff::Timestamp,
+    /// When the last rebuild finished (none before the first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<jiff::Timestamp>,
     /// When the last rebuild that took effect finished.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_success: Option<jiff::Timestamp>,
@@ -105,29 +106,21 @@ pub struct LeftOut {
 impl AppState {
     /// Hold readiness until a rebuild of `engine`'s policies has taken effect.
     pub fn await_sync(&self, engine: &str) {
-        self.awaited_syncs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(engine.to_owned());
+        self.sync_entry(engine, |_| {});
     }
 
-    /// The syncs readiness still waits for.
+    /// The syncs readiness still waits for: those not yet taken effect once.
     pub fn syncs_awaited(&self) -> Vec<String> {
-        self.awaited_syncs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-            .cloned()
+        self.syncs()
+            .into_iter()
+            .filter(|s| s.last_success.is_none())
+            .map(|s| s.engine)
             .collect()
     }
 
     /// Count one rebuild of `engine`'s policies that took effect: how many rules,
     /// constraints or mutators it put in place, and the policies it left out.
     pub fn record_sync(&self, engine: &str, loaded: usize, left_out: &[(String, idp_core::Error)]) {
-        self.awaited_syncs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(engine);
         self.update_sync(engine, |entry, now| {
             entry.last_success = Some(now);
             entry.error = None;
@@ -150,8 +143,18 @@ impl AppState {
         });
     }
 
+    /// Count one rebuild of `engine` and `update` its entry.
     fn update_sync(&self, engine: &str, update: impl FnOnce(&mut SyncOutcome, jiff::Timestamp)) {
         let now = jiff::Timestamp::now();
+        self.sync_entry(engine, |entry| {
+            entry.last_run = Some(now);
+            entry.runs += 1;
+            update(entry, now);
+        });
+    }
+
+    /// `change` the entry of `engine`, made first when there is none.
+    fn sync_entry(&self, engine: &str, change: impl FnOnce(&mut SyncOutcome)) {
         let mut syncs = self
             .syncs
             .lock()
@@ -160,7 +163,7 @@ impl AppState {
             .entry(engine.to_owned())
             .or_insert_with(|| SyncOutcome {
                 engine: engine.to_owned(),
-                last_run: now,
+                last_run: None,
                 last_success: None,
                 runs: 0,
                 failures: 0,
@@ -168,9 +171,7 @@ impl AppState {
                 loaded: 0,
                 left_out: Vec::new(),
             });
-        entry.last_run = now;
-        entry.runs += 1;
-        update(entry, now);
+        change(entry);
     }
 
     /// How each engine's rebuilds went, by engine name.
@@ -279,11 +280,10 @@ pub struct AppState {
     pub audit_files: OnceLock<Vec<Arc<dyn idp_core::Policy>>>,
     /// The last periodic audit (`policy.audit`), for the metrics.
     pub last_audit: std::sync::Mutex<Option<AuditOutcome>>,
-    /// How the policy syncs went, by engine.
+    /// How the policy syncs went, by engine. The server is not ready until each has
+    /// taken effect once, so that the webhooks do not answer without the policies kept in
+    /// the cluster.
     syncs: std::sync::Mutex<std::collections::BTreeMap<String, SyncOutcome>>,
-    /// The syncs that have not yet taken effect once: the server is not ready until they
-    /// have, so that the webhooks do not answer without the policies kept in the cluster.
-    awaited_syncs: std::sync::Mutex<std::collections::BTreeSet<String>>,
     /// The cluster the server talks to.
     pub cluster: ClusterInfo,
     /// When the process started.
@@ -324,7 +324,6 @@ impl AppState {
             audit_files: OnceLock::new(),
             last_audit: std::sync::Mutex::new(None),
             syncs: std::sync::Mutex::new(std::collections::BTreeMap::new()),
-            awaited_syncs: std::sync::Mutex::new(std::collections::BTreeSet::new()),
             gatekeeper_mutators: OnceLock::new(),
             cluster,
             started: Instant::now(),
@@ -549,12 +548,15 @@ mod tests {
         state.await_sync("kyverno");
         state.await_sync("gatekeeper");
         assert_eq!(state.syncs_awaited(), ["gatekeeper", "kyverno"]);
+        // Awaited, not yet run.
+        assert!(state.syncs().iter().all(|s| s.runs == 0 && s.last_run.is_none()));
         // A failed rebuild does not count.
         state.record_sync_failure("kyverno", &idp_core::Error::unavailable("no cluster"));
         assert_eq!(state.syncs_awaited(), ["gatekeeper", "kyverno"]);
         state.record_sync("kyverno", 3, &[]);
         assert_eq!(state.syncs_awaited(), ["gatekeeper"]);
-        let kyverno = &state.syncs()[0];
+        let syncs = state.syncs();
+        let kyverno = syncs.iter().find(|s| s.engine == "kyverno").unwrap();
         assert_eq!((kyverno.runs, kyverno.failures, kyverno.loaded), (2, 1, 3));
         assert!(kyverno.error.is_none() && kyverno.last_success.is_some());
         state.record_sync("gatekeeper", 0, &[]);
