@@ -103,8 +103,9 @@ fn config_map_refs(policies: &[Object]) -> BTreeMap<String, (Wanted, BTreeSet<St
         }
     }
     let mut out = BTreeMap::new();
-    for policy in policies {
-        walk(&policy.to_value(), &mut out);
+    // `context` lists sit under `spec`, never at the top of an object.
+    for value in policies.iter().flat_map(|p| p.as_map().values()) {
+        walk(value, &mut out);
     }
     out
 }
