@@ -332,7 +332,8 @@ fn load_policy_file(
 }
 
 /// Build the policy set the flags ask for (`--pss baseline` when none is given), with
-/// the `--policy` files read by [`read_policy_files`]; `inventory` is what referential Gatekeeper templates see of the cluster. With
+/// the `--policy` files read by [`read_policy_files`]; `inventory` is what referential
+/// Gatekeeper templates see of the cluster. With
 /// `as_stored` (objects read from a cluster, admitted already), Kyverno policies run
 /// their validate rules on the objects as given, as a background scan (policies with
 /// `spec.background: false` left out); otherwise their mutate rules come first, as at
@@ -457,7 +458,7 @@ pub(crate) fn print_violations(
     Ok(())
 }
 
-/// `policy check`'s flags for the policies kept in a cluster.
+/// The flags of `policy check`, `mutate` and `audit` for the policies kept in a cluster.
 #[derive(Debug, Default)]
 pub struct FromCluster<'a> {
     /// `--kubeconfig`.
