@@ -549,7 +549,12 @@ mod tests {
         state.await_sync("gatekeeper");
         assert_eq!(state.syncs_awaited(), ["gatekeeper", "kyverno"]);
         // Awaited, not yet run.
-        assert!(state.syncs().iter().all(|s| s.runs == 0 && s.last_run.is_none()));
+        assert!(
+            state
+                .syncs()
+                .iter()
+                .all(|s| s.runs == 0 && s.last_run.is_none())
+        );
         // A failed rebuild does not count.
         state.record_sync_failure("kyverno", &idp_core::Error::unavailable("no cluster"));
         assert_eq!(state.syncs_awaited(), ["gatekeeper", "kyverno"]);
