@@ -494,10 +494,7 @@ impl FromCluster<'_> {
                 admission_policies: None,
             };
             if self.gatekeeper {
-                let loaded = idp_policy::rego::cluster::ClusterPolicies::read(&cluster)
-                    .await?
-                    .load_into(RegoPolicy::new("gatekeeper"))?;
-                crate::policy_audit::say_left_out("Gatekeeper", &loaded.skipped);
+                let loaded = read_gatekeeper(&cluster).await?;
                 let kinds = loaded
                     .policy
                     .gatekeeper_config()
@@ -521,11 +518,7 @@ impl FromCluster<'_> {
                 side.gatekeeper = Some((loaded.policy, synced));
             }
             if self.kyverno {
-                let loaded = idp_policy::kyverno::cluster::ClusterPolicies::read(&cluster)
-                    .await?
-                    .load_into(KyvernoPolicy::new("kyverno-cluster"));
-                crate::policy_audit::say_left_out("Kyverno", &loaded.skipped);
-                side.kyverno = Some(loaded.policy);
+                side.kyverno = Some(read_kyverno(&cluster).await?);
             }
             if let Some(loaded) = read_cel_policies(&cluster, self).await? {
                 side.admission_policies = Some(loaded);
@@ -548,6 +541,31 @@ pub(crate) fn on_cluster<T>(
             idp_core::cluster::client_from_kubeconfig(kubeconfig.map(PathBuf::as_path)).await?;
         work(idp_core::cluster::Cluster::new(client)).await
     })
+}
+
+/// The Gatekeeper templates, constraints and Config kept in the cluster, in a set of
+/// their own; what does not load is named on stderr.
+pub(crate) async fn read_gatekeeper(
+    cluster: &idp_core::cluster::Cluster,
+) -> Result<idp_policy::rego::cluster::Loaded, Failure> {
+    let loaded = idp_policy::rego::cluster::ClusterPolicies::read(cluster)
+        .await?
+        .load_into(RegoPolicy::new("gatekeeper"))?;
+    crate::policy_audit::say_left_out("Gatekeeper", &loaded.skipped);
+    Ok(loaded)
+}
+
+/// The Kyverno ClusterPolicies, Policies and PolicyExceptions kept in the cluster (with
+/// the ConfigMaps their context entries read), as the set `kyverno-cluster`; what does
+/// not load is named on stderr.
+pub(crate) async fn read_kyverno(
+    cluster: &idp_core::cluster::Cluster,
+) -> Result<KyvernoPolicy, Failure> {
+    let loaded = idp_policy::kyverno::cluster::ClusterPolicies::read(cluster)
+        .await?
+        .load_into(KyvernoPolicy::new("kyverno-cluster"));
+    crate::policy_audit::say_left_out("Kyverno", &loaded.skipped);
+    Ok(loaded.policy)
 }
 
 /// The CEL policies kept in the cluster that the flags ask for: with
@@ -606,11 +624,7 @@ impl FromCluster<'_> {
                 found.gatekeeper = Some(loaded.mutators);
             }
             if self.kyverno {
-                let loaded = idp_policy::kyverno::cluster::ClusterPolicies::read(&cluster)
-                    .await?
-                    .load_into(KyvernoPolicy::new("kyverno-cluster"));
-                crate::policy_audit::say_left_out("Kyverno", &loaded.skipped);
-                found.kyverno = Some(loaded.policy);
+                found.kyverno = Some(read_kyverno(&cluster).await?);
             }
             Ok(found)
         })

@@ -8,10 +8,9 @@ use idp_core::{Object, PolicyContext};
 use idp_policy::PolicyOptions;
 use idp_policy::PolicySet;
 use idp_policy::audit::{Audit, KindListing, Listing, REPORT_INVENTORY, publish_reports};
-use idp_policy::kyverno::{KyvernoPolicy, ValidateRules};
+use idp_policy::kyverno::ValidateRules;
 use idp_policy::policy_report::{PolicyReport, PolicyReports};
-use idp_policy::rego::RegoPolicy;
-use idp_policy::rego::cluster::{ClusterPolicies, ConstraintStatuses};
+use idp_policy::rego::cluster::ConstraintStatuses;
 use idp_policy::report::{ObjectResult, ViolationRow};
 use serde::Serialize;
 use std::sync::Arc;
@@ -149,21 +148,14 @@ pub fn audit(
         };
         // The Gatekeeper policies kept in the cluster, as Gatekeeper's audit runs them.
         let from_cluster = if options.gatekeeper_from_cluster {
-            let loaded = ClusterPolicies::read(&cluster)
-                .await?
-                .load_into(RegoPolicy::new("gatekeeper"))?;
-            say_left_out("Gatekeeper", &loaded.skipped);
-            Some(loaded)
+            Some(crate::policy::read_gatekeeper(&cluster).await?)
         } else {
             None
         };
         // The Kyverno policies kept in the cluster, as its background scans run them.
         let kyverno = if options.kyverno_from_cluster {
-            let loaded = idp_policy::kyverno::cluster::ClusterPolicies::read(&cluster)
-                .await?
-                .load_into(KyvernoPolicy::new("kyverno-cluster"));
-            say_left_out("Kyverno", &loaded.skipped);
-            Some(Arc::new(ValidateRules::background(Arc::new(loaded.policy))))
+            let policy = crate::policy::read_kyverno(&cluster).await?;
+            Some(Arc::new(ValidateRules::background(Arc::new(policy))))
         } else {
             None
         };
